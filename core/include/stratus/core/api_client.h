@@ -1,0 +1,60 @@
+// The API as its clients see it: stratusctl, the node agent and every reconciler use this interface, served
+// over HTTP (HttpApiClient) or in-process later. Objects are JSON; errors are Status values.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "stratus/core/resources.h"
+#include "stratus/core/status.h"
+
+namespace stratus {
+
+struct ListOptions {
+  std::string label_selector;
+  std::string field_selector;
+  int64_t limit = 0;          // 0 = no limit
+  std::string continue_token;
+  std::string resource_version;  // for watch: start after this version
+  int timeout_seconds = 0;       // for watch: server closes the stream after this long (0 = server default)
+};
+
+struct WatchEvent {
+  std::string type;  // ADDED, MODIFIED, DELETED, ERROR, BOOKMARK
+  json object;
+};
+
+class ApiClient {
+ public:
+  virtual ~ApiClient() = default;
+  // `ns` is ignored for cluster-scoped kinds. `plural` is a ResourceInfo::plural.
+  virtual StatusOr<json> Get(const std::string& plural, const std::string& ns, const std::string& name) = 0;
+  // Returns a `{Kind}List` object: {apiVersion, kind, metadata:{resourceVersion, continue}, items:[...]}.
+  virtual StatusOr<json> List(const std::string& plural, const std::string& ns, const ListOptions& opts) = 0;
+  virtual StatusOr<json> Create(const std::string& plural, const std::string& ns, const json& obj) = 0;
+  virtual StatusOr<json> Update(const std::string& plural, const std::string& ns, const json& obj) = 0;
+  virtual StatusOr<json> UpdateStatus(const std::string& plural, const std::string& ns, const json& obj) = 0;
+  // merge-patch+json; `subresource` is "" or "status".
+  virtual StatusOr<json> Patch(const std::string& plural, const std::string& ns, const std::string& name,
+                               const json& patch, const std::string& subresource = "") = 0;
+  // Returns the object as it is after the call (with deletionTimestamp when finalizers hold it) or a Status.
+  virtual StatusOr<json> Delete(const std::string& plural, const std::string& ns, const std::string& name,
+                                const std::string& precondition_uid = "") = 0;
+  // Streams events to `on_event` until it returns false, `stop` becomes true, the server closes the stream,
+  // or an error occurs. Returns Ok when the stream ended normally; kGone when the version is too old.
+  virtual Status Watch(const std::string& plural, const std::string& ns, const ListOptions& opts,
+                       const std::function<bool(const WatchEvent&)>& on_event, const std::atomic<bool>* stop) = 0;
+  // Raw GET of a path (discovery, /healthz, logs proxy); returns the body.
+  virtual StatusOr<std::string> GetRaw(const std::string& path) = 0;
+};
+
+// HTTP implementation over cpprestsdk. `server` is a base URL such as http://127.0.0.1:8774.
+std::unique_ptr<ApiClient> NewHttpApiClient(const std::string& server, int timeout_seconds = 30);
+
+// Path helpers shared by client and server: /apis/stratus.io/v1[/namespaces/{ns}]/{plural}[/{name}[/{sub}]].
+std::string ResourcePath(const ResourceInfo& r, const std::string& ns, const std::string& name = "",
+                         const std::string& subresource = "");
+
+}  // namespace stratus

@@ -1,0 +1,11 @@
+# Generates a C++ file holding each schema file's text: stratus::EmbeddedSchemas() -> {filename, text}.
+file(GLOB FILES ${DIR}/*.yaml)
+list(SORT FILES)
+set(BODY "#include <map>\n#include <string>\nnamespace stratus {\nconst std::map<std::string, std::string>& EmbeddedSchemas() {\n  static const std::map<std::string, std::string> m = {\n")
+foreach(F ${FILES})
+  get_filename_component(N ${F} NAME_WE)
+  file(READ ${F} TXT)
+  string(APPEND BODY "    {\"${N}\", R\"STRATUSSCHEMA(${TXT})STRATUSSCHEMA\"},\n")
+endforeach()
+string(APPEND BODY "  };\n  return m;\n}\n}  // namespace stratus\n")
+file(WRITE ${OUT} "${BODY}")

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Stratus builds and tests with. Idempotent; needs root.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config git ca-certificates curl
+  libcpprest-dev libyaml-cpp-dev libsqlite3-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  libcli11-dev libpugixml-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  etcd-server etcd-client sqlite3 python3)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
