@@ -1,0 +1,39 @@
+// The HTTP front of the API: Kubernetes-style paths, verbs, discovery, watch streams, health and metrics, over
+// cpprestsdk's http_listener. All semantics live in Registry; this layer parses, routes and renders.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "stratus/apiserver/metrics.h"
+#include "stratus/apiserver/registry.h"
+#include "stratus/apiserver/store.h"
+
+namespace stratus {
+
+struct ApiServerOptions {
+  std::string listen = "127.0.0.1:8774";     // host:port
+  size_t max_body_bytes = 3 * 1024 * 1024;   // larger bodies get 413
+  int default_watch_timeout_seconds = 1800;  // a watch without timeoutSeconds ends after this
+  int max_watch_timeout_seconds = 3600;
+  size_t max_watch_buffer_bytes = 64 * 1024 * 1024;  // a watcher that stops reading is dropped past this
+};
+
+class ApiServer {
+ public:
+  ApiServer(Registry* registry, ApiServerOptions opts);
+  ~ApiServer();
+  // Binds and starts serving. kUnavailable naming the address when it cannot bind.
+  Status Start();
+  // Ends every watch stream and stops accepting requests; in-flight requests finish.
+  void Stop();
+  std::string url() const;
+  Metrics& metrics();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace stratus

@@ -1,0 +1,541 @@
+#include "stratus/apiserver/server.h"
+
+#include <cpprest/http_listener.h>
+#include <cpprest/producerconsumerstream.h>
+#include <cpprest/uri.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <list>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "stratus/core/object.h"
+#include "stratus/core/selector.h"
+#include "stratus/core/yaml.h"
+
+namespace stratus {
+
+using web::http::http_request;
+using web::http::http_response;
+using web::http::methods;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One open watch: events are written as newline-delimited JSON into a buffer the listener streams as a
+// chunked body.
+struct WatchStream {
+  concurrency::streams::producer_consumer_buffer<uint8_t> buf;
+  std::mutex mu;
+  bool closed = false;
+  Clock::time_point deadline;
+  size_t max_buffer = 0;
+  std::unique_ptr<StoreWatch> sub;
+
+  // Non-blocking; drops the stream when the reader has fallen too far behind.
+  void Send(const std::string& line) {
+    std::lock_guard lock(mu);
+    if (closed) return;
+    if (buf.in_avail() > max_buffer) {
+      spdlog::warn("watch dropped: reader too slow (buffered={} bytes)", buf.in_avail());
+      CloseLocked();
+      return;
+    }
+    buf.putn_nocopy(reinterpret_cast<const uint8_t*>(line.data()), line.size()).wait();
+    buf.sync().wait();
+  }
+  void Close() {
+    std::lock_guard lock(mu);
+    CloseLocked();
+  }
+  bool IsClosed() {
+    std::lock_guard lock(mu);
+    return closed;
+  }
+
+ private:
+  void CloseLocked() {
+    if (closed) return;
+    closed = true;
+    buf.close(std::ios_base::out).wait();
+  }
+};
+
+std::string ContentTypeBase(const http_request& req) {
+  auto ct = req.headers().content_type();
+  auto semi = ct.find(';');
+  std::string base = semi == std::string::npos ? ct : ct.substr(0, semi);
+  while (!base.empty() && base.back() == ' ') base.pop_back();
+  std::transform(base.begin(), base.end(), base.begin(), [](unsigned char c) { return std::tolower(c); });
+  return base;
+}
+
+bool IsYamlType(const std::string& ct) {
+  return ct == "application/yaml" || ct == "application/x-yaml" || ct == "text/yaml" || ct == "text/x-yaml";
+}
+
+}  // namespace
+
+struct ApiServer::Impl {
+  Registry* registry;
+  ApiServerOptions opts;
+  Metrics metrics;
+  std::unique_ptr<web::http::experimental::listener::http_listener> listener;
+
+  std::mutex watches_mu;
+  std::list<std::shared_ptr<WatchStream>> watches;
+  std::thread janitor;
+  std::mutex jan_mu;
+  std::condition_variable jan_cv;
+  bool stopping = false;
+
+  // --- helpers -------------------------------------------------------------------------------------------------
+
+  static void Reply(http_request& req, int code, const json& body) {
+    http_response resp(static_cast<web::http::status_code>(code));
+    resp.set_body(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    req.reply(resp).then([](pplx::task<void> t) {
+      try {
+        t.get();
+      } catch (...) {
+      }
+    });
+  }
+  static void ReplyText(http_request& req, int code, const std::string& body, const std::string& type) {
+    http_response resp(static_cast<web::http::status_code>(code));
+    resp.set_body(body, type);
+    req.reply(resp).then([](pplx::task<void> t) {
+      try {
+        t.get();
+      } catch (...) {
+      }
+    });
+  }
+  static int ReplyStatus(http_request& req, const Status& s) {
+    Reply(req, s.http_code(), s.ToJson());
+    return s.http_code();
+  }
+  static int ReplyResult(http_request& req, const StatusOr<json>& r, int ok_code = 200) {
+    if (!r.ok()) return ReplyStatus(req, r.status());
+    Reply(req, ok_code, *r);
+    return ok_code;
+  }
+
+  StatusOr<json> ReadBody(http_request& req, bool patch, bool* json_patch) {
+    std::string ct = ContentTypeBase(req);
+    if (patch) {
+      if (ct == "application/json-patch+json") {
+        *json_patch = true;
+      } else if (ct != "application/merge-patch+json") {
+        return Status(Code::kUnsupportedMediaType,
+                      "the body of a PATCH must have Content-Type application/merge-patch+json or "
+                      "application/json-patch+json (got \"" + ct + "\")");
+      }
+    } else if (!ct.empty() && ct != "application/json" && !IsYamlType(ct)) {
+      return Status(Code::kUnsupportedMediaType,
+                    "unsupported Content-Type \"" + ct + "\": send application/json or application/yaml");
+    }
+    auto declared = req.headers().content_length();
+    if (declared > opts.max_body_bytes) {
+      return Status(Code::kRequestEntityTooLarge, "request body of " + std::to_string(declared) +
+                                                      " bytes is larger than the limit of " +
+                                                      std::to_string(opts.max_body_bytes) + " bytes");
+    }
+    std::vector<unsigned char> bytes = req.extract_vector().get();
+    if (bytes.size() > opts.max_body_bytes) {
+      return Status(Code::kRequestEntityTooLarge, "request body of " + std::to_string(bytes.size()) +
+                                                      " bytes is larger than the limit of " +
+                                                      std::to_string(opts.max_body_bytes) + " bytes");
+    }
+    std::string text(bytes.begin(), bytes.end());
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) return BadRequest("the request body is empty");
+    if (IsYamlType(ct)) return ParseJsonOrYaml(text);
+    return ParseJson(text);
+  }
+
+  // --- routing -------------------------------------------------------------------------------------------------
+
+  void Handle(http_request req) {
+    auto start = Clock::now();
+    std::string verb = req.method();
+    std::string resource = "";
+    int code = 500;
+    try {
+      code = Route(req, &verb, &resource);
+    } catch (const std::exception& e) {
+      spdlog::error("request failed: method={} path={} error={}", req.method(), req.relative_uri().path(), e.what());
+      code = ReplyStatus(req, Internal(std::string("internal error: ") + e.what()));
+    }
+    double secs = std::chrono::duration<double>(Clock::now() - start).count();
+    metrics.Observe(verb, resource, code, secs);
+    spdlog::debug("request: verb={} path={} code={} ms={:.2f}", verb, req.relative_uri().path(), code, secs * 1000);
+  }
+
+  int Route(http_request& req, std::string* verb, std::string* resource) {
+    // Split first, then decode each segment: an encoded '/' stays inside its segment (and fails name checks).
+    std::vector<std::string> seg;
+    for (const auto& s : web::uri::split_path(req.relative_uri().path())) seg.push_back(web::uri::decode(s));
+    std::map<std::string, std::string> query;
+    for (const auto& [k, v] : web::uri::split_query(req.relative_uri().query())) {
+      query[web::uri::decode(k)] = web::uri::decode(v);
+    }
+    const std::string& m = req.method();
+
+    if (seg.empty()) {
+      return ReplyPaths(req);
+    }
+    if (seg.size() == 1 && (seg[0] == "healthz" || seg[0] == "livez" || seg[0] == "readyz")) {
+      *verb = "HEALTH";
+      ReplyText(req, 200, "ok", "text/plain");
+      return 200;
+    }
+    if (seg.size() == 1 && seg[0] == "metrics") {
+      *verb = "METRICS";
+      std::string extra = "# HELP stratus_store_revision Current resourceVersion of the store.\n"
+                          "# TYPE stratus_store_revision gauge\nstratus_store_revision " +
+                          std::to_string(registry->store()->CurrentRevision()) + "\n";
+      ReplyText(req, 200, metrics.Render(extra), "text/plain; version=0.0.4");
+      return 200;
+    }
+    if (seg.size() == 1 && seg[0] == "version") {
+      Reply(req, 200, {{"major", "0"}, {"minor", "1"}, {"gitVersion", "v0.1.0"}, {"platform", "linux/amd64"}});
+      return 200;
+    }
+    if (seg.size() == 1 && seg[0] == "api") {
+      Reply(req, 200, {{"kind", "APIVersions"}, {"versions", json::array()}, {"serverAddressByClientCIDRs", json::array()}});
+      return 200;
+    }
+    if (seg[0] != "apis") return ReplyStatus(req, NotFound("the server could not find the requested resource"));
+    if (seg.size() == 1) return ReplyGroups(req);
+    if (seg[1] != kGroup) return ReplyStatus(req, NotFound("API group \"" + seg[1] + "\" is not served here"));
+    if (seg.size() == 2) {
+      Reply(req, 200, GroupJson());
+      return 200;
+    }
+    if (seg[2] != kVersion) return ReplyStatus(req, NotFound("version \"" + seg[2] + "\" of stratus.io is not served"));
+    if (seg.size() == 3) return ReplyResources(req);
+
+    // /apis/stratus.io/v1/...
+    std::vector<std::string> rest(seg.begin() + 3, seg.end());
+    std::string ns, plural, name, sub;
+    if (rest[0] == "namespaces" && rest.size() >= 3 && rest[2] != "status") {
+      ns = rest[1];
+      plural = rest[2];
+      if (rest.size() >= 4) name = rest[3];
+      if (rest.size() >= 5) sub = rest[4];
+      if (rest.size() > 5) return ReplyStatus(req, NotFound("the server could not find the requested resource"));
+    } else {
+      plural = rest[0];
+      if (rest.size() >= 2) name = rest[1];
+      if (rest.size() >= 3) sub = rest[2];
+      if (rest.size() > 3) return ReplyStatus(req, NotFound("the server could not find the requested resource"));
+    }
+    const ResourceInfo* r = FindByPlural(plural);
+    if (!r) return ReplyStatus(req, NotFound("the server does not serve resource \"" + plural + "\""));
+    *resource = r->plural;
+    if (!ns.empty() && !r->namespaced) {
+      return ReplyStatus(req, NotFound(r->plural + " are cluster-scoped; use /apis/stratus.io/v1/" + r->plural));
+    }
+    if (!ns.empty()) {
+      Status s = ValidateDns1123Label(ns, "metadata.namespace");
+      if (!s.ok()) return ReplyStatus(req, BadRequest("invalid namespace in path: " + s.message()));
+    }
+    if (!name.empty()) {
+      Status s = r->kind == "InstanceType" || r->kind == "Node" || r->kind == "Event" ? ValidateDns1123Subdomain(name, "metadata.name")
+                                                                 : ValidateDns1123Label(name, "metadata.name");
+      if (!s.ok()) return ReplyStatus(req, BadRequest("invalid name in path: " + s.message()));
+    }
+    if (!sub.empty() && sub != "status") {
+      return ReplyStatus(req, NotFound("subresource \"" + sub + "\" of " + r->plural + " is not served"));
+    }
+    if (sub == "status" && !r->has_status) {
+      return ReplyStatus(req, NotFound(r->plural + " have no status subresource"));
+    }
+    bool status_only = sub == "status";
+    if (r->namespaced && ns.empty() && !(m == methods::GET && name.empty())) {
+      // Writes and single-object reads of namespaced kinds need a namespace.
+      return ReplyStatus(req, NotFound(r->plural + " are namespaced; use /apis/stratus.io/v1/namespaces/{namespace}/" +
+                                       r->plural));
+    }
+
+    if (m == methods::GET) {
+      if (!name.empty()) {
+        *verb = "GET";
+        return ReplyResult(req, registry->Get(*r, ns, name));
+      }
+      auto w = query.find("watch");
+      if (w != query.end() && (w->second == "1" || w->second == "true")) {
+        *verb = "WATCH";
+        return StartWatch(req, *r, ns, query);
+      }
+      *verb = "LIST";
+      ListRequest lr;
+      lr.label_selector = query["labelSelector"];
+      lr.field_selector = query["fieldSelector"];
+      lr.continue_token = query["continue"];
+      if (!query["limit"].empty()) {
+        try {
+          size_t pos = 0;
+          lr.limit = std::stoll(query["limit"], &pos);
+          if (pos != query["limit"].size()) throw std::invalid_argument("trailing");
+        } catch (...) {
+          return ReplyStatus(req, BadRequest("limit: must be a non-negative integer (got \"" + query["limit"] + "\")"));
+        }
+      }
+      return ReplyResult(req, registry->List(*r, ns, lr));
+    }
+    if (m == methods::POST) {
+      *verb = "CREATE";
+      if (!name.empty()) return ReplyStatus(req, Status(Code::kMethodNotAllowed, "POST to a named object is not allowed; POST to the collection"));
+      bool jp = false;
+      auto body = ReadBody(req, false, &jp);
+      if (!body.ok()) return ReplyStatus(req, body.status());
+      return ReplyResult(req, registry->Create(*r, ns, std::move(*body)), 201);
+    }
+    if (name.empty()) {
+      return ReplyStatus(req, Status(Code::kMethodNotAllowed, m + " needs an object name in the path"));
+    }
+    if (m == methods::PUT) {
+      *verb = "UPDATE";
+      bool jp = false;
+      auto body = ReadBody(req, false, &jp);
+      if (!body.ok()) return ReplyStatus(req, body.status());
+      return ReplyResult(req, registry->Update(*r, ns, name, std::move(*body), status_only));
+    }
+    if (m == methods::PATCH) {
+      *verb = "PATCH";
+      bool jp = false;
+      auto body = ReadBody(req, true, &jp);
+      if (!body.ok()) return ReplyStatus(req, body.status());
+      return ReplyResult(req, registry->Patch(*r, ns, name, *body, status_only, jp));
+    }
+    if (m == methods::DEL) {
+      *verb = "DELETE";
+      std::string uid;
+      std::vector<unsigned char> bytes = req.extract_vector().get();
+      if (bytes.size() > opts.max_body_bytes) {
+        return ReplyStatus(req, Status(Code::kRequestEntityTooLarge, "request body too large"));
+      }
+      std::string text(bytes.begin(), bytes.end());
+      if (text.find_first_not_of(" \t\r\n") != std::string::npos) {
+        auto opts_json = ParseJson(text);
+        if (!opts_json.ok()) return ReplyStatus(req, opts_json.status());
+        if (opts_json->is_object() && opts_json->contains("preconditions") && (*opts_json)["preconditions"].is_object()) {
+          uid = (*opts_json)["preconditions"].value("uid", "");
+        }
+      }
+      return ReplyResult(req, registry->Delete(*r, ns, name, uid));
+    }
+    return ReplyStatus(req, Status(Code::kMethodNotAllowed, "method " + m + " is not allowed"));
+  }
+
+  // --- watch ---------------------------------------------------------------------------------------------------
+
+  int StartWatch(http_request& req, const ResourceInfo& r, const std::string& ns,
+                 std::map<std::string, std::string>& query) {
+    auto ls = LabelSelector::Parse(query["labelSelector"]);
+    if (!ls.ok()) return ReplyStatus(req, ls.status());
+    auto fs = FieldSelector::Parse(query["fieldSelector"]);
+    if (!fs.ok()) return ReplyStatus(req, fs.status());
+    int timeout = opts.default_watch_timeout_seconds;
+    if (!query["timeoutSeconds"].empty()) {
+      try {
+        timeout = std::stoi(query["timeoutSeconds"]);
+      } catch (...) {
+        return ReplyStatus(req, BadRequest("timeoutSeconds: must be an integer"));
+      }
+      if (timeout <= 0 || timeout > opts.max_watch_timeout_seconds) timeout = opts.max_watch_timeout_seconds;
+    }
+    std::string rv_text = query["resourceVersion"];
+    uint64_t after = 0;
+    bool replay_current = rv_text.empty() || rv_text == "0";
+    if (!replay_current) {
+      try {
+        size_t pos = 0;
+        after = std::stoull(rv_text, &pos);
+        if (pos != rv_text.size()) throw std::invalid_argument("x");
+      } catch (...) {
+        return ReplyStatus(req, BadRequest("resourceVersion: must be an integer (got \"" + rv_text + "\")"));
+      }
+    }
+    auto stream = std::make_shared<WatchStream>();
+    stream->deadline = Clock::now() + std::chrono::seconds(timeout);
+    stream->max_buffer = opts.max_watch_buffer_bytes;
+    LabelSelector lsel = *ls;
+    FieldSelector fsel = *fs;
+    auto matches = [lsel, fsel](const json& obj) {
+      static const json kNull;
+      const json& md = obj["metadata"];
+      return lsel.Matches(md.contains("labels") ? md["labels"] : kNull) && fsel.Matches(obj);
+    };
+    std::string wns = r.namespaced ? ns : "";
+    if (replay_current) {
+      // Without a version: the current objects as ADDED, then every later change.
+      StoreListOptions lo;
+      lo.plural = r.plural;
+      lo.ns = wns;
+      StoreListResult cur = registry->store()->List(lo);
+      for (const auto& o : cur.items) {
+        if (matches(*o)) stream->Send(json{{"type", "ADDED"}, {"object", *o}}.dump() + "\n");
+      }
+      after = cur.rv;
+    }
+    std::weak_ptr<WatchStream> weak = stream;
+    auto sub = registry->store()->Watch(r.plural, wns, after, [weak, matches](const StoreEvent& e) {
+      auto s = weak.lock();
+      if (!s || !matches(*e.object)) return;
+      s->Send(json{{"type", e.type}, {"object", *e.object}}.dump() + "\n");
+    });
+    if (!sub.ok()) return ReplyStatus(req, sub.status());
+    stream->sub = std::move(*sub);
+    {
+      std::lock_guard lock(watches_mu);
+      watches.push_back(stream);
+    }
+    metrics.WatchOpened();
+    http_response resp(web::http::status_codes::OK);
+    resp.headers().set_content_type("application/json");
+    resp.headers().add("Cache-Control", "no-cache");
+    resp.set_body(stream->buf.create_istream());
+    req.reply(resp).then([](pplx::task<void> t) {
+      try {
+        t.get();
+      } catch (...) {
+      }
+    });
+    return 200;
+  }
+
+  void JanitorLoop() {
+    std::unique_lock lock(jan_mu);
+    while (!stopping) {
+      jan_cv.wait_for(lock, std::chrono::seconds(1));
+      std::vector<std::shared_ptr<WatchStream>> done;
+      {
+        std::lock_guard wl(watches_mu);
+        auto now = Clock::now();
+        for (auto it = watches.begin(); it != watches.end();) {
+          if (stopping || now >= (*it)->deadline || (*it)->IsClosed()) {
+            done.push_back(*it);
+            it = watches.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      }
+      lock.unlock();
+      for (auto& w : done) {
+        w->Close();
+        w->sub.reset();
+        metrics.WatchClosed();
+      }
+      lock.lock();
+    }
+  }
+
+  // --- discovery -----------------------------------------------------------------------------------------------
+
+  int ReplyPaths(http_request& req) {
+    json paths = json::array({"/apis", std::string("/apis/") + kGroup, std::string("/apis/") + kApiVersion,
+                              "/healthz", "/readyz", "/livez", "/metrics", "/version"});
+    Reply(req, 200, {{"paths", paths}});
+    return 200;
+  }
+  static json GroupJson() {
+    json gv = {{"groupVersion", kApiVersion}, {"version", kVersion}};
+    return {{"kind", "APIGroup"},
+            {"apiVersion", "v1"},
+            {"name", kGroup},
+            {"versions", json::array({gv})},
+            {"preferredVersion", gv}};
+  }
+  int ReplyGroups(http_request& req) {
+    json g = GroupJson();
+    g.erase("kind");
+    g.erase("apiVersion");
+    Reply(req, 200, {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", json::array({g})}});
+    return 200;
+  }
+  int ReplyResources(http_request& req) {
+    json list = json::array();
+    for (const auto& r : AllResources()) {
+      json verbs = {"create", "delete", "get", "list", "patch", "update", "watch"};
+      list.push_back({{"name", r.plural},
+                      {"singularName", r.singular},
+                      {"namespaced", r.namespaced},
+                      {"kind", r.kind},
+                      {"verbs", verbs},
+                      {"shortNames", r.short_names},
+                      {"categories", r.categories}});
+      if (r.has_status) {
+        list.push_back({{"name", r.plural + "/status"},
+                        {"singularName", ""},
+                        {"namespaced", r.namespaced},
+                        {"kind", r.kind},
+                        {"verbs", {"get", "patch", "update"}}});
+      }
+    }
+    Reply(req, 200, {{"kind", "APIResourceList"}, {"apiVersion", "v1"}, {"groupVersion", kApiVersion}, {"resources", list}});
+    return 200;
+  }
+};
+
+ApiServer::ApiServer(Registry* registry, ApiServerOptions opts) : impl_(std::make_unique<Impl>()) {
+  impl_->registry = registry;
+  impl_->opts = std::move(opts);
+}
+
+ApiServer::~ApiServer() { Stop(); }
+
+Status ApiServer::Start() {
+  std::string url = "http://" + impl_->opts.listen;
+  try {
+    web::http::experimental::listener::http_listener_config cfg;
+    cfg.set_timeout(std::chrono::seconds(120));
+    impl_->listener = std::make_unique<web::http::experimental::listener::http_listener>(url, cfg);
+    Impl* impl = impl_.get();
+    impl_->listener->support([impl](http_request req) { impl->Handle(std::move(req)); });
+    impl_->listener->open().wait();
+  } catch (const std::exception& e) {
+    impl_->listener.reset();
+    return Status(Code::kUnavailable, "cannot listen on " + impl_->opts.listen + ": " + e.what());
+  }
+  impl_->janitor = std::thread([this] { impl_->JanitorLoop(); });
+  spdlog::info("api server listening: url={}", url);
+  return Status::Ok();
+}
+
+void ApiServer::Stop() {
+  if (!impl_ || !impl_->listener) return;
+  {
+    std::lock_guard lock(impl_->jan_mu);
+    impl_->stopping = true;
+  }
+  impl_->jan_cv.notify_all();
+  if (impl_->janitor.joinable()) impl_->janitor.join();
+  {
+    std::lock_guard lock(impl_->watches_mu);
+    for (auto& w : impl_->watches) {
+      w->Close();
+      w->sub.reset();
+    }
+    impl_->watches.clear();
+  }
+  try {
+    impl_->listener->close().wait();
+  } catch (const std::exception& e) {
+    spdlog::warn("listener close: error={}", e.what());
+  }
+  impl_->listener.reset();
+}
+
+std::string ApiServer::url() const { return "http://" + impl_->opts.listen; }
+
+Metrics& ApiServer::metrics() { return impl_->metrics; }
+
+}  // namespace stratus

@@ -1,0 +1,230 @@
+// Test harness for integration tests: starts the real `stratusd server` on an ephemeral loopback port with a
+// temporary data dir, runs the real `stratusctl`, and speaks raw HTTP to the server. Every process it starts
+// it stops by pid.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <cpprest/http_client.h>
+
+#include "stratus/core/status.h"
+
+namespace stratus::testing {
+
+// A free TCP port on 127.0.0.1 (the kernel picks it; it stays free long enough for the server to bind).
+inline int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+inline std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Runs argv[0] with arguments (no shell), optional stdin text, with a time limit; returns exit code and output.
+inline RunResult Run(const std::vector<std::string>& argv, const std::string& stdin_text = "",
+                     const std::vector<std::string>& env = {}, int timeout_s = 60) {
+  static int counter = 0;
+  auto base = std::filesystem::temp_directory_path() /
+              ("stratus-run-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  std::string in = base.string() + ".in", out = base.string() + ".out", err = base.string() + ".err";
+  { std::ofstream(in) << stdin_text; }
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fi = ::open(in.c_str(), O_RDONLY);
+    int fo = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int fe = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(fi, 0);
+    ::dup2(fo, 1);
+    ::dup2(fe, 2);
+    for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  RunResult r;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  int st = 0;
+  while (true) {
+    pid_t w = ::waitpid(pid, &st, WNOHANG);
+    if (w == pid) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &st, 0);
+      r.err = "TIMEOUT\n";
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  r.out = ReadFile(out);
+  r.err += ReadFile(err);
+  std::filesystem::remove(in);
+  std::filesystem::remove(out);
+  std::filesystem::remove(err);
+  return r;
+}
+
+struct HttpResult {
+  int code = 0;
+  std::string body;
+  stratus::json Json() const { return stratus::json::parse(body, nullptr, false); }
+};
+
+// One running `stratusd server`.
+class ServerProcess {
+ public:
+  explicit ServerProcess(std::filesystem::path data_dir, std::vector<std::string> extra = {})
+      : data_dir_(std::move(data_dir)), extra_(std::move(extra)) {}
+  ~ServerProcess() { Kill(SIGKILL); }
+
+  // Starts the server and waits until /healthz answers (or fails the calling test after 20 s).
+  bool Start() {
+    if (port_ == 0) port_ = FreePort();
+    std::filesystem::create_directories(data_dir_);
+    log_ = (data_dir_ / "stratusd.log").string();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      std::vector<std::string> a = {STRATUSD_BIN, "server", "--listen", "127.0.0.1:" + std::to_string(port_),
+                                    "--data-dir", data_dir_.string(), "--agent=false"};
+      for (const auto& e : extra_) a.push_back(e);
+      std::vector<char*> args;
+      for (auto& s : a) args.push_back(s.data());
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (Http("GET", "/healthz").code == 200) return true;
+      int st;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = 0;
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
+  // Sends `sig` to the server (by pid) and reaps it. Returns the exit status word.
+  int Kill(int sig) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, sig);
+    int st = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (::waitpid(pid_, &st, WNOHANG) != pid_) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &st, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    pid_ = 0;
+    return st;
+  }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+  std::string log() const { return ReadFile(log_); }
+
+  // A raw HTTP request. `content_type` empty sends no Content-Type header.
+  HttpResult Http(const std::string& method, const std::string& path, const std::string& body = "",
+                  const std::string& content_type = "application/json", int timeout_s = 30) const {
+    HttpResult r;
+    try {
+      web::http::client::http_client_config cfg;
+      cfg.set_timeout(std::chrono::seconds(timeout_s));
+      web::http::client::http_client c(url(), cfg);
+      web::http::http_request req(method);
+      req.set_request_uri(path);
+      if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
+        if (content_type.empty()) {
+          req.set_body(std::vector<unsigned char>(body.begin(), body.end()));
+          req.headers().remove("Content-Type");
+        } else {
+          req.set_body(body, content_type);
+        }
+      }
+      auto resp = c.request(req).get();
+      r.code = resp.status_code();
+      auto v = resp.extract_vector().get();
+      r.body.assign(v.begin(), v.end());
+    } catch (const std::exception& e) {
+      r.code = 0;
+      r.body = e.what();
+    }
+    return r;
+  }
+
+  // Runs stratusctl against this server.
+  RunResult Ctl(std::vector<std::string> args, const std::string& stdin_text = "", int timeout_s = 60) const {
+    args.insert(args.begin(), {STRATUSCTL_BIN, "--server", url()});
+    return Run(args, stdin_text, {}, timeout_s);
+  }
+
+ private:
+  std::filesystem::path data_dir_;
+  std::vector<std::string> extra_;
+  std::string log_;
+  pid_t pid_ = 0;
+  int port_ = 0;
+};
+
+// A unique temporary directory removed at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/stratus-it-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace stratus::testing
