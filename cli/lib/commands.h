@@ -1,0 +1,99 @@
+// stratusctl's commands. Each returns the process exit code and writes to the streams in Env, so tests can
+// run them against a fake ApiClient.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "stratus/core/api_client.h"
+
+namespace stratus::cli {
+
+struct Env {
+  ApiClient* client = nullptr;  // null only for commands that work offline (explain, version --client)
+  std::string server;           // for messages
+  std::string ns = "default";   // -n
+  bool ns_explicit = false;     // -n was given
+  std::ostream* out = &std::cout;
+  std::ostream* err = &std::cerr;
+  std::istream* in = &std::cin;
+  std::function<int64_t()> now;  // seconds since the epoch; defaults to the wall clock
+  int64_t Now() const;
+};
+
+struct ApplyOptions {
+  std::vector<std::string> files;
+  bool recursive = false;
+};
+int RunApply(Env& env, const ApplyOptions& opts);
+
+struct GetOptions {
+  std::vector<std::string> args;  // KIND [NAME...] | KIND/NAME... | KIND1,KIND2
+  std::string output;             // "", wide, yaml, json, name
+  std::string selector;
+  std::string field_selector;
+  bool all_namespaces = false;
+  bool watch = false;
+  bool watch_only = false;
+  bool show_labels = false;
+  std::chrono::milliseconds watch_timeout{0};  // 0: until interrupted
+};
+int RunGet(Env& env, const GetOptions& opts);
+
+struct DescribeOptions {
+  std::vector<std::string> args;  // KIND [NAME...] | KIND/NAME...
+  std::string selector;
+  bool all_namespaces = false;
+};
+int RunDescribe(Env& env, const DescribeOptions& opts);
+
+struct DeleteOptions {
+  std::vector<std::string> args;  // KIND NAME... | KIND/NAME...
+  std::vector<std::string> files;
+  bool recursive = false;
+  std::string selector;
+  bool all = false;
+  bool ignore_not_found = false;
+  bool wait = false;
+  std::chrono::milliseconds timeout{std::chrono::minutes(5)};
+};
+int RunDelete(Env& env, const DeleteOptions& opts);
+
+struct WaitOptions {
+  std::vector<std::string> args;  // KIND/NAME... | KIND NAME...
+  std::string for_condition;      // condition=Ready[=True] | delete | phase=Running
+  std::chrono::milliseconds timeout{std::chrono::seconds(30)};
+  bool quiet = false;             // no progress lines
+};
+int RunWait(Env& env, const WaitOptions& opts);
+
+struct DiffOptions {
+  std::vector<std::string> files;
+  bool recursive = false;
+};
+int RunDiff(Env& env, const DiffOptions& opts);
+
+struct ExplainOptions {
+  std::string target;  // KIND[.field.path]
+};
+int RunExplain(Env& env, const ExplainOptions& opts);
+
+struct VersionOptions {
+  bool client_only = false;
+  std::string output;  // "", json, yaml
+};
+int RunVersion(Env& env, const VersionOptions& opts);
+
+struct ApiResourcesOptions {
+  std::string output;  // "", wide, name
+};
+int RunApiResources(Env& env, const ApiResourcesOptions& opts);
+
+// The client's version string ("0.1.0").
+const char* ClientVersion();
+
+}  // namespace stratus::cli

@@ -1,0 +1,192 @@
+// stratusctl: the command-line client of the Stratus API. This file only parses arguments (CLI11); the
+// commands live in lib/ (stratus_cli_lib).
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+
+#include "lib/commands.h"
+#include "lib/util.h"
+
+namespace {
+
+using namespace stratus;
+using namespace stratus::cli;
+
+void OnSignal(int) {
+  if (Interrupted().exchange(true)) _exit(130);  // a second Ctrl-C ends at once
+}
+
+void InstallSignalHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+// Parses a duration option, printing the error; false when malformed.
+bool Duration(const std::string& text, std::chrono::milliseconds& out) {
+  auto d = ParseDuration(text);
+  if (!d.ok()) {
+    std::cerr << "error: " << d.status().message() << "\n";
+    return false;
+  }
+  out = *d;
+  return true;
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app{"stratusctl controls a Stratus cloud: declare Instances, Volumes, Networks and Images in YAML and "
+               "apply them.",
+               "stratusctl"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.set_help_all_flag("--help-all", "Help for every command");
+
+  const char* env_server = std::getenv("STRATUS_SERVER");
+  std::string server = env_server != nullptr && *env_server ? env_server : "http://127.0.0.1:8774";
+  std::string ns = "default";
+  std::string request_timeout = "30s";
+  app.add_option("-s,--server", server, "API server URL (env STRATUS_SERVER)")->capture_default_str();
+  auto* ns_opt = app.add_option("-n,--namespace", ns, "Namespace of namespaced objects")->capture_default_str();
+  app.add_option("--request-timeout", request_timeout, "Timeout of each API request (e.g. 30s)")
+      ->capture_default_str();
+
+  // apply
+  ApplyOptions apply;
+  auto* apply_cmd = app.add_subcommand("apply", "Create or update objects from YAML/JSON manifests");
+  apply_cmd->add_option("-f,--filename", apply.files, "File, directory or - (stdin); repeatable")->required();
+  apply_cmd->add_flag("-R,--recursive", apply.recursive, "Include subdirectories of directories given with -f");
+
+  // get
+  GetOptions get;
+  std::string get_timeout = "0";
+  auto* get_cmd = app.add_subcommand("get", "List objects or show some in a table, YAML or JSON");
+  get_cmd->add_option("args", get.args, "KIND [NAME...] | KIND/NAME... | KIND1,KIND2 | all");
+  get_cmd->add_option("-o,--output", get.output, "Output format: wide, yaml, json or name");
+  get_cmd->add_option("-l,--selector", get.selector, "Label selector (app=web,tier!=db,env in (a,b))");
+  get_cmd->add_option("--field-selector", get.field_selector, "Field selector (metadata.name=web-1)");
+  get_cmd->add_flag("-A,--all-namespaces", get.all_namespaces, "List across all namespaces");
+  get_cmd->add_flag("-w,--watch", get.watch, "After listing, print changes as they happen");
+  get_cmd->add_flag("--watch-only", get.watch_only, "Print changes only, without the initial list");
+  get_cmd->add_flag("--show-labels", get.show_labels, "Add a LABELS column");
+  get_cmd->add_option("--timeout", get_timeout, "With -w: stop watching after this long (0: until Ctrl-C)");
+
+  // describe
+  DescribeOptions describe;
+  auto* describe_cmd = app.add_subcommand("describe", "Show an object's details, conditions and recent events");
+  describe_cmd->add_option("args", describe.args, "KIND [NAME...] | KIND/NAME...");
+  describe_cmd->add_option("-l,--selector", describe.selector, "Label selector");
+  describe_cmd->add_flag("-A,--all-namespaces", describe.all_namespaces, "Across all namespaces");
+
+  // delete
+  DeleteOptions del;
+  std::string delete_timeout = "5m";
+  auto* delete_cmd = app.add_subcommand("delete", "Delete objects by name, selector or manifest");
+  delete_cmd->add_option("args", del.args, "KIND NAME... | KIND/NAME...");
+  delete_cmd->add_option("-f,--filename", del.files, "Delete the objects in these manifests");
+  delete_cmd->add_flag("-R,--recursive", del.recursive, "Include subdirectories of directories given with -f");
+  delete_cmd->add_option("-l,--selector", del.selector, "Delete the objects matching this label selector");
+  delete_cmd->add_flag("--all", del.all, "Delete every object of the kind in the namespace");
+  delete_cmd->add_flag("--ignore-not-found", del.ignore_not_found, "Treat absent objects as deleted");
+  delete_cmd->add_flag("--wait", del.wait, "Wait until the objects are gone (finalizers done)");
+  delete_cmd->add_option("--timeout", delete_timeout, "With --wait: how long to wait")->capture_default_str();
+
+  // wait
+  WaitOptions wait;
+  std::string wait_timeout = "30s";
+  auto* wait_cmd = app.add_subcommand("wait", "Wait for a condition, a phase or deletion of objects");
+  wait_cmd->add_option("args", wait.args, "KIND/NAME... | KIND NAME...");
+  wait_cmd->add_option("--for", wait.for_condition, "condition=Ready[=True|False], phase=PHASE or delete")
+      ->required();
+  wait_cmd->add_option("--timeout", wait_timeout, "Give up after this long (e.g. 60s, 2m, 1h)")
+      ->capture_default_str();
+  wait_cmd->add_flag("-q,--quiet", wait.quiet, "Do not print progress");
+
+  // diff
+  DiffOptions diff;
+  auto* diff_cmd = app.add_subcommand("diff", "Show what apply -f would change (exit 0: none, 1: changes, >1: error)");
+  diff_cmd->add_option("-f,--filename", diff.files, "File, directory or - (stdin)")->required();
+  diff_cmd->add_flag("-R,--recursive", diff.recursive, "Include subdirectories");
+
+  // explain
+  ExplainOptions explain;
+  auto* explain_cmd = app.add_subcommand("explain", "Document a kind or one of its fields (works offline)");
+  explain_cmd->add_option("target", explain.target, "KIND[.field.path], e.g. instance.spec.networks")->required();
+
+  // version
+  VersionOptions version;
+  auto* version_cmd = app.add_subcommand("version", "Print the client and server versions");
+  version_cmd->add_flag("--client", version.client_only, "Client version only (no server needed)");
+  version_cmd->add_option("-o,--output", version.output, "json or yaml");
+
+  // api-resources
+  ApiResourcesOptions api_resources;
+  auto* api_resources_cmd = app.add_subcommand("api-resources", "List the kinds the server serves");
+  api_resources_cmd->add_option("-o,--output", api_resources.output, "wide or name");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  std::chrono::milliseconds req_timeout{};
+  if (!Duration(request_timeout, req_timeout)) return 1;
+  if (ns.empty()) {
+    std::cerr << "error: --namespace must not be empty\n";
+    return 1;
+  }
+
+  InstallSignalHandlers();
+  Env env;
+  env.server = server;
+  env.ns = ns;
+  env.ns_explicit = ns_opt->count() > 0;
+  int secs = static_cast<int>(std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(req_timeout).count()));
+  std::unique_ptr<ApiClient> client = NewHttpApiClient(server, secs);
+  env.client = client.get();
+
+  if (apply_cmd->parsed()) return RunApply(env, apply);
+  if (get_cmd->parsed()) {
+    if (!Duration(get_timeout, get.watch_timeout)) return 1;
+    return RunGet(env, get);
+  }
+  if (describe_cmd->parsed()) return RunDescribe(env, describe);
+  if (delete_cmd->parsed()) {
+    if (!Duration(delete_timeout, del.timeout)) return 1;
+    if (del.args.empty() && del.files.empty()) {
+      std::cerr << "error: you must specify KIND NAME..., KIND/NAME... or -f FILE\n";
+      return 1;
+    }
+    return RunDelete(env, del);
+  }
+  if (wait_cmd->parsed()) {
+    if (!Duration(wait_timeout, wait.timeout)) return 1;
+    return RunWait(env, wait);
+  }
+  if (diff_cmd->parsed()) return RunDiff(env, diff);
+  if (explain_cmd->parsed()) return RunExplain(env, explain);
+  if (version_cmd->parsed()) return RunVersion(env, version);
+  if (api_resources_cmd->parsed()) return RunApiResources(env, api_resources);
+  std::cerr << "error: unknown command\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (...) {
+    std::cerr << "error: unexpected failure\n";
+    return 1;
+  }
+}

@@ -1,0 +1,441 @@
+// HttpApiClient: the ApiClient interface over cpprestsdk's HTTP client.
+//
+// Every cpprestsdk exception is caught here and turned into a Status; nothing thrown by the library crosses
+// this file's boundary. Non-2xx responses carry Kubernetes Status bodies and become Status::FromHttp values.
+
+#include "stratus/core/api_client.h"
+
+#include <cpprest/http_client.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+namespace stratus {
+
+namespace http = web::http;
+namespace httpc = web::http::client;
+
+std::string ResourcePath(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                         const std::string& subresource) {
+  std::string p = std::string("/apis/") + kGroup + "/" + kVersion;
+  if (r.namespaced && !ns.empty()) p += "/namespaces/" + ns;
+  p += "/" + r.plural;
+  if (!name.empty()) {
+    p += "/" + name;
+    if (!subresource.empty()) p += "/" + subresource;
+  }
+  return p;
+}
+
+namespace {
+
+constexpr const char* kJson = "application/json";
+constexpr const char* kMergePatch = "application/merge-patch+json";
+
+// Percent-encodes one path segment or query value (everything but RFC 3986 unreserved characters).
+std::string Encode(const std::string& s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+        c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+// Adds `key=value` to a query string being built (value encoded; empty values skipped).
+void AddQuery(std::string& q, const std::string& key, const std::string& value) {
+  if (value.empty()) return;
+  q += q.empty() ? "?" : "&";
+  q += key + "=" + Encode(value);
+}
+
+// cpprestsdk reports a failed connection as "Failed to connect to any resolved endpoint" with an error code
+// that does not always match the real cause. This connects once more with plain sockets to find out why
+// ("Connection refused", "Name or service not known", ...); returns "" when the connection succeeds.
+std::string ProbeConnect(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
+  if (rc != 0) return std::string("cannot resolve host \"") + host + "\": " + gai_strerror(rc);
+  std::string why = "no address to connect to";
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+      why = std::strerror(errno);
+      continue;
+    }
+    int err = 0;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      err = errno;
+      if (err == EINPROGRESS) {
+        pollfd pfd{fd, POLLOUT, 0};
+        int n = poll(&pfd, 1, 2000);
+        if (n == 0) {
+          err = ETIMEDOUT;
+        } else {
+          socklen_t len = sizeof(err);
+          if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+        }
+      }
+    }
+    close(fd);
+    if (err == 0) {
+      freeaddrinfo(res);
+      return "";
+    }
+    why = std::strerror(err);
+  }
+  freeaddrinfo(res);
+  return why;
+}
+
+bool IsTimeout(const std::error_code& ec) {
+  return ec == std::errc::timed_out || ec.value() == ETIMEDOUT;
+}
+
+class HttpApiClient : public ApiClient {
+ public:
+  HttpApiClient(const std::string& server, int timeout_seconds)
+      : timeout_seconds_(timeout_seconds > 0 ? timeout_seconds : 30) {
+    server_ = server.empty() ? "http://127.0.0.1:8774" : server;
+    if (server_.find("://") == std::string::npos) server_ = "http://" + server_;
+    while (server_.size() > 1 && server_.back() == '/') server_.pop_back();
+    try {
+      web::uri base(utility::conversions::to_string_t(server_));
+      if (base.scheme() != "http" && base.scheme() != "https") {
+        init_error_ = BadRequest("invalid API server URL \"" + server_ + "\": scheme must be http or https");
+        return;
+      }
+      host_ = utility::conversions::to_utf8string(base.host());
+      port_ = base.port() > 0 ? base.port() : (base.scheme() == "https" ? 443 : 80);
+      client_ = std::make_unique<httpc::http_client>(base, Config(std::chrono::seconds(timeout_seconds_)));
+    } catch (const std::exception& e) {
+      init_error_ = BadRequest("invalid API server URL \"" + server_ + "\": " + e.what());
+    }
+  }
+
+  StatusOr<json> Get(const std::string& plural, const std::string& ns, const std::string& name) override {
+    auto path = Path(plural, ns, name);
+    if (!path.ok()) return path.status();
+    return DoJson(http::methods::GET, *path, nullptr, kJson);
+  }
+
+  StatusOr<json> List(const std::string& plural, const std::string& ns, const ListOptions& opts) override {
+    auto path = Path(plural, ns, "", "", /*all_namespaces=*/true);
+    if (!path.ok()) return path.status();
+    std::string q;
+    AddQuery(q, "labelSelector", opts.label_selector);
+    AddQuery(q, "fieldSelector", opts.field_selector);
+    if (opts.limit > 0) AddQuery(q, "limit", std::to_string(opts.limit));
+    AddQuery(q, "continue", opts.continue_token);
+    AddQuery(q, "resourceVersion", opts.resource_version);
+    return DoJson(http::methods::GET, *path + q, nullptr, kJson);
+  }
+
+  StatusOr<json> Create(const std::string& plural, const std::string& ns, const json& obj) override {
+    auto path = Path(plural, NamespaceFor(ns, obj), "");
+    if (!path.ok()) return path.status();
+    return DoJson(http::methods::POST, *path, &obj, kJson);
+  }
+
+  StatusOr<json> Update(const std::string& plural, const std::string& ns, const json& obj) override {
+    return Put(plural, ns, obj, "");
+  }
+
+  StatusOr<json> UpdateStatus(const std::string& plural, const std::string& ns, const json& obj) override {
+    return Put(plural, ns, obj, "status");
+  }
+
+  StatusOr<json> Patch(const std::string& plural, const std::string& ns, const std::string& name, const json& patch,
+                       const std::string& subresource) override {
+    auto path = Path(plural, ns, name, subresource);
+    if (!path.ok()) return path.status();
+    return DoJson(http::methods::PATCH, *path, &patch, kMergePatch);
+  }
+
+  StatusOr<json> Delete(const std::string& plural, const std::string& ns, const std::string& name,
+                        const std::string& precondition_uid) override {
+    auto path = Path(plural, ns, name);
+    if (!path.ok()) return path.status();
+    if (precondition_uid.empty()) return DoJson(http::methods::DEL, *path, nullptr, kJson);
+    json opts = {{"apiVersion", "v1"}, {"kind", "DeleteOptions"}, {"preconditions", {{"uid", precondition_uid}}}};
+    return DoJson(http::methods::DEL, *path, &opts, kJson);
+  }
+
+  Status Watch(const std::string& plural, const std::string& ns, const ListOptions& opts,
+               const std::function<bool(const WatchEvent&)>& on_event, const std::atomic<bool>* stop) override;
+
+  StatusOr<std::string> GetRaw(const std::string& path) override {
+    if (!init_error_.ok()) return init_error_;
+    std::string p = path.empty() || path[0] != '/' ? "/" + path : path;
+    try {
+      http::http_request req(http::methods::GET);
+      req.set_request_uri(utility::conversions::to_string_t(p));
+      http::http_response resp = client_->request(req).get();
+      std::string body = resp.extract_utf8string(true).get();
+      if (resp.status_code() >= 200 && resp.status_code() < 300) return body;
+      return Status::FromHttp(resp.status_code(), body);
+    } catch (const http::http_exception& e) {
+      return FromHttpException(e);
+    } catch (const std::exception& e) {
+      return Unreachable(e.what());
+    }
+  }
+
+ private:
+  static httpc::http_client_config Config(std::chrono::seconds timeout) {
+    httpc::http_client_config cfg;
+    cfg.set_timeout(timeout);
+    return cfg;
+  }
+
+  static std::string NamespaceFor(const std::string& ns, const json& obj) {
+    if (!ns.empty()) return ns;
+    return MetaNamespace(obj);
+  }
+
+  static std::string MetaNamespace(const json& obj) {
+    if (obj.is_object() && obj.contains("metadata") && obj["metadata"].is_object()) {
+      const json& m = obj["metadata"];
+      if (m.contains("namespace") && m["namespace"].is_string()) return m["namespace"].get<std::string>();
+    }
+    return "";
+  }
+
+  static std::string MetaName(const json& obj) {
+    if (obj.is_object() && obj.contains("metadata") && obj["metadata"].is_object()) {
+      const json& m = obj["metadata"];
+      if (m.contains("name") && m["name"].is_string()) return m["name"].get<std::string>();
+    }
+    return "";
+  }
+
+  StatusOr<json> Put(const std::string& plural, const std::string& ns, const json& obj, const std::string& sub) {
+    std::string name = MetaName(obj);
+    if (name.empty()) return BadRequest("metadata.name: Required value: an update needs the object's name");
+    auto path = Path(plural, NamespaceFor(ns, obj), name, sub);
+    if (!path.ok()) return path.status();
+    return DoJson(http::methods::PUT, *path, &obj, kJson);
+  }
+
+  // Builds the encoded request path for a resource.
+  // An empty namespace addresses every namespace, which only LIST and WATCH (`all_namespaces`) may do.
+  StatusOr<std::string> Path(const std::string& plural, const std::string& ns, const std::string& name,
+                             const std::string& sub = "", bool all_namespaces = false) const {
+    const ResourceInfo* r = FindByPlural(plural);
+    if (r == nullptr) return NotFound("the server doesn't have a resource type \"" + plural + "\"");
+    if (r->namespaced && ns.empty() && !all_namespaces) {
+      return BadRequest("a namespace is required for " + plural + (name.empty() ? "" : " \"" + name + "\""));
+    }
+    return ResourcePath(*r, r->namespaced ? Encode(ns) : "", Encode(name), sub);
+  }
+
+  Status Unreachable(const std::string& why) const {
+    return Status(Code::kUnavailable, "cannot reach Stratus API server at " + server_ + ": " + why);
+  }
+
+  Status FromHttpException(const http::http_exception& e) const {
+    const std::error_code& ec = e.error_code();
+    if (IsTimeout(ec)) {
+      return Status(Code::kTimeout, "request to Stratus API server at " + server_ + " timed out after " +
+                                        std::to_string(timeout_seconds_) + "s");
+    }
+    std::string what = e.what();
+    if (what.find("connect") != std::string::npos || what.find("resolv") != std::string::npos) {
+      std::string probe = ProbeConnect(host_, port_);
+      if (!probe.empty()) return Unreachable(probe);
+    }
+    return Unreachable(what.empty() ? ec.message() : what);
+  }
+
+  // Sends one request with an optional JSON body and returns the parsed JSON response (or the Status of a
+  // non-2xx response).
+  StatusOr<json> DoJson(const http::method& method, const std::string& path_and_query, const json* body,
+                        const char* content_type) {
+    if (!init_error_.ok()) return init_error_;
+    int code = 0;
+    std::string text;
+    try {
+      http::http_request req(method);
+      req.set_request_uri(utility::conversions::to_string_t(path_and_query));
+      req.headers().add("Accept", kJson);
+      if (body != nullptr) req.set_body(body->dump(), content_type);
+      http::http_response resp = client_->request(req).get();
+      code = resp.status_code();
+      text = resp.extract_utf8string(true).get();
+    } catch (const http::http_exception& e) {
+      return FromHttpException(e);
+    } catch (const std::exception& e) {
+      return Unreachable(e.what());
+    }
+    if (code < 200 || code >= 300) return Status::FromHttp(code, text);
+    json out = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (out.is_discarded()) {
+      std::string head = text.size() > 200 ? text.substr(0, 200) + "..." : text;
+      return Internal("the API server at " + server_ + " returned a response that is not JSON: " + head);
+    }
+    return out;
+  }
+
+  std::string server_;
+  std::string host_;
+  int port_ = 0;
+  int timeout_seconds_;
+  Status init_error_;
+  std::unique_ptr<httpc::http_client> client_;
+};
+
+// Cancels a request when `stop` becomes true (checked every 200ms) or when Finish() is called.
+class StopWatcher {
+ public:
+  StopWatcher(const std::atomic<bool>* stop, pplx::cancellation_token_source cts) : stop_(stop), cts_(cts) {
+    if (stop_ == nullptr) return;
+    thread_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(mu_);
+      while (!finished_) {
+        if (stop_->load()) {
+          cts_.cancel();
+          return;
+        }
+        cv_.wait_for(lock, std::chrono::milliseconds(200));
+      }
+    });
+  }
+  ~StopWatcher() { Finish(); }
+  void Finish() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      finished_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  bool stopped() const { return stop_ != nullptr && stop_->load(); }
+
+ private:
+  const std::atomic<bool>* stop_;
+  pplx::cancellation_token_source cts_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool finished_ = false;
+  std::thread thread_;
+};
+
+Status HttpApiClient::Watch(const std::string& plural, const std::string& ns, const ListOptions& opts,
+                            const std::function<bool(const WatchEvent&)>& on_event, const std::atomic<bool>* stop) {
+  if (!init_error_.ok()) return init_error_;
+  auto path = Path(plural, ns, "", "", /*all_namespaces=*/true);
+  if (!path.ok()) return path.status();
+  std::string q = "?watch=1";
+  if (!opts.resource_version.empty()) q += "&resourceVersion=" + Encode(opts.resource_version);
+  if (opts.timeout_seconds > 0) q += "&timeoutSeconds=" + std::to_string(opts.timeout_seconds);
+  AddQuery(q, "labelSelector", opts.label_selector);
+  AddQuery(q, "fieldSelector", opts.field_selector);
+
+  // The stream may be quiet for a long time: the inactivity timeout of this request is the server-side
+  // timeout plus a margin, or an hour when the server picks it.
+  std::chrono::seconds idle(opts.timeout_seconds > 0 ? opts.timeout_seconds + 30 : 3600);
+  pplx::cancellation_token_source cts;
+  StopWatcher watcher(stop, cts);
+  bool cancelled_by_us = false;
+  try {
+    httpc::http_client client(web::uri(utility::conversions::to_string_t(server_)), Config(idle));
+    http::http_request req(http::methods::GET);
+    req.set_request_uri(utility::conversions::to_string_t(*path + q));
+    req.headers().add("Accept", kJson);
+    http::http_response resp;
+    try {
+      resp = client.request(req, cts.get_token()).get();
+    } catch (const pplx::task_canceled&) {
+      return Status::Ok();
+    }
+    if (resp.status_code() != 200) {
+      std::string body;
+      try {
+        body = resp.extract_utf8string(true).get();
+      } catch (const std::exception&) {
+      }
+      return Status::FromHttp(resp.status_code(), body);
+    }
+    concurrency::streams::istream in = resp.body();
+    while (true) {
+      if (watcher.stopped()) return Status::Ok();
+      concurrency::streams::container_buffer<std::string> line_buf;
+      try {
+        in.read_line(line_buf).get();
+      } catch (const pplx::task_canceled&) {
+        return Status::Ok();
+      } catch (const std::exception& e) {
+        if (watcher.stopped() || cancelled_by_us) return Status::Ok();
+        if (const auto* he = dynamic_cast<const http::http_exception*>(&e); he != nullptr && IsTimeout(he->error_code())) {
+          return Status::Ok();  // a quiet stream timed out: the caller re-watches from its last version
+        }
+        return Status(Code::kUnavailable, "watch stream from " + server_ + " interrupted: " + e.what());
+      }
+      std::string line = std::move(line_buf.collection());
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+      if (!line.empty()) {
+        json ev = json::parse(line, nullptr, /*allow_exceptions=*/false);
+        if (ev.is_discarded() || !ev.is_object() || !ev.contains("type") || !ev["type"].is_string()) {
+          std::string head = line.size() > 200 ? line.substr(0, 200) + "..." : line;
+          cts.cancel();
+          return Internal("malformed watch event from " + server_ + ": " + head);
+        }
+        WatchEvent we;
+        we.type = ev["type"].get<std::string>();
+        we.object = ev.contains("object") ? ev["object"] : json();
+        if (we.type == "ERROR") {
+          // An ERROR event carries a Status (410 Expired when the version was compacted away).
+          int code = we.object.is_object() && we.object.contains("code") && we.object["code"].is_number_integer()
+                         ? we.object["code"].get<int>()
+                         : 500;
+          cts.cancel();
+          cancelled_by_us = true;
+          return Status::FromHttp(code, we.object.dump());
+        }
+        if (!on_event(we)) {
+          cancelled_by_us = true;
+          cts.cancel();
+          return Status::Ok();
+        }
+      }
+      if (in.is_eof()) return Status::Ok();
+    }
+  } catch (const pplx::task_canceled&) {
+    return Status::Ok();
+  } catch (const http::http_exception& e) {
+    if (watcher.stopped() || cancelled_by_us) return Status::Ok();
+    return FromHttpException(e);
+  } catch (const std::exception& e) {
+    if (watcher.stopped() || cancelled_by_us) return Status::Ok();
+    return Unreachable(e.what());
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<ApiClient> NewHttpApiClient(const std::string& server, int timeout_seconds) {
+  return std::make_unique<HttpApiClient>(server, timeout_seconds);
+}
+
+}  // namespace stratus
