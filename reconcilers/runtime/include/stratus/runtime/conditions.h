@@ -1,0 +1,44 @@
+// Status helpers shared by every reconciler: conditions with Kubernetes semantics (lastTransitionTime changes
+// only when status flips), status writes only when something changed, and Events recorded on objects.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "stratus/core/api_client.h"
+
+namespace stratus::runtime {
+
+// Sets condition `type` in obj.status.conditions (creating the list). Keeps lastTransitionTime when the status
+// value is unchanged. Also sets the condition's observedGeneration to metadata.generation. Returns true when
+// anything changed.
+bool SetCondition(json& obj, const std::string& type, const std::string& status, const std::string& reason,
+                  const std::string& message);
+// The condition of `type`, or null.
+json GetCondition(const json& obj, const std::string& type);
+bool IsConditionTrue(const json& obj, const std::string& type);
+
+// Writes `desired["status"]` through the status subresource when it differs from `current["status"]`.
+// Returns the stored object (or `current` when nothing changed).
+StatusOr<json> UpdateStatusIfChanged(ApiClient* client, const std::string& plural, const json& current,
+                                     const json& desired);
+
+// Records an Event about `obj` (kind Event, involvedObject set, type Normal|Warning). Repeats of the same
+// reason+message on the same object bump `count` and lastTimestamp instead of creating new Events.
+class EventRecorder {
+ public:
+  // `host` defaults to this machine's hostname.
+  EventRecorder(ApiClient* client, std::string component, std::string host = "");
+  // Never throws and never fails the caller: a failed write is logged at debug level.
+  void Record(const json& obj, const std::string& type, const std::string& reason, const std::string& message);
+
+ private:
+  ApiClient* client_;
+  std::string component_;
+  std::string host_;
+  // (uid, reason, message) -> the Event recorded for it, shared by copies of this recorder.
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace stratus::runtime

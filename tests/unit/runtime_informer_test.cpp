@@ -1,0 +1,330 @@
+// Informer: initial list, watch events, resume after the server ends a stream, relist on 410 Gone (deletions
+// and changes delivered), resync re-delivery, prompt Stop; and a Controller fed by an informer.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "runtime_test_env.h"
+#include "stratus/core/object.h"
+#include "stratus/runtime/controller.h"
+#include "stratus/runtime/informer.h"
+
+namespace stratus::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct Delivery {
+  std::string key;
+  json obj;
+  bool deleted;
+};
+
+// Records what an informer delivers.
+class Recorder {
+ public:
+  Informer::Handler Handler() {
+    return [this](const std::string& key, const json& obj, bool deleted) {
+      std::lock_guard lock(mu_);
+      log_.push_back({key, obj, deleted});
+    };
+  }
+  std::vector<Delivery> Log() {
+    std::lock_guard lock(mu_);
+    return log_;
+  }
+  int Count(const std::string& key, bool deleted) {
+    std::lock_guard lock(mu_);
+    int n = 0;
+    for (const auto& d : log_) n += d.key == key && d.deleted == deleted;
+    return n;
+  }
+  // True when some delivery for `key` satisfies `pred`.
+  bool Saw(const std::string& key, const std::function<bool(const Delivery&)>& pred) {
+    std::lock_guard lock(mu_);
+    for (const auto& d : log_) {
+      if (d.key == key && pred(d)) return true;
+    }
+    return false;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Delivery> log_;
+};
+
+json Obj(const std::string& name, uint64_t rv, const std::string& ns = "default") {
+  return {{"apiVersion", "stratus.io/v1"},
+          {"kind", "Volume"},
+          {"metadata", {{"name", name}, {"namespace", ns}, {"uid", "uid-" + name}, {"resourceVersion", std::to_string(rv)}}},
+          {"spec", {{"size", "1Gi"}}}};
+}
+
+// An ApiClient whose List answers are scripted and whose Watch follows a script per call.
+class FakeClient : public ApiClient {
+ public:
+  enum class WatchMode { kGone, kEvents, kBlock };
+  struct WatchStep {
+    WatchMode mode;
+    std::vector<WatchEvent> events;  // for kEvents: delivered, then the stream ends (Ok)
+  };
+
+  std::mutex mu;
+  std::vector<json> lists;  // the n-th List returns lists[min(n, size-1)]
+  std::vector<WatchStep> steps;  // the n-th Watch follows steps[n] (kBlock after the script)
+  int list_calls = 0;
+  std::vector<ListOptions> watch_calls;
+
+  StatusOr<json> List(const std::string&, const std::string&, const ListOptions&) override {
+    std::lock_guard lock(mu);
+    size_t i = std::min<size_t>(static_cast<size_t>(list_calls), lists.size() - 1);
+    ++list_calls;
+    return lists[i];
+  }
+  Status Watch(const std::string&, const std::string&, const ListOptions& opts,
+               const std::function<bool(const WatchEvent&)>& on_event, const std::atomic<bool>* stop) override {
+    WatchStep step{WatchMode::kBlock, {}};
+    {
+      std::lock_guard lock(mu);
+      size_t n = watch_calls.size();
+      watch_calls.push_back(opts);
+      if (n < steps.size()) step = steps[n];
+    }
+    if (step.mode == WatchMode::kGone) return Status(Code::kGone, "too old resource version");
+    if (step.mode == WatchMode::kEvents) {
+      for (const auto& e : step.events) {
+        if (!on_event(e)) return Status::Ok();
+      }
+      return Status::Ok();
+    }
+    while (!stop->load()) std::this_thread::sleep_for(5ms);
+    return Status::Ok();
+  }
+  StatusOr<json> Get(const std::string&, const std::string&, const std::string&) override { return NotFound("fake"); }
+  StatusOr<json> Create(const std::string&, const std::string&, const json&) override { return NotFound("fake"); }
+  StatusOr<json> Update(const std::string&, const std::string&, const json&) override { return NotFound("fake"); }
+  StatusOr<json> UpdateStatus(const std::string&, const std::string&, const json&) override { return NotFound("fake"); }
+  StatusOr<json> Patch(const std::string&, const std::string&, const std::string&, const json&,
+                       const std::string&) override {
+    return NotFound("fake");
+  }
+  StatusOr<json> Delete(const std::string&, const std::string&, const std::string&, const std::string&) override {
+    return NotFound("fake");
+  }
+  StatusOr<std::string> GetRaw(const std::string&) override { return NotFound("fake"); }
+
+  static json ListOf(std::vector<json> items, uint64_t rv) {
+    return {{"apiVersion", "stratus.io/v1"},
+            {"kind", "VolumeList"},
+            {"metadata", {{"resourceVersion", std::to_string(rv)}}},
+            {"items", items}};
+  }
+  size_t WatchCalls() {
+    std::lock_guard lock(mu);
+    return watch_calls.size();
+  }
+};
+
+bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5000ms) {
+  auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return pred();
+}
+
+TEST(RuntimeKeyTest, KeyForAndSplitKey) {
+  EXPECT_EQ(KeyFor(Obj("web-1", 1, "prod")), "prod/web-1");
+  json node = {{"kind", "Node"}, {"metadata", {{"name", "node-a"}}}};
+  EXPECT_EQ(KeyFor(node), "node-a");
+  EXPECT_EQ(SplitKey("prod/web-1"), std::make_pair(std::string("prod"), std::string("web-1")));
+  EXPECT_EQ(SplitKey("node-a"), std::make_pair(std::string(""), std::string("node-a")));
+}
+
+TEST(RuntimeInformerTest, RelistOnGoneDeliversDeletionsAndChanges) {
+  FakeClient fake;
+  fake.lists = {FakeClient::ListOf({Obj("a", 1), Obj("b", 2)}, 2),
+                FakeClient::ListOf({Obj("a", 5), Obj("c", 6)}, 6)};
+  fake.steps = {{FakeClient::WatchMode::kGone, {}}};
+  InformerOptions o;
+  o.plural = "volumes";
+  o.resync = 0s;
+  o.relist_backoff = 20ms;
+  Informer inf(&fake, o);
+  Recorder rec;
+  inf.AddHandler(rec.Handler());
+  inf.Start();
+  ASSERT_TRUE(inf.WaitForSync(5s));
+  ASSERT_TRUE(WaitFor([&] { return inf.ListCount() >= 2 && fake.WatchCalls() >= 2; }));
+  inf.Stop();
+
+  EXPECT_EQ(inf.ListCount(), 2);
+  EXPECT_EQ(rec.Count("default/b", true), 1) << "b vanished in the relist: a deletion is delivered";
+  EXPECT_TRUE(rec.Saw("default/a", [](const Delivery& d) { return ResourceVersionOf(d.obj) == 5; }));
+  EXPECT_EQ(rec.Count("default/a", false), 2);
+  EXPECT_EQ(rec.Count("default/c", false), 1);
+  EXPECT_TRUE(inf.Get("default/b").is_null());
+  EXPECT_EQ(ResourceVersionOf(inf.Get("default/a")), 5u);
+  EXPECT_EQ(inf.List().size(), 2u);
+  // The first watch started at the first list's version, the one after the relist at the second's.
+  std::lock_guard lock(fake.mu);
+  EXPECT_EQ(fake.watch_calls[0].resource_version, "2");
+  EXPECT_EQ(fake.watch_calls[1].resource_version, "6");
+  EXPECT_GT(fake.watch_calls[0].timeout_seconds, 0);
+}
+
+TEST(RuntimeInformerTest, ResumesFromLastSeenVersionWhenTheStreamEnds) {
+  FakeClient fake;
+  fake.lists = {FakeClient::ListOf({Obj("a", 3)}, 3)};
+  fake.steps = {{FakeClient::WatchMode::kEvents, {{"MODIFIED", Obj("a", 7)}, {"ADDED", Obj("b", 8)}}},
+                {FakeClient::WatchMode::kEvents, {{"DELETED", Obj("a", 9)}}}};
+  InformerOptions o;
+  o.plural = "volumes";
+  o.resync = 0s;
+  Informer inf(&fake, o);
+  Recorder rec;
+  inf.AddHandler(rec.Handler());
+  inf.Start();
+  ASSERT_TRUE(WaitFor([&] { return fake.WatchCalls() >= 3; }));
+  inf.Stop();
+  EXPECT_EQ(inf.ListCount(), 1) << "a normal end of stream is resumed, not relisted";
+  {
+    std::lock_guard lock(fake.mu);
+    EXPECT_EQ(fake.watch_calls[0].resource_version, "3");
+    EXPECT_EQ(fake.watch_calls[1].resource_version, "8");
+    EXPECT_EQ(fake.watch_calls[2].resource_version, "9");
+  }
+  EXPECT_EQ(rec.Count("default/a", true), 1);
+  EXPECT_EQ(rec.Count("default/b", false), 1);
+  EXPECT_TRUE(inf.Get("default/a").is_null());
+  EXPECT_EQ(ResourceVersionOf(inf.Get("default/b")), 8u);
+}
+
+TEST(RuntimeInformerTest, ResyncRedeliversCachedObjects) {
+  FakeClient fake;
+  fake.lists = {FakeClient::ListOf({Obj("a", 1), Obj("b", 2)}, 2)};
+  InformerOptions o;
+  o.plural = "volumes";
+  o.resync = 1s;
+  Informer inf(&fake, o);
+  Recorder rec;
+  inf.AddHandler(rec.Handler());
+  inf.Start();
+  ASSERT_TRUE(inf.WaitForSync(5s));
+  EXPECT_TRUE(WaitFor([&] { return rec.Count("default/a", false) >= 2 && rec.Count("default/b", false) >= 2; }, 5s));
+  auto start = Clock::now();
+  inf.Stop();
+  EXPECT_LT(Clock::now() - start, 2s);
+  EXPECT_EQ(inf.ListCount(), 1);
+}
+
+class RuntimeInformerLocalTest : public testing_env::LocalApiTest {};
+
+TEST_F(RuntimeInformerLocalTest, InitialListThenWatchEvents) {
+  MustCreate(Volume("v1"));
+  MustCreate(Volume("v2"));
+  InformerOptions o;
+  o.plural = "volumes";
+  o.resync = 0s;
+  Informer inf(client_.get(), o);
+  Recorder rec;
+  inf.AddHandler(rec.Handler());
+  EXPECT_FALSE(inf.HasSynced());
+  inf.Start();
+  ASSERT_TRUE(inf.WaitForSync(5s));
+  EXPECT_TRUE(inf.HasSynced());
+  EXPECT_EQ(rec.Count("default/v1", false), 1);
+  EXPECT_EQ(rec.Count("default/v2", false), 1);
+  EXPECT_EQ(inf.List().size(), 2u);
+
+  MustCreate(Volume("v3"));
+  auto p = client_->Patch("volumes", "default", "v1", {{"metadata", {{"labels", {{"tier", "gold"}}}}}});
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_TRUE(client_->Delete("volumes", "default", "v2").ok());
+  ASSERT_TRUE(WaitFor([&] { return rec.Count("default/v2", true) == 1; }));
+  EXPECT_TRUE(WaitFor([&] { return rec.Count("default/v3", false) == 1; }));
+  EXPECT_TRUE(rec.Saw("default/v1", [](const Delivery& d) {
+    return d.obj["metadata"].contains("labels") && d.obj["metadata"]["labels"].value("tier", "") == "gold";
+  }));
+  EXPECT_EQ(inf.Get("default/v1")["metadata"]["labels"]["tier"], "gold");
+  EXPECT_TRUE(inf.Get("default/v2").is_null());
+  EXPECT_EQ(inf.List().size(), 2u);
+  EXPECT_EQ(inf.ListCount(), 1);
+
+  auto start = Clock::now();
+  inf.Stop();
+  EXPECT_LT(Clock::now() - start, 2s) << "Stop ends a blocked watch promptly";
+}
+
+TEST_F(RuntimeInformerLocalTest, LabelSelectorLimitsTheCache) {
+  json a = Volume("a");
+  a["metadata"]["labels"] = {{"app", "db"}};
+  MustCreate(a);
+  MustCreate(Volume("b"));
+  InformerOptions o;
+  o.plural = "volumes";
+  o.label_selector = "app=db";
+  o.resync = 0s;
+  Informer inf(client_.get(), o);
+  inf.Start();
+  ASSERT_TRUE(inf.WaitForSync(5s));
+  json c = Volume("c");
+  c["metadata"]["labels"] = {{"app", "db"}};
+  MustCreate(c);
+  MustCreate(Volume("d"));
+  EXPECT_TRUE(WaitFor([&] { return !inf.Get("default/c").is_null(); }));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(inf.Get("default/b").is_null());
+  EXPECT_TRUE(inf.Get("default/d").is_null());
+  EXPECT_EQ(inf.List().size(), 2u);
+  inf.Stop();
+}
+
+// A controller fed by an informer reconciles every object and each later change.
+class CountingReconciler : public Reconciler {
+ public:
+  std::string Name() const override { return "counting"; }
+  StatusOr<Result> Reconcile(const std::string& key) override {
+    std::lock_guard lock(mu);
+    ++calls[key];
+    return Result::Done();
+  }
+  int Calls(const std::string& key) {
+    std::lock_guard lock(mu);
+    return calls[key];
+  }
+  std::mutex mu;
+  std::map<std::string, int> calls;
+};
+
+TEST_F(RuntimeInformerLocalTest, ControllerReconcilesInformerKeysAndMappedKeys) {
+  MustCreate(Volume("v1"));
+  InformerOptions o;
+  o.plural = "volumes";
+  o.resync = 0s;
+  Informer inf(client_.get(), o);
+  CountingReconciler rec;
+  auto ctl = std::make_unique<Controller>(&rec, 2);
+  ctl->Watch(&inf);
+  ctl->Watch(&inf, [](const std::string& key, const json&) {
+    return std::vector<std::string>{"mapped/" + SplitKey(key).second};
+  });
+  inf.Start();
+  ctl->Start();
+  EXPECT_TRUE(WaitFor([&] { return rec.Calls("default/v1") >= 1 && rec.Calls("mapped/v1") >= 1; }));
+  MustCreate(Volume("v2"));
+  EXPECT_TRUE(WaitFor([&] { return rec.Calls("default/v2") >= 1 && rec.Calls("mapped/v2") >= 1; }));
+  // The informer may outlive its controller: later events are simply not enqueued.
+  ctl.reset();
+  MustCreate(Volume("v3"));
+  EXPECT_TRUE(WaitFor([&] { return !inf.Get("default/v3").is_null(); }));
+  inf.Stop();
+  EXPECT_EQ(rec.Calls("default/v3"), 0);
+}
+
+}  // namespace
+}  // namespace stratus::runtime
