@@ -1,0 +1,116 @@
+// The narrow interface between node-local reconcilers and the hypervisor. LibvirtHypervisor implements it over
+// the libvirt C API for any URI (qemu:///system for real guests, test:///default for tests and benchmarks).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "stratus/core/status.h"
+
+namespace stratus::host {
+
+// Everything needed to render a domain. Every string here may come from a user and is escaped by the XML
+// library, never spliced into text.
+struct DomainSpec {
+  std::string name;             // libvirt domain name, e.g. "stratus-default-web-1"
+  std::string uuid;             // libvirt UUID; empty = let libvirt choose
+  std::string instance_uid;     // Stratus Instance metadata.uid, kept in <metadata>
+  std::string instance_ref;     // "namespace/name", kept in <metadata>
+  std::string virt_type = "qemu";  // qemu (TCG) | kvm | test
+  std::string arch = "x86_64";
+  std::string machine = "pc";      // libvirt's test driver accepts these too
+  int vcpus = 1;
+  uint64_t memory_mib = 256;
+  std::string kernel_path;      // direct kernel boot when set
+  std::string initrd_path;
+  std::string cmdline;
+  struct Disk {
+    std::string path;           // file or block device
+    std::string format = "qcow2";  // qcow2 | raw
+    std::string target = "vda";    // vda, vdb, ...
+    bool read_only = false;
+    bool block = false;         // a block device (logical pool) instead of a file
+    std::string device = "disk";   // disk | cdrom (e.g. a NoCloud seed ISO)
+    std::string bus;               // empty: virtio for disks, ide for cdroms (machine pc)
+    std::string serial;            // optional; the guest sees /dev/disk/by-id/virtio-<serial>
+  };
+  std::vector<Disk> disks;
+  struct Nic {
+    std::string mac;
+    std::string bridge;         // host bridge to join; empty = no NIC backend (user networking not used)
+    std::string tap;            // target dev name; empty = libvirt picks
+  };
+  std::vector<Nic> nics;
+  std::string serial_log_path;  // serial console written to this file
+};
+
+enum class DomainState { kNotFound, kRunning, kPaused, kShutoff, kShuttingDown, kCrashed, kOther };
+
+struct DomainInfo {
+  std::string name;
+  std::string uuid;
+  std::string instance_uid;    // from <metadata>; empty when the domain is not Stratus'
+  DomainState state = DomainState::kNotFound;
+  bool persistent = false;
+};
+
+struct HostCapacity {
+  int vcpus = 0;
+  uint64_t memory_mib = 0;
+  std::string virt_type;       // the best working type: kvm when it really works, else qemu (test for test://)
+  std::string hostname;
+};
+
+class Hypervisor {
+ public:
+  virtual ~Hypervisor() = default;
+  virtual StatusOr<HostCapacity> Capacity() = 0;
+  // Renders the domain XML for `spec` (exposed for tests and for `define`).
+  virtual std::string RenderDomainXml(const DomainSpec& spec) const = 0;
+  // Defines (or redefines) a persistent domain from `spec`.
+  virtual Status Define(const DomainSpec& spec) = 0;
+  virtual StatusOr<DomainInfo> Lookup(const std::string& name) = 0;
+  virtual StatusOr<std::vector<DomainInfo>> List() = 0;
+  virtual Status Start(const std::string& name) = 0;
+  // ACPI shutdown request; returns immediately.
+  virtual Status Shutdown(const std::string& name) = 0;
+  // Hard stop (virDomainDestroy). Ok when already stopped.
+  virtual Status Destroy(const std::string& name) = 0;
+  virtual Status Reboot(const std::string& name) = 0;
+  // Undefines (removing managed save/NVRAM); Ok when absent.
+  virtual Status Undefine(const std::string& name) = 0;
+
+  // The calls below have defaults answering kUnavailable so that fakes need not implement them.
+
+  // Hard reset of a running domain (virDomainReset), for when the guest ignores an ACPI reboot.
+  virtual Status Reset(const std::string& name);
+  // Hot-plugs `disk` into the running domain and adds it to the persistent definition (each part only when
+  // missing, so repeating it is Ok). kConflict when `disk.target` already holds another source.
+  virtual Status AttachDisk(const std::string& name, const DomainSpec::Disk& disk);
+  // Unplugs the disk at `target` ("vdb") from the running domain and the persistent definition; Ok when absent.
+  // The live unplug needs the guest's cooperation and may finish after this returns: check Disks().
+  virtual Status DetachDisk(const std::string& name, const std::string& target);
+  // Grows the disk at `target` of a running domain to `bytes` (the guest sees the new size). kInvalid for a
+  // shrink; kConflict when the domain is not running (resize the volume itself then).
+  virtual Status BlockResize(const std::string& name, const std::string& target, uint64_t bytes);
+  // The disks of the domain: the running configuration, or the persistent one when `persistent`.
+  virtual StatusOr<std::vector<DomainSpec::Disk>> Disks(const std::string& name, bool persistent = false);
+  // The domain XML as libvirt holds it (live, or the persistent definition when `inactive`).
+  virtual StatusOr<std::string> DomainXml(const std::string& name, bool inactive = false);
+};
+
+// Namespace URI of Stratus' element in a domain's <metadata> (<stratus:instance><uid/><ref/></stratus:instance>).
+inline constexpr const char* kInstanceMetadataNs = "https://stratus.io/xmlns/instance/1";
+
+// One libvirt connection (virConnectPtr), shared by the hypervisor and storage adapters: with test:///default
+// all state lives in the connection, so both must use the same one. Thread-safe.
+class LibvirtConnection;
+// Connects to `uri`; kUnavailable naming the URI when libvirt cannot be reached.
+StatusOr<std::shared_ptr<LibvirtConnection>> ConnectLibvirt(const std::string& uri);
+// Capacity().virt_type is "test" for test:// URIs; "kvm" only when /dev/kvm is usable and the environment says
+// KVM really runs guests (STRATUS_AUTO_KVM=1); otherwise "qemu" (TCG), which works everywhere.
+std::unique_ptr<Hypervisor> NewLibvirtHypervisor(std::shared_ptr<LibvirtConnection> conn);
+
+}  // namespace stratus::host
