@@ -5,18 +5,143 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <condition_variable>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
+#include "stratus/agent/agent.h"
+#include "stratus/apiserver/local_client.h"
 #include "stratus/apiserver/registry.h"
 #include "stratus/apiserver/server.h"
 #include "stratus/apiserver/sqlite_store.h"
+#include "stratus/core/api_client.h"
 #include "stratus/core/schema.h"
+#include "stratus/nodelifecycle/nodelifecycle.h"
+#include "stratus/placement/placement.h"
+#include "stratus/runtime/controller.h"
+#include "stratus/runtime/informer.h"
 
 namespace {
 
-int RunServer(const std::string& listen, const std::string& data_dir, size_t max_body, size_t history,
-              bool sync_full) {
+struct ServerFlags {
+  std::string listen = "127.0.0.1:8774";
+  std::string data_dir = "/var/lib/stratus";
+  size_t max_body = 3 * 1024 * 1024;
+  size_t history = 10000;
+  bool agent = true;
+  bool sync_full = true;
+  int node_grace_seconds = 40;
+  double cpu_overcommit = 4.0;
+  double memory_overcommit = 1.0;
+};
+
+sigset_t BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
+// Cluster-wide reconcilers run by the server: placement and node lifecycle.
+struct ClusterControllers {
+  explicit ClusterControllers(stratus::ApiClient* client, const ServerFlags& f) {
+    using namespace stratus;
+    runtime::InformerOptions io;
+    io.plural = "instances";
+    instances = std::make_unique<runtime::Informer>(client, io);
+    io.plural = "nodes";
+    nodes = std::make_unique<runtime::Informer>(client, io);
+    io.plural = "instancetypes";
+    flavors = std::make_unique<runtime::Informer>(client, io);
+    placement::Options po;
+    po.cpu_overcommit = f.cpu_overcommit;
+    po.memory_overcommit = f.memory_overcommit;
+    po.heartbeat_grace_seconds = f.node_grace_seconds;
+    placement = std::make_unique<placement::PlacementReconciler>(client, instances.get(), nodes.get(), flavors.get(), po);
+    // One worker: reservations are made and read by the same thread, so concurrent binds never overcommit.
+    placement_ctl = std::make_unique<runtime::Controller>(placement.get(), 1);
+    placement_ctl->Watch(instances.get());
+    runtime::Informer* inst = instances.get();
+    auto unscheduled = [inst](const std::string&, const json&) {
+      std::vector<std::string> keys;
+      for (const auto& i : inst->List()) {
+        if (i["spec"].value("nodeName", "").empty()) keys.push_back(runtime::KeyFor(i));
+      }
+      return keys;
+    };
+    placement_ctl->Watch(nodes.get(), unscheduled);
+    placement_ctl->Watch(flavors.get(), unscheduled);
+    lifecycle = std::make_unique<nodelifecycle::NodeLifecycleReconciler>(client, nodes.get(),
+                                                                         std::chrono::seconds(f.node_grace_seconds));
+    lifecycle_ctl = std::make_unique<runtime::Controller>(lifecycle.get(), 1);
+    lifecycle_ctl->Watch(nodes.get());
+    instances->Start();
+    nodes->Start();
+    flavors->Start();
+    placement_ctl->Start();
+    lifecycle_ctl->Start();
+  }
+  ~ClusterControllers() {
+    placement_ctl->Stop();
+    lifecycle_ctl->Stop();
+    instances->Stop();
+    nodes->Stop();
+    flavors->Stop();
+  }
+  std::unique_ptr<stratus::runtime::Informer> instances, nodes, flavors;
+  std::unique_ptr<stratus::placement::PlacementReconciler> placement;
+  std::unique_ptr<stratus::nodelifecycle::NodeLifecycleReconciler> lifecycle;
+  std::unique_ptr<stratus::runtime::Controller> placement_ctl, lifecycle_ctl;
+};
+
+// Starts the agent, retrying in the background while libvirt is unreachable, until `stop`.
+class AgentRunner {
+ public:
+  AgentRunner(stratus::ApiClient* client, stratus::agent::Options opts) : client_(client), opts_(std::move(opts)) {
+    thread_ = std::thread([this] {
+      std::unique_lock lock(mu_);
+      while (!stop_) {
+        lock.unlock();
+        auto a = std::make_unique<stratus::agent::NodeAgent>(client_, opts_);
+        stratus::Status s = a->Start();
+        lock.lock();
+        if (s.ok()) {
+          agent_ = std::move(a);
+          return;
+        }
+        spdlog::error("node agent cannot start, retrying in 10 s: error={}", s.message());
+        std::cerr << "stratusd: node agent cannot start (retrying): " << s.message() << std::endl;
+        cv_.wait_for(lock, std::chrono::seconds(10), [&] { return stop_; });
+      }
+    });
+  }
+  ~AgentRunner() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    if (agent_) agent_->Stop();
+  }
+
+ private:
+  stratus::ApiClient* client_;
+  stratus::agent::Options opts_;
+  std::unique_ptr<stratus::agent::NodeAgent> agent_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   using namespace stratus;
+  const std::string& data_dir = f.data_dir;
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
   if (ec) {
@@ -25,17 +150,12 @@ int RunServer(const std::string& listen, const std::string& data_dir, size_t max
     return 1;
   }
   // Block termination signals in every thread; the main thread waits for them below.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  sigset_t set = BlockTerminationSignals();
 
   SqliteStoreOptions so;
   so.path = (std::filesystem::path(data_dir) / "stratus.db").string();
-  so.history_window = history;
-  so.synchronous_full = sync_full;
+  so.history_window = f.history;
+  so.synchronous_full = f.sync_full;
   auto store = OpenSqliteStore(so);
   if (!store.ok()) {
     std::cerr << "error: " << store.status().message() << "\n";
@@ -49,8 +169,8 @@ int RunServer(const std::string& listen, const std::string& data_dir, size_t max
   }
   registry.StartBackground();
   ApiServerOptions ao;
-  ao.listen = listen;
-  ao.max_body_bytes = max_body;
+  ao.listen = f.listen;
+  ao.max_body_bytes = f.max_body;
   ApiServer server(&registry, ao);
   Status s = server.Start();
   if (!s.ok()) {
@@ -58,13 +178,33 @@ int RunServer(const std::string& listen, const std::string& data_dir, size_t max
     return 1;
   }
   std::cerr << "stratusd: serving on " << server.url() << " (data dir " << data_dir << ")" << std::endl;
+  auto local = NewLocalApiClient(&registry);
+  auto cluster = std::make_unique<ClusterControllers>(local.get(), f);
+  std::unique_ptr<AgentRunner> agent;
+  if (f.agent) {
+    if (aopts.data_dir.empty()) aopts.data_dir = (std::filesystem::path(data_dir) / "agent").string();
+    agent = std::make_unique<AgentRunner>(local.get(), aopts);
+  }
   int sig = 0;
   sigwait(&set, &sig);
   spdlog::warn("shutting down: signal={}", sig);
+  agent.reset();
+  cluster.reset();
   server.Stop();
   registry.StopBackground();
   store->reset();
   std::cerr << "stratusd: stopped" << std::endl;
+  return 0;
+}
+
+int RunAgent(const std::string& server, stratus::agent::Options opts) {
+  sigset_t set = BlockTerminationSignals();
+  auto client = stratus::NewHttpApiClient(server);
+  AgentRunner runner(client.get(), opts);
+  std::cerr << "stratusd agent: registering with " << server << std::endl;
+  int sig = 0;
+  sigwait(&set, &sig);
+  spdlog::warn("agent shutting down: signal={}", sig);
   return 0;
 }
 
@@ -73,24 +213,46 @@ int RunServer(const std::string& listen, const std::string& data_dir, size_t max
 int main(int argc, char** argv) {
   CLI::App app{"stratusd: the Stratus API server and node agent"};
   app.require_subcommand(1);
+  app.fallthrough();  // global flags such as --log-level may follow the subcommand
   std::string log_level = "warn";
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
 
-  auto* server = app.add_subcommand("server", "run the API server with its store (and, later, an embedded agent)");
-  std::string listen = "127.0.0.1:8774";
-  std::string data_dir = "/var/lib/stratus";
-  size_t max_body = 3 * 1024 * 1024;
-  size_t history = 10000;
-  bool agent = true;
-  bool sync_full = true;
-  server->add_option("--listen", listen, "host:port to serve the API on")->capture_default_str();
-  server->add_option("--data-dir", data_dir, "directory for the SQLite store")->capture_default_str();
-  server->add_option("--max-body-bytes", max_body, "largest accepted request body")->capture_default_str();
-  server->add_option("--watch-history", history, "changes kept for watch resume; older versions get 410")
+  auto* server = app.add_subcommand("server", "run the API server, the cluster reconcilers and an embedded node agent");
+  ServerFlags f;
+  stratus::agent::Options ao;
+  ao.data_dir = "";
+  server->add_option("--listen", f.listen, "host:port to serve the API on")->capture_default_str();
+  server->add_option("--data-dir", f.data_dir, "directory for the SQLite store (and the embedded agent)")->capture_default_str();
+  server->add_option("--max-body-bytes", f.max_body, "largest accepted request body")->capture_default_str();
+  server->add_option("--watch-history", f.history, "changes kept for watch resume; older versions get 410")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{10000000}));
-  server->add_option("--agent", agent, "run an embedded node agent")->capture_default_str();
-  server->add_option("--fsync", sync_full, "fsync every commit (synchronous=FULL)")->capture_default_str();
+  server->add_option("--agent", f.agent, "run an embedded node agent")->capture_default_str();
+  server->add_option("--fsync", f.sync_full, "fsync every commit (synchronous=FULL)")->capture_default_str();
+  server->add_option("--node-grace-seconds", f.node_grace_seconds, "heartbeat age after which a node is NotReady")
+      ->capture_default_str()->check(CLI::Range(1, 86400));
+  server->add_option("--cpu-overcommit", f.cpu_overcommit, "vcpus placed per allocatable host cpu")->capture_default_str();
+  server->add_option("--memory-overcommit", f.memory_overcommit, "memory placed per allocatable MiB")->capture_default_str();
+
+  auto* agent = app.add_subcommand("agent", "run a node agent that registers this host with an API server");
+  std::string agent_server = "http://127.0.0.1:8774";
+  agent->add_option("--server", agent_server, "API server URL")->capture_default_str();
+  for (CLI::App* a : {server, agent}) {
+    bool is_agent = a == agent;
+    a->add_option("--node", ao.node, "Node name (default: hostname)");
+    a->add_option("--libvirt-uri", ao.libvirt_uri, "libvirt URI (test:///default for tests)")->capture_default_str();
+    a->add_option("--agent-listen", ao.listen, "the agent's endpoint (console logs)")->capture_default_str();
+    a->add_option("--zone", ao.zone, "value of the node's stratus.io/zone label")->capture_default_str();
+    a->add_option("--virt-type", ao.virt_type, "auto|kvm|qemu")->check(CLI::IsMember({"auto", "kvm", "qemu"}))->capture_default_str();
+    a->add_option("--reserved-memory-mib", ao.reserved_memory_mib, "memory kept for the host")->capture_default_str();
+    a->add_option("--heartbeat-seconds", [&ao](const CLI::results_t& r) {
+      ao.heartbeat = std::chrono::seconds(std::stoi(r[0]));
+      return true;
+    }, "seconds between heartbeats (default 10)");
+    a->add_flag("--debug-endpoints", ao.debug_endpoints, "serve fault-injection endpoints (tests only)");
+    if (is_agent) a->add_option("--data-dir", ao.data_dir, "agent state: image pool, console logs");
+    else a->add_option("--agent-data-dir", ao.data_dir, "embedded agent state (default DATA_DIR/agent)");
+  }
 
   try {
     app.parse(argc, argv);
@@ -100,9 +262,18 @@ int main(int argc, char** argv) {
   auto level = spdlog::level::from_str(log_level);
   spdlog::set_level(level);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  if (*agent) {
+    try {
+      if (ao.data_dir.empty()) ao.data_dir = "/var/lib/stratus/agent";
+      return RunAgent(agent_server, ao);
+    } catch (const std::exception& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      return 1;
+    }
+  }
   if (*server) {
     try {
-      return RunServer(listen, data_dir, max_body, history, sync_full);
+      return RunServer(f, ao);
     } catch (const std::exception& e) {
       std::cerr << "error: " << e.what() << "\n";
       return 1;

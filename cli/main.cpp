@@ -129,6 +129,22 @@ int Run(int argc, char** argv) {
   auto* api_resources_cmd = app.add_subcommand("api-resources", "List the kinds the server serves");
   api_resources_cmd->add_option("-o,--output", api_resources.output, "wide or name");
 
+  // logs, restart/start/stop
+  LogsOptions logs;
+  auto* logs_cmd = app.add_subcommand("logs", "Print an instance's serial console");
+  logs_cmd->add_option("target", logs.target, "instance/NAME")->required();
+  logs_cmd->add_option("--tail-bytes", logs.tail_bytes, "Only the last N bytes");
+  PowerOptions restart, start, stop;
+  restart.action = "restart";
+  start.action = "start";
+  stop.action = "stop";
+  auto* restart_cmd = app.add_subcommand("restart", "Reboot instances (sets spec.restartRequestedAt)");
+  restart_cmd->add_option("targets", restart.args, "instance/NAME...")->required();
+  auto* start_cmd = app.add_subcommand("start", "Power instances on (spec.powerState: Running)");
+  start_cmd->add_option("targets", start.args, "instance/NAME...")->required();
+  auto* stop_cmd = app.add_subcommand("stop", "Shut instances down (spec.powerState: Stopped)");
+  stop_cmd->add_option("targets", stop.args, "instance/NAME...")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -173,6 +189,10 @@ int Run(int argc, char** argv) {
   if (explain_cmd->parsed()) return RunExplain(env, explain);
   if (version_cmd->parsed()) return RunVersion(env, version);
   if (api_resources_cmd->parsed()) return RunApiResources(env, api_resources);
+  if (logs_cmd->parsed()) return RunLogs(env, logs);
+  if (restart_cmd->parsed()) return RunPower(env, restart);
+  if (start_cmd->parsed()) return RunPower(env, start);
+  if (stop_cmd->parsed()) return RunPower(env, stop);
   std::cerr << "error: unknown command\n";
   return 1;
 }

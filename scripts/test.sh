@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds, and runs the whole test suite (unit + integration) with CTest.
+# Installs dependencies, builds, prepares libvirt and the test guest, and runs the whole test suite with CTest:
+# unit, integration (libvirt test:///default) and end-to-end (qemu:///system, TCG) tests.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${BUILD_DIR:-$ROOT/build}"
 "$ROOT/scripts/install-deps.sh"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
+# libvirtd/virtlogd for the end-to-end tests; stop exactly what we started.
+export STRATUS_LIBVIRT_PIDFILE="${STRATUS_LIBVIRT_PIDFILE:-$BUILD/libvirt.pids}"
+trap '"$ROOT/scripts/libvirt-down.sh" || true' EXIT
+"$ROOT/scripts/libvirt-up.sh" >/dev/null
+export STRATUS_GUEST_DIR="${STRATUS_GUEST_DIR:-$BUILD/guest}"
+"$ROOT/tests/guest/build-guest.sh" "$STRATUS_GUEST_DIR" >/dev/null
 cd "$BUILD"
-ctest --output-on-failure -j"$(nproc)" --timeout 600
+ctest --output-on-failure -j"$(nproc)" --timeout 900

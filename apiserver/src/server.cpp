@@ -1,5 +1,6 @@
 #include "stratus/apiserver/server.h"
 
+#include <cpprest/http_client.h>
 #include <cpprest/http_listener.h>
 #include <cpprest/producerconsumerstream.h>
 #include <cpprest/uri.h>
@@ -250,6 +251,10 @@ struct ApiServer::Impl {
                                                                  : ValidateDns1123Label(name, "metadata.name");
       if (!s.ok()) return ReplyStatus(req, BadRequest("invalid name in path: " + s.message()));
     }
+    if (sub == "log" && r->kind == "Instance" && m == methods::GET) {
+      *verb = "LOG";
+      return ProxyLog(req, ns, name, query);
+    }
     if (!sub.empty() && sub != "status") {
       return ReplyStatus(req, NotFound("subresource \"" + sub + "\" of " + r->plural + " is not served"));
     }
@@ -332,6 +337,51 @@ struct ApiServer::Impl {
       return ReplyResult(req, registry->Delete(*r, ns, name, uid));
     }
     return ReplyStatus(req, Status(Code::kMethodNotAllowed, "method " + m + " is not allowed"));
+  }
+
+  // --- console logs: proxied from the agent of the instance's node ------------------------------------------
+
+  int ProxyLog(http_request& req, const std::string& ns, const std::string& name,
+               std::map<std::string, std::string>& query) {
+    const ResourceInfo* ir = FindByKind("Instance");
+    auto inst = registry->Get(*ir, ns, name);
+    if (!inst.ok()) return ReplyStatus(req, inst.status());
+    std::string node = (*inst)["spec"].value("nodeName", "");
+    if (node.empty()) {
+      return ReplyStatus(req, BadRequest("instance \"" + name + "\" is not scheduled to a node yet; no console log"));
+    }
+    auto n = registry->Get(*FindByKind("Node"), "", node);
+    if (!n.ok()) return ReplyStatus(req, NotFound("node \"" + node + "\" of instance \"" + name + "\" not found"));
+    std::string agent;
+    if ((*n).contains("status") && (*n)["status"].contains("addresses")) {
+      for (const auto& a : (*n)["status"]["addresses"]) {
+        if (a.value("type", "") == "AgentURL") agent = a.value("address", "");
+      }
+    }
+    if (agent.empty()) return ReplyStatus(req, Status(Code::kUnavailable, "node \"" + node + "\" reports no agent address"));
+    std::string tail = query["tailBytes"];
+    if (!tail.empty() && tail.find_first_not_of("0123456789") != std::string::npos) {
+      return ReplyStatus(req, BadRequest("tailBytes: must be a non-negative integer"));
+    }
+    try {
+      web::http::client::http_client_config cfg;
+      cfg.set_timeout(std::chrono::seconds(10));
+      web::http::client::http_client c(agent, cfg);
+      web::uri_builder b;
+      b.append_path("logs");
+      b.append_path(ns, true);
+      b.append_path(name, true);
+      if (!tail.empty()) b.append_query("tailBytes", tail);
+      auto resp = c.request(methods::GET, b.to_string()).get();
+      auto body = resp.extract_vector().get();
+      std::string text(body.begin(), body.end());
+      if (resp.status_code() != 200) return ReplyStatus(req, Status::FromHttp(resp.status_code(), text));
+      ReplyText(req, 200, text, "text/plain; charset=utf-8");
+      return 200;
+    } catch (const std::exception& e) {
+      return ReplyStatus(req, Status(Code::kUnavailable, "cannot reach the agent of node \"" + node + "\" at " +
+                                                         agent + ": " + e.what()));
+    }
   }
 
   // --- watch ---------------------------------------------------------------------------------------------------

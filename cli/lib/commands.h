@@ -93,6 +93,20 @@ struct ApiResourcesOptions {
 };
 int RunApiResources(Env& env, const ApiResourcesOptions& opts);
 
+struct LogsOptions {
+  std::string target;       // instance/NAME or NAME
+  int64_t tail_bytes = 0;   // 0 = everything
+};
+// Prints an Instance's serial console (proxied by the API server from the node agent).
+int RunLogs(Env& env, const LogsOptions& opts);
+
+struct PowerOptions {
+  std::string action;             // restart | start | stop
+  std::vector<std::string> args;  // instance/NAME... or NAME...
+};
+// Declarative power actions: patch spec.powerState / spec.restartRequestedAt.
+int RunPower(Env& env, const PowerOptions& opts);
+
 // The client's version string ("0.1.0").
 const char* ClientVersion();
 

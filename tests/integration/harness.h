@@ -124,8 +124,13 @@ class ServerProcess {
       ::dup2(fd, 1);
       ::dup2(fd, 2);
       std::vector<std::string> a = {STRATUSD_BIN, "server", "--listen", "127.0.0.1:" + std::to_string(port_),
-                                    "--data-dir", data_dir_.string(), "--agent=false"};
-      for (const auto& e : extra_) a.push_back(e);
+                                    "--data-dir", data_dir_.string()};
+      bool agent = false;
+      for (const auto& e : extra_) agent |= e == "--agent=true";
+      if (!agent) a.push_back("--agent=false");
+      for (const auto& e : extra_) {
+        if (e != "--agent=true") a.push_back(e);
+      }
       std::vector<char*> args;
       for (auto& s : a) args.push_back(s.data());
       args.push_back(nullptr);

@@ -1,0 +1,80 @@
+// `stratusctl logs`, `restart`, `start`, `stop`: console output and power actions on Instances. Power actions
+// are declarative: they change spec (powerState, restartRequestedAt) and the node agent converges.
+#include <iostream>
+
+#include "commands.h"
+#include "stratus/core/object.h"
+#include "targets.h"
+
+namespace stratus::cli {
+namespace {
+
+// Resolves `instance/NAME` or `NAME` (kind defaults to instance) to instance names.
+StatusOr<std::vector<std::string>> InstanceNames(const std::vector<std::string>& args) {
+  std::vector<std::string> names;
+  for (const auto& a : args) {
+    auto slash = a.find('/');
+    if (slash == std::string::npos) {
+      names.push_back(a);
+      continue;
+    }
+    auto r = ResolveKind(a.substr(0, slash));
+    if (!r.ok()) return r.status();
+    if ((*r)->kind != "Instance") return BadRequest("only instances have this action, not " + (*r)->plural);
+    names.push_back(a.substr(slash + 1));
+  }
+  if (names.empty()) return BadRequest("name an instance: instance/NAME");
+  return names;
+}
+
+}  // namespace
+
+int RunLogs(Env& env, const LogsOptions& opts) {
+  auto names = InstanceNames({opts.target});
+  if (!names.ok()) {
+    *env.err << "error: " << names.status().message() << "\n";
+    return 1;
+  }
+  std::string path = ResourcePath(*FindByKind("Instance"), env.ns, (*names)[0], "log");
+  if (opts.tail_bytes > 0) path += "?tailBytes=" + std::to_string(opts.tail_bytes);
+  auto body = env.client->GetRaw(path);
+  if (!body.ok()) {
+    *env.err << "error: " << body.status().ToString() << "\n";
+    return 1;
+  }
+  *env.out << *body;
+  return 0;
+}
+
+int RunPower(Env& env, const PowerOptions& opts) {
+  auto names = InstanceNames(opts.args);
+  if (!names.ok()) {
+    *env.err << "error: " << names.status().message() << "\n";
+    return 1;
+  }
+  int rc = 0;
+  for (const auto& name : *names) {
+    json patch;
+    std::string done;
+    if (opts.action == "restart") {
+      patch = {{"spec", {{"restartRequestedAt", NowRfc3339()}, {"powerState", "Running"}}}};
+      done = "restart requested";
+    } else if (opts.action == "start") {
+      patch = {{"spec", {{"powerState", "Running"}}}};
+      done = "started";
+    } else {
+      patch = {{"spec", {{"powerState", "Stopped"}}}};
+      done = "stop requested";
+    }
+    auto r = env.client->Patch("instances", env.ns, name, patch);
+    if (!r.ok()) {
+      *env.err << "error: instance/" << name << ": " << r.status().ToString() << "\n";
+      rc = 1;
+      continue;
+    }
+    *env.out << "instance/" << name << " " << done << "\n";
+  }
+  return rc;
+}
+
+}  // namespace stratus::cli

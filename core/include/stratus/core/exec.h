@@ -1,0 +1,25 @@
+// Runs external programs (qemu-img, ip, nft, ...) from an argument vector: no shell, so user strings can never
+// be interpreted as shell syntax.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "stratus/core/status.h"
+
+namespace stratus {
+
+struct ExecResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] (searched in PATH) with the arguments, waits at most `timeout_seconds` (then kills it), and
+// returns its exit code and output (each capped at 4 MiB). kInternal when it cannot be started.
+StatusOr<ExecResult> Exec(const std::vector<std::string>& argv, int timeout_seconds = 60);
+
+// Like Exec, but a non-zero exit becomes kInternal naming the command and its stderr.
+StatusOr<std::string> ExecChecked(const std::vector<std::string>& argv, int timeout_seconds = 60);
+
+}  // namespace stratus

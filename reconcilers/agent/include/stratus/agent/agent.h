@@ -1,0 +1,49 @@
+// The node agent: registers this host's Node (capacity read from libvirt), heartbeats, runs the node-local
+// reconcilers (image cache, instances) for what is placed here, and serves console logs to the API server.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "stratus/core/api_client.h"
+#include "stratus/core/status.h"
+
+namespace stratus::agent {
+
+struct Options {
+  std::string node;                         // Node name; defaults to the hostname
+  std::string libvirt_uri = "qemu:///system";
+  std::string data_dir = "/var/lib/stratus/agent";
+  std::string listen = "127.0.0.1:8775";    // the agent's own endpoint (console logs, domain listing)
+  std::string advertise;                    // URL the API server uses to reach it; default http://<listen>
+  std::string zone = "default";
+  std::map<std::string, std::string> labels;
+  int reserved_vcpus = 0;
+  int64_t reserved_memory_mib = 512;
+  std::string virt_type = "auto";           // auto | kvm | qemu
+  std::chrono::seconds heartbeat{10};
+  std::chrono::seconds shutdown_timeout{30};
+  int workers = 2;
+  bool debug_endpoints = false;             // fault injection for tests: destroy/undefine domains behind our back
+};
+
+class NodeAgent {
+ public:
+  NodeAgent(ApiClient* client, Options opts);
+  ~NodeAgent();
+  // Connects to libvirt, registers the Node and starts heartbeats, informers and reconcilers.
+  Status Start();
+  void Stop();
+  const Options& options() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace stratus::agent

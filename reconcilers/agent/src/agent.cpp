@@ -1,0 +1,299 @@
+#include "stratus/agent/agent.h"
+
+#include <cpprest/http_listener.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include "stratus/core/object.h"
+#include "stratus/host/hypervisor.h"
+#include "stratus/host/storage.h"
+#include "stratus/image/image.h"
+#include "stratus/instance/instance.h"
+#include "stratus/runtime/conditions.h"
+#include "stratus/runtime/controller.h"
+#include "stratus/runtime/informer.h"
+
+namespace stratus::agent {
+namespace fs = std::filesystem;
+using web::http::http_request;
+using web::http::http_response;
+
+struct NodeAgent::Impl {
+  ApiClient* client;
+  Options opts;
+  std::shared_ptr<host::LibvirtConnection> conn;
+  std::unique_ptr<host::Hypervisor> hv;
+  std::unique_ptr<host::StoragePools> storage;
+  host::HostCapacity cap;
+  std::string virt_type;
+  std::unique_ptr<runtime::Informer> instances, images, flavors;
+  std::unique_ptr<image::ImageReconciler> image_rec;
+  std::unique_ptr<instance::InstanceReconciler> inst_rec;
+  std::unique_ptr<runtime::Controller> image_ctl, inst_ctl;
+  std::unique_ptr<web::http::experimental::listener::http_listener> listener;
+  std::thread heartbeat;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+
+  // One image pool per node (several test agents may share one libvirtd).
+  std::string ImagePool() const { return "stratus-" + opts.node + "-images"; }
+
+  json NodeStatus() {
+    json st;
+    st["capacity"] = {{"vcpus", cap.vcpus}, {"memoryMiB", static_cast<int64_t>(cap.memory_mib)}};
+    st["allocatable"] = {{"vcpus", std::max(0, cap.vcpus - opts.reserved_vcpus)},
+                         {"memoryMiB", std::max<int64_t>(0, static_cast<int64_t>(cap.memory_mib) - opts.reserved_memory_mib)}};
+    auto pool = storage->Pool(ImagePool());
+    if (pool.ok()) {
+      int64_t gib = static_cast<int64_t>(pool->capacity_bytes >> 30);
+      st["capacity"]["storageGiB"] = gib;
+      st["allocatable"]["storageGiB"] = static_cast<int64_t>(pool->available_bytes >> 30);
+      st["pools"] = json::array({{{"name", pool->name},
+                                  {"type", pool->type},
+                                  {"path", (fs::path(opts.data_dir) / "pools" / "images").string()},
+                                  {"default", true},
+                                  {"capacityBytes", static_cast<int64_t>(pool->capacity_bytes)},
+                                  {"allocationBytes", static_cast<int64_t>(pool->allocation_bytes)},
+                                  {"availableBytes", static_cast<int64_t>(pool->available_bytes)}}});
+    }
+    st["virtType"] = virt_type;
+    st["lastHeartbeatTime"] = NowRfc3339();
+    std::string url = opts.advertise.empty() ? "http://" + opts.listen : opts.advertise;
+    st["addresses"] = json::array({{{"type", "AgentURL"}, {"address", url}},
+                                   {{"type", "Hostname"}, {"address", cap.hostname}}});
+    st["nodeInfo"] = {{"hostname", cap.hostname}, {"arch", "x86_64"}, {"agentVersion", "v0.1.0"}};
+    return st;
+  }
+
+  Status Register() {
+    auto cur = client->Get("nodes", "", opts.node);
+    if (!cur.ok() && cur.status().code() != Code::kNotFound) return cur.status();
+    if (!cur.ok()) {
+      json labels = {{"stratus.io/hostname", opts.node}, {"stratus.io/zone", opts.zone}};
+      for (const auto& [k, v] : opts.labels) labels[k] = v;
+      json node = {{"apiVersion", "stratus.io/v1"},
+                   {"kind", "Node"},
+                   {"metadata", {{"name", opts.node}, {"labels", labels}}},
+                   {"spec", json::object()}};
+      cur = client->Create("nodes", "", node);
+      if (!cur.ok() && cur.status().code() != Code::kAlreadyExists) return cur.status();
+      if (!cur.ok()) cur = client->Get("nodes", "", opts.node);
+      if (!cur.ok()) return cur.status();
+    }
+    return Heartbeat(*cur);
+  }
+
+  // Posts the node's status; retries on conflicts with other status writers (node lifecycle).
+  Status Heartbeat(json cur) {
+    json st = NodeStatus();
+    for (int attempt = 0;; ++attempt) {
+      json desired = cur;
+      for (auto& [k, v] : st.items()) desired["status"][k] = v;
+      runtime::SetCondition(desired, "Ready", "True", "AgentReady",
+                            "agent is heartbeating; libvirt " + opts.libvirt_uri + " reachable");
+      auto u = runtime::UpdateStatusIfChanged(client, "nodes", cur, desired);
+      if (u.ok()) return Status::Ok();
+      if (u.status().code() != Code::kConflict || attempt >= 5) return u.status();
+      auto again = client->Get("nodes", "", opts.node);
+      if (!again.ok()) return again.status();
+      cur = *again;
+    }
+  }
+
+  void HeartbeatLoop() {
+    std::unique_lock lock(mu);
+    while (!stopping) {
+      cv.wait_for(lock, opts.heartbeat);
+      if (stopping) break;
+      lock.unlock();
+      auto cur = client->Get("nodes", "", opts.node);
+      Status s = cur.ok() ? Heartbeat(*cur) : (cur.status().code() == Code::kNotFound ? Register() : cur.status());
+      if (!s.ok()) spdlog::warn("heartbeat failed: node={} error={}", opts.node, s.message());
+      lock.lock();
+    }
+  }
+
+  static void Reply(http_request& req, int code, const std::string& body, const std::string& type) {
+    http_response r(static_cast<web::http::status_code>(code));
+    r.set_body(body, type);
+    req.reply(r).then([](pplx::task<void> t) {
+      try {
+        t.get();
+      } catch (...) {
+      }
+    });
+  }
+
+  void Handle(http_request req) {
+    try {
+      auto seg = web::uri::split_path(req.relative_uri().path());
+      for (auto& s : seg) s = web::uri::decode(s);
+      auto query = web::uri::split_query(req.relative_uri().query());
+      if (seg.size() == 1 && seg[0] == "healthz") return Reply(req, 200, "ok", "text/plain");
+      if (req.method() == web::http::methods::GET && seg.size() == 3 && seg[0] == "logs") {
+        if (!ValidateDns1123Label(seg[1], "namespace").ok() || !ValidateDns1123Label(seg[2], "name").ok()) {
+          return Reply(req, 400, Status(Code::kBadRequest, "invalid instance name").ToJson().dump(), "application/json");
+        }
+        std::string path = instance::ConsoleLogPath(opts.data_dir, seg[1], seg[2]);
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+          return Reply(req, 404, NotFound("no console log for instance " + seg[1] + "/" + seg[2] + " on node " + opts.node)
+                                     .ToJson().dump(), "application/json");
+        }
+        uint64_t tail = 0;
+        if (query.count("tailBytes")) tail = std::stoull(query["tailBytes"]);
+        in.seekg(0, std::ios::end);
+        uint64_t size = static_cast<uint64_t>(in.tellg());
+        uint64_t start = tail && tail < size ? size - tail : 0;
+        std::string data(size - start, '\0');
+        in.seekg(static_cast<std::streamoff>(start));
+        in.read(data.data(), static_cast<std::streamsize>(data.size()));
+        return Reply(req, 200, data, "text/plain");
+      }
+      if (req.method() == web::http::methods::GET && seg.size() == 1 && seg[0] == "domains") {
+        auto l = hv->List();
+        if (!l.ok()) return Reply(req, 500, l.status().ToJson().dump(), "application/json");
+        json out = json::array();
+        for (const auto& d : *l) {
+          out.push_back({{"name", d.name}, {"uuid", d.uuid}, {"instanceUID", d.instance_uid},
+                         {"running", d.state == host::DomainState::kRunning}, {"state", static_cast<int>(d.state)}});
+        }
+        return Reply(req, 200, out.dump(), "application/json");
+      }
+      if (opts.debug_endpoints && req.method() == web::http::methods::POST && seg.size() == 4 && seg[0] == "debug" &&
+          seg[1] == "domains") {
+        Status s = seg[3] == "destroy" ? hv->Destroy(seg[2])
+                   : seg[3] == "undefine" ? (hv->Destroy(seg[2]).ok() ? hv->Undefine(seg[2]) : hv->Undefine(seg[2]))
+                                          : NotFound("unknown action");
+        return Reply(req, s.ok() ? 200 : s.http_code(), s.ToJson().dump(), "application/json");
+      }
+      Reply(req, 404, NotFound("not found").ToJson().dump(), "application/json");
+    } catch (const std::exception& e) {
+      Reply(req, 500, Internal(e.what()).ToJson().dump(), "application/json");
+    }
+  }
+};
+
+NodeAgent::NodeAgent(ApiClient* client, Options opts) : impl_(std::make_unique<Impl>()) {
+  impl_->client = client;
+  impl_->opts = std::move(opts);
+  if (impl_->opts.node.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    impl_->opts.node = host;
+    for (auto& c : impl_->opts.node) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+}
+
+NodeAgent::~NodeAgent() { Stop(); }
+
+const Options& NodeAgent::options() const { return impl_->opts; }
+
+Status NodeAgent::Start() {
+  Impl& m = *impl_;
+  auto conn = host::ConnectLibvirt(m.opts.libvirt_uri);
+  if (!conn.ok()) return conn.status();
+  m.conn = *conn;
+  m.hv = host::NewLibvirtHypervisor(m.conn);
+  m.storage = host::NewLibvirtStorage(m.conn);
+  auto cap = m.hv->Capacity();
+  if (!cap.ok()) return cap.status();
+  m.cap = *cap;
+  m.virt_type = m.opts.virt_type == "auto" ? m.cap.virt_type : m.opts.virt_type;
+  std::error_code ec;
+  fs::path pool_dir = fs::path(m.opts.data_dir) / "pools" / "images";
+  fs::create_directories(pool_dir, ec);
+  Status ps = m.storage->EnsurePool({m.ImagePool(), "dir", pool_dir.string(), ""});
+  if (!ps.ok()) return ps;
+  Status rs = m.Register();
+  if (!rs.ok()) return rs;
+
+  runtime::InformerOptions io;
+  io.plural = "instances";
+  io.field_selector = "spec.nodeName=" + m.opts.node;
+  io.resync = std::chrono::seconds(10);
+  m.instances = std::make_unique<runtime::Informer>(m.client, io);
+  runtime::InformerOptions im;
+  im.plural = "images";
+  m.images = std::make_unique<runtime::Informer>(m.client, im);
+  runtime::InformerOptions fo;
+  fo.plural = "instancetypes";
+  m.flavors = std::make_unique<runtime::Informer>(m.client, fo);
+
+  m.image_rec = std::make_unique<image::ImageReconciler>(m.client, m.images.get(), m.storage.get(), m.ImagePool(),
+                                                         (fs::path(m.opts.data_dir) / "tmp").string(), m.opts.node);
+  instance::Options iopt;
+  iopt.node = m.opts.node;
+  iopt.data_dir = m.opts.data_dir;
+  iopt.image_pool = m.ImagePool();
+  iopt.virt_type = m.virt_type;
+  iopt.shutdown_timeout = m.opts.shutdown_timeout;
+  m.inst_rec = std::make_unique<instance::InstanceReconciler>(m.client, m.instances.get(), m.images.get(),
+                                                              m.flavors.get(), m.hv.get(), m.storage.get(), iopt);
+  m.image_ctl = std::make_unique<runtime::Controller>(m.image_rec.get(), m.opts.workers);
+  m.inst_ctl = std::make_unique<runtime::Controller>(m.inst_rec.get(), m.opts.workers);
+  m.image_ctl->Watch(m.images.get());
+  m.inst_ctl->Watch(m.instances.get());
+  // An image becoming Ready wakes the instances on this node that use it.
+  Impl* impl = &m;
+  m.inst_ctl->Watch(m.images.get(), [impl](const std::string& key, const json& img) {
+    std::vector<std::string> keys;
+    std::string ns = MetaString(img, "namespace"), name = MetaString(img, "name");
+    for (const auto& i : impl->instances->List()) {
+      if (MetaString(i, "namespace") != ns) continue;
+      const json& s = i["spec"];
+      if (s.value("kernelImage", "") == name || s.value("ramdiskImage", "") == name || s.value("image", "") == name) {
+        keys.push_back(runtime::KeyFor(i));
+      }
+    }
+    return keys;
+  });
+  m.instances->Start();
+  m.images->Start();
+  m.flavors->Start();
+  m.image_ctl->Start();
+  m.inst_ctl->Start();
+  m.heartbeat = std::thread([impl] { impl->HeartbeatLoop(); });
+  try {
+    m.listener = std::make_unique<web::http::experimental::listener::http_listener>("http://" + m.opts.listen);
+    m.listener->support([impl](http_request req) { impl->Handle(std::move(req)); });
+    m.listener->open().wait();
+  } catch (const std::exception& e) {
+    m.listener.reset();
+    spdlog::error("agent endpoint not served: listen={} error={}", m.opts.listen, e.what());
+  }
+  spdlog::info("node agent started: node={} libvirt={} virtType={} vcpus={} memoryMiB={}", m.opts.node,
+               m.opts.libvirt_uri, m.virt_type, m.cap.vcpus, m.cap.memory_mib);
+  return Status::Ok();
+}
+
+void NodeAgent::Stop() {
+  if (!impl_) return;
+  Impl& m = *impl_;
+  {
+    std::lock_guard lock(m.mu);
+    if (m.stopping) return;
+    m.stopping = true;
+  }
+  m.cv.notify_all();
+  if (m.heartbeat.joinable()) m.heartbeat.join();
+  if (m.listener) {
+    try {
+      m.listener->close().wait();
+    } catch (...) {
+    }
+  }
+  if (m.inst_ctl) m.inst_ctl->Stop();
+  if (m.image_ctl) m.image_ctl->Stop();
+  if (m.instances) m.instances->Stop();
+  if (m.images) m.images->Stop();
+  if (m.flavors) m.flavors->Stop();
+}
+
+}  // namespace stratus::agent

@@ -1,0 +1,54 @@
+// Images (Glance's job) on each node: fetch the source (file://, http://, https://), verify the sha256, detect
+// the format with qemu-img and convert when needed, and cache the result once per node in a libvirt storage
+// pool. Nothing half-imported is ever visible: work happens in a temporary file that is removed on failure.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "stratus/core/api_client.h"
+#include "stratus/host/storage.h"
+#include "stratus/runtime/conditions.h"
+#include "stratus/runtime/controller.h"
+#include "stratus/runtime/informer.h"
+
+namespace stratus::image {
+
+// Copies or downloads `url` to `dest`, hashing as it goes; returns the sha256 hex digest.
+// `progress(done, total)` (total 0 when unknown). kBadRequest for unsupported schemes, kUnavailable when the
+// source cannot be read.
+StatusOr<std::string> Fetch(const std::string& url, const std::string& dest,
+                            const std::function<void(uint64_t, uint64_t)>& progress);
+
+struct FormatInfo {
+  std::string format;       // qcow2, raw, iso (qemu-img reports iso images as raw; detected by signature)
+  uint64_t virtual_size = 0;
+  uint64_t actual_size = 0;
+  bool has_backing = false;
+};
+// `qemu-img info` of a local file.
+StatusOr<FormatInfo> DetectFormat(const std::string& path);
+
+// The pool volume name caching an Image (stable across restarts; derived from its uid).
+std::string CacheVolumeName(const json& image);
+
+class ImageReconciler : public runtime::Reconciler {
+ public:
+  ImageReconciler(ApiClient* client, runtime::Informer* images, host::StoragePools* storage, std::string pool,
+                  std::string work_dir, std::string node);
+  std::string Name() const override { return "image"; }
+  StatusOr<runtime::Result> Reconcile(const std::string& key) override;
+
+ private:
+  Status Import(const json& img, const std::string& volume);
+
+  ApiClient* client_;
+  runtime::Informer* images_;
+  host::StoragePools* storage_;
+  std::string pool_;
+  std::string work_dir_;
+  std::string node_;
+  runtime::EventRecorder events_;
+};
+
+}  // namespace stratus::image

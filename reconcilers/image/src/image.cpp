@@ -1,0 +1,244 @@
+#include "stratus/image/image.h"
+
+#include <cpprest/filestream.h>
+#include <cpprest/http_client.h>
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "stratus/core/exec.h"
+#include "stratus/core/object.h"
+
+namespace stratus::image {
+namespace fs = std::filesystem;
+
+namespace {
+
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  void Update(const void* d, size_t n) { EVP_DigestUpdate(ctx_, d, n); }
+  std::string Hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, md, &len);
+    static const char* k = "0123456789abcdef";
+    std::string s;
+    for (unsigned i = 0; i < len; ++i) {
+      s += k[md[i] >> 4];
+      s += k[md[i] & 15];
+    }
+    return s;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+// Throttles progress callbacks to about one per 200 ms.
+struct Throttle {
+  std::chrono::steady_clock::time_point last{};
+  bool Due() {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::milliseconds(200)) return false;
+    last = now;
+    return true;
+  }
+};
+
+}  // namespace
+
+StatusOr<std::string> Fetch(const std::string& url, const std::string& dest,
+                            const std::function<void(uint64_t, uint64_t)>& progress) {
+  Sha256 h;
+  Throttle t;
+  std::ofstream out(dest, std::ios::binary | std::ios::trunc);
+  if (!out) return Internal("cannot write " + dest);
+  if (url.rfind("file://", 0) == 0) {
+    std::string path = url.substr(7);
+    std::error_code ec;
+    uint64_t total = fs::file_size(path, ec);
+    if (ec) return Status(Code::kUnavailable, "cannot read " + url + ": " + ec.message());
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Status(Code::kUnavailable, "cannot open " + url);
+    std::vector<char> buf(1 << 20);
+    uint64_t done = 0;
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      auto n = static_cast<size_t>(in.gcount());
+      if (n == 0) break;
+      h.Update(buf.data(), n);
+      out.write(buf.data(), static_cast<std::streamsize>(n));
+      done += n;
+      if (progress && t.Due()) progress(done, total);
+    }
+    if (progress) progress(done, total);
+  } else if (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0) {
+    try {
+      web::http::client::http_client_config cfg;
+      cfg.set_timeout(std::chrono::seconds(60));
+      web::http::client::http_client client(url, cfg);
+      auto resp = client.request(web::http::methods::GET).get();
+      if (resp.status_code() != 200) {
+        return Status(Code::kUnavailable, "GET " + url + " answered HTTP " + std::to_string(resp.status_code()));
+      }
+      uint64_t total = resp.headers().content_length();
+      auto body = resp.body();
+      concurrency::streams::container_buffer<std::vector<uint8_t>> chunk;
+      uint64_t done = 0;
+      while (true) {
+        chunk.collection().clear();
+        chunk.seekpos(0, std::ios_base::out);
+        size_t n = body.read(chunk, 1 << 20).get();
+        if (n == 0) break;
+        const auto& data = chunk.collection();
+        h.Update(data.data(), n);
+        out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(n));
+        done += n;
+        if (progress && t.Due()) progress(done, total);
+      }
+      if (total && done != total) {
+        return Status(Code::kUnavailable, "download of " + url + " ended early (" + std::to_string(done) + " of " +
+                                              std::to_string(total) + " bytes)");
+      }
+      if (progress) progress(done, total);
+    } catch (const std::exception& e) {
+      return Status(Code::kUnavailable, "cannot download " + url + ": " + e.what());
+    }
+  } else {
+    return BadRequest("unsupported image source " + url + " (use file://, http:// or https://)");
+  }
+  out.close();
+  if (!out) return Internal("write failed: " + dest);
+  return h.Hex();
+}
+
+StatusOr<FormatInfo> DetectFormat(const std::string& path) {
+  auto out = ExecChecked({"qemu-img", "info", "--output=json", path}, 60);
+  if (!out.ok()) return out.status();
+  json j = json::parse(*out, nullptr, false);
+  if (!j.is_object()) return Internal("qemu-img info printed no JSON for " + path);
+  FormatInfo f;
+  f.format = j.value("format", "");
+  f.virtual_size = j.value("virtual-size", uint64_t{0});
+  f.actual_size = j.value("actual-size", uint64_t{0});
+  f.has_backing = j.contains("backing-filename");
+  if (f.format == "raw") {
+    // ISO 9660: "CD001" at offset 0x8001.
+    std::ifstream in(path, std::ios::binary);
+    char sig[5] = {};
+    in.seekg(0x8001);
+    if (in.read(sig, 5) && std::string(sig, 5) == "CD001") f.format = "iso";
+  }
+  return f;
+}
+
+std::string CacheVolumeName(const json& image) { return "img-" + MetaString(image, "uid"); }
+
+ImageReconciler::ImageReconciler(ApiClient* client, runtime::Informer* images, host::StoragePools* storage,
+                                 std::string pool, std::string work_dir, std::string node)
+    : client_(client), images_(images), storage_(storage), pool_(std::move(pool)), work_dir_(std::move(work_dir)),
+      node_(std::move(node)), events_(client, "image-cache", node_) {}
+
+Status ImageReconciler::Import(const json& img, const std::string& volume) {
+  std::string key = runtime::KeyFor(img);
+  auto [ns, name] = runtime::SplitKey(key);
+  std::error_code ec;
+  fs::create_directories(work_dir_, ec);
+  std::string tmp = (fs::path(work_dir_) / (volume + ".part")).string();
+  std::string url = img["spec"]["source"].value("url", "");
+  json cur = img;
+  int last_pct = -1;
+  auto report = [&](const std::string& phase, int pct) {
+    if (pct == last_pct && cur["status"].value("phase", "") == phase) return;
+    last_pct = pct;
+    json d = cur;
+    d["status"]["phase"] = phase;
+    d["status"]["progress"] = pct;
+    runtime::SetCondition(d, "Ready", "False", phase, phase == "Downloading" ? "fetching " + url : "converting");
+    auto u = runtime::UpdateStatusIfChanged(client_, "images", cur, d);
+    if (u.ok()) cur = *u;
+  };
+  report("Downloading", 0);
+  auto sum = Fetch(url, tmp, [&](uint64_t done, uint64_t total) {
+    if (total) report("Downloading", static_cast<int>(done * 100 / total));
+  });
+  auto fail = [&](const Status& s, const std::string& reason) {
+    fs::remove(tmp, ec);
+    json d = cur;
+    d["status"]["phase"] = "Failed";
+    runtime::SetCondition(d, "Ready", "False", reason, s.message());
+    runtime::UpdateStatusIfChanged(client_, "images", cur, d);
+    events_.Record(img, "Warning", reason, s.message());
+    return s;
+  };
+  if (!sum.ok()) return fail(sum.status(), "SourceUnavailable");
+  std::string want = img["spec"].value("sha256", "");
+  if (!want.empty() && want != *sum) {
+    return fail(Status(Code::kInvalid, "checksum mismatch: spec.sha256 is " + want + " but the source has " + *sum),
+                "ChecksumMismatch");
+  }
+  auto fmt = DetectFormat(tmp);
+  if (!fmt.ok()) return fail(fmt.status(), "FormatUnknown");
+  if (fmt->has_backing) return fail(InvalidError("images with a backing file are refused"), "FormatRefused");
+  std::string want_fmt = img["spec"].value("format", "auto");
+  if (want_fmt != "auto" && want_fmt != fmt->format) {
+    return fail(InvalidError("spec.format says " + want_fmt + " but the source is " + fmt->format), "FormatMismatch");
+  }
+  std::string type = img["spec"].value("type", "disk");
+  std::string stored_format = fmt->format == "qcow2" ? "qcow2" : "raw";
+  if (type == "disk" && fmt->format != "qcow2" && fmt->format != "raw" && fmt->format != "iso") {
+    report("Converting", 100);
+    std::string conv = tmp + ".qcow2";
+    auto c = ExecChecked({"qemu-img", "convert", "-O", "qcow2", tmp, conv}, 1800);
+    if (!c.ok()) {
+      fs::remove(conv, ec);
+      return fail(c.status(), "ConversionFailed");
+    }
+    fs::rename(conv, tmp, ec);
+    stored_format = "qcow2";
+  }
+  auto vol = storage_->ImportFile(pool_, volume, tmp, stored_format, [&](uint64_t, uint64_t) {});
+  fs::remove(tmp, ec);
+  if (!vol.ok()) return fail(vol.status(), "CacheFailed");
+  json d = cur;
+  d["status"]["phase"] = "Ready";
+  d["status"]["progress"] = 100;
+  d["status"]["size"] = fs::exists(vol->path) ? static_cast<int64_t>(fs::file_size(vol->path, ec)) : static_cast<int64_t>(vol->capacity_bytes);
+  d["status"]["virtualSize"] = static_cast<int64_t>(fmt->virtual_size);
+  d["status"]["format"] = fmt->format;
+  d["status"]["checksum"] = "sha256:" + *sum;
+  d["status"]["observedGeneration"] = img["metadata"].value("generation", 1);
+  runtime::SetCondition(d, "Ready", "True", "Imported", "cached on node " + node_ + " as " + vol->path);
+  auto u = runtime::UpdateStatusIfChanged(client_, "images", cur, d);
+  if (!u.ok()) return u.status();
+  events_.Record(img, "Normal", "Imported", "cached on node " + node_ + " (" + fmt->format + ")");
+  spdlog::info("image imported: image={} node={} path={}", key, node_, vol->path);
+  return Status::Ok();
+}
+
+StatusOr<runtime::Result> ImageReconciler::Reconcile(const std::string& key) {
+  json img = images_->Get(key);
+  if (img.is_null() || !MetaString(img, "deletionTimestamp").empty()) return runtime::Result::Done();
+  std::string volume = CacheVolumeName(img);
+  auto existing = storage_->Volume(pool_, volume);
+  bool ready = img.contains("status") && img["status"].value("phase", "") == "Ready";
+  if (existing.ok() && ready) return runtime::Result::Done();
+  if (existing.ok() && !ready) {
+    // A volume without a finished import (agent killed mid-upload) cannot be told from a whole one: redo it.
+    Status d = storage_->DeleteVolume(pool_, volume);
+    if (!d.ok()) return d;
+    existing = Status(Code::kNotFound, "removed partial import");
+  }
+  Status s = Import(img, volume);
+  if (!s.ok()) return s;
+  return runtime::Result::Done();
+}
+
+}  // namespace stratus::image

@@ -1,0 +1,67 @@
+// The Instance reconciler (node-local): for every Instance bound to this node, make a libvirt domain exist and
+// be in the declared power state; repair drift; tear down behind a finalizer on delete; report status.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "stratus/core/api_client.h"
+#include "stratus/host/hypervisor.h"
+#include "stratus/host/storage.h"
+#include "stratus/runtime/conditions.h"
+#include "stratus/runtime/controller.h"
+#include "stratus/runtime/informer.h"
+
+namespace stratus::instance {
+
+inline constexpr const char* kFinalizer = "stratus.io/instance-teardown";
+
+struct Options {
+  std::string node;
+  std::string data_dir;                       // per-instance files under data_dir/instances/
+  std::string image_pool = "stratus-images";  // where images are cached
+  std::string virt_type = "qemu";
+  std::chrono::seconds shutdown_timeout{30};  // graceful shutdown, then force
+  std::chrono::seconds resync{10};            // drift check period
+};
+
+// libvirt domain name of an Instance: "stratus_<namespace>_<name>" ('_' cannot occur in either part).
+std::string DomainName(const std::string& ns, const std::string& name);
+// Where the serial console of an Instance is written.
+std::string ConsoleLogPath(const std::string& data_dir, const std::string& ns, const std::string& name);
+
+// Builds the DomainSpec for `inst` given resolved inputs (pure; unit-tested).
+struct Resolved {
+  int vcpus = 1;
+  int64_t memory_mib = 256;
+  std::string kernel_path, initrd_path;
+};
+host::DomainSpec BuildDomainSpec(const json& inst, const Resolved& r, const Options& opts);
+
+class InstanceReconciler : public runtime::Reconciler {
+ public:
+  InstanceReconciler(ApiClient* client, runtime::Informer* instances, runtime::Informer* images,
+                     runtime::Informer* flavors, host::Hypervisor* hv, host::StoragePools* storage, Options opts);
+  std::string Name() const override { return "instance"; }
+  StatusOr<runtime::Result> Reconcile(const std::string& key) override;
+
+ private:
+  StatusOr<runtime::Result> Teardown(json inst, const std::string& key);
+  StatusOr<std::string> ImagePath(const std::string& ns, const std::string& image_name, const std::string& want_type,
+                                  std::string* not_ready);
+
+  ApiClient* client_;
+  runtime::Informer* instances_;
+  runtime::Informer* images_;
+  runtime::Informer* flavors_;
+  host::Hypervisor* hv_;
+  host::StoragePools* storage_;
+  Options opts_;
+  runtime::EventRecorder events_;
+  std::mutex mu_;
+  std::map<std::string, std::chrono::steady_clock::time_point> shutdown_started_;
+};
+
+}  // namespace stratus::instance

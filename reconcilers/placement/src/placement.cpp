@@ -1,0 +1,217 @@
+#include "stratus/placement/placement.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "stratus/core/object.h"
+#include "stratus/core/selector.h"
+
+namespace stratus::placement {
+
+std::string Decision::Message(size_t total_nodes) const {
+  std::string m = "0/" + std::to_string(total_nodes) + " nodes can run this instance";
+  if (total_nodes == 0) return m + ": no nodes are registered";
+  m += ": ";
+  for (size_t i = 0; i < reasons.size(); ++i) m += (i ? "; " : "") + reasons[i];
+  return m;
+}
+
+Decision Choose(const Demand& d, const json& node_selector, const std::vector<NodeView>& nodes, const Options& o) {
+  Decision out;
+  double best = -1;
+  for (const auto& n : nodes) {
+    if (!n.ready) {
+      out.reasons.push_back(n.name + ": not Ready" + (n.not_ready_reason.empty() ? "" : " (" + n.not_ready_reason + ")"));
+      continue;
+    }
+    if (n.unschedulable) {
+      out.reasons.push_back(n.name + ": unschedulable (cordoned)");
+      continue;
+    }
+    std::string mismatch;
+    if (node_selector.is_object()) {
+      for (const auto& [k, v] : node_selector.items()) {
+        auto it = n.labels.find(k);
+        if (it == n.labels.end() || *it != v) {
+          mismatch = k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+          break;
+        }
+      }
+    }
+    if (!mismatch.empty()) {
+      out.reasons.push_back(n.name + ": does not match nodeSelector " + mismatch);
+      continue;
+    }
+    int64_t cpu_cap = static_cast<int64_t>(n.alloc_vcpus * o.cpu_overcommit);
+    int64_t mem_cap = static_cast<int64_t>(static_cast<double>(n.alloc_memory_mib) * o.memory_overcommit);
+    int64_t cpu_free = cpu_cap - n.used_vcpus;
+    int64_t mem_free = mem_cap - n.used_memory_mib;
+    std::vector<std::string> why;
+    if (d.vcpus > cpu_free) {
+      why.push_back("insufficient vcpus (need " + std::to_string(d.vcpus) + ", free " +
+                    std::to_string(std::max<int64_t>(cpu_free, 0)) + " of " + std::to_string(cpu_cap) + ")");
+    }
+    if (d.memory_mib > mem_free) {
+      why.push_back("insufficient memory (need " + std::to_string(d.memory_mib) + " MiB, free " +
+                    std::to_string(std::max<int64_t>(mem_free, 0)) + " MiB of " + std::to_string(mem_cap) + " MiB)");
+    }
+    if (!why.empty()) {
+      std::string line = n.name + ": ";
+      for (size_t i = 0; i < why.size(); ++i) line += (i ? ", " : "") + why[i];
+      out.reasons.push_back(line);
+      continue;
+    }
+    double score = mem_cap > 0 ? static_cast<double>(mem_free - d.memory_mib) / static_cast<double>(mem_cap) : 0;
+    if (score > best || (score == best && n.name < out.node)) {
+      best = score;
+      out.node = n.name;
+    }
+  }
+  return out;
+}
+
+StatusOr<Demand> DemandOf(const json& inst, const std::map<std::string, json>& flavors) {
+  const json& spec = inst.contains("spec") ? inst["spec"] : json::object();
+  Demand d;
+  if (spec.contains("resources") && spec["resources"].is_object()) {
+    d.vcpus = spec["resources"].value("vcpus", 1);
+    d.memory_mib = spec["resources"].value("memoryMiB", int64_t{256});
+    return d;
+  }
+  std::string flavor = spec.value("instanceType", "");
+  auto it = flavors.find(flavor);
+  if (flavor.empty() || it == flavors.end()) {
+    return NotFound("instanceType \"" + flavor + "\" not found");
+  }
+  d.vcpus = it->second["spec"].value("vcpus", 1);
+  d.memory_mib = it->second["spec"].value("memoryMiB", int64_t{256});
+  return d;
+}
+
+PlacementReconciler::PlacementReconciler(ApiClient* client, runtime::Informer* instances, runtime::Informer* nodes,
+                                         runtime::Informer* flavors, Options opts)
+    : client_(client), instances_(instances), nodes_(nodes), flavors_(flavors), opts_(opts),
+      events_(client, "placement") {}
+
+std::vector<NodeView> PlacementReconciler::Nodes(const std::string& skip_uid) {
+  std::map<std::string, json> flavors;
+  for (const auto& f : flavors_->List()) flavors[MetaString(f, "name")] = f;
+  std::map<std::string, NodeView> views;
+  int64_t now = std::time(nullptr);
+  for (const auto& n : nodes_->List()) {
+    NodeView v;
+    v.name = MetaString(n, "name");
+    const json& st = n.contains("status") ? n["status"] : json::object();
+    json ready = runtime::GetCondition(n, "Ready");
+    v.ready = ready.is_object() && ready.value("status", "") == "True";
+    if (!v.ready) v.not_ready_reason = ready.is_object() ? ready.value("reason", "") : "no status reported";
+    int64_t hb = ParseRfc3339(st.value("lastHeartbeatTime", ""));
+    if (v.ready && (hb < 0 || now - hb > opts_.heartbeat_grace_seconds)) {
+      v.ready = false;
+      v.not_ready_reason = "heartbeat missed";
+    }
+    v.unschedulable = n.contains("spec") && n["spec"].value("unschedulable", false);
+    if (n["metadata"].contains("labels")) v.labels = n["metadata"]["labels"];
+    if (st.contains("allocatable")) {
+      v.alloc_vcpus = st["allocatable"].value("vcpus", 0);
+      v.alloc_memory_mib = st["allocatable"].value("memoryMiB", int64_t{0});
+    }
+    views[v.name] = v;
+  }
+  std::set<std::string> counted, known;
+  for (const auto& i : instances_->List()) {
+    std::string uid = MetaString(i, "uid");
+    known.insert(uid);
+    std::string node = i["spec"].value("nodeName", "");
+    if (node.empty() || uid == skip_uid) continue;
+    auto d = DemandOf(i, flavors);
+    if (!d.ok()) continue;
+    counted.insert(uid);
+    auto it = views.find(node);
+    if (it == views.end()) continue;
+    it->second.used_vcpus += d->vcpus;
+    it->second.used_memory_mib += d->memory_mib;
+  }
+  std::lock_guard lock(mu_);
+  for (auto it = reserved_.begin(); it != reserved_.end();) {
+    if (counted.count(it->first) || !known.count(it->first)) {
+      it = reserved_.erase(it);  // the cache shows the binding now, or the instance is gone
+      continue;
+    }
+    auto v = views.find(it->second.first);
+    if (v != views.end() && it->first != skip_uid) {
+      v->second.used_vcpus += it->second.second.vcpus;
+      v->second.used_memory_mib += it->second.second.memory_mib;
+    }
+    ++it;
+  }
+  std::vector<NodeView> out;
+  for (auto& [_, v] : views) out.push_back(v);
+  return out;
+}
+
+StatusOr<runtime::Result> PlacementReconciler::Reconcile(const std::string& key) {
+  json inst = instances_->Get(key);
+  if (inst.is_null() || !MetaString(inst, "deletionTimestamp").empty()) return runtime::Result::Done();
+  auto [ns, name] = runtime::SplitKey(key);
+  std::string uid = MetaString(inst, "uid");
+  std::string bound = inst["spec"].value("nodeName", "");
+  json desired = inst;
+  if (!bound.empty()) {
+    // Bound (by us or by the user): record it.
+    desired["status"]["nodeName"] = bound;
+    runtime::SetCondition(desired, "Scheduled", "True", "Scheduled", "bound to node " + bound);
+    auto u = runtime::UpdateStatusIfChanged(client_, "instances", inst, desired);
+    return u.ok() ? StatusOr<runtime::Result>(runtime::Result::Done()) : StatusOr<runtime::Result>(u.status());
+  }
+  std::map<std::string, json> flavors;
+  for (const auto& f : flavors_->List()) flavors[MetaString(f, "name")] = f;
+  auto demand = DemandOf(inst, flavors);
+  if (!demand.ok()) {
+    if (runtime::SetCondition(desired, "Scheduled", "False", "InstanceTypeNotFound", demand.status().message())) {
+      desired["status"]["phase"] = "Pending";
+      auto u = runtime::UpdateStatusIfChanged(client_, "instances", inst, desired);
+      if (!u.ok()) return u.status();
+      events_.Record(inst, "Warning", "FailedScheduling", demand.status().message());
+    }
+    return runtime::Result::After(std::chrono::seconds(10));
+  }
+  auto nodes = Nodes(uid);
+  Decision d = Choose(*demand, inst["spec"].value("nodeSelector", json::object()), nodes, opts_);
+  if (d.node.empty()) {
+    std::string msg = d.Message(nodes.size());
+    desired["status"]["phase"] = "Pending";
+    if (runtime::SetCondition(desired, "Scheduled", "False", "Unschedulable", msg)) {
+      auto u = runtime::UpdateStatusIfChanged(client_, "instances", inst, desired);
+      if (!u.ok()) return u.status();
+      events_.Record(inst, "Warning", "FailedScheduling", msg);
+      spdlog::info("placement: unschedulable: instance={} reason={}", key, msg);
+    }
+    return runtime::Result::After(std::chrono::seconds(10));
+  }
+  {
+    std::lock_guard lock(mu_);
+    reserved_[uid] = {d.node, *demand};  // reserve before bind
+  }
+  json patch = {{"metadata", {{"resourceVersion", MetaString(inst, "resourceVersion")}}},
+                {"spec", {{"nodeName", d.node}}}};
+  auto p = client_->Patch("instances", ns, name, patch);
+  if (!p.ok()) {
+    std::lock_guard lock(mu_);
+    reserved_.erase(uid);
+    return p.status();  // retried with backoff (a 409 means the cache was stale)
+  }
+  json after = *p;
+  after["status"]["nodeName"] = d.node;
+  after["status"]["phase"] = "Scheduled";
+  runtime::SetCondition(after, "Scheduled", "True", "Scheduled", "bound to node " + d.node);
+  auto u = runtime::UpdateStatusIfChanged(client_, "instances", *p, after);
+  if (!u.ok()) spdlog::debug("placement: status update failed: instance={} error={}", key, u.status().message());
+  events_.Record(*p, "Normal", "Scheduled", "bound to node " + d.node);
+  spdlog::info("placement: bound: instance={} node={}", key, d.node);
+  return runtime::Result::Done();
+}
+
+}  // namespace stratus::placement

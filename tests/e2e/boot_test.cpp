@@ -1,0 +1,164 @@
+// End to end on qemu:///system (TCG): the example images and an instance boot a real guest whose boot marker
+// shows in `stratusctl logs`; delete leaves no domain and no files; kill -9 of the agent in the middle of
+// creation converges to exactly one domain. Needs libvirtd (scripts/libvirt-up.sh) and the guest built by
+// tests/guest/build-guest.sh into $STRATUS_GUEST_DIR (default /var/lib/stratus/guest).
+#include <gtest/gtest.h>
+
+#include "../integration/harness.h"
+
+namespace stratus::testing {
+namespace {
+
+namespace fs = std::filesystem;
+const char* kNs = "/apis/stratus.io/v1/namespaces/default";
+
+template <typename F>
+bool Eventually(F pred, int seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return pred();
+}
+
+std::string GuestDir() {
+  const char* d = getenv("STRATUS_GUEST_DIR");
+  return d && *d ? d : "/var/lib/stratus/guest";
+}
+
+RunResult Virsh(std::vector<std::string> args) {
+  args.insert(args.begin(), {"/usr/bin/virsh", "-c", "qemu:///system"});
+  return Run(args, "", {}, 60);
+}
+
+class BootTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (Virsh({"version"}).exit_code != 0) {
+      GTEST_FAIL() << "libvirtd is not reachable at qemu:///system: run scripts/libvirt-up.sh";
+    }
+    for (const char* f : {"vmlinuz", "initrd.img"}) {
+      if (!fs::exists(fs::path(GuestDir()) / f)) GTEST_FAIL() << "missing " << GuestDir() << "/" << f << ": run tests/guest/build-guest.sh";
+    }
+    // QEMU runs as libvirt-qemu: it must be able to traverse to the image pool and kernel.
+    std::filesystem::permissions(dir_.path(), std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                                                  std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                                                  std::filesystem::perms::others_exec);
+    node_ = "e2e-" + std::to_string(::getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    for (auto& c : node_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  void TearDown() override {
+    // Remove what this test's agent defined in the shared libvirtd, by name.
+    std::string pool = "stratus-" + node_ + "-images";
+    Virsh({"pool-destroy", pool});
+    Virsh({"pool-undefine", pool});
+  }
+  std::string Manifests(const std::string& inst) {
+    return "apiVersion: stratus.io/v1\nkind: Image\nmetadata: {name: demo-kernel}\nspec: {type: kernel, source: {url: file://" +
+           GuestDir() + "/vmlinuz}}\n---\napiVersion: stratus.io/v1\nkind: Image\nmetadata: {name: demo-initrd}\n" +
+           "spec: {type: ramdisk, source: {url: file://" + GuestDir() + "/initrd.img}}\n---\n" +
+           "apiVersion: stratus.io/v1\nkind: InstanceType\nmetadata: {name: m1.small}\nspec: {vcpus: 1, memoryMiB: 256}\n---\n" +
+           "apiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: " + inst + "}\nspec:\n  instanceType: m1.small\n" +
+           "  kernelImage: demo-kernel\n  ramdiskImage: demo-initrd\n  kernelArgs: stratus.marker=" + inst + "\n";
+  }
+  std::vector<std::string> AgentFlags(int agent_port) {
+    return {"--node", node_, "--libvirt-uri", "qemu:///system", "--agent-listen", "127.0.0.1:" + std::to_string(agent_port),
+            "--reserved-memory-mib", "0", "--virt-type", "qemu"};
+  }
+  int DomainCount(const std::string& dom) {
+    auto l = Virsh({"list", "--all", "--name"});
+    int n = 0;
+    std::istringstream in(l.out);
+    std::string line;
+    while (std::getline(in, line)) n += line == dom;
+    return n;
+  }
+
+  TempDir dir_;
+  std::string node_;
+};
+
+TEST_F(BootTest, ExampleInstanceBootsAndDeleteLeavesNothing) {
+  int agent_port = FreePort();
+  std::vector<std::string> flags = {"--agent=true"};
+  for (auto& f : AgentFlags(agent_port)) flags.push_back(f);
+  ServerProcess server(dir_.path() / "data", flags);
+  ASSERT_TRUE(server.Start()) << server.log();
+  std::string inst = "boot-" + std::to_string(::getpid());
+  auto a = server.Ctl({"apply", "-f", "-"}, Manifests(inst));
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  auto start = std::chrono::steady_clock::now();
+  std::string logs;
+  bool booted = Eventually([&] {
+    logs = server.Ctl({"logs", "instance/" + inst}).out;
+    return logs.find("STRATUS-GUEST-BOOTED") != std::string::npos;
+  }, 120);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(booted) << "no boot marker; logs:\n" << logs << "\ninstance:\n"
+                      << server.Http("GET", std::string(kNs) + "/instances/" + inst).body << "\n" << server.log();
+  EXPECT_LT(secs, 60.0) << "boot marker within 60 s of apply (images imported on the way)";
+  // The marker from kernelArgs follows the boot line shortly.
+  EXPECT_TRUE(Eventually([&] {
+    logs = server.Ctl({"logs", "instance/" + inst}).out;
+    return logs.find("STRATUS-MARKER " + inst) != std::string::npos;
+  }, 20)) << "kernelArgs reached the guest; logs:\n" << logs;
+  std::cout << "[ e2e ] apply -> boot marker: " << secs << " s\n";
+
+  std::string dom = "stratus_default_" + inst;
+  EXPECT_EQ(DomainCount(dom), 1);
+  auto d = server.Ctl({"delete", "instance", inst, "--wait", "--timeout", "60s"});
+  ASSERT_EQ(d.exit_code, 0) << d.out << d.err;
+  EXPECT_EQ(DomainCount(dom), 0) << "domain gone";
+  EXPECT_FALSE(fs::exists(dir_.path() / "data" / "agent" / "instances" / ("default_" + inst))) << "files gone";
+}
+
+TEST_F(BootTest, AgentKilledMidCreationConvergesToOneDomain) {
+  ServerProcess server(dir_.path() / "data");
+  ASSERT_TRUE(server.Start()) << server.log();
+  int agent_port = FreePort();
+  std::string log = (dir_.path() / "agent.log").string();
+  auto spawn_agent = [&]() {
+    pid_t p = fork();
+    if (p == 0) {
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      std::vector<std::string> a = {STRATUSD_BIN, "agent", "--server", server.url(), "--data-dir", (dir_.path() / "agent").string()};
+      for (auto& f : AgentFlags(agent_port)) a.push_back(f);
+      std::vector<char*> args;
+      for (auto& x : a) args.push_back(x.data());
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    return p;
+  };
+  pid_t agent = spawn_agent();
+  std::string inst = "kill-" + std::to_string(::getpid());
+  std::string dom = "stratus_default_" + inst;
+  ASSERT_EQ(server.Ctl({"apply", "-f", "-"}, Manifests(inst)).exit_code, 0);
+  // Kill the agent as soon as the domain exists (define done, start in flight or just done).
+  bool defined = Eventually([&] { return DomainCount(dom) == 1; }, 90);
+  ::kill(agent, SIGKILL);
+  ::waitpid(agent, nullptr, 0);
+  ASSERT_TRUE(defined) << ReadFile(log);
+  agent = spawn_agent();
+  bool running = Eventually([&] {
+    json j = server.Http("GET", std::string(kNs) + "/instances/" + inst).Json();
+    return j.contains("status") && j["status"].value("phase", "") == "Running";
+  }, 90);
+  EXPECT_TRUE(running) << ReadFile(log);
+  EXPECT_EQ(DomainCount(dom), 1) << "exactly one domain after the restart";
+  json j = server.Http("GET", std::string(kNs) + "/instances/" + inst).Json();
+  auto uuid = Virsh({"domuuid", dom});
+  EXPECT_NE(uuid.out.find(j["metadata"]["uid"].get<std::string>()), std::string::npos) << uuid.out;
+  auto d = server.Ctl({"delete", "instance", inst, "--wait", "--timeout", "60s"});
+  EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
+  EXPECT_EQ(DomainCount(dom), 0);
+  ::kill(agent, SIGTERM);
+  ::waitpid(agent, nullptr, 0);
+}
+
+}  // namespace
+}  // namespace stratus::testing
