@@ -50,6 +50,10 @@ class BootTest : public ::testing::Test {
   }
   void TearDown() override {
     // Remove what this test's agent defined in the shared libvirtd, by name.
+    for (const auto& d : domains_) {  // only if a failed test left it behind
+      Virsh({"destroy", d});
+      Virsh({"undefine", d});
+    }
     std::string pool = "stratus-" + node_ + "-images";
     Virsh({"pool-destroy", pool});
     Virsh({"pool-undefine", pool});
@@ -77,6 +81,7 @@ class BootTest : public ::testing::Test {
 
   TempDir dir_;
   std::string node_;
+  std::vector<std::string> domains_;
 };
 
 TEST_F(BootTest, ExampleInstanceBootsAndDeleteLeavesNothing) {
@@ -86,6 +91,7 @@ TEST_F(BootTest, ExampleInstanceBootsAndDeleteLeavesNothing) {
   ServerProcess server(dir_.path() / "data", flags);
   ASSERT_TRUE(server.Start()) << server.log();
   std::string inst = "boot-" + std::to_string(::getpid());
+  domains_.push_back("stratus_default_" + inst);
   auto a = server.Ctl({"apply", "-f", "-"}, Manifests(inst));
   ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
   auto start = std::chrono::steady_clock::now();
@@ -137,6 +143,7 @@ TEST_F(BootTest, AgentKilledMidCreationConvergesToOneDomain) {
   pid_t agent = spawn_agent();
   std::string inst = "kill-" + std::to_string(::getpid());
   std::string dom = "stratus_default_" + inst;
+  domains_.push_back(dom);
   ASSERT_EQ(server.Ctl({"apply", "-f", "-"}, Manifests(inst)).exit_code, 0);
   // Kill the agent as soon as the domain exists (define done, start in flight or just done).
   bool defined = Eventually([&] { return DomainCount(dom) == 1; }, 90);
