@@ -2,6 +2,7 @@
 // kinds need a namespace except for LIST/WATCH, watches start with the current objects as ADDED when no
 // resourceVersion (or "0") is given, end after timeoutSeconds, and fail with 410 Gone when the version is too old.
 #include "stratus/apiserver/local_client.h"
+#include "stratus/apiserver/watch_filter.h"
 
 #include <spdlog/spdlog.h>
 
@@ -221,14 +222,7 @@ class LocalApiClient : public ApiClient {
         return BadRequest("resourceVersion: must be an integer (got \"" + rv_text + "\")");
       }
     }
-    LabelSelector lsel = *ls;
-    FieldSelector fsel = *fs;
-    auto matches = [&lsel, &fsel](const json& obj) {
-      static const json kNull;
-      if (!obj.is_object() || !obj.contains("metadata")) return false;
-      const json& md = obj["metadata"];
-      return lsel.Matches(md.contains("labels") ? md["labels"] : kNull) && fsel.Matches(obj);
-    };
+    WatchFilter filter(*ls, *fs, /*resumed=*/!replay_current);
     auto stopped = [stop] { return stop != nullptr && stop->load(); };
     auto deadline = Clock::now() + std::chrono::seconds(timeout);
     std::string wns = r->namespaced ? ns : "";
@@ -253,7 +247,8 @@ class LocalApiClient : public ApiClient {
 
     for (const auto& o : initial) {
       if (stopped()) return Status::Ok();
-      if (!matches(*o)) continue;
+      if (!filter.Matches(*o)) continue;
+      filter.Seed(*o);
       if (!on_event(WatchEvent{"ADDED", *o})) return Status::Ok();
     }
     initial.clear();
@@ -273,8 +268,10 @@ class LocalApiClient : public ApiClient {
       }
       for (const auto& e : batch) {
         if (stopped()) return Status::Ok();
-        if (!e.object || !matches(*e.object)) continue;
-        if (!on_event(WatchEvent{e.type, *e.object})) return Status::Ok();
+        if (!e.object) continue;
+        std::string type = filter.Translate(e.type, *e.object);
+        if (type.empty()) continue;
+        if (!on_event(WatchEvent{type, *e.object})) return Status::Ok();
       }
       batch.clear();
       if (overflowed) {

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "stratus/apiserver/watch_filter.h"
 #include "stratus/core/object.h"
 #include "stratus/core/selector.h"
 #include "stratus/core/yaml.h"
@@ -416,13 +417,7 @@ struct ApiServer::Impl {
     auto stream = std::make_shared<WatchStream>();
     stream->deadline = Clock::now() + std::chrono::seconds(timeout);
     stream->max_buffer = opts.max_watch_buffer_bytes;
-    LabelSelector lsel = *ls;
-    FieldSelector fsel = *fs;
-    auto matches = [lsel, fsel](const json& obj) {
-      static const json kNull;
-      const json& md = obj["metadata"];
-      return lsel.Matches(md.contains("labels") ? md["labels"] : kNull) && fsel.Matches(obj);
-    };
+    auto filter = std::make_shared<WatchFilter>(*ls, *fs, /*resumed=*/!replay_current);
     std::string wns = r.namespaced ? ns : "";
     if (replay_current) {
       // Without a version: the current objects as ADDED, then every later change.
@@ -431,15 +426,20 @@ struct ApiServer::Impl {
       lo.ns = wns;
       StoreListResult cur = registry->store()->List(lo);
       for (const auto& o : cur.items) {
-        if (matches(*o)) stream->Send(json{{"type", "ADDED"}, {"object", *o}}.dump() + "\n");
+        if (!filter->Matches(*o)) continue;
+        filter->Seed(*o);
+        stream->Send(json{{"type", "ADDED"}, {"object", *o}}.dump() + "\n");
       }
       after = cur.rv;
     }
     std::weak_ptr<WatchStream> weak = stream;
-    auto sub = registry->store()->Watch(r.plural, wns, after, [weak, matches](const StoreEvent& e) {
+    // The sink runs on the store's publishing thread only, so the filter needs no lock.
+    auto sub = registry->store()->Watch(r.plural, wns, after, [weak, filter](const StoreEvent& e) {
       auto s = weak.lock();
-      if (!s || !matches(*e.object)) return;
-      s->Send(json{{"type", e.type}, {"object", *e.object}}.dump() + "\n");
+      if (!s) return;
+      std::string type = filter->Translate(e.type, *e.object);
+      if (type.empty()) return;
+      s->Send(json{{"type", type}, {"object", *e.object}}.dump() + "\n");
     });
     if (!sub.ok()) return ReplyStatus(req, sub.status());
     stream->sub = std::move(*sub);
