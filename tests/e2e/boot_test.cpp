@@ -125,19 +125,9 @@ TEST_F(BootTest, AgentKilledMidCreationConvergesToOneDomain) {
   int agent_port = FreePort();
   std::string log = (dir_.path() / "agent.log").string();
   auto spawn_agent = [&]() {
-    pid_t p = fork();
-    if (p == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      std::vector<std::string> a = {STRATUSD_BIN, "agent", "--server", server.url(), "--data-dir", (dir_.path() / "agent").string()};
-      for (auto& f : AgentFlags(agent_port)) a.push_back(f);
-      std::vector<char*> args;
-      for (auto& x : a) args.push_back(x.data());
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
+    std::vector<std::string> a = {STRATUSD_BIN, "agent", "--server", server.url(), "--data-dir", (dir_.path() / "agent").string()};
+    for (auto& f : AgentFlags(agent_port)) a.push_back(f);
+    pid_t p = SpawnLogged(a, log);
     return p;
   };
   pid_t agent = spawn_agent();

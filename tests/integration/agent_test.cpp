@@ -195,21 +195,10 @@ TEST_F(AgentTest, ImageChecksumMismatchFailsWithReason) {
 TEST_F(AgentTest, TwoAgentsSpreadAndRespectCapacity) {
   int port_b = FreePort();
   std::string log_b = (dir_.path() / "agent-b.log").string();
-  pid_t b = fork();
-  if (b == 0) {
-    int fd = ::open(log_b.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    std::vector<std::string> a = {STRATUSD_BIN, "agent", "--server", server_->url(), "--node", "node-b",
-                                  "--libvirt-uri", "test:///default", "--agent-listen",
-                                  "127.0.0.1:" + std::to_string(port_b), "--data-dir", (dir_.path() / "agent-b").string(),
-                                  "--reserved-memory-mib", "0", "--heartbeat-seconds", "2"};
-    std::vector<char*> args;
-    for (auto& x : a) args.push_back(x.data());
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
+  pid_t b = SpawnLogged({STRATUSD_BIN, "agent", "--server", server_->url(), "--node", "node-b", "--libvirt-uri",
+                         "test:///default", "--agent-listen", "127.0.0.1:" + std::to_string(port_b), "--data-dir",
+                         (dir_.path() / "agent-b").string(), "--reserved-memory-mib", "0", "--heartbeat-seconds", "2"},
+                        log_b);
   struct Reap {
     pid_t pid;
     ~Reap() {

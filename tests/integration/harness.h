@@ -41,6 +41,22 @@ inline int FreePort() {
   return port;
 }
 
+// Starts argv[0] with its output appended to `log` (no shell); returns the child's pid.
+inline pid_t SpawnLogged(std::vector<std::string> argv, const std::string& log) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
 struct RunResult {
   int exit_code = -1;
   std::string out;
@@ -118,25 +134,15 @@ class ServerProcess {
     if (port_ == 0) port_ = FreePort();
     std::filesystem::create_directories(data_dir_);
     log_ = (data_dir_ / "stratusd.log").string();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      std::vector<std::string> a = {STRATUSD_BIN, "server", "--listen", "127.0.0.1:" + std::to_string(port_),
-                                    "--data-dir", data_dir_.string()};
-      bool agent = false;
-      for (const auto& e : extra_) agent |= e == "--agent=true";
-      if (!agent) a.push_back("--agent=false");
-      for (const auto& e : extra_) {
-        if (e != "--agent=true") a.push_back(e);
-      }
-      std::vector<char*> args;
-      for (auto& s : a) args.push_back(s.data());
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
+    std::vector<std::string> a = {STRATUSD_BIN, "server", "--listen", "127.0.0.1:" + std::to_string(port_),
+                                  "--data-dir", data_dir_.string()};
+    bool agent = false;
+    for (const auto& e : extra_) agent |= e == "--agent=true";
+    if (!agent) a.push_back("--agent=false");
+    for (const auto& e : extra_) {
+      if (e != "--agent=true") a.push_back(e);
     }
+    pid_ = SpawnLogged(a, log_);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
       if (Http("GET", "/healthz").code == 200) return true;

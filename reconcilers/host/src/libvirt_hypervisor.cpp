@@ -454,29 +454,22 @@ class LibvirtHypervisor final : public Hypervisor {
     });
   }
 
-  Status Shutdown(const std::string& name) override {
-    return conn_->Call([&](virConnectPtr c) -> Status {
-      auto d = FindDomain(c, name);
-      if (!d.ok()) return d.status();
-      if (!IsActive(d->get())) return Status::Ok();
-      if (virDomainShutdown(d->get()) < 0) {
-        LibvirtError e = TakeLastError();
-        if (!IsActive(d->get())) return Status::Ok();
-        return ToStatus("shutting down domain " + name, e);
-      }
-      return Status::Ok();
-    });
-  }
+  // ACPI power button; Ok when the domain is not running (or stops meanwhile).
+  Status Shutdown(const std::string& name) override { return OnActiveDomain(name, "shutting down", virDomainShutdown); }
 
-  Status Destroy(const std::string& name) override {
+  // Hard stop; Ok when the domain is not running (or stops meanwhile).
+  Status Destroy(const std::string& name) override { return OnActiveDomain(name, "destroying", virDomainDestroy); }
+
+  // Runs `op` on a running domain; Ok when it is, or meanwhile becomes, inactive or gone.
+  Status OnActiveDomain(const std::string& name, const char* what, int (*op)(virDomainPtr)) {
     return conn_->Call([&](virConnectPtr c) -> Status {
       auto d = FindDomain(c, name);
       if (!d.ok()) return d.status();
       if (!IsActive(d->get())) return Status::Ok();
-      if (virDomainDestroy(d->get()) < 0) {
+      if (op(d->get()) < 0) {
         LibvirtError e = TakeLastError();
-        if (IsNoDomain(e) || !IsActive(d->get())) return Status::Ok();  // stopped (and perhaps transient) meanwhile
-        return ToStatus("destroying domain " + name, e);
+        if (IsNoDomain(e) || !IsActive(d->get())) return Status::Ok();
+        return ToStatus(std::string(what) + " domain " + name, e);
       }
       return Status::Ok();
     });
