@@ -128,7 +128,8 @@ struct ApiServer::Impl {
     return ok_code;
   }
 
-  StatusOr<json> ReadBody(http_request& req, bool patch, bool* json_patch) {
+  // Parses the request body (already read by Handle) after checking its Content-Type and size.
+  StatusOr<json> ReadBody(http_request& req, const std::vector<unsigned char>& bytes, bool patch, bool* json_patch) {
     std::string ct = ContentTypeBase(req);
     if (patch) {
       if (ct == "application/json-patch+json") {
@@ -148,7 +149,6 @@ struct ApiServer::Impl {
                                                       " bytes is larger than the limit of " +
                                                       std::to_string(opts.max_body_bytes) + " bytes");
     }
-    std::vector<unsigned char> bytes = req.extract_vector().get();
     if (bytes.size() > opts.max_body_bytes) {
       return Status(Code::kRequestEntityTooLarge, "request body of " + std::to_string(bytes.size()) +
                                                       " bytes is larger than the limit of " +
@@ -162,13 +162,46 @@ struct ApiServer::Impl {
 
   // --- routing -------------------------------------------------------------------------------------------------
 
+  // Entry point on cpprestsdk's pool. Handlers must never block on a task that needs another pool thread (with
+  // every pool thread waiting, nothing would run it): bodies are read asynchronously and the request is served
+  // in the continuation.
   void Handle(http_request req) {
+    const std::string& m = req.method();
+    if (m != methods::POST && m != methods::PUT && m != methods::PATCH && m != methods::DEL) {
+      Serve(req, {});
+      return;
+    }
+    if (req.headers().content_length() > opts.max_body_bytes) {
+      Serve(req, {}, /*too_large=*/true);
+      return;
+    }
+    req.extract_vector().then([this, req](pplx::task<std::vector<unsigned char>> t) mutable {
+      std::vector<unsigned char> body;
+      try {
+        body = t.get();
+      } catch (const std::exception& e) {
+        spdlog::debug("request body not read: error={}", e.what());
+        ReplyStatus(req, BadRequest(std::string("cannot read the request body: ") + e.what()));
+        return;
+      }
+      Serve(req, body);
+    });
+  }
+
+  void Serve(http_request& req, const std::vector<unsigned char>& body, bool too_large = false) {
     auto start = Clock::now();
     std::string verb = req.method();
     std::string resource = "";
     int code = 500;
     try {
-      code = Route(req, &verb, &resource);
+      if (too_large) {
+        code = ReplyStatus(req, Status(Code::kRequestEntityTooLarge,
+                                       "request body of " + std::to_string(req.headers().content_length()) +
+                                           " bytes is larger than the limit of " +
+                                           std::to_string(opts.max_body_bytes) + " bytes"));
+      } else {
+        code = Route(req, body, &verb, &resource);
+      }
     } catch (const std::exception& e) {
       spdlog::error("request failed: method={} path={} error={}", req.method(), req.relative_uri().path(), e.what());
       code = ReplyStatus(req, Internal(std::string("internal error: ") + e.what()));
@@ -178,7 +211,7 @@ struct ApiServer::Impl {
     spdlog::debug("request: verb={} path={} code={} ms={:.2f}", verb, req.relative_uri().path(), code, secs * 1000);
   }
 
-  int Route(http_request& req, std::string* verb, std::string* resource) {
+  int Route(http_request& req, const std::vector<unsigned char>& body_bytes, std::string* verb, std::string* resource) {
     // Split first, then decode each segment: an encoded '/' stays inside its segment (and fails name checks).
     std::vector<std::string> seg;
     for (const auto& s : web::uri::split_path(req.relative_uri().path())) seg.push_back(web::uri::decode(s));
@@ -299,7 +332,7 @@ struct ApiServer::Impl {
       *verb = "CREATE";
       if (!name.empty()) return ReplyStatus(req, Status(Code::kMethodNotAllowed, "POST to a named object is not allowed; POST to the collection"));
       bool jp = false;
-      auto body = ReadBody(req, false, &jp);
+      auto body = ReadBody(req, body_bytes, false, &jp);
       if (!body.ok()) return ReplyStatus(req, body.status());
       return ReplyResult(req, registry->Create(*r, ns, std::move(*body)), 201);
     }
@@ -309,25 +342,24 @@ struct ApiServer::Impl {
     if (m == methods::PUT) {
       *verb = "UPDATE";
       bool jp = false;
-      auto body = ReadBody(req, false, &jp);
+      auto body = ReadBody(req, body_bytes, false, &jp);
       if (!body.ok()) return ReplyStatus(req, body.status());
       return ReplyResult(req, registry->Update(*r, ns, name, std::move(*body), status_only));
     }
     if (m == methods::PATCH) {
       *verb = "PATCH";
       bool jp = false;
-      auto body = ReadBody(req, true, &jp);
+      auto body = ReadBody(req, body_bytes, true, &jp);
       if (!body.ok()) return ReplyStatus(req, body.status());
       return ReplyResult(req, registry->Patch(*r, ns, name, *body, status_only, jp));
     }
     if (m == methods::DEL) {
       *verb = "DELETE";
       std::string uid;
-      std::vector<unsigned char> bytes = req.extract_vector().get();
-      if (bytes.size() > opts.max_body_bytes) {
+      if (body_bytes.size() > opts.max_body_bytes) {
         return ReplyStatus(req, Status(Code::kRequestEntityTooLarge, "request body too large"));
       }
-      std::string text(bytes.begin(), bytes.end());
+      std::string text(body_bytes.begin(), body_bytes.end());
       if (text.find_first_not_of(" \t\r\n") != std::string::npos) {
         auto opts_json = ParseJson(text);
         if (!opts_json.ok()) return ReplyStatus(req, opts_json.status());

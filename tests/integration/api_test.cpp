@@ -247,6 +247,36 @@ TEST_F(ApiTest, Kill9DuringConcurrentWritesLosesNoAcknowledgedWrite) {
             std::stoull(l.Json()["metadata"]["resourceVersion"].get<std::string>()));
 }
 
+TEST_F(ApiTest, SixtyFourConcurrentWritersAllServed) {
+  // More writers than cpprestsdk has pool threads: no handler may block on work that needs another pool thread.
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 64; ++t) {
+    writers.emplace_back([&, t] {
+      // One keep-alive connection per writer, all writing at once.
+      web::http::client::http_client_config cfg;
+      cfg.set_timeout(std::chrono::seconds(20));
+      web::http::client::http_client c(server_->url(), cfg);
+      for (int i = 0; i < 20; ++i) {
+        try {
+          auto r = c.request(web::http::methods::POST, std::string(kNs) + "/volumes",
+                             VolumeJson("c" + std::to_string(t) + "-" + std::to_string(i)), "application/json")
+                       .get();
+          r.extract_vector().get();
+          (r.status_code() == 201 ? ok : failed)++;
+        } catch (const std::exception&) {
+          failed++;
+          return;
+        }
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(ok.load(), 1280);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(server_->Http("GET", "/healthz").code, 200);
+}
+
 TEST_F(ApiTest, SigtermShutsDownGracefully) {
   ASSERT_EQ(server_->Http("POST", std::string(kNs) + "/volumes", VolumeJson("a")).code, 201);
   int st = server_->Kill(SIGTERM);
