@@ -171,6 +171,7 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   ApiServerOptions ao;
   ao.listen = f.listen;
   ao.max_body_bytes = f.max_body;
+  ao.upload_dir = (std::filesystem::path(data_dir) / "images").string();
   ApiServer server(&registry, ao);
   Status s = server.Start();
   if (!s.ok()) {
@@ -183,6 +184,7 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   std::unique_ptr<AgentRunner> agent;
   if (f.agent) {
     if (aopts.data_dir.empty()) aopts.data_dir = (std::filesystem::path(data_dir) / "agent").string();
+    if (aopts.api_url.empty()) aopts.api_url = server.url();
     agent = std::make_unique<AgentRunner>(local.get(), aopts);
   }
   int sig = 0;
@@ -200,6 +202,7 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
 int RunAgent(const std::string& server, stratus::agent::Options opts) {
   sigset_t set = BlockTerminationSignals();
   auto client = stratus::NewHttpApiClient(server);
+  if (opts.api_url.empty()) opts.api_url = server;
   AgentRunner runner(client.get(), opts);
   std::cerr << "stratusd agent: registering with " << server << std::endl;
   int sig = 0;

@@ -145,6 +145,12 @@ int Run(int argc, char** argv) {
   auto* stop_cmd = app.add_subcommand("stop", "Shut instances down (spec.powerState: Stopped)");
   stop_cmd->add_option("targets", stop.args, "instance/NAME...")->required();
 
+  UploadOptions upload;
+  auto* upload_cmd = app.add_subcommand("upload", "Upload the data of an Image created without spec.source");
+  upload_cmd->add_option("target", upload.target, "image/NAME")->required();
+  upload_cmd->add_option("file", upload.file, "file with the image data (qcow2, raw, iso, kernel, initrd)")->required();
+  upload_cmd->add_flag("-q,--quiet", upload.quiet, "no progress lines");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -193,6 +199,7 @@ int Run(int argc, char** argv) {
   if (restart_cmd->parsed()) return RunPower(env, restart);
   if (start_cmd->parsed()) return RunPower(env, start);
   if (stop_cmd->parsed()) return RunPower(env, stop);
+  if (upload_cmd->parsed()) return RunUpload(env, upload);
   std::cerr << "error: unknown command\n";
   return 1;
 }

@@ -1,5 +1,6 @@
 #include "stratus/apiserver/server.h"
 
+#include <cpprest/filestream.h>
 #include <cpprest/http_client.h>
 #include <cpprest/http_listener.h>
 #include <cpprest/producerconsumerstream.h>
@@ -9,11 +10,13 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <list>
 #include <map>
 #include <mutex>
 #include <thread>
 
+#include "stratus/apiserver/image_blobs.h"
 #include "stratus/apiserver/watch_filter.h"
 #include "stratus/core/object.h"
 #include "stratus/core/selector.h"
@@ -89,12 +92,15 @@ struct ApiServer::Impl {
   Metrics metrics;
   std::unique_ptr<web::http::experimental::listener::http_listener> listener;
 
+  std::unique_ptr<ImageBlobs> blobs;  // null when uploads are not served
+
   std::mutex watches_mu;
   std::list<std::shared_ptr<WatchStream>> watches;
   std::thread janitor;
   std::mutex jan_mu;
   std::condition_variable jan_cv;
   bool stopping = false;
+  bool sweep_soon = false;  // guarded by jan_mu
 
   // --- helpers -------------------------------------------------------------------------------------------------
 
@@ -167,6 +173,10 @@ struct ApiServer::Impl {
   // in the continuation.
   void Handle(http_request req) {
     const std::string& m = req.method();
+    if (m == methods::PUT && IsUploadPath(req)) {
+      HandleUpload(req);
+      return;
+    }
     if (m != methods::POST && m != methods::PUT && m != methods::PATCH && m != methods::DEL) {
       Serve(req, {});
       return;
@@ -285,6 +295,13 @@ struct ApiServer::Impl {
                                                                  : ValidateDns1123Label(name, "metadata.name");
       if (!s.ok()) return ReplyStatus(req, BadRequest("invalid name in path: " + s.message()));
     }
+    if (sub == "upload" && r->kind == "Image" && m == methods::GET) {
+      *verb = "DOWNLOAD";
+      return ServeUpload(req, ns, name);
+    }
+    if (sub == "upload" && r->kind == "Image") {
+      return ReplyStatus(req, Status(Code::kMethodNotAllowed, "image data is uploaded with PUT and read with GET"));
+    }
     if (sub == "log" && r->kind == "Instance" && m == methods::GET) {
       *verb = "LOG";
       return ProxyLog(req, ns, name, query);
@@ -367,9 +384,112 @@ struct ApiServer::Impl {
           uid = (*opts_json)["preconditions"].value("uid", "");
         }
       }
-      return ReplyResult(req, registry->Delete(*r, ns, name, uid));
+      auto out = registry->Delete(*r, ns, name, uid);
+      if (out.ok() && r->kind == "Image" && blobs) {
+        std::lock_guard lock(jan_mu);
+        sweep_soon = true;  // drop the deleted image's uploaded data now rather than within a minute
+        jan_cv.notify_all();
+      }
+      return ReplyResult(req, out);
     }
     return ReplyStatus(req, Status(Code::kMethodNotAllowed, "method " + m + " is not allowed"));
+  }
+
+  // --- image data: PUT streams the body to a file (never held in memory), GET streams it back --------------
+
+  // /apis/stratus.io/v1/namespaces/{ns}/images/{name}/upload
+  static bool ParseUploadPath(const http_request& req, std::string* ns, std::string* name) {
+    std::vector<std::string> seg;
+    for (const auto& s : web::uri::split_path(req.relative_uri().path())) seg.push_back(web::uri::decode(s));
+    if (seg.size() != 8 || seg[0] != "apis" || seg[1] != kGroup || seg[2] != kVersion || seg[3] != "namespaces" ||
+        seg[5] != "images" || seg[7] != "upload") {
+      return false;
+    }
+    *ns = seg[4];
+    *name = seg[6];
+    return true;
+  }
+  static bool IsUploadPath(const http_request& req) {
+    std::string ns, name;
+    return ParseUploadPath(req, &ns, &name);
+  }
+
+  void HandleUpload(http_request req) {
+    auto start = Clock::now();
+    auto finish = [this, start, req](int code) {
+      metrics.Observe("UPLOAD", "images", code, std::chrono::duration<double>(Clock::now() - start).count());
+    };
+    std::string ns, name;
+    ParseUploadPath(req, &ns, &name);
+    Status v = ValidateDns1123Label(ns, "metadata.namespace");
+    if (v.ok()) v = ValidateDns1123Label(name, "metadata.name");
+    if (!v.ok()) return finish(ReplyStatus(req, BadRequest("invalid path: " + v.message())));
+    if (!blobs) return finish(ReplyStatus(req, Status(Code::kUnavailable, "this server does not store uploads")));
+    int64_t length = req.headers().has(web::http::header_names::content_length)
+                         ? static_cast<int64_t>(req.headers().content_length())
+                         : -1;
+    auto up = blobs->Begin(ns, name, length);
+    if (!up.ok()) return finish(ReplyStatus(req, up.status()));
+    ImageBlobs::Upload u = *up;
+    auto body = req.body();
+    concurrency::streams::fstream::open_ostream(u.tmp_path, std::ios::out | std::ios::binary | std::ios::trunc)
+        .then([body](concurrency::streams::ostream out) {
+          return body.read_to_end(out.streambuf()).then([out](pplx::task<size_t> t) {
+            size_t n = 0;
+            std::exception_ptr err;
+            try {
+              n = t.get();
+            } catch (...) {
+              err = std::current_exception();
+            }
+            auto o = out;
+            return o.close().then([n, err] {
+              if (err) std::rethrow_exception(err);
+              return n;
+            });
+          });
+        })
+        .then([this, req, ns, name, u, length, finish](pplx::task<size_t> t) {
+          http_request r = req;
+          try {
+            t.get();
+          } catch (const std::exception& e) {
+            blobs->Abort(u);
+            return finish(ReplyStatus(r, BadRequest(std::string("upload failed while receiving: ") + e.what())));
+          }
+          // Hashing and fsync are local work (no waiting on other pool tasks).
+          finish(ReplyResult(r, blobs->Commit(ns, name, u, static_cast<uint64_t>(length))));
+        });
+  }
+
+  int ServeUpload(http_request& req, const std::string& ns, const std::string& name) {
+    if (!blobs) return ReplyStatus(req, Status(Code::kUnavailable, "this server does not store uploads"));
+    auto path = blobs->DataPath(ns, name);
+    if (!path.ok()) return ReplyStatus(req, path.status());
+    std::error_code ec;
+    uint64_t size = std::filesystem::file_size(*path, ec);
+    if (ec) return ReplyStatus(req, Internal("cannot read the image data: " + ec.message()));
+    concurrency::streams::fstream::open_istream(*path, std::ios::in | std::ios::binary)
+        .then([req, size](pplx::task<concurrency::streams::istream> t) {
+          http_request r = req;
+          try {
+            auto in = t.get();
+            http_response resp(web::http::status_codes::OK);
+            resp.set_body(in, size, "application/octet-stream");
+            return r.reply(resp).then([in](pplx::task<void> done) {
+              try {
+                done.get();
+              } catch (...) {
+              }
+              auto i = in;
+              i.close();
+            });
+          } catch (const std::exception& e) {
+            ReplyStatus(r, Internal(std::string("cannot open the image data: ") + e.what()));
+            return pplx::task_from_result();
+          }
+        });
+    return 200;
   }
 
   // --- console logs: proxied from the agent of the instance's node ------------------------------------------
@@ -494,9 +614,17 @@ struct ApiServer::Impl {
   }
 
   void JanitorLoop() {
+    Clock::time_point next_sweep{};
     std::unique_lock lock(jan_mu);
     while (!stopping) {
       jan_cv.wait_for(lock, std::chrono::seconds(1));
+      if (blobs && (sweep_soon || Clock::now() >= next_sweep)) {
+        sweep_soon = false;
+        next_sweep = Clock::now() + std::chrono::seconds(60);
+        lock.unlock();
+        blobs->Sweep();
+        lock.lock();
+      }
       std::vector<std::shared_ptr<WatchStream>> done;
       {
         std::lock_guard wl(watches_mu);
@@ -570,6 +698,9 @@ struct ApiServer::Impl {
 ApiServer::ApiServer(Registry* registry, ApiServerOptions opts) : impl_(std::make_unique<Impl>()) {
   impl_->registry = registry;
   impl_->opts = std::move(opts);
+  if (!impl_->opts.upload_dir.empty()) {
+    impl_->blobs = std::make_unique<ImageBlobs>(registry, impl_->opts.upload_dir, impl_->opts.max_upload_bytes);
+  }
 }
 
 ApiServer::~ApiServer() { Stop(); }

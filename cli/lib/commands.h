@@ -107,6 +107,14 @@ struct PowerOptions {
 // Declarative power actions: patch spec.powerState / spec.restartRequestedAt.
 int RunPower(Env& env, const PowerOptions& opts);
 
+struct UploadOptions {
+  std::string target;  // image/NAME or NAME
+  std::string file;
+  bool quiet = false;  // no progress lines
+};
+// Uploads an Image's data (the Image must exist without spec.source).
+int RunUpload(Env& env, const UploadOptions& opts);
+
 // The client's version string ("0.1.0").
 const char* ClientVersion();
 

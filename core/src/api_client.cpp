@@ -5,6 +5,7 @@
 
 #include "stratus/core/api_client.h"
 
+#include <cpprest/filestream.h>
 #include <cpprest/http_client.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -12,10 +13,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -35,6 +38,11 @@ std::string ResourcePath(const ResourceInfo& r, const std::string& ns, const std
     if (!subresource.empty()) p += "/" + subresource;
   }
   return p;
+}
+
+StatusOr<json> ApiClient::UploadFile(const std::string&, const std::string&, const std::string&, const std::string&,
+                                     const std::function<void(uint64_t, uint64_t)>&) {
+  return Status(Code::kUnavailable, "this client cannot upload files");
 }
 
 namespace {
@@ -184,6 +192,50 @@ class HttpApiClient : public ApiClient {
 
   Status Watch(const std::string& plural, const std::string& ns, const ListOptions& opts,
                const std::function<bool(const WatchEvent&)>& on_event, const std::atomic<bool>* stop) override;
+
+  StatusOr<json> UploadFile(const std::string& plural, const std::string& ns, const std::string& name,
+                            const std::string& file, const std::function<void(uint64_t, uint64_t)>& progress) override {
+    if (!init_error_.ok()) return init_error_;
+    auto path = Path(plural, ns, name, "upload");
+    if (!path.ok()) return path.status();
+    int code = 0;
+    std::string text;
+    try {
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(file, ec)) return BadRequest(file + ": not a readable regular file");
+      uint64_t size = std::filesystem::file_size(file, ec);
+      if (ec) return BadRequest("cannot read " + file + ": " + ec.message());
+      auto in = concurrency::streams::fstream::open_istream(file, std::ios::in | std::ios::binary).get();
+      http::http_request req(http::methods::PUT);
+      req.set_request_uri(utility::conversions::to_string_t(*path));
+      req.headers().add("Accept", kJson);
+      req.set_body(in, size, "application/octet-stream");
+      if (progress) {
+        req.set_progress_handler([&progress, size](http::message_direction::direction d, utility::size64_t n) {
+          if (d == http::message_direction::upload) progress(n, size);
+        });
+      }
+      // The upload may take long; the timeout applies to stalls, not to the whole transfer.
+      httpc::http_client c(web::uri(utility::conversions::to_string_t(server_)), Config(std::chrono::seconds(
+                                                                                    std::max(timeout_seconds_, 300))));
+      http::http_response resp = c.request(req).get();
+      code = resp.status_code();
+      text = resp.extract_utf8string(true).get();
+      in.close().wait();
+    } catch (const http::http_exception& e) {
+      return FromHttpException(e);
+    } catch (const std::exception& e) {
+      std::string what = e.what();
+      if (what.find("open") != std::string::npos || what.find("No such file") != std::string::npos) {
+        return BadRequest("cannot read " + file + ": " + what);
+      }
+      return Unreachable(what);
+    }
+    if (code < 200 || code >= 300) return Status::FromHttp(code, text);
+    json out = json::parse(text, nullptr, false);
+    if (out.is_discarded()) return Internal("the API server answered the upload with something that is not JSON");
+    return out;
+  }
 
   StatusOr<std::string> GetRaw(const std::string& path) override {
     if (!init_error_.ok()) return init_error_;

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "stratus/core/exec.h"
+#include "stratus/core/sha256.h"
 #include "stratus/image/image.h"
 
 namespace stratus::image {
@@ -68,6 +69,32 @@ TEST_F(ImageImportTest, DetectsQcow2RawAndIso) {
     std::ofstream(iso, std::ios::binary) << data;
   }
   EXPECT_EQ(DetectFormat(iso.string())->format, "iso");
+}
+
+TEST(ImageSourceTest, UploadedImagesComeFromTheApiServerOnceUploaded) {
+  json with_url = {{"metadata", {{"name", "k"}, {"namespace", "default"}}},
+                   {"spec", {{"source", {{"url", "http://mirror/k"}}}}}};
+  std::string waiting;
+  EXPECT_EQ(SourceUrl(with_url, "http://api:8774", &waiting), "http://mirror/k");
+  json pending = {{"metadata", {{"name", "up"}, {"namespace", "ns1"}}}, {"spec", {{"type", "disk"}}}};
+  EXPECT_EQ(SourceUrl(pending, "http://api:8774", &waiting), "");
+  EXPECT_NE(waiting.find("stratusctl upload image/up"), std::string::npos) << waiting;
+  json done = pending;
+  done["status"]["upload"] = {{"size", 3}, {"sha256", std::string(64, 'a')}};
+  EXPECT_EQ(SourceUrl(done, "http://api:8774", &waiting),
+            "http://api:8774/apis/stratus.io/v1/namespaces/ns1/images/up/upload");
+  waiting.clear();
+  EXPECT_EQ(SourceUrl(done, "", &waiting), "");
+  EXPECT_FALSE(waiting.empty());
+}
+
+TEST(Sha256Test, KnownDigests) {
+  Sha256 h;
+  EXPECT_EQ(h.Hex(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  Sha256 abc;
+  abc.Update("abc", 3);
+  EXPECT_EQ(abc.Hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Sha256File("/nonexistent/file").status().code(), Code::kUnavailable);
 }
 
 }  // namespace

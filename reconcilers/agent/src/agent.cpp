@@ -227,7 +227,8 @@ Status NodeAgent::Start() {
   m.flavors = std::make_unique<runtime::Informer>(m.client, fo);
 
   m.image_rec = std::make_unique<image::ImageReconciler>(m.client, m.images.get(), m.storage.get(), m.ImagePool(),
-                                                         (fs::path(m.opts.data_dir) / "tmp").string(), m.opts.node);
+                                                         (fs::path(m.opts.data_dir) / "tmp").string(), m.opts.node,
+                                                         m.opts.api_url);
   instance::Options iopt;
   iopt.node = m.opts.node;
   iopt.data_dir = m.opts.data_dir;

@@ -2,7 +2,6 @@
 
 #include <cpprest/filestream.h>
 #include <cpprest/http_client.h>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -13,33 +12,12 @@
 
 #include "stratus/core/exec.h"
 #include "stratus/core/object.h"
+#include "stratus/core/sha256.h"
 
 namespace stratus::image {
 namespace fs = std::filesystem;
 
 namespace {
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  void Update(const void* d, size_t n) { EVP_DigestUpdate(ctx_, d, n); }
-  std::string Hex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_, md, &len);
-    static const char* k = "0123456789abcdef";
-    std::string s;
-    for (unsigned i = 0; i < len; ++i) {
-      s += k[md[i] >> 4];
-      s += k[md[i] & 15];
-    }
-    return s;
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 // Throttles progress callbacks to about one per 200 ms.
 struct Throttle {
@@ -139,12 +117,31 @@ StatusOr<FormatInfo> DetectFormat(const std::string& path) {
   return f;
 }
 
+std::string SourceUrl(const json& image, const std::string& api_url, std::string* waiting) {
+  const json& spec = image["spec"];
+  if (spec.contains("source") && spec["source"].is_object()) return spec["source"].value("url", "");
+  bool uploaded = image.contains("status") && image["status"].is_object() && image["status"].contains("upload");
+  if (!uploaded) {
+    *waiting = "waiting for the image data: upload it with `stratusctl upload image/" + MetaString(image, "name") +
+               " FILE` (PUT .../images/NAME/upload)";
+    return "";
+  }
+  if (api_url.empty()) {
+    *waiting = "this agent does not know the API server's URL to fetch uploaded data from";
+    return "";
+  }
+  const ResourceInfo* r = FindByKind("Image");
+  return api_url + ResourcePath(*r, MetaString(image, "namespace"), MetaString(image, "name"), "upload");
+}
+
 std::string CacheVolumeName(const json& image) { return "img-" + MetaString(image, "uid"); }
 
 ImageReconciler::ImageReconciler(ApiClient* client, runtime::Informer* images, host::StoragePools* storage,
-                                 std::string pool, std::string work_dir, std::string node)
+                                 std::string pool, std::string work_dir, std::string node, std::string api_url)
     : client_(client), images_(images), storage_(storage), pool_(std::move(pool)), work_dir_(std::move(work_dir)),
-      node_(std::move(node)), events_(client, "image-cache", node_) {}
+      node_(std::move(node)), api_url_(std::move(api_url)), events_(client, "image-cache", node_) {
+  while (!api_url_.empty() && api_url_.back() == '/') api_url_.pop_back();
+}
 
 Status ImageReconciler::Import(const json& img, const std::string& volume) {
   std::string key = runtime::KeyFor(img);
@@ -152,7 +149,8 @@ Status ImageReconciler::Import(const json& img, const std::string& volume) {
   std::error_code ec;
   fs::create_directories(work_dir_, ec);
   std::string tmp = (fs::path(work_dir_) / (volume + ".part")).string();
-  std::string url = img["spec"]["source"].value("url", "");
+  std::string waiting;
+  std::string url = SourceUrl(img, api_url_, &waiting);
   json cur = img;
   int last_pct = -1;
   auto report = [&](const std::string& phase, int pct) {
@@ -180,6 +178,9 @@ Status ImageReconciler::Import(const json& img, const std::string& volume) {
   };
   if (!sum.ok()) return fail(sum.status(), "SourceUnavailable");
   std::string want = img["spec"].value("sha256", "");
+  if (want.empty() && img.contains("status") && img["status"].contains("upload")) {
+    want = img["status"]["upload"].value("sha256", "");  // what the server received must be what we got
+  }
   if (!want.empty() && want != *sum) {
     return fail(Status(Code::kInvalid, "checksum mismatch: spec.sha256 is " + want + " but the source has " + *sum),
                 "ChecksumMismatch");
@@ -235,6 +236,15 @@ StatusOr<runtime::Result> ImageReconciler::Reconcile(const std::string& key) {
     Status d = storage_->DeleteVolume(pool_, volume);
     if (!d.ok()) return d;
     existing = Status(Code::kNotFound, "removed partial import");
+  }
+  std::string waiting;
+  if (SourceUrl(img, api_url_, &waiting).empty()) {
+    json d = img;
+    d["status"]["phase"] = "Pending";
+    runtime::SetCondition(d, "Ready", "False", "AwaitingUpload", waiting);
+    auto u = runtime::UpdateStatusIfChanged(client_, "images", img, d);
+    if (!u.ok()) return u.status();
+    return runtime::Result::Done();  // the upload changes status.upload, which wakes us
   }
   Status s = Import(img, volume);
   if (!s.ok()) return s;

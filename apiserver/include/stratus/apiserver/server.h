@@ -17,6 +17,8 @@ struct ApiServerOptions {
   int default_watch_timeout_seconds = 1800;  // a watch without timeoutSeconds ends after this
   int max_watch_timeout_seconds = 3600;
   size_t max_watch_buffer_bytes = 64 * 1024 * 1024;  // a watcher that stops reading is dropped past this
+  std::string upload_dir;                    // uploaded image data; empty: uploads are not served
+  uint64_t max_upload_bytes = 64ull << 30;   // larger image uploads get 413
 };
 
 class ApiServer {

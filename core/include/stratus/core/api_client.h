@@ -48,6 +48,10 @@ class ApiClient {
                        const std::function<bool(const WatchEvent&)>& on_event, const std::atomic<bool>* stop) = 0;
   // Raw GET of a path (discovery, /healthz, logs proxy); returns the body.
   virtual StatusOr<std::string> GetRaw(const std::string& path) = 0;
+  // Streams the local file `file` as the body of `PUT {object path}/upload` (image data); `progress(sent, total)`
+  // is called as bytes leave. Returns the object as the server stored it. Default: kUnavailable.
+  virtual StatusOr<json> UploadFile(const std::string& plural, const std::string& ns, const std::string& name,
+                                    const std::string& file, const std::function<void(uint64_t, uint64_t)>& progress);
 };
 
 // HTTP implementation over cpprestsdk. `server` is a base URL such as http://127.0.0.1:8774.

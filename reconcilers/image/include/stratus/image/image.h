@@ -29,13 +29,19 @@ struct FormatInfo {
 // `qemu-img info` of a local file.
 StatusOr<FormatInfo> DetectFormat(const std::string& path);
 
+// Where the image's bytes come from: spec.source.url, or for an uploaded image the API server's copy
+// (`api_url` + .../images/NAME/upload). Empty with `*waiting` set when the data has not been uploaded yet.
+std::string SourceUrl(const json& image, const std::string& api_url, std::string* waiting);
+
 // The pool volume name caching an Image (stable across restarts; derived from its uid).
 std::string CacheVolumeName(const json& image);
 
 class ImageReconciler : public runtime::Reconciler {
  public:
+  // `api_url` is the API server's base URL, from which uploaded image data is fetched
+  // (GET .../images/NAME/upload); empty when uploads cannot be imported.
   ImageReconciler(ApiClient* client, runtime::Informer* images, host::StoragePools* storage, std::string pool,
-                  std::string work_dir, std::string node);
+                  std::string work_dir, std::string node, std::string api_url = "");
   std::string Name() const override { return "image"; }
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
@@ -48,6 +54,7 @@ class ImageReconciler : public runtime::Reconciler {
   std::string pool_;
   std::string work_dir_;
   std::string node_;
+  std::string api_url_;
   runtime::EventRecorder events_;
 };
 
