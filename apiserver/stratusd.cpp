@@ -57,11 +57,16 @@ struct ClusterControllers {
     nodes = std::make_unique<runtime::Informer>(client, io);
     io.plural = "instancetypes";
     flavors = std::make_unique<runtime::Informer>(client, io);
+    io.plural = "volumes";
+    volumes = std::make_unique<runtime::Informer>(client, io);
+    io.plural = "images";
+    images = std::make_unique<runtime::Informer>(client, io);
     placement::Options po;
     po.cpu_overcommit = f.cpu_overcommit;
     po.memory_overcommit = f.memory_overcommit;
     po.heartbeat_grace_seconds = f.node_grace_seconds;
-    placement = std::make_unique<placement::PlacementReconciler>(client, instances.get(), nodes.get(), flavors.get(), po);
+    placement = std::make_unique<placement::PlacementReconciler>(client, instances.get(), nodes.get(), flavors.get(), po,
+                                                                 volumes.get(), images.get());
     // One worker: reservations are made and read by the same thread, so concurrent binds never overcommit.
     placement_ctl = std::make_unique<runtime::Controller>(placement.get(), 1);
     placement_ctl->Watch(instances.get());
@@ -75,6 +80,21 @@ struct ClusterControllers {
     };
     placement_ctl->Watch(nodes.get(), unscheduled);
     placement_ctl->Watch(flavors.get(), unscheduled);
+    placement_ctl->Watch(volumes.get(), unscheduled);  // a volume placed may unblock instances waiting for it
+    volume_placement = std::make_unique<placement::VolumePlacementReconciler>(client, volumes.get(), nodes.get(),
+                                                                              instances.get(), po);
+    volume_placement_ctl = std::make_unique<runtime::Controller>(volume_placement.get(), 1);
+    volume_placement_ctl->Watch(volumes.get());
+    runtime::Informer* vols = volumes.get();
+    auto unplaced = [vols](const std::string&, const json&) {
+      std::vector<std::string> keys;
+      for (const auto& v : vols->List()) {
+        if (v["spec"].value("nodeName", "").empty()) keys.push_back(runtime::KeyFor(v));
+      }
+      return keys;
+    };
+    volume_placement_ctl->Watch(nodes.get(), unplaced);
+    volume_placement_ctl->Watch(instances.get(), unplaced);
     lifecycle = std::make_unique<nodelifecycle::NodeLifecycleReconciler>(client, nodes.get(),
                                                                          std::chrono::seconds(f.node_grace_seconds));
     lifecycle_ctl = std::make_unique<runtime::Controller>(lifecycle.get(), 1);
@@ -82,20 +102,27 @@ struct ClusterControllers {
     instances->Start();
     nodes->Start();
     flavors->Start();
+    volumes->Start();
+    images->Start();
     placement_ctl->Start();
+    volume_placement_ctl->Start();
     lifecycle_ctl->Start();
   }
   ~ClusterControllers() {
     placement_ctl->Stop();
+    volume_placement_ctl->Stop();
     lifecycle_ctl->Stop();
     instances->Stop();
     nodes->Stop();
     flavors->Stop();
+    volumes->Stop();
+    images->Stop();
   }
-  std::unique_ptr<stratus::runtime::Informer> instances, nodes, flavors;
+  std::unique_ptr<stratus::runtime::Informer> instances, nodes, flavors, volumes, images;
   std::unique_ptr<stratus::placement::PlacementReconciler> placement;
+  std::unique_ptr<stratus::placement::VolumePlacementReconciler> volume_placement;
   std::unique_ptr<stratus::nodelifecycle::NodeLifecycleReconciler> lifecycle;
-  std::unique_ptr<stratus::runtime::Controller> placement_ctl, lifecycle_ctl;
+  std::unique_ptr<stratus::runtime::Controller> placement_ctl, lifecycle_ctl, volume_placement_ctl;
 };
 
 // Starts the agent, retrying in the background while libvirt is unreachable, until `stop`.
@@ -243,6 +270,9 @@ int main(int argc, char** argv) {
   for (CLI::App* a : {server, agent}) {
     bool is_agent = a == agent;
     a->add_option("--node", ao.node, "Node name (default: hostname)");
+    a->add_option("--pool", ao.pools,
+                  "volume storage pool NAME=dir:PATH or NAME=logical:VG (repeatable; a dir pool named default "
+                  "is made in the data dir unless given)");
     a->add_option("--libvirt-uri", ao.libvirt_uri, "libvirt URI (test:///default for tests)")->capture_default_str();
     a->add_option("--agent-listen", ao.listen, "the agent's endpoint (console logs)")->capture_default_str();
     a->add_option("--zone", ao.zone, "value of the node's stratus.io/zone label")->capture_default_str();

@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 
+#include "stratus/apiserver/admission.h"
 #include "stratus/core/merge.h"
 #include "stratus/core/object.h"
 #include "stratus/core/selector.h"
@@ -240,6 +241,10 @@ StatusOr<json> Registry::UpdateFrom(const ResourceInfo& r, const ObjectKey& key,
   next["metadata"]["resourceVersion"] = cur["metadata"].value("resourceVersion", "");
   Status v = ValidateObject(r, next);
   if (!v.ok()) return v;
+  if (!status_only) {
+    Status a = AdmitUpdate(r, cur, next);
+    if (!a.ok()) return a;
+  }
   if (next == cur) return cur;  // no-op: keep the resourceVersion
   if (IsDeleting(next) && !HasFinalizers(next)) {
     auto d = store_->Delete(key, expected_rv);
@@ -341,6 +346,10 @@ StatusOr<json> Registry::Delete(const ResourceInfo& r, const std::string& ns, co
                                          ", UID in object meta: " + MetaString(obj, "uid"));
     }
     uint64_t cur_rv = ResourceVersionOf(obj);
+    if (!IsDeleting(obj)) {
+      Status a = AdmitDelete(r, obj, *store_);
+      if (!a.ok()) return a;
+    }
     StatusOr<json> res = Status();
     if (r.kind == "Namespace") {
       // Namespaces always go through the lifecycle loop, which empties them first.

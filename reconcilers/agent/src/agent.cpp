@@ -17,6 +17,7 @@
 #include "stratus/runtime/conditions.h"
 #include "stratus/runtime/controller.h"
 #include "stratus/runtime/informer.h"
+#include "stratus/volume/volume.h"
 
 namespace stratus::agent {
 namespace fs = std::filesystem;
@@ -31,10 +32,12 @@ struct NodeAgent::Impl {
   std::unique_ptr<host::StoragePools> storage;
   host::HostCapacity cap;
   std::string virt_type;
-  std::unique_ptr<runtime::Informer> instances, images, flavors;
+  std::unique_ptr<runtime::Informer> instances, images, flavors, volumes;
   std::unique_ptr<image::ImageReconciler> image_rec;
   std::unique_ptr<instance::InstanceReconciler> inst_rec;
-  std::unique_ptr<runtime::Controller> image_ctl, inst_ctl;
+  std::unique_ptr<volume::VolumeReconciler> vol_rec;
+  std::unique_ptr<runtime::Controller> image_ctl, inst_ctl, vol_ctl;
+  volume::Options vopts;  // the node's volume pools
   std::unique_ptr<web::http::experimental::listener::http_listener> listener;
   std::thread heartbeat;
   std::mutex mu;
@@ -49,19 +52,30 @@ struct NodeAgent::Impl {
     st["capacity"] = {{"vcpus", cap.vcpus}, {"memoryMiB", static_cast<int64_t>(cap.memory_mib)}};
     st["allocatable"] = {{"vcpus", std::max(0, cap.vcpus - opts.reserved_vcpus)},
                          {"memoryMiB", std::max<int64_t>(0, static_cast<int64_t>(cap.memory_mib) - opts.reserved_memory_mib)}};
-    auto pool = storage->Pool(ImagePool());
-    if (pool.ok()) {
-      int64_t gib = static_cast<int64_t>(pool->capacity_bytes >> 30);
-      st["capacity"]["storageGiB"] = gib;
-      st["allocatable"]["storageGiB"] = static_cast<int64_t>(pool->available_bytes >> 30);
-      st["pools"] = json::array({{{"name", pool->name},
-                                  {"type", pool->type},
-                                  {"path", (fs::path(opts.data_dir) / "pools" / "images").string()},
-                                  {"default", true},
-                                  {"capacityBytes", static_cast<int64_t>(pool->capacity_bytes)},
-                                  {"allocationBytes", static_cast<int64_t>(pool->allocation_bytes)},
-                                  {"availableBytes", static_cast<int64_t>(pool->available_bytes)}}});
-    }
+    // Every pool with its free space; placement reads them (storage for volumes and root disks).
+    json pools = json::array();
+    uint64_t cap_total = 0, avail_total = 0;
+    auto add = [&](const std::string& name, const std::string& libvirt_name, bool is_default, bool images) {
+      auto pool = storage->Pool(libvirt_name);
+      if (!pool.ok()) return;
+      pools.push_back({{"name", name},
+                       {"libvirtName", libvirt_name},
+                       {"type", pool->type},
+                       {"default", is_default},
+                       {"images", images},
+                       {"capacityBytes", static_cast<int64_t>(pool->capacity_bytes)},
+                       {"allocationBytes", static_cast<int64_t>(pool->allocation_bytes)},
+                       {"availableBytes", static_cast<int64_t>(pool->available_bytes)}});
+      if (!images) {
+        cap_total += pool->capacity_bytes;
+        avail_total += pool->available_bytes;
+      }
+    };
+    for (const auto& [name, p] : vopts.pools) add(name, p.libvirt_name, name == vopts.default_pool, false);
+    add("images", ImagePool(), false, true);
+    st["pools"] = pools;
+    st["capacity"]["storageGiB"] = static_cast<int64_t>(cap_total >> 30);
+    st["allocatable"]["storageGiB"] = static_cast<int64_t>(avail_total >> 30);
     st["virtType"] = virt_type;
     st["lastHeartbeatTime"] = NowRfc3339();
     std::string url = opts.advertise.empty() ? "http://" + opts.listen : opts.advertise;
@@ -211,6 +225,26 @@ Status NodeAgent::Start() {
   fs::create_directories(pool_dir, ec);
   Status ps = m.storage->EnsurePool({m.ImagePool(), "dir", pool_dir.string(), ""});
   if (!ps.ok()) return ps;
+  m.vopts.node = m.opts.node;
+  m.vopts.image_pool = m.ImagePool();
+  std::vector<PoolSpec> pools;
+  bool have_default = false;
+  for (const auto& text : m.opts.pools) {
+    auto p = ParsePoolSpec(text);
+    if (!p.ok()) return p.status();
+    have_default |= p->name == "default";
+    pools.push_back(*p);
+  }
+  if (!have_default) {
+    pools.push_back({"default", "dir", (fs::path(m.opts.data_dir) / "pools" / "default").string(), ""});
+  }
+  for (const auto& p : pools) {
+    std::string libvirt_name = "stratus-" + m.opts.node + "-" + p.name;
+    if (p.type == "dir") fs::create_directories(p.path, ec);
+    Status e = m.storage->EnsurePool({libvirt_name, p.type, p.type == "logical" ? "/dev/" + p.vg : p.path, p.vg});
+    if (!e.ok()) return Status(e.code(), "pool \"" + p.name + "\": " + e.message());
+    m.vopts.pools[p.name] = {p.name, libvirt_name, p.type};
+  }
   Status rs = m.Register();
   if (!rs.ok()) return rs;
 
@@ -225,6 +259,10 @@ Status NodeAgent::Start() {
   runtime::InformerOptions fo;
   fo.plural = "instancetypes";
   m.flavors = std::make_unique<runtime::Informer>(m.client, fo);
+  runtime::InformerOptions vo;
+  vo.plural = "volumes";
+  vo.resync = std::chrono::seconds(10);
+  m.volumes = std::make_unique<runtime::Informer>(m.client, vo);
 
   m.image_rec = std::make_unique<image::ImageReconciler>(m.client, m.images.get(), m.storage.get(), m.ImagePool(),
                                                          (fs::path(m.opts.data_dir) / "tmp").string(), m.opts.node,
@@ -236,7 +274,35 @@ Status NodeAgent::Start() {
   iopt.virt_type = m.virt_type;
   iopt.shutdown_timeout = m.opts.shutdown_timeout;
   m.inst_rec = std::make_unique<instance::InstanceReconciler>(m.client, m.instances.get(), m.images.get(),
-                                                              m.flavors.get(), m.hv.get(), m.storage.get(), iopt);
+                                                              m.flavors.get(), m.hv.get(), m.storage.get(), iopt,
+                                                              m.volumes.get());
+  m.vol_rec = std::make_unique<volume::VolumeReconciler>(m.client, m.volumes.get(), m.instances.get(), m.images.get(),
+                                                         m.storage.get(), m.hv.get(), m.vopts);
+  m.vol_ctl = std::make_unique<runtime::Controller>(m.vol_rec.get(), m.opts.workers);
+  m.vol_ctl->Watch(m.volumes.get());
+  // An instance changing what it asks for (or what its domain has) wakes the volumes concerned, old and new.
+  m.vol_ctl->Watch(m.instances.get(), [](const std::string&, const json& inst) {
+    std::vector<std::string> keys;
+    std::string ns = MetaString(inst, "namespace");
+    for (const auto& u : volume::VolumesOf(inst)) keys.push_back(ns + "/" + u.volume);
+    if (inst.contains("status") && inst["status"].contains("volumes")) {
+      for (const auto& v : inst["status"]["volumes"]) keys.push_back(ns + "/" + v.value("name", ""));
+    }
+    return keys;
+  });
+  // A disk image becoming Ready wakes the volumes made from it.
+  Impl* self = &m;
+  m.vol_ctl->Watch(m.images.get(), [self](const std::string&, const json& img) {
+    std::vector<std::string> keys;
+    std::string ns = MetaString(img, "namespace"), name = MetaString(img, "name");
+    for (const auto& v : self->volumes->List()) {
+      if (MetaString(v, "namespace") == ns && v["spec"].contains("source") &&
+          v["spec"]["source"].value("image", "") == name) {
+        keys.push_back(runtime::KeyFor(v));
+      }
+    }
+    return keys;
+  });
   m.image_ctl = std::make_unique<runtime::Controller>(m.image_rec.get(), m.opts.workers);
   m.inst_ctl = std::make_unique<runtime::Controller>(m.inst_rec.get(), m.opts.workers);
   m.image_ctl->Watch(m.images.get());
@@ -255,11 +321,25 @@ Status NodeAgent::Start() {
     }
     return keys;
   });
+  // A volume changing (created, reserved, resized) wakes the instances that ask for it or hold it.
+  m.inst_ctl->Watch(m.volumes.get(), [impl](const std::string&, const json& vol) {
+    std::vector<std::string> keys;
+    std::string ns = MetaString(vol, "namespace"), name = MetaString(vol, "name");
+    for (const auto& i : impl->instances->List()) {
+      if (MetaString(i, "namespace") != ns) continue;
+      bool uses = volume::ReportsAttached(i, name);
+      for (const auto& u : volume::VolumesOf(i)) uses |= u.volume == name;
+      if (uses) keys.push_back(runtime::KeyFor(i));
+    }
+    return keys;
+  });
   m.instances->Start();
   m.images->Start();
   m.flavors->Start();
+  m.volumes->Start();
   m.image_ctl->Start();
   m.inst_ctl->Start();
+  m.vol_ctl->Start();
   m.heartbeat = std::thread([impl] { impl->HeartbeatLoop(); });
   try {
     m.listener = std::make_unique<web::http::experimental::listener::http_listener>("http://" + m.opts.listen);
@@ -290,11 +370,40 @@ void NodeAgent::Stop() {
     } catch (...) {
     }
   }
+  if (m.vol_ctl) m.vol_ctl->Stop();
   if (m.inst_ctl) m.inst_ctl->Stop();
   if (m.image_ctl) m.image_ctl->Stop();
   if (m.instances) m.instances->Stop();
   if (m.images) m.images->Stop();
   if (m.flavors) m.flavors->Stop();
+  if (m.volumes) m.volumes->Stop();
+}
+
+StatusOr<PoolSpec> ParsePoolSpec(const std::string& text) {
+  auto eq = text.find('=');
+  auto colon = text.find(':', eq == std::string::npos ? 0 : eq);
+  if (eq == std::string::npos || colon == std::string::npos) {
+    return InvalidError("--pool \"" + text + "\": expected NAME=dir:PATH or NAME=logical:VG");
+  }
+  PoolSpec p;
+  p.name = text.substr(0, eq);
+  p.type = text.substr(eq + 1, colon - eq - 1);
+  std::string where = text.substr(colon + 1);
+  Status n = ValidateDns1123Label(p.name, "pool name");
+  if (!n.ok()) return InvalidError("--pool \"" + text + "\": " + n.message());
+  if (p.name == "images") return InvalidError("--pool: the name \"images\" is the image cache's");
+  if (p.type == "dir") {
+    if (where.empty() || where[0] != '/') return InvalidError("--pool \"" + text + "\": PATH must be absolute");
+    p.path = where;
+  } else if (p.type == "logical") {
+    bool ok = !where.empty() && where.size() <= 127 && where[0] != '-';
+    for (char c : where) ok &= std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' || c == '+';
+    if (!ok) return InvalidError("--pool \"" + text + "\": \"" + where + "\" is not a volume group name");
+    p.vg = where;
+  } else {
+    return InvalidError("--pool \"" + text + "\": type must be dir or logical, not \"" + p.type + "\"");
+  }
+  return p;
 }
 
 }  // namespace stratus::agent

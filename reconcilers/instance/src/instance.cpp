@@ -5,7 +5,9 @@
 #include <filesystem>
 
 #include "stratus/core/object.h"
+#include "stratus/core/quantity.h"
 #include "stratus/image/image.h"
+#include "stratus/volume/volume.h"
 
 namespace stratus::instance {
 namespace fs = std::filesystem;
@@ -34,16 +36,199 @@ host::DomainSpec BuildDomainSpec(const json& inst, const Resolved& r, const Opti
   if (spec.contains("kernelArgs") && spec["kernelArgs"].is_string() && !spec["kernelArgs"].get<std::string>().empty()) {
     args += " " + spec["kernelArgs"].get<std::string>();
   }
+  if (r.root_disk && args.find("root=") == std::string::npos) args += " root=/dev/vda";
   if (!d.kernel_path.empty()) d.cmdline = args;
+  d.disks = r.disks;
   d.serial_log_path = ConsoleLogPath(opts.data_dir, ns, name);
   return d;
 }
 
 InstanceReconciler::InstanceReconciler(ApiClient* client, runtime::Informer* instances, runtime::Informer* images,
                                        runtime::Informer* flavors, host::Hypervisor* hv, host::StoragePools* storage,
-                                       Options opts)
-    : client_(client), instances_(instances), images_(images), flavors_(flavors), hv_(hv), storage_(storage),
-      opts_(std::move(opts)), events_(client, "instance-agent", opts_.node) {}
+                                       Options opts, runtime::Informer* volumes)
+    : client_(client), instances_(instances), images_(images), flavors_(flavors), volumes_(volumes), hv_(hv),
+      storage_(storage), opts_(std::move(opts)), events_(client, "instance-agent", opts_.node) {}
+
+namespace {
+
+bool OwnedBy(const json& obj, const std::string& uid) {
+  if (!obj.contains("metadata") || !obj["metadata"].contains("ownerReferences")) return false;
+  for (const auto& o : obj["metadata"]["ownerReferences"]) {
+    if (o.value("uid", "") == uid) return true;
+  }
+  return false;
+}
+
+bool SameDisk(const host::DomainSpec::Disk& a, const host::DomainSpec::Disk& b) {
+  return a.target == b.target && a.path == b.path;
+}
+
+}  // namespace
+
+StatusOr<std::string> InstanceReconciler::EnsureRootVolume(const json& inst, std::string* not_ready) {
+  auto [ns, name] = runtime::SplitKey(runtime::KeyFor(inst));
+  const json& spec = inst["spec"];
+  std::string root = volume::RootVolumeName(inst);
+  std::string uid = MetaString(inst, "uid");
+  json rd = spec.value("rootDisk", json::object());
+  json rv = volumes_->Get(ns + "/" + root);
+  if (rv.is_null()) {
+    // The informer may lag behind a create we made: ask the API before creating.
+    auto got = client_->Get("volumes", ns, root);
+    if (got.ok()) rv = *got;
+    else if (got.status().code() != Code::kNotFound) return got.status();
+  }
+  if (rv.is_null()) {
+    std::string img_name = spec.value("image", "");
+    json img = images_->Get(ns + "/" + img_name);
+    if (img.is_null()) {
+      *not_ready = "image \"" + img_name + "\" does not exist";
+      return root;
+    }
+    if (img["spec"].value("type", "disk") != "disk") {
+      *not_ready = "spec.image: image \"" + img_name + "\" is a " + img["spec"].value("type", "") +
+                   " image; spec.image needs a disk image";
+      return root;
+    }
+    std::string size = rd.value("size", "");
+    if (size.empty()) {
+      uint64_t vs = img.contains("status") ? img["status"].value("virtualSize", uint64_t{0}) : 0;
+      if (vs == 0) {
+        *not_ready = "image \"" + img_name + "\" is not Ready yet (its size sizes the root disk)";
+        return root;
+      }
+      size = FormatQuantityBytes(vs);
+    }
+    json v = {{"apiVersion", "stratus.io/v1"},
+              {"kind", "Volume"},
+              {"metadata",
+               {{"name", root},
+                {"namespace", ns},
+                {"labels", {{volume::kRootOfLabel, name}}},
+                {"ownerReferences", json::array({{{"apiVersion", "stratus.io/v1"},
+                                                  {"kind", "Instance"},
+                                                  {"name", name},
+                                                  {"uid", uid},
+                                                  {"controller", true},
+                                                  {"blockOwnerDeletion", true}}})}}},
+              {"spec", {{"size", size}, {"format", "qcow2"}, {"nodeName", opts_.node}, {"source", {{"image", img_name}}}}}};
+    if (!rd.value("pool", "").empty()) v["spec"]["pool"] = rd["pool"];
+    auto c = client_->Create("volumes", ns, v);
+    if (!c.ok() && c.status().code() != Code::kAlreadyExists) return c.status();
+    if (c.ok()) {
+      events_.Record(inst, "Normal", "RootVolumeCreated", "root volume " + root + " (" + size + ") from image " + img_name);
+      return root;
+    }
+    auto got = client_->Get("volumes", ns, root);
+    if (!got.ok()) return got.status();
+    rv = *got;
+  }
+  if (!OwnedBy(rv, uid)) {
+    *not_ready = "a Volume named " + root + " already exists and does not belong to this instance; delete or "
+                 "rename it so the root disk can be made";
+    return root;
+  }
+  // Grow the root volume to rootDisk.size (never shrink it).
+  std::string want = rd.value("size", "");
+  if (!want.empty()) {
+    auto w = ParseQuantityBytes(want);
+    auto have = ParseQuantityBytes(rv["spec"].value("size", "0"));
+    if (w.ok() && have.ok() && *w > *have) {
+      auto p = client_->Patch("volumes", ns, root, {{"spec", {{"size", want}}}});
+      if (!p.ok()) return p.status();
+    }
+  }
+  return root;
+}
+
+Status InstanceReconciler::ResolveDisks(const json& inst, Resolved* r, std::vector<std::string>* waiting,
+                                        bool* in_use) {
+  auto [ns, name] = runtime::SplitKey(runtime::KeyFor(inst));
+  auto uses = volume::VolumesOf(inst);
+  if (uses.empty()) return Status::Ok();
+  if (volumes_ == nullptr) {
+    waiting->push_back("this agent does not manage volumes");
+    return Status::Ok();
+  }
+  for (const auto& u : uses) {
+    json v = volumes_->Get(ns + "/" + u.volume);
+    std::string what = (u.root ? "root volume " : "volume ") + u.volume;
+    if (v.is_null()) {
+      waiting->push_back(what + " does not exist");
+      continue;
+    }
+    std::string node = v["spec"].value("nodeName", "");
+    if (node.empty()) {
+      waiting->push_back(what + " is not placed on a node yet");
+      continue;
+    }
+    if (node != opts_.node) {
+      waiting->push_back(what + " is on node " + node + ", this instance on " + opts_.node +
+                         " (local storage cannot be attached across nodes)");
+      continue;
+    }
+    const json st = v.value("status", json::object());
+    if (st.value("path", "").empty()) {
+      std::string phase = st.value("phase", "Pending");
+      json ready = runtime::GetCondition(v, "Ready");
+      std::string why = ready.is_null() ? "" : ": " + ready.value("message", "");
+      waiting->push_back(what + " is not created yet (" + phase + why + ")");
+      continue;
+    }
+    std::string holder = st.contains("attachment") ? st["attachment"].value("instance", "") : "";
+    if (holder != name) {
+      if (holder.empty()) {
+        waiting->push_back(what + " is being reserved for this instance");
+      } else {
+        *in_use = true;
+        waiting->push_back(what + " is attached to instance " + holder + "; one instance at a time");
+      }
+      continue;
+    }
+    host::DomainSpec::Disk d;
+    d.path = st["path"];
+    d.format = st.value("format", v["spec"].value("format", "qcow2"));
+    if (d.format != "raw" && d.format != "qcow2") d.format = "raw";
+    d.block = d.path.rfind("/dev/", 0) == 0;
+    d.target = u.device;
+    if (u.root) r->root_disk = true;
+    r->disks.push_back(d);
+  }
+  return Status::Ok();
+}
+
+Status InstanceReconciler::SyncLiveDisks(const json& inst, const std::string& dom,
+                                         const std::vector<host::DomainSpec::Disk>& want) {
+  auto live = hv_->Disks(dom, false);
+  if (!live.ok()) return live.status();
+  auto persistent = hv_->Disks(dom, true);
+  for (const auto& l : *live) {
+    if (l.device != "disk") continue;
+    bool keep = false;
+    for (const auto& w : want) keep |= SameDisk(l, w);
+    if (keep) continue;
+    // An unplug needs the guest's help and may still be under way: ask again, but tell once.
+    bool first = false;
+    if (persistent.ok()) {
+      for (const auto& p : *persistent) first |= SameDisk(p, l);
+    }
+    Status s = hv_->DetachDisk(dom, l.target);
+    if (!s.ok()) return s;
+    if (first) events_.Record(inst, "Normal", "VolumeDetached", "disk " + l.target + " (" + l.path + ") unplugged");
+  }
+  for (const auto& w : want) {
+    bool have = false;
+    for (const auto& l : *live) have |= SameDisk(l, w);
+    if (have) continue;
+    bool busy = false;
+    for (const auto& l : *live) busy |= l.target == w.target;
+    if (busy) continue;  // the old disk's unplug has not finished: next pass
+    Status s = hv_->AttachDisk(dom, w);
+    if (!s.ok()) return s;
+    events_.Record(inst, "Normal", "VolumeAttached", "disk " + w.target + " (" + w.path + ") hot-plugged");
+  }
+  return Status::Ok();
+}
 
 StatusOr<std::string> InstanceReconciler::ImagePath(const std::string& ns, const std::string& image_name,
                                                     const std::string& want_type, std::string* not_ready) {
@@ -88,6 +273,36 @@ StatusOr<Result> InstanceReconciler::Teardown(json inst, const std::string& key)
         events_.Record(inst, "Warning", "TeardownFailed", s.message());
         return s;
       }
+    }
+  }
+  // The domain is gone: nothing is attached any more. Say so before releasing, so volumes can move on.
+  if (inst.contains("status") && inst["status"].contains("volumes") && !inst["status"]["volumes"].empty()) {
+    json d = inst;
+    d["status"]["volumes"] = json::array();
+    auto u = runtime::UpdateStatusIfChanged(client_, "instances", inst, d);
+    if (!u.ok()) return u.status();
+    inst = *u;
+  }
+  if (!inst["spec"].value("image", "").empty()) {
+    std::string root = inst.contains("status") ? inst["status"].value("rootVolume", "") : "";
+    if (root.empty()) root = volume::RootVolumeName(inst);
+    auto rv = client_->Get("volumes", ns, root);
+    if (rv.ok() && OwnedBy(*rv, MetaString(inst, "uid"))) {
+      bool keep = !inst["spec"].value("rootDisk", json::object()).value("deleteOnTermination", true);
+      if (keep) {
+        json refs = json::array();
+        for (const auto& o : (*rv)["metadata"]["ownerReferences"]) {
+          if (o.value("uid", "") != MetaString(inst, "uid")) refs.push_back(o);
+        }
+        auto p = client_->Patch("volumes", ns, root, {{"metadata", {{"ownerReferences", refs}}}});
+        if (!p.ok() && p.status().code() != Code::kNotFound) return p.status();
+        events_.Record(inst, "Normal", "RootVolumeKept", "root volume " + root + " kept (deleteOnTermination: false)");
+      } else {
+        auto d = client_->Delete("volumes", ns, root, MetaString(*rv, "uid"));
+        if (!d.ok() && d.status().code() != Code::kNotFound) return d.status();
+      }
+    } else if (!rv.ok() && rv.status().code() != Code::kNotFound) {
+      return rv.status();
     }
   }
   std::error_code ec;
@@ -168,8 +383,17 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
     if (!p.ok()) return p.status();
     r.initrd_path = *p;
   }
-  if (not_ready.empty() && r.kernel_path.empty()) {
-    not_ready = "no kernelImage: disk-image boot (spec.image) arrives with Volumes";
+  if (not_ready.empty() && r.kernel_path.empty() && spec.value("image", "").empty()) {
+    not_ready = "nothing to boot: set spec.image (a disk image) or spec.kernelImage";
+  }
+  if (not_ready.empty() && !spec.value("image", "").empty()) {
+    if (volumes_ == nullptr) {
+      not_ready = "this agent does not manage volumes, so spec.image cannot be used";
+    } else {
+      auto root = EnsureRootVolume(inst, &not_ready);
+      if (!root.ok()) return root.status();
+      desired["status"]["rootVolume"] = *root;
+    }
   }
   if (!not_ready.empty()) {
     bool changed = runtime::SetCondition(desired, "ImagesReady", "False", "ImageNotReady", not_ready);
@@ -181,6 +405,24 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
     return Result::After(std::chrono::seconds(3));
   }
   runtime::SetCondition(desired, "ImagesReady", "True", "ImagesCached", "images cached on node " + opts_.node);
+
+  // 2b. Volumes: the root volume and spec.volumes, each attached only when this instance holds it.
+  std::vector<std::string> waiting;
+  bool in_use = false;
+  Status rs = ResolveDisks(inst, &r, &waiting, &in_use);
+  if (!rs.ok()) return rs;
+  std::string vol_msg;
+  for (const auto& w : waiting) vol_msg += (vol_msg.empty() ? "" : "; ") + w;
+  if (!waiting.empty()) {
+    const std::string& msg = vol_msg;
+    if (runtime::SetCondition(desired, "VolumesReady", "False", in_use ? "VolumeInUse" : "VolumesNotReady", msg)) {
+      events_.Record(inst, in_use ? "Warning" : "Normal", in_use ? "VolumeInUse" : "WaitingForVolumes", msg);
+    }
+  } else if (!volume::VolumesOf(inst).empty()) {
+    runtime::SetCondition(desired, "VolumesReady", "True", "VolumesAttached", "every volume is attached");
+  } else {
+    runtime::RemoveCondition(desired, "VolumesReady");
+  }
 
   // 3. The domain: never touch one that is not ours.
   auto info = hv_->Lookup(dom);
@@ -201,7 +443,31 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
   int64_t gen = inst["metadata"].value("generation", int64_t{1});
   int64_t observed = inst.contains("status") ? inst["status"].value("observedGeneration", int64_t{0}) : 0;
   bool created = false;
-  if (info->state == host::DomainState::kNotFound || gen != observed) {
+  if (info->state == host::DomainState::kNotFound && !waiting.empty()) {
+    // First boot waits for every volume (as Nova does); later ones are hot-plugged as they come.
+    desired["status"]["phase"] = "Pending";
+    runtime::SetCondition(desired, "Ready", "False", in_use ? "VolumeInUse" : "VolumesNotReady", vol_msg);
+    Status s = write_status();
+    if (!s.ok()) return s;
+    return Result::After(std::chrono::seconds(3));
+  }
+  bool disks_differ = false;
+  if (info->state != host::DomainState::kNotFound) {
+    auto persistent = hv_->Disks(dom, true);
+    if (persistent.ok()) {
+      std::vector<host::DomainSpec::Disk> have;
+      for (const auto& d : *persistent) {
+        if (d.device == "disk") have.push_back(d);
+      }
+      disks_differ = have.size() != ds.disks.size();
+      for (size_t i = 0; !disks_differ && i < have.size(); ++i) {
+        bool found = false;
+        for (const auto& w : ds.disks) found |= SameDisk(have[i], w);
+        disks_differ = !found;
+      }
+    }
+  }
+  if (info->state == host::DomainState::kNotFound || gen != observed || disks_differ) {
     Status s = hv_->Define(ds);
     if (!s.ok()) {
       desired["status"]["phase"] = "Failed";
@@ -218,6 +484,16 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
     if (!info.ok()) return info.status();
   }
   desired["status"]["domainUUID"] = info->uuid;
+  bool is_running = info->state == host::DomainState::kRunning || info->state == host::DomainState::kPaused;
+  if (is_running) {
+    Status s = SyncLiveDisks(inst, dom, ds.disks);
+    if (!s.ok()) {
+      runtime::SetCondition(desired, "VolumesReady", "False", "HotplugFailed", s.message());
+      write_status();
+      events_.Record(inst, "Warning", "HotplugFailed", s.message());
+      return s;
+    }
+  }
 
   // 4. Power state.
   std::string want = spec.value("powerState", "Running");
@@ -285,6 +561,25 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
     desired["status"]["phase"] = "Stopped";
     desired["status"]["powerState"] = "Stopped";
     runtime::SetCondition(desired, "Ready", "False", "Stopped", "powerState is Stopped");
+  }
+  // What the domain really has attached (the volumes' status mirrors this).
+  {
+    auto now = hv_->Lookup(dom);
+    bool live = now.ok() && (now->state == host::DomainState::kRunning || now->state == host::DomainState::kPaused);
+    auto disks = hv_->Disks(dom, !live);
+    if (disks.ok()) {
+      json vols = json::array();
+      for (const auto& d : *disks) {
+        if (d.device != "disk") continue;
+        for (const auto& u : volume::VolumesOf(inst)) {
+          json v = volumes_ ? volumes_->Get(ns + "/" + u.volume) : json();
+          if (!v.is_null() && v.contains("status") && v["status"].value("path", "") == d.path) {
+            vols.push_back({{"name", u.volume}, {"device", d.target}});
+          }
+        }
+      }
+      desired["status"]["volumes"] = vols;
+    }
   }
   Status s = write_status();
   if (!s.ok()) return s;

@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "stratus/core/object.h"
+#include "stratus/core/quantity.h"
 #include "stratus/core/selector.h"
 
 namespace stratus::placement {
@@ -44,6 +45,10 @@ Decision Choose(const Demand& d, const json& node_selector, const std::vector<No
       out.reasons.push_back(n.name + ": does not match nodeSelector " + mismatch);
       continue;
     }
+    if (!d.pinned_node.empty() && n.name != d.pinned_node) {
+      out.reasons.push_back(n.name + ": does not hold " + d.pinned_why + " (on node " + d.pinned_node + ")");
+      continue;
+    }
     int64_t cpu_cap = static_cast<int64_t>(n.alloc_vcpus * o.cpu_overcommit);
     int64_t mem_cap = static_cast<int64_t>(static_cast<double>(n.alloc_memory_mib) * o.memory_overcommit);
     int64_t cpu_free = cpu_cap - n.used_vcpus;
@@ -56,6 +61,16 @@ Decision Choose(const Demand& d, const json& node_selector, const std::vector<No
     if (d.memory_mib > mem_free) {
       why.push_back("insufficient memory (need " + std::to_string(d.memory_mib) + " MiB, free " +
                     std::to_string(std::max<int64_t>(mem_free, 0)) + " MiB of " + std::to_string(mem_cap) + " MiB)");
+    }
+    if (d.root_bytes > 0) {
+      int64_t free = PoolFree(n, d.root_pool);
+      std::string pool = d.root_pool.empty() ? "default pool" : "pool " + d.root_pool;
+      if (free < 0) {
+        why.push_back("no " + pool);
+      } else if (static_cast<int64_t>(d.root_bytes) > free) {
+        why.push_back("insufficient storage for the root disk in the " + pool + " (need " +
+                      FormatQuantityBytes(d.root_bytes) + ", free " + std::to_string(free >> 20) + " MiB)");
+      }
     }
     if (!why.empty()) {
       std::string line = n.name + ": ";
@@ -70,6 +85,49 @@ Decision Choose(const Demand& d, const json& node_selector, const std::vector<No
     }
   }
   return out;
+}
+
+void ReadPools(const json& node, NodeView* v) {
+  if (!node.contains("status") || !node["status"].contains("pools")) return;
+  for (const auto& p : node["status"]["pools"]) {
+    if (p.value("images", false)) continue;
+    std::string name = p.value("name", "");
+    v->pool_free[name] = p.value("availableBytes", int64_t{0});
+    if (p.value("default", false)) v->default_pool = name;
+  }
+}
+
+int64_t PoolFree(const NodeView& n, const std::string& pool) {
+  auto it = n.pool_free.find(pool.empty() ? n.default_pool : pool);
+  return it == n.pool_free.end() ? -1 : it->second;
+}
+
+Status PinToVolumes(const json& inst, const std::map<std::string, json>& volumes, Demand* d, std::string* wait) {
+  const json& spec = inst["spec"];
+  if (!spec.contains("volumes") || !spec["volumes"].is_array()) return Status::Ok();
+  std::string first_vol;
+  for (const auto& e : spec["volumes"]) {
+    std::string name = e.value("volume", "");
+    auto it = volumes.find(name);
+    if (it == volumes.end()) {
+      *wait = "volume " + name + " does not exist";
+      return Status::Ok();
+    }
+    std::string node = it->second["spec"].value("nodeName", "");
+    if (node.empty()) {
+      *wait = "volume " + name + " is not placed on a node yet";
+      return Status::Ok();
+    }
+    if (d->pinned_node.empty()) {
+      d->pinned_node = node;
+      first_vol = name;
+      d->pinned_why = "volume " + name;
+    } else if (node != d->pinned_node) {
+      return InvalidError("volumes " + first_vol + " (node " + d->pinned_node + ") and " + name + " (node " + node +
+                          ") are on different nodes; an instance uses local storage of one node");
+    }
+  }
+  return Status::Ok();
 }
 
 StatusOr<Demand> DemandOf(const json& inst, const std::map<std::string, json>& flavors) {
@@ -91,9 +149,10 @@ StatusOr<Demand> DemandOf(const json& inst, const std::map<std::string, json>& f
 }
 
 PlacementReconciler::PlacementReconciler(ApiClient* client, runtime::Informer* instances, runtime::Informer* nodes,
-                                         runtime::Informer* flavors, Options opts)
-    : client_(client), instances_(instances), nodes_(nodes), flavors_(flavors), opts_(opts),
-      events_(client, "placement") {}
+                                         runtime::Informer* flavors, Options opts, runtime::Informer* volumes,
+                                         runtime::Informer* images)
+    : client_(client), instances_(instances), nodes_(nodes), flavors_(flavors), volumes_(volumes), images_(images),
+      opts_(opts), events_(client, "placement") {}
 
 std::vector<NodeView> PlacementReconciler::Nodes(const std::string& skip_uid) {
   std::map<std::string, json> flavors;
@@ -118,6 +177,7 @@ std::vector<NodeView> PlacementReconciler::Nodes(const std::string& skip_uid) {
       v.alloc_vcpus = st["allocatable"].value("vcpus", 0);
       v.alloc_memory_mib = st["allocatable"].value("memoryMiB", int64_t{0});
     }
+    ReadPools(n, &v);
     views[v.name] = v;
   }
   std::set<std::string> counted, known;
@@ -146,6 +206,19 @@ std::vector<NodeView> PlacementReconciler::Nodes(const std::string& skip_uid) {
       v->second.used_memory_mib += it->second.second.memory_mib;
     }
     ++it;
+  }
+  // Volumes placed but not created yet will take their space.
+  if (volumes_ != nullptr) {
+    for (const auto& vol : volumes_->List()) {
+      std::string node = vol["spec"].value("nodeName", "");
+      bool made = vol.contains("status") && !vol["status"].value("path", "").empty();
+      auto it = views.find(node);
+      if (node.empty() || made || it == views.end()) continue;
+      auto bytes = ParseQuantityBytes(vol["spec"].value("size", "0"));
+      std::string pool = vol["spec"].value("pool", "");
+      auto pf = it->second.pool_free.find(pool.empty() ? it->second.default_pool : pool);
+      if (bytes.ok() && pf != it->second.pool_free.end()) pf->second -= static_cast<int64_t>(*bytes);
+    }
   }
   std::vector<NodeView> out;
   for (auto& [_, v] : views) out.push_back(v);
@@ -177,6 +250,36 @@ StatusOr<runtime::Result> PlacementReconciler::Reconcile(const std::string& key)
       events_.Record(inst, "Warning", "FailedScheduling", demand.status().message());
     }
     return runtime::Result::After(std::chrono::seconds(10));
+  }
+  // Storage: the root disk needs room in a pool; attached volumes pin the instance to their node.
+  const json& spec = inst["spec"];
+  if (!spec.value("image", "").empty()) {
+    json rd = spec.value("rootDisk", json::object());
+    demand->root_pool = rd.value("pool", "");
+    auto sz = ParseQuantityBytes(rd.value("size", "0"));
+    if (sz.ok()) demand->root_bytes = *sz;
+    if (demand->root_bytes == 0 && images_ != nullptr) {
+      json img = images_->Get(ns + "/" + spec.value("image", ""));
+      if (!img.is_null() && img.contains("status")) demand->root_bytes = img["status"].value("virtualSize", uint64_t{0});
+    }
+  }
+  if (volumes_ != nullptr) {
+    std::map<std::string, json> vols;
+    for (const auto& v : volumes_->List()) {
+      if (MetaString(v, "namespace") == ns) vols[MetaString(v, "name")] = v;
+    }
+    std::string wait;
+    Status pin = PinToVolumes(inst, vols, &*demand, &wait);
+    if (!pin.ok() || !wait.empty()) {
+      std::string msg = pin.ok() ? "waiting: " + wait : pin.message();
+      desired["status"]["phase"] = "Pending";
+      if (runtime::SetCondition(desired, "Scheduled", "False", pin.ok() ? "WaitingForVolumes" : "Unschedulable", msg)) {
+        auto u = runtime::UpdateStatusIfChanged(client_, "instances", inst, desired);
+        if (!u.ok()) return u.status();
+        events_.Record(inst, pin.ok() ? "Normal" : "Warning", pin.ok() ? "WaitingForVolumes" : "FailedScheduling", msg);
+      }
+      return runtime::Result::After(std::chrono::seconds(pin.ok() ? 2 : 10));
+    }
   }
   auto nodes = Nodes(uid);
   Decision d = Choose(*demand, inst["spec"].value("nodeSelector", json::object()), nodes, opts_);

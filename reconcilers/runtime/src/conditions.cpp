@@ -52,6 +52,19 @@ std::string EventName(const std::string& object_name) {
 
 }  // namespace
 
+bool RemoveCondition(json& obj, const std::string& type) {
+  if (!obj.is_object() || !obj.contains("status") || !obj["status"].is_object()) return false;
+  if (!obj["status"].contains("conditions") || !obj["status"]["conditions"].is_array()) return false;
+  json& conds = obj["status"]["conditions"];
+  for (auto it = conds.begin(); it != conds.end(); ++it) {
+    if (it->is_object() && it->value("type", "") == type) {
+      conds.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
 bool SetCondition(json& obj, const std::string& type, const std::string& status, const std::string& reason,
                   const std::string& message) {
   if (!obj.is_object()) obj = json::object();

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "stratus/core/api_client.h"
 #include "stratus/core/status.h"
@@ -29,8 +30,17 @@ struct Options {
   std::chrono::seconds heartbeat{10};
   std::chrono::seconds shutdown_timeout{30};
   int workers = 2;
+  // Volume storage pools: "NAME=dir:PATH" or "NAME=logical:VG" (an existing LVM volume group). A `dir` pool
+  // named "default" in DATA_DIR/pools/default exists unless one named "default" is given.
+  std::vector<std::string> pools;
   bool debug_endpoints = false;             // fault injection for tests: destroy/undefine domains behind our back
 };
+
+struct PoolSpec {
+  std::string name, type, path, vg;
+};
+// Parses one --pool value; kInvalid naming the problem ("fast=ssd:/x": type must be dir or logical).
+StatusOr<PoolSpec> ParsePoolSpec(const std::string& text);
 
 class NodeAgent {
  public:

@@ -37,18 +37,30 @@ struct Resolved {
   int vcpus = 1;
   int64_t memory_mib = 256;
   std::string kernel_path, initrd_path;
+  bool root_disk = false;                   // disks[0] is the root volume (vda)
+  std::vector<host::DomainSpec::Disk> disks;  // root first, then data volumes
 };
 host::DomainSpec BuildDomainSpec(const json& inst, const Resolved& r, const Options& opts);
 
 class InstanceReconciler : public runtime::Reconciler {
  public:
+  // `volumes` (every namespace) may be null: then instances with disks wait with a condition saying so.
   InstanceReconciler(ApiClient* client, runtime::Informer* instances, runtime::Informer* images,
-                     runtime::Informer* flavors, host::Hypervisor* hv, host::StoragePools* storage, Options opts);
+                     runtime::Informer* flavors, host::Hypervisor* hv, host::StoragePools* storage, Options opts,
+                     runtime::Informer* volumes = nullptr);
   std::string Name() const override { return "instance"; }
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:
   StatusOr<runtime::Result> Teardown(json inst, const std::string& key);
+  // Makes sure the root Volume of an instance with spec.image exists (owned by the instance) and has at least
+  // rootDisk.size. Returns its name; sets `*not_ready` when the instance must wait.
+  StatusOr<std::string> EnsureRootVolume(const json& inst, std::string* not_ready);
+  // Resolves the disks of `inst` into `r`. Volumes that are not usable yet are described in `*waiting` (one
+  // line each) and left out; `*in_use` is set when one of them is held by another instance.
+  Status ResolveDisks(const json& inst, Resolved* r, std::vector<std::string>* waiting, bool* in_use);
+  // Brings the disks of running domain `dom` to `want` (hot-plug and unplug); records events.
+  Status SyncLiveDisks(const json& inst, const std::string& dom, const std::vector<host::DomainSpec::Disk>& want);
   StatusOr<std::string> ImagePath(const std::string& ns, const std::string& image_name, const std::string& want_type,
                                   std::string* not_ready);
 
@@ -56,6 +68,7 @@ class InstanceReconciler : public runtime::Reconciler {
   runtime::Informer* instances_;
   runtime::Informer* images_;
   runtime::Informer* flavors_;
+  runtime::Informer* volumes_;
   host::Hypervisor* hv_;
   host::StoragePools* storage_;
   Options opts_;

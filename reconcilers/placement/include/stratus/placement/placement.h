@@ -24,6 +24,10 @@ struct Options {
 struct Demand {
   int vcpus = 0;
   int64_t memory_mib = 0;
+  uint64_t root_bytes = 0;      // root volume made on the node (spec.image); checked against root_pool
+  std::string root_pool;        // empty: the node's default pool
+  std::string pinned_node;      // the node holding the instance's volumes (local storage), if any
+  std::string pinned_why;       // e.g. "volume data-1"
 };
 
 struct NodeView {
@@ -36,6 +40,8 @@ struct NodeView {
   int64_t alloc_memory_mib = 0;
   int used_vcpus = 0;
   int64_t used_memory_mib = 0;
+  std::map<std::string, int64_t> pool_free;  // volume pools: free bytes (minus volumes placed but not made)
+  std::string default_pool;
 };
 
 struct Decision {
@@ -49,14 +55,27 @@ struct Decision {
 Decision Choose(const Demand& demand, const json& node_selector, const std::vector<NodeView>& nodes,
                 const Options& opts);
 
+// Reads pool free space and the default pool from a Node's status.pools.
+void ReadPools(const json& node, NodeView* v);
+// Free bytes of `pool` (empty: default) on `n`; -1 when the node has no such pool.
+int64_t PoolFree(const NodeView& n, const std::string& pool);
+
+// Where an Instance's volumes pin it: sets demand->pinned_node/pinned_why from the Volumes it lists
+// (`volumes`: name -> Volume in its namespace). `*wait` explains what is not placed yet; kInvalid when its
+// volumes sit on different nodes (the message names them).
+Status PinToVolumes(const json& instance, const std::map<std::string, json>& volumes, Demand* demand,
+                    std::string* wait);
+
 // The resources an Instance asks for: spec.resources, or its InstanceType's spec (looked up in `flavors`,
 // name -> InstanceType object). kNotFound naming the flavor when it does not exist.
 StatusOr<Demand> DemandOf(const json& instance, const std::map<std::string, json>& flavors);
 
 class PlacementReconciler : public runtime::Reconciler {
  public:
+  // `volumes` and `images` may be null (no storage constraints then).
   PlacementReconciler(ApiClient* client, runtime::Informer* instances, runtime::Informer* nodes,
-                      runtime::Informer* flavors, Options opts);
+                      runtime::Informer* flavors, Options opts, runtime::Informer* volumes = nullptr,
+                      runtime::Informer* images = nullptr);
   std::string Name() const override { return "placement"; }
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
@@ -67,11 +86,31 @@ class PlacementReconciler : public runtime::Reconciler {
   runtime::Informer* instances_;
   runtime::Informer* nodes_;
   runtime::Informer* flavors_;
+  runtime::Informer* volumes_;
+  runtime::Informer* images_;
   Options opts_;
   runtime::EventRecorder events_;
   // Reservations made by this reconciler that the instance cache may not show yet: uid -> (node, demand).
   std::mutex mu_;
   std::map<std::string, std::pair<std::string, Demand>> reserved_;
+};
+
+// Binds each Volume without spec.nodeName: next to its source volume, next to the bound instance that asks for
+// it, or else on the Ready node whose pool has the most free space that fits it. Explains when nothing fits.
+class VolumePlacementReconciler : public runtime::Reconciler {
+ public:
+  VolumePlacementReconciler(ApiClient* client, runtime::Informer* volumes, runtime::Informer* nodes,
+                            runtime::Informer* instances, Options opts);
+  std::string Name() const override { return "volume-placement"; }
+  StatusOr<runtime::Result> Reconcile(const std::string& key) override;
+
+ private:
+  ApiClient* client_;
+  runtime::Informer* volumes_;
+  runtime::Informer* nodes_;
+  runtime::Informer* instances_;
+  Options opts_;
+  runtime::EventRecorder events_;
 };
 
 }  // namespace stratus::placement

@@ -14,6 +14,8 @@ namespace stratus::runtime {
 // anything changed.
 bool SetCondition(json& obj, const std::string& type, const std::string& status, const std::string& reason,
                   const std::string& message);
+// Removes condition `type`; true when it was there.
+bool RemoveCondition(json& obj, const std::string& type);
 // The condition of `type`, or null.
 json GetCondition(const json& obj, const std::string& type);
 bool IsConditionTrue(const json& obj, const std::string& type);

@@ -1,0 +1,95 @@
+#include "stratus/apiserver/admission.h"
+
+#include "stratus/core/object.h"
+#include "stratus/core/quantity.h"
+
+namespace stratus {
+namespace {
+
+json SpecField(const json& obj, const char* field) {
+  if (!obj.contains("spec") || !obj["spec"].is_object() || !obj["spec"].contains(field)) return json();
+  return obj["spec"][field];
+}
+
+void Immutable(const json& cur, const json& next, const char* field, std::vector<FieldCause>* causes) {
+  json a = SpecField(cur, field), b = SpecField(next, field);
+  if (a != b) {
+    causes->push_back({std::string("spec.") + field,
+                       "field is immutable (was " + (a.is_null() ? std::string("unset") : a.dump()) + ")",
+                       "FieldValueForbidden"});
+  }
+}
+
+void GrowOnly(const std::string& field, const std::string& before, const std::string& after,
+              std::vector<FieldCause>* causes) {
+  if (before.empty() || after.empty()) return;
+  auto a = ParseQuantityBytes(before), b = ParseQuantityBytes(after);
+  if (a.ok() && b.ok() && *b < *a) {
+    causes->push_back({field, "may not shrink from " + before + " to " + after + " (volumes only grow)",
+                       "FieldValueForbidden"});
+  }
+}
+
+Status Refuse(const ResourceInfo& r, const json& next, std::vector<FieldCause> causes) {
+  std::string msg = r.kind + " \"" + MetaString(next, "name") + "\" is invalid: ";
+  for (size_t i = 0; i < causes.size(); ++i) msg += (i ? ", " : "") + causes[i].field + ": " + causes[i].message;
+  return InvalidError(msg, std::move(causes));
+}
+
+}  // namespace
+
+Status AdmitUpdate(const ResourceInfo& r, const json& cur, const json& next) {
+  std::vector<FieldCause> causes;
+  if (r.kind == "Volume") {
+    GrowOnly("spec.size", SpecField(cur, "size").is_string() ? SpecField(cur, "size").get<std::string>() : "",
+             SpecField(next, "size").is_string() ? SpecField(next, "size").get<std::string>() : "", &causes);
+    for (const char* f : {"source", "format", "pool"}) Immutable(cur, next, f, &causes);
+    json node = SpecField(cur, "nodeName");
+    if (node.is_string() && !node.get<std::string>().empty()) Immutable(cur, next, "nodeName", &causes);
+  } else if (r.kind == "Instance") {
+    Immutable(cur, next, "image", &causes);
+    json a = SpecField(cur, "rootDisk"), b = SpecField(next, "rootDisk");
+    if (!a.is_object()) a = json::object();
+    if (!b.is_object()) b = json::object();
+    if (a.value("pool", "") != b.value("pool", "")) {
+      causes.push_back({"spec.rootDisk.pool", "field is immutable", "FieldValueForbidden"});
+    }
+    GrowOnly("spec.rootDisk.size", a.value("size", ""), b.value("size", ""), &causes);
+  }
+  if (causes.empty()) return Status::Ok();
+  return Refuse(r, next, std::move(causes));
+}
+
+Status AdmitDelete(const ResourceInfo& r, const json& obj, const Store& store) {
+  if (r.kind != "Volume") return Status::Ok();
+  std::string ns = MetaString(obj, "namespace"), name = MetaString(obj, "name");
+  StoreListOptions lo;
+  lo.plural = "instances";
+  lo.ns = ns;
+  std::vector<std::string> users;
+  for (const auto& i : store.List(lo).items) {
+    if (!MetaString(*i, "deletionTimestamp").empty()) continue;  // it is letting go
+    const json& spec = (*i)["spec"];
+    if (spec.contains("volumes") && spec["volumes"].is_array()) {
+      for (const auto& e : spec["volumes"]) {
+        if (e.is_object() && e.value("volume", "") == name) users.push_back(MetaString(*i, "name"));
+      }
+    }
+    if (obj["metadata"].contains("ownerReferences")) {
+      for (const auto& o : obj["metadata"]["ownerReferences"]) {
+        if (o.value("kind", "") == "Instance" && o.value("uid", "") == MetaString(*i, "uid")) {
+          return Status(Code::kConflict, "volume \"" + name + "\" is the root disk of instance \"" +
+                                             MetaString(*i, "name") + "\"; delete the instance instead (the root "
+                                             "volume goes with it unless rootDisk.deleteOnTermination is false)");
+        }
+      }
+    }
+  }
+  if (users.empty()) return Status::Ok();
+  std::string who;
+  for (const auto& u : users) who += (who.empty() ? "" : ", ") + u;
+  return Status(Code::kConflict, "volume \"" + name + "\" is attached to instance " + who +
+                                     "; remove it from that instance's spec.volumes first (detach), then delete it");
+}
+
+}  // namespace stratus
