@@ -180,6 +180,24 @@ struct NodeAgent::Impl {
         }
         return Reply(req, 200, out.dump(), "application/json");
       }
+      if (req.method() == web::http::methods::GET && seg.size() == 3 && seg[0] == "domains" && seg[2] == "xml") {
+        auto x = hv->DomainXml(seg[1], query.count("inactive") > 0);
+        if (!x.ok()) return Reply(req, x.status().http_code(), x.status().ToJson().dump(), "application/json");
+        return Reply(req, 200, *x, "application/xml");
+      }
+      if (req.method() == web::http::methods::GET && seg.size() == 1 && seg[0] == "volumes") {
+        // The storage of this node's volume pools, as libvirt sees it (operators and tests check for orphans).
+        json out = json::array();
+        for (const auto& [name, p] : vopts.pools) {
+          auto l = storage->ListVolumes(p.libvirt_name);
+          if (!l.ok()) return Reply(req, 500, l.status().ToJson().dump(), "application/json");
+          for (const auto& v : *l) {
+            out.push_back({{"pool", name}, {"name", v.name}, {"path", v.path},
+                           {"capacityBytes", static_cast<int64_t>(v.capacity_bytes)}, {"format", v.format}});
+          }
+        }
+        return Reply(req, 200, out.dump(), "application/json");
+      }
       if (opts.debug_endpoints && req.method() == web::http::methods::POST && seg.size() == 4 && seg[0] == "debug" &&
           seg[1] == "domains") {
         Status s = seg[3] == "destroy" ? hv->Destroy(seg[2])
