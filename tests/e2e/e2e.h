@@ -1,0 +1,92 @@
+// Shared by the end-to-end tests on qemu:///system (TCG): the guest built by tests/guest/build-guest.sh into
+// $STRATUS_GUEST_DIR (default /var/lib/stratus/guest), libvirtd reachable (scripts/libvirt-up.sh), and a
+// fixture that gives each test its own node name, data dir (traversable by QEMU) and cleans libvirt up by name.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "../integration/harness.h"
+
+namespace stratus::testing {
+
+inline const char* kNs = "/apis/stratus.io/v1/namespaces/default";
+
+namespace fs = std::filesystem;
+
+template <typename F>
+inline bool Eventually(F pred, int seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return pred();
+}
+
+inline std::string GuestDir() {
+  const char* d = getenv("STRATUS_GUEST_DIR");
+  return d && *d ? d : "/var/lib/stratus/guest";
+}
+
+inline RunResult Virsh(std::vector<std::string> args) {
+  args.insert(args.begin(), {"/usr/bin/virsh", "-c", "qemu:///system"});
+  return Run(args, "", {}, 60);
+}
+
+class E2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (Virsh({"version"}).exit_code != 0) {
+      GTEST_FAIL() << "libvirtd is not reachable at qemu:///system: run scripts/libvirt-up.sh";
+    }
+    for (const char* f : {"vmlinuz", "initrd.img"}) {
+      if (!fs::exists(fs::path(GuestDir()) / f)) GTEST_FAIL() << "missing " << GuestDir() << "/" << f << ": run tests/guest/build-guest.sh";
+    }
+    // QEMU runs as libvirt-qemu: it must be able to traverse to the image pool and kernel.
+    std::filesystem::permissions(dir_.path(), std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                                                  std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                                                  std::filesystem::perms::others_exec);
+    node_ = "e2e-" + std::to_string(::getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    for (auto& c : node_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  void TearDown() override {
+    // Remove what this test's agent defined in the shared libvirtd, by name.
+    for (const auto& d : domains_) {  // only if a failed test left it behind
+      Virsh({"destroy", d});
+      Virsh({"undefine", d});
+    }
+    for (const char* p : {"-images", "-default"}) {
+      std::string pool = "stratus-" + node_ + p;
+      Virsh({"pool-destroy", pool});
+      Virsh({"pool-undefine", pool});
+    }
+  }
+  std::string Manifests(const std::string& inst) {
+    return "apiVersion: stratus.io/v1\nkind: Image\nmetadata: {name: demo-kernel}\nspec: {type: kernel, source: {url: file://" +
+           GuestDir() + "/vmlinuz}}\n---\napiVersion: stratus.io/v1\nkind: Image\nmetadata: {name: demo-initrd}\n" +
+           "spec: {type: ramdisk, source: {url: file://" + GuestDir() + "/initrd.img}}\n---\n" +
+           "apiVersion: stratus.io/v1\nkind: InstanceType\nmetadata: {name: m1.small}\nspec: {vcpus: 1, memoryMiB: 256}\n---\n" +
+           "apiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: " + inst + "}\nspec:\n  instanceType: m1.small\n" +
+           "  kernelImage: demo-kernel\n  ramdiskImage: demo-initrd\n  kernelArgs: stratus.marker=" + inst + "\n";
+  }
+  std::vector<std::string> AgentFlags(int agent_port) {
+    return {"--node", node_, "--libvirt-uri", "qemu:///system", "--agent-listen", "127.0.0.1:" + std::to_string(agent_port),
+            "--reserved-memory-mib", "0", "--virt-type", "qemu"};
+  }
+  int DomainCount(const std::string& dom) {
+    auto l = Virsh({"list", "--all", "--name"});
+    int n = 0;
+    std::istringstream in(l.out);
+    std::string line;
+    while (std::getline(in, line)) n += line == dom;
+    return n;
+  }
+
+  TempDir dir_;
+  std::string node_;
+  std::vector<std::string> domains_;
+};
+
+}  // namespace stratus::testing
