@@ -26,12 +26,14 @@ fi
 "$CTL" apply -f "$ROOT/manifests"
 "$CTL" apply -f "$ROOT/examples"
 echo
-"$CTL" wait image/demo-kernel image/demo-initrd --for=condition=Ready --timeout=120s
+"$CTL" wait image/demo-kernel image/demo-initrd image/debian-demo --for=condition=Ready --timeout=120s
 "$CTL" wait instance/web-1 --for=condition=Ready --timeout=120s
-for _ in $(seq 60); do "$CTL" logs instance/web-1 2>/dev/null | grep -q STRATUS-GUEST-BOOTED && break; sleep 1; done
+# The guest mounts its root volume (STRATUS-ROOTFS-BOOTED) and marks its data volume (STRATUS-VOLUME-...).
+for _ in $(seq 60); do "$CTL" logs instance/web-1 2>/dev/null | grep -q STRATUS-VOLUME- && break; sleep 1; done
 echo
 "$CTL" get nodes
 "$CTL" get instances -o wide
+"$CTL" get volumes -o wide
 echo
 echo "--- serial console of instance/web-1 ---"
 "$CTL" logs instance/web-1 | tail -n 15

@@ -21,6 +21,14 @@ std::string VolumeJson(const std::string& name, const std::string& size = "1Gi")
       .dump();
 }
 
+std::string GroupJson(const std::string& name) {
+  return json{{"apiVersion", "stratus.io/v1"},
+              {"kind", "SecurityGroup"},
+              {"metadata", {{"name", name}}},
+              {"spec", {{"description", "group " + name}}}}
+      .dump();
+}
+
 class ApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -126,11 +134,12 @@ std::vector<std::string> WatchLines(const std::string& body) {
   return out;
 }
 
+// Security groups: no cluster reconciler writes their status, so the watch holds exactly the API writes below.
 TEST_F(ApiTest, WatchFromVersionSeesExactlyTheLaterChanges) {
-  ASSERT_EQ(server_->Http("POST", std::string(kNs) + "/volumes", VolumeJson("before")).code, 201);
-  std::string rv = server_->Http("GET", std::string(kNs) + "/volumes").Json()["metadata"]["resourceVersion"];
-  ASSERT_EQ(server_->Http("POST", std::string(kNs) + "/volumes", VolumeJson("after")).code, 201);
-  ASSERT_EQ(server_->Http("PATCH", std::string(kNs) + "/volumes/before", R"({"spec":{"size":"3Gi"}})",
+  ASSERT_EQ(server_->Http("POST", std::string(kNs) + "/securitygroups", GroupJson("before")).code, 201);
+  std::string rv = server_->Http("GET", std::string(kNs) + "/securitygroups").Json()["metadata"]["resourceVersion"];
+  ASSERT_EQ(server_->Http("POST", std::string(kNs) + "/securitygroups", GroupJson("after")).code, 201);
+  ASSERT_EQ(server_->Http("PATCH", std::string(kNs) + "/securitygroups/before", R"({"spec":{"description":"changed"}})",
                           "application/merge-patch+json")
                 .code,
             200);
@@ -141,14 +150,14 @@ TEST_F(ApiTest, WatchFromVersionSeesExactlyTheLaterChanges) {
     for (int t = 0; t < 4; ++t) {
       ts.emplace_back([&, t] {
         for (int i = 0; i < 5; ++i) {
-          server_->Http("POST", std::string(kNs) + "/volumes", VolumeJson("c" + std::to_string(t) + "-" + std::to_string(i)));
+          server_->Http("POST", std::string(kNs) + "/securitygroups", GroupJson("c" + std::to_string(t) + "-" + std::to_string(i)));
         }
       });
     }
     for (auto& t : ts) t.join();
-    server_->Http("DELETE", std::string(kNs) + "/volumes/after");
+    server_->Http("DELETE", std::string(kNs) + "/securitygroups/after");
   });
-  auto w = server_->Http("GET", std::string(kNs) + "/volumes?watch=1&timeoutSeconds=3&resourceVersion=" + rv, "", "");
+  auto w = server_->Http("GET", std::string(kNs) + "/securitygroups?watch=1&timeoutSeconds=3&resourceVersion=" + rv, "", "");
   writers.join();
   ASSERT_EQ(w.code, 200) << w.body;
   auto lines = WatchLines(w.body);
