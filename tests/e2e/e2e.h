@@ -15,16 +15,6 @@ inline const char* kNs = "/apis/stratus.io/v1/namespaces/default";
 
 namespace fs = std::filesystem;
 
-template <typename F>
-inline bool Eventually(F pred, int seconds) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return pred();
-}
-
 inline std::string GuestDir() {
   const char* d = getenv("STRATUS_GUEST_DIR");
   return d && *d ? d : "/var/lib/stratus/guest";

@@ -13,17 +13,6 @@ namespace {
 namespace fs = std::filesystem;
 const char* kNs = "/apis/stratus.io/v1/namespaces/default";
 
-// Polls `pred` every 100 ms for up to `seconds`.
-template <typename F>
-bool Eventually(F pred, int seconds = 30) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return pred();
-}
-
 class AgentTest : public ::testing::Test {
  protected:
   void SetUp() override {

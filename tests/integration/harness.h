@@ -27,6 +27,17 @@
 namespace stratus::testing {
 
 // A free TCP port on 127.0.0.1 (the kernel picks it; it stays free long enough for the server to bind).
+// Polls `pred` every `interval_ms` for up to `seconds`; the last answer decides.
+template <typename F>
+bool Eventually(F pred, int seconds = 30, int interval_ms = 100) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+  }
+  return pred();
+}
+
 inline int FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};

@@ -14,16 +14,6 @@ namespace {
 namespace fs = std::filesystem;
 const char* kNs = "/apis/stratus.io/v1/namespaces/default";
 
-template <typename F>
-bool Eventually(F pred, int seconds = 30) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return pred();
-}
-
 std::string RandomBytes(size_t n) {
   std::mt19937_64 rng(42);
   std::string s(n, '\0');
