@@ -70,11 +70,13 @@ TEST(StorageVolumeXmlTest, DirVolumesAreSparseWithFormatAndBacking) {
   EXPECT_STREQ(vol.child("capacity").attribute("unit").value(), "bytes");
   EXPECT_STREQ(vol.child("allocation").text().get(), "0");
   EXPECT_STREQ(vol.child("target").child("format").attribute("type").value(), "qcow2");
+  EXPECT_STREQ(vol.child("target").child("compat").text().get(), "1.1");  // qcow2 v3, not 0.10
   EXPECT_STREQ(vol.child("backingStore").child("path").text().get(), "/pool/img <&>.qcow2");
   EXPECT_STREQ(vol.child("backingStore").child("format").attribute("type").value(), "qcow2");
 
   ASSERT_TRUE(doc.load_string(RenderVolumeXml("dir", {"blank", 1 << 20, "raw", "", ""}).c_str()));
   EXPECT_STREQ(doc.child("volume").child("target").child("format").attribute("type").value(), "raw");
+  EXPECT_FALSE(doc.child("volume").child("target").child("compat"));
   EXPECT_FALSE(doc.child("volume").child("backingStore"));
 
   ASSERT_TRUE(doc.load_string(RenderVolumeXml("dir", {"overlay", 0, "qcow2", "/pool/base", "raw"}).c_str()));

@@ -606,7 +606,11 @@ std::string RenderVolumeXml(const std::string& pool_type, const VolumeSpec& spec
   }
   if (!dir) return Serialize(doc);  // an LV: fully allocated, raw, no backing store
   Attr(TextElem(vol, "allocation", "0"), "unit", "bytes");  // sparse
-  Attr(vol.append_child("target").append_child("format"), "type", spec.format.empty() ? "raw" : spec.format);
+  pugi::xml_node target = vol.append_child("target");
+  Attr(target.append_child("format"), "type", spec.format.empty() ? "raw" : spec.format);
+  // qcow2 v3 (QEMU 1.1+): without it libvirt asks qemu-img for the old 0.10 format (no zero clusters, no
+  // lazy refcounts).
+  if (spec.format == "qcow2") TextElem(target, "compat", "1.1");
   if (!spec.backing_path.empty()) {
     pugi::xml_node bs = vol.append_child("backingStore");
     TextElem(bs, "path", spec.backing_path);

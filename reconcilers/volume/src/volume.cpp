@@ -308,6 +308,7 @@ StatusOr<Result> VolumeReconciler::Reconcile(const std::string& key) {
       made = made_.count(sname) > 0;
     }
     if (!made) return *r;  // waiting for a source, or an invalid request
+    vol = desired;  // Create wrote status: later writes must pin the new resourceVersion, not the informer's
     info = storage_->Volume(pool.libvirt_name, sname);
     if (!info.ok()) return info.status();
   }
