@@ -17,6 +17,7 @@
 #include "stratus/apiserver/sqlite_store.h"
 #include "stratus/core/api_client.h"
 #include "stratus/core/schema.h"
+#include "stratus/ipam/ipam.h"
 #include "stratus/nodelifecycle/nodelifecycle.h"
 #include "stratus/placement/placement.h"
 #include "stratus/runtime/controller.h"
@@ -46,7 +47,7 @@ sigset_t BlockTerminationSignals() {
   return set;
 }
 
-// Cluster-wide reconcilers run by the server: placement and node lifecycle.
+// Cluster-wide reconcilers run by the server: placement (instances, volumes), IPAM and node lifecycle.
 struct ClusterControllers {
   explicit ClusterControllers(stratus::ApiClient* client, const ServerFlags& f) {
     using namespace stratus;
@@ -61,6 +62,8 @@ struct ClusterControllers {
     volumes = std::make_unique<runtime::Informer>(client, io);
     io.plural = "images";
     images = std::make_unique<runtime::Informer>(client, io);
+    io.plural = "networks";
+    networks = std::make_unique<runtime::Informer>(client, io);
     placement::Options po;
     po.cpu_overcommit = f.cpu_overcommit;
     po.memory_overcommit = f.memory_overcommit;
@@ -95,6 +98,13 @@ struct ClusterControllers {
     };
     volume_placement_ctl->Watch(nodes.get(), unplaced);
     volume_placement_ctl->Watch(instances.get(), unplaced);
+    ipam = std::make_unique<ipam::IpamReconciler>(client, networks.get(), instances.get());
+    // One worker: the allocation table of a network has a single writer here (and optimistic concurrency
+    // against any other).
+    ipam_ctl = std::make_unique<runtime::Controller>(ipam.get(), 1);
+    ipam_ctl->Watch(networks.get());
+    ipam::IpamReconciler* ip = ipam.get();
+    ipam_ctl->Watch(instances.get(), [ip](const std::string&, const json& inst) { return ip->NetworksOf(inst); });
     lifecycle = std::make_unique<nodelifecycle::NodeLifecycleReconciler>(client, nodes.get(),
                                                                          std::chrono::seconds(f.node_grace_seconds));
     lifecycle_ctl = std::make_unique<runtime::Controller>(lifecycle.get(), 1);
@@ -104,25 +114,30 @@ struct ClusterControllers {
     flavors->Start();
     volumes->Start();
     images->Start();
+    networks->Start();
     placement_ctl->Start();
+    ipam_ctl->Start();
     volume_placement_ctl->Start();
     lifecycle_ctl->Start();
   }
   ~ClusterControllers() {
     placement_ctl->Stop();
     volume_placement_ctl->Stop();
+    ipam_ctl->Stop();
     lifecycle_ctl->Stop();
     instances->Stop();
     nodes->Stop();
     flavors->Stop();
     volumes->Stop();
     images->Stop();
+    networks->Stop();
   }
-  std::unique_ptr<stratus::runtime::Informer> instances, nodes, flavors, volumes, images;
+  std::unique_ptr<stratus::runtime::Informer> instances, nodes, flavors, volumes, images, networks;
+  std::unique_ptr<stratus::ipam::IpamReconciler> ipam;
   std::unique_ptr<stratus::placement::PlacementReconciler> placement;
   std::unique_ptr<stratus::placement::VolumePlacementReconciler> volume_placement;
   std::unique_ptr<stratus::nodelifecycle::NodeLifecycleReconciler> lifecycle;
-  std::unique_ptr<stratus::runtime::Controller> placement_ctl, lifecycle_ctl, volume_placement_ctl;
+  std::unique_ptr<stratus::runtime::Controller> placement_ctl, lifecycle_ctl, volume_placement_ctl, ipam_ctl;
 };
 
 // Starts the agent, retrying in the background while libvirt is unreachable, until `stop`.
@@ -282,6 +297,9 @@ int main(int argc, char** argv) {
       ao.heartbeat = std::chrono::seconds(std::stoi(r[0]));
       return true;
     }, "seconds between heartbeats (default 10)");
+    a->add_option("--networking", ao.networking,
+                  "run the node's network reconciler (bridges, dnsmasq, nftables) and give instances NICs")
+        ->capture_default_str();
     a->add_flag("--debug-endpoints", ao.debug_endpoints, "serve fault-injection endpoints (tests only)");
     if (is_agent) a->add_option("--data-dir", ao.data_dir, "agent state: image pool, console logs");
     else a->add_option("--agent-data-dir", ao.data_dir, "embedded agent state (default DATA_DIR/agent)");

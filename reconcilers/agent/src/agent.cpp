@@ -13,7 +13,9 @@
 #include "stratus/host/hypervisor.h"
 #include "stratus/host/storage.h"
 #include "stratus/image/image.h"
+#include "stratus/host/netdev.h"
 #include "stratus/instance/instance.h"
+#include "stratus/network/network.h"
 #include "stratus/runtime/conditions.h"
 #include "stratus/runtime/controller.h"
 #include "stratus/runtime/informer.h"
@@ -33,6 +35,11 @@ struct NodeAgent::Impl {
   host::HostCapacity cap;
   std::string virt_type;
   std::unique_ptr<runtime::Informer> instances, images, flavors, volumes;
+  // Networking (opt-in): every Network, every Instance (peers, in-use checks), every SecurityGroup.
+  std::unique_ptr<runtime::Informer> networks, all_instances, groups;
+  std::unique_ptr<host::NetDev> netdev;
+  std::unique_ptr<network::NetworkReconciler> net_rec;
+  std::unique_ptr<runtime::Controller> net_ctl;
   std::unique_ptr<image::ImageReconciler> image_rec;
   std::unique_ptr<instance::InstanceReconciler> inst_rec;
   std::unique_ptr<volume::VolumeReconciler> vol_rec;
@@ -291,9 +298,28 @@ Status NodeAgent::Start() {
   iopt.image_pool = m.ImagePool();
   iopt.virt_type = m.virt_type;
   iopt.shutdown_timeout = m.opts.shutdown_timeout;
+  if (m.opts.networking) {
+    runtime::InformerOptions no;
+    no.plural = "networks";
+    m.networks = std::make_unique<runtime::Informer>(m.client, no);
+    no.plural = "instances";
+    m.all_instances = std::make_unique<runtime::Informer>(m.client, no);
+    no.plural = "securitygroups";
+    m.groups = std::make_unique<runtime::Informer>(m.client, no);
+    m.netdev = host::NewLinuxNetDev();
+    network::Options nopt;
+    nopt.node = m.opts.node;
+    nopt.state_dir = (fs::path(m.opts.data_dir) / "networks").string();
+    m.net_rec = std::make_unique<network::NetworkReconciler>(m.client, m.networks.get(), m.all_instances.get(),
+                                                             m.groups.get(), m.netdev.get(), nopt);
+    m.net_ctl = std::make_unique<runtime::Controller>(m.net_rec.get(), 1);
+    m.net_ctl->Watch(m.networks.get(), network::NetworkReconciler::NetworkKeys);
+    m.net_ctl->Watch(m.all_instances.get(), network::NetworkReconciler::InstanceKeys);
+    m.net_ctl->Watch(m.groups.get(), network::NetworkReconciler::SecurityGroupKeys);
+  }
   m.inst_rec = std::make_unique<instance::InstanceReconciler>(m.client, m.instances.get(), m.images.get(),
                                                               m.flavors.get(), m.hv.get(), m.storage.get(), iopt,
-                                                              m.volumes.get());
+                                                              m.volumes.get(), m.networks.get());
   m.vol_rec = std::make_unique<volume::VolumeReconciler>(m.client, m.volumes.get(), m.instances.get(), m.images.get(),
                                                          m.storage.get(), m.hv.get(), m.vopts);
   m.vol_ctl = std::make_unique<runtime::Controller>(m.vol_rec.get(), m.opts.workers);
@@ -351,10 +377,31 @@ Status NodeAgent::Start() {
     }
     return keys;
   });
+  if (m.networks) {
+    // An address allocated (the network's table changed) wakes this node's instances on that network.
+    m.inst_ctl->Watch(m.networks.get(), [impl](const std::string&, const json& net) {
+      std::vector<std::string> keys;
+      std::string ns = MetaString(net, "namespace"), name = MetaString(net, "name");
+      for (const auto& i : impl->instances->List()) {
+        if (MetaString(i, "namespace") != ns || !i["spec"].contains("networks")) continue;
+        for (const auto& n : i["spec"]["networks"]) {
+          if (n.value("network", "") == name) {
+            keys.push_back(runtime::KeyFor(i));
+            break;
+          }
+        }
+      }
+      return keys;
+    });
+  }
   m.instances->Start();
   m.images->Start();
   m.flavors->Start();
   m.volumes->Start();
+  for (auto* inf : {m.networks.get(), m.all_instances.get(), m.groups.get()}) {
+    if (inf) inf->Start();
+  }
+  if (m.net_ctl) m.net_ctl->Start();
   m.image_ctl->Start();
   m.inst_ctl->Start();
   m.vol_ctl->Start();
@@ -388,6 +435,7 @@ void NodeAgent::Stop() {
     } catch (...) {
     }
   }
+  if (m.net_ctl) m.net_ctl->Stop();
   if (m.vol_ctl) m.vol_ctl->Stop();
   if (m.inst_ctl) m.inst_ctl->Stop();
   if (m.image_ctl) m.image_ctl->Stop();
@@ -395,6 +443,9 @@ void NodeAgent::Stop() {
   if (m.images) m.images->Stop();
   if (m.flavors) m.flavors->Stop();
   if (m.volumes) m.volumes->Stop();
+  for (auto* inf : {m.networks.get(), m.all_instances.get(), m.groups.get()}) {
+    if (inf) inf->Stop();
+  }
 }
 
 StatusOr<PoolSpec> ParsePoolSpec(const std::string& text) {

@@ -7,6 +7,7 @@
 #include "stratus/core/object.h"
 #include "stratus/core/quantity.h"
 #include "stratus/image/image.h"
+#include "stratus/network/plan.h"
 #include "stratus/volume/volume.h"
 
 namespace stratus::instance {
@@ -39,14 +40,16 @@ host::DomainSpec BuildDomainSpec(const json& inst, const Resolved& r, const Opti
   if (r.root_disk && args.find("root=") == std::string::npos) args += " root=/dev/vda";
   if (!d.kernel_path.empty()) d.cmdline = args;
   d.disks = r.disks;
+  d.nics = r.nics;
   d.serial_log_path = ConsoleLogPath(opts.data_dir, ns, name);
   return d;
 }
 
 InstanceReconciler::InstanceReconciler(ApiClient* client, runtime::Informer* instances, runtime::Informer* images,
                                        runtime::Informer* flavors, host::Hypervisor* hv, host::StoragePools* storage,
-                                       Options opts, runtime::Informer* volumes)
-    : client_(client), instances_(instances), images_(images), flavors_(flavors), volumes_(volumes), hv_(hv),
+                                       Options opts, runtime::Informer* volumes, runtime::Informer* networks)
+    : client_(client), instances_(instances), images_(images), flavors_(flavors), volumes_(volumes),
+      networks_(networks), hv_(hv),
       storage_(storage), opts_(std::move(opts)), events_(client, "instance-agent", opts_.node) {}
 
 namespace {
@@ -195,6 +198,45 @@ Status InstanceReconciler::ResolveDisks(const json& inst, Resolved* r, std::vect
     r->disks.push_back(d);
   }
   return Status::Ok();
+}
+
+void InstanceReconciler::ResolveNics(const json& inst, Resolved* r, std::vector<std::string>* waiting) {
+  auto [ns, name] = runtime::SplitKey(runtime::KeyFor(inst));
+  const json& spec = inst["spec"];
+  if (!spec.contains("networks") || !spec["networks"].is_array() || networks_ == nullptr) return;
+  std::string uid = MetaString(inst, "uid");
+  for (size_t i = 0; i < spec["networks"].size(); ++i) {
+    std::string net_name = spec["networks"][i].value("network", "");
+    json net = networks_->Get(ns + "/" + net_name);
+    if (net.is_null()) {
+      waiting->push_back("network " + net_name + " does not exist");
+      continue;
+    }
+    std::string ip, mac;
+    if (net.contains("status") && net["status"].contains("allocations")) {
+      for (const auto& [addr, a] : net["status"]["allocations"].items()) {
+        if (a.value("uid", "") == uid && a.value("nic", -1) == static_cast<int>(i)) {
+          ip = addr;
+          mac = a.value("mac", "");
+        }
+      }
+    }
+    if (ip.empty() || mac.empty()) {
+      json refused = runtime::GetCondition(inst, "NetworkReady");
+      if (!refused.is_null() && refused.value("reason", "") == "AddressRefused") {
+        waiting->push_back(refused.value("message", ""));
+      } else {
+        waiting->push_back("waiting for an address on network " + net_name);
+      }
+      continue;
+    }
+    host::DomainSpec::Nic nic;
+    nic.mac = mac;
+    nic.bridge = network::BridgeName(ns, net_name);
+    nic.tap = network::TapName(uid, static_cast<int>(i));
+    r->nics.push_back(nic);
+    r->addresses.push_back({{"network", net_name}, {"ip", ip}, {"mac", mac}});
+  }
 }
 
 Status InstanceReconciler::SyncLiveDisks(const json& inst, const std::string& dom,
@@ -411,6 +453,24 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
   bool in_use = false;
   Status rs = ResolveDisks(inst, &r, &waiting, &in_use);
   if (!rs.ok()) return rs;
+  // 2c. NICs: an address from IPAM for each, on the network's bridge.
+  std::vector<std::string> net_waiting;
+  ResolveNics(inst, &r, &net_waiting);
+  bool wants_nics = spec.contains("networks") && spec["networks"].is_array() && !spec["networks"].empty();
+  if (wants_nics && networks_ == nullptr) {
+    runtime::SetCondition(desired, "NetworkReady", "False", "NetworkingDisabled",
+                          "node " + opts_.node + " runs without networking; the instance has no NICs");
+  } else if (!net_waiting.empty()) {
+    std::string msg;
+    for (const auto& w : net_waiting) msg += (msg.empty() ? "" : "; ") + w;
+    bool refused = false;
+    json c = runtime::GetCondition(inst, "NetworkReady");
+    refused = !c.is_null() && c.value("reason", "") == "AddressRefused";
+    runtime::SetCondition(desired, "NetworkReady", "False", refused ? "AddressRefused" : "AddressPending", msg);
+  } else if (wants_nics) {
+    runtime::SetCondition(desired, "NetworkReady", "True", "AddressesAllocated", "every NIC has an address");
+  }
+  desired["status"]["addresses"] = r.addresses;
   std::string vol_msg;
   for (const auto& w : waiting) vol_msg += (vol_msg.empty() ? "" : "; ") + w;
   if (!waiting.empty()) {
@@ -443,10 +503,13 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
   int64_t gen = inst["metadata"].value("generation", int64_t{1});
   int64_t observed = inst.contains("status") ? inst["status"].value("observedGeneration", int64_t{0}) : 0;
   bool created = false;
-  if (info->state == host::DomainState::kNotFound && !waiting.empty()) {
-    // First boot waits for every volume (as Nova does); later ones are hot-plugged as they come.
+  if (info->state == host::DomainState::kNotFound && (!waiting.empty() || !net_waiting.empty())) {
+    // First boot waits for every volume and address (as Nova does); later volumes are hot-plugged as they come.
+    std::string msg = vol_msg;
+    for (const auto& w : net_waiting) msg += (msg.empty() ? "" : "; ") + w;
     desired["status"]["phase"] = "Pending";
-    runtime::SetCondition(desired, "Ready", "False", in_use ? "VolumeInUse" : "VolumesNotReady", vol_msg);
+    runtime::SetCondition(desired, "Ready", "False",
+                          in_use ? "VolumeInUse" : (waiting.empty() ? "NetworkNotReady" : "VolumesNotReady"), msg);
     Status s = write_status();
     if (!s.ok()) return s;
     return Result::After(std::chrono::seconds(3));

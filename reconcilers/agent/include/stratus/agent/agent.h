@@ -33,6 +33,9 @@ struct Options {
   // Volume storage pools: "NAME=dir:PATH" or "NAME=logical:VG" (an existing LVM volume group). A `dir` pool
   // named "default" in DATA_DIR/pools/default exists unless one named "default" is given.
   std::vector<std::string> pools;
+  // Run the node's network reconciler (Linux bridges, dnsmasq, nftables) in this process's network namespace,
+  // and give instances NICs. Off: instances boot without NICs and say so (NetworkReady=False).
+  bool networking = false;
   bool debug_endpoints = false;             // fault injection for tests: destroy/undefine domains behind our back
 };
 

@@ -39,15 +39,19 @@ struct Resolved {
   std::string kernel_path, initrd_path;
   bool root_disk = false;                   // disks[0] is the root volume (vda)
   std::vector<host::DomainSpec::Disk> disks;  // root first, then data volumes
+  std::vector<host::DomainSpec::Nic> nics;    // spec.networks order
+  json addresses = json::array();             // [{network, ip, mac}] of the NICs
 };
 host::DomainSpec BuildDomainSpec(const json& inst, const Resolved& r, const Options& opts);
 
 class InstanceReconciler : public runtime::Reconciler {
  public:
   // `volumes` (every namespace) may be null: then instances with disks wait with a condition saying so.
+  // `networks` (every namespace) null means this node runs without networking: NICs are left out and the
+  // instance says so in condition NetworkReady.
   InstanceReconciler(ApiClient* client, runtime::Informer* instances, runtime::Informer* images,
                      runtime::Informer* flavors, host::Hypervisor* hv, host::StoragePools* storage, Options opts,
-                     runtime::Informer* volumes = nullptr);
+                     runtime::Informer* volumes = nullptr, runtime::Informer* networks = nullptr);
   std::string Name() const override { return "instance"; }
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
@@ -59,6 +63,9 @@ class InstanceReconciler : public runtime::Reconciler {
   // Resolves the disks of `inst` into `r`. Volumes that are not usable yet are described in `*waiting` (one
   // line each) and left out; `*in_use` is set when one of them is held by another instance.
   Status ResolveDisks(const json& inst, Resolved* r, std::vector<std::string>* waiting, bool* in_use);
+  // Resolves the NICs of `inst` from the networks' allocation tables (IPAM). NICs that cannot be wired yet are
+  // described in `*waiting`.
+  void ResolveNics(const json& inst, Resolved* r, std::vector<std::string>* waiting);
   // Brings the disks of running domain `dom` to `want` (hot-plug and unplug); records events.
   Status SyncLiveDisks(const json& inst, const std::string& dom, const std::vector<host::DomainSpec::Disk>& want);
   StatusOr<std::string> ImagePath(const std::string& ns, const std::string& image_name, const std::string& want_type,
@@ -69,6 +76,7 @@ class InstanceReconciler : public runtime::Reconciler {
   runtime::Informer* images_;
   runtime::Informer* flavors_;
   runtime::Informer* volumes_;
+  runtime::Informer* networks_;
   host::Hypervisor* hv_;
   host::StoragePools* storage_;
   Options opts_;

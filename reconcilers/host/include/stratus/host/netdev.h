@@ -1,0 +1,100 @@
+// Node networking behind a narrow interface: Linux bridges and their addresses (netlink through libnl-route),
+// one dnsmasq per network (started from an argument vector, tracked by pid file), the nftables ruleset
+// (libnftables, applied as one transaction) and IPv4 forwarding. Everything acts in the network namespace of
+// the calling thread. Names and values are validated before they reach the kernel or a process; nothing goes
+// through a shell.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "stratus/core/status.h"
+
+namespace stratus::host {
+
+// kInvalid unless `name` is a usable Linux interface name: 1..15 characters of [A-Za-z0-9_.-], not "." or "..".
+// `field` names the field in the message.
+Status ValidateIfName(const std::string& name, const std::string& field = "interface name");
+
+// What the kernel reports about one link.
+struct LinkState {
+  std::string name;
+  bool exists = false;
+  bool is_bridge = false;
+  bool up = false;               // administratively up (IFF_UP)
+  int mtu = 0;
+  std::string master;            // name of the bridge this link is a port of, "" when none
+  std::vector<std::string> ipv4; // addresses with prefix, "10.44.0.1/24"
+};
+
+// A dnsmasq instance serving one network: its files live in `dir` (conf, hosts, leases, pid, log).
+struct DnsmasqFiles {
+  std::string dir;
+  std::string conf() const { return dir + "/dnsmasq.conf"; }
+  std::string hosts() const { return dir + "/hosts"; }
+  std::string leases() const { return dir + "/leases"; }
+  std::string pid() const { return dir + "/dnsmasq.pid"; }
+  std::string log() const { return dir + "/dnsmasq.log"; }
+};
+
+struct DnsmasqState {
+  bool running = false;   // the pid in the pid file is a live dnsmasq started with our conf file
+  int pid = 0;
+  std::string conf;       // contents of the conf file on disk ("" when absent)
+  std::string hosts;      // contents of the hosts file on disk
+};
+
+class NetDev {
+ public:
+  virtual ~NetDev() = default;
+
+  // ---- links (netlink) ----
+  // The state of link `name`; exists=false (and Ok) when there is no such link.
+  virtual StatusOr<LinkState> Link(const std::string& name) = 0;
+  // Names of the bridges whose name starts with `prefix`.
+  virtual StatusOr<std::vector<std::string>> ListBridges(const std::string& prefix) = 0;
+  // Creates bridge `name` (mtu 0 = kernel default). kAlreadyExists when a link of that name exists.
+  virtual Status CreateBridge(const std::string& name, int mtu) = 0;
+  // Sets the MTU of an existing link.
+  virtual Status SetMtu(const std::string& name, int mtu) = 0;
+  // Brings an existing link administratively up.
+  virtual Status SetUp(const std::string& name) = 0;
+  // Adds `cidr_addr` ("10.44.0.1/24", with broadcast) to link `name`; Ok when already present.
+  virtual Status AddAddress(const std::string& name, const std::string& cidr_addr) = 0;
+  // Removes `cidr_addr` from link `name`; Ok when absent.
+  virtual Status DeleteAddress(const std::string& name, const std::string& cidr_addr) = 0;
+  // Deletes link `name`; Ok when absent.
+  virtual Status DeleteLink(const std::string& name) = 0;
+  // Makes existing link `port` a port of bridge `bridge` and brings it up (bridged networks).
+  virtual Status SetMaster(const std::string& port, const std::string& bridge) = 0;
+  // Creates VLAN link `name` on `parent` with id `vlan` when missing.
+  virtual Status EnsureVlan(const std::string& name, const std::string& parent, int vlan) = 0;
+
+  // ---- dnsmasq ----
+  // Reads the files and checks the process (a pid whose /proc entry is a dnsmasq using our conf, not a zombie).
+  virtual StatusOr<DnsmasqState> Dnsmasq(const DnsmasqFiles& files) = 0;
+  // Writes conf and hosts (atomically, mode 0644) and starts dnsmasq with `--conf-file=<conf>`; waits until it has
+  // daemonised and written its pid file. kInternal with the end of its log when it fails to start.
+  virtual Status StartDnsmasq(const DnsmasqFiles& files, const std::string& conf, const std::string& hosts) = 0;
+  // Rewrites the hosts file and sends SIGHUP to the running dnsmasq so it re-reads it.
+  virtual Status ReloadDnsmasq(const DnsmasqFiles& files, const std::string& hosts) = 0;
+  // Stops the dnsmasq recorded in the pid file (SIGTERM, then SIGKILL after a grace period); Ok when none runs.
+  virtual Status StopDnsmasq(const DnsmasqFiles& files) = 0;
+
+  // ---- nftables / sysctl ----
+  // Runs `ruleset` (nft -f syntax) as one atomic transaction.
+  virtual Status ApplyNftables(const std::string& ruleset) = 0;
+  // `nft list table <family> <table>` text, or "" (Ok) when the table does not exist.
+  virtual StatusOr<std::string> ListNftTable(const std::string& family, const std::string& table) = 0;
+  // Sets net.ipv4.ip_forward=1 in the current namespace.
+  virtual Status EnableIpForward() = 0;
+  // Sets net.bridge.bridge-nf-call-iptables=1 in the current namespace, so that bridged IPv4 between instances
+  // passes the inet hooks (conntrack, security groups).
+  virtual Status EnableBridgeNetfilter() = 0;
+};
+
+// The Linux implementation. `dnsmasq_binary` is searched in PATH when it has no '/'.
+std::unique_ptr<NetDev> NewLinuxNetDev(std::string dnsmasq_binary = "dnsmasq");
+
+}  // namespace stratus::host

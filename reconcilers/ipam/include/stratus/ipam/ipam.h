@@ -1,0 +1,46 @@
+// The cluster-wide IPAM reconciler: for each Network, the table of addresses (status.allocations) is the single
+// record of who holds which address. Every Instance NIC on the network gets one (a requested ip when valid and
+// free, else a deterministic choice), kept for the life of the instance, and freed only once the instance is
+// gone (so an address is never handed out twice). The table is written with optimistic concurrency, so two
+// servers could never both give out one address. Refusals land on the Instance as condition NetworkReady=False.
+#pragma once
+
+#include "stratus/core/api_client.h"
+#include "stratus/network/ipam.h"
+#include "stratus/runtime/conditions.h"
+#include "stratus/runtime/controller.h"
+#include "stratus/runtime/informer.h"
+
+namespace stratus::ipam {
+
+// What one pass decided for a Network (pure; unit-tested).
+struct Plan {
+  network::AllocationTable table;  // the table after the pass
+  bool changed = false;
+  // instance key ("ns/name") -> refusal messages (empty vector: every NIC on this network has an address)
+  std::map<std::string, std::vector<std::string>> refused;
+  std::map<std::string, int> asked;  // instance key -> NICs on this network
+};
+// Allocates for every live instance NIC on `net`, keeps what holders still ask for, and frees addresses of
+// instances that no longer exist (`instances`: every Instance in the network's namespace). NICs of a terminating
+// instance keep their address until the instance is gone.
+Plan PlanAllocations(const network::NetworkConfig& net, network::AllocationTable table, const std::vector<json>& instances);
+
+class IpamReconciler : public runtime::Reconciler {
+ public:
+  IpamReconciler(ApiClient* client, runtime::Informer* networks, runtime::Informer* instances);
+  std::string Name() const override { return "ipam"; }
+  StatusOr<runtime::Result> Reconcile(const std::string& key) override;
+  // Instance event -> keys of the networks it names (and named before, through the allocation tables).
+  std::vector<std::string> NetworksOf(const json& instance) const;
+
+ private:
+  Status ReportOnInstance(const std::string& key, const std::string& network, const std::vector<std::string>& refused);
+
+  ApiClient* client_;
+  runtime::Informer* networks_;
+  runtime::Informer* instances_;
+  runtime::EventRecorder events_;
+};
+
+}  // namespace stratus::ipam

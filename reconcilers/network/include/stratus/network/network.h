@@ -1,0 +1,80 @@
+// The node's network reconciler (nova-network's job on each host): for every Network it keeps a Linux bridge
+// with the gateway address, one dnsmasq serving the network's IPAM allocations, and the instance taps of this
+// node attached; drift (a deleted bridge, a killed dnsmasq) is repaired; teardown happens behind the finalizer
+// `stratus.io/network-teardown` once no Instance uses the network. A node-wide key keeps the nftables ruleset
+// (security groups of this node's NICs, isolation, NAT) in line with Networks, Instances and SecurityGroups, and
+// removes bridges of Networks that no longer exist.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "stratus/core/api_client.h"
+#include "stratus/host/netdev.h"
+#include "stratus/network/firewall.h"
+#include "stratus/network/plan.h"
+#include "stratus/runtime/conditions.h"
+#include "stratus/runtime/controller.h"
+#include "stratus/runtime/informer.h"
+
+namespace stratus::network {
+
+inline constexpr const char* kNetworkFinalizer = "stratus.io/network-teardown";
+
+struct Options {
+  std::string node;                           // this node's name (Instances with spec.nodeName == node are local)
+  std::string state_dir = "/var/lib/stratus/agent/networks";  // dnsmasq files: <state_dir>/<bridge>/
+  std::chrono::milliseconds resync{15000};    // drift check period for each network and the ruleset
+  std::chrono::milliseconds in_use_retry{5000};
+  DnsmasqOptions dnsmasq;                     // lease time, user dnsmasq drops privileges to
+};
+
+class NetworkReconciler : public runtime::Reconciler {
+ public:
+  // The key of the node-wide ruleset and orphan sweep (not a valid namespace/name).
+  static constexpr const char* kFirewallKey = "~firewall";
+
+  // `networks`, `instances` and `groups` are informers over all namespaces of networks, instances (all nodes:
+  // peer groups and "in use" need them) and securitygroups. `netdev` acts in this process's network namespace.
+  NetworkReconciler(ApiClient* client, runtime::Informer* networks, runtime::Informer* instances,
+                    runtime::Informer* groups, host::NetDev* netdev, Options opts);
+  std::string Name() const override { return "network"; }
+  StatusOr<runtime::Result> Reconcile(const std::string& key) override;
+
+  // Controller::Watch mappings: a Network event wakes the network and the ruleset; an Instance event wakes the
+  // networks it names (taps to attach, in-use checks) and the ruleset; a SecurityGroup event wakes the ruleset.
+  static std::vector<std::string> NetworkKeys(const std::string& key, const json& network);
+  static std::vector<std::string> InstanceKeys(const std::string& key, const json& instance);
+  static std::vector<std::string> SecurityGroupKeys(const std::string& key, const json& group);
+
+  // The ruleset this node should have now (exposed for tests and `describe`).
+  StatusOr<std::string> RenderNodeRuleset();
+
+ private:
+  StatusOr<runtime::Result> ReconcileNetwork(const std::string& key);
+  StatusOr<runtime::Result> SyncFirewall();
+  Status Teardown(const std::string& bridge, const std::string& vlan_link);
+  Status Execute(const DesiredNetwork& want, const std::vector<Step>& steps);
+  StatusOr<ObservedNetwork> Observe(const DesiredNetwork& want);
+  std::vector<std::string> LocalTaps(const std::string& ns, const std::string& name);
+  std::vector<std::string> Users(const std::string& ns, const std::string& name);
+  Status WriteStatus(const json& obj, const std::string& phase, const std::string& ready, const std::string& reason,
+                     const std::string& message, const DesiredNetwork* want);
+
+  ApiClient* client_;
+  runtime::Informer* networks_;
+  runtime::Informer* instances_;
+  runtime::Informer* groups_;
+  host::NetDev* netdev_;
+  Options opts_;
+  runtime::EventRecorder events_;
+  std::mutex host_mu_;                  // one host mutation at a time
+  std::set<std::string> brought_up_;    // networks this process has converged once (drift vs. first creation)
+  std::string applied_ruleset_;         // last ruleset applied by this process
+};
+
+}  // namespace stratus::network

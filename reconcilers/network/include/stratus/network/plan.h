@@ -1,0 +1,94 @@
+// Bridge reconciliation decisions, as a pure function of the desired network and what the node shows: which
+// bridge, address, port, dnsmasq and teardown steps bring the host in line. The reconciler observes, plans, then
+// executes the steps through host::NetDev; tests check the plans without touching the host.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "stratus/host/netdev.h"
+#include "stratus/network/dnsmasq.h"
+#include "stratus/network/ipam.h"
+
+namespace stratus::network {
+
+inline constexpr const char* kBridgePrefix = "st-";   // bridges of Networks
+inline constexpr const char* kVlanPrefix = "sl-";     // VLAN links of bridged Networks
+inline constexpr const char* kTapPrefix = "stv";      // instance NIC taps
+
+// Deterministic names (<= 15 characters, [a-z0-9-]): prefix + 12 hex digits of a stable hash.
+std::string BridgeName(const std::string& ns, const std::string& name);
+std::string VlanLinkName(const std::string& ns, const std::string& name);
+// The host-side tap of NIC `nic` of the instance with `uid` (set as <target dev=.../> in the domain XML).
+std::string TapName(const std::string& instance_uid, int nic);
+
+// Everything one network should be on this node.
+struct DesiredNetwork {
+  NetworkConfig config;
+  std::string bridge;              // BridgeName(ns, name)
+  std::string gateway_cidr;        // "10.44.0.1/24"; "" for bridged networks (the gateway is outside)
+  std::string uplink;              // bridged: host interface (or VLAN link) joined to the bridge, else ""
+  std::string vlan_link;           // bridged with vlan: VLAN link to create on config.host_interface
+  bool dnsmasq = false;            // run dnsmasq (dhcp on, not bridged)
+  host::DnsmasqFiles files;
+  std::string conf;                // rendered dnsmasq.conf
+  std::string hosts;               // rendered hosts file
+  std::vector<std::string> taps;   // instance taps on this node that belong to this bridge
+};
+
+// What the host shows for it.
+struct ObservedNetwork {
+  host::LinkState bridge;
+  host::LinkState uplink;                     // state of desired.uplink (exists=false when absent)
+  host::LinkState vlan;                       // state of desired.vlan_link
+  std::map<std::string, host::LinkState> taps;  // state of each desired tap (absent ones may be missing)
+  host::DnsmasqState dnsmasq;
+};
+
+enum class StepKind {
+  kDeleteLink,      // target: link (wrong kind of link squatting on our name, or teardown)
+  kCreateBridge,    // target: bridge, mtu
+  kSetMtu,          // target: link, mtu
+  kSetUp,           // target: link
+  kAddAddress,      // target: bridge, arg: a.b.c.d/p
+  kDeleteAddress,   // target: bridge, arg: a.b.c.d/p
+  kCreateVlan,      // target: vlan link, arg: parent, mtu: vlan id
+  kAttach,          // target: port, arg: bridge
+  kStartDnsmasq,
+  kRestartDnsmasq,  // stop then start: the conf changed or the bridge was recreated
+  kReloadDnsmasq,   // hosts changed: rewrite and SIGHUP
+  kStopDnsmasq,
+};
+
+struct Step {
+  StepKind kind;
+  std::string target;
+  std::string arg;
+  int mtu = 0;
+  std::string reason;  // human-readable, for logs and Events ("bridge st-1a2b was missing")
+  bool repair = false; // true when this undoes drift (something that had been made is gone or changed)
+  bool operator==(const Step& o) const { return kind == o.kind && target == o.target && arg == o.arg && mtu == o.mtu; }
+};
+
+const char* StepKindName(StepKind k);
+
+// Builds the DesiredNetwork of `net` (names, gateway cidr, dnsmasq files under `state_dir`/<bridge>, rendered
+// conf and hosts from `table`), with `taps` the local instance taps on it. kInvalid when something does not render.
+StatusOr<DesiredNetwork> Desire(const NetworkConfig& net, const AllocationTable& table, const std::string& state_dir,
+                                std::vector<std::string> taps, const DnsmasqOptions& dnsmasq = {});
+
+// The steps that make the host match `want`, in execution order; empty when nothing is to be done.
+// `first_time` says whether this process has brought the network up before (drift vs. initial creation, for the
+// `repair` flag only).
+std::vector<Step> PlanNetwork(const DesiredNetwork& want, const ObservedNetwork& seen, bool first_time = false);
+
+// The steps that remove the network from the host: stop dnsmasq, delete the bridge and VLAN link.
+std::vector<Step> PlanTeardown(const std::string& bridge, const std::string& vlan_link, const ObservedNetwork& seen);
+
+// Bridges carrying our prefix that no desired network claims (left behind by a network deleted while the agent
+// was down): to be torn down.
+std::vector<std::string> OrphanBridges(const std::vector<std::string>& observed, const std::set<std::string>& desired);
+
+}  // namespace stratus::network

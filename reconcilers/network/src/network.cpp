@@ -1,0 +1,435 @@
+#include "stratus/network/network.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "stratus/core/object.h"
+
+namespace stratus::network {
+
+namespace {
+
+bool HasFinalizer(const json& obj) {
+  const json& md = obj["metadata"];
+  if (!md.contains("finalizers") || !md["finalizers"].is_array()) return false;
+  for (const auto& f : md["finalizers"]) {
+    if (f == kNetworkFinalizer) return true;
+  }
+  return false;
+}
+
+// The networks an Instance names: (index, network name).
+std::vector<std::pair<int, std::string>> NicsOf(const json& inst) {
+  std::vector<std::pair<int, std::string>> out;
+  if (!inst.contains("spec") || !inst["spec"].is_object()) return out;
+  const json& spec = inst["spec"];
+  if (!spec.contains("networks") || !spec["networks"].is_array()) return out;
+  for (size_t i = 0; i < spec["networks"].size(); ++i) {
+    const json& n = spec["networks"][i];
+    if (n.is_object() && n.contains("network") && n["network"].is_string()) {
+      out.emplace_back(static_cast<int>(i), n["network"].get<std::string>());
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> GroupsOf(const json& inst) {
+  std::vector<std::string> out;
+  if (!inst.contains("spec") || !inst["spec"].is_object()) return out;
+  const json& spec = inst["spec"];
+  if (!spec.contains("securityGroups") || !spec["securityGroups"].is_array()) return out;
+  for (const auto& g : spec["securityGroups"]) {
+    if (g.is_string()) out.push_back(g.get<std::string>());
+  }
+  return out;
+}
+
+std::string NodeOf(const json& inst) {
+  if (inst.contains("spec") && inst["spec"].is_object()) return inst["spec"].value("nodeName", "");
+  return "";
+}
+
+const json& StatusAllocations(const json& net) {
+  static const json kNull;
+  if (!net.contains("status") || !net["status"].is_object()) return kNull;
+  const json& s = net["status"];
+  return s.contains("allocations") ? s["allocations"] : kNull;
+}
+
+std::string Join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
+  return out;
+}
+
+}  // namespace
+
+NetworkReconciler::NetworkReconciler(ApiClient* client, runtime::Informer* networks, runtime::Informer* instances,
+                                     runtime::Informer* groups, host::NetDev* netdev, Options opts)
+    : client_(client), networks_(networks), instances_(instances), groups_(groups), netdev_(netdev),
+      opts_(std::move(opts)), events_(client, "network", opts_.node) {}
+
+std::vector<std::string> NetworkReconciler::NetworkKeys(const std::string& key, const json&) {
+  return {key, kFirewallKey};
+}
+
+std::vector<std::string> NetworkReconciler::InstanceKeys(const std::string& key, const json& instance) {
+  std::vector<std::string> out;
+  std::string ns = runtime::SplitKey(key).first;
+  for (const auto& [i, net] : NicsOf(instance)) out.push_back(ns + "/" + net);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  out.push_back(kFirewallKey);
+  return out;
+}
+
+std::vector<std::string> NetworkReconciler::SecurityGroupKeys(const std::string&, const json&) {
+  return {kFirewallKey};
+}
+
+StatusOr<runtime::Result> NetworkReconciler::Reconcile(const std::string& key) {
+  if (key == kFirewallKey) return SyncFirewall();
+  return ReconcileNetwork(key);
+}
+
+std::vector<std::string> NetworkReconciler::LocalTaps(const std::string& ns, const std::string& name) {
+  std::vector<std::string> taps;
+  for (const auto& inst : instances_->List()) {
+    if (MetaString(inst, "namespace") != ns || NodeOf(inst) != opts_.node) continue;
+    std::string uid = MetaString(inst, "uid");
+    for (const auto& [i, net] : NicsOf(inst)) {
+      if (net == name && !uid.empty()) taps.push_back(TapName(uid, i));
+    }
+  }
+  return taps;
+}
+
+std::vector<std::string> NetworkReconciler::Users(const std::string& ns, const std::string& name) {
+  std::vector<std::string> users;
+  for (const auto& inst : instances_->List()) {
+    if (MetaString(inst, "namespace") != ns) continue;
+    for (const auto& [i, net] : NicsOf(inst)) {
+      if (net == name) {
+        users.push_back(MetaString(inst, "name"));
+        break;
+      }
+    }
+  }
+  std::sort(users.begin(), users.end());
+  return users;
+}
+
+StatusOr<ObservedNetwork> NetworkReconciler::Observe(const DesiredNetwork& want) {
+  ObservedNetwork o;
+  auto br = netdev_->Link(want.bridge);
+  if (!br.ok()) return br.status();
+  o.bridge = *br;
+  if (!want.uplink.empty() && want.vlan_link.empty()) {
+    auto up = netdev_->Link(want.uplink);
+    if (!up.ok()) return up.status();
+    o.uplink = *up;
+  }
+  if (!want.vlan_link.empty()) {
+    auto v = netdev_->Link(want.vlan_link);
+    if (!v.ok()) return v.status();
+    o.vlan = *v;
+  }
+  for (const auto& t : want.taps) {
+    auto l = netdev_->Link(t);
+    if (!l.ok()) return l.status();
+    if (l->exists) o.taps[t] = *l;
+  }
+  auto d = netdev_->Dnsmasq(want.files);
+  if (!d.ok()) return d.status();
+  o.dnsmasq = *d;
+  return o;
+}
+
+Status NetworkReconciler::Execute(const DesiredNetwork& want, const std::vector<Step>& steps) {
+  for (const auto& s : steps) {
+    Status st;
+    switch (s.kind) {
+      case StepKind::kDeleteLink: st = netdev_->DeleteLink(s.target); break;
+      case StepKind::kCreateBridge:
+        st = netdev_->CreateBridge(s.target, s.mtu);
+        if (st.code() == Code::kAlreadyExists) st = Status::Ok();
+        break;
+      case StepKind::kSetMtu: st = netdev_->SetMtu(s.target, s.mtu); break;
+      case StepKind::kSetUp: st = netdev_->SetUp(s.target); break;
+      case StepKind::kAddAddress: st = netdev_->AddAddress(s.target, s.arg); break;
+      case StepKind::kDeleteAddress: st = netdev_->DeleteAddress(s.target, s.arg); break;
+      case StepKind::kCreateVlan:
+        st = netdev_->EnsureVlan(s.target, s.arg, s.mtu);
+        if (st.ok()) st = netdev_->SetUp(s.target);
+        break;
+      case StepKind::kAttach: st = netdev_->SetMaster(s.target, s.arg); break;
+      case StepKind::kStartDnsmasq: st = netdev_->StartDnsmasq(want.files, want.conf, want.hosts); break;
+      case StepKind::kRestartDnsmasq:
+        st = netdev_->StopDnsmasq(want.files);
+        if (st.ok()) st = netdev_->StartDnsmasq(want.files, want.conf, want.hosts);
+        break;
+      case StepKind::kReloadDnsmasq: st = netdev_->ReloadDnsmasq(want.files, want.hosts); break;
+      case StepKind::kStopDnsmasq: st = netdev_->StopDnsmasq(want.files); break;
+    }
+    if (!st.ok()) {
+      return Status(st.code(), std::string(StepKindName(s.kind)) + " " + s.target + " (" + s.reason +
+                                   "): " + st.message());
+    }
+    spdlog::info("network: {} {} {} ({}) node={}", StepKindName(s.kind), s.target, s.arg, s.reason, opts_.node);
+  }
+  return Status::Ok();
+}
+
+Status NetworkReconciler::Teardown(const std::string& bridge, const std::string& vlan_link) {
+  host::DnsmasqFiles files{opts_.state_dir + "/" + bridge};
+  ObservedNetwork seen;
+  auto br = netdev_->Link(bridge);
+  if (!br.ok()) return br.status();
+  seen.bridge = *br;
+  if (!vlan_link.empty()) {
+    auto v = netdev_->Link(vlan_link);
+    if (!v.ok()) return v.status();
+    seen.vlan = *v;
+  }
+  auto d = netdev_->Dnsmasq(files);
+  if (!d.ok()) return d.status();
+  seen.dnsmasq = *d;
+  DesiredNetwork none;
+  none.files = files;
+  Status s = Execute(none, PlanTeardown(bridge, vlan_link, seen));
+  if (!s.ok()) return s;
+  std::error_code ec;
+  std::filesystem::remove_all(files.dir, ec);
+  return Status::Ok();
+}
+
+Status NetworkReconciler::WriteStatus(const json& obj, const std::string& phase, const std::string& ready,
+                                      const std::string& reason, const std::string& message,
+                                      const DesiredNetwork* want) {
+  json d = obj;
+  if (!d.contains("status") || !d["status"].is_object()) d["status"] = json::object();
+  d["status"]["phase"] = phase;
+  if (want) {
+    d["status"]["bridge"] = want->bridge;
+    d["status"]["gateway"] = FormatIpv4(want->config.gateway);
+  }
+  d["status"]["observedGeneration"] = obj["metadata"].value("generation", 1);
+  runtime::SetCondition(d, "Ready", ready, reason, message);
+  auto u = runtime::UpdateStatusIfChanged(client_, "networks", obj, d);
+  if (!u.ok() && u.status().code() != Code::kNotFound) return u.status();
+  return Status::Ok();
+}
+
+StatusOr<runtime::Result> NetworkReconciler::ReconcileNetwork(const std::string& key) {
+  auto [ns, name] = runtime::SplitKey(key);
+  const std::string bridge = BridgeName(ns, name);
+  const std::string vlan = VlanLinkName(ns, name);
+  json obj = networks_->Get(key);
+  std::lock_guard lock(host_mu_);
+  if (obj.is_null()) {
+    // Gone (another node removed the finalizer, or it was deleted while we were down): clean up what is ours.
+    brought_up_.erase(key);
+    Status s = Teardown(bridge, vlan);
+    if (!s.ok()) return s;
+    return runtime::Result::Done();
+  }
+
+  if (!MetaString(obj, "deletionTimestamp").empty()) {
+    auto users = Users(ns, name);
+    if (!users.empty()) {
+      std::string msg = "network is in use by instance" + std::string(users.size() > 1 ? "s " : " ") +
+                        Join(users, ", ") + "; it is deleted once they are gone";
+      Status s = WriteStatus(obj, "Terminating", "False", "InUse", msg, nullptr);
+      if (!s.ok()) return s;
+      return runtime::Result::After(opts_.in_use_retry);
+    }
+    Status s = Teardown(bridge, vlan);
+    if (!s.ok()) {
+      WriteStatus(obj, "Terminating", "False", "TeardownFailed", "node " + opts_.node + ": " + s.message(), nullptr);
+      return s;
+    }
+    brought_up_.erase(key);
+    if (HasFinalizer(obj)) {
+      json fins = json::array();
+      for (const auto& f : obj["metadata"].value("finalizers", json::array())) {
+        if (f != kNetworkFinalizer) fins.push_back(f);
+      }
+      auto p = client_->Patch("networks", ns, name,
+                              {{"metadata", {{"finalizers", fins}, {"resourceVersion", MetaString(obj, "resourceVersion")}}}});
+      if (!p.ok() && p.status().code() != Code::kNotFound) return p.status();
+      events_.Record(obj, "Normal", "TornDown", "bridge " + bridge + " and dnsmasq removed from node " + opts_.node);
+    }
+    spdlog::info("network torn down: network={} bridge={} node={}", key, bridge, opts_.node);
+    return runtime::Result::Done();
+  }
+
+  if (!HasFinalizer(obj)) {
+    json fins = obj["metadata"].value("finalizers", json::array());
+    fins.push_back(kNetworkFinalizer);
+    auto p = client_->Patch("networks", ns, name,
+                            {{"metadata", {{"finalizers", fins}, {"resourceVersion", MetaString(obj, "resourceVersion")}}}});
+    if (!p.ok()) return p.status();
+    obj = *p;
+  }
+
+  auto cfg = ParseNetwork(obj);
+  if (!cfg.ok()) {
+    Status s = WriteStatus(obj, "Failed", "False", "InvalidSpec", cfg.status().message(), nullptr);
+    events_.Record(obj, "Warning", "InvalidSpec", cfg.status().message());
+    if (!s.ok()) return s;
+    return runtime::Result::Done();  // a spec change wakes us
+  }
+  auto table = AllocationsFromJson(StatusAllocations(obj));
+  if (!table.ok()) {
+    Status s = WriteStatus(obj, "Failed", "False", "InvalidAllocations", table.status().message(), nullptr);
+    if (!s.ok()) return s;
+    return runtime::Result::Done();
+  }
+  auto want = Desire(*cfg, *table, opts_.state_dir, LocalTaps(ns, name), opts_.dnsmasq);
+  if (!want.ok()) {
+    Status s = WriteStatus(obj, "Failed", "False", "RenderFailed", want.status().message(), nullptr);
+    if (!s.ok()) return s;
+    return want.status();
+  }
+  auto seen = Observe(*want);
+  if (!seen.ok()) return seen.status();
+  bool first = !brought_up_.count(key);
+  auto steps = PlanNetwork(*want, *seen, first);
+  Status s = Execute(*want, steps);
+  if (!s.ok()) {
+    std::string msg = "node " + opts_.node + ": " + s.message();
+    WriteStatus(obj, "Pending", "False", "HostError", msg, &*want);
+    events_.Record(obj, "Warning", "HostError", msg);
+    return s;
+  }
+  std::vector<std::string> repaired;
+  for (const auto& st : steps) {
+    if (st.repair) repaired.push_back(st.reason);
+  }
+  if (!repaired.empty()) {
+    std::string msg = "repaired on node " + opts_.node + ": " + Join(repaired, "; ");
+    events_.Record(obj, "Warning", "Repaired", msg);
+    spdlog::warn("network {}: {}", key, msg);
+  }
+  brought_up_.insert(key);
+  std::string msg = "bridge " + want->bridge + (want->gateway_cidr.empty() ? "" : " with " + want->gateway_cidr) +
+                    (want->dnsmasq ? ", dnsmasq serving " + std::to_string(table->size()) + " address(es)" : "");
+  s = WriteStatus(obj, "Ready", "True", "Up", msg, &*want);
+  if (!s.ok()) return s;
+  return runtime::Result::After(opts_.resync);
+}
+
+StatusOr<std::string> NetworkReconciler::RenderNodeRuleset() {
+  FirewallInput in;
+  // Networks, and each namespace's address book: (namespace, network) -> allocations.
+  std::map<std::pair<std::string, std::string>, AllocationTable> tables;
+  std::map<std::pair<std::string, std::string>, NetworkConfig> configs;
+  for (const auto& obj : networks_->List()) {
+    auto cfg = ParseNetwork(obj);
+    if (!cfg.ok()) continue;  // reported on the Network by its own reconcile
+    NetworkFirewall nf;
+    nf.key = cfg->Key();
+    nf.bridge = BridgeName(cfg->ns, cfg->name);
+    nf.cidr = cfg->cidr;
+    nf.gateway = cfg->gateway;
+    nf.mode = cfg->mode;
+    in.networks.push_back(nf);
+    auto t = AllocationsFromJson(StatusAllocations(obj));
+    if (t.ok()) tables[{cfg->ns, cfg->name}] = std::move(*t);
+    configs[{cfg->ns, cfg->name}] = *cfg;
+  }
+  // Security groups by namespace, and their members' addresses.
+  std::map<std::string, std::map<std::string, json>> groups;  // ns -> name -> object
+  for (const auto& g : groups_->List()) groups[MetaString(g, "namespace")][MetaString(g, "name")] = g;
+  std::map<std::string, std::map<std::string, std::vector<uint32_t>>> members;  // ns -> group -> ips
+  std::vector<json> instances = instances_->List();
+  for (const auto& inst : instances) {
+    std::string ns = MetaString(inst, "namespace");
+    std::string uid = MetaString(inst, "uid");
+    for (const auto& g : GroupsOf(inst)) {
+      for (const auto& [i, net] : NicsOf(inst)) {
+        auto t = tables.find({ns, net});
+        if (t == tables.end()) continue;
+        uint32_t ip = Lookup(t->second, uid, i);
+        if (ip) members[ns][g].push_back(ip);
+      }
+    }
+  }
+  for (const auto& inst : instances) {
+    if (NodeOf(inst) != opts_.node) continue;
+    std::string ns = MetaString(inst, "namespace");
+    std::string uid = MetaString(inst, "uid");
+    auto rules = ResolveNicRules(GroupsOf(inst), groups[ns], members[ns]);
+    if (!rules.ok()) {
+      // A malformed group must not open anything: the NIC is filtered with no rules (all ingress dropped).
+      spdlog::warn("network: instance {}/{}: {}", ns, MetaString(inst, "name"), rules.status().message());
+      NicRules closed;
+      closed.filtered = true;
+      closed.restrict_egress = true;
+      rules = closed;
+    }
+    for (const auto& [i, net] : NicsOf(inst)) {
+      auto t = tables.find({ns, net});
+      if (t == tables.end()) continue;
+      uint32_t ip = Lookup(t->second, uid, i);
+      if (!ip) continue;  // no address yet: nothing to match on
+      const NetworkConfig& cfg = configs[{ns, net}];
+      NicFirewall nic;
+      nic.owner = ns + "/" + MetaString(inst, "name") + "#" + std::to_string(i);
+      nic.tap = TapName(uid, i);
+      nic.bridge = BridgeName(ns, net);
+      nic.ip = ip;
+      nic.mac = t->second.at(ip).mac;
+      nic.gateway = cfg.gateway;
+      nic.rules = *rules;
+      if (nic.mac.empty()) continue;
+      in.nics.push_back(std::move(nic));
+    }
+  }
+  return RenderRuleset(in);
+}
+
+StatusOr<runtime::Result> NetworkReconciler::SyncFirewall() {
+  if (!networks_->HasSynced() || !instances_->HasSynced() || !groups_->HasSynced()) {
+    return runtime::Result::After(std::chrono::milliseconds(500));
+  }
+  auto ruleset = RenderNodeRuleset();
+  if (!ruleset.ok()) return ruleset.status();
+  std::lock_guard lock(host_mu_);
+  bool want_tables = ruleset->find("table inet stratus {") != std::string::npos;
+  if (want_tables) {
+    Status s = netdev_->EnableIpForward();
+    if (!s.ok()) spdlog::warn("network: cannot enable ip_forward: {}", s.message());
+    s = netdev_->EnableBridgeNetfilter();
+    if (!s.ok()) spdlog::warn("network: cannot enable bridge-nf-call-iptables: {}", s.message());
+  }
+  bool drifted = false;
+  if (want_tables && *ruleset == applied_ruleset_) {
+    auto cur = netdev_->ListNftTable("inet", kNftTable);
+    drifted = cur.ok() && cur->empty();  // someone flushed the ruleset
+  }
+  if (*ruleset != applied_ruleset_ || drifted) {
+    Status s = netdev_->ApplyNftables(*ruleset);
+    if (!s.ok()) return s;
+    if (drifted) spdlog::warn("network: nftables table inet {} was missing on node {}: restored", kNftTable, opts_.node);
+    applied_ruleset_ = *ruleset;
+  }
+  // Bridges of Networks that no longer exist (deleted while this agent was down, or torn down elsewhere).
+  std::set<std::string> desired;
+  for (const auto& obj : networks_->List()) {
+    desired.insert(BridgeName(MetaString(obj, "namespace"), MetaString(obj, "name")));
+  }
+  auto bridges = netdev_->ListBridges(kBridgePrefix);
+  if (bridges.ok()) {
+    for (const auto& b : OrphanBridges(*bridges, desired)) {
+      Status s = Teardown(b, "");
+      if (!s.ok()) spdlog::warn("network: cannot remove orphan bridge {}: {}", b, s.message());
+      else spdlog::info("network: removed orphan bridge {} on node {}", b, opts_.node);
+    }
+  }
+  return runtime::Result::After(opts_.resync);
+}
+
+}  // namespace stratus::network

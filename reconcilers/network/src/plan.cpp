@@ -1,0 +1,171 @@
+#include "stratus/network/plan.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "stratus/network/dnsmasq.h"
+
+namespace stratus::network {
+
+namespace {
+
+std::string Hex12(const std::string& s) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(StableHash(s)));
+  return std::string(buf, 12);
+}
+
+}  // namespace
+
+std::string BridgeName(const std::string& ns, const std::string& name) {
+  return kBridgePrefix + Hex12("bridge/" + ns + "/" + name);
+}
+std::string VlanLinkName(const std::string& ns, const std::string& name) {
+  return kVlanPrefix + Hex12("vlan/" + ns + "/" + name);
+}
+std::string TapName(const std::string& instance_uid, int nic) {
+  return kTapPrefix + Hex12("tap/" + instance_uid + "/" + std::to_string(nic));
+}
+
+const char* StepKindName(StepKind k) {
+  switch (k) {
+    case StepKind::kDeleteLink: return "DeleteLink";
+    case StepKind::kCreateBridge: return "CreateBridge";
+    case StepKind::kSetMtu: return "SetMtu";
+    case StepKind::kSetUp: return "SetUp";
+    case StepKind::kAddAddress: return "AddAddress";
+    case StepKind::kDeleteAddress: return "DeleteAddress";
+    case StepKind::kCreateVlan: return "CreateVlan";
+    case StepKind::kAttach: return "Attach";
+    case StepKind::kStartDnsmasq: return "StartDnsmasq";
+    case StepKind::kRestartDnsmasq: return "RestartDnsmasq";
+    case StepKind::kReloadDnsmasq: return "ReloadDnsmasq";
+    case StepKind::kStopDnsmasq: return "StopDnsmasq";
+  }
+  return "?";
+}
+
+StatusOr<DesiredNetwork> Desire(const NetworkConfig& net, const AllocationTable& table, const std::string& state_dir,
+                                std::vector<std::string> taps, const DnsmasqOptions& dnsmasq) {
+  DesiredNetwork d;
+  d.config = net;
+  d.bridge = BridgeName(net.ns, net.name);
+  bool bridged = net.mode == "bridged";
+  if (!bridged) d.gateway_cidr = FormatIpv4(net.gateway) + "/" + std::to_string(net.cidr.prefix);
+  if (bridged) {
+    if (net.vlan > 0) {
+      d.vlan_link = VlanLinkName(net.ns, net.name);
+      d.uplink = d.vlan_link;
+    } else {
+      d.uplink = net.host_interface;
+    }
+  }
+  d.dnsmasq = net.dhcp && !bridged;
+  d.files.dir = state_dir + "/" + d.bridge;
+  if (d.dnsmasq) {
+    auto conf = RenderDnsmasqConf(net, d.bridge, d.files, dnsmasq);
+    if (!conf.ok()) return conf.status();
+    d.conf = std::move(*conf);
+    auto hosts = RenderDhcpHosts(net, HostsFromAllocations(table));
+    if (!hosts.ok()) return hosts.status();
+    d.hosts = std::move(*hosts);
+  }
+  std::sort(taps.begin(), taps.end());
+  taps.erase(std::unique(taps.begin(), taps.end()), taps.end());
+  for (const auto& t : taps) {
+    Status s = host::ValidateIfName(t, "tap");
+    if (!s.ok()) return s;
+  }
+  d.taps = std::move(taps);
+  return d;
+}
+
+std::vector<Step> PlanNetwork(const DesiredNetwork& want, const ObservedNetwork& seen, bool first_time) {
+  std::vector<Step> steps;
+  const bool repair = !first_time;
+  const std::string& br = want.bridge;
+  bool recreated = false;
+  if (seen.bridge.exists && !seen.bridge.is_bridge) {
+    steps.push_back({StepKind::kDeleteLink, br, "", 0, "link " + br + " exists but is not a bridge", repair});
+  }
+  if (!seen.bridge.exists || !seen.bridge.is_bridge) {
+    recreated = true;
+    steps.push_back({StepKind::kCreateBridge, br, "", want.config.mtu,
+                     seen.bridge.exists ? "replacing link " + br : "bridge " + br + " is missing", repair});
+  } else if (want.config.mtu > 0 && seen.bridge.mtu != want.config.mtu) {
+    steps.push_back({StepKind::kSetMtu, br, "", want.config.mtu,
+                     "bridge " + br + " has mtu " + std::to_string(seen.bridge.mtu), false});
+  }
+  if (recreated || !seen.bridge.up) {
+    steps.push_back({StepKind::kSetUp, br, "", 0, "bridge " + br + " is down", repair && !recreated});
+  }
+  // Addresses: exactly the gateway (none for bridged networks). A recreated bridge has none.
+  const std::vector<std::string> no_addresses;
+  const auto& have = recreated ? no_addresses : seen.bridge.ipv4;
+  for (const auto& a : have) {
+    if (a != want.gateway_cidr) {
+      steps.push_back({StepKind::kDeleteAddress, br, a, 0, "stray address " + a + " on " + br, false});
+    }
+  }
+  if (!want.gateway_cidr.empty() && std::find(have.begin(), have.end(), want.gateway_cidr) == have.end()) {
+    steps.push_back({StepKind::kAddAddress, br, want.gateway_cidr, 0,
+                     "gateway " + want.gateway_cidr + " is not on " + br, repair && !recreated});
+  }
+  // Uplink of bridged networks.
+  if (!want.vlan_link.empty() && !seen.vlan.exists) {
+    steps.push_back({StepKind::kCreateVlan, want.vlan_link, want.config.host_interface, want.config.vlan,
+                     "vlan link " + want.vlan_link + " is missing", repair});
+  }
+  if (!want.uplink.empty()) {
+    const host::LinkState& up = want.vlan_link.empty() ? seen.uplink : seen.vlan;
+    bool will_exist = up.exists || !want.vlan_link.empty();
+    if (will_exist && (recreated || up.master != br || !up.up)) {
+      steps.push_back({StepKind::kAttach, want.uplink, br, 0, "uplink " + want.uplink + " is not a port of " + br,
+                       repair && !recreated});
+    }
+  }
+  // Instance taps that exist but lost their bridge (a recreated bridge has no ports).
+  for (const auto& t : want.taps) {
+    auto it = seen.taps.find(t);
+    if (it == seen.taps.end() || !it->second.exists) continue;  // the domain is not running: nothing to attach
+    if (recreated || it->second.master != br || !it->second.up) {
+      steps.push_back({StepKind::kAttach, t, br, 0, "tap " + t + " is not a port of " + br, repair});
+    }
+  }
+  // dnsmasq.
+  if (!want.dnsmasq) {
+    if (seen.dnsmasq.running) {
+      steps.push_back({StepKind::kStopDnsmasq, br, "", 0, "dhcp is off for " + want.config.Key(), false});
+    }
+  } else if (!seen.dnsmasq.running) {
+    steps.push_back({StepKind::kStartDnsmasq, br, "", 0, "dnsmasq for " + br + " is not running",
+                     repair && seen.dnsmasq.pid != 0});
+  } else if (recreated || seen.dnsmasq.conf != want.conf) {
+    steps.push_back({StepKind::kRestartDnsmasq, br, "", 0,
+                     recreated ? "bridge " + br + " was recreated" : "dnsmasq configuration changed", false});
+  } else if (seen.dnsmasq.hosts != want.hosts) {
+    steps.push_back({StepKind::kReloadDnsmasq, br, "", 0, "dhcp hosts changed", false});
+  }
+  return steps;
+}
+
+std::vector<Step> PlanTeardown(const std::string& bridge, const std::string& vlan_link, const ObservedNetwork& seen) {
+  std::vector<Step> steps;
+  if (seen.dnsmasq.running) steps.push_back({StepKind::kStopDnsmasq, bridge, "", 0, "network deleted", false});
+  if (seen.bridge.exists) steps.push_back({StepKind::kDeleteLink, bridge, "", 0, "network deleted", false});
+  if (!vlan_link.empty() && seen.vlan.exists) {
+    steps.push_back({StepKind::kDeleteLink, vlan_link, "", 0, "network deleted", false});
+  }
+  return steps;
+}
+
+std::vector<std::string> OrphanBridges(const std::vector<std::string>& observed, const std::set<std::string>& desired) {
+  std::vector<std::string> out;
+  for (const auto& b : observed) {
+    if (b.rfind(kBridgePrefix, 0) == 0 && !desired.count(b)) out.push_back(b);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace stratus::network

@@ -1,0 +1,435 @@
+// The network reconciler on the real Linux host adapter (netlink, dnsmasq, libnftables), inside a network
+// namespace this test creates and always deletes: bridge, gateway address and dnsmasq come up; a deleted bridge
+// and a killed dnsmasq are repaired; the dnsmasq hosts file follows IPAM by reload; nftables rules are present and
+// follow security groups; teardown removes everything. Skipped unless run as root with ip, dnsmasq and nft
+// support. Private addresses are used only inside the namespace; only processes this test started are stopped.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "runtime_test_env.h"
+#include "stratus/core/exec.h"
+#include "stratus/core/object.h"
+#include "stratus/network/network.h"
+
+namespace stratus::network {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool InPath(const std::string& prog) {
+  for (const char* dir : {"/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
+    if (access((std::string(dir) + "/" + prog).c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
+
+std::string ReadFile(const std::string& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+class NetworkHostNsTest : public testing_env::LocalApiTest {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, bridges)";
+    if (!InPath("ip") || !InPath("dnsmasq")) GTEST_SKIP() << "needs iproute2 and dnsmasq";
+    LocalApiTest::SetUp();
+    ns_ = "stratus-test-" + std::to_string(getpid());
+    auto add = Exec({"ip", "netns", "add", ns_});
+    if (!add.ok() || add->exit_code != 0) GTEST_SKIP() << "cannot create a network namespace";
+    created_ns_ = true;
+    for (auto [inf, plural] : {std::pair{&networks_, "networks"}, {&instances_, "instances"}, {&groups_, "securitygroups"}}) {
+      runtime::InformerOptions o;
+      o.plural = plural;
+      *inf = std::make_unique<runtime::Informer>(client_.get(), o);
+      (*inf)->Start();
+      ASSERT_TRUE((*inf)->WaitForSync(5s));
+    }
+    netdev_ = host::NewLinuxNetDev();
+    Options o;
+    o.node = "node-a";
+    o.state_dir = (dir_ / "net").string();
+    std::filesystem::create_directories(o.state_dir);
+    std::filesystem::permissions(dir_, std::filesystem::perms::owner_all | std::filesystem::perms::group_exec |
+                                           std::filesystem::perms::others_exec);
+    rec_ = std::make_unique<NetworkReconciler>(client_.get(), networks_.get(), instances_.get(), groups_.get(),
+                                               netdev_.get(), o);
+    bridge_ = BridgeName("default", "default");
+    files_.dir = o.state_dir + "/" + bridge_;
+  }
+
+  void TearDown() override {
+    if (listener_ > 0) {
+      ::kill(listener_, SIGKILL);
+      ::waitpid(listener_, nullptr, 0);
+    }
+    for (const auto& g : guest_ns_) Exec({"ip", "netns", "del", g});
+    if (created_ns_) {
+      // Stop the dnsmasq this test started (verified by pid file and command line), then drop the namespace.
+      InNs([&] { netdev_->StopDnsmasq(files_); });
+      Exec({"ip", "netns", "del", ns_});
+    }
+    rec_.reset();
+    for (auto* inf : {&networks_, &instances_, &groups_}) {
+      if (*inf) (*inf)->Stop();
+    }
+    if (client_) LocalApiTest::TearDown();
+  }
+
+  // Runs `f` on a thread that has joined the test's network namespace (setns affects only that thread; netlink
+  // sockets, libnftables and spawned processes follow it).
+  void InNs(const std::function<void()>& f) {
+    std::thread t([&] {
+      int fd = ::open(("/var/run/netns/" + ns_).c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+        ADD_FAILURE() << "cannot enter namespace " << ns_;
+        if (fd >= 0) ::close(fd);
+        return;
+      }
+      ::close(fd);
+      f();
+    });
+    t.join();
+  }
+
+  StatusOr<runtime::Result> ReconcileInNs(const std::string& key) {
+    StatusOr<runtime::Result> r = Status(Code::kInternal, "not run");
+    InNs([&] { r = rec_->Reconcile(key); });
+    return r;
+  }
+
+  // `ip -n NS ...` (ip enters the namespace itself).
+  std::string Ip(std::vector<std::string> args) {
+    std::vector<std::string> argv = {"ip", "-n", ns_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = Exec(argv);
+    return r.ok() ? r->out + r->err : r.status().message();
+  }
+  std::string Nft(const std::string& family) {
+    auto r = Exec({"ip", "netns", "exec", ns_, "nft", "list", "table", family, "stratus"});
+    return r.ok() ? r->out + r->err : r.status().message();
+  }
+
+  int DnsmasqPid() {
+    try {
+      return std::stoi(ReadFile(files_.pid()));
+    } catch (...) {
+      return 0;
+    }
+  }
+  // True when `pid` runs in the test's namespace.
+  bool PidInNs(int pid) {
+    struct stat a {}, b {};
+    if (stat(("/proc/" + std::to_string(pid) + "/ns/net").c_str(), &a) != 0) return false;
+    if (stat(("/var/run/netns/" + ns_).c_str(), &b) != 0) return false;
+    return a.st_ino == b.st_ino;
+  }
+
+  bool CachedRv(runtime::Informer* inf, const std::string& key, const json& obj) {
+    uint64_t rv = ResourceVersionOf(obj);
+    return WaitFor([&] {
+      json o = inf->Get(key);
+      return !o.is_null() && ResourceVersionOf(o) >= rv;
+    });
+  }
+
+  // Starts argv (no shell) with output discarded; returns its pid. Stopped by pid in TearDown.
+  pid_t testing_spawn(const std::vector<std::string>& argv) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      int fd = ::open("/dev/null", O_RDWR);
+      dup2(fd, 0);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execvp(args[0], args.data());
+      _exit(127);
+    }
+    return pid;
+  }
+
+  std::string ns_;
+  bool created_ns_ = false;
+  std::vector<std::string> guest_ns_;
+  pid_t listener_ = 0;
+  std::unique_ptr<host::NetDev> netdev_;
+  std::unique_ptr<runtime::Informer> networks_, instances_, groups_;
+  std::unique_ptr<NetworkReconciler> rec_;
+  std::string bridge_;
+  host::DnsmasqFiles files_;
+};
+
+TEST_F(NetworkHostNsTest, BridgeDnsmasqAndRulesUpRepairedAndTornDown) {
+  json net = MustCreate({{"apiVersion", "stratus.io/v1"},
+                         {"kind", "Network"},
+                         {"metadata", {{"name", "default"}, {"namespace", "default"}}},
+                         {"spec", {{"cidr", "10.44.0.0/24"}, {"mode", "nat"}, {"mtu", 1400}}}},
+                        "networks");
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", net));
+
+  // Up.
+  auto r = ReconcileInNs("default/default");
+  ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << ReadFile(files_.log());
+  std::string addr = Ip({"-4", "-o", "addr", "show", "dev", bridge_});
+  EXPECT_NE(addr.find("10.44.0.1/24"), std::string::npos) << addr;
+  std::string link = Ip({"-d", "link", "show", "dev", bridge_});
+  EXPECT_NE(link.find("mtu 1400"), std::string::npos) << link;
+  EXPECT_NE(link.find("bridge"), std::string::npos) << link;
+  EXPECT_NE(link.find(",UP"), std::string::npos) << link;
+  int pid = DnsmasqPid();
+  ASSERT_GT(pid, 1) << ReadFile(files_.log());
+  EXPECT_EQ(::kill(pid, 0), 0);
+  EXPECT_TRUE(PidInNs(pid));
+  EXPECT_NE(ReadFile(files_.conf()).find("interface=" + bridge_), std::string::npos);
+  // Nothing leaked into the host's namespace.
+  EXPECT_EQ(Exec({"ip", "link", "show", "dev", bridge_})->exit_code == 0, false);
+
+  // Converged: a second pass changes nothing.
+  ASSERT_TRUE(ReconcileInNs("default/default").ok());
+  EXPECT_EQ(DnsmasqPid(), pid);
+
+  // Rules, with a security group on an instance of this node.
+  json sg = MustCreate({{"apiVersion", "stratus.io/v1"},
+                        {"kind", "SecurityGroup"},
+                        {"metadata", {{"name", "web"}, {"namespace", "default"}}},
+                        {"spec", {{"ingress", {{{"protocol", "tcp"}, {"fromPort", 22}, {"cidr", "0.0.0.0/0"}}}}}}},
+                       "securitygroups");
+  json inst = MustCreate({{"apiVersion", "stratus.io/v1"},
+                          {"kind", "Instance"},
+                          {"metadata", {{"name", "web-1"}, {"namespace", "default"}}},
+                          {"spec",
+                           {{"resources", {{"vcpus", 1}, {"memoryMiB", 64}}},
+                            {"image", "img"},
+                            {"nodeName", "node-a"},
+                            {"networks", {{{"network", "default"}}}},
+                            {"securityGroups", {"web"}}}}},
+                         "instances");
+  ASSERT_TRUE(CachedRv(groups_.get(), "default/web", sg));
+  ASSERT_TRUE(CachedRv(instances_.get(), "default/web-1", inst));
+  // IPAM's allocation (written by the cluster IPAM reconciler in the product).
+  net = *client_->Get("networks", "default", "default");
+  auto cfg = ParseNetwork(net);
+  ASSERT_TRUE(cfg.ok());
+  AllocationTable table;
+  NicRequest req;
+  req.uid = MetaString(inst, "uid");
+  req.instance = "default/web-1";
+  auto a = Allocate(*cfg, table, req);
+  ASSERT_TRUE(a.ok());
+  net["status"]["allocations"] = AllocationsToJson(table);
+  auto u = client_->UpdateStatus("networks", "default", net);
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", *u));
+  // A tap as libvirt creates it (persistent, no guest behind it): attached to the bridge by the reconciler.
+  std::string tap = TapName(req.uid, 0);
+  ASSERT_EQ(Exec({"ip", "-n", ns_, "tuntap", "add", "dev", tap, "mode", "tap"})->exit_code, 0);
+
+  ASSERT_TRUE(ReconcileInNs("default/default").ok());
+  EXPECT_EQ(DnsmasqPid(), pid);  // hosts change: reloaded, not restarted
+  EXPECT_NE(ReadFile(files_.hosts()).find(a->mac + "," + FormatIpv4(a->ip) + ",web-1"), std::string::npos)
+      << ReadFile(files_.hosts());
+  EXPECT_NE(Ip({"link", "show", "dev", tap}).find("master " + bridge_), std::string::npos);
+
+  r = ReconcileInNs(NetworkReconciler::kFirewallKey);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::string inet = Nft("inet");
+  EXPECT_NE(inet.find("masquerade"), std::string::npos) << inet;
+  EXPECT_NE(inet.find("chain in-" + tap), std::string::npos) << inet;
+  EXPECT_NE(inet.find("tcp dport 22 return"), std::string::npos) << inet;
+  EXPECT_NE(Nft("bridge").find("chain spoof-" + tap), std::string::npos);
+  auto fwd = Exec({"ip", "netns", "exec", ns_, "cat", "/proc/sys/net/ipv4/ip_forward"});
+  EXPECT_EQ(fwd->out, "1\n");
+
+  // Rule change applies live.
+  sg = *client_->Get("securitygroups", "default", "web");
+  sg["spec"]["ingress"][0]["fromPort"] = 8080;
+  auto su = client_->Update("securitygroups", "default", sg);
+  ASSERT_TRUE(su.ok());
+  ASSERT_TRUE(CachedRv(groups_.get(), "default/web", *su));
+  ASSERT_TRUE(ReconcileInNs(NetworkReconciler::kFirewallKey).ok());
+  inet = Nft("inet");
+  EXPECT_NE(inet.find("tcp dport 8080 return"), std::string::npos) << inet;
+  EXPECT_EQ(inet.find("tcp dport 22 return"), std::string::npos) << inet;
+
+  // Drift: the bridge deleted and dnsmasq killed behind our back (it is the dnsmasq this test started).
+  ASSERT_EQ(Exec({"ip", "-n", ns_, "link", "del", bridge_})->exit_code, 0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(WaitFor([&] {
+    std::string st = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+    return st.empty() || st.find(") Z") != std::string::npos;
+  }));
+  r = ReconcileInNs("default/default");
+  ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << ReadFile(files_.log());
+  EXPECT_NE(Ip({"-4", "-o", "addr", "show", "dev", bridge_}).find("10.44.0.1/24"), std::string::npos);
+  EXPECT_NE(Ip({"link", "show", "dev", tap}).find("master " + bridge_), std::string::npos);
+  int pid2 = DnsmasqPid();
+  EXPECT_NE(pid2, pid);
+  EXPECT_EQ(::kill(pid2, 0), 0);
+  EXPECT_TRUE(PidInNs(pid2));
+
+  // Someone flushed the ruleset: restored.
+  ASSERT_EQ(Exec({"ip", "netns", "exec", ns_, "nft", "delete", "table", "inet", "stratus"})->exit_code, 0);
+  ASSERT_TRUE(ReconcileInNs(NetworkReconciler::kFirewallKey).ok());
+  EXPECT_NE(Nft("inet").find("masquerade"), std::string::npos);
+
+  // Teardown once the network is deleted and unused.
+  ASSERT_TRUE(client_->Delete("instances", "default", "web-1").ok());
+  ASSERT_TRUE(WaitFor([&] { return instances_->Get("default/web-1").is_null(); }));
+  auto d = client_->Delete("networks", "default", "default");
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", *d));
+  r = ReconcileInNs("default/default");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_NE(Exec({"ip", "-n", ns_, "link", "show", "dev", bridge_})->exit_code, 0);
+  EXPECT_TRUE(WaitFor([&] {
+    std::string st = ReadFile("/proc/" + std::to_string(pid2) + "/stat");
+    return st.empty() || st.find(") Z") != std::string::npos;
+  }));
+  ASSERT_TRUE(WaitFor([&] { return networks_->Get("default/default").is_null(); }));
+  ASSERT_TRUE(ReconcileInNs(NetworkReconciler::kFirewallKey).ok());
+  EXPECT_NE(Nft("inet").find("No such file"), std::string::npos);  // our tables are gone too
+}
+
+
+// Two guests (namespaces behind veth "taps" with the allocated MACs) get their addresses from dnsmasq by DHCP;
+// a security group that does not allow a port blocks connections to it and allowing it opens it, live.
+TEST_F(NetworkHostNsTest, GuestsGetLeasesAndSecurityGroupsFilter) {
+  if (access("/usr/bin/python3", X_OK) != 0 || !InPath("busybox")) GTEST_SKIP() << "needs python3 and busybox";
+  json net = MustCreate({{"apiVersion", "stratus.io/v1"},
+                         {"kind", "Network"},
+                         {"metadata", {{"name", "default"}, {"namespace", "default"}}},
+                         {"spec", {{"cidr", "10.44.0.0/24"}, {"mode", "nat"}}}},
+                        "networks");
+  json sg = MustCreate({{"apiVersion", "stratus.io/v1"},
+                        {"kind", "SecurityGroup"},
+                        {"metadata", {{"name", "web"}, {"namespace", "default"}}},
+                        {"spec", {{"ingress", {{{"protocol", "tcp"}, {"fromPort", 5000}, {"cidr", "0.0.0.0/0"}}}}}}},
+                       "securitygroups");
+  auto instance = [&](const std::string& name, json groups) {
+    return MustCreate({{"apiVersion", "stratus.io/v1"},
+                       {"kind", "Instance"},
+                       {"metadata", {{"name", name}, {"namespace", "default"}}},
+                       {"spec",
+                        {{"resources", {{"vcpus", 1}, {"memoryMiB", 64}}},
+                         {"image", "img"},
+                         {"nodeName", "node-a"},
+                         {"networks", {{{"network", "default"}}}},
+                         {"securityGroups", groups}}}},
+                      "instances");
+  };
+  json server = instance("server", {"web"});
+  json client = instance("client", json::array());
+  ASSERT_TRUE(CachedRv(groups_.get(), "default/web", sg));
+  ASSERT_TRUE(CachedRv(instances_.get(), "default/server", server));
+  ASSERT_TRUE(CachedRv(instances_.get(), "default/client", client));
+  // dnsmasq first runs with no hosts: the allocations below reach it by SIGHUP, as in production.
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", net));
+  auto up = ReconcileInNs("default/default");
+  ASSERT_TRUE(up.ok()) << up.status().ToString();
+  int pid = DnsmasqPid();
+  net = *client_->Get("networks", "default", "default");
+  auto cfg = ParseNetwork(net);
+  ASSERT_TRUE(cfg.ok());
+  AllocationTable table;
+  std::vector<NicAddress> addr;
+  for (const json* inst : {&server, &client}) {
+    NicRequest req;
+    req.uid = MetaString(*inst, "uid");
+    req.instance = "default/" + MetaString(*inst, "name");
+    auto a = Allocate(*cfg, table, req);
+    ASSERT_TRUE(a.ok());
+    addr.push_back(*a);
+  }
+  net["status"]["allocations"] = AllocationsToJson(table);
+  auto u = client_->UpdateStatus("networks", "default", net);
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", *u));
+
+  // Guests: a namespace each, its veth end carrying the instance's MAC; the other end is the "tap".
+  std::vector<std::string> guests;
+  for (size_t i = 0; i < 2; ++i) {
+    const json& inst = i == 0 ? server : client;
+    std::string g = ns_ + "-g" + std::to_string(i);
+    ASSERT_EQ(Exec({"ip", "netns", "add", g})->exit_code, 0);
+    guests.push_back(g);
+    guest_ns_.push_back(g);
+    std::string tap = TapName(MetaString(inst, "uid"), 0);
+    std::string peer = "gp" + std::to_string(i);
+    ASSERT_EQ(Exec({"ip", "-n", ns_, "link", "add", tap, "type", "veth", "peer", "name", peer})->exit_code, 0);
+    ASSERT_EQ(Exec({"ip", "-n", ns_, "link", "set", peer, "netns", g})->exit_code, 0);
+    ASSERT_EQ(Exec({"ip", "-n", g, "link", "set", peer, "address", addr[i].mac})->exit_code, 0);
+    ASSERT_EQ(Exec({"ip", "-n", g, "link", "set", peer, "up"})->exit_code, 0);
+    ASSERT_EQ(Exec({"ip", "-n", g, "link", "set", "lo", "up"})->exit_code, 0);
+  }
+  auto r = ReconcileInNs("default/default");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(DnsmasqPid(), pid);  // reloaded, not restarted
+  r = ReconcileInNs(NetworkReconciler::kFirewallKey);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+
+  // DHCP: each guest is offered exactly its IPAM address.
+  for (size_t i = 0; i < 2; ++i) {
+    std::string peer = "gp" + std::to_string(i);
+    auto d = Exec({"ip", "netns", "exec", guests[i], "busybox", "udhcpc", "-i", peer, "-n", "-q", "-f", "-t", "5",
+                   "-T", "1", "-s", "/bin/true"},
+                  30);
+    ASSERT_TRUE(d.ok());
+    std::string out = d->out + d->err;
+    EXPECT_NE(out.find("lease of " + FormatIpv4(addr[i].ip) + " obtained"), std::string::npos)
+        << out << "\n" << ReadFile(files_.log());
+    ASSERT_EQ(Exec({"ip", "-n", guests[i], "addr", "add", FormatIpv4(addr[i].ip) + "/24", "dev", peer})->exit_code, 0);
+  }
+  EXPECT_NE(ReadFile(files_.leases()).find(FormatIpv4(addr[0].ip)), std::string::npos);
+
+  // A listener on 5000 and 6000 in the server guest.
+  std::string py =
+      "import socket,select\n"
+      "ss=[]\n"
+      "for p in (5000,6000):\n"
+      "  s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); s.bind(('0.0.0.0',p)); "
+      "s.listen(16); ss.append(s)\n"
+      "while True:\n"
+      "  r,_,_=select.select(ss,[],[])\n"
+      "  for s in r: c,_=s.accept(); c.close()\n";
+  listener_ = testing_spawn({"ip", "netns", "exec", guests[0], "/usr/bin/python3", "-c", py});
+  ASSERT_GT(listener_, 0);
+  auto connects = [&](int port) {
+    std::string code = "import socket,sys\ntry:\n  socket.create_connection(('" + FormatIpv4(addr[0].ip) + "'," +
+                       std::to_string(port) + "),1.5).close()\nexcept Exception as e:\n  sys.exit(1)\n";
+    auto c = Exec({"ip", "netns", "exec", guests[1], "/usr/bin/python3", "-c", code}, 20);
+    return c.ok() && c->exit_code == 0;
+  };
+  ASSERT_TRUE(WaitFor([&] { return connects(5000); }, 10s)) << Nft("inet");
+  EXPECT_FALSE(connects(6000));
+
+  // Allow 6000 too: applies live.
+  sg = *client_->Get("securitygroups", "default", "web");
+  sg["spec"]["ingress"].push_back({{"protocol", "tcp"}, {"fromPort", 6000}, {"cidr", FormatIpv4(addr[1].ip) + "/32"}});
+  auto su = client_->Update("securitygroups", "default", sg);
+  ASSERT_TRUE(su.ok()) << su.status().ToString();
+  ASSERT_TRUE(CachedRv(groups_.get(), "default/web", *su));
+  ASSERT_TRUE(ReconcileInNs(NetworkReconciler::kFirewallKey).ok());
+  EXPECT_TRUE(connects(6000)) << Nft("inet");
+  EXPECT_TRUE(connects(5000));
+
+  // A spoofing guest (a source address that is not its own) is dropped at the bridge.
+  ASSERT_EQ(Exec({"ip", "-n", guests[1], "addr", "flush", "dev", "gp1"})->exit_code, 0);
+  ASSERT_EQ(Exec({"ip", "-n", guests[1], "addr", "add", "10.44.0.250/24", "dev", "gp1"})->exit_code, 0);
+  EXPECT_FALSE(connects(5000));
+}
+
+}  // namespace
+}  // namespace stratus::network

@@ -1,0 +1,378 @@
+// The node network reconciler against a real in-process API and a fake host: bridge, address and dnsmasq
+// brought up; finalizer; drift repaired (deleted bridge, killed dnsmasq, flushed ruleset); dnsmasq hosts follow
+// IPAM; the ruleset follows security groups; a network in use is not torn down; teardown; orphan bridges.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+
+#include "runtime_test_env.h"
+#include "stratus/core/object.h"
+#include "stratus/network/network.h"
+
+namespace stratus::network {
+namespace {
+
+using namespace std::chrono_literals;
+
+// An in-memory host.
+class FakeNetDev : public host::NetDev {
+ public:
+  std::map<std::string, host::LinkState> links;
+  struct Dns {
+    bool running = false;
+    int pid = 0;
+    std::string conf, hosts;
+    int starts = 0, reloads = 0;
+  };
+  std::map<std::string, Dns> dns;  // by dir
+  std::string nft;                 // the applied ruleset text
+  bool nft_tables = false;
+  int applies = 0;
+  bool forward = false, brnf = false;
+  int next_pid = 1000;
+
+  StatusOr<host::LinkState> Link(const std::string& name) override {
+    auto it = links.find(name);
+    if (it == links.end()) {
+      host::LinkState s;
+      s.name = name;
+      return s;
+    }
+    return it->second;
+  }
+  StatusOr<std::vector<std::string>> ListBridges(const std::string& prefix) override {
+    std::vector<std::string> out;
+    for (const auto& [n, l] : links) {
+      if (l.is_bridge && n.rfind(prefix, 0) == 0) out.push_back(n);
+    }
+    return out;
+  }
+  Status CreateBridge(const std::string& name, int mtu) override {
+    if (links.count(name)) return Status(Code::kAlreadyExists, name);
+    links[name] = {name, true, true, false, mtu ? mtu : 1500, "", {}};
+    return Status::Ok();
+  }
+  Status SetMtu(const std::string& name, int mtu) override {
+    if (!links.count(name)) return NotFound(name);
+    links[name].mtu = mtu;
+    return Status::Ok();
+  }
+  Status SetUp(const std::string& name) override {
+    if (!links.count(name)) return NotFound(name);
+    links[name].up = true;
+    return Status::Ok();
+  }
+  Status AddAddress(const std::string& name, const std::string& a) override {
+    if (!links.count(name)) return NotFound(name);
+    auto& v = links[name].ipv4;
+    if (std::find(v.begin(), v.end(), a) == v.end()) v.push_back(a);
+    return Status::Ok();
+  }
+  Status DeleteAddress(const std::string& name, const std::string& a) override {
+    if (!links.count(name)) return Status::Ok();
+    auto& v = links[name].ipv4;
+    v.erase(std::remove(v.begin(), v.end(), a), v.end());
+    return Status::Ok();
+  }
+  Status DeleteLink(const std::string& name) override {
+    links.erase(name);
+    for (auto& [n, l] : links) {
+      if (l.master == name) l.master = "";
+    }
+    return Status::Ok();
+  }
+  Status SetMaster(const std::string& port, const std::string& bridge) override {
+    if (!links.count(port) || !links.count(bridge)) return NotFound(port);
+    links[port].master = bridge;
+    links[port].up = true;
+    return Status::Ok();
+  }
+  Status EnsureVlan(const std::string& name, const std::string& parent, int vlan) override {
+    links[name] = {name, true, false, false, 1500, "", {}};
+    return Status::Ok();
+  }
+  StatusOr<host::DnsmasqState> Dnsmasq(const host::DnsmasqFiles& f) override {
+    auto& d = dns[f.dir];
+    return host::DnsmasqState{d.running, d.pid, d.conf, d.hosts};
+  }
+  Status StartDnsmasq(const host::DnsmasqFiles& f, const std::string& conf, const std::string& hosts) override {
+    auto& d = dns[f.dir];
+    if (d.running) return Status(Code::kAlreadyExists, "running");
+    d = {true, next_pid++, conf, hosts, d.starts + 1, d.reloads};
+    return Status::Ok();
+  }
+  Status ReloadDnsmasq(const host::DnsmasqFiles& f, const std::string& hosts) override {
+    auto& d = dns[f.dir];
+    if (!d.running) return NotFound("not running");
+    d.hosts = hosts;
+    d.reloads++;
+    return Status::Ok();
+  }
+  Status StopDnsmasq(const host::DnsmasqFiles& f) override {
+    dns[f.dir].running = false;
+    return Status::Ok();
+  }
+  Status ApplyNftables(const std::string& ruleset) override {
+    nft = ruleset;
+    nft_tables = ruleset.find("table inet stratus {") != std::string::npos;
+    applies++;
+    return Status::Ok();
+  }
+  StatusOr<std::string> ListNftTable(const std::string&, const std::string&) override {
+    return nft_tables ? std::string("table inet stratus { ... }") : std::string();
+  }
+  Status EnableIpForward() override {
+    forward = true;
+    return Status::Ok();
+  }
+  Status EnableBridgeNetfilter() override {
+    brnf = true;
+    return Status::Ok();
+  }
+};
+
+class NetworkReconcilerTest : public testing_env::LocalApiTest {
+ protected:
+  void SetUp() override {
+    LocalApiTest::SetUp();
+    for (auto [inf, plural] : {std::pair{&networks_, "networks"}, {&instances_, "instances"}, {&groups_, "securitygroups"}}) {
+      runtime::InformerOptions o;
+      o.plural = plural;
+      *inf = std::make_unique<runtime::Informer>(client_.get(), o);
+      (*inf)->Start();
+      ASSERT_TRUE((*inf)->WaitForSync(5s));
+    }
+    Options o;
+    o.node = "node-a";
+    o.state_dir = (dir_ / "net").string();
+    rec_ = std::make_unique<NetworkReconciler>(client_.get(), networks_.get(), instances_.get(), groups_.get(),
+                                               &host_, o);
+    bridge_ = BridgeName("default", "default");
+    files_.dir = o.state_dir + "/" + bridge_;
+  }
+  void TearDown() override {
+    rec_.reset();
+    for (auto* inf : {&networks_, &instances_, &groups_}) (*inf)->Stop();
+    LocalApiTest::TearDown();
+  }
+
+  static json Network(const std::string& name = "default") {
+    return {{"apiVersion", "stratus.io/v1"},
+            {"kind", "Network"},
+            {"metadata", {{"name", name}, {"namespace", "default"}}},
+            {"spec", {{"cidr", "10.44.0.0/24"}, {"mode", "nat"}}}};
+  }
+  static json Instance(const std::string& name, json groups = json::array()) {
+    return {{"apiVersion", "stratus.io/v1"},
+            {"kind", "Instance"},
+            {"metadata", {{"name", name}, {"namespace", "default"}}},
+            {"spec",
+             {{"resources", {{"vcpus", 1}, {"memoryMiB", 64}}},
+              {"image", "img"},
+              {"nodeName", "node-a"},
+              {"networks", {{{"network", "default"}}}},
+              {"securityGroups", groups}}}};
+  }
+  static json Group(const std::string& name, int port) {
+    return {{"apiVersion", "stratus.io/v1"},
+            {"kind", "SecurityGroup"},
+            {"metadata", {{"name", name}, {"namespace", "default"}}},
+            {"spec", {{"ingress", {{{"protocol", "tcp"}, {"fromPort", port}, {"cidr", "0.0.0.0/0"}}}}}}};
+  }
+
+  // Waits until the informer `inf` shows `pred` for `key`.
+  bool Cached(runtime::Informer* inf, const std::string& key, const std::function<bool(const json&)>& pred) {
+    return WaitFor([&] { return pred(inf->Get(key)); });
+  }
+  bool CachedRv(runtime::Informer* inf, const std::string& key, const json& obj) {
+    uint64_t rv = ResourceVersionOf(obj);
+    return Cached(inf, key, [&](const json& o) { return !o.is_null() && ResourceVersionOf(o) >= rv; });
+  }
+
+  json Get(const std::string& plural, const std::string& name) {
+    auto r = client_->Get(plural, "default", name);
+    return r.ok() ? *r : json();
+  }
+
+  // Writes status.allocations as the cluster IPAM reconciler will.
+  void Allocate(const json& inst) {
+    json net = Get("networks", "default");
+    auto cfg = ParseNetwork(net);
+    ASSERT_TRUE(cfg.ok());
+    json prior = net.contains("status") && net["status"].is_object() ? net["status"].value("allocations", json()) : json();
+    auto table = AllocationsFromJson(prior);
+    ASSERT_TRUE(table.ok());
+    NicRequest r;
+    r.uid = MetaString(inst, "uid");
+    r.instance = "default/" + MetaString(inst, "name");
+    ASSERT_TRUE(network::Allocate(*cfg, *table, r).ok());
+    net["status"]["allocations"] = AllocationsToJson(*table);
+    auto u = client_->UpdateStatus("networks", "default", net);
+    ASSERT_TRUE(u.ok()) << u.status().ToString();
+    ASSERT_TRUE(CachedRv(networks_.get(), "default/default", *u));
+  }
+
+  bool HasEvent(const std::string& reason) {
+    auto l = client_->List("events", "default", {});
+    if (!l.ok()) return false;
+    for (const auto& e : (*l)["items"]) {
+      if (e.value("reason", "") == reason) return true;
+    }
+    return false;
+  }
+
+  FakeNetDev host_;
+  std::unique_ptr<runtime::Informer> networks_, instances_, groups_;
+  std::unique_ptr<NetworkReconciler> rec_;
+  std::string bridge_;
+  host::DnsmasqFiles files_;
+};
+
+TEST_F(NetworkReconcilerTest, BringsUpRepairsAndTearsDown) {
+  json net = MustCreate(Network(), "networks");
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", net));
+  auto r = rec_->Reconcile("default/default");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GT(r->requeue_after.count(), 0);  // periodic drift check
+
+  ASSERT_TRUE(host_.links.count(bridge_));
+  EXPECT_TRUE(host_.links[bridge_].up);
+  EXPECT_EQ(host_.links[bridge_].ipv4, std::vector<std::string>{"10.44.0.1/24"});
+  ASSERT_TRUE(host_.dns[files_.dir].running);
+  EXPECT_NE(host_.dns[files_.dir].conf.find("interface=" + bridge_), std::string::npos);
+
+  net = Get("networks", "default");
+  EXPECT_EQ(net["metadata"]["finalizers"], json::array({kNetworkFinalizer}));
+  EXPECT_EQ(net["status"]["phase"], "Ready");
+  EXPECT_EQ(net["status"]["bridge"], bridge_);
+  EXPECT_EQ(net["status"]["gateway"], "10.44.0.1");
+  EXPECT_TRUE(runtime::IsConditionTrue(net, "Ready"));
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", net));
+
+  // Converged: nothing changes.
+  int starts = host_.dns[files_.dir].starts;
+  ASSERT_TRUE(rec_->Reconcile("default/default").ok());
+  EXPECT_EQ(host_.dns[files_.dir].starts, starts);
+  EXPECT_FALSE(HasEvent("Repaired"));
+
+  // Drift: the bridge deleted and dnsmasq killed behind our back.
+  host_.DeleteLink(bridge_);
+  host_.dns[files_.dir].running = false;
+  ASSERT_TRUE(rec_->Reconcile("default/default").ok());
+  ASSERT_TRUE(host_.links.count(bridge_));
+  EXPECT_EQ(host_.links[bridge_].ipv4, std::vector<std::string>{"10.44.0.1/24"});
+  EXPECT_TRUE(host_.dns[files_.dir].running);
+  EXPECT_EQ(host_.dns[files_.dir].starts, starts + 1);
+  EXPECT_TRUE(HasEvent("Repaired"));
+
+  // An instance on this node: its tap is attached, IPAM's allocation reaches dnsmasq by reload.
+  json inst = MustCreate(Instance("web-1"), "instances");
+  ASSERT_TRUE(CachedRv(instances_.get(), "default/web-1", inst));
+  std::string tap = TapName(MetaString(inst, "uid"), 0);
+  host_.links[tap] = {tap, true, false, true, 1500, "", {}};
+  Allocate(inst);
+  ASSERT_TRUE(rec_->Reconcile("default/default").ok());
+  EXPECT_EQ(host_.links[tap].master, bridge_);
+  EXPECT_EQ(host_.dns[files_.dir].reloads, 1);
+  EXPECT_NE(host_.dns[files_.dir].hosts.find(",web-1"), std::string::npos) << host_.dns[files_.dir].hosts;
+
+  // Deleting a network in use waits, with a clear condition.
+  ASSERT_TRUE(client_->Delete("networks", "default", "default").ok());
+  ASSERT_TRUE(Cached(networks_.get(), "default/default",
+                     [](const json& o) { return !MetaString(o, "deletionTimestamp").empty(); }));
+  r = rec_->Reconcile("default/default");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(host_.links.count(bridge_));
+  net = Get("networks", "default");
+  json cond = runtime::GetCondition(net, "Ready");
+  EXPECT_EQ(cond.value("reason", ""), "InUse");
+  EXPECT_NE(cond.value("message", "").find("web-1"), std::string::npos) << cond.dump();
+
+  // Once the instance is gone, teardown and the finalizer goes: the object disappears.
+  ASSERT_TRUE(client_->Delete("instances", "default", "web-1").ok());
+  ASSERT_TRUE(Cached(instances_.get(), "default/web-1", [](const json& o) { return o.is_null(); }));
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", net));
+  r = rec_->Reconcile("default/default");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(host_.links.count(bridge_));
+  EXPECT_FALSE(host_.dns[files_.dir].running);
+  EXPECT_EQ(client_->Get("networks", "default", "default").status().code(), Code::kNotFound);
+}
+
+TEST_F(NetworkReconcilerTest, InvalidSpecIsReported) {
+  json bad = Network();
+  bad["spec"]["cidr"] = "10.44.0.0/31";
+  json net = MustCreate(bad, "networks");
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", net));
+  ASSERT_TRUE(rec_->Reconcile("default/default").ok());
+  net = Get("networks", "default");
+  EXPECT_EQ(net["status"]["phase"], "Failed");
+  EXPECT_EQ(runtime::GetCondition(net, "Ready").value("reason", ""), "InvalidSpec");
+  EXPECT_TRUE(host_.links.empty());
+}
+
+TEST_F(NetworkReconcilerTest, RulesetFollowsSecurityGroups) {
+  json net = MustCreate(Network(), "networks");
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", net));
+  json sg = MustCreate(Group("web", 22), "securitygroups");
+  json inst = MustCreate(Instance("web-1", {"web"}), "instances");
+  ASSERT_TRUE(CachedRv(groups_.get(), "default/web", sg));
+  ASSERT_TRUE(CachedRv(instances_.get(), "default/web-1", inst));
+  Allocate(inst);
+  std::string tap = TapName(MetaString(inst, "uid"), 0);
+
+  ASSERT_TRUE(rec_->Reconcile(NetworkReconciler::kFirewallKey).ok());
+  EXPECT_TRUE(host_.forward);
+  EXPECT_TRUE(host_.brnf);
+  EXPECT_NE(host_.nft.find("chain in-" + tap), std::string::npos) << host_.nft;
+  EXPECT_NE(host_.nft.find("tcp dport 22 return"), std::string::npos);
+  EXPECT_NE(host_.nft.find("masquerade"), std::string::npos);
+  int applies = host_.applies;
+
+  // Unchanged: not re-applied.
+  ASSERT_TRUE(rec_->Reconcile(NetworkReconciler::kFirewallKey).ok());
+  EXPECT_EQ(host_.applies, applies);
+
+  // A rule change applies live.
+  sg["spec"]["ingress"][0]["fromPort"] = 80;
+  auto u = client_->Update("securitygroups", "default", sg);
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  ASSERT_TRUE(CachedRv(groups_.get(), "default/web", *u));
+  ASSERT_TRUE(rec_->Reconcile(NetworkReconciler::kFirewallKey).ok());
+  EXPECT_EQ(host_.applies, applies + 1);
+  EXPECT_NE(host_.nft.find("tcp dport 80 return"), std::string::npos);
+  EXPECT_EQ(host_.nft.find("tcp dport 22 return"), std::string::npos);
+
+  // Someone flushed the ruleset: restored.
+  host_.nft_tables = false;
+  ASSERT_TRUE(rec_->Reconcile(NetworkReconciler::kFirewallKey).ok());
+  EXPECT_EQ(host_.applies, applies + 2);
+  EXPECT_TRUE(host_.nft_tables);
+}
+
+TEST_F(NetworkReconcilerTest, OrphanBridgesAreRemoved) {
+  json net = MustCreate(Network(), "networks");
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", net));
+  ASSERT_TRUE(rec_->Reconcile("default/default").ok());
+  host_.links["st-000000000000"] = {"st-000000000000", true, true, true, 1500, "", {}};
+  host_.links["br0"] = {"br0", true, true, true, 1500, "", {}};  // not ours
+  ASSERT_TRUE(rec_->Reconcile(NetworkReconciler::kFirewallKey).ok());
+  EXPECT_FALSE(host_.links.count("st-000000000000"));
+  EXPECT_TRUE(host_.links.count("br0"));
+  EXPECT_TRUE(host_.links.count(bridge_));
+}
+
+TEST_F(NetworkReconcilerTest, WatchMappings) {
+  json inst = Instance("web-1");
+  inst["spec"]["networks"] = {{{"network", "a"}}, {{"network", "b"}}, {{"network", "a"}}};
+  EXPECT_EQ(NetworkReconciler::InstanceKeys("default/web-1", inst),
+            (std::vector<std::string>{"default/a", "default/b", NetworkReconciler::kFirewallKey}));
+  EXPECT_EQ(NetworkReconciler::NetworkKeys("default/x", json()),
+            (std::vector<std::string>{"default/x", NetworkReconciler::kFirewallKey}));
+  EXPECT_EQ(NetworkReconciler::SecurityGroupKeys("default/g", json()),
+            std::vector<std::string>{NetworkReconciler::kFirewallKey});
+}
+
+}  // namespace
+}  // namespace stratus::network
