@@ -5,43 +5,19 @@
 
 #include <filesystem>
 
-#include "stratus/apiserver/registry.h"
-#include "stratus/apiserver/sqlite_store.h"
+#include "registry_env.h"
 
 namespace stratus {
 namespace {
 
-class RegistryTest : public ::testing::Test {
+class RegistryTest : public RegistryEnv {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("stratus-reg-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    SqliteStoreOptions o;
-    o.path = (dir_ / "s.db").string();
-    o.synchronous_full = false;
-    store_ = std::move(OpenSqliteStore(o)).value();
-    reg_ = std::make_unique<Registry>(store_.get(), &SchemaRegistry::Builtin());
-    ASSERT_TRUE(reg_->Bootstrap().ok());
-  }
-  void TearDown() override {
-    reg_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  const ResourceInfo& R(const char* kind) { return *FindByKind(kind); }
   static json Volume(const std::string& name, const std::string& size = "1Gi") {
     return {{"apiVersion", "stratus.io/v1"},
             {"kind", "Volume"},
             {"metadata", {{"name", name}}},
             {"spec", {{"size", size}}}};
   }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Registry> reg_;
 };
 
 TEST_F(RegistryTest, CreateSetsServerFieldsAndDefaults) {

@@ -8,10 +8,9 @@
 
 #include "stratus/agent/agent.h"
 #include "stratus/apiserver/admission.h"
-#include "stratus/apiserver/registry.h"
-#include "stratus/apiserver/sqlite_store.h"
 #include "stratus/placement/placement.h"
 #include "stratus/volume/volume.h"
+#include "registry_env.h"
 
 namespace stratus::volume {
 namespace {
@@ -269,28 +268,7 @@ TEST(AdmissionTest, InstanceImageAndRootDisk) {
   EXPECT_EQ(AdmitUpdate(R("Instance"), cur, other).causes()[0].field, "spec.image");
 }
 
-class AdmissionStoreTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("stratus-adm-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    SqliteStoreOptions o;
-    o.path = (dir_ / "s.db").string();
-    o.synchronous_full = false;
-    store_ = std::move(OpenSqliteStore(o)).value();
-    reg_ = std::make_unique<Registry>(store_.get(), &SchemaRegistry::Builtin());
-    ASSERT_TRUE(reg_->Bootstrap().ok());
-  }
-  void TearDown() override {
-    reg_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  std::filesystem::path dir_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Registry> reg_;
-};
+using AdmissionStoreTest = RegistryEnv;
 
 TEST_F(AdmissionStoreTest, AttachedVolumeCannotBeDeletedUntilDetached) {
   json vol = {{"apiVersion", "stratus.io/v1"}, {"kind", "Volume"}, {"metadata", {{"name", "data"}}}, {"spec", {{"size", "1Gi"}}}};

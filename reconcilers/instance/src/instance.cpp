@@ -350,13 +350,8 @@ StatusOr<Result> InstanceReconciler::Teardown(json inst, const std::string& key)
   std::error_code ec;
   fs::remove_all(fs::path(ConsoleLogPath(opts_.data_dir, ns, name)).parent_path(), ec);
   // Drop our finalizer; the API server removes the object when none remain.
-  json fins = json::array();
-  for (const auto& f : inst["metadata"].value("finalizers", json::array())) {
-    if (f != kFinalizer) fins.push_back(f);
-  }
-  auto p = client_->Patch("instances", ns, name,
-                          {{"metadata", {{"finalizers", fins}, {"resourceVersion", MetaString(inst, "resourceVersion")}}}});
-  if (!p.ok() && p.status().code() != Code::kNotFound) return p.status();
+  Status rf = runtime::RemoveFinalizer(client_, "instances", inst, kFinalizer);
+  if (!rf.ok()) return rf;
   events_.Record(inst, "Normal", "Deleted", "domain " + dom + " destroyed and undefined on node " + opts_.node);
   spdlog::info("instance torn down: instance={} domain={}", key, dom);
   std::lock_guard lock(mu_);
@@ -371,22 +366,13 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
   if (inst.is_null()) return Result::Done();  // our finalizer means deletions are handled while the object exists
   if (inst["spec"].value("nodeName", "") != opts_.node) return Result::Done();
   if (!MetaString(inst, "deletionTimestamp").empty()) {
-    bool ours = false;
-    for (const auto& f : inst["metadata"].value("finalizers", json::array())) ours |= f == kFinalizer;
-    if (!ours) return Result::Done();
+    if (!runtime::HasFinalizer(inst, kFinalizer)) return Result::Done();
     return Teardown(inst, key);
   }
   // 1. Our finalizer first, so nothing we create can outlive the object.
-  bool has_fin = false;
-  json fins = inst["metadata"].value("finalizers", json::array());
-  for (const auto& f : fins) has_fin |= f == kFinalizer;
-  if (!has_fin) {
-    fins.push_back(kFinalizer);
-    auto p = client_->Patch("instances", ns, name,
-                            {{"metadata", {{"finalizers", fins}, {"resourceVersion", MetaString(inst, "resourceVersion")}}}});
-    if (!p.ok()) return p.status();
-    inst = *p;
-  }
+  auto fin = runtime::AddFinalizer(client_, "instances", inst, kFinalizer);
+  if (!fin.ok()) return fin.status();
+  inst = *fin;
   json desired = inst;
   desired["status"]["nodeName"] = opts_.node;
   auto write_status = [&]() -> Status {

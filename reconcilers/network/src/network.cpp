@@ -11,15 +11,6 @@ namespace stratus::network {
 
 namespace {
 
-bool HasFinalizer(const json& obj) {
-  const json& md = obj["metadata"];
-  if (!md.contains("finalizers") || !md["finalizers"].is_array()) return false;
-  for (const auto& f : md["finalizers"]) {
-    if (f == kNetworkFinalizer) return true;
-  }
-  return false;
-}
-
 // The networks an Instance names: (index, network name).
 std::vector<std::pair<int, std::string>> NicsOf(const json& inst) {
   std::vector<std::pair<int, std::string>> out;
@@ -251,27 +242,19 @@ StatusOr<runtime::Result> NetworkReconciler::ReconcileNetwork(const std::string&
       return s;
     }
     brought_up_.erase(key);
-    if (HasFinalizer(obj)) {
-      json fins = json::array();
-      for (const auto& f : obj["metadata"].value("finalizers", json::array())) {
-        if (f != kNetworkFinalizer) fins.push_back(f);
-      }
-      auto p = client_->Patch("networks", ns, name,
-                              {{"metadata", {{"finalizers", fins}, {"resourceVersion", MetaString(obj, "resourceVersion")}}}});
-      if (!p.ok() && p.status().code() != Code::kNotFound) return p.status();
+    if (runtime::HasFinalizer(obj, kNetworkFinalizer)) {
+      Status rf = runtime::RemoveFinalizer(client_, "networks", obj, kNetworkFinalizer);
+      if (!rf.ok()) return rf;
       events_.Record(obj, "Normal", "TornDown", "bridge " + bridge + " and dnsmasq removed from node " + opts_.node);
     }
     spdlog::info("network torn down: network={} bridge={} node={}", key, bridge, opts_.node);
     return runtime::Result::Done();
   }
 
-  if (!HasFinalizer(obj)) {
-    json fins = obj["metadata"].value("finalizers", json::array());
-    fins.push_back(kNetworkFinalizer);
-    auto p = client_->Patch("networks", ns, name,
-                            {{"metadata", {{"finalizers", fins}, {"resourceVersion", MetaString(obj, "resourceVersion")}}}});
-    if (!p.ok()) return p.status();
-    obj = *p;
+  {
+    auto fin = runtime::AddFinalizer(client_, "networks", obj, kNetworkFinalizer);
+    if (!fin.ok()) return fin.status();
+    obj = *fin;
   }
 
   auto cfg = ParseNetwork(obj);

@@ -126,6 +126,41 @@ bool IsConditionTrue(const json& obj, const std::string& type) {
   return c.is_object() && c.contains("status") && c["status"] == "True";
 }
 
+bool HasFinalizer(const json& obj, const std::string& finalizer) {
+  if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].contains("finalizers")) return false;
+  const json& fins = obj["metadata"]["finalizers"];
+  if (!fins.is_array()) return false;
+  for (const auto& f : fins) {
+    if (f == finalizer) return true;
+  }
+  return false;
+}
+
+namespace {
+StatusOr<json> PatchFinalizers(ApiClient* client, const std::string& plural, const json& obj, const json& fins) {
+  return client->Patch(plural, MetaString(obj, "namespace"), MetaString(obj, "name"),
+                       {{"metadata", {{"finalizers", fins}, {"resourceVersion", MetaString(obj, "resourceVersion")}}}});
+}
+}  // namespace
+
+StatusOr<json> AddFinalizer(ApiClient* client, const std::string& plural, const json& obj,
+                            const std::string& finalizer) {
+  if (HasFinalizer(obj, finalizer)) return obj;
+  json fins = obj["metadata"].value("finalizers", json::array());
+  fins.push_back(finalizer);
+  return PatchFinalizers(client, plural, obj, fins);
+}
+
+Status RemoveFinalizer(ApiClient* client, const std::string& plural, const json& obj, const std::string& finalizer) {
+  json fins = json::array();
+  for (const auto& f : obj["metadata"].value("finalizers", json::array())) {
+    if (f != finalizer) fins.push_back(f);
+  }
+  auto p = PatchFinalizers(client, plural, obj, fins);
+  if (!p.ok() && p.status().code() != Code::kNotFound) return p.status();
+  return Status::Ok();
+}
+
 StatusOr<json> UpdateStatusIfChanged(ApiClient* client, const std::string& plural, const json& current,
                                      const json& desired) {
   static const json kNull;

@@ -12,13 +12,6 @@ using runtime::Result;
 
 namespace {
 
-bool HasFinalizer(const json& obj) {
-  for (const auto& f : obj["metadata"].value("finalizers", json::array())) {
-    if (f == kFinalizer) return true;
-  }
-  return false;
-}
-
 std::string StatusString(const json& obj, const char* field) {
   return obj.contains("status") && obj["status"].is_object() ? obj["status"].value(field, "") : "";
 }
@@ -101,17 +94,12 @@ StatusOr<Result> VolumeReconciler::Delete(const json& vol, const std::string& ke
       return s;
     }
   }
-  json fins = json::array();
-  for (const auto& f : vol["metadata"].value("finalizers", json::array())) {
-    if (f != kFinalizer) fins.push_back(f);
-  }
   {
     std::lock_guard lock(mu_);
     made_.erase(StorageName(vol));
   }
-  auto p = client_->Patch("volumes", ns, name,
-                          {{"metadata", {{"finalizers", fins}, {"resourceVersion", MetaString(vol, "resourceVersion")}}}});
-  if (!p.ok() && p.status().code() != Code::kNotFound) return p.status();
+  Status rf = runtime::RemoveFinalizer(client_, "volumes", vol, kFinalizer);
+  if (!rf.ok()) return rf;
   spdlog::info("volume deleted: volume={} node={}", key, opts_.node);
   return Result::Done();
 }
@@ -241,7 +229,7 @@ StatusOr<Result> VolumeReconciler::Reconcile(const std::string& key) {
   if (vol["spec"].value("nodeName", "") != opts_.node) return Result::Done();
   auto [ns, name] = runtime::SplitKey(key);
   if (!MetaString(vol, "deletionTimestamp").empty()) {
-    if (!HasFinalizer(vol)) return Result::Done();
+    if (!runtime::HasFinalizer(vol, kFinalizer)) return Result::Done();
     return Delete(vol, key);
   }
   json desired = vol;
@@ -264,13 +252,10 @@ StatusOr<Result> VolumeReconciler::Reconcile(const std::string& key) {
     return Result::Done();
   }
   const PoolConfig& pool = pit->second;
-  if (!HasFinalizer(vol)) {
-    json fins = vol["metadata"].value("finalizers", json::array());
-    fins.push_back(kFinalizer);
-    auto p = client_->Patch("volumes", ns, name,
-                            {{"metadata", {{"finalizers", fins}, {"resourceVersion", MetaString(vol, "resourceVersion")}}}});
-    if (!p.ok()) return p.status();
-    vol = *p;
+  if (!runtime::HasFinalizer(vol, kFinalizer)) {
+    auto fin = runtime::AddFinalizer(client_, "volumes", vol, kFinalizer);
+    if (!fin.ok()) return fin.status();
+    vol = *fin;
     desired = vol;
   }
 

@@ -20,6 +20,13 @@ bool RemoveCondition(json& obj, const std::string& type);
 json GetCondition(const json& obj, const std::string& type);
 bool IsConditionTrue(const json& obj, const std::string& type);
 
+// Finalizers. Both writes pin obj's resourceVersion (a stale cache gets 409 and the reconcile runs again).
+bool HasFinalizer(const json& obj, const std::string& finalizer);
+// Adds `finalizer` when missing; returns the stored object (`obj` itself when nothing changed).
+StatusOr<json> AddFinalizer(ApiClient* client, const std::string& plural, const json& obj, const std::string& finalizer);
+// Removes `finalizer`; an object already gone counts as done.
+Status RemoveFinalizer(ApiClient* client, const std::string& plural, const json& obj, const std::string& finalizer);
+
 // Writes `desired["status"]` through the status subresource when it differs from `current["status"]`.
 // Returns the stored object (or `current` when nothing changed).
 StatusOr<json> UpdateStatusIfChanged(ApiClient* client, const std::string& plural, const json& current,
