@@ -56,8 +56,8 @@ fi
 LV_PID="$(pid_of_file /run/libvirtd.pid)"
 if alive "$LV_PID" libvirtd && answers; then
   log "libvirtd already running (pid $LV_PID)"
-  if [ -n "$NETNS" ] && [ -e "/run/netns/$NETNS" ] &&
-     [ "$(stat -L -c %i "/proc/$LV_PID/ns/net")" != "$(stat -L -c %i "/run/netns/$NETNS")" ]; then
+  if [ -n "$NETNS" ] && { [ ! -e "/run/netns/$NETNS" ] ||
+     [ "$(stat -L -c %i "/proc/$LV_PID/ns/net")" != "$(stat -L -c %i "/run/netns/$NETNS")" ]; }; then
     die "the running libvirtd (pid $LV_PID) is not in network namespace $NETNS; stop it first"
   fi
 else

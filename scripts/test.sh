@@ -7,8 +7,10 @@ BUILD="${BUILD_DIR:-$ROOT/build}"
 "$ROOT/scripts/install-deps.sh"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
-# libvirtd/virtlogd for the end-to-end tests; stop exactly what we started.
+# libvirtd/virtlogd for the end-to-end tests, inside a network namespace of their own (the e2e binary joins it:
+# bridges, dnsmasq, taps and the guests' private addresses stay there); stop exactly what we started.
 export STRATUS_LIBVIRT_PIDFILE="${STRATUS_LIBVIRT_PIDFILE:-$BUILD/libvirt.pids}"
+export STRATUS_NETNS="${STRATUS_NETNS:-stratus-e2e}"
 trap '"$ROOT/scripts/libvirt-down.sh" || true' EXIT
 "$ROOT/scripts/libvirt-up.sh" >/dev/null
 export STRATUS_GUEST_DIR="${STRATUS_GUEST_DIR:-$BUILD/guest}"

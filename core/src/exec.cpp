@@ -14,6 +14,33 @@ extern char** environ;
 
 namespace stratus {
 
+StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd) {
+  if (argv.empty()) return BadRequest("empty command");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int sig : {SIGHUP, SIGINT, SIGTERM, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2}) sigaddset(&defaults, sig);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return Internal("cannot run " + argv[0] + ": " + strerror(rc));
+  return pid;
+}
+
 StatusOr<ExecResult> Exec(const std::vector<std::string>& argv, int timeout_seconds) {
   if (argv.empty()) return BadRequest("empty command");
   int out_pipe[2], err_pipe[2];
@@ -23,24 +50,15 @@ StatusOr<ExecResult> Exec(const std::vector<std::string>& argv, int timeout_seco
     close(out_pipe[1]);
     return Internal("pipe: " + std::string(strerror(errno)));
   }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
+  auto spawned = Spawn(argv, out_pipe[1], err_pipe[1]);
   close(out_pipe[1]);
   close(err_pipe[1]);
-  if (rc != 0) {
+  if (!spawned.ok()) {
     close(out_pipe[0]);
     close(err_pipe[0]);
-    return Internal("cannot run " + argv[0] + ": " + strerror(rc));
+    return spawned.status();
   }
+  pid_t pid = *spawned;
   ExecResult res;
   constexpr size_t kCap = 4 << 20;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);

@@ -227,13 +227,39 @@ for ev in /sys/class/input/event*; do
   fi
 done
 
-# Network: DHCP on every ethernet interface (non-fatal, short timeout)
+# Network: DHCP on every ethernet interface. A first short try; when it gets no lease (the node's dnsmasq may
+# learn this MAC a moment later) say so and keep asking in the background until a lease comes.
 ip link set lo up
 for n in /sys/class/net/*; do
   n="${n##*/}"; [ "$n" = lo ] && continue
   ip link set "$n" up
-  udhcpc -i "$n" -n -q -t 3 -T 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 ||
+  if ! udhcpc -i "$n" -n -q -t 3 -T 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1; then
     echo "STRATUS-NET $n no-lease mac=$(cat /sys/class/net/$n/address)"
+    udhcpc -i "$n" -q -t 5 -T 1 -A 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 &
+  fi
+done
+
+# Network test services, from the kernel command line:
+#   stratus.listen=PORT              serve "STRATUS-PEER <hostname>" over HTTP on PORT (busybox httpd)
+#   stratus.probe=IP:PORT[,IP:PORT]  every second, GET http://IP:PORT/ with nc (2 s timeout) and print
+#                                    "STRATUS-PROBE IP:PORT open <reply>" or "STRATUS-PROBE IP:PORT closed"
+#                                    whenever the answer changes (the last such line is the current state)
+LISTEN="$(param stratus.listen)"
+if [ -n "$LISTEN" ]; then
+  mkdir -p /www && echo "STRATUS-PEER $(hostname)" >/www/index.html
+  if httpd -p "$LISTEN" -h /www; then echo "STRATUS-LISTEN $LISTEN"; else echo "STRATUS-WARN httpd on $LISTEN failed"; fi
+fi
+for target in $(param stratus.probe | tr ',' ' '); do
+  (last=""
+   while :; do
+     # busybox nc, not wget: the static busybox's wget crashes without NSS files in this initramfs
+     body="$(printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 "${target%:*}" "${target##*:}" 2>/dev/null |
+       tr -d '\r' | grep '^STRATUS-PEER ' | tail -n 1)"
+     if [ -n "$body" ]; then now="open $body"; else now=closed; fi
+     [ "$now" = "$last" ] || echo "STRATUS-PROBE $target $now"
+     last="$now"
+     sleep 1
+   done) &
 done
 
 # Root disk: /dev/vda with ext4 holding /stratus-init.sh

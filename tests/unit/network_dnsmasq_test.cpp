@@ -117,5 +117,20 @@ TEST(DnsmasqTest, ParsesLeases) {
   EXPECT_EQ(leases[1].hostname, "");
 }
 
+TEST(DnsmasqTest, LeaseConfirmsOnlyTheSameMacAndAddressWhileValid) {
+  auto leases = ParseLeases(
+      "1700000000 52:54:00:0a:00:01 10.44.0.10 web-1 *\n"
+      "0 52:54:00:00:00:02 10.44.0.20 * *\n");
+  const int64_t before = 1699999999, after = 1700000001;
+  EXPECT_TRUE(LeaseConfirms(leases, "52:54:00:0a:00:01", "10.44.0.10", before));
+  EXPECT_TRUE(LeaseConfirms(leases, "52:54:00:0A:00:01", "10.44.0.10", before)) << "MACs compare case-insensitively";
+  EXPECT_FALSE(LeaseConfirms(leases, "52:54:00:0a:00:01", "10.44.0.10", after)) << "expired";
+  EXPECT_TRUE(LeaseConfirms(leases, "52:54:00:00:00:02", "10.44.0.20", after)) << "0 is an infinite lease";
+  EXPECT_FALSE(LeaseConfirms(leases, "52:54:00:0a:00:01", "10.44.0.20", before)) << "another MAC holds it";
+  EXPECT_FALSE(LeaseConfirms(leases, "52:54:00:00:00:02", "10.44.0.21", before)) << "the guest took another address";
+  EXPECT_FALSE(LeaseConfirms(leases, "not-a-mac", "10.44.0.10", before));
+  EXPECT_FALSE(LeaseConfirms({}, "52:54:00:0a:00:01", "10.44.0.10", before)) << "no lease file yet";
+}
+
 }  // namespace
 }  // namespace stratus::network

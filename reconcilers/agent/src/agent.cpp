@@ -310,6 +310,7 @@ Status NodeAgent::Start() {
     network::Options nopt;
     nopt.node = m.opts.node;
     nopt.state_dir = (fs::path(m.opts.data_dir) / "networks").string();
+    iopt.network_state_dir = nopt.state_dir;  // leases confirm instance addresses
     m.net_rec = std::make_unique<network::NetworkReconciler>(m.client, m.networks.get(), m.all_instances.get(),
                                                              m.groups.get(), m.netdev.get(), nopt);
     m.net_ctl = std::make_unique<runtime::Controller>(m.net_rec.get(), 1);

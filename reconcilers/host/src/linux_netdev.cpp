@@ -13,7 +13,6 @@
 #include <netlink/route/link/vlan.h>
 #include <nftables/libnftables.h>
 #include <signal.h>
-#include <spawn.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -29,9 +28,9 @@
 #include <sstream>
 #include <thread>
 
+#include "stratus/core/exec.h"
 #include "stratus/host/netdev.h"
 
-extern char** environ;
 
 namespace stratus::host {
 
@@ -435,20 +434,10 @@ class LinuxNetDev : public NetDev {
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return Internal("cannot open " + log + ": " + std::strerror(errno));
     size_t log_start = static_cast<size_t>(::lseek(fd, 0, SEEK_END));
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, fd, 2);
-    std::vector<std::string> argv = {dnsmasq_, "--conf-file=" + files.conf()};
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    pid_t pid = 0;
-    int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
+    auto spawned = Spawn({dnsmasq_, "--conf-file=" + files.conf()}, fd, fd);
     ::close(fd);
-    if (rc != 0) return Internal("cannot run " + dnsmasq_ + ": " + std::strerror(rc));
+    if (!spawned.ok()) return spawned.status();
+    pid_t pid = *spawned;
     int status = 0;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
     pid_t w = 0;

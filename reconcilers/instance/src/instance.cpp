@@ -2,11 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "stratus/core/object.h"
 #include "stratus/core/quantity.h"
 #include "stratus/image/image.h"
+#include "stratus/network/dnsmasq.h"
 #include "stratus/network/plan.h"
 #include "stratus/volume/volume.h"
 
@@ -235,7 +239,17 @@ void InstanceReconciler::ResolveNics(const json& inst, Resolved* r, std::vector<
     nic.bridge = network::BridgeName(ns, net_name);
     nic.tap = network::TapName(uid, static_cast<int>(i));
     r->nics.push_back(nic);
-    r->addresses.push_back({{"network", net_name}, {"ip", ip}, {"mac", mac}});
+    json addr = {{"network", net_name}, {"ip", ip}, {"mac", mac}, {"interface", nic.tap}};
+    if (!opts_.network_state_dir.empty()) {
+      // dnsmasq owns the lease file; a missing or unreadable one simply confirms nothing yet.
+      host::DnsmasqFiles files{opts_.network_state_dir + "/" + nic.bridge};
+      std::ifstream f(files.leases());
+      std::stringstream text;
+      text << f.rdbuf();
+      addr["leased"] = network::LeaseConfirms(network::ParseLeases(text.str()), mac, ip,
+                                              static_cast<int64_t>(std::time(nullptr)));
+    }
+    r->addresses.push_back(std::move(addr));
   }
 }
 
@@ -632,6 +646,12 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
   }
   Status s = write_status();
   if (!s.ok()) return s;
+  if (desired["status"].value("phase", "") == "Running") {
+    for (const auto& a : r.addresses) {
+      // The guest asks for its lease shortly after boot: look again soon rather than at the next resync.
+      if (!a.value("leased", true)) return Result::After(std::min<std::chrono::milliseconds>(opts_.lease_poll, opts_.resync));
+    }
+  }
   return next;
 }
 

@@ -144,4 +144,13 @@ std::vector<Lease> ParseLeases(const std::string& text) {
   return out;
 }
 
+bool LeaseConfirms(const std::vector<Lease>& leases, const std::string& mac, const std::string& ip, int64_t now) {
+  auto want = NormalizeMac(mac);
+  if (!want.ok()) return false;
+  for (const auto& l : leases) {
+    if (l.mac == *want && l.ip == ip && (l.expiry == 0 || l.expiry > now)) return true;
+  }
+  return false;
+}
+
 }  // namespace stratus::network

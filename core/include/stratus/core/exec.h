@@ -2,6 +2,8 @@
 // be interpreted as shell syntax.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -14,6 +16,12 @@ struct ExecResult {
   std::string out;
   std::string err;
 };
+
+// Starts argv[0] (searched in PATH) with stdin from /dev/null and stdout/stderr on `out_fd`/`err_fd`, an empty
+// signal mask and default signal dispositions (the caller's blocked SIGTERM/SIGINT must not leak into daemons
+// such as dnsmasq, or they could never be stopped gracefully). Returns the child's pid; the caller reaps it.
+// kInternal when it cannot be started.
+StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd);
 
 // Runs argv[0] (searched in PATH) with the arguments, waits at most `timeout_seconds` (then kills it), and
 // returns its exit code and output (each capped at 4 MiB). kInternal when it cannot be started.

@@ -25,6 +25,11 @@ struct Options {
   std::string virt_type = "qemu";
   std::chrono::seconds shutdown_timeout{30};  // graceful shutdown, then force
   std::chrono::seconds resync{10};            // drift check period
+  // The node network reconciler's state dir (dnsmasq files in <dir>/<bridge>/): when set, each address in
+  // status.addresses says whether the node's dnsmasq has leased it to the NIC's MAC (`leased`), and an instance
+  // whose guest has not taken every address yet is looked at again every `lease_poll`.
+  std::string network_state_dir;
+  std::chrono::milliseconds lease_poll{2000};
 };
 
 // libvirt domain name of an Instance: "stratus_<namespace>_<name>" ('_' cannot occur in either part).
@@ -40,7 +45,7 @@ struct Resolved {
   bool root_disk = false;                   // disks[0] is the root volume (vda)
   std::vector<host::DomainSpec::Disk> disks;  // root first, then data volumes
   std::vector<host::DomainSpec::Nic> nics;    // spec.networks order
-  json addresses = json::array();             // [{network, ip, mac}] of the NICs
+  json addresses = json::array();             // [{network, ip, mac, interface[, leased]}] of the NICs
 };
 host::DomainSpec BuildDomainSpec(const json& inst, const Resolved& r, const Options& opts);
 

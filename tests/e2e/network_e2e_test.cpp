@@ -1,0 +1,182 @@
+// End to end on qemu:///system (TCG) inside the network namespace libvirtd runs in (STRATUS_NETNS, made by
+// scripts/libvirt-up.sh for scripts/test.sh): an embedded agent with --networking=true makes the Network's bridge
+// and dnsmasq; two Instances on it get their addresses by DHCP (the ones IPAM recorded, confirmed in
+// status.addresses[].leased) and reach each other over HTTP; a SecurityGroup that does not allow the port blocks
+// the connection and allowing it again opens it, live; an Instance restarted comes back with the same address;
+// deleting everything removes the bridge. Private addresses exist only inside that namespace.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "e2e.h"
+
+namespace stratus::testing {
+namespace {
+
+class NetworkE2eTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    E2eTest::SetUp();
+    if (HasFatalFailure()) return;
+    std::string why = PrivateNetnsProblem();
+    if (!why.empty()) GTEST_FAIL() << why;
+  }
+  void TearDown() override {
+    E2eTest::TearDown();
+    // dnsmasq daemonises away from the agent: stop the ones our agent started (pid files in our data dir) when a
+    // failed test left them running.
+    std::error_code ec;
+    fs::path nets = dir_.path() / "data" / "agent" / "networks";
+    if (!fs::exists(nets, ec)) return;
+    for (const auto& e : fs::directory_iterator(nets, ec)) {
+      std::ifstream pf(e.path() / "dnsmasq.pid");
+      long pid = 0;
+      if (!(pf >> pid) || pid <= 1) continue;
+      std::string cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+      if (cmd.find(e.path().string()) != std::string::npos) ::kill(static_cast<pid_t>(pid), SIGTERM);
+    }
+  }
+};
+
+// The lines of `log` that start with `prefix`.
+std::vector<std::string> Lines(const std::string& log, const std::string& prefix) {
+  std::vector<std::string> out;
+  std::istringstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    auto at = line.find(prefix);
+    if (at != std::string::npos) out.push_back(line.substr(at));
+  }
+  return out;
+}
+
+// The current state of probe `target` in a guest's console ("open STRATUS-PEER x", "closed"), "" before any.
+std::string LastProbe(const std::string& log, const std::string& target) {
+  auto l = Lines(log, "STRATUS-PROBE " + target + " ");
+  return l.empty() ? "" : l.back().substr(std::string("STRATUS-PROBE " + target + " ").size());
+}
+
+std::string Instance(const std::string& name, const std::string& net_line, const std::string& groups,
+                     const std::string& probe) {
+  return "apiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: " + name +
+         "}\nspec:\n  instanceType: m1.small\n  kernelImage: demo-kernel\n  ramdiskImage: demo-initrd\n"
+         "  kernelArgs: \"stratus.hostname=" + name + " stratus.listen=8080 stratus.probe=" + probe + "\"\n"
+         "  networks: [" + net_line + "]\n" + groups;
+}
+
+std::string Group(const std::string& ingress) {
+  return "apiVersion: stratus.io/v1\nkind: SecurityGroup\nmetadata: {name: web}\nspec:\n  ingress:\n" + ingress;
+}
+
+TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
+  int agent_port = FreePort();
+  std::vector<std::string> flags = {"--agent=true", "--networking", "true"};
+  for (auto& f : AgentFlags(agent_port)) flags.push_back(f);
+  ServerProcess server(dir_.path() / "data", flags);
+  ASSERT_TRUE(server.Start()) << server.log();
+  std::string tag = std::to_string(::getpid());
+  std::string a = "net-a-" + tag, b = "net-b-" + tag;
+  domains_ = {"stratus_default_" + a, "stratus_default_" + b};
+  const std::string b_ip = "10.77.0.50";
+  auto logs_of = [&](const std::string& inst) { return server.Ctl({"logs", "instance/" + inst}).out; };
+  auto get = [&](const std::string& path) { return server.Http("GET", std::string(kNs) + path).Json(); };
+  auto t0 = std::chrono::steady_clock::now();
+  auto say = [&](const std::string& what) {
+    std::cout << "[ e2e ] " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
+              << " s: " << what << "\n";
+  };
+  auto dump = [&]() {
+    return "\n--- " + a + ":\n" + logs_of(a) + "\n--- " + b + ":\n" + logs_of(b) + "\n--- instances:\n" +
+           server.Http("GET", std::string(kNs) + "/instances").body + "\n--- network:\n" +
+           server.Http("GET", std::string(kNs) + "/networks/e2enet-" + tag).body + "\n--- server:\n" + server.log();
+  };
+
+  // The network and the group; A (in group web) takes an address IPAM picks, B asks for a fixed one.
+  std::string base = Manifests(a).substr(0, Manifests(a).find("---\napiVersion: stratus.io/v1\nkind: Instance\n"));
+  auto ap = server.Ctl({"apply", "-f", "-"},
+                       base + "---\napiVersion: stratus.io/v1\nkind: Network\nmetadata: {name: e2enet-" + tag + "}\n"
+                              "spec: {cidr: 10.77.0.0/24, mode: nat}\n---\n" +
+                           Group("    - {protocol: tcp, fromPort: 8080, toPort: 8080, cidr: 10.77.0.0/24}\n") +
+                           "---\n" + Instance(a, "{network: e2enet-" + tag + "}", "  securityGroups: [web]\n", b_ip + ":8080"));
+  ASSERT_EQ(ap.exit_code, 0) << ap.out << ap.err;
+  std::string a_ip;
+  ASSERT_TRUE(Eventually([&] {  // IPAM's record: the Network's status.allocations
+    json n = get("/networks/e2enet-" + tag);
+    if (!n.contains("status") || !n["status"].contains("allocations")) return false;
+    for (const auto& [ip, owner] : n["status"]["allocations"].items()) {
+      if (owner.value("instance", "") == "default/" + a) a_ip = ip;
+    }
+    return !a_ip.empty();
+  }, 60)) << "IPAM gave A an address" << dump();
+  ap = server.Ctl({"apply", "-f", "-"}, Instance(b, "{network: e2enet-" + tag + ", ip: " + b_ip + "}", "", a_ip + ":8080"));
+  ASSERT_EQ(ap.exit_code, 0) << ap.out << ap.err;
+
+  // 1. Both guests get their IPAM address by DHCP from the network's dnsmasq (gateway 10.77.0.1 as router), and the
+  //    instances' status confirms the leases.
+  for (const auto& [inst, ip] : {std::pair{a, a_ip}, {b, b_ip}}) {
+    ASSERT_TRUE(Eventually([&] { return logs_of(inst).find("STRATUS-NET eth0 ip=" + ip + "/24 router=10.77.0.1") !=
+                                        std::string::npos; }, 180, 500))
+        << inst << " leased " << ip << dump();
+    EXPECT_TRUE(Eventually([&] {
+      json j = get("/instances/" + inst);
+      return j["status"]["addresses"][0].value("ip", "") == ip && j["status"]["addresses"][0].value("leased", false);
+    }, 30)) << inst << ": status.addresses confirms the lease\n" << get("/instances/" + inst).dump(2);
+  }
+  say("both guests leased their IPAM addresses by DHCP (A " + a_ip + ", B " + b_ip + ")");
+  json net = get("/networks/e2enet-" + tag);
+  std::string bridge = net["status"].value("bridge", "");
+  ASSERT_FALSE(bridge.empty()) << net.dump(2);
+  EXPECT_EQ(stratus::testing::Run({"/bin/ip", "link", "show", bridge}).exit_code, 0) << "bridge " << bridge << " exists in the namespace";
+
+  // 2. They reach each other: A (port allowed by web) answers B, B (no groups) answers A.
+  const std::string to_a = a_ip + ":8080", to_b = b_ip + ":8080";
+  EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of(b), to_a) == "open STRATUS-PEER " + a; }, 60, 500))
+      << "B reaches A" << dump();
+  EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of(a), to_b) == "open STRATUS-PEER " + b; }, 60, 500))
+      << "A reaches B" << dump();
+  say("the guests reach each other");
+
+  // 3. The group stops allowing 8080 (only 22): B can no longer reach A; A still reaches B (egress is open, and B
+  //    is not filtered).
+  ap = server.Ctl({"apply", "-f", "-"}, Group("    - {protocol: tcp, fromPort: 22, toPort: 22, cidr: 0.0.0.0/0}\n"));
+  ASSERT_EQ(ap.exit_code, 0) << ap.out << ap.err;
+  EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of(b), to_a) == "closed"; }, 60, 500))
+      << "the group no longer allows 8080: B's connections to A are dropped" << dump();
+  EXPECT_EQ(LastProbe(logs_of(a), to_b), "open STRATUS-PEER " + b) << dump();
+  say("group web without 8080: B -> A blocked, A -> B still open");
+
+  // 4. Allowing 8080 again, from B's address only, opens it live.
+  ap = server.Ctl({"apply", "-f", "-"},
+                  Group("    - {protocol: tcp, fromPort: 8080, toPort: 8080, cidr: " + b_ip + "/32}\n"));
+  ASSERT_EQ(ap.exit_code, 0) << ap.out << ap.err;
+  EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of(b), to_a) == "open STRATUS-PEER " + a; }, 60, 500))
+      << "allowed again: B reaches A" << dump();
+  say("group web allows 8080 from B again: B -> A open");
+
+  // 5. A restarted (guest reboot) asks DHCP again and gets the same address.
+  auto r = server.Ctl({"restart", "instance/" + a});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_TRUE(Eventually([&] { return Lines(logs_of(a), "STRATUS-GUEST-BOOTED").size() >= 2; }, 120, 500))
+      << "A booted a second time" << dump();
+  EXPECT_TRUE(Eventually([&] {
+    auto nets = Lines(logs_of(a), "STRATUS-NET eth0 ip=");
+    return nets.size() >= 2 && nets.back().find("ip=" + a_ip + "/24") != std::string::npos;
+  }, 60, 500)) << "same address after the restart" << dump();
+  EXPECT_EQ(get("/instances/" + a)["status"]["addresses"][0].value("ip", ""), a_ip);
+  say("A restarted with the same address");
+  EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of(b), to_a) == "open STRATUS-PEER " + a; }, 60, 500))
+      << "B reaches A again after its restart" << dump();
+
+  // 6. Delete: the instances go, then the network, its bridge with it.
+  for (const auto& inst : {a, b}) {
+    auto d = server.Ctl({"delete", "instance", inst, "--wait", "--timeout", "90s"});
+    EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
+  }
+  auto d = server.Ctl({"delete", "network", "e2enet-" + tag, "--wait", "--timeout", "60s"});
+  EXPECT_EQ(d.exit_code, 0) << d.out << d.err << dump();
+  EXPECT_TRUE(Eventually([&] { return stratus::testing::Run({"/bin/ip", "link", "show", bridge}).exit_code != 0; }, 30))
+      << "bridge removed with its network";
+}
+
+}  // namespace
+}  // namespace stratus::testing
