@@ -300,6 +300,9 @@ int main(int argc, char** argv) {
     a->add_option("--networking", ao.networking,
                   "run the node's network reconciler (bridges, dnsmasq, nftables) and give instances NICs")
         ->capture_default_str();
+    a->add_option("--netns", ao.netns,
+                  "with --networking: network namespace (ip netns name) that libvirtd runs in; bridges, dnsmasq and "
+                  "nftables are made there");
     a->add_flag("--debug-endpoints", ao.debug_endpoints, "serve fault-injection endpoints (tests only)");
     if (is_agent) a->add_option("--data-dir", ao.data_dir, "agent state: image pool, console logs");
     else a->add_option("--agent-data-dir", ao.data_dir, "embedded agent state (default DATA_DIR/agent)");

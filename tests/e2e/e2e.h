@@ -23,35 +23,34 @@ inline std::string GuestDir() {
   return d && *d ? d : "/var/lib/stratus/guest";
 }
 
-// The network namespace the e2e binary runs in (STRATUS_NETNS, see netns_env.cpp), "" when none.
+// The network namespace scripts/libvirt-up.sh started libvirtd in (STRATUS_NETNS; scripts/test.sh sets it), "" when
+// none. Agents with --networking get it as --netns, so bridges, dnsmasq, taps and guests all live there.
 inline std::string NetnsName() {
   const char* n = getenv("STRATUS_NETNS");
   return n && *n ? n : "";
 }
-// Why moving into STRATUS_NETNS failed, "" when it worked or was not asked for (netns_env.cpp).
-std::string NetnsError();
 
-// Inode of a network namespace file ("/proc/self/ns/net", "/proc/PID/ns/net"), 0 when it cannot be read.
+// Inode of a network namespace file ("/run/netns/NAME", "/proc/PID/ns/net"), 0 when it cannot be read.
 inline ino_t NetnsInode(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
-// "" when this process and the running libvirtd share a network namespace of their own (not the host's), else
-// what is wrong. Tests that give guests private addresses need that: bridges, taps, dnsmasq and guests then all
-// stay inside the namespace scripts/libvirt-up.sh made (STRATUS_NETNS).
+// "" when libvirtd runs in network namespace NetnsName(), one of its own (not the host's), else what is wrong.
+// Tests that give guests private addresses need that: the addresses then never leave the namespace.
 inline std::string PrivateNetnsProblem() {
-  if (NetnsName().empty()) return "STRATUS_NETNS is not set: run through scripts/test.sh, which starts libvirtd in a network namespace";
-  if (!NetnsError().empty()) return NetnsError();
-  ino_t self = NetnsInode("/proc/self/ns/net");
-  if (self == 0 || self == NetnsInode("/proc/1/ns/net")) return "this process is still in the host's network namespace";
+  std::string ns = NetnsName();
+  if (ns.empty()) return "STRATUS_NETNS is not set: run through scripts/test.sh, which starts libvirtd in a network namespace";
+  ino_t want = NetnsInode("/run/netns/" + ns);
+  if (want == 0) return "no network namespace " + ns + " (/run/netns/" + ns + "): run scripts/libvirt-up.sh with STRATUS_NETNS";
+  if (want == NetnsInode("/proc/1/ns/net")) return "network namespace " + ns + " is the host's own";
   std::ifstream pf("/run/libvirtd.pid");
   long pid = 0;
   pf >> pid;
   if (pid <= 0) return "no /run/libvirtd.pid: run scripts/libvirt-up.sh";
-  if (NetnsInode("/proc/" + std::to_string(pid) + "/ns/net") != self) {
-    return "libvirtd (pid " + std::to_string(pid) + ") runs outside network namespace " + NetnsName() +
-           ": stop it and let scripts/libvirt-up.sh start it with STRATUS_NETNS";
+  if (NetnsInode("/proc/" + std::to_string(pid) + "/ns/net") != want) {
+    return "libvirtd (pid " + std::to_string(pid) + ") runs outside network namespace " + ns +
+           ": stop it and let scripts/libvirt-up.sh start it with STRATUS_NETNS=" + ns;
   }
   return "";
 }

@@ -1,6 +1,6 @@
 // End to end on qemu:///system (TCG) inside the network namespace libvirtd runs in (STRATUS_NETNS, made by
-// scripts/libvirt-up.sh for scripts/test.sh): an embedded agent with --networking=true makes the Network's bridge
-// and dnsmasq; two Instances on it get their addresses by DHCP (the ones IPAM recorded, confirmed in
+// scripts/libvirt-up.sh for scripts/test.sh): an embedded agent with --networking=true --netns NS makes the
+// Network's bridge, dnsmasq and nftables there (the API stays on the host's loopback); two Instances on it get their addresses by DHCP (the ones IPAM recorded, confirmed in
 // status.addresses[].leased) and reach each other over HTTP; a SecurityGroup that does not allow the port blocks
 // the connection and allowing it again opens it, live; an Instance restarted comes back with the same address;
 // deleting everything removes the bridge. Private addresses exist only inside that namespace.
@@ -70,7 +70,7 @@ std::string Group(const std::string& ingress) {
 
 TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
   int agent_port = FreePort();
-  std::vector<std::string> flags = {"--agent=true", "--networking", "true"};
+  std::vector<std::string> flags = {"--agent=true", "--networking", "true", "--netns", NetnsName()};
   for (auto& f : AgentFlags(agent_port)) flags.push_back(f);
   ServerProcess server(dir_.path() / "data", flags);
   ASSERT_TRUE(server.Start()) << server.log();
@@ -126,7 +126,7 @@ TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
   json net = get("/networks/e2enet-" + tag);
   std::string bridge = net["status"].value("bridge", "");
   ASSERT_FALSE(bridge.empty()) << net.dump(2);
-  EXPECT_EQ(stratus::testing::Run({"/bin/ip", "link", "show", bridge}).exit_code, 0) << "bridge " << bridge << " exists in the namespace";
+  EXPECT_EQ(stratus::testing::Run({"/bin/ip", "-n", NetnsName(), "link", "show", bridge}).exit_code, 0) << "bridge " << bridge << " exists in the namespace";
 
   // 2. They reach each other: A (port allowed by web) answers B, B (no groups) answers A.
   const std::string to_a = a_ip + ":8080", to_b = b_ip + ":8080";
@@ -174,7 +174,7 @@ TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
   }
   auto d = server.Ctl({"delete", "network", "e2enet-" + tag, "--wait", "--timeout", "60s"});
   EXPECT_EQ(d.exit_code, 0) << d.out << d.err << dump();
-  EXPECT_TRUE(Eventually([&] { return stratus::testing::Run({"/bin/ip", "link", "show", bridge}).exit_code != 0; }, 30))
+  EXPECT_TRUE(Eventually([&] { return stratus::testing::Run({"/bin/ip", "-n", NetnsName(), "link", "show", bridge}).exit_code != 0; }, 30))
       << "bridge removed with its network";
 }
 

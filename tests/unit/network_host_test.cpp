@@ -93,13 +93,11 @@ class NetworkHostNsTest : public testing_env::LocalApiTest {
   // sockets, libnftables and spawned processes follow it).
   void InNs(const std::function<void()>& f) {
     std::thread t([&] {
-      int fd = ::open(("/var/run/netns/" + ns_).c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
-        ADD_FAILURE() << "cannot enter namespace " << ns_;
-        if (fd >= 0) ::close(fd);
+      Status s = host::EnterNetns(ns_);
+      if (!s.ok()) {
+        ADD_FAILURE() << s.message();
         return;
       }
-      ::close(fd);
       f();
     });
     t.join();

@@ -298,6 +298,10 @@ Status NodeAgent::Start() {
   iopt.image_pool = m.ImagePool();
   iopt.virt_type = m.virt_type;
   iopt.shutdown_timeout = m.opts.shutdown_timeout;
+  if (m.opts.networking && !m.opts.netns.empty() && !fs::exists("/run/netns/" + m.opts.netns)) {
+    return InvalidError("--netns " + m.opts.netns + ": no such network namespace (/run/netns/" + m.opts.netns +
+                        "; create it with `ip netns add` and start libvirtd in it)");
+  }
   if (m.opts.networking) {
     runtime::InformerOptions no;
     no.plural = "networks";
@@ -311,6 +315,7 @@ Status NodeAgent::Start() {
     nopt.node = m.opts.node;
     nopt.state_dir = (fs::path(m.opts.data_dir) / "networks").string();
     iopt.network_state_dir = nopt.state_dir;  // leases confirm instance addresses
+    nopt.netns = m.opts.netns;
     m.net_rec = std::make_unique<network::NetworkReconciler>(m.client, m.networks.get(), m.all_instances.get(),
                                                              m.groups.get(), m.netdev.get(), nopt);
     m.net_ctl = std::make_unique<runtime::Controller>(m.net_rec.get(), 1);

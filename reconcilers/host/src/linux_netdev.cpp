@@ -12,12 +12,14 @@
 #include <netlink/route/link.h>
 #include <netlink/route/link/vlan.h>
 #include <nftables/libnftables.h>
+#include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -573,6 +575,24 @@ class LinuxNetDev : public NetDev {
 };
 
 }  // namespace
+
+Status EnterNetns(const std::string& name) {
+  bool ok = !name.empty() && name.size() <= 63 && name != "." && name != "..";
+  for (unsigned char c : name) ok = ok && (std::isalnum(c) || c == '_' || c == '.' || c == '-');
+  if (!ok) return InvalidError("network namespace '" + name + "': 1 to 63 letters, digits, '_', '.' or '-'");
+  std::string path = "/run/netns/" + name;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    return Status(e == ENOENT ? Code::kNotFound : Code::kInternal,
+                  "network namespace " + name + ": cannot open " + path + ": " + std::strerror(e));
+  }
+  int rc = ::setns(fd, CLONE_NEWNET);
+  int e = errno;
+  ::close(fd);
+  if (rc != 0) return Internal("setns(" + path + "): " + std::strerror(e));
+  return Status::Ok();
+}
 
 std::unique_ptr<NetDev> NewLinuxNetDev(std::string dnsmasq_binary) {
   return std::make_unique<LinuxNetDev>(std::move(dnsmasq_binary));

@@ -81,6 +81,15 @@ std::vector<std::string> NetworkReconciler::SecurityGroupKeys(const std::string&
 }
 
 StatusOr<runtime::Result> NetworkReconciler::Reconcile(const std::string& key) {
+  if (!opts_.netns.empty()) {
+    // Host effects follow the calling thread's namespace; the controller's workers stay in it once moved.
+    thread_local std::string entered;
+    if (entered != opts_.netns) {
+      Status s = host::EnterNetns(opts_.netns);
+      if (!s.ok()) return s;
+      entered = opts_.netns;
+    }
+  }
   if (key == kFirewallKey) return SyncFirewall();
   return ReconcileNetwork(key);
 }

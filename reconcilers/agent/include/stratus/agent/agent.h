@@ -36,6 +36,9 @@ struct Options {
   // Run the node's network reconciler (Linux bridges, dnsmasq, nftables) in this process's network namespace,
   // and give instances NICs. Off: instances boot without NICs and say so (NetworkReady=False).
   bool networking = false;
+  // With networking: the network namespace (name under /run/netns) the network reconciler acts in — the one
+  // libvirtd runs in, so that its taps meet our bridges there. "" = this process's namespace.
+  std::string netns;
   bool debug_endpoints = false;             // fault injection for tests: destroy/undefine domains behind our back
 };
 

@@ -17,6 +17,12 @@ namespace stratus::host {
 // `field` names the field in the message.
 Status ValidateIfName(const std::string& name, const std::string& field = "interface name");
 
+// Moves the calling thread (only it: setns(CLONE_NEWNET) is per thread) into the network namespace named `name`
+// (the file /run/netns/<name> that `ip netns add` makes). Netlink sockets, libnftables contexts and processes the
+// thread starts afterwards all act there. kInvalid for a name that is not 1..63 of [A-Za-z0-9_.-] (no '/'),
+// kNotFound when there is no such namespace, kInternal when setns fails.
+Status EnterNetns(const std::string& name);
+
 // What the kernel reports about one link.
 struct LinkState {
   std::string name;

@@ -31,6 +31,9 @@ struct Options {
   std::chrono::milliseconds resync{15000};    // drift check period for each network and the ruleset
   std::chrono::milliseconds in_use_retry{5000};
   DnsmasqOptions dnsmasq;                     // lease time, user dnsmasq drops privileges to
+  // Network namespace (name under /run/netns) to act in, where libvirtd makes the instances' taps; "" = the
+  // namespace of the thread that calls Reconcile. Each reconciling thread enters it once (host::EnterNetns).
+  std::string netns;
 };
 
 class NetworkReconciler : public runtime::Reconciler {
