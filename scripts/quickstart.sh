@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, prepares libvirt and the demo guest, starts `stratusd server` (API server on the
 # embedded SQLite store, cluster reconcilers and an embedded node agent on qemu:///system), applies the system
-# and example manifests, waits for the example instance to boot, and prints its serial console.
+# and example manifests, waits for the example instance to boot and lease its address, and prints its serial console.
+# libvirtd runs in a network namespace of its own (STRATUS_NETNS, default stratus-quickstart) and the agent makes
+# the default Network's bridge, dnsmasq and nftables there (--networking=true --netns), so the instances' private
+# addresses never touch the host's network; the API stays on the host's loopback.
 # The server keeps running in the background; stop it with the command printed at the end.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,13 +15,15 @@ LISTEN="${STRATUS_LISTEN:-127.0.0.1:8774}"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target stratusd stratusctl
 export STRATUS_LIBVIRT_PIDFILE="${STRATUS_LIBVIRT_PIDFILE:-$DATA/libvirt.pids}"
+export STRATUS_NETNS="${STRATUS_NETNS:-stratus-quickstart}"
 mkdir -p "$DATA"
 "$ROOT/scripts/libvirt-up.sh" >/dev/null
 "$ROOT/tests/guest/build-guest.sh" /var/lib/stratus/guest >/dev/null   # what examples/images.yaml points at
 export STRATUS_SERVER="http://$LISTEN"
 CTL="$BUILD/cli/stratusctl"
 if ! curl -sf "$STRATUS_SERVER/healthz" >/dev/null 2>&1; then
-  nohup "$BUILD/apiserver/stratusd" server --listen "$LISTEN" --data-dir "$DATA" >"$DATA/stratusd.log" 2>&1 &
+  nohup "$BUILD/apiserver/stratusd" server --listen "$LISTEN" --data-dir "$DATA" \
+    --networking=true --netns "$STRATUS_NETNS" >"$DATA/stratusd.log" 2>&1 &
   echo $! >"$DATA/stratusd.pid"
   for _ in $(seq 100); do curl -sf "$STRATUS_SERVER/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   echo "stratusd started (pid $(cat "$DATA/stratusd.pid"), data in $DATA, log $DATA/stratusd.log)"
@@ -28,14 +33,21 @@ fi
 echo
 "$CTL" wait image/demo-kernel image/demo-initrd image/debian-demo --for=condition=Ready --timeout=120s
 "$CTL" wait instance/web-1 --for=condition=Ready --timeout=120s
-# The guest mounts its root volume (STRATUS-ROOTFS-BOOTED) and marks its data volume (STRATUS-VOLUME-...).
-for _ in $(seq 60); do "$CTL" logs instance/web-1 2>/dev/null | grep -q STRATUS-VOLUME- && break; sleep 1; done
+# The guest leases its address from the network's dnsmasq (STRATUS-NET), mounts its root volume
+# (STRATUS-ROOTFS-BOOTED) and marks its data volume (STRATUS-VOLUME-...).
+for _ in $(seq 60); do
+  out="$("$CTL" logs instance/web-1 2>/dev/null || true)"
+  grep -q STRATUS-VOLUME- <<<"$out" && grep -q 'STRATUS-NET eth0 ip=' <<<"$out" && break
+  sleep 1
+done
 echo
 "$CTL" get nodes
 "$CTL" get instances -o wide
 "$CTL" get volumes -o wide
+"$CTL" get networks -o wide
 echo
 echo "--- serial console of instance/web-1 ---"
 "$CTL" logs instance/web-1 | tail -n 15
 echo
-echo "Server: $STRATUS_SERVER   stop it with: kill \$(cat $DATA/stratusd.pid); scripts/libvirt-down.sh"
+echo "Server: $STRATUS_SERVER   guests' network namespace: $STRATUS_NETNS (try: ip netns exec $STRATUS_NETNS ip addr)"
+echo "Stop it with: kill \$(cat $DATA/stratusd.pid); STRATUS_LIBVIRT_PIDFILE=$STRATUS_LIBVIRT_PIDFILE scripts/libvirt-down.sh"

@@ -141,6 +141,7 @@ StatusOr<runtime::Result> IpamReconciler::Reconcile(const std::string& key) {
   json d = net;
   d["status"]["allocations"] = network::AllocationsToJson(plan.table);
   uint32_t used = static_cast<uint32_t>(plan.table.size());
+  d["status"]["allocated"] = used;  // what `stratusctl get networks` shows
   runtime::SetCondition(d, "AddressesAllocated", "True", "Allocated",
                         std::to_string(used) + " of " + std::to_string(cfg->HostCount() - 1) + " addresses in use");
   // Written before anyone is told their address: the table is the record (409 on a stale cache -> retry).
