@@ -2,8 +2,8 @@
 // scripts/libvirt-up.sh for scripts/test.sh): an embedded agent with --networking=true --netns NS makes the
 // Network's bridge, dnsmasq and nftables there (the API stays on the host's loopback); two Instances on it get their addresses by DHCP (the ones IPAM recorded, confirmed in
 // status.addresses[].leased) and reach each other over HTTP; a SecurityGroup that does not allow the port blocks
-// the connection and allowing it again opens it, live; an Instance restarted comes back with the same address;
-// deleting everything removes the bridge. Private addresses exist only inside that namespace.
+// the connection and allowing it again opens it, live; a bridge deleted and a dnsmasq killed behind our back are
+// repaired; an Instance restarted comes back with the same address; deleting everything removes the bridge. Private addresses exist only inside that namespace.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -153,7 +153,30 @@ TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
       << "allowed again: B reaches A" << dump();
   say("group web allows 8080 from B again: B -> A open");
 
-  // 5. A restarted (guest reboot) asks DHCP again and gets the same address.
+  // 5. Drift: the bridge deleted behind our back cuts the guests off; the agent recreates it, re-attaches their
+  //    taps and they reach each other again. A killed dnsmasq is restarted (the restart below needs its lease).
+  auto ip_ns = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"/bin/ip", "-n", NetnsName()});
+    return stratus::testing::Run(args);
+  };
+  ASSERT_EQ(ip_ns({"link", "del", bridge}).exit_code, 0);
+  EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of(b), to_a) == "closed"; }, 30, 500)) << "cut off" << dump();
+  EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of(b), to_a) == "open STRATUS-PEER " + a; }, 60, 500))
+      << "bridge repaired, taps re-attached" << dump();
+  EXPECT_NE(ip_ns({"-br", "link", "show", "master", bridge}).out.find("stv"), std::string::npos) << "taps on the bridge";
+  fs::path pidfile = dir_.path() / "data" / "agent" / "networks" / bridge / "dnsmasq.pid";
+  long old_pid = 0;
+  std::ifstream(pidfile) >> old_pid;
+  ASSERT_GT(old_pid, 1) << pidfile;
+  ASSERT_EQ(::kill(static_cast<pid_t>(old_pid), SIGKILL), 0);
+  EXPECT_TRUE(Eventually([&] {
+    long pid = 0;
+    std::ifstream(pidfile) >> pid;
+    return pid > 1 && pid != old_pid && ::kill(static_cast<pid_t>(pid), 0) == 0;
+  }, 60, 500)) << "dnsmasq restarted" << dump();
+  say("deleted bridge and killed dnsmasq repaired");
+
+  // 6. A restarted (guest reboot) asks DHCP again and gets the same address.
   auto r = server.Ctl({"restart", "instance/" + a});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   ASSERT_TRUE(Eventually([&] { return Lines(logs_of(a), "STRATUS-GUEST-BOOTED").size() >= 2; }, 120, 500))
@@ -167,7 +190,7 @@ TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
   EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of(b), to_a) == "open STRATUS-PEER " + a; }, 60, 500))
       << "B reaches A again after its restart" << dump();
 
-  // 6. Delete: the instances go, then the network, its bridge with it.
+  // 7. Delete: the instances go, then the network, its bridge with it.
   for (const auto& inst : {a, b}) {
     auto d = server.Ctl({"delete", "instance", inst, "--wait", "--timeout", "90s"});
     EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
