@@ -1,7 +1,8 @@
 // The network reconciler on the real Linux host adapter (netlink, dnsmasq, libnftables), inside a network
 // namespace this test creates and always deletes: bridge, gateway address and dnsmasq come up; a deleted bridge
 // and a killed dnsmasq are repaired; the dnsmasq hosts file follows IPAM by reload; nftables rules are present and
-// follow security groups; teardown removes everything. Skipped unless run as root with ip, dnsmasq and nft
+// follow security groups; teardown removes everything; a nat network is masqueraded to an "outside" namespace
+// behind the node's uplink while an isolated one reaches neither the outside nor another network. Skipped unless run as root with ip, dnsmasq and nft
 // support. Private addresses are used only inside the namespace; only processes this test started are stopped.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -159,6 +160,18 @@ class NetworkHostNsTest : public testing_env::LocalApiTest {
       _exit(127);
     }
     return pid;
+  }
+
+  // A "guest": namespace `g` behind a veth pair whose node end is named `tap` (as libvirt's tap would be) and whose
+  // guest end `peer` carries `mac`. Deleted in TearDown.
+  void AddGuest(const std::string& g, const std::string& tap, const std::string& peer, const std::string& mac) {
+    ASSERT_EQ(Exec({"ip", "netns", "add", g})->exit_code, 0);
+    guest_ns_.push_back(g);
+    ASSERT_EQ(Exec({"ip", "-n", ns_, "link", "add", tap, "type", "veth", "peer", "name", peer})->exit_code, 0);
+    ASSERT_EQ(Exec({"ip", "-n", ns_, "link", "set", peer, "netns", g})->exit_code, 0);
+    ASSERT_EQ(Exec({"ip", "-n", g, "link", "set", peer, "address", mac})->exit_code, 0);
+    ASSERT_EQ(Exec({"ip", "-n", g, "link", "set", peer, "up"})->exit_code, 0);
+    ASSERT_EQ(Exec({"ip", "-n", g, "link", "set", "lo", "up"})->exit_code, 0);
   }
 
   std::string ns_;
@@ -364,17 +377,9 @@ TEST_F(NetworkHostNsTest, GuestsGetLeasesAndSecurityGroupsFilter) {
   std::vector<std::string> guests;
   for (size_t i = 0; i < 2; ++i) {
     const json& inst = i == 0 ? server : client;
-    std::string g = ns_ + "-g" + std::to_string(i);
-    ASSERT_EQ(Exec({"ip", "netns", "add", g})->exit_code, 0);
-    guests.push_back(g);
-    guest_ns_.push_back(g);
-    std::string tap = TapName(MetaString(inst, "uid"), 0);
-    std::string peer = "gp" + std::to_string(i);
-    ASSERT_EQ(Exec({"ip", "-n", ns_, "link", "add", tap, "type", "veth", "peer", "name", peer})->exit_code, 0);
-    ASSERT_EQ(Exec({"ip", "-n", ns_, "link", "set", peer, "netns", g})->exit_code, 0);
-    ASSERT_EQ(Exec({"ip", "-n", g, "link", "set", peer, "address", addr[i].mac})->exit_code, 0);
-    ASSERT_EQ(Exec({"ip", "-n", g, "link", "set", peer, "up"})->exit_code, 0);
-    ASSERT_EQ(Exec({"ip", "-n", g, "link", "set", "lo", "up"})->exit_code, 0);
+    guests.push_back(ns_ + "-g" + std::to_string(i));
+    AddGuest(guests.back(), TapName(MetaString(inst, "uid"), 0), "gp" + std::to_string(i), addr[i].mac);
+    if (HasFatalFailure()) return;
   }
   auto r = ReconcileInNs("default/default");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -431,6 +436,106 @@ TEST_F(NetworkHostNsTest, GuestsGetLeasesAndSecurityGroupsFilter) {
   ASSERT_EQ(Exec({"ip", "-n", guests[1], "addr", "flush", "dev", "gp1"})->exit_code, 0);
   ASSERT_EQ(Exec({"ip", "-n", guests[1], "addr", "add", "10.44.0.250/24", "dev", "gp1"})->exit_code, 0);
   EXPECT_FALSE(connects(5000));
+}
+
+// nat and isolated networks on one node, with an "outside" host behind the node's uplink: a guest on the nat
+// network reaches it and is seen with the node's uplink address (masquerade); a guest on the isolated network
+// reaches neither the outside nor the other network.
+TEST_F(NetworkHostNsTest, NatMasqueradesToTheOutsideIsolatedStaysIn) {
+  if (access("/usr/bin/python3", X_OK) != 0) GTEST_FAIL() << "needs python3";
+  struct Net {
+    std::string name, cidr, mode, gw;
+  };
+  const std::vector<Net> nets = {{"natnet", "10.44.0.0/24", "nat", "10.44.0.1"},
+                                 {"isonet", "10.45.0.0/24", "isolated", "10.45.0.1"}};
+  std::vector<json> objs, insts;
+  for (const auto& n : nets) {
+    objs.push_back(MustCreate({{"apiVersion", "stratus.io/v1"},
+                               {"kind", "Network"},
+                               {"metadata", {{"name", n.name}, {"namespace", "default"}}},
+                               {"spec", {{"cidr", n.cidr}, {"mode", n.mode}, {"dhcp", false}}}},
+                              "networks"));
+    insts.push_back(MustCreate({{"apiVersion", "stratus.io/v1"},
+                                {"kind", "Instance"},
+                                {"metadata", {{"name", "vm-" + n.name}, {"namespace", "default"}}},
+                                {"spec",
+                                 {{"resources", {{"vcpus", 1}, {"memoryMiB", 64}}},
+                                  {"image", "img"},
+                                  {"nodeName", "node-a"},
+                                  {"networks", {{{"network", n.name}}}}}}},
+                               "instances"));
+  }
+  // IPAM's record for each (what the server's IPAM reconciler would write), then the node converges.
+  std::vector<NicAddress> addr;
+  for (size_t i = 0; i < nets.size(); ++i) {
+    json net = *client_->Get("networks", "default", nets[i].name);
+    auto cfg = ParseNetwork(net);
+    ASSERT_TRUE(cfg.ok());
+    AllocationTable table;
+    NicRequest req;
+    req.uid = MetaString(insts[i], "uid");
+    req.instance = "default/" + MetaString(insts[i], "name");
+    auto a = Allocate(*cfg, table, req);
+    ASSERT_TRUE(a.ok());
+    addr.push_back(*a);
+    net["status"]["allocations"] = AllocationsToJson(table);
+    auto u = client_->UpdateStatus("networks", "default", net);
+    ASSERT_TRUE(u.ok()) << u.status().ToString();
+    ASSERT_TRUE(CachedRv(networks_.get(), "default/" + nets[i].name, *u));
+    ASSERT_TRUE(CachedRv(instances_.get(), "default/vm-" + nets[i].name, insts[i]));
+    std::string g = ns_ + "-" + nets[i].mode;
+    AddGuest(g, TapName(req.uid, 0), "eth0", a->mac);
+    if (HasFatalFailure()) return;
+    ASSERT_EQ(Exec({"ip", "-n", g, "addr", "add", FormatIpv4(a->ip) + "/24", "dev", "eth0"})->exit_code, 0);
+    ASSERT_EQ(Exec({"ip", "-n", g, "route", "add", "default", "via", nets[i].gw})->exit_code, 0);
+    auto r = ReconcileInNs("default/" + nets[i].name);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  ASSERT_TRUE(ReconcileInNs(NetworkReconciler::kFirewallKey).ok());
+
+  // The outside: a namespace behind the node's uplink (10.250.0.1 on the node, 10.250.0.2 outside), answering
+  // each connection with the address it came from.
+  std::string out = ns_ + "-out";
+  ASSERT_EQ(Exec({"ip", "netns", "add", out})->exit_code, 0);
+  guest_ns_.push_back(out);
+  ASSERT_EQ(Exec({"ip", "-n", ns_, "link", "add", "uplink0", "type", "veth", "peer", "name", "wan0"})->exit_code, 0);
+  ASSERT_EQ(Exec({"ip", "-n", ns_, "link", "set", "wan0", "netns", out})->exit_code, 0);
+  for (auto [n, dev, a] : {std::tuple{ns_, "uplink0", "10.250.0.1/30"}, {out, "wan0", "10.250.0.2/30"}}) {
+    ASSERT_EQ(Exec({"ip", "-n", n, "addr", "add", a, "dev", dev})->exit_code, 0);
+    ASSERT_EQ(Exec({"ip", "-n", n, "link", "set", dev, "up"})->exit_code, 0);
+    ASSERT_EQ(Exec({"ip", "-n", n, "link", "set", "lo", "up"})->exit_code, 0);
+  }
+  ASSERT_EQ(Exec({"ip", "-n", ns_, "route", "add", "default", "via", "10.250.0.2"})->exit_code, 0);
+  // The outside even knows the way back to both networks, so only masquerade and isolation decide what it sees.
+  for (const char* c : {"10.44.0.0/24", "10.45.0.0/24"}) {
+    ASSERT_EQ(Exec({"ip", "-n", out, "route", "add", c, "via", "10.250.0.1"})->exit_code, 0);
+  }
+  std::string py =
+      "import socket\n"
+      "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); s.bind(('10.250.0.2',7000)); "
+      "s.listen(16)\n"
+      "while True:\n"
+      "  c,a=s.accept(); c.sendall(a[0].encode()); c.close()\n";
+  listener_ = testing_spawn({"ip", "netns", "exec", out, "/usr/bin/python3", "-c", py});
+  ASSERT_GT(listener_, 0);
+  // What guest `g` gets from `ip`:`port`: "ok <reply>", "refused" (a reset came back: packets pass) or "timeout"
+  // (dropped on the way).
+  auto ask = [&](const std::string& g, const std::string& ip, int port = 7000) -> std::string {
+    std::string code = "import socket,sys\ntry:\n  c=socket.create_connection(('" + ip + "'," +
+                       std::to_string(port) +
+                       "),1.5); sys.stdout.write('ok '+c.recv(64).decode())\n"
+                       "except ConnectionRefusedError:\n  sys.stdout.write('refused')\n"
+                       "except Exception:\n  sys.stdout.write('timeout')\n";
+    auto c = Exec({"ip", "netns", "exec", g, "/usr/bin/python3", "-c", code}, 20);
+    return c.ok() ? c->out : c.status().message();
+  };
+  std::string seen;
+  EXPECT_TRUE(WaitFor([&] { return (seen = ask(ns_ + "-nat", "10.250.0.2")).rfind("ok ", 0) == 0; }, 10s))
+      << seen << Nft("inet");
+  EXPECT_EQ(seen, "ok 10.250.0.1") << "the nat guest is masqueraded behind the node's uplink address";
+  EXPECT_EQ(ask(ns_ + "-nat", "10.44.0.1", 7001), "refused") << "control: a closed port answers with a reset";
+  EXPECT_EQ(ask(ns_ + "-isolated", "10.250.0.2"), "timeout") << "an isolated network does not reach the outside";
+  EXPECT_EQ(ask(ns_ + "-isolated", FormatIpv4(addr[0].ip)), "timeout") << "nor another network";
 }
 
 }  // namespace
