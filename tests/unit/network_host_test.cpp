@@ -3,7 +3,8 @@
 // and a killed dnsmasq are repaired; the dnsmasq hosts file follows IPAM by reload; nftables rules are present and
 // follow security groups; teardown removes everything; a nat network is masqueraded to an "outside" namespace
 // behind the node's uplink while an isolated one reaches neither the outside nor another network. Fails (does not
-// skip) unless run as root with ip, dnsmasq and nft support. Private addresses are used only inside the namespace; only processes this test started are stopped.
+// skip) unless run as root with ip, dnsmasq and nft support. Private addresses are used only inside the
+// namespaces it makes; only processes this test started are stopped.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sched.h>
