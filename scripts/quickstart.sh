@@ -50,4 +50,4 @@ echo "--- serial console of instance/web-1 ---"
 "$CTL" logs instance/web-1 | tail -n 15
 echo
 echo "Server: $STRATUS_SERVER   guests' network namespace: $STRATUS_NETNS (try: ip netns exec $STRATUS_NETNS ip addr)"
-echo "Stop it with: kill \$(cat $DATA/stratusd.pid); STRATUS_LIBVIRT_PIDFILE=$STRATUS_LIBVIRT_PIDFILE scripts/libvirt-down.sh"
+echo "Stop it with: scripts/quickstart-stop.sh   (the objects and data in $DATA stay; quickstart.sh starts it again)"

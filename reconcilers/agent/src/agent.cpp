@@ -39,6 +39,7 @@ struct NodeAgent::Impl {
   std::unique_ptr<runtime::Informer> networks, all_instances, groups;
   std::unique_ptr<host::NetDev> netdev;
   std::unique_ptr<network::NetworkReconciler> net_rec;
+  int netns_lock_fd = -1;  // host::LockNetworkNamespace, held while networking runs
   std::unique_ptr<runtime::Controller> net_ctl;
   std::unique_ptr<image::ImageReconciler> image_rec;
   std::unique_ptr<instance::InstanceReconciler> inst_rec;
@@ -303,6 +304,11 @@ Status NodeAgent::Start() {
                         "; create it with `ip netns add` and start libvirtd in it)");
   }
   if (m.opts.networking) {
+    if (m.netns_lock_fd < 0) {  // Start may be retried: keep what an earlier attempt took
+      auto lock = host::LockNetworkNamespace(m.opts.netns);
+      if (!lock.ok()) return lock.status();
+      m.netns_lock_fd = *lock;
+    }
     runtime::InformerOptions no;
     no.plural = "networks";
     m.networks = std::make_unique<runtime::Informer>(m.client, no);
@@ -451,6 +457,10 @@ void NodeAgent::Stop() {
   if (m.volumes) m.volumes->Stop();
   for (auto* inf : {m.networks.get(), m.all_instances.get(), m.groups.get()}) {
     if (inf) inf->Stop();
+  }
+  if (m.netns_lock_fd >= 0) {
+    ::close(m.netns_lock_fd);  // another agent may take this namespace's networking now
+    m.netns_lock_fd = -1;
   }
 }
 

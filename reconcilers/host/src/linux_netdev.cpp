@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -576,10 +577,19 @@ class LinuxNetDev : public NetDev {
 
 }  // namespace
 
-Status EnterNetns(const std::string& name) {
+namespace {
+// A name `ip netns` keeps under /run/netns: never a path.
+Status CheckNetnsName(const std::string& name) {
   bool ok = !name.empty() && name.size() <= 63 && name != "." && name != "..";
   for (unsigned char c : name) ok = ok && (std::isalnum(c) || c == '_' || c == '.' || c == '-');
   if (!ok) return InvalidError("network namespace '" + name + "': 1 to 63 letters, digits, '_', '.' or '-'");
+  return Status::Ok();
+}
+}  // namespace
+
+Status EnterNetns(const std::string& name) {
+  Status v = CheckNetnsName(name);
+  if (!v.ok()) return v;
   std::string path = "/run/netns/" + name;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -592,6 +602,40 @@ Status EnterNetns(const std::string& name) {
   ::close(fd);
   if (rc != 0) return Internal("setns(" + path + "): " + std::strerror(e));
   return Status::Ok();
+}
+
+StatusOr<int> LockNetworkNamespace(const std::string& name, const std::string& lock_dir) {
+  std::string ns_file = name.empty() ? "/proc/thread-self/ns/net" : "/run/netns/" + name;
+  if (!name.empty()) {
+    Status v = CheckNetnsName(name);
+    if (!v.ok()) return v;
+  }
+  struct stat st {};
+  if (::stat(ns_file.c_str(), &st) != 0) {
+    return Status(Code::kNotFound, "network namespace " + (name.empty() ? "of this thread" : name) + ": " +
+                                       ns_file + ": " + std::strerror(errno));
+  }
+  std::error_code ec;
+  fs::create_directories(lock_dir, ec);
+  std::string path = lock_dir + "/netns-" + std::to_string(st.st_ino) + ".lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Internal("cannot open " + path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    std::string holder = ReadAll(path);
+    ::close(fd);
+    if (e != EWOULDBLOCK) return Internal("flock " + path + ": " + std::strerror(e));
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    return Status(Code::kAlreadyExists,
+                  "another Stratus agent (pid " + (holder.empty() ? std::string("?") : holder) +
+                      ") already runs networking in network namespace " + (name.empty() ? "of this process" : name) +
+                      " (" + path + "); two would undo each other's bridges and nftables tables");
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    spdlog::debug("network: cannot record pid in {}: {}", path, std::strerror(errno));
+  }
+  return fd;
 }
 
 std::unique_ptr<NetDev> NewLinuxNetDev(std::string dnsmasq_binary) {

@@ -23,6 +23,13 @@ Status ValidateIfName(const std::string& name, const std::string& field = "inter
 // kNotFound when there is no such namespace, kInternal when setns fails.
 Status EnterNetns(const std::string& name);
 
+// One node network reconciler per network namespace: its bridges, dnsmasq processes and nftables tables are
+// replaced and swept as a whole, so two agents acting in one namespace would undo each other. Takes an exclusive
+// flock on <lock_dir>/netns-<inode>.lock for namespace `name` ("" = the calling thread's own) and writes this
+// process's pid into it. Returns the open descriptor, to be closed when networking stops (the kernel also drops the
+// lock when the process dies). kAlreadyExists naming the holder's pid when another process holds it.
+StatusOr<int> LockNetworkNamespace(const std::string& name, const std::string& lock_dir = "/run/stratus");
+
 // What the kernel reports about one link.
 struct LinkState {
   std::string name;
