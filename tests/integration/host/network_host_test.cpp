@@ -17,7 +17,7 @@
 #include <fstream>
 #include <thread>
 
-#include "runtime_test_env.h"
+#include "../../unit/runtime_test_env.h"
 #include "stratus/core/exec.h"
 #include "stratus/core/object.h"
 #include "stratus/network/network.h"
