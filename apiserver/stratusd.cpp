@@ -13,6 +13,7 @@
 #include "stratus/agent/agent.h"
 #include "stratus/apiserver/local_client.h"
 #include "stratus/apiserver/registry.h"
+#include "stratus/network/validation.h"
 #include "stratus/apiserver/server.h"
 #include "stratus/apiserver/sqlite_store.h"
 #include "stratus/core/api_client.h"
@@ -204,6 +205,9 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
     return 1;
   }
   Registry registry(store->get(), &SchemaRegistry::Builtin());
+  // Admission that needs the reconcilers' own rules: refused at the API, not discovered on every node.
+  registry.AddValidator("Network", network::ValidateNetwork);
+  registry.AddValidator("SecurityGroup", network::ValidateSecurityGroup);
   Status b = registry.Bootstrap();
   if (!b.ok()) {
     std::cerr << "error: bootstrap: " << b.ToString() << "\n";

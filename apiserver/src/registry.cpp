@@ -82,6 +82,22 @@ Status Registry::ValidateObject(const ResourceInfo& r, const json& obj) const {
   return schemas_->Validate(r.kind, obj);
 }
 
+void Registry::AddValidator(const std::string& kind, Validator v) { validators_[kind].push_back(std::move(v)); }
+
+Status Registry::RunValidators(const ResourceInfo& r, const json& obj) const {
+  auto it = validators_.find(r.kind);
+  if (it == validators_.end()) return Status::Ok();
+  for (const auto& v : it->second) {
+    Status s = v(obj);
+    if (!s.ok()) {
+      if (s.code() != Code::kInvalid) return s;
+      return InvalidError(r.kind + ".stratus.io \"" + MetaString(obj, "name") + "\" is invalid: " + s.message(),
+                          s.causes());
+    }
+  }
+  return Status::Ok();
+}
+
 Status Registry::CheckNamespace(const ResourceInfo& r, const std::string& ns) const {
   if (!r.namespaced) return Status::Ok();
   auto n = store_->Get({"namespaces", "", ns});
@@ -131,6 +147,8 @@ StatusOr<json> Registry::Create(const ResourceInfo& r, const std::string& ns, js
   if (r.kind == "Namespace") obj["status"] = {{"phase", "Active"}};
   schemas_->ApplyDefaults(r.kind, obj);
   Status v = ValidateObject(r, obj);
+  if (!v.ok()) return v;
+  v = RunValidators(r, obj);
   if (!v.ok()) return v;
   Status nss = CheckNamespace(r, ns);
   if (!nss.ok()) return nss;
@@ -244,6 +262,10 @@ StatusOr<json> Registry::UpdateFrom(const ResourceInfo& r, const ObjectKey& key,
   if (!status_only) {
     Status a = AdmitUpdate(r, cur, next);
     if (!a.ok()) return a;
+    if (next.value("spec", json()) != cur.value("spec", json())) {  // metadata-only writes pass as stored
+      a = RunValidators(r, next);
+      if (!a.ok()) return a;
+    }
   }
   if (next == cur) return cur;  // no-op: keep the resourceVersion
   if (IsDeleting(next) && !HasFinalizers(next)) {

@@ -144,9 +144,13 @@ StatusOr<NetworkConfig> ParseNetwork(const json& network) {
   if (c.mode == "bridged" && c.host_interface.empty()) {
     return FieldError("spec.hostInterface", "is required when mode is bridged");
   }
+  if (c.mode != "bridged" && !c.host_interface.empty()) {
+    return FieldError("spec.hostInterface", "only applies to mode bridged (mode is " + c.mode + ")");
+  }
   if (spec.contains("vlan") && spec["vlan"].is_number_integer()) {
     c.vlan = spec["vlan"].get<int>();
     if (c.vlan < 1 || c.vlan > 4094) return FieldError("spec.vlan", "must be between 1 and 4094");
+    if (c.mode != "bridged") return FieldError("spec.vlan", "only applies to mode bridged (mode is " + c.mode + ")");
   }
   if (spec.contains("dns") && spec["dns"].is_array()) {
     for (size_t i = 0; i < spec["dns"].size(); ++i) {

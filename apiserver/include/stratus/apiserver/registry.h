@@ -3,6 +3,10 @@
 // The HTTP layer (server.h) and in-process clients both go through this class.
 #pragma once
 
+#include <functional>
+#include <map>
+#include <vector>
+
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -46,6 +50,13 @@ class Registry {
   StatusOr<json> Delete(const ResourceInfo& r, const std::string& ns, const std::string& name,
                         const std::string& precondition_uid);
 
+  // Semantic checks of one kind that its schema cannot express (a gateway inside its cidr, port ranges in order),
+  // plugged in by the binary that owns that knowledge, as admission plugins are: run on create and on every spec
+  // write after the schema passes, never on status writes. A non-OK Status refuses the write as it is returned
+  // (kInvalid with field causes, reported as 422).
+  using Validator = std::function<Status(const json& obj)>;
+  void AddValidator(const std::string& kind, Validator v);
+
   // Creates the `default` namespace when missing.
   Status Bootstrap();
   // Starts/stops the namespace lifecycle loop (deletes the contents of terminating namespaces).
@@ -61,8 +72,10 @@ class Registry {
                             bool status_only, uint64_t expected_rv);
   Status CheckNamespace(const ResourceInfo& r, const std::string& ns) const;
   Status ValidateObject(const ResourceInfo& r, const json& obj) const;
+  Status RunValidators(const ResourceInfo& r, const json& obj) const;
 
   Store* store_;
+  std::map<std::string, std::vector<Validator>> validators_;  // by kind; set up before serving
   const SchemaRegistry* schemas_;
   std::thread bg_;
   std::mutex bg_mu_;
