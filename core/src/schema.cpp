@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "stratus/core/ipv4.h"
 #include "stratus/core/object.h"
 #include "stratus/core/quantity.h"
 #include "stratus/core/resources.h"
@@ -113,26 +114,6 @@ bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsAlnum(char c) { return IsDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
-// Parses dotted-quad IPv4 without leading zeros; returns false when malformed.
-bool ParseIpv4(const std::string& s, uint32_t* out) {
-  uint32_t addr = 0;
-  size_t i = 0;
-  for (int part = 0; part < 4; ++part) {
-    if (part > 0) {
-      if (i >= s.size() || s[i] != '.') return false;
-      ++i;
-    }
-    size_t start = i;
-    unsigned v = 0;
-    while (i < s.size() && IsDigit(s[i]) && i - start < 3) v = v * 10 + static_cast<unsigned>(s[i++] - '0');
-    size_t len = i - start;
-    if (len == 0 || v > 255 || (len > 1 && s[start] == '0')) return false;
-    addr = (addr << 8) | v;
-  }
-  if (i != s.size()) return false;
-  *out = addr;
-  return true;
-}
 
 // A Kubernetes "name" part of a qualified name or a label value: alphanumeric at both ends, '-', '_' and '.' inside.
 bool IsQualifiedNamePart(const std::string& s) {
@@ -196,29 +177,23 @@ std::string CheckFormat(const std::string& format, const std::string& v) {
     return s.causes().empty() ? s.message() : s.causes()[0].message;
   }
   if (format == "ipv4") {
-    uint32_t a;
-    return ParseIpv4(v, &a) ? "" : "must be a valid IPv4 address (e.g. 10.44.0.12)";
+    return ParseIpv4(v).ok() ? "" : "must be a valid IPv4 address (e.g. 10.44.0.12)";
   }
   if (format == "cidr") {
     const char* kWhy = "must be an IPv4 network in CIDR notation (e.g. 10.44.0.0/24)";
     size_t slash = v.find('/');
     if (slash == std::string::npos) return kWhy;
-    uint32_t a;
-    if (!ParseIpv4(v.substr(0, slash), &a)) return kWhy;
+    auto a = ParseIpv4(v.substr(0, slash));
+    if (!a.ok()) return kWhy;
     std::string p = v.substr(slash + 1);
     if (p.empty() || p.size() > 2 || !IsDigit(p[0]) || (p.size() == 2 && (!IsDigit(p[1]) || p[0] == '0'))) {
       return kWhy;
     }
-    int prefix = std::stoi(p);
-    if (prefix > 32) return "prefix length must be between 0 and 32";
-    uint32_t host_mask = prefix == 32 ? 0u : (prefix == 0 ? 0xffffffffu : (0xffffffffu >> prefix));
-    if ((a & host_mask) != 0) {
-      uint32_t net = a & ~host_mask;
-      char buf[40];
-      std::snprintf(buf, sizeof(buf), "%u.%u.%u.%u/%d", net >> 24, (net >> 16) & 255, (net >> 8) & 255, net & 255,
-                    prefix);
-      return std::string("must be a network address with the host bits zero (did you mean ") + buf + "?)";
-    }
+    Ipv4Net n;
+    n.prefix = std::stoi(p);
+    if (n.prefix > 32) return "prefix length must be between 0 and 32";
+    n.base = *a & n.mask();
+    if (n.base != *a) return "must be a network address with the host bits zero (did you mean " + n.ToString() + "?)";
     return "";
   }
   if (format == "quantity") {
