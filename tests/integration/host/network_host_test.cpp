@@ -175,6 +175,37 @@ class NetworkHostNsTest : public testing_env::LocalApiTest {
     ASSERT_EQ(Exec({"ip", "-n", g, "link", "set", "lo", "up"})->exit_code, 0);
   }
 
+  // What the server's IPAM reconciler does: an address for each of `insts` on network `name`, recorded in the
+  // Network's status.allocations and seen by the informer. Empty (with a failure) when that does not work.
+  std::vector<NicAddress> RecordAllocations(const std::string& name, const std::vector<json>& insts) {
+    json net = *client_->Get("networks", "default", name);
+    auto cfg = ParseNetwork(net);
+    if (!cfg.ok()) {
+      ADD_FAILURE() << cfg.status().message();
+      return {};
+    }
+    AllocationTable table;
+    std::vector<NicAddress> out;
+    for (const json& inst : insts) {
+      NicRequest req;
+      req.uid = MetaString(inst, "uid");
+      req.instance = "default/" + MetaString(inst, "name");
+      auto a = Allocate(*cfg, table, req);
+      if (!a.ok()) {
+        ADD_FAILURE() << a.status().message();
+        return {};
+      }
+      out.push_back(*a);
+    }
+    net["status"]["allocations"] = AllocationsToJson(table);
+    auto u = client_->UpdateStatus("networks", "default", net);
+    if (!u.ok() || !CachedRv(networks_.get(), "default/" + name, *u)) {
+      ADD_FAILURE() << "allocations of " << name << " not recorded";
+      return {};
+    }
+    return out;
+  }
+
   std::string ns_;
   bool created_ns_ = false;
   std::vector<std::string> guest_ns_;
@@ -356,23 +387,8 @@ TEST_F(NetworkHostNsTest, GuestsGetLeasesAndSecurityGroupsFilter) {
   auto up = ReconcileInNs("default/default");
   ASSERT_TRUE(up.ok()) << up.status().ToString();
   int pid = DnsmasqPid();
-  net = *client_->Get("networks", "default", "default");
-  auto cfg = ParseNetwork(net);
-  ASSERT_TRUE(cfg.ok());
-  AllocationTable table;
-  std::vector<NicAddress> addr;
-  for (const json* inst : {&server, &client}) {
-    NicRequest req;
-    req.uid = MetaString(*inst, "uid");
-    req.instance = "default/" + MetaString(*inst, "name");
-    auto a = Allocate(*cfg, table, req);
-    ASSERT_TRUE(a.ok());
-    addr.push_back(*a);
-  }
-  net["status"]["allocations"] = AllocationsToJson(table);
-  auto u = client_->UpdateStatus("networks", "default", net);
-  ASSERT_TRUE(u.ok()) << u.status().ToString();
-  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", *u));
+  std::vector<NicAddress> addr = RecordAllocations("default", {server, client});
+  ASSERT_EQ(addr.size(), 2u);
 
   // Guests: a namespace each, its veth end carrying the instance's MAC; the other end is the "tap".
   std::vector<std::string> guests;
@@ -469,23 +485,13 @@ TEST_F(NetworkHostNsTest, NatMasqueradesToTheOutsideIsolatedStaysIn) {
   // IPAM's record for each (what the server's IPAM reconciler would write), then the node converges.
   std::vector<NicAddress> addr;
   for (size_t i = 0; i < nets.size(); ++i) {
-    json net = *client_->Get("networks", "default", nets[i].name);
-    auto cfg = ParseNetwork(net);
-    ASSERT_TRUE(cfg.ok());
-    AllocationTable table;
-    NicRequest req;
-    req.uid = MetaString(insts[i], "uid");
-    req.instance = "default/" + MetaString(insts[i], "name");
-    auto a = Allocate(*cfg, table, req);
-    ASSERT_TRUE(a.ok());
+    auto got = RecordAllocations(nets[i].name, {insts[i]});
+    ASSERT_EQ(got.size(), 1u);
+    const NicAddress* a = &got[0];
     addr.push_back(*a);
-    net["status"]["allocations"] = AllocationsToJson(table);
-    auto u = client_->UpdateStatus("networks", "default", net);
-    ASSERT_TRUE(u.ok()) << u.status().ToString();
-    ASSERT_TRUE(CachedRv(networks_.get(), "default/" + nets[i].name, *u));
     ASSERT_TRUE(CachedRv(instances_.get(), "default/vm-" + nets[i].name, insts[i]));
     std::string g = ns_ + "-" + nets[i].mode;
-    AddGuest(g, TapName(req.uid, 0), "eth0", a->mac);
+    AddGuest(g, TapName(MetaString(insts[i], "uid"), 0), "eth0", a->mac);
     if (HasFatalFailure()) return;
     ASSERT_EQ(Exec({"ip", "-n", g, "addr", "add", FormatIpv4(a->ip) + "/24", "dev", "eth0"})->exit_code, 0);
     ASSERT_EQ(Exec({"ip", "-n", g, "route", "add", "default", "via", nets[i].gw})->exit_code, 0);
