@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 
+#include "network_objects.h"
 #include "runtime_test_env.h"
 #include "stratus/core/object.h"
 #include "stratus/network/network.h"
@@ -163,17 +164,7 @@ class NetworkReconcilerTest : public testing_env::LocalApiTest {
             {"metadata", {{"name", name}, {"namespace", "default"}}},
             {"spec", {{"cidr", "10.44.0.0/24"}, {"mode", "nat"}}}};
   }
-  static json Instance(const std::string& name, json groups = json::array()) {
-    return {{"apiVersion", "stratus.io/v1"},
-            {"kind", "Instance"},
-            {"metadata", {{"name", name}, {"namespace", "default"}}},
-            {"spec",
-             {{"resources", {{"vcpus", 1}, {"memoryMiB", 64}}},
-              {"image", "img"},
-              {"nodeName", "node-a"},
-              {"networks", {{{"network", "default"}}}},
-              {"securityGroups", groups}}}};
-  }
+  static json Instance(const std::string& name, json groups = json::array()) { return NicInstance(name, groups); }
   static json Group(const std::string& name, int port) {
     return {{"apiVersion", "stratus.io/v1"},
             {"kind", "SecurityGroup"},

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <thread>
 
+#include "../../unit/network_objects.h"
 #include "../../unit/runtime_test_env.h"
 #include "stratus/core/exec.h"
 #include "stratus/core/object.h"
@@ -365,18 +366,7 @@ TEST_F(NetworkHostNsTest, GuestsGetLeasesAndSecurityGroupsFilter) {
                         {"metadata", {{"name", "web"}, {"namespace", "default"}}},
                         {"spec", {{"ingress", {{{"protocol", "tcp"}, {"fromPort", 5000}, {"cidr", "0.0.0.0/0"}}}}}}},
                        "securitygroups");
-  auto instance = [&](const std::string& name, json groups) {
-    return MustCreate({{"apiVersion", "stratus.io/v1"},
-                       {"kind", "Instance"},
-                       {"metadata", {{"name", name}, {"namespace", "default"}}},
-                       {"spec",
-                        {{"resources", {{"vcpus", 1}, {"memoryMiB", 64}}},
-                         {"image", "img"},
-                         {"nodeName", "node-a"},
-                         {"networks", {{{"network", "default"}}}},
-                         {"securityGroups", groups}}}},
-                      "instances");
-  };
+  auto instance = [&](const std::string& name, json groups) { return MustCreate(NicInstance(name, groups), "instances"); };
   json server = instance("server", {"web"});
   json client = instance("client", json::array());
   ASSERT_TRUE(CachedRv(groups_.get(), "default/web", sg));
@@ -472,15 +462,7 @@ TEST_F(NetworkHostNsTest, NatMasqueradesToTheOutsideIsolatedStaysIn) {
                                {"metadata", {{"name", n.name}, {"namespace", "default"}}},
                                {"spec", {{"cidr", n.cidr}, {"mode", n.mode}, {"dhcp", false}}}},
                               "networks"));
-    insts.push_back(MustCreate({{"apiVersion", "stratus.io/v1"},
-                                {"kind", "Instance"},
-                                {"metadata", {{"name", "vm-" + n.name}, {"namespace", "default"}}},
-                                {"spec",
-                                 {{"resources", {{"vcpus", 1}, {"memoryMiB", 64}}},
-                                  {"image", "img"},
-                                  {"nodeName", "node-a"},
-                                  {"networks", {{{"network", n.name}}}}}}},
-                               "instances"));
+    insts.push_back(MustCreate(NicInstance("vm-" + n.name, json::array(), n.name), "instances"));
   }
   // IPAM's record for each (what the server's IPAM reconciler would write), then the node converges.
   std::vector<NicAddress> addr;
