@@ -14,7 +14,7 @@ namespace {
 
 const char* kNs = "/apis/stratus.io/v1/namespaces/default";
 
-class IpamTest : public ::testing::Test {
+class IpamApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
     server_ = std::make_unique<ServerProcess>(dir_.path() / "data");
@@ -60,7 +60,7 @@ class IpamTest : public ::testing::Test {
   std::unique_ptr<ServerProcess> server_;
 };
 
-TEST_F(IpamTest, AddressesAreStableRefusedClearlyAndReleasedOnce) {
+TEST_F(IpamApiTest, AddressesAreStableRefusedClearlyAndReleasedOnce) {
   ASSERT_EQ(Apply("a", "{network: lan}").exit_code, 0);
   ASSERT_TRUE(Eventually([&] { return !AddressOf("a").empty(); }, 20))
       << server_->Http("GET", std::string(kNs) + "/networks/lan").body;
