@@ -1,9 +1,11 @@
 // End to end on qemu:///system (TCG) inside the network namespace libvirtd runs in (STRATUS_NETNS, made by
 // scripts/libvirt-up.sh for scripts/test.sh): an embedded agent with --networking=true --netns NS makes the
-// Network's bridge, dnsmasq and nftables there (the API stays on the host's loopback); two Instances on it get their addresses by DHCP (the ones IPAM recorded, confirmed in
-// status.addresses[].leased) and reach each other over HTTP; a SecurityGroup that does not allow the port blocks
-// the connection and allowing it again opens it, live; a bridge deleted and a dnsmasq killed behind our back are
-// repaired; an Instance restarted comes back with the same address; deleting everything removes the bridge. Private addresses exist only inside that namespace.
+// Network's bridge, dnsmasq and nftables there (the API stays on the host's loopback). Two Instances on it get
+// their addresses by DHCP (the ones IPAM recorded, confirmed in status.addresses[].leased) and reach each other
+// over HTTP; a SecurityGroup that does not allow the port blocks the connection and allowing it again (from the
+// members of another group) opens it, live; a bridge deleted and a dnsmasq killed behind our back are repaired; an
+// Instance restarted comes back with the same address; deleting everything removes the bridge. Private addresses
+// exist only inside that namespace.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -64,8 +66,8 @@ std::string Instance(const std::string& name, const std::string& net_line, const
          "  networks: [" + net_line + "]\n" + groups;
 }
 
-std::string Group(const std::string& ingress) {
-  return "apiVersion: stratus.io/v1\nkind: SecurityGroup\nmetadata: {name: web}\nspec:\n  ingress:\n" + ingress;
+std::string Group(const std::string& ingress, const std::string& name = "web") {
+  return "apiVersion: stratus.io/v1\nkind: SecurityGroup\nmetadata: {name: " + name + "}\nspec:\n  ingress:\n" + ingress;
 }
 
 TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
@@ -108,7 +110,12 @@ TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
     }
     return !a_ip.empty();
   }, 60)) << "IPAM gave A an address" << dump();
-  ap = server.Ctl({"apply", "-f", "-"}, Instance(b, "{network: e2enet-" + tag + ", ip: " + b_ip + "}", "", a_ip + ":8080"));
+  // B is in group clients, which lets 8080 in from the network (so A keeps reaching it).
+  ap = server.Ctl({"apply", "-f", "-"},
+                  Group("    - {protocol: tcp, fromPort: 8080, toPort: 8080, cidr: 10.77.0.0/24}\n", "clients") +
+                      "---\n" +
+                      Instance(b, "{network: e2enet-" + tag + ", ip: " + b_ip + "}", "  securityGroups: [clients]\n",
+                               a_ip + ":8080"));
   ASSERT_EQ(ap.exit_code, 0) << ap.out << ap.err;
 
   // 1. Both guests get their IPAM address by DHCP from the network's dnsmasq (gateway 10.77.0.1 as router), and the
@@ -128,7 +135,7 @@ TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
   ASSERT_FALSE(bridge.empty()) << net.dump(2);
   EXPECT_EQ(stratus::testing::Run({"/bin/ip", "-n", NetnsName(), "link", "show", bridge}).exit_code, 0) << "bridge " << bridge << " exists in the namespace";
 
-  // 2. They reach each other: A (port allowed by web) answers B, B (no groups) answers A.
+  // 2. They reach each other: A (port allowed by web) answers B, B (port allowed by clients) answers A.
   const std::string to_a = a_ip + ":8080", to_b = b_ip + ":8080";
   EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of(b), to_a) == "open STRATUS-PEER " + a; }, 60, 500))
       << "B reaches A" << dump();
@@ -136,8 +143,8 @@ TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
       << "A reaches B" << dump();
   say("the guests reach each other");
 
-  // 3. The group stops allowing 8080 (only 22): B can no longer reach A; A still reaches B (egress is open, and B
-  //    is not filtered).
+  // 3. Group web stops allowing 8080 (only 22): B can no longer reach A; A still reaches B (egress is open, and
+  //    clients still lets 8080 in).
   ap = server.Ctl({"apply", "-f", "-"}, Group("    - {protocol: tcp, fromPort: 22, toPort: 22, cidr: 0.0.0.0/0}\n"));
   ASSERT_EQ(ap.exit_code, 0) << ap.out << ap.err;
   EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of(b), to_a) == "closed"; }, 60, 500))
@@ -145,13 +152,13 @@ TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
   EXPECT_EQ(LastProbe(logs_of(a), to_b), "open STRATUS-PEER " + b) << dump();
   say("group web without 8080: B -> A blocked, A -> B still open");
 
-  // 4. Allowing 8080 again, from B's address only, opens it live.
+  // 4. Allowing 8080 again, from the members of group clients only (EC2's group-to-group rule), opens it live.
   ap = server.Ctl({"apply", "-f", "-"},
-                  Group("    - {protocol: tcp, fromPort: 8080, toPort: 8080, cidr: " + b_ip + "/32}\n"));
+                  Group("    - {protocol: tcp, fromPort: 8080, toPort: 8080, securityGroup: clients}\n"));
   ASSERT_EQ(ap.exit_code, 0) << ap.out << ap.err;
   EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of(b), to_a) == "open STRATUS-PEER " + a; }, 60, 500))
       << "allowed again: B reaches A" << dump();
-  say("group web allows 8080 from B again: B -> A open");
+  say("group web allows 8080 from group clients (B): B -> A open");
 
   // 5. Drift: the bridge deleted behind our back cuts the guests off; the agent recreates it, re-attaches their
   //    taps and they reach each other again. A killed dnsmasq is restarted (the restart below needs its lease).
