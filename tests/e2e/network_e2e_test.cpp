@@ -4,8 +4,8 @@
 // their addresses by DHCP (the ones IPAM recorded, confirmed in status.addresses[].leased) and reach each other
 // over HTTP; a SecurityGroup that does not allow the port blocks the connection and allowing it again (from the
 // members of another group) opens it, live; a bridge deleted and a dnsmasq killed behind our back are repaired; an
-// Instance restarted comes back with the same address; deleting everything removes the bridge. Private addresses
-// exist only inside that namespace.
+// Instance restarted comes back with the same address; a second NIC is hot-plugged, leases its address and is
+// unplugged again; deleting everything removes the bridges. Private addresses exist only inside that namespace.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -98,6 +98,8 @@ TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
   auto ap = server.Ctl({"apply", "-f", "-"},
                        base + "---\napiVersion: stratus.io/v1\nkind: Network\nmetadata: {name: e2enet-" + tag + "}\n"
                               "spec: {cidr: 10.77.0.0/24, mode: nat}\n---\n" +
+                           "apiVersion: stratus.io/v1\nkind: Network\nmetadata: {name: e2eback-" + tag + "}\n"
+                           "spec: {cidr: 10.78.0.0/24, mode: isolated}\n---\n" +
                            Group("    - {protocol: tcp, fromPort: 8080, toPort: 8080, cidr: 10.77.0.0/24}\n") +
                            "---\n" + Instance(a, "{network: e2enet-" + tag + "}", "  securityGroups: [web]\n", b_ip + ":8080"));
   ASSERT_EQ(ap.exit_code, 0) << ap.out << ap.err;
@@ -197,12 +199,39 @@ TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
   EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of(b), to_a) == "open STRATUS-PEER " + a; }, 60, 500))
       << "B reaches A again after its restart" << dump();
 
-  // 7. Delete: the instances go, then the network, its bridge with it.
+  // 7. A second NIC, on another network, hot-plugged into the running B: the guest sees it and leases its address;
+  //    removed from the spec, it is unplugged and its address released.
+  const std::string back = "e2eback-" + tag;
+  auto patch_nets = [&](const std::string& nets) {
+    return server.Http("PATCH", std::string(kNs) + "/instances/" + b, R"({"spec":{"networks":)" + nets + "}}",
+                       "application/merge-patch+json");
+  };
+  auto p2 = patch_nets(R"([{"network":"e2enet-)" + tag + R"(","ip":")" + b_ip + R"("},{"network":")" + back + R"("}])");
+  ASSERT_EQ(p2.code, 200) << p2.body;
+  EXPECT_TRUE(Eventually([&] { return logs_of(b).find("STRATUS-NET eth1 ip=10.78.0.") != std::string::npos; }, 90, 500))
+      << "hot-plugged NIC leased an address on " << back << dump();
+  EXPECT_TRUE(Eventually([&] {
+    json j = get("/instances/" + b);
+    const json& ad = j["status"]["addresses"];
+    return ad.size() == 2 && ad[1].value("network", "") == back && ad[1].value("leased", false);
+  }, 30)) << get("/instances/" + b).dump(2);
+  EXPECT_EQ(LastProbe(logs_of(b), to_a), "open STRATUS-PEER " + a) << "the first NIC carries on" << dump();
+  p2 = patch_nets(R"([{"network":"e2enet-)" + tag + R"(","ip":")" + b_ip + R"("}])");
+  ASSERT_EQ(p2.code, 200) << p2.body;
+  EXPECT_TRUE(Eventually([&] { return logs_of(b).find("STRATUS-NIC-REMOVED eth1") != std::string::npos; }, 90, 500))
+      << "NIC unplugged" << dump();
+  EXPECT_TRUE(Eventually([&] {
+    json n = get("/networks/" + back);
+    return !n["status"].contains("allocations") || n["status"]["allocations"].empty();
+  }, 30)) << get("/networks/" + back).dump(2);
+  say("second NIC hot-plugged, leased, unplugged and released");
+
+  // 8. Delete: the instances go, then the networks, their bridges with them.
   for (const auto& inst : {a, b}) {
     auto d = server.Ctl({"delete", "instance", inst, "--wait", "--timeout", "90s"});
     EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
   }
-  auto d = server.Ctl({"delete", "network", "e2enet-" + tag, "--wait", "--timeout", "60s"});
+  auto d = server.Ctl({"delete", "network", "e2enet-" + tag, back, "--wait", "--timeout", "60s"});
   EXPECT_EQ(d.exit_code, 0) << d.out << d.err << dump();
   EXPECT_TRUE(Eventually([&] { return stratus::testing::Run({"/bin/ip", "-n", NetnsName(), "link", "show", bridge}).exit_code != 0; }, 30))
       << "bridge removed with its network";

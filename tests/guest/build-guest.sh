@@ -311,7 +311,20 @@ volume_seen() {
   esac
 }
 SEEN=""
+NICS_SEEN=" $(ls /sys/class/net | tr '\n' ' ')"
 while :; do
+  # NICs hot-plugged later get DHCP (in the background) and are reported; unplugged ones are reported too.
+  NICS_NOW=" $(ls /sys/class/net | tr '\n' ' ')"
+  for n in $NICS_NOW; do
+    case "$NICS_SEEN" in *" $n "*) continue ;; esac
+    echo "STRATUS-NIC-ADDED $n mac=$(cat /sys/class/net/$n/address)"
+    ip link set "$n" up
+    udhcpc -i "$n" -q -t 5 -T 1 -A 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 &
+  done
+  for n in $NICS_SEEN; do
+    case "$NICS_NOW" in *" $n "*) ;; *) echo "STRATUS-NIC-REMOVED $n" ;; esac
+  done
+  NICS_SEEN="$NICS_NOW"
   NOW=""
   for b in /sys/block/vd*; do
     [ -e "$b/size" ] || continue

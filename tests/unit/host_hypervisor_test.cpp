@@ -392,6 +392,31 @@ TEST_F(LibvirtHypervisorTest, AttachAndDetachDiskReflectedInDefinition) {
   EXPECT_EQ(hv_->AttachDisk(s.name, MakeDisk("relative", "raw", "vdc")).code(), Code::kInvalid);
 }
 
+TEST_F(LibvirtHypervisorTest, AttachAndDetachNicReflectedInDefinition) {
+  DomainSpec s = BaseSpec(Track(UniqueName("nic")));
+  s.nics = {{"52:54:00:00:00:01", "st-aaaaaaaaaaaa", "stv000000000001"}};
+  ASSERT_TRUE(hv_->Define(s).ok());
+  ASSERT_TRUE(hv_->Start(s.name).ok());
+  DomainSpec::Nic second{"52:54:00:00:00:02", "st-bbbbbbbbbbbb", "stv000000000002"};
+  Status st = hv_->AttachNic(s.name, second);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_TRUE(hv_->AttachNic(s.name, second).ok()) << "attaching again is Ok";
+  auto nics = hv_->Nics(s.name, true);
+  ASSERT_TRUE(nics.ok()) << nics.status().ToString();
+  ASSERT_EQ(nics->size(), 2u);
+  EXPECT_EQ((*nics)[1].mac, "52:54:00:00:00:02");
+  EXPECT_EQ((*nics)[1].bridge, "st-bbbbbbbbbbbb");
+  EXPECT_EQ((*nics)[1].tap, "stv000000000002");
+
+  ASSERT_TRUE(hv_->DetachNic(s.name, "52:54:00:00:00:02").ok());
+  EXPECT_TRUE(hv_->DetachNic(s.name, "52:54:00:00:00:02").ok()) << "detaching an absent NIC is Ok";
+  nics = hv_->Nics(s.name, true);
+  ASSERT_EQ(nics->size(), 1u);
+  EXPECT_EQ((*nics)[0].mac, "52:54:00:00:00:01") << "the other NIC stays";
+  EXPECT_EQ(hv_->AttachNic(s.name, {"", "st-x", ""}).code(), Code::kInvalid) << "a MAC is required";
+  EXPECT_EQ(hv_->AttachNic(s.name, {"52:54:00:00:00:03", "br\"/><evil/>", ""}).code(), Code::kInvalid);
+}
+
 TEST_F(LibvirtHypervisorTest, BlockResizeNeedsARunningDomainWithThatDisk) {
   DomainSpec s = BaseSpec(Track(UniqueName("br")));
   ASSERT_TRUE(hv_->Define(s).ok());

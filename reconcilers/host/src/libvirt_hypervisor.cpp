@@ -3,12 +3,15 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <pugixml.hpp>
+#include <functional>
 #include <sstream>
 
 #include "libvirt_connection_impl.h"
 #include "stratus/host/hypervisor.h"
+#include "stratus/host/netdev.h"
 
 namespace stratus::host {
 
@@ -21,6 +24,9 @@ Status NotSupported(const char* what) {
 Status Hypervisor::Reset(const std::string&) { return NotSupported("reset"); }
 Status Hypervisor::AttachDisk(const std::string&, const DomainSpec::Disk&) { return NotSupported("disk attach"); }
 Status Hypervisor::DetachDisk(const std::string&, const std::string&) { return NotSupported("disk detach"); }
+Status Hypervisor::AttachNic(const std::string&, const DomainSpec::Nic&) { return NotSupported("NIC attach"); }
+Status Hypervisor::DetachNic(const std::string&, const std::string&) { return NotSupported("NIC detach"); }
+StatusOr<std::vector<DomainSpec::Nic>> Hypervisor::Nics(const std::string&, bool) { return NotSupported("listing NICs"); }
 Status Hypervisor::BlockResize(const std::string&, const std::string&, uint64_t) {
   return NotSupported("live disk resize");
 }
@@ -66,6 +72,25 @@ void AppendDisk(pugi::xml_node devices, const DomainSpec::Disk& d) {
   if (!d.serial.empty()) TextElem(disk, "serial", d.serial);
 }
 
+void AppendNic(pugi::xml_node devices, const DomainSpec::Nic& n) {
+  pugi::xml_node iface = Elem(devices, "interface");
+  if (!n.bridge.empty()) {
+    Attr(iface, "type", "bridge");
+    Attr(Elem(iface, "source"), "bridge", n.bridge);
+  } else {
+    Attr(iface, "type", "ethernet");  // a tap joined to nothing: the guest keeps its NIC order
+  }
+  if (!n.mac.empty()) Attr(Elem(iface, "mac"), "address", n.mac);
+  Attr(Elem(iface, "model"), "type", "virtio");
+  if (!n.tap.empty()) Attr(Elem(iface, "target"), "dev", n.tap);
+}
+
+std::string NicXml(const DomainSpec::Nic& n) {
+  pugi::xml_document doc;
+  AppendNic(doc, n);
+  return Serialize(doc);
+}
+
 std::string DiskXml(const DomainSpec::Disk& d) {
   pugi::xml_document doc;
   AppendDisk(doc, d);
@@ -106,18 +131,7 @@ std::string RenderDomain(const DomainSpec& spec) {
 
   pugi::xml_node devices = Elem(dom, "devices");
   for (const auto& d : spec.disks) AppendDisk(devices, d);
-  for (const auto& n : spec.nics) {
-    pugi::xml_node iface = Elem(devices, "interface");
-    if (!n.bridge.empty()) {
-      Attr(iface, "type", "bridge");
-      Attr(Elem(iface, "source"), "bridge", n.bridge);
-    } else {
-      Attr(iface, "type", "ethernet");  // a tap joined to nothing: the guest keeps its NIC order
-    }
-    if (!n.mac.empty()) Attr(Elem(iface, "mac"), "address", n.mac);
-    Attr(Elem(iface, "model"), "type", "virtio");
-    if (!n.tap.empty()) Attr(Elem(iface, "target"), "dev", n.tap);
-  }
+  for (const auto& n : spec.nics) AppendNic(devices, n);
   // The serial console goes to a file; libvirt derives the matching <console> from serial port 0 itself.
   pugi::xml_node serial = Elem(devices, "serial");
   if (!spec.serial_log_path.empty()) {
@@ -160,6 +174,21 @@ bool IsDeviceName(const std::string& t) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
   }
   return true;
+}
+
+// MAC "aa:bb:cc:dd:ee:ff" (or empty: libvirt picks), bridge and tap Linux interface names (or empty).
+Status ValidateNic(const std::string& field, const DomainSpec::Nic& n) {
+  bool mac_ok = n.mac.empty() || n.mac.size() == 17;
+  for (size_t i = 0; mac_ok && i < n.mac.size(); ++i) {
+    mac_ok = i % 3 == 2 ? n.mac[i] == ':' : std::isxdigit(static_cast<unsigned char>(n.mac[i])) != 0;
+  }
+  if (!mac_ok) return InvalidError(field + ".mac: \"" + n.mac + "\" is not a MAC address", {{field + ".mac", "malformed"}});
+  for (const auto& [f, v] : {std::pair<std::string, const std::string&>{".bridge", n.bridge}, {".tap", n.tap}}) {
+    if (v.empty()) continue;
+    Status st = ValidateIfName(v, field + f);
+    if (!st.ok()) return st;
+  }
+  return Status::Ok();
 }
 
 Status ValidateDisk(const std::string& field, const DomainSpec::Disk& d) {
@@ -215,12 +244,8 @@ Status ValidateSpec(const DomainSpec& s) {
     }
   }
   for (size_t i = 0; i < s.nics.size(); ++i) {
-    std::string f = "nics[" + std::to_string(i) + "]";
-    for (const auto& [g, v] : {std::pair<std::string, std::string>{".mac", s.nics[i].mac},
-                               {".bridge", s.nics[i].bridge}, {".tap", s.nics[i].tap}}) {
-      Status st = CheckText(f + g, v);
-      if (!st.ok()) return st;
-    }
+    Status st = ValidateNic("nics[" + std::to_string(i) + "]", s.nics[i]);
+    if (!st.ok()) return st;
   }
   return Status::Ok();
 }
@@ -311,6 +336,30 @@ std::vector<DomainSpec::Disk> ParseDisks(const std::string& xml) {
     out.push_back(std::move(d));
   }
   return out;
+}
+
+std::vector<DomainSpec::Nic> ParseNics(const std::string& xml) {
+  std::vector<DomainSpec::Nic> out;
+  pugi::xml_document doc;
+  if (!doc.load_string(xml.c_str())) return out;
+  for (pugi::xml_node iface : doc.child("domain").child("devices").children("interface")) {
+    DomainSpec::Nic n;
+    n.mac = iface.child("mac").attribute("address").value();
+    n.bridge = iface.child("source").attribute("bridge").value();
+    n.tap = iface.child("target").attribute("dev").value();
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+// The <interface> element with MAC `mac` in `xml`, serialized; "" when absent.
+std::string NicElementXml(const std::string& xml, const std::string& mac) {
+  pugi::xml_document doc;
+  if (!doc.load_string(xml.c_str())) return "";
+  for (pugi::xml_node iface : doc.child("domain").child("devices").children("interface")) {
+    if (mac == iface.child("mac").attribute("address").value()) return Serialize(iface);
+  }
+  return "";
 }
 
 // The <disk> element with target `target` in `xml`, serialized; "" when absent.
@@ -528,79 +577,57 @@ class LibvirtHypervisor final : public Hypervisor {
   Status AttachDisk(const std::string& name, const DomainSpec::Disk& disk) override {
     Status v = ValidateDisk("disk", disk);
     if (!v.ok()) return v;
-    return conn_->Call([&](virConnectPtr c) -> Status {
-      auto d = FindDomain(c, name);
-      if (!d.ok()) return d.status();
-      std::string dev = DiskXml(disk);
-      for (bool live : {true, false}) {
-        if (live && !IsActive(d->get())) continue;
-        if (!live && virDomainIsPersistent(d->get()) != 1) continue;
-        auto xml = XmlDesc(d->get(), name, !live);
-        if (!xml.ok()) return xml.status();
-        std::string have_source;
-        if (!DiskElementXml(*xml, disk.target, &have_source).empty()) {
-          if (have_source == disk.path) continue;  // already there
-          return Status(Code::kConflict, "target " + disk.target + " of domain " + name + " already holds " +
-                                             (have_source.empty() ? std::string("another disk") : have_source));
-        }
-        unsigned int flags = live ? VIR_DOMAIN_AFFECT_LIVE : VIR_DOMAIN_AFFECT_CONFIG;
-        if (virDomainAttachDeviceFlags(d->get(), dev.c_str(), flags) == 0) continue;
-        LibvirtError e = TakeLastError();
-        if (e.code == VIR_ERR_NO_SUPPORT && conn_->is_test()) {
-          // The test driver has no device hot-plug and no guest to see it: edit the persistent definition.
-          if (live) continue;
-          Status s = EditDefinition(c, d->get(), name, [&](pugi::xml_node devices) {
-            pugi::xml_document frag;
-            frag.load_string(dev.c_str());
-            devices.append_copy(frag.document_element());
-          });
-          if (!s.ok()) return s;
-          continue;
-        }
-        return ToStatus(std::string(live ? "hot-plugging" : "adding") + " disk " + disk.target + " to domain " + name,
-                        e);
-      }
-      return Status::Ok();
+    return Plug(name, "disk " + disk.target, DiskXml(disk), [&](const std::string& xml) -> std::string {
+      std::string have_source;
+      if (DiskElementXml(xml, disk.target, &have_source).empty()) return "";
+      if (have_source == disk.path) return "=";
+      return "target " + disk.target + " of domain " + name + " already holds " +
+             (have_source.empty() ? std::string("another disk") : have_source);
     });
   }
 
   Status DetachDisk(const std::string& name, const std::string& target) override {
     if (!IsDeviceName(target)) return InvalidError("\"" + target + "\" is not a device name such as vdb");
-    return conn_->Call([&](virConnectPtr c) -> Status {
-      virDomainPtr raw = virDomainLookupByName(c, name.c_str());
-      if (!raw) {
-        LibvirtError e = TakeLastError();
-        return IsNoDomain(e) ? Status::Ok() : ToStatus("looking up domain " + name, e);
-      }
-      DomainPtr d(raw);
-      for (bool live : {true, false}) {
-        if (live && !IsActive(d.get())) continue;
-        if (!live && virDomainIsPersistent(d.get()) != 1) continue;
-        auto xml = XmlDesc(d.get(), name, !live);
-        if (!xml.ok()) return xml.status();
-        std::string dev = DiskElementXml(*xml, target, nullptr);
-        if (dev.empty()) continue;  // not there
-        unsigned int flags = live ? VIR_DOMAIN_AFFECT_LIVE : VIR_DOMAIN_AFFECT_CONFIG;
-        if (virDomainDetachDeviceFlags(d.get(), dev.c_str(), flags) == 0) continue;
-        LibvirtError e = TakeLastError();
-        if (e.code == VIR_ERR_NO_SUPPORT && conn_->is_test()) {
-          if (live) continue;
-          Status s = EditDefinition(c, d.get(), name, [&](pugi::xml_node devices) {
-            for (pugi::xml_node disk : devices.children("disk")) {
-              if (target == disk.child("target").attribute("dev").value()) {
-                devices.remove_child(disk);
-                break;
-              }
+    return Unplug(
+        name, "disk " + target, [&](const std::string& xml) { return DiskElementXml(xml, target, nullptr); },
+        [&](pugi::xml_node devices) {
+          for (pugi::xml_node disk : devices.children("disk")) {
+            if (target == disk.child("target").attribute("dev").value()) {
+              devices.remove_child(disk);
+              break;
             }
-          });
-          if (!s.ok()) return s;
-          continue;
-        }
-        return ToStatus(std::string(live ? "unplugging" : "removing") + " disk " + target + " from domain " + name,
-                        e);
-      }
-      return Status::Ok();
+          }
+        });
+  }
+
+  Status AttachNic(const std::string& name, const DomainSpec::Nic& nic) override {
+    if (nic.mac.empty()) return InvalidError("nic.mac: required to hot-plug a NIC", {{"nic.mac", "is empty"}});
+    Status v = ValidateNic("nic", nic);
+    if (!v.ok()) return v;
+    return Plug(name, "NIC " + nic.mac, NicXml(nic), [&](const std::string& xml) -> std::string {
+      return NicElementXml(xml, nic.mac).empty() ? "" : "=";
     });
+  }
+
+  Status DetachNic(const std::string& name, const std::string& mac) override {
+    Status st = ValidateNic("nic", {mac, "", ""});
+    if (!st.ok()) return st;
+    return Unplug(
+        name, "NIC " + mac, [&](const std::string& xml) { return NicElementXml(xml, mac); },
+        [&](pugi::xml_node devices) {
+          for (pugi::xml_node iface : devices.children("interface")) {
+            if (mac == iface.child("mac").attribute("address").value()) {
+              devices.remove_child(iface);
+              break;
+            }
+          }
+        });
+  }
+
+  StatusOr<std::vector<DomainSpec::Nic>> Nics(const std::string& name, bool persistent) override {
+    auto xml = DomainXml(name, persistent);
+    if (!xml.ok()) return xml.status();
+    return ParseNics(*xml);
   }
 
   Status BlockResize(const std::string& name, const std::string& target, uint64_t bytes) override {
@@ -679,6 +706,76 @@ class LibvirtHypervisor final : public Hypervisor {
     }
     if (virDomainCreate(d) < 0) return LastErrorStatus("restarting domain " + name + " (start)");
     return Status::Ok();
+  }
+
+  // Adds device `dev` (its XML) to the running domain, when it runs, and to its persistent definition, each only
+  // where `have(xml)` finds it missing: "" = absent, "=" = the same device is there, anything else = why it
+  // conflicts (kConflict). The test driver has no hot-plug: its persistent definition is edited instead.
+  Status Plug(const std::string& name, const std::string& what, const std::string& dev,
+              const std::function<std::string(const std::string&)>& have) {
+    return conn_->Call([&](virConnectPtr c) -> Status {
+      auto d = FindDomain(c, name);
+      if (!d.ok()) return d.status();
+      for (bool live : {true, false}) {
+        if (live && !IsActive(d->get())) continue;
+        if (!live && virDomainIsPersistent(d->get()) != 1) continue;
+        auto xml = XmlDesc(d->get(), name, !live);
+        if (!xml.ok()) return xml.status();
+        std::string there = have(*xml);
+        if (there == "=") continue;  // already there
+        if (!there.empty()) return Status(Code::kConflict, there);
+        unsigned int flags = live ? VIR_DOMAIN_AFFECT_LIVE : VIR_DOMAIN_AFFECT_CONFIG;
+        if (virDomainAttachDeviceFlags(d->get(), dev.c_str(), flags) == 0) continue;
+        LibvirtError e = TakeLastError();
+        if (e.code == VIR_ERR_NO_SUPPORT && conn_->is_test()) {
+          if (live) continue;  // no guest to see it
+          Status s = EditDefinition(c, d->get(), name, [&](pugi::xml_node devices) {
+            pugi::xml_document frag;
+            frag.load_string(dev.c_str());
+            devices.append_copy(frag.document_element());
+          });
+          if (!s.ok()) return s;
+          continue;
+        }
+        return ToStatus(std::string(live ? "hot-plugging " : "adding ") + what + " to domain " + name, e);
+      }
+      return Status::Ok();
+    });
+  }
+
+  // Removes the device that `find(xml)` serializes ("" = absent) from the running domain and from the persistent
+  // definition; `drop(<devices>)` removes it from a definition for the test driver. Ok when the domain or the
+  // device is absent. A live unplug needs the guest's cooperation and may finish after this returns.
+  Status Unplug(const std::string& name, const std::string& what,
+                const std::function<std::string(const std::string&)>& find,
+                const std::function<void(pugi::xml_node)>& drop) {
+    return conn_->Call([&](virConnectPtr c) -> Status {
+      virDomainPtr raw = virDomainLookupByName(c, name.c_str());
+      if (!raw) {
+        LibvirtError e = TakeLastError();
+        return IsNoDomain(e) ? Status::Ok() : ToStatus("looking up domain " + name, e);
+      }
+      DomainPtr d(raw);
+      for (bool live : {true, false}) {
+        if (live && !IsActive(d.get())) continue;
+        if (!live && virDomainIsPersistent(d.get()) != 1) continue;
+        auto xml = XmlDesc(d.get(), name, !live);
+        if (!xml.ok()) return xml.status();
+        std::string dev = find(*xml);
+        if (dev.empty()) continue;  // not there
+        unsigned int flags = live ? VIR_DOMAIN_AFFECT_LIVE : VIR_DOMAIN_AFFECT_CONFIG;
+        if (virDomainDetachDeviceFlags(d.get(), dev.c_str(), flags) == 0) continue;
+        LibvirtError e = TakeLastError();
+        if (e.code == VIR_ERR_NO_SUPPORT && conn_->is_test()) {
+          if (live) continue;
+          Status s = EditDefinition(c, d.get(), name, drop);
+          if (!s.ok()) return s;
+          continue;
+        }
+        return ToStatus(std::string(live ? "unplugging " : "removing ") + what + " from domain " + name, e);
+      }
+      return Status::Ok();
+    });
   }
 
   // Rewrites the persistent definition of `d` after `edit(<devices>)`.

@@ -286,6 +286,39 @@ Status InstanceReconciler::SyncLiveDisks(const json& inst, const std::string& do
   return Status::Ok();
 }
 
+Status InstanceReconciler::SyncLiveNics(const json& inst, const std::string& dom,
+                                        const std::vector<host::DomainSpec::Nic>& want) {
+  auto live = hv_->Nics(dom, false);
+  if (!live.ok()) return live.status();
+  auto wanted = [&](const std::string& mac) {
+    for (const auto& w : want) {
+      if (w.mac == mac) return true;
+    }
+    return false;
+  };
+  auto persistent = hv_->Nics(dom, true);
+  for (const auto& l : *live) {
+    if (l.mac.empty() || wanted(l.mac)) continue;
+    // Like a disk, the unplug needs the guest and may still be under way: ask again, tell once.
+    bool first = false;
+    if (persistent.ok()) {
+      for (const auto& p : *persistent) first |= p.mac == l.mac;
+    }
+    Status s = hv_->DetachNic(dom, l.mac);
+    if (!s.ok()) return s;
+    if (first) events_.Record(inst, "Normal", "NicDetached", "NIC " + l.mac + " (" + l.bridge + ") unplugged");
+  }
+  for (const auto& w : want) {
+    bool have = false;
+    for (const auto& l : *live) have |= l.mac == w.mac;
+    if (have) continue;
+    Status s = hv_->AttachNic(dom, w);
+    if (!s.ok()) return s;
+    events_.Record(inst, "Normal", "NicAttached", "NIC " + w.mac + " hot-plugged on bridge " + w.bridge);
+  }
+  return Status::Ok();
+}
+
 StatusOr<std::string> InstanceReconciler::ImagePath(const std::string& ns, const std::string& image_name,
                                                     const std::string& want_type, std::string* not_ready) {
   json img = images_->Get(ns + "/" + image_name);
@@ -555,6 +588,15 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
       write_status();
       events_.Record(inst, "Warning", "HotplugFailed", s.message());
       return s;
+    }
+    if (networks_ != nullptr) {  // without networking the domain has no NICs of ours
+      s = SyncLiveNics(inst, dom, ds.nics);
+      if (!s.ok()) {
+        runtime::SetCondition(desired, "NetworkReady", "False", "HotplugFailed", s.message());
+        write_status();
+        events_.Record(inst, "Warning", "HotplugFailed", s.message());
+        return s;
+      }
     }
   }
 

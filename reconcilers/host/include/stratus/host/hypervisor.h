@@ -95,6 +95,14 @@ class Hypervisor {
   // Grows the disk at `target` of a running domain to `bytes` (the guest sees the new size). kInvalid for a
   // shrink; kConflict when the domain is not running (resize the volume itself then).
   virtual Status BlockResize(const std::string& name, const std::string& target, uint64_t bytes);
+  // Hot-plugs `nic` (mac required) into the running domain and adds it to the persistent definition, each only
+  // when no interface with that MAC is there. libvirt makes the tap `nic.tap` and joins it to `nic.bridge`.
+  virtual Status AttachNic(const std::string& name, const DomainSpec::Nic& nic);
+  // Unplugs the interface with MAC `mac` from the running domain and the persistent definition; Ok when absent.
+  // Like a disk unplug it needs the guest's cooperation and may finish later: check Nics().
+  virtual Status DetachNic(const std::string& name, const std::string& mac);
+  // The NICs of the domain (mac, bridge, tap): running configuration, or the persistent one when `persistent`.
+  virtual StatusOr<std::vector<DomainSpec::Nic>> Nics(const std::string& name, bool persistent = false);
   // The disks of the domain: the running configuration, or the persistent one when `persistent`.
   virtual StatusOr<std::vector<DomainSpec::Disk>> Disks(const std::string& name, bool persistent = false);
   // The domain XML as libvirt holds it (live, or the persistent definition when `inactive`).

@@ -73,6 +73,8 @@ class InstanceReconciler : public runtime::Reconciler {
   void ResolveNics(const json& inst, Resolved* r, std::vector<std::string>* waiting);
   // Brings the disks of running domain `dom` to `want` (hot-plug and unplug); records events.
   Status SyncLiveDisks(const json& inst, const std::string& dom, const std::vector<host::DomainSpec::Disk>& want);
+  // Brings the NICs of running domain `dom` to `want` (hot-plug and unplug, matched by MAC); records events.
+  Status SyncLiveNics(const json& inst, const std::string& dom, const std::vector<host::DomainSpec::Nic>& want);
   StatusOr<std::string> ImagePath(const std::string& ns, const std::string& image_name, const std::string& want_type,
                                   std::string* not_ready);
 
