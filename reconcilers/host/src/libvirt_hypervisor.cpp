@@ -279,6 +279,15 @@ StatusOr<DomainPtr> FindDomain(virConnectPtr c, const std::string& name) {
   return DomainPtr(d);
 }
 
+// The domain named `name`, or an empty pointer (and Ok) when there is none: for calls that treat absence as done.
+StatusOr<DomainPtr> FindDomainIfAny(virConnectPtr c, const std::string& name) {
+  virDomainPtr d = virDomainLookupByName(c, name.c_str());
+  if (d) return DomainPtr(d);
+  LibvirtError e = TakeLastError();
+  if (IsNoDomain(e)) return DomainPtr();
+  return ToStatus("looking up domain " + name, e);
+}
+
 // <uid> of Stratus' metadata element; "" when the domain has none.
 StatusOr<std::string> InstanceUid(virDomainPtr d, const std::string& name) {
   char* md = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, kInstanceMetadataNs, 0);
@@ -548,12 +557,10 @@ class LibvirtHypervisor final : public Hypervisor {
 
   Status Undefine(const std::string& name) override {
     return conn_->Call([&](virConnectPtr c) -> Status {
-      virDomainPtr raw = virDomainLookupByName(c, name.c_str());
-      if (!raw) {
-        LibvirtError e = TakeLastError();
-        return IsNoDomain(e) ? Status::Ok() : ToStatus("looking up domain " + name, e);
-      }
-      DomainPtr d(raw);
+      auto found = FindDomainIfAny(c, name);
+      if (!found.ok()) return found.status();
+      if (!*found) return Status::Ok();
+      DomainPtr d = std::move(*found);
       // Drivers refuse flags they do not know (the test driver knows neither NVRAM nor checkpoints): fall back.
       const unsigned int attempts[] = {
           VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | VIR_DOMAIN_UNDEFINE_NVRAM |
@@ -750,12 +757,10 @@ class LibvirtHypervisor final : public Hypervisor {
                 const std::function<std::string(const std::string&)>& find,
                 const std::function<void(pugi::xml_node)>& drop) {
     return conn_->Call([&](virConnectPtr c) -> Status {
-      virDomainPtr raw = virDomainLookupByName(c, name.c_str());
-      if (!raw) {
-        LibvirtError e = TakeLastError();
-        return IsNoDomain(e) ? Status::Ok() : ToStatus("looking up domain " + name, e);
-      }
-      DomainPtr d(raw);
+      auto found = FindDomainIfAny(c, name);
+      if (!found.ok()) return found.status();
+      if (!*found) return Status::Ok();
+      DomainPtr d = std::move(*found);
       for (bool live : {true, false}) {
         if (live && !IsActive(d.get())) continue;
         if (!live && virDomainIsPersistent(d.get()) != 1) continue;
