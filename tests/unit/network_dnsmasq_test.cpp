@@ -1,6 +1,10 @@
 // dnsmasq configuration: bound to the bridge only, DHCP-only with static leases, options from the Network,
 // hosts file from the allocation table, refusal of anything that is not a validated value; lease parsing.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 
 #include "stratus/network/dnsmasq.h"
 
@@ -130,6 +134,13 @@ TEST(DnsmasqTest, LeaseConfirmsOnlyTheSameMacAndAddressWhileValid) {
   EXPECT_FALSE(LeaseConfirms(leases, "52:54:00:00:00:02", "10.44.0.21", before)) << "the guest took another address";
   EXPECT_FALSE(LeaseConfirms(leases, "not-a-mac", "10.44.0.10", before));
   EXPECT_FALSE(LeaseConfirms({}, "52:54:00:0a:00:01", "10.44.0.10", before)) << "no lease file yet";
+
+  // From the file dnsmasq writes; a missing file is no lease.
+  std::string path = ::testing::TempDir() + "/stratus-leases-" + std::to_string(::getpid());
+  { std::ofstream(path) << "0 52:54:00:00:00:02 10.44.0.20 * *\n"; }
+  EXPECT_TRUE(LeaseConfirms(ReadLeaseFile(path), "52:54:00:00:00:02", "10.44.0.20", after));
+  std::remove(path.c_str());
+  EXPECT_TRUE(ReadLeaseFile(path).empty());
 }
 
 }  // namespace

@@ -4,8 +4,6 @@
 
 #include <ctime>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "stratus/core/object.h"
 #include "stratus/core/quantity.h"
@@ -240,13 +238,9 @@ void InstanceReconciler::ResolveNics(const json& inst, Resolved* r, std::vector<
     nic.tap = network::TapName(uid, static_cast<int>(i));
     r->nics.push_back(nic);
     json addr = {{"network", net_name}, {"ip", ip}, {"mac", mac}, {"interface", nic.tap}};
-    if (!opts_.network_state_dir.empty()) {
-      // dnsmasq owns the lease file; a missing or unreadable one simply confirms nothing yet.
+    if (!opts_.network_state_dir.empty()) {  // the node's dnsmasq files for this bridge
       host::DnsmasqFiles files{opts_.network_state_dir + "/" + nic.bridge};
-      std::ifstream f(files.leases());
-      std::stringstream text;
-      text << f.rdbuf();
-      addr["leased"] = network::LeaseConfirms(network::ParseLeases(text.str()), mac, ip,
+      addr["leased"] = network::LeaseConfirms(network::ReadLeaseFile(files.leases()), mac, ip,
                                               static_cast<int64_t>(std::time(nullptr)));
     }
     r->addresses.push_back(std::move(addr));
@@ -691,7 +685,9 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
   if (desired["status"].value("phase", "") == "Running") {
     for (const auto& a : r.addresses) {
       // The guest asks for its lease shortly after boot: look again soon rather than at the next resync.
-      if (!a.value("leased", true)) return Result::After(std::min<std::chrono::milliseconds>(opts_.lease_poll, opts_.resync));
+      if (!a.value("leased", true)) {
+        return Result::After(std::min<std::chrono::milliseconds>(opts_.lease_poll, opts_.resync));
+      }
     }
   }
   return next;

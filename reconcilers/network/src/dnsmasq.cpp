@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
 #include <sstream>
 
 #include "stratus/core/object.h"
@@ -142,6 +143,13 @@ std::vector<Lease> ParseLeases(const std::string& text) {
     out.push_back(std::move(l));
   }
   return out;
+}
+
+std::vector<Lease> ReadLeaseFile(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream text;
+  text << f.rdbuf();
+  return ParseLeases(text.str());
 }
 
 bool LeaseConfirms(const std::vector<Lease>& leases, const std::string& mac, const std::string& ip, int64_t now) {

@@ -47,6 +47,9 @@ struct Lease {
 // Parses a lease file, skipping malformed lines (dnsmasq owns the file; we only read it).
 std::vector<Lease> ParseLeases(const std::string& text);
 
+// ParseLeases of the file at `path`; empty when it is missing or unreadable (no lease handed out yet).
+std::vector<Lease> ReadLeaseFile(const std::string& path);
+
 // True when `leases` hold an unexpired lease (expiry 0 = infinite, else > `now`, seconds since the epoch) of
 // address `ip` to `mac` (compared case-insensitively): the guest really took the address IPAM gave it.
 bool LeaseConfirms(const std::vector<Lease>& leases, const std::string& mac, const std::string& ip, int64_t now);
