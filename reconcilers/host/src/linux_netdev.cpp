@@ -34,7 +34,6 @@
 #include "stratus/core/exec.h"
 #include "stratus/host/netdev.h"
 
-
 namespace stratus::host {
 
 namespace {
