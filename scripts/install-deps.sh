@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Stratus builds and tests with. Idempotent; needs root.
 set -euo pipefail
-PKGS=(build-essential cmake pkg-config git ca-certificates curl
+PKGS=(build-essential cmake pkg-config git ca-certificates curl ccache
   libcpprest-dev libyaml-cpp-dev libsqlite3-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libcli11-dev libpugixml-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libvirt-dev libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils busybox-static cpio
