@@ -10,6 +10,7 @@
 #include "stratus/core/object.h"
 #include "stratus/runtime/controller.h"
 #include "stratus/runtime/informer.h"
+#include "stratus/runtime/informer_factory.h"
 
 namespace stratus::runtime {
 namespace {
@@ -288,6 +289,8 @@ TEST_F(RuntimeInformerLocalTest, LabelSelectorLimitsTheCache) {
 class CountingReconciler : public Reconciler {
  public:
   std::string Name() const override { return "counting"; }
+  std::vector<const Informer*> Reads() const override { return reads; }
+  std::vector<const Informer*> reads;
   StatusOr<Result> Reconcile(const std::string& key) override {
     std::lock_guard lock(mu);
     ++calls[key];
@@ -324,6 +327,107 @@ TEST_F(RuntimeInformerLocalTest, ControllerReconcilesInformerKeysAndMappedKeys) 
   EXPECT_TRUE(WaitFor([&] { return !inf.Get("default/v3").is_null(); }));
   inf.Stop();
   EXPECT_EQ(rec.Calls("default/v3"), 0);
+}
+
+}  // namespace
+}  // namespace stratus::runtime
+
+namespace stratus::runtime {
+namespace {
+
+// Synced before acting: a key is queued from a synced informer, yet nothing is reconciled while a cache the
+// reconciler reads has not listed (after a restart, an empty instance cache would free every address).
+TEST_F(RuntimeInformerLocalTest, ControllerWaitsForEveryCacheItReadsToSync) {
+  MustCreate(Volume("v1"));
+  InformerOptions o;
+  o.plural = "volumes";
+  o.resync = 0s;
+  Informer watched(client_.get(), o);
+  Informer read_only(client_.get(), o);  // read by the reconciler, not watched; started late
+  CountingReconciler rec;
+  rec.reads = {&read_only};
+  Controller ctl(&rec, 1);
+  ctl.Watch(&watched);
+  watched.Start();
+  ctl.Start();
+  ASSERT_TRUE(WaitFor([&] { return ctl.queue().Len() >= 1; })) << "the key waits in the queue";
+  EXPECT_FALSE(ctl.Running());
+  EXPECT_EQ(rec.Calls("default/v1"), 0) << "reconciled before every cache had synced";
+  read_only.Start();
+  EXPECT_TRUE(WaitFor([&] { return rec.Calls("default/v1") >= 1; }));
+  EXPECT_TRUE(ctl.Running());
+  ctl.Stop();
+  watched.Stop();
+  read_only.Stop();
+}
+
+// Stop returns even when a cache never syncs (its workers are still waiting).
+TEST_F(RuntimeInformerLocalTest, ControllerStopsWhileWaitingForSync) {
+  InformerOptions o;
+  o.plural = "volumes";
+  Informer never(client_.get(), o);
+  CountingReconciler rec;
+  rec.reads = {&never};
+  Controller ctl(&rec, 2);
+  ctl.Start();
+  ctl.Stop();
+  EXPECT_FALSE(ctl.Running());
+}
+
+// A handler added after the first list gets every cached object first, then later events (shared informers).
+TEST_F(RuntimeInformerLocalTest, LateHandlerGetsTheCacheThenEvents) {
+  MustCreate(Volume("a"));
+  MustCreate(Volume("b"));
+  InformerOptions o;
+  o.plural = "volumes";
+  o.resync = 0s;
+  Informer inf(client_.get(), o);
+  inf.Start();
+  ASSERT_TRUE(inf.WaitForSync(10s));
+  Recorder rec;
+  inf.AddHandler(rec.Handler());
+  EXPECT_EQ(rec.Count("default/a", false), 1);
+  EXPECT_EQ(rec.Count("default/b", false), 1);
+  MustCreate(Volume("c"));
+  EXPECT_TRUE(WaitFor([&] { return rec.Count("default/c", false) == 1; }));
+  inf.Stop();
+}
+
+// A handler's own resync period: one handler gets the cache again, the other (period 0) never does.
+TEST_F(RuntimeInformerLocalTest, EachHandlerHasItsOwnResyncPeriod) {
+  MustCreate(Volume("a"));
+  InformerOptions o;
+  o.plural = "volumes";
+  o.resync = 0s;
+  Informer inf(client_.get(), o);
+  Recorder fast, never;
+  inf.AddHandler(fast.Handler(), 20ms);
+  inf.AddHandler(never.Handler());
+  inf.Start();
+  EXPECT_TRUE(WaitFor([&] { return fast.Count("default/a", false) >= 3; }));
+  inf.Stop();
+  EXPECT_EQ(never.Count("default/a", false), 1);
+}
+
+// One informer per collection and selectors; the factory starts late comers and reports sync of all.
+TEST_F(RuntimeInformerLocalTest, FactorySharesOneInformerPerCollection) {
+  MustCreate(Volume("a"));
+  InformerFactory f(client_.get());
+  Informer* v1 = f.For("volumes");
+  InformerOptions o;
+  o.plural = "volumes";
+  o.resync = 10s;  // resync is not part of the identity
+  EXPECT_EQ(f.For(o), v1);
+  o.field_selector = "metadata.name=a";
+  Informer* selected = f.For(o);
+  EXPECT_NE(selected, v1);
+  EXPECT_EQ(f.size(), 2u);
+  f.Start();
+  Informer* late = f.For("securitygroups");
+  EXPECT_TRUE(WaitFor([&] { return f.HasSynced(); }));
+  EXPECT_TRUE(late->HasSynced());
+  EXPECT_FALSE(v1->Get("default/a").is_null());
+  f.Stop();
 }
 
 }  // namespace

@@ -210,6 +210,7 @@ TEST(RuntimeWorkQueueTest, ShutDownUnblocksGet) {
 class ScriptedReconciler : public Reconciler {
  public:
   std::string Name() const override { return "scripted"; }
+  std::vector<const Informer*> Reads() const override { return {}; }
   StatusOr<Result> Reconcile(const std::string& key) override {
     int n;
     {

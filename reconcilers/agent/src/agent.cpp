@@ -19,6 +19,7 @@
 #include "stratus/runtime/conditions.h"
 #include "stratus/runtime/controller.h"
 #include "stratus/runtime/informer.h"
+#include "stratus/runtime/informer_factory.h"
 #include "stratus/volume/volume.h"
 
 namespace stratus::agent {
@@ -34,9 +35,11 @@ struct NodeAgent::Impl {
   std::unique_ptr<host::StoragePools> storage;
   host::HostCapacity cap;
   std::string virt_type;
-  std::unique_ptr<runtime::Informer> instances, images, flavors, volumes;
+  std::unique_ptr<runtime::InformerFactory> own_informers;  // when Options.informers is null
+  runtime::InformerFactory* informers = nullptr;
+  runtime::Informer *instances = nullptr, *images = nullptr, *flavors = nullptr, *volumes = nullptr;
   // Networking (opt-in): every Network, every Instance (peers, in-use checks), every SecurityGroup.
-  std::unique_ptr<runtime::Informer> networks, all_instances, groups;
+  runtime::Informer *networks = nullptr, *all_instances = nullptr, *groups = nullptr;
   std::unique_ptr<host::NetDev> netdev;
   std::unique_ptr<network::NetworkReconciler> net_rec;
   int netns_lock_fd = -1;  // host::LockNetworkNamespace, held while networking runs
@@ -274,21 +277,19 @@ Status NodeAgent::Start() {
   Status rs = m.Register();
   if (!rs.ok()) return rs;
 
+  if (m.opts.informers) {
+    m.informers = m.opts.informers;
+  } else {
+    if (!m.own_informers) m.own_informers = std::make_unique<runtime::InformerFactory>(m.client);
+    m.informers = m.own_informers.get();
+  }
   runtime::InformerOptions io;
   io.plural = "instances";
   io.field_selector = "spec.nodeName=" + m.opts.node;
-  io.resync = std::chrono::seconds(10);
-  m.instances = std::make_unique<runtime::Informer>(m.client, io);
-  runtime::InformerOptions im;
-  im.plural = "images";
-  m.images = std::make_unique<runtime::Informer>(m.client, im);
-  runtime::InformerOptions fo;
-  fo.plural = "instancetypes";
-  m.flavors = std::make_unique<runtime::Informer>(m.client, fo);
-  runtime::InformerOptions vo;
-  vo.plural = "volumes";
-  vo.resync = std::chrono::seconds(10);
-  m.volumes = std::make_unique<runtime::Informer>(m.client, vo);
+  m.instances = m.informers->For(io);
+  m.images = m.informers->For("images");
+  m.flavors = m.informers->For("instancetypes");
+  m.volumes = m.informers->For("volumes");
 
   m.image_rec = std::make_unique<image::ImageReconciler>(m.client, m.images.get(), m.storage.get(), m.ImagePool(),
                                                          (fs::path(m.opts.data_dir) / "tmp").string(), m.opts.node,
@@ -309,35 +310,31 @@ Status NodeAgent::Start() {
       if (!lock.ok()) return lock.status();
       m.netns_lock_fd = *lock;
     }
-    runtime::InformerOptions no;
-    no.plural = "networks";
-    m.networks = std::make_unique<runtime::Informer>(m.client, no);
-    no.plural = "instances";
-    m.all_instances = std::make_unique<runtime::Informer>(m.client, no);
-    no.plural = "securitygroups";
-    m.groups = std::make_unique<runtime::Informer>(m.client, no);
+    m.networks = m.informers->For("networks");
+    m.all_instances = m.informers->For("instances");
+    m.groups = m.informers->For("securitygroups");
     m.netdev = host::NewLinuxNetDev();
     network::Options nopt;
     nopt.node = m.opts.node;
     nopt.state_dir = (fs::path(m.opts.data_dir) / "networks").string();
     iopt.network_state_dir = nopt.state_dir;  // leases confirm instance addresses
     nopt.netns = m.opts.netns;
-    m.net_rec = std::make_unique<network::NetworkReconciler>(m.client, m.networks.get(), m.all_instances.get(),
-                                                             m.groups.get(), m.netdev.get(), nopt);
+    m.net_rec = std::make_unique<network::NetworkReconciler>(m.client, m.networks, m.all_instances, m.groups,
+                                                             m.netdev.get(), nopt);
     m.net_ctl = std::make_unique<runtime::Controller>(m.net_rec.get(), 1);
-    m.net_ctl->Watch(m.networks.get(), network::NetworkReconciler::NetworkKeys);
-    m.net_ctl->Watch(m.all_instances.get(), network::NetworkReconciler::InstanceKeys);
-    m.net_ctl->Watch(m.groups.get(), network::NetworkReconciler::SecurityGroupKeys);
+    m.net_ctl->Watch(m.networks, network::NetworkReconciler::NetworkKeys);
+    m.net_ctl->Watch(m.all_instances, network::NetworkReconciler::InstanceKeys);
+    m.net_ctl->Watch(m.groups, network::NetworkReconciler::SecurityGroupKeys);
   }
-  m.inst_rec = std::make_unique<instance::InstanceReconciler>(m.client, m.instances.get(), m.images.get(),
-                                                              m.flavors.get(), m.hv.get(), m.storage.get(), iopt,
-                                                              m.volumes.get(), m.networks.get());
-  m.vol_rec = std::make_unique<volume::VolumeReconciler>(m.client, m.volumes.get(), m.instances.get(), m.images.get(),
-                                                         m.storage.get(), m.hv.get(), m.vopts);
+  m.inst_rec = std::make_unique<instance::InstanceReconciler>(m.client, m.instances, m.images, m.flavors, m.hv.get(),
+                                                              m.storage.get(), iopt, m.volumes, m.networks);
+  m.vol_rec = std::make_unique<volume::VolumeReconciler>(m.client, m.volumes, m.instances, m.images, m.storage.get(),
+                                                         m.hv.get(), m.vopts);
+  const std::chrono::milliseconds node_resync = std::chrono::seconds(10);  // drift checks of what is on this node
   m.vol_ctl = std::make_unique<runtime::Controller>(m.vol_rec.get(), m.opts.workers);
-  m.vol_ctl->Watch(m.volumes.get());
+  m.vol_ctl->Watch(m.volumes, nullptr, node_resync);
   // An instance changing what it asks for (or what its domain has) wakes the volumes concerned, old and new.
-  m.vol_ctl->Watch(m.instances.get(), [](const std::string&, const json& inst) {
+  m.vol_ctl->Watch(m.instances, [](const std::string&, const json& inst) {
     std::vector<std::string> keys;
     std::string ns = MetaString(inst, "namespace");
     for (const auto& u : volume::VolumesOf(inst)) keys.push_back(ns + "/" + u.volume);
@@ -348,7 +345,7 @@ Status NodeAgent::Start() {
   });
   // A disk image becoming Ready wakes the volumes made from it.
   Impl* self = &m;
-  m.vol_ctl->Watch(m.images.get(), [self](const std::string&, const json& img) {
+  m.vol_ctl->Watch(m.images, [self](const std::string&, const json& img) {
     std::vector<std::string> keys;
     std::string ns = MetaString(img, "namespace"), name = MetaString(img, "name");
     for (const auto& v : self->volumes->List()) {
@@ -361,11 +358,11 @@ Status NodeAgent::Start() {
   });
   m.image_ctl = std::make_unique<runtime::Controller>(m.image_rec.get(), m.opts.workers);
   m.inst_ctl = std::make_unique<runtime::Controller>(m.inst_rec.get(), m.opts.workers);
-  m.image_ctl->Watch(m.images.get());
-  m.inst_ctl->Watch(m.instances.get());
+  m.image_ctl->Watch(m.images);
+  m.inst_ctl->Watch(m.instances, nullptr, node_resync);
   // An image becoming Ready wakes the instances on this node that use it.
   Impl* impl = &m;
-  m.inst_ctl->Watch(m.images.get(), [impl](const std::string& key, const json& img) {
+  m.inst_ctl->Watch(m.images, [impl](const std::string& key, const json& img) {
     std::vector<std::string> keys;
     std::string ns = MetaString(img, "namespace"), name = MetaString(img, "name");
     for (const auto& i : impl->instances->List()) {
@@ -378,7 +375,7 @@ Status NodeAgent::Start() {
     return keys;
   });
   // A volume changing (created, reserved, resized) wakes the instances that ask for it or hold it.
-  m.inst_ctl->Watch(m.volumes.get(), [impl](const std::string&, const json& vol) {
+  m.inst_ctl->Watch(m.volumes, [impl](const std::string&, const json& vol) {
     std::vector<std::string> keys;
     std::string ns = MetaString(vol, "namespace"), name = MetaString(vol, "name");
     for (const auto& i : impl->instances->List()) {
@@ -391,7 +388,7 @@ Status NodeAgent::Start() {
   });
   if (m.networks) {
     // An address allocated (the network's table changed) wakes this node's instances on that network.
-    m.inst_ctl->Watch(m.networks.get(), [impl](const std::string&, const json& net) {
+    m.inst_ctl->Watch(m.networks, [impl](const std::string&, const json& net) {
       std::vector<std::string> keys;
       std::string ns = MetaString(net, "namespace"), name = MetaString(net, "name");
       for (const auto& i : impl->instances->List()) {
@@ -406,13 +403,7 @@ Status NodeAgent::Start() {
       return keys;
     });
   }
-  m.instances->Start();
-  m.images->Start();
-  m.flavors->Start();
-  m.volumes->Start();
-  for (auto* inf : {m.networks.get(), m.all_instances.get(), m.groups.get()}) {
-    if (inf) inf->Start();
-  }
+  m.informers->Start();  // informers made after a shared factory started are running already
   if (m.net_ctl) m.net_ctl->Start();
   m.image_ctl->Start();
   m.inst_ctl->Start();
@@ -451,13 +442,7 @@ void NodeAgent::Stop() {
   if (m.vol_ctl) m.vol_ctl->Stop();
   if (m.inst_ctl) m.inst_ctl->Stop();
   if (m.image_ctl) m.image_ctl->Stop();
-  if (m.instances) m.instances->Stop();
-  if (m.images) m.images->Stop();
-  if (m.flavors) m.flavors->Stop();
-  if (m.volumes) m.volumes->Stop();
-  for (auto* inf : {m.networks.get(), m.all_instances.get(), m.groups.get()}) {
-    if (inf) inf->Stop();
-  }
+  if (m.own_informers) m.own_informers->Stop();  // shared ones belong to whoever made the factory
   if (m.netns_lock_fd >= 0) {
     ::close(m.netns_lock_fd);  // another agent may take this namespace's networking now
     m.netns_lock_fd = -1;

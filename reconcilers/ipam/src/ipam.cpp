@@ -114,6 +114,8 @@ Status IpamReconciler::ReportOnInstance(const std::string& key, const std::strin
 }
 
 StatusOr<runtime::Result> IpamReconciler::Reconcile(const std::string& key) {
+  // Addresses are freed when their instance is absent from the cache: never plan from one that has not listed.
+  if (!runtime::AllSynced(Reads())) return Status(Code::kUnavailable, "caches not synced yet");
   json net = networks_->Get(key);
   if (net.is_null()) return runtime::Result::Done();
   auto [ns, name] = runtime::SplitKey(key);

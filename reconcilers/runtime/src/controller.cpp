@@ -28,8 +28,17 @@ Controller::~Controller() {
 
 WorkQueue& Controller::queue() { return queue_; }
 
+bool AllSynced(const std::vector<const Informer*>& caches) {
+  for (const Informer* i : caches) {
+    if (i && !i->HasSynced()) return false;
+  }
+  return true;
+}
+
 void Controller::Watch(Informer* informer,
-                       std::function<std::vector<std::string>(const std::string& key, const json& obj)> map) {
+                       std::function<std::vector<std::string>(const std::string& key, const json& obj)> map,
+                       std::chrono::milliseconds resync) {
+  caches_.push_back(informer);
   std::shared_ptr<Guard> guard = guard_;
   WorkQueue* q = &queue_;
   std::string name = reconciler_ ? reconciler_->Name() : "";
@@ -47,8 +56,10 @@ void Controller::Watch(Informer* informer,
     } catch (const std::exception& e) {
       spdlog::error("controller key mapping threw: controller={} key={} error={}", name, key, e.what());
     }
-  });
+  }, resync);
 }
+
+bool Controller::Running() const { return running_.load(); }
 
 void Controller::Start() {
   {
@@ -57,8 +68,28 @@ void Controller::Start() {
     guard_->started = true;
   }
   std::string name = reconciler_->Name();
+  for (const Informer* i : reconciler_->Reads()) caches_.push_back(i);
   for (int i = 0; i < workers_; ++i) {
     threads_.emplace_back([this, name] {
+      // Synced before acting: poll the caches until all have listed, or until Stop.
+      bool logged = false;
+      while (!AllSynced(caches_)) {
+        {
+          std::shared_lock lock(guard_->mu);
+          if (guard_->stopped) return;
+        }
+        if (!logged) {
+          spdlog::debug("controller waiting for caches to sync: controller={}", name);
+          logged = true;
+        }
+        for (const Informer* i : caches_) {
+          if (i && !i->HasSynced()) {
+            i->WaitForSync(std::chrono::milliseconds(50));
+            break;
+          }
+        }
+      }
+      running_.store(true);
       while (true) {
         std::optional<std::string> key = queue_.Get();
         if (!key) return;

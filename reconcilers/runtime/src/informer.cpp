@@ -44,12 +44,18 @@ struct Informer::Impl {
   int list_count = 0;
 
   std::mutex deliver_mu;  // handlers and their invocation
-  std::vector<Handler> handlers;
+  struct Registered {
+    Handler fn;
+    std::chrono::milliseconds resync;  // 0: never
+    Clock::time_point next_resync;
+  };
+  std::vector<Registered> handlers;
 
   std::mutex run_mu;  // started/stop and the sleeps of both threads
   std::condition_variable run_cv;
   bool started = false;
   std::atomic<bool> stop{false};
+  bool resync_changed = false;  // guarded by run_mu: a handler was added, recompute the next resync
   std::thread runner;
   std::thread resyncer;
 
@@ -62,14 +68,16 @@ struct Informer::Impl {
 
   // Requires deliver_mu.
   void DeliverLocked(const std::string& key, const json& obj, bool deleted) {
-    for (const auto& h : handlers) {
-      try {
-        h(key, obj, deleted);
-      } catch (const std::exception& e) {
-        spdlog::error("informer handler threw: plural={} key={} error={}", opts.plural, key, e.what());
-      } catch (...) {
-        spdlog::error("informer handler threw: plural={} key={}", opts.plural, key);
-      }
+    for (const auto& h : handlers) Call(h.fn, key, obj, deleted);
+  }
+
+  void Call(const Handler& h, const std::string& key, const json& obj, bool deleted) {
+    try {
+      h(key, obj, deleted);
+    } catch (const std::exception& e) {
+      spdlog::error("informer handler threw: plural={} key={} error={}", opts.plural, key, e.what());
+    } catch (...) {
+      spdlog::error("informer handler threw: plural={} key={}", opts.plural, key);
     }
   }
 
@@ -218,19 +226,39 @@ struct Informer::Impl {
     }
   }
 
+  // Re-delivers the cache to each handler whose resync period has passed.
   void Resync() {
-    if (opts.resync.count() <= 0) return;
-    while (Sleep(std::chrono::duration_cast<std::chrono::milliseconds>(opts.resync))) {
-      std::lock_guard dl(deliver_mu);
-      std::map<std::string, json> snapshot;
+    while (!stop.load()) {
+      Clock::time_point due = Clock::now() + std::chrono::hours(1);
       {
-        std::lock_guard lock(mu);
-        if (!synced) continue;
-        snapshot = cache;
+        std::lock_guard dl(deliver_mu);
+        for (const auto& h : handlers) {
+          if (h.resync.count() > 0) due = std::min(due, h.next_resync);
+        }
       }
-      for (const auto& [key, obj] : snapshot) {
-        if (stop.load()) return;
-        DeliverLocked(key, obj, /*deleted=*/false);
+      {
+        std::unique_lock lock(run_mu);
+        run_cv.wait_until(lock, due, [&] { return stop.load() || resync_changed; });
+        resync_changed = false;
+      }
+      if (stop.load()) return;
+      std::lock_guard dl(deliver_mu);
+      auto now = Clock::now();
+      std::map<std::string, json> snapshot;
+      bool have_snapshot = false;
+      for (auto& h : handlers) {
+        if (h.resync.count() <= 0 || now < h.next_resync) continue;
+        h.next_resync = now + h.resync;
+        if (!have_snapshot) {
+          std::lock_guard lock(mu);
+          if (!synced) break;
+          snapshot = cache;
+          have_snapshot = true;
+        }
+        for (const auto& [key, obj] : snapshot) {
+          if (stop.load()) return;
+          Call(h.fn, key, obj, /*deleted=*/false);
+        }
       }
     }
   }
@@ -249,10 +277,28 @@ Informer::Informer(ApiClient* client, InformerOptions opts) : impl_(std::make_un
 
 Informer::~Informer() { Stop(); }
 
-void Informer::AddHandler(Handler h) {
-  std::lock_guard dl(impl_->deliver_mu);
-  impl_->handlers.push_back(std::move(h));
+void Informer::AddHandler(Handler h, std::chrono::milliseconds resync) {
+  Impl* m = impl_.get();
+  if (resync.count() < 0) resync = m->opts.resync;
+  {
+    std::lock_guard dl(m->deliver_mu);
+    // Late handlers catch up on what earlier ones already saw; deliver_mu keeps this ordered with every event.
+    std::map<std::string, json> snapshot;
+    {
+      std::lock_guard lock(m->mu);
+      if (m->synced) snapshot = m->cache;
+    }
+    for (const auto& [key, obj] : snapshot) m->Call(h, key, obj, /*deleted=*/false);
+    m->handlers.push_back({std::move(h), resync, Clock::now() + resync});
+  }
+  {
+    std::lock_guard lock(m->run_mu);
+    m->resync_changed = true;
+  }
+  m->run_cv.notify_all();
 }
+
+const InformerOptions& Informer::options() const { return impl_->opts; }
 
 void Informer::Start() {
   std::lock_guard lock(impl_->run_mu);

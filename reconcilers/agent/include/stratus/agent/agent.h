@@ -13,6 +13,10 @@
 #include "stratus/core/api_client.h"
 #include "stratus/core/status.h"
 
+namespace stratus::runtime {
+class InformerFactory;
+}
+
 namespace stratus::agent {
 
 struct Options {
@@ -40,6 +44,9 @@ struct Options {
   // libvirtd runs in, so that its taps meet our bridges there. "" = this process's namespace.
   std::string netns;
   bool debug_endpoints = false;             // fault injection for tests: destroy/undefine domains behind our back
+  // Shared informers (the embedded agent uses the server's, so each collection is watched once per process);
+  // null: the agent makes and owns its own.
+  runtime::InformerFactory* informers = nullptr;
 };
 
 struct PoolSpec {

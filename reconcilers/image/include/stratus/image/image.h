@@ -43,6 +43,7 @@ class ImageReconciler : public runtime::Reconciler {
   ImageReconciler(ApiClient* client, runtime::Informer* images, host::StoragePools* storage, std::string pool,
                   std::string work_dir, std::string node, std::string api_url = "");
   std::string Name() const override { return "image"; }
+  std::vector<const runtime::Informer*> Reads() const override { return {images_}; }
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:

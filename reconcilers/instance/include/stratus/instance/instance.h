@@ -58,6 +58,7 @@ class InstanceReconciler : public runtime::Reconciler {
                      runtime::Informer* flavors, host::Hypervisor* hv, host::StoragePools* storage, Options opts,
                      runtime::Informer* volumes = nullptr, runtime::Informer* networks = nullptr);
   std::string Name() const override { return "instance"; }
+  std::vector<const runtime::Informer*> Reads() const override { return {instances_, images_, flavors_, volumes_, networks_}; }
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:

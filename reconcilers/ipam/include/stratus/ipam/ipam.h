@@ -30,6 +30,7 @@ class IpamReconciler : public runtime::Reconciler {
  public:
   IpamReconciler(ApiClient* client, runtime::Informer* networks, runtime::Informer* instances);
   std::string Name() const override { return "ipam"; }
+  std::vector<const runtime::Informer*> Reads() const override { return {networks_, instances_}; }
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
   // Instance event -> keys of the networks it names (and named before, through the allocation tables).
   std::vector<std::string> NetworksOf(const json& instance) const;

@@ -15,6 +15,7 @@ class NodeLifecycleReconciler : public runtime::Reconciler {
   NodeLifecycleReconciler(ApiClient* client, runtime::Informer* nodes, std::chrono::seconds grace)
       : client_(client), nodes_(nodes), grace_(grace) {}
   std::string Name() const override { return "node-lifecycle"; }
+  std::vector<const runtime::Informer*> Reads() const override { return {nodes_}; }
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:

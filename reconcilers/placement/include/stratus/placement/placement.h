@@ -77,6 +77,9 @@ class PlacementReconciler : public runtime::Reconciler {
                       runtime::Informer* flavors, Options opts, runtime::Informer* volumes = nullptr,
                       runtime::Informer* images = nullptr);
   std::string Name() const override { return "placement"; }
+  std::vector<const runtime::Informer*> Reads() const override {
+    return {instances_, nodes_, flavors_, volumes_, images_};
+  }
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:
@@ -102,6 +105,7 @@ class VolumePlacementReconciler : public runtime::Reconciler {
   VolumePlacementReconciler(ApiClient* client, runtime::Informer* volumes, runtime::Informer* nodes,
                             runtime::Informer* instances, Options opts);
   std::string Name() const override { return "volume-placement"; }
+  std::vector<const runtime::Informer*> Reads() const override { return {volumes_, nodes_, instances_}; }
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:

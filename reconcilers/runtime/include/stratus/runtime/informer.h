@@ -18,7 +18,7 @@ struct InformerOptions {
   std::string ns;                       // empty = all namespaces
   std::string label_selector;
   std::string field_selector;
-  std::chrono::seconds resync{30};      // every cached key is re-delivered this often (0 = never)
+  std::chrono::seconds resync{30};      // default period at which a handler gets every cached key again (0 = never)
   std::chrono::milliseconds relist_backoff{500};
 };
 
@@ -28,18 +28,21 @@ class Informer {
   ~Informer();
   // Called for every added/updated/deleted object, and for every cached object at each resync.
   // `obj` is the latest object (the last known state for deletions); `deleted` marks deletions.
-  // Add handlers before Start(). They run one at a time on the informer's threads, never under the cache lock
-  // (so they may call Get/List of any informer); they must not block for long or call Stop().
+  // Handlers run one at a time on the informer's threads, never under the cache lock (so they may call Get/List
+  // of any informer); they must not block for long or call Stop(). A handler added after the first list first
+  // gets every cached object (as client-go's shared informers do), so an informer can be shared by controllers
+  // that start at different times. `resync` is this handler's re-delivery period (negative: the informer's).
   using Handler = std::function<void(const std::string& key, const json& obj, bool deleted)>;
-  void AddHandler(Handler h);
+  void AddHandler(Handler h, std::chrono::milliseconds resync = std::chrono::milliseconds(-1));
   void Start();
   void Stop();
-  // True once the first list has been delivered.
+  // True once the first list has been delivered. A reconciler that plans from this cache must not act before.
   bool HasSynced() const;
   bool WaitForSync(std::chrono::milliseconds timeout) const;
   // The cached object for `key`, or null.
   json Get(const std::string& key) const;
   std::vector<json> List() const;
+  const InformerOptions& options() const;
   // Number of full lists done (first list + relists) — lets tests observe relist on 410.
   int ListCount() const;
 

@@ -91,6 +91,7 @@ class VolumeReconciler : public runtime::Reconciler {
   VolumeReconciler(ApiClient* client, runtime::Informer* volumes, runtime::Informer* instances,
                    runtime::Informer* images, host::StoragePools* storage, host::Hypervisor* hv, Options opts);
   std::string Name() const override { return "volume"; }
+  std::vector<const runtime::Informer*> Reads() const override { return {volumes_, instances_, images_}; }
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
   // libvirt volume name of a Volume's storage ("vol-<uid>").
