@@ -3,6 +3,9 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <filesystem>
 #include <condition_variable>
@@ -23,6 +26,7 @@
 #include "stratus/placement/placement.h"
 #include "stratus/runtime/controller.h"
 #include "stratus/runtime/informer.h"
+#include "stratus/runtime/informer_factory.h"
 
 namespace {
 
@@ -48,74 +52,80 @@ sigset_t BlockTerminationSignals() {
   return set;
 }
 
+// Leaves at once, without running destructors (output flushed first).
+[[noreturn]] void ExitNow(int code) {
+  std::cerr.flush();
+  std::fflush(nullptr);
+  spdlog::shutdown();
+  ::_exit(code);
+}
+
+// Waits for SIGTERM/SIGINT; from then on a second one exits at once (the operator insists).
+int WaitForTermination(const sigset_t& set) {
+  int sig = 0;
+  sigwait(&set, &sig);
+  std::thread([set] {
+    int again = 0;
+    sigwait(&set, &again);
+    std::cerr << "stratusd: second signal " << again << ", exiting now" << std::endl;
+    ExitNow(130);
+  }).detach();
+  return sig;
+}
+
 // Cluster-wide reconcilers run by the server: placement (instances, volumes), IPAM and node lifecycle.
 struct ClusterControllers {
-  explicit ClusterControllers(stratus::ApiClient* client, const ServerFlags& f) {
+  ClusterControllers(stratus::ApiClient* client, stratus::runtime::InformerFactory* informers, const ServerFlags& f) {
     using namespace stratus;
-    runtime::InformerOptions io;
-    io.plural = "instances";
-    instances = std::make_unique<runtime::Informer>(client, io);
-    io.plural = "nodes";
-    nodes = std::make_unique<runtime::Informer>(client, io);
-    io.plural = "instancetypes";
-    flavors = std::make_unique<runtime::Informer>(client, io);
-    io.plural = "volumes";
-    volumes = std::make_unique<runtime::Informer>(client, io);
-    io.plural = "images";
-    images = std::make_unique<runtime::Informer>(client, io);
-    io.plural = "networks";
-    networks = std::make_unique<runtime::Informer>(client, io);
+    runtime::Informer* instances = informers->For("instances");
+    runtime::Informer* nodes = informers->For("nodes");
+    runtime::Informer* flavors = informers->For("instancetypes");
+    runtime::Informer* volumes = informers->For("volumes");
+    runtime::Informer* images = informers->For("images");
+    runtime::Informer* networks = informers->For("networks");
     placement::Options po;
     po.cpu_overcommit = f.cpu_overcommit;
     po.memory_overcommit = f.memory_overcommit;
     po.heartbeat_grace_seconds = f.node_grace_seconds;
-    placement = std::make_unique<placement::PlacementReconciler>(client, instances.get(), nodes.get(), flavors.get(), po,
-                                                                 volumes.get(), images.get());
+    placement = std::make_unique<placement::PlacementReconciler>(client, instances, nodes, flavors, po, volumes, images);
     // One worker: reservations are made and read by the same thread, so concurrent binds never overcommit.
     placement_ctl = std::make_unique<runtime::Controller>(placement.get(), 1);
-    placement_ctl->Watch(instances.get());
-    runtime::Informer* inst = instances.get();
-    auto unscheduled = [inst](const std::string&, const json&) {
+    placement_ctl->Watch(instances);
+    auto unscheduled = [instances](const std::string&, const json&) {
       std::vector<std::string> keys;
-      for (const auto& i : inst->List()) {
+      for (const auto& i : instances->List()) {
         if (i["spec"].value("nodeName", "").empty()) keys.push_back(runtime::KeyFor(i));
       }
       return keys;
     };
-    placement_ctl->Watch(nodes.get(), unscheduled);
-    placement_ctl->Watch(flavors.get(), unscheduled);
-    placement_ctl->Watch(volumes.get(), unscheduled);  // a volume placed may unblock instances waiting for it
-    volume_placement = std::make_unique<placement::VolumePlacementReconciler>(client, volumes.get(), nodes.get(),
-                                                                              instances.get(), po);
+    placement_ctl->Watch(nodes, unscheduled);
+    placement_ctl->Watch(flavors, unscheduled);
+    placement_ctl->Watch(volumes, unscheduled);  // a volume placed may unblock instances waiting for it
+    volume_placement = std::make_unique<placement::VolumePlacementReconciler>(client, volumes, nodes, instances, po);
     volume_placement_ctl = std::make_unique<runtime::Controller>(volume_placement.get(), 1);
-    volume_placement_ctl->Watch(volumes.get());
-    runtime::Informer* vols = volumes.get();
-    auto unplaced = [vols](const std::string&, const json&) {
+    volume_placement_ctl->Watch(volumes);
+    auto unplaced = [volumes](const std::string&, const json&) {
       std::vector<std::string> keys;
-      for (const auto& v : vols->List()) {
+      for (const auto& v : volumes->List()) {
         if (v["spec"].value("nodeName", "").empty()) keys.push_back(runtime::KeyFor(v));
       }
       return keys;
     };
-    volume_placement_ctl->Watch(nodes.get(), unplaced);
-    volume_placement_ctl->Watch(instances.get(), unplaced);
-    ipam = std::make_unique<ipam::IpamReconciler>(client, networks.get(), instances.get());
+    volume_placement_ctl->Watch(nodes, unplaced);
+    volume_placement_ctl->Watch(instances, unplaced);
+    ipam = std::make_unique<ipam::IpamReconciler>(client, networks, instances);
     // One worker: the allocation table of a network has a single writer here (and optimistic concurrency
     // against any other).
     ipam_ctl = std::make_unique<runtime::Controller>(ipam.get(), 1);
-    ipam_ctl->Watch(networks.get());
+    ipam_ctl->Watch(networks);
     ipam::IpamReconciler* ip = ipam.get();
-    ipam_ctl->Watch(instances.get(), [ip](const std::string&, const json& inst) { return ip->NetworksOf(inst); });
-    lifecycle = std::make_unique<nodelifecycle::NodeLifecycleReconciler>(client, nodes.get(),
+    ipam_ctl->Watch(instances, [ip](const std::string&, const json& inst) { return ip->NetworksOf(inst); });
+    lifecycle = std::make_unique<nodelifecycle::NodeLifecycleReconciler>(client, nodes,
                                                                          std::chrono::seconds(f.node_grace_seconds));
     lifecycle_ctl = std::make_unique<runtime::Controller>(lifecycle.get(), 1);
-    lifecycle_ctl->Watch(nodes.get());
-    instances->Start();
-    nodes->Start();
-    flavors->Start();
-    volumes->Start();
-    images->Start();
-    networks->Start();
+    lifecycle_ctl->Watch(nodes);
+    informers->Start();
+    // Each controller's workers wait until the caches its reconciler reads have listed.
     placement_ctl->Start();
     ipam_ctl->Start();
     volume_placement_ctl->Start();
@@ -126,14 +136,7 @@ struct ClusterControllers {
     volume_placement_ctl->Stop();
     ipam_ctl->Stop();
     lifecycle_ctl->Stop();
-    instances->Stop();
-    nodes->Stop();
-    flavors->Stop();
-    volumes->Stop();
-    images->Stop();
-    networks->Stop();
   }
-  std::unique_ptr<stratus::runtime::Informer> instances, nodes, flavors, volumes, images, networks;
   std::unique_ptr<stratus::ipam::IpamReconciler> ipam;
   std::unique_ptr<stratus::placement::PlacementReconciler> placement;
   std::unique_ptr<stratus::placement::VolumePlacementReconciler> volume_placement;
@@ -162,7 +165,9 @@ class AgentRunner {
       }
     });
   }
-  ~AgentRunner() {
+  ~AgentRunner() { Stop(); }
+  // Stops retrying and stops the agent (guests and their dnsmasq keep running).
+  void Stop() {
     {
       std::lock_guard lock(mu_);
       stop_ = true;
@@ -226,19 +231,29 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   }
   std::cerr << "stratusd: serving on " << server.url() << " (data dir " << data_dir << ")" << std::endl;
   auto local = NewLocalApiClient(&registry);
-  auto cluster = std::make_unique<ClusterControllers>(local.get(), f);
+  // One informer per collection for the cluster reconcilers and the embedded agent alike.
+  auto informers = std::make_unique<runtime::InformerFactory>(local.get());
+  auto cluster = std::make_unique<ClusterControllers>(local.get(), informers.get(), f);
   std::unique_ptr<AgentRunner> agent;
   if (f.agent) {
     if (aopts.data_dir.empty()) aopts.data_dir = (std::filesystem::path(data_dir) / "agent").string();
     if (aopts.api_url.empty()) aopts.api_url = server.url();
+    aopts.informers = informers.get();
     agent = std::make_unique<AgentRunner>(local.get(), aopts);
   }
-  int sig = 0;
-  sigwait(&set, &sig);
+  int sig = WaitForTermination(set);
   spdlog::warn("shutting down: signal={}", sig);
+  // Refuse new requests and end every watch first (remote agents and clients see their streams end), then stop
+  // the reconcilers, then flush and close the store.
+  if (!server.Stop(std::chrono::seconds(3))) {
+    // A handler or connection is still busy after the grace period: tearing down the store under it would crash.
+    // Every acknowledged write is already durable (each commit is synced), so leave without destructors.
+    std::cerr << "stratusd: requests still running at shutdown; exiting without waiting for them" << std::endl;
+    ExitNow(0);
+  }
   agent.reset();
   cluster.reset();
-  server.Stop();
+  informers.reset();
   registry.StopBackground();
   store->reset();
   std::cerr << "stratusd: stopped" << std::endl;
@@ -251,9 +266,10 @@ int RunAgent(const std::string& server, stratus::agent::Options opts) {
   if (opts.api_url.empty()) opts.api_url = server;
   AgentRunner runner(client.get(), opts);
   std::cerr << "stratusd agent: registering with " << server << std::endl;
-  int sig = 0;
-  sigwait(&set, &sig);
+  int sig = WaitForTermination(set);
   spdlog::warn("agent shutting down: signal={}", sig);
+  runner.Stop();
+  std::cerr << "stratusd agent: stopped" << std::endl;
   return 0;
 }
 

@@ -66,10 +66,10 @@ StatusOr<std::string> DecodeContinue(const std::string& token) {
   try {
     auto bytes = utility::conversions::from_base64(token);
     std::string s(bytes.begin(), bytes.end());
-    if (s.find('/') == std::string::npos) return BadRequest("invalid continue token");
+    if (s.find('/') == std::string::npos) return BadRequest("continue: not a token this server issued");
     return s;
   } catch (...) {
-    return BadRequest("invalid continue token");
+    return BadRequest("continue: not a token this server issued");
   }
 }
 

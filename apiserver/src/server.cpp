@@ -11,12 +11,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <future>
 #include <list>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include "stratus/apiserver/image_blobs.h"
+#include "stratus/apiserver/query.h"
 #include "stratus/apiserver/watch_filter.h"
 #include "stratus/core/object.h"
 #include "stratus/core/selector.h"
@@ -51,8 +53,12 @@ struct WatchStream {
       CloseLocked();
       return;
     }
-    buf.putn_nocopy(reinterpret_cast<const uint8_t*>(line.data()), line.size()).wait();
-    buf.sync().wait();
+    // The producer/consumer buffer copies the bytes and marks them readable synchronously; the returned tasks
+    // only carry a continuation scheduled on cpprestsdk's pool. Never wait for them: Send runs on pool threads
+    // (a watch's first objects) and on the store's publishing thread, and with every pool thread waiting here
+    // nothing would run those continuations (the server hung with 50 watches open).
+    buf.putn_nocopy(reinterpret_cast<const uint8_t*>(line.data()), line.size());
+    buf.sync();
   }
   void Close() {
     std::lock_guard lock(mu);
@@ -67,7 +73,7 @@ struct WatchStream {
   void CloseLocked() {
     if (closed) return;
     closed = true;
-    buf.close(std::ios_base::out).wait();
+    buf.close(std::ios_base::out);  // synchronous too; not waited for, as in Send
   }
 };
 
@@ -96,6 +102,8 @@ struct ApiServer::Impl {
 
   std::mutex watches_mu;
   std::list<std::shared_ptr<WatchStream>> watches;
+  bool draining = false;  // guarded by watches_mu: Stop() has begun; no new watch may stay open
+  std::atomic<bool> refusing{false};  // new requests get 503 while the server stops
   std::thread janitor;
   std::mutex jan_mu;
   std::condition_variable jan_cv;
@@ -104,31 +112,48 @@ struct ApiServer::Impl {
 
   // --- helpers -------------------------------------------------------------------------------------------------
 
-  static void Reply(http_request& req, int code, const json& body) {
+  // Responses still being sent (a watch until its stream ended): Stop() lets them finish before it closes the
+  // connections, so a client sees a complete response or a cleanly ended stream, never a cut one.
+  std::mutex inflight_mu;
+  std::condition_variable inflight_cv;
+  int inflight = 0;
+
+  // Sends `resp` and tracks it until cpprestsdk has written all of it.
+  void Send(http_request& req, http_response& resp) {
+    {
+      std::lock_guard lock(inflight_mu);
+      ++inflight;
+    }
+    req.reply(resp).then([this](pplx::task<void> t) {
+      try {
+        t.get();
+      } catch (...) {
+      }
+      std::lock_guard lock(inflight_mu);
+      if (--inflight == 0) inflight_cv.notify_all();
+    });
+  }
+  // Waits until every tracked response is sent, or until `deadline`; true when none is left.
+  bool WaitForReplies(Clock::time_point deadline) {
+    std::unique_lock lock(inflight_mu);
+    return inflight_cv.wait_until(lock, deadline, [&] { return inflight == 0; });
+  }
+
+  void Reply(http_request& req, int code, const json& body) {
     http_response resp(static_cast<web::http::status_code>(code));
     resp.set_body(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
-    req.reply(resp).then([](pplx::task<void> t) {
-      try {
-        t.get();
-      } catch (...) {
-      }
-    });
+    Send(req, resp);
   }
-  static void ReplyText(http_request& req, int code, const std::string& body, const std::string& type) {
+  void ReplyText(http_request& req, int code, const std::string& body, const std::string& type) {
     http_response resp(static_cast<web::http::status_code>(code));
     resp.set_body(body, type);
-    req.reply(resp).then([](pplx::task<void> t) {
-      try {
-        t.get();
-      } catch (...) {
-      }
-    });
+    Send(req, resp);
   }
-  static int ReplyStatus(http_request& req, const Status& s) {
+  int ReplyStatus(http_request& req, const Status& s) {
     Reply(req, s.http_code(), s.ToJson());
     return s.http_code();
   }
-  static int ReplyResult(http_request& req, const StatusOr<json>& r, int ok_code = 200) {
+  int ReplyResult(http_request& req, const StatusOr<json>& r, int ok_code = 200) {
     if (!r.ok()) return ReplyStatus(req, r.status());
     Reply(req, ok_code, *r);
     return ok_code;
@@ -171,10 +196,32 @@ struct ApiServer::Impl {
   // Entry point on cpprestsdk's pool. Handlers must never block on a task that needs another pool thread (with
   // every pool thread waiting, nothing would run it): bodies are read asynchronously and the request is served
   // in the continuation.
+  // Counts a request from its arrival until its handler returns (its reply is tracked by Send from then on).
+  struct Activity {
+    Impl* m;
+    explicit Activity(Impl* impl) : m(impl) {
+      std::lock_guard lock(m->inflight_mu);
+      ++m->inflight;
+    }
+    ~Activity() {
+      std::lock_guard lock(m->inflight_mu);
+      if (--m->inflight == 0) m->inflight_cv.notify_all();
+    }
+  };
+
   void Handle(http_request req) {
+    auto activity = std::make_shared<Activity>(this);
+    if (refusing.load()) {
+      http_response resp(web::http::status_codes::ServiceUnavailable);
+      resp.headers().add("Retry-After", "1");
+      resp.headers().add("Connection", "close");
+      resp.set_body(Status(Code::kUnavailable, "the server is shutting down").ToJson().dump(), "application/json");
+      Send(req, resp);
+      return;
+    }
     const std::string& m = req.method();
     if (m == methods::PUT && IsUploadPath(req)) {
-      HandleUpload(req);
+      HandleUpload(req, activity);
       return;
     }
     if (m != methods::POST && m != methods::PUT && m != methods::PATCH && m != methods::DEL) {
@@ -185,7 +232,9 @@ struct ApiServer::Impl {
       Serve(req, {}, /*too_large=*/true);
       return;
     }
-    req.extract_vector().then([this, req](pplx::task<std::vector<unsigned char>> t) mutable {
+    req.extract_vector().then([this, req, activity](pplx::task<std::vector<unsigned char>> t) mutable {
+      // Ends with this call: the task chain may keep the lambda (and its captures) alive long after it ran.
+      auto held = std::move(activity);
       std::vector<unsigned char> body;
       try {
         body = t.get();
@@ -224,11 +273,16 @@ struct ApiServer::Impl {
   int Route(http_request& req, const std::vector<unsigned char>& body_bytes, std::string* verb, std::string* resource) {
     // Split first, then decode each segment: an encoded '/' stays inside its segment (and fails name checks).
     std::vector<std::string> seg;
-    for (const auto& s : web::uri::split_path(req.relative_uri().path())) seg.push_back(web::uri::decode(s));
-    std::map<std::string, std::string> query;
-    for (const auto& [k, v] : web::uri::split_query(req.relative_uri().query())) {
-      query[web::uri::decode(k)] = web::uri::decode(v);
+    for (const auto& s : web::uri::split_path(req.relative_uri().path())) {
+      try {
+        seg.push_back(web::uri::decode(s));
+      } catch (const std::exception&) {
+        return ReplyStatus(req, BadRequest("path: invalid percent-encoding"));
+      }
     }
+    auto decoded = DecodeQuery(req.relative_uri().query());
+    if (!decoded.ok()) return ReplyStatus(req, decoded.status());
+    std::map<std::string, std::string>& query = *decoded;
     const std::string& m = req.method();
 
     if (seg.empty()) {
@@ -324,25 +378,18 @@ struct ApiServer::Impl {
         *verb = "GET";
         return ReplyResult(req, registry->Get(*r, ns, name));
       }
-      auto w = query.find("watch");
-      if (w != query.end() && (w->second == "1" || w->second == "true")) {
+      auto params = ParseListParams(query);
+      if (!params.ok()) return ReplyStatus(req, params.status());
+      if (params->watch) {
         *verb = "WATCH";
-        return StartWatch(req, *r, ns, query);
+        return StartWatch(req, *r, ns, *params);
       }
       *verb = "LIST";
       ListRequest lr;
-      lr.label_selector = query["labelSelector"];
-      lr.field_selector = query["fieldSelector"];
-      lr.continue_token = query["continue"];
-      if (!query["limit"].empty()) {
-        try {
-          size_t pos = 0;
-          lr.limit = std::stoll(query["limit"], &pos);
-          if (pos != query["limit"].size()) throw std::invalid_argument("trailing");
-        } catch (...) {
-          return ReplyStatus(req, BadRequest("limit: must be a non-negative integer (got \"" + query["limit"] + "\")"));
-        }
-      }
+      lr.label_selector = params->label_selector;
+      lr.field_selector = params->field_selector;
+      lr.continue_token = params->continue_token;
+      lr.limit = params->limit;
       return ReplyResult(req, registry->List(*r, ns, lr));
     }
     if (m == methods::POST) {
@@ -414,7 +461,8 @@ struct ApiServer::Impl {
     return ParseUploadPath(req, &ns, &name);
   }
 
-  void HandleUpload(http_request req) {
+  // `activity` is held until the upload is answered (Stop waits for it).
+  void HandleUpload(http_request req, std::shared_ptr<Activity> activity) {
     auto start = Clock::now();
     auto finish = [this, start, req](int code) {
       metrics.Observe("UPLOAD", "images", code, std::chrono::duration<double>(Clock::now() - start).count());
@@ -449,7 +497,8 @@ struct ApiServer::Impl {
             });
           });
         })
-        .then([this, req, ns, name, u, length, finish](pplx::task<size_t> t) {
+        .then([this, req, ns, name, u, length, finish, activity](pplx::task<size_t> t) mutable {
+          auto held = std::move(activity);  // released when this call ends (see Handle)
           http_request r = req;
           try {
             t.get();
@@ -470,7 +519,7 @@ struct ApiServer::Impl {
     uint64_t size = std::filesystem::file_size(*path, ec);
     if (ec) return ReplyStatus(req, Internal("cannot read the image data: " + ec.message()));
     concurrency::streams::fstream::open_istream(*path, std::ios::in | std::ios::binary)
-        .then([req, size](pplx::task<concurrency::streams::istream> t) {
+        .then([this, req, size](pplx::task<concurrency::streams::istream> t) {
           http_request r = req;
           try {
             auto in = t.get();
@@ -539,33 +588,16 @@ struct ApiServer::Impl {
 
   // --- watch ---------------------------------------------------------------------------------------------------
 
-  int StartWatch(http_request& req, const ResourceInfo& r, const std::string& ns,
-                 std::map<std::string, std::string>& query) {
-    auto ls = LabelSelector::Parse(query["labelSelector"]);
+  int StartWatch(http_request& req, const ResourceInfo& r, const std::string& ns, const ListParams& params) {
+    auto ls = LabelSelector::Parse(params.label_selector);
     if (!ls.ok()) return ReplyStatus(req, ls.status());
-    auto fs = FieldSelector::Parse(query["fieldSelector"]);
+    auto fs = FieldSelector::Parse(params.field_selector);
     if (!fs.ok()) return ReplyStatus(req, fs.status());
     int timeout = opts.default_watch_timeout_seconds;
-    if (!query["timeoutSeconds"].empty()) {
-      try {
-        timeout = std::stoi(query["timeoutSeconds"]);
-      } catch (...) {
-        return ReplyStatus(req, BadRequest("timeoutSeconds: must be an integer"));
-      }
-      if (timeout <= 0 || timeout > opts.max_watch_timeout_seconds) timeout = opts.max_watch_timeout_seconds;
-    }
-    std::string rv_text = query["resourceVersion"];
-    uint64_t after = 0;
-    bool replay_current = rv_text.empty() || rv_text == "0";
-    if (!replay_current) {
-      try {
-        size_t pos = 0;
-        after = std::stoull(rv_text, &pos);
-        if (pos != rv_text.size()) throw std::invalid_argument("x");
-      } catch (...) {
-        return ReplyStatus(req, BadRequest("resourceVersion: must be an integer (got \"" + rv_text + "\")"));
-      }
-    }
+    if (params.timeout_seconds > 0) timeout = std::min(params.timeout_seconds, opts.max_watch_timeout_seconds);
+    // Without a version (or "0"): the current objects as ADDED, then every later change.
+    bool replay_current = !params.has_resource_version || params.resource_version == 0;
+    uint64_t after = replay_current ? 0 : params.resource_version;
     auto stream = std::make_shared<WatchStream>();
     stream->deadline = Clock::now() + std::chrono::seconds(timeout);
     stream->max_buffer = opts.max_watch_buffer_bytes;
@@ -595,21 +627,24 @@ struct ApiServer::Impl {
     });
     if (!sub.ok()) return ReplyStatus(req, sub.status());
     stream->sub = std::move(*sub);
+    bool stopping_now;
     {
       std::lock_guard lock(watches_mu);
-      watches.push_back(stream);
+      stopping_now = draining;
+      if (!stopping_now) watches.push_back(stream);
     }
-    metrics.WatchOpened();
+    if (stopping_now) {
+      // Stop() already ended the open watches: this one ends at once too (the client re-watches).
+      stream->sub.reset();
+      stream->Close();
+    } else {
+      metrics.WatchOpened();
+    }
     http_response resp(web::http::status_codes::OK);
     resp.headers().set_content_type("application/json");
     resp.headers().add("Cache-Control", "no-cache");
     resp.set_body(stream->buf.create_istream());
-    req.reply(resp).then([](pplx::task<void> t) {
-      try {
-        t.get();
-      } catch (...) {
-      }
-    });
+    Send(req, resp);
     return 200;
   }
 
@@ -723,28 +758,59 @@ Status ApiServer::Start() {
   return Status::Ok();
 }
 
-void ApiServer::Stop() {
-  if (!impl_ || !impl_->listener) return;
+bool ApiServer::Stop(std::chrono::milliseconds grace) {
+  if (!impl_ || !impl_->listener) return true;
+  Impl& m = *impl_;
+  m.refusing.store(true);
   {
-    std::lock_guard lock(impl_->jan_mu);
-    impl_->stopping = true;
+    std::lock_guard lock(m.jan_mu);
+    m.stopping = true;
   }
-  impl_->jan_cv.notify_all();
-  if (impl_->janitor.joinable()) impl_->janitor.join();
+  m.jan_cv.notify_all();
+  if (m.janitor.joinable()) m.janitor.join();
   {
-    std::lock_guard lock(impl_->watches_mu);
-    for (auto& w : impl_->watches) {
-      w->Close();
-      w->sub.reset();
+    std::lock_guard lock(m.watches_mu);
+    m.draining = true;
+    for (auto& w : m.watches) {
+      w->sub.reset();  // no more events from the store
+      w->Close();      // the chunked body ends: the client sees the stream end
+      m.metrics.WatchClosed();
     }
-    impl_->watches.clear();
+    m.watches.clear();
   }
-  try {
-    impl_->listener->close().wait();
-  } catch (const std::exception& e) {
-    spdlog::warn("listener close: error={}", e.what());
+  // Let the ended watch streams and in-flight responses reach their clients (bounded by `grace`).
+  auto deadline = Clock::now() + grace;
+  auto t0 = Clock::now();
+  if (!m.WaitForReplies(deadline)) {
+    std::lock_guard lock(m.inflight_mu);
+    spdlog::warn("api server: requests still in flight after the grace period: count={}", m.inflight);
   }
-  impl_->listener.reset();
+  auto t1 = Clock::now();
+  // close() stops accepting and waits for every open connection to finish; bound that wait too.
+  auto done = std::make_shared<std::promise<void>>();
+  auto closed = done->get_future();
+  auto* listener = m.listener.get();
+  std::thread([listener, done] {
+    try {
+      listener->close().wait();
+    } catch (const std::exception& e) {
+      spdlog::warn("listener close: error={}", e.what());
+    }
+    done->set_value();
+  }).detach();
+  // Every response is out by now, so the connections close at once; one that does not (cpprestsdk keeps some
+  // idle ones) is not worth the wait.
+  if (closed.wait_for(std::chrono::milliseconds(750)) != std::future_status::ready) {
+    spdlog::info("api server: connections still open at shutdown; leaving them to the process exit");
+    (void)m.listener.release();  // the closing thread still uses it
+    return false;
+  }
+  m.listener.reset();
+  auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  if (Clock::now() - t0 > std::chrono::seconds(1)) {
+    spdlog::warn("api server stop was slow: drain_ms={} close_ms={}", ms(t1 - t0), ms(Clock::now() - t1));
+  }
+  return true;
 }
 
 std::string ApiServer::url() const { return "http://" + impl_->opts.listen; }

@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -26,7 +28,6 @@
 
 namespace stratus::testing {
 
-// A free TCP port on 127.0.0.1 (the kernel picks it; it stays free long enough for the server to bind).
 // Polls `pred` every `interval_ms` for up to `seconds`; the last answer decides.
 template <typename F>
 bool Eventually(F pred, int seconds = 30, int interval_ms = 100) {
@@ -38,18 +39,24 @@ bool Eventually(F pred, int seconds = 30, int interval_ms = 100) {
   return pred();
 }
 
+// A TCP port on 127.0.0.1 that is free now, for a server a test starts. Taken from below the kernel's ephemeral
+// range (32768+), where outgoing connections of every process under `ctest -j` get their ports, and spread by pid
+// so concurrent test binaries do not pick the same one; ServerProcess also retries on a port taken meanwhile.
 inline int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
+  static std::atomic<unsigned> counter{0};
+  for (int attempt = 0; attempt < 2000; ++attempt) {
+    unsigned n = static_cast<unsigned>(::getpid()) * 7919u + counter++ * 104729u;
+    int port = 20000 + static_cast<int>(n % 12000u);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    ::close(fd);
+    if (free) return port;
+  }
+  return 0;
 }
 
 // Starts argv[0] with its output appended to `log` (no shell); returns the child's pid.
@@ -145,7 +152,10 @@ class ServerProcess {
     if (port_ == 0) port_ = FreePort();
     std::filesystem::create_directories(data_dir_);
     log_ = (data_dir_ / "stratusd.log").string();
-    std::vector<std::string> a = {STRATUSD_BIN, "server", "--listen", "127.0.0.1:" + std::to_string(port_),
+    // STRATUS_TEST_STRATUSD runs another build of the server under the same tests (e.g. to show a test fails
+    // on an older one).
+    const char* bin = std::getenv("STRATUS_TEST_STRATUSD");
+    std::vector<std::string> a = {bin && *bin ? bin : STRATUSD_BIN, "server", "--listen", "127.0.0.1:" + std::to_string(port_),
                                   "--data-dir", data_dir_.string()};
     bool agent = false;
     for (const auto& e : extra_) agent |= e == "--agent=true";
@@ -160,6 +170,12 @@ class ServerProcess {
       int st;
       if (::waitpid(pid_, &st, WNOHANG) == pid_) {
         pid_ = 0;
+        // Another process took the port between FreePort() and our bind: try another (a restarted server keeps
+        // its port only when it is still free).
+        if (retries_left_-- > 0 && log().find("cannot listen") != std::string::npos) {
+          port_ = FreePort();
+          return Start();
+        }
         return false;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -185,6 +201,9 @@ class ServerProcess {
     return st;
   }
 
+  pid_t pid() const { return pid_; }
+  // The caller reaped the process itself.
+  void Forget() { pid_ = 0; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }
   std::string log() const { return ReadFile(log_); }
@@ -230,6 +249,7 @@ class ServerProcess {
   std::string log_;
   pid_t pid_ = 0;
   int port_ = 0;
+  int retries_left_ = 5;
 };
 
 // A unique temporary directory removed at scope exit.

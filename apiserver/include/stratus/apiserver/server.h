@@ -2,6 +2,7 @@
 // cpprestsdk's http_listener. All semantics live in Registry; this layer parses, routes and renders.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -27,8 +28,11 @@ class ApiServer {
   ~ApiServer();
   // Binds and starts serving. kUnavailable naming the address when it cannot bind.
   Status Start();
-  // Ends every watch stream and stops accepting requests; in-flight requests finish.
-  void Stop();
+  // Graceful stop: new requests get 503 (Retry-After) while draining, every watch stream ends (clients see the
+  // end of the stream and re-watch elsewhere or later), in-flight requests get up to `grace` to finish, then the
+  // listener closes. Returns false when the listener did not close within `grace` (it is then abandoned, so the
+  // process can still exit).
+  bool Stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
   std::string url() const;
   Metrics& metrics();
 
