@@ -126,9 +126,14 @@ WatchResult WatchLoop(ApiClient& client, const std::string& plural, const std::s
       resource_version = *rv;
       continue;
     }
-    // Transient trouble (server restarting): retry a few times before giving up.
-    if (s.code() == Code::kUnavailable && ++failures <= 5) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(500 * failures));
+    // The server is restarting or briefly unreachable: keep trying with capped backoff and resume from the last
+    // version seen (the deadline, if any, or Ctrl-C ends the wait), as a Kubernetes reflector does.
+    if (s.code() == Code::kUnavailable) {
+      ++failures;
+      auto pause = std::chrono::milliseconds(std::min(250 * (1 << std::min(failures - 1, 5)), 5000));
+      for (auto until = Clock::now() + pause; Clock::now() < until && !stop.stopped();) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
       continue;
     }
     return {WatchEnd::kError, s};

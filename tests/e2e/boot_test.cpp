@@ -77,6 +77,17 @@ TEST_F(BootTest, AgentKilledMidCreationConvergesToOneDomain) {
   json j = server.Http("GET", std::string(kNs) + "/instances/" + inst).Json();
   auto uuid = Virsh({"domuuid", dom});
   EXPECT_NE(uuid.out.find(j["metadata"]["uid"].get<std::string>()), std::string::npos) << uuid.out;
+  // SIGTERM stops the agent within 5 s and leaves its guest running (agents come and go; guests stay).
+  ASSERT_EQ(::kill(agent, SIGTERM), 0);
+  int st = -1;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline && ::waitpid(agent, &st, WNOHANG) != agent) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(WIFEXITED(st)) << "agent still running 5 s after SIGTERM\n" << ReadFile(log);
+  EXPECT_EQ(WEXITSTATUS(st), 0) << ReadFile(log);
+  EXPECT_NE(Virsh({"domstate", dom}).out.find("running"), std::string::npos) << "the guest outlives its agent";
+  agent = spawn_agent();
   auto d = server.Ctl({"delete", "instance", inst, "--wait", "--timeout", "60s"});
   EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
   EXPECT_EQ(DomainCount(dom), 0);
