@@ -5,6 +5,20 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${BUILD_DIR:-$ROOT/build}"
 "$ROOT/scripts/install-deps.sh"
+# STRATUS_SANITIZE=address (ASan+UBSan) or thread (TSan): a separate build that runs the unit and integration
+# tests (the end-to-end tests boot real guests and are run by the plain build).
+SANITIZE="${STRATUS_SANITIZE:-}"
+if [ -n "$SANITIZE" ]; then
+  BUILD="${BUILD_DIR:-$ROOT/build-$SANITIZE}"
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATUS_SANITIZE="$SANITIZE" \
+    -DSTRATUS_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$BUILD" -j"$(nproc)"
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0}"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+  export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+  cd "$BUILD"
+  exec ctest --output-on-failure -j"$(nproc)" --timeout 900 -L 'unit|integration'
+fi
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
 # libvirtd/virtlogd for the end-to-end tests, inside a network namespace of their own (the e2e binary joins it:
