@@ -291,7 +291,7 @@ Status NodeAgent::Start() {
   m.flavors = m.informers->For("instancetypes");
   m.volumes = m.informers->For("volumes");
 
-  m.image_rec = std::make_unique<image::ImageReconciler>(m.client, m.images.get(), m.storage.get(), m.ImagePool(),
+  m.image_rec = std::make_unique<image::ImageReconciler>(m.client, m.images, m.storage.get(), m.ImagePool(),
                                                          (fs::path(m.opts.data_dir) / "tmp").string(), m.opts.node,
                                                          m.opts.api_url);
   instance::Options iopt;
