@@ -21,6 +21,7 @@
 #include "stratus/apiserver/sqlite_store.h"
 #include "stratus/core/api_client.h"
 #include "stratus/core/schema.h"
+#include "stratus/imagestatus/imagestatus.h"
 #include "stratus/ipam/ipam.h"
 #include "stratus/nodelifecycle/nodelifecycle.h"
 #include "stratus/placement/placement.h"
@@ -120,6 +121,11 @@ struct ClusterControllers {
     ipam_ctl->Watch(networks);
     ipam::IpamReconciler* ip = ipam.get();
     ipam_ctl->Watch(instances, [ip](const std::string&, const json& inst) { return ip->NetworksOf(inst); });
+    image_status = std::make_unique<imagestatus::ImageStatusReconciler>(client, images, nodes);
+    image_status_ctl = std::make_unique<runtime::Controller>(image_status.get(), 1);
+    image_status_ctl->Watch(images);
+    imagestatus::ImageStatusReconciler* is = image_status.get();
+    image_status_ctl->Watch(nodes, [is](const std::string&, const json&) { return is->AllImages(); });
     lifecycle = std::make_unique<nodelifecycle::NodeLifecycleReconciler>(client, nodes,
                                                                          std::chrono::seconds(f.node_grace_seconds));
     lifecycle_ctl = std::make_unique<runtime::Controller>(lifecycle.get(), 1);
@@ -130,18 +136,22 @@ struct ClusterControllers {
     ipam_ctl->Start();
     volume_placement_ctl->Start();
     lifecycle_ctl->Start();
+    image_status_ctl->Start();
   }
   ~ClusterControllers() {
     placement_ctl->Stop();
     volume_placement_ctl->Stop();
     ipam_ctl->Stop();
     lifecycle_ctl->Stop();
+    image_status_ctl->Stop();
   }
   std::unique_ptr<stratus::ipam::IpamReconciler> ipam;
   std::unique_ptr<stratus::placement::PlacementReconciler> placement;
   std::unique_ptr<stratus::placement::VolumePlacementReconciler> volume_placement;
   std::unique_ptr<stratus::nodelifecycle::NodeLifecycleReconciler> lifecycle;
-  std::unique_ptr<stratus::runtime::Controller> placement_ctl, lifecycle_ctl, volume_placement_ctl, ipam_ctl;
+  std::unique_ptr<stratus::imagestatus::ImageStatusReconciler> image_status;
+  std::unique_ptr<stratus::runtime::Controller> placement_ctl, lifecycle_ctl, volume_placement_ctl, ipam_ctl,
+      image_status_ctl;
 };
 
 // Starts the agent, retrying in the background while libvirt is unreachable, until `stop`.

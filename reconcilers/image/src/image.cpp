@@ -136,6 +136,33 @@ std::string SourceUrl(const json& image, const std::string& api_url, std::string
 
 std::string CacheVolumeName(const json& image) { return "img-" + MetaString(image, "uid"); }
 
+json NodeEntry(const json& image, const std::string& node) {
+  if (!image.contains("status") || !image["status"].is_object()) return json();
+  const json& st = image["status"];
+  if (!st.contains("nodes") || !st["nodes"].is_object() || !st["nodes"].contains(node)) return json();
+  const json& e = st["nodes"][node];
+  return e.is_object() ? e : json();
+}
+
+bool CachedOn(const json& image, const std::string& node) {
+  json e = NodeEntry(image, node);
+  return e.is_object() && e.value("phase", "") == "Ready";
+}
+
+Status ImageReconciler::Report(const json& img, json entry) {
+  json cur = NodeEntry(img, node_);
+  bool same = cur.is_object();
+  for (const auto& [k, v] : entry.items()) {
+    if (!same) break;
+    same = v.is_null() ? !cur.contains(k) : (cur.contains(k) && cur[k] == v);
+  }
+  if (same) return Status::Ok();
+  json patch = {{"status", {{"nodes", {{node_, entry}}}}}};
+  auto u = client_->Patch("images", MetaString(img, "namespace"), MetaString(img, "name"), patch, "status");
+  if (!u.ok() && u.status().code() != Code::kNotFound) return u.status();
+  return Status::Ok();
+}
+
 ImageReconciler::ImageReconciler(ApiClient* client, runtime::Informer* images, host::StoragePools* storage,
                                  std::string pool, std::string work_dir, std::string node, std::string api_url)
     : client_(client), images_(images), storage_(storage), pool_(std::move(pool)), work_dir_(std::move(work_dir)),
@@ -151,17 +178,15 @@ Status ImageReconciler::Import(const json& img, const std::string& volume) {
   std::string tmp = (fs::path(work_dir_) / (volume + ".part")).string();
   std::string waiting;
   std::string url = SourceUrl(img, api_url_, &waiting);
-  json cur = img;
   int last_pct = -1;
+  std::string last_phase;
   auto report = [&](const std::string& phase, int pct) {
-    if (pct == last_pct && cur["status"].value("phase", "") == phase) return;
+    if (pct == last_pct && phase == last_phase) return;
     last_pct = pct;
-    json d = cur;
-    d["status"]["phase"] = phase;
-    d["status"]["progress"] = pct;
-    runtime::SetCondition(d, "Ready", "False", phase, phase == "Downloading" ? "fetching " + url : "converting");
-    auto u = runtime::UpdateStatusIfChanged(client_, "images", cur, d);
-    if (u.ok()) cur = *u;
+    last_phase = phase;
+    Status r = Report(img, {{"phase", phase}, {"progress", pct}, {"reason", phase},
+                            {"message", phase == "Downloading" ? "fetching " + url : "converting"}});
+    if (!r.ok()) spdlog::debug("image progress not reported: image={} error={}", key, r.message());
   };
   report("Downloading", 0);
   auto sum = Fetch(url, tmp, [&](uint64_t done, uint64_t total) {
@@ -169,10 +194,8 @@ Status ImageReconciler::Import(const json& img, const std::string& volume) {
   });
   auto fail = [&](const Status& s, const std::string& reason) {
     fs::remove(tmp, ec);
-    json d = cur;
-    d["status"]["phase"] = "Failed";
-    runtime::SetCondition(d, "Ready", "False", reason, s.message());
-    runtime::UpdateStatusIfChanged(client_, "images", cur, d);
+    Status r = Report(img, {{"phase", "Failed"}, {"reason", reason}, {"message", s.message()}});
+    if (!r.ok()) spdlog::warn("image failure not reported: image={} error={}", key, r.message());
     events_.Record(img, "Warning", reason, s.message());
     return s;
   };
@@ -208,17 +231,17 @@ Status ImageReconciler::Import(const json& img, const std::string& volume) {
   auto vol = storage_->ImportFile(pool_, volume, tmp, stored_format, [&](uint64_t, uint64_t) {});
   fs::remove(tmp, ec);
   if (!vol.ok()) return fail(vol.status(), "CacheFailed");
-  json d = cur;
-  d["status"]["phase"] = "Ready";
-  d["status"]["progress"] = 100;
-  d["status"]["size"] = fs::exists(vol->path) ? static_cast<int64_t>(fs::file_size(vol->path, ec)) : static_cast<int64_t>(vol->capacity_bytes);
-  d["status"]["virtualSize"] = static_cast<int64_t>(fmt->virtual_size);
-  d["status"]["format"] = fmt->format;
-  d["status"]["checksum"] = "sha256:" + *sum;
-  d["status"]["observedGeneration"] = img["metadata"].value("generation", 1);
-  runtime::SetCondition(d, "Ready", "True", "Imported", "cached on node " + node_ + " as " + vol->path);
-  auto u = runtime::UpdateStatusIfChanged(client_, "images", cur, d);
-  if (!u.ok()) return u.status();
+  Status r = Report(img, {{"phase", "Ready"},
+                          {"progress", 100},
+                          {"reason", "Imported"},
+                          {"message", "cached as " + vol->path},
+                          {"size", fs::exists(vol->path) ? static_cast<int64_t>(fs::file_size(vol->path, ec))
+                                                         : static_cast<int64_t>(vol->capacity_bytes)},
+                          {"virtualSize", static_cast<int64_t>(fmt->virtual_size)},
+                          {"format", fmt->format},
+                          {"checksum", "sha256:" + *sum},
+                          {"observedGeneration", img["metadata"].value("generation", 1)}});
+  if (!r.ok()) return r;
   events_.Record(img, "Normal", "Imported", "cached on node " + node_ + " (" + fmt->format + ")");
   spdlog::info("image imported: image={} node={} path={}", key, node_, vol->path);
   return Status::Ok();
@@ -229,7 +252,7 @@ StatusOr<runtime::Result> ImageReconciler::Reconcile(const std::string& key) {
   if (img.is_null() || !MetaString(img, "deletionTimestamp").empty()) return runtime::Result::Done();
   std::string volume = CacheVolumeName(img);
   auto existing = storage_->Volume(pool_, volume);
-  bool ready = img.contains("status") && img["status"].value("phase", "") == "Ready";
+  bool ready = CachedOn(img, node_);
   if (existing.ok() && ready) return runtime::Result::Done();
   if (existing.ok() && !ready) {
     // A volume without a finished import (agent killed mid-upload) cannot be told from a whole one: redo it.
@@ -239,11 +262,9 @@ StatusOr<runtime::Result> ImageReconciler::Reconcile(const std::string& key) {
   }
   std::string waiting;
   if (SourceUrl(img, api_url_, &waiting).empty()) {
-    json d = img;
-    d["status"]["phase"] = "Pending";
-    runtime::SetCondition(d, "Ready", "False", "AwaitingUpload", waiting);
-    auto u = runtime::UpdateStatusIfChanged(client_, "images", img, d);
-    if (!u.ok()) return u.status();
+    Status r = Report(img, {{"phase", "Pending"}, {"progress", nullptr}, {"reason", "AwaitingUpload"},
+                            {"message", waiting}});
+    if (!r.ok()) return r;
     return runtime::Result::Done();  // the upload changes status.upload, which wakes us
   }
   Status s = Import(img, volume);

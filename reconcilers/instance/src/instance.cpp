@@ -325,9 +325,10 @@ StatusOr<std::string> InstanceReconciler::ImagePath(const std::string& ns, const
     *not_ready = "image \"" + image_name + "\" is of type " + type + ", not " + want_type;
     return std::string();
   }
-  if (!img.contains("status") || img["status"].value("phase", "") != "Ready") {
-    *not_ready = "image \"" + image_name + "\" is not Ready yet (" +
-                 (img.contains("status") ? img["status"].value("phase", "Pending") : std::string("Pending")) + ")";
+  if (!image::CachedOn(img, opts_.node)) {
+    json e = image::NodeEntry(img, opts_.node);
+    *not_ready = "image \"" + image_name + "\" is not Ready on node " + opts_.node + " yet (" +
+                 (e.is_object() ? e.value("phase", "Pending") : std::string("Pending")) + ")";
     return std::string();
   }
   auto v = storage_->Volume(opts_.image_pool, image::CacheVolumeName(img));

@@ -120,9 +120,10 @@ StatusOr<Result> VolumeReconciler::Create(const json& vol, const PoolConfig& poo
       waiting = "image \"" + img_name + "\" does not exist";
     } else if (img["spec"].value("type", "disk") != "disk") {
       waiting = "image \"" + img_name + "\" is a " + img["spec"].value("type", "") + " image, not a disk image";
-    } else if (StatusString(img, "phase") != "Ready") {
-      waiting = "waiting for image \"" + img_name + "\" (" +
-                (StatusString(img, "phase").empty() ? std::string("Pending") : StatusString(img, "phase")) + ")";
+    } else if (!image::CachedOn(img, opts_.node)) {
+      json e = image::NodeEntry(img, opts_.node);
+      waiting = "waiting for image \"" + img_name + "\" on node " + opts_.node + " (" +
+                (e.is_object() ? e.value("phase", "Pending") : std::string("Pending")) + ")";
     } else {
       auto cached = storage_->Volume(opts_.image_pool, image::CacheVolumeName(img));
       if (!cached.ok()) {
@@ -131,9 +132,9 @@ StatusOr<Result> VolumeReconciler::Create(const json& vol, const PoolConfig& poo
         src.pool = opts_.image_pool;
         src.name = cached->name;
         src.path = cached->path;
-        std::string f = StatusString(img, "format");
-        src.format = f == "qcow2" ? "qcow2" : "raw";
-        src.virtual_bytes = img["status"].value("virtualSize", uint64_t{0});
+        json here = image::NodeEntry(img, opts_.node);  // what this node imported
+        src.format = here.value("format", "") == "qcow2" ? "qcow2" : "raw";
+        src.virtual_bytes = here.value("virtualSize", uint64_t{0});
         if (src.virtual_bytes == 0) src.virtual_bytes = cached->capacity_bytes;
       }
     }

@@ -36,6 +36,14 @@ std::string SourceUrl(const json& image, const std::string& api_url, std::string
 // The pool volume name caching an Image (stable across restarts; derived from its uid).
 std::string CacheVolumeName(const json& image);
 
+// This node's entry in the Image's status (status.nodes.<node>: phase, progress, reason, message, size,
+// virtualSize, format, checksum), or null. Each node's image reconciler is the only writer of its own entry; the
+// cluster's image-status reconciler summarizes them into the top-level status.
+json NodeEntry(const json& image, const std::string& node);
+// True when the image is imported and cached on `node` (its entry says Ready).
+bool CachedOn(const json& image, const std::string& node);
+
+// Owns status.nodes.<this node> of every Image (written by merge patch, so nodes never overwrite each other).
 class ImageReconciler : public runtime::Reconciler {
  public:
   // `api_url` is the API server's base URL, from which uploaded image data is fetched
@@ -48,6 +56,8 @@ class ImageReconciler : public runtime::Reconciler {
 
  private:
   Status Import(const json& img, const std::string& volume);
+  // Writes this node's entry (only the fields given; null removes one) unless it already says so.
+  Status Report(const json& img, json entry);
 
   ApiClient* client_;
   runtime::Informer* images_;
