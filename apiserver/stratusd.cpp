@@ -1,5 +1,6 @@
 // stratusd: `stratusd server` runs the API server on its SQLite store (the embedded default).
 #include <CLI/CLI.hpp>
+#include <pplx/threadpool.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -169,8 +170,19 @@ class AgentRunner {
           agent_ = std::move(a);
           return;
         }
-        spdlog::error("node agent cannot start, retrying in 10 s: error={}", s.message());
-        std::cerr << "stratusd: node agent cannot start (retrying): " << s.message() << std::endl;
+        std::string reason = a->failure_reason();
+        bool first = last_error_ != s.message();
+        last_error_ = s.message();
+        if (first) {
+          spdlog::error("node agent cannot start, retrying every 10 s: reason={} error={}", reason, s.message());
+          std::cerr << "stratusd: node agent cannot start (retrying): " << s.message() << std::endl;
+        }
+        if (!reason.empty()) {
+          // Say it where users look: the Node's Ready condition (and one Event), not only this log.
+          stratus::agent::Options named = a->options();
+          stratus::Status r = stratus::agent::ReportNodeNotReady(client_, named, reason, s.message());
+          if (!r.ok()) spdlog::warn("node condition not written: error={}", r.message());
+        }
         cv_.wait_for(lock, std::chrono::seconds(10), [&] { return stop_; });
       }
     });
@@ -194,6 +206,7 @@ class AgentRunner {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  std::string last_error_;
   std::thread thread_;
 };
 
@@ -291,6 +304,11 @@ int main(int argc, char** argv) {
   app.fallthrough();  // global flags such as --log-level may follow the subcommand
   std::string log_level = "warn";
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  int http_threads = 0;
+  app.add_option("--http-threads", http_threads,
+                 "threads serving HTTP (the API, agent endpoints, clients); 0 = cpprestsdk's default (40)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
 
   auto* server = app.add_subcommand("server", "run the API server, the cluster reconcilers and an embedded node agent");
   ServerFlags f;
@@ -342,6 +360,16 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  // cpprestsdk runs every listener, client and continuation on one shared pool (40 threads by default). Request
+  // handlers still wait for their write's group commit on a pool thread, so fewer threads also mean smaller
+  // commit batches: measure (bench/run.sh) before lowering it.
+  if (http_threads > 0) {
+    try {
+      crossplat::threadpool::initialize_with_threads(static_cast<size_t>(http_threads));
+    } catch (const std::exception& e) {
+      spdlog::warn("http thread pool already initialized: error={}", e.what());
+    }
   }
   auto level = spdlog::level::from_str(log_level);
   spdlog::set_level(level);

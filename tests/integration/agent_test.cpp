@@ -238,3 +238,50 @@ TEST_F(AgentTest, TwoAgentsSpreadAndRespectCapacity) {
 
 }  // namespace
 }  // namespace stratus::testing
+
+namespace stratus::testing {
+namespace {
+
+// An agent that cannot work says so through the API: the Node is registered Ready=False with the cause, one
+// Event says it, and an Image waiting for a node says it waits on that node (`stratusctl wait` prints it).
+TEST(AgentFailureTest, NodeThatCannotWorkSaysWhyAndWaitersShowIt) {
+  TempDir dir;
+  ServerProcess server(dir.path() / "data",
+                       {"--agent=true", "--libvirt-uri", "test:///nonexistent-stratus-config.xml", "--node", "broken",
+                        "--agent-listen", "127.0.0.1:" + std::to_string(FreePort())});
+  ASSERT_TRUE(server.Start()) << server.log();
+  json cond;
+  ASSERT_TRUE(Eventually([&] {
+    json n = server.Http("GET", "/apis/stratus.io/v1/nodes/broken").Json();
+    if (!n.contains("status") || !n["status"].is_object() || !n["status"].contains("conditions")) return false;
+    for (const auto& c : n["status"]["conditions"]) {
+      if (c.value("type", "") == "Ready") cond = c;
+    }
+    return cond.is_object();
+  })) << server.log();
+  EXPECT_EQ(cond.value("status", ""), "False");
+  EXPECT_EQ(cond.value("reason", ""), "LibvirtUnreachable");
+  EXPECT_NE(cond.value("message", "").find("test:///nonexistent-stratus-config.xml"), std::string::npos) << cond.dump();
+  auto d = server.Ctl({"describe", "node", "broken"});
+  EXPECT_NE(d.out.find("LibvirtUnreachable"), std::string::npos) << d.out << d.err;
+  // One Event, not one per retry.
+  ASSERT_EQ(server.Ctl({"apply", "-f", "-"},
+                       "apiVersion: stratus.io/v1\nkind: Image\nmetadata: {name: k}\nspec: {type: kernel, source: "
+                       "{url: file:///nonexistent}}\n").exit_code, 0);
+  auto w = server.Ctl({"wait", "image/k", "--for=condition=Ready", "--timeout=3s"});
+  EXPECT_NE(w.exit_code, 0);
+  EXPECT_NE((w.out + w.err).find("NodeNotReady"), std::string::npos) << w.out << w.err;
+  EXPECT_NE((w.out + w.err).find("node broken: LibvirtUnreachable"), std::string::npos) << w.out << w.err;
+  json events = server.Http("GET", std::string(kNs) + "/events").Json();
+  int about_node = 0;
+  for (const auto& e : events["items"]) {
+    if (e["involvedObject"].value("name", "") == "broken" && e.value("reason", "") == "LibvirtUnreachable") {
+      ++about_node;
+      EXPECT_EQ(e.value("count", 1), 1) << "recorded once, not at every retry";
+    }
+  }
+  EXPECT_EQ(about_node, 1) << events.dump();
+}
+
+}  // namespace
+}  // namespace stratus::testing

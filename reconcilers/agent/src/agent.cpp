@@ -54,6 +54,7 @@ struct NodeAgent::Impl {
   std::mutex mu;
   std::condition_variable cv;
   bool stopping = false;
+  std::string failure_reason;  // why Start failed: a Node condition reason
 
   // One image pool per node (several test agents may share one libvirtd).
   std::string ImagePool() const { return "stratus-" + opts.node + "-images"; }
@@ -238,22 +239,65 @@ NodeAgent::~NodeAgent() { Stop(); }
 
 const Options& NodeAgent::options() const { return impl_->opts; }
 
+const std::string& NodeAgent::failure_reason() const { return impl_->failure_reason; }
+
+Status ReportNodeNotReady(ApiClient* client, const Options& opts, const std::string& reason,
+                          const std::string& message) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto cur = client->Get("nodes", "", opts.node);
+    if (!cur.ok() && cur.status().code() != Code::kNotFound) return cur.status();
+    if (!cur.ok()) {
+      json labels = {{"stratus.io/hostname", opts.node}, {"stratus.io/zone", opts.zone}};
+      for (const auto& [k, v] : opts.labels) labels[k] = v;
+      cur = client->Create("nodes", "",
+                           {{"apiVersion", "stratus.io/v1"},
+                            {"kind", "Node"},
+                            {"metadata", {{"name", opts.node}, {"labels", labels}}},
+                            {"spec", json::object()}});
+      if (!cur.ok() && cur.status().code() == Code::kAlreadyExists) continue;
+      if (!cur.ok()) return cur.status();
+    }
+    json desired = *cur;
+    desired["status"]["lastHeartbeatTime"] = NowRfc3339();
+    bool changed = runtime::SetCondition(desired, "Ready", "False", reason, message);
+    auto u = runtime::UpdateStatusIfChanged(client, "nodes", *cur, desired);
+    if (u.ok()) {
+      if (changed) runtime::EventRecorder(client, "node-agent", opts.node).Record(*u, "Warning", reason, message);
+      return Status::Ok();
+    }
+    if (u.status().code() != Code::kConflict) return u.status();
+  }
+  return Status(Code::kConflict, "node " + opts.node + " keeps changing");
+}
+
 Status NodeAgent::Start() {
   Impl& m = *impl_;
   auto conn = host::ConnectLibvirt(m.opts.libvirt_uri);
-  if (!conn.ok()) return conn.status();
+  if (!conn.ok()) {
+    m.failure_reason = "LibvirtUnreachable";
+    return Status(conn.status().code(), "libvirt " + m.opts.libvirt_uri + ": " + conn.status().message() +
+                                            " (is libvirtd running? check --libvirt-uri)");
+  }
   m.conn = *conn;
   m.hv = host::NewLibvirtHypervisor(m.conn);
   m.storage = host::NewLibvirtStorage(m.conn);
   auto cap = m.hv->Capacity();
-  if (!cap.ok()) return cap.status();
+  if (!cap.ok()) {
+    m.failure_reason = "LibvirtUnreachable";
+    return cap.status();
+  }
   m.cap = *cap;
   m.virt_type = m.opts.virt_type == "auto" ? m.cap.virt_type : m.opts.virt_type;
   std::error_code ec;
   fs::path pool_dir = fs::path(m.opts.data_dir) / "pools" / "images";
   fs::create_directories(pool_dir, ec);
   Status ps = m.storage->EnsurePool({m.ImagePool(), "dir", pool_dir.string(), ""});
-  if (!ps.ok()) return ps;
+  if (!ps.ok()) {
+    m.failure_reason = "StoragePoolFailed";
+    return Status(ps.code(), "image pool: " + ps.message() + " (another Stratus data dir on this libvirtd with node " +
+                                 "name " + m.opts.node + "? give this agent its own --node, or remove the old pool " +
+                                 "with virsh pool-destroy and pool-undefine " + m.ImagePool() + ")");
+  }
   m.vopts.node = m.opts.node;
   m.vopts.image_pool = m.ImagePool();
   std::vector<PoolSpec> pools;
@@ -271,7 +315,10 @@ Status NodeAgent::Start() {
     std::string libvirt_name = "stratus-" + m.opts.node + "-" + p.name;
     if (p.type == "dir") fs::create_directories(p.path, ec);
     Status e = m.storage->EnsurePool({libvirt_name, p.type, p.type == "logical" ? "/dev/" + p.vg : p.path, p.vg});
-    if (!e.ok()) return Status(e.code(), "pool \"" + p.name + "\": " + e.message());
+    if (!e.ok()) {
+      m.failure_reason = "StoragePoolFailed";
+      return Status(e.code(), "pool \"" + p.name + "\": " + e.message());
+    }
     m.vopts.pools[p.name] = {p.name, libvirt_name, p.type};
   }
   Status rs = m.Register();
@@ -301,13 +348,17 @@ Status NodeAgent::Start() {
   iopt.virt_type = m.virt_type;
   iopt.shutdown_timeout = m.opts.shutdown_timeout;
   if (m.opts.networking && !m.opts.netns.empty() && !fs::exists("/run/netns/" + m.opts.netns)) {
+    m.failure_reason = "NetworkNamespaceMissing";
     return InvalidError("--netns " + m.opts.netns + ": no such network namespace (/run/netns/" + m.opts.netns +
                         "; create it with `ip netns add` and start libvirtd in it)");
   }
   if (m.opts.networking) {
     if (m.netns_lock_fd < 0) {  // Start may be retried: keep what an earlier attempt took
       auto lock = host::LockNetworkNamespace(m.opts.netns);
-      if (!lock.ok()) return lock.status();
+      if (!lock.ok()) {
+        m.failure_reason = "NetworkNamespaceBusy";
+        return lock.status();
+      }
       m.netns_lock_fd = *lock;
     }
     m.networks = m.informers->For("networks");

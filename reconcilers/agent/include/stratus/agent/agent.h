@@ -55,6 +55,10 @@ struct PoolSpec {
 // Parses one --pool value; kInvalid naming the problem ("fast=ssd:/x": type must be dir or logical).
 StatusOr<PoolSpec> ParsePoolSpec(const std::string& text);
 
+// Registers (or updates) the Node as Ready=False with `reason` and `message` (what is wrong and what to do), and
+// records a Warning Event when the condition changed: an agent that cannot work says so through the API.
+Status ReportNodeNotReady(ApiClient* client, const Options& opts, const std::string& reason, const std::string& message);
+
 class NodeAgent {
  public:
   NodeAgent(ApiClient* client, Options opts);
@@ -63,6 +67,9 @@ class NodeAgent {
   Status Start();
   void Stop();
   const Options& options() const;
+  // After a failed Start: the Node condition reason for it (LibvirtUnreachable, StoragePoolFailed,
+  // NetworkNamespaceMissing, ...), "" when the failure was not the host's (e.g. the API unreachable).
+  const std::string& failure_reason() const;
 
   struct Impl;
 
