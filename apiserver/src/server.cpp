@@ -565,20 +565,40 @@ struct ApiServer::Impl {
     if (!tail.empty() && tail.find_first_not_of("0123456789") != std::string::npos) {
       return ReplyStatus(req, BadRequest("tailBytes: must be a non-negative integer"));
     }
+    // Asynchronous all the way: this runs on cpprestsdk's pool, and the client's I/O needs that same pool, so
+    // waiting here (.get()) could leave every pool thread waiting for work only the pool can do.
     try {
       web::http::client::http_client_config cfg;
       cfg.set_timeout(std::chrono::seconds(10));
-      web::http::client::http_client c(agent, cfg);
+      auto client = std::make_shared<web::http::client::http_client>(agent, cfg);
       web::uri_builder b;
       b.append_path("logs");
       b.append_path(ns, true);
       b.append_path(name, true);
       if (!tail.empty()) b.append_query("tailBytes", tail);
-      auto resp = c.request(methods::GET, b.to_string()).get();
-      auto body = resp.extract_vector().get();
-      std::string text(body.begin(), body.end());
-      if (resp.status_code() != 200) return ReplyStatus(req, Status::FromHttp(resp.status_code(), text));
-      ReplyText(req, 200, text, "text/plain; charset=utf-8");
+      auto unreachable = [node, agent](const std::string& why) {
+        return Status(Code::kUnavailable, "cannot reach the agent of node \"" + node + "\" at " + agent + ": " + why);
+      };
+      client->request(methods::GET, b.to_string())
+          .then([client](web::http::http_response resp) {
+            return resp.extract_vector().then([resp](std::vector<unsigned char> body) {
+              return std::make_pair(resp.status_code(), std::string(body.begin(), body.end()));
+            });
+          })
+          .then([this, req, unreachable, hold = std::make_shared<Activity>(this)](
+                    pplx::task<std::pair<web::http::status_code, std::string>> t) mutable {
+            auto held = std::move(hold);  // Stop() waits for this reply
+            try {
+              auto [code, text] = t.get();
+              if (code != 200) {
+                ReplyStatus(req, Status::FromHttp(code, text));
+              } else {
+                ReplyText(req, 200, text, "text/plain; charset=utf-8");
+              }
+            } catch (const std::exception& e) {
+              ReplyStatus(req, unreachable(e.what()));
+            }
+          });
       return 200;
     } catch (const std::exception& e) {
       return ReplyStatus(req, Status(Code::kUnavailable, "cannot reach the agent of node \"" + node + "\" at " +
