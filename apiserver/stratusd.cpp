@@ -278,9 +278,11 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   cluster.reset();
   informers.reset();
   registry.StopBackground();
-  store->reset();
+  store->reset();  // flushed and closed: everything acknowledged is on disk
   std::cerr << "stratusd: stopped" << std::endl;
-  return 0;
+  // The HTTP listeners stay open until the process ends (see ApiServer::Stop); leave without running static
+  // destructors under cpprestsdk's threads.
+  ExitNow(0);
 }
 
 int RunAgent(const std::string& server, stratus::agent::Options opts) {
@@ -293,7 +295,7 @@ int RunAgent(const std::string& server, stratus::agent::Options opts) {
   spdlog::warn("agent shutting down: signal={}", sig);
   runner.Stop();
   std::cerr << "stratusd agent: stopped" << std::endl;
-  return 0;
+  ExitNow(0);  // as the server: the agent's HTTP endpoint is left open to the process exit
 }
 
 }  // namespace

@@ -758,7 +758,14 @@ ApiServer::ApiServer(Registry* registry, ApiServerOptions opts) : impl_(std::mak
   }
 }
 
-ApiServer::~ApiServer() { Stop(); }
+ApiServer::~ApiServer() {
+  if (impl_ && impl_->listener) {
+    Stop();
+    // Still serving 503s through Impl (see Stop): leave both to the process exit rather than free them under
+    // cpprestsdk's threads.
+    (void)impl_.release();
+  }
+}
 
 Status ApiServer::Start() {
   std::string url = "http://" + impl_->opts.listen;
@@ -800,36 +807,14 @@ bool ApiServer::Stop(std::chrono::milliseconds grace) {
   }
   // Let the ended watch streams and in-flight responses reach their clients (bounded by `grace`).
   auto deadline = Clock::now() + grace;
-  auto t0 = Clock::now();
   if (!m.WaitForReplies(deadline)) {
     std::lock_guard lock(m.inflight_mu);
     spdlog::warn("api server: requests still in flight after the grace period: count={}", m.inflight);
-  }
-  auto t1 = Clock::now();
-  // close() stops accepting and waits for every open connection to finish; bound that wait too.
-  auto done = std::make_shared<std::promise<void>>();
-  auto closed = done->get_future();
-  auto* listener = m.listener.get();
-  std::thread([listener, done] {
-    try {
-      listener->close().wait();
-    } catch (const std::exception& e) {
-      spdlog::warn("listener close: error={}", e.what());
-    }
-    done->set_value();
-  }).detach();
-  // Every response is out by now, so the connections close at once; one that does not (cpprestsdk keeps some
-  // idle ones) is not worth the wait.
-  if (closed.wait_for(std::chrono::milliseconds(750)) != std::future_status::ready) {
-    spdlog::info("api server: connections still open at shutdown; leaving them to the process exit");
-    (void)m.listener.release();  // the closing thread still uses it
     return false;
   }
-  m.listener.reset();
-  auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
-  if (Clock::now() - t0 > std::chrono::seconds(1)) {
-    spdlog::warn("api server stop was slow: drain_ms={} close_ms={}", ms(t1 - t0), ms(Clock::now() - t1));
-  }
+  // The listener is deliberately not closed: cpprestsdk's asio listener frees connection state on close() while
+  // handlers of those connections may still be queued, and one then ran on freed memory (SIGSEGV during
+  // shutdown, about 1 run in 20 under load). It stays open answering 503 until the process exits.
   return true;
 }
 

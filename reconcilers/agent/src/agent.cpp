@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -55,6 +56,7 @@ struct NodeAgent::Impl {
   std::condition_variable cv;
   bool stopping = false;
   std::string failure_reason;  // why Start failed: a Node condition reason
+  std::atomic<bool> refusing{false};  // stopped: the endpoint answers 503
 
   // One image pool per node (several test agents may share one libvirtd).
   std::string ImagePool() const { return "stratus-" + opts.node + "-images"; }
@@ -157,6 +159,8 @@ struct NodeAgent::Impl {
   }
 
   void Handle(http_request req) {
+    if (refusing.load()) return Reply(req, 503, Status(Code::kUnavailable, "the node agent is stopping").ToJson().dump(),
+                                      "application/json");
     try {
       auto seg = web::uri::split_path(req.relative_uri().path());
       for (auto& s : seg) s = web::uri::decode(s);
@@ -235,7 +239,10 @@ NodeAgent::NodeAgent(ApiClient* client, Options opts) : impl_(std::make_unique<I
   }
 }
 
-NodeAgent::~NodeAgent() { Stop(); }
+NodeAgent::~NodeAgent() {
+  Stop();
+  if (impl_ && impl_->listener) (void)impl_.release();  // its listener still calls into Impl: see Stop
+}
 
 const Options& NodeAgent::options() const { return impl_->opts; }
 
@@ -483,12 +490,9 @@ void NodeAgent::Stop() {
   }
   m.cv.notify_all();
   if (m.heartbeat.joinable()) m.heartbeat.join();
-  if (m.listener) {
-    try {
-      m.listener->close().wait();
-    } catch (...) {
-    }
-  }
+  // The endpoint is not closed (cpprestsdk's listener cannot be closed safely while connections are in flight;
+  // see ApiServer::Stop): it answers 503 from now on, and ~NodeAgent leaves it to the process exit.
+  m.refusing.store(true);
   if (m.net_ctl) m.net_ctl->Stop();
   if (m.vol_ctl) m.vol_ctl->Stop();
   if (m.inst_ctl) m.inst_ctl->Stop();

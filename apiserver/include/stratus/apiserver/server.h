@@ -28,10 +28,10 @@ class ApiServer {
   ~ApiServer();
   // Binds and starts serving. kUnavailable naming the address when it cannot bind.
   Status Start();
-  // Graceful stop: new requests get 503 (Retry-After) while draining, every watch stream ends (clients see the
-  // end of the stream and re-watch elsewhere or later), in-flight requests get up to `grace` to finish, then the
-  // listener closes. Returns false when the listener did not close within `grace` (it is then abandoned, so the
-  // process can still exit).
+  // Graceful stop: new requests get 503 (Retry-After) from now on, every watch stream ends (clients see the end
+  // of the stream and re-watch elsewhere or later), and in-flight requests get up to `grace` to finish. The
+  // listener itself is never closed (cpprestsdk cannot close it safely under load; see server.cpp): the process
+  // exits with it open. Returns false when requests were still running after `grace`.
   bool Stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
   std::string url() const;
   Metrics& metrics();
