@@ -89,7 +89,7 @@ TEST_F(IpamApiTest, AddressesAreStableRefusedClearlyAndReleasedOnce) {
     ASSERT_EQ(Apply(bad.inst, bad.nic).exit_code, 0);
     json c;
     EXPECT_TRUE(Eventually([&] {
-      c = Condition(bad.inst, "NetworkReady");
+      c = Condition(bad.inst, "AddressesAllocated");
       return !c.is_null() && c.value("reason", "") == "AddressRefused";
     }, 20)) << bad.inst << ": " << c.dump();
     std::string msg = c.value("message", "");
@@ -105,7 +105,7 @@ TEST_F(IpamApiTest, AddressesAreStableRefusedClearlyAndReleasedOnce) {
   ASSERT_EQ(Apply("i", "{network: lan}").exit_code, 0);
   json full;
   EXPECT_TRUE(Eventually([&] {
-    full = Condition("i", "NetworkReady");
+    full = Condition("i", "AddressesAllocated");
     return !full.is_null() && full.value("message", "").find("no free address") != std::string::npos;
   }, 20)) << full.dump();
 

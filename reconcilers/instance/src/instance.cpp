@@ -224,7 +224,7 @@ void InstanceReconciler::ResolveNics(const json& inst, Resolved* r, std::vector<
       }
     }
     if (ip.empty() || mac.empty()) {
-      json refused = runtime::GetCondition(inst, "NetworkReady");
+      json refused = runtime::GetCondition(inst, "AddressesAllocated");  // IPAM's
       if (!refused.is_null() && refused.value("reason", "") == "AddressRefused") {
         waiting->push_back(refused.value("message", ""));
       } else {
@@ -492,7 +492,7 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
     std::string msg;
     for (const auto& w : net_waiting) msg += (msg.empty() ? "" : "; ") + w;
     bool refused = false;
-    json c = runtime::GetCondition(inst, "NetworkReady");
+    json c = runtime::GetCondition(inst, "AddressesAllocated");  // written by IPAM only
     refused = !c.is_null() && c.value("reason", "") == "AddressRefused";
     runtime::SetCondition(desired, "NetworkReady", "False", refused ? "AddressRefused" : "AddressPending", msg);
   } else if (wants_nics) {

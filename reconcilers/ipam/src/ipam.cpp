@@ -93,16 +93,16 @@ Status IpamReconciler::ReportOnInstance(const std::string& key, const std::strin
     json d = *cur;
     bool changed;
     if (refused.empty()) {
-      json c = runtime::GetCondition(d, "NetworkReady");
+      json c = runtime::GetCondition(d, kCondition);
       if (c.is_null() || c.value("reason", "") != "AddressRefused" ||
           c.value("message", "").find("network " + network) == std::string::npos) {
         return Status::Ok();  // nothing of ours to clear
       }
-      changed = runtime::SetCondition(d, "NetworkReady", "True", "AddressesAllocated", "every NIC has an address");
+      changed = runtime::SetCondition(d, kCondition, "True", "AddressesAllocated", "every NIC has an address");
     } else {
       std::string msg;
       for (const auto& r : refused) msg += (msg.empty() ? "" : "; ") + r;
-      changed = runtime::SetCondition(d, "NetworkReady", "False", "AddressRefused", msg);
+      changed = runtime::SetCondition(d, kCondition, "False", "AddressRefused", msg);
       if (changed) events_.Record(*cur, "Warning", "AddressRefused", msg);
     }
     if (!changed) return Status::Ok();

@@ -2,7 +2,9 @@
 // record of who holds which address. Every Instance NIC on the network gets one (a requested ip when valid and
 // free, else a deterministic choice), kept for the life of the instance, and freed only once the instance is
 // gone (so an address is never handed out twice). The table is written with optimistic concurrency, so two
-// servers could never both give out one address. Refusals land on the Instance as condition NetworkReady=False.
+// servers could never both give out one address. Refusals land on the Instance as its condition
+// AddressesAllocated=False (reason AddressRefused), which IPAM alone writes; the node's instance reconciler, sole
+// writer of NetworkReady, repeats it there.
 #pragma once
 
 #include "stratus/core/api_client.h"
@@ -12,6 +14,9 @@
 #include "stratus/runtime/informer.h"
 
 namespace stratus::ipam {
+
+// The Instance condition IPAM owns (one writer per status field).
+inline constexpr const char* kCondition = "AddressesAllocated";
 
 // What one pass decided for a Network (pure; unit-tested).
 struct Plan {
