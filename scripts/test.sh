@@ -15,7 +15,8 @@ if [ -n "$SANITIZE" ]; then
     -DSTRATUS_SANITIZE="$SANITIZE" -DSTRATUS_BUILD_BENCH=OFF >/dev/null
   cmake --build "$BUILD" -j"$(nproc)"
   export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0}"
-  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+  export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$ROOT/tests/sanitizers/lsan.supp}"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppressions=$ROOT/tests/sanitizers/ubsan.supp}"
   export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
   cd "$BUILD"
   exec ctest --output-on-failure -j"$(nproc)" --timeout 900 -L 'unit|integration'
