@@ -22,13 +22,13 @@
 #include "stratus/apiserver/sqlite_store.h"
 #include "stratus/core/api_client.h"
 #include "stratus/core/schema.h"
-#include "stratus/imagestatus/imagestatus.h"
 #include "stratus/ipam/ipam.h"
 #include "stratus/nodelifecycle/nodelifecycle.h"
 #include "stratus/placement/placement.h"
 #include "stratus/runtime/controller.h"
 #include "stratus/runtime/informer.h"
 #include "stratus/runtime/informer_factory.h"
+#include "stratus/summary/summary.h"
 
 namespace {
 
@@ -122,11 +122,16 @@ struct ClusterControllers {
     ipam_ctl->Watch(networks);
     ipam::IpamReconciler* ip = ipam.get();
     ipam_ctl->Watch(instances, [ip](const std::string&, const json& inst) { return ip->NetworksOf(inst); });
-    image_status = std::make_unique<imagestatus::ImageStatusReconciler>(client, images, nodes);
-    image_status_ctl = std::make_unique<runtime::Controller>(image_status.get(), 1);
-    image_status_ctl->Watch(images);
-    imagestatus::ImageStatusReconciler* is = image_status.get();
-    image_status_ctl->Watch(nodes, [is](const std::string&, const json&) { return is->AllImages(); });
+    // Single writers of the top-level Image and Network status, from the nodes' own entries.
+    image_summary = std::make_unique<summary::SummaryReconciler>(client, "images", images, nodes, summary::SummarizeImage);
+    network_summary =
+        std::make_unique<summary::SummaryReconciler>(client, "networks", networks, nodes, summary::SummarizeNetwork);
+    for (auto* rec : {image_summary.get(), network_summary.get()}) {
+      auto ctl = std::make_unique<runtime::Controller>(rec, 1);
+      ctl->Watch(rec == image_summary.get() ? images : networks);
+      ctl->Watch(nodes, [rec](const std::string&, const json&) { return rec->AllKeys(); });
+      summary_ctls.push_back(std::move(ctl));
+    }
     lifecycle = std::make_unique<nodelifecycle::NodeLifecycleReconciler>(client, nodes,
                                                                          std::chrono::seconds(f.node_grace_seconds));
     lifecycle_ctl = std::make_unique<runtime::Controller>(lifecycle.get(), 1);
@@ -137,22 +142,22 @@ struct ClusterControllers {
     ipam_ctl->Start();
     volume_placement_ctl->Start();
     lifecycle_ctl->Start();
-    image_status_ctl->Start();
+    for (auto& c : summary_ctls) c->Start();
   }
   ~ClusterControllers() {
     placement_ctl->Stop();
     volume_placement_ctl->Stop();
     ipam_ctl->Stop();
     lifecycle_ctl->Stop();
-    image_status_ctl->Stop();
+    for (auto& c : summary_ctls) c->Stop();
   }
   std::unique_ptr<stratus::ipam::IpamReconciler> ipam;
   std::unique_ptr<stratus::placement::PlacementReconciler> placement;
   std::unique_ptr<stratus::placement::VolumePlacementReconciler> volume_placement;
   std::unique_ptr<stratus::nodelifecycle::NodeLifecycleReconciler> lifecycle;
-  std::unique_ptr<stratus::imagestatus::ImageStatusReconciler> image_status;
-  std::unique_ptr<stratus::runtime::Controller> placement_ctl, lifecycle_ctl, volume_placement_ctl, ipam_ctl,
-      image_status_ctl;
+  std::unique_ptr<stratus::summary::SummaryReconciler> image_summary, network_summary;
+  std::unique_ptr<stratus::runtime::Controller> placement_ctl, lifecycle_ctl, volume_placement_ctl, ipam_ctl;
+  std::vector<std::unique_ptr<stratus::runtime::Controller>> summary_ctls;
 };
 
 // Starts the agent, retrying in the background while libvirt is unreachable, until `stop`.

@@ -235,10 +235,11 @@ TEST_F(NetworkReconcilerTest, BringsUpRepairsAndTearsDown) {
 
   net = Get("networks", "default");
   EXPECT_EQ(net["metadata"]["finalizers"], json::array({kNetworkFinalizer}));
-  EXPECT_EQ(net["status"]["phase"], "Ready");
-  EXPECT_EQ(net["status"]["bridge"], bridge_);
-  EXPECT_EQ(net["status"]["gateway"], "10.44.0.1");
-  EXPECT_TRUE(runtime::IsConditionTrue(net, "Ready"));
+  json mine = net["status"]["nodes"]["node-a"];  // this node's entry; the server summarizes the rest
+  EXPECT_EQ(mine["phase"], "Ready");
+  EXPECT_EQ(mine["bridge"], bridge_);
+  EXPECT_EQ(mine["gateway"], "10.44.0.1");
+  EXPECT_EQ(mine["ready"], true);
   ASSERT_TRUE(CachedRv(networks_.get(), "default/default", net));
 
   // Converged: nothing changes.
@@ -276,7 +277,7 @@ TEST_F(NetworkReconcilerTest, BringsUpRepairsAndTearsDown) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(host_.links.count(bridge_));
   net = Get("networks", "default");
-  json cond = runtime::GetCondition(net, "Ready");
+  json cond = net["status"]["nodes"]["node-a"];
   EXPECT_EQ(cond.value("reason", ""), "InUse");
   EXPECT_NE(cond.value("message", "").find("web-1"), std::string::npos) << cond.dump();
 
@@ -298,8 +299,8 @@ TEST_F(NetworkReconcilerTest, InvalidSpecIsReported) {
   ASSERT_TRUE(CachedRv(networks_.get(), "default/default", net));
   ASSERT_TRUE(rec_->Reconcile("default/default").ok());
   net = Get("networks", "default");
-  EXPECT_EQ(net["status"]["phase"], "Failed");
-  EXPECT_EQ(runtime::GetCondition(net, "Ready").value("reason", ""), "InvalidSpec");
+  EXPECT_EQ(net["status"]["nodes"]["node-a"]["phase"], "Failed");
+  EXPECT_EQ(net["status"]["nodes"]["node-a"].value("reason", ""), "InvalidSpec");
   EXPECT_TRUE(host_.links.empty());
 }
 

@@ -208,16 +208,24 @@ Status NetworkReconciler::Teardown(const std::string& bridge, const std::string&
 Status NetworkReconciler::WriteStatus(const json& obj, const std::string& phase, const std::string& ready,
                                       const std::string& reason, const std::string& message,
                                       const DesiredNetwork* want) {
-  json d = obj;
-  if (!d.contains("status") || !d["status"].is_object()) d["status"] = json::object();
-  d["status"]["phase"] = phase;
+  // Only this node's entry (status.nodes.<node>): the server's summary reconciler owns the top-level status.
+  json entry = {{"phase", phase},
+                {"ready", ready == "True"},
+                {"reason", reason},
+                {"message", message},
+                {"observedGeneration", obj["metadata"].value("generation", 1)}};
   if (want) {
-    d["status"]["bridge"] = want->bridge;
-    d["status"]["gateway"] = FormatIpv4(want->config.gateway);
+    entry["bridge"] = want->bridge;
+    entry["gateway"] = FormatIpv4(want->config.gateway);
   }
-  d["status"]["observedGeneration"] = obj["metadata"].value("generation", 1);
-  runtime::SetCondition(d, "Ready", ready, reason, message);
-  auto u = runtime::UpdateStatusIfChanged(client_, "networks", obj, d);
+  const json* cur = nullptr;
+  if (obj.contains("status") && obj["status"].is_object() && obj["status"].contains("nodes") &&
+      obj["status"]["nodes"].is_object() && obj["status"]["nodes"].contains(opts_.node)) {
+    cur = &obj["status"]["nodes"][opts_.node];
+  }
+  if (cur && *cur == entry) return Status::Ok();
+  json patch = {{"status", {{"nodes", {{opts_.node, entry}}}}}};
+  auto u = client_->Patch("networks", MetaString(obj, "namespace"), MetaString(obj, "name"), patch, "status");
   if (!u.ok() && u.status().code() != Code::kNotFound) return u.status();
   return Status::Ok();
 }

@@ -1,10 +1,10 @@
-// The image-status reconciler's decision: the top-level status of an Image from its per-node entries and the
-// cluster's Nodes (one writer per field: nodes write status.nodes.<node>, this summarizes).
+// The summary reconcilers' decisions: the top-level status of an Image or a Network from its per-node entries
+// and the cluster's Nodes (one writer per field: nodes write status.nodes.<node>, the summary the rest).
 #include <gtest/gtest.h>
 
-#include "stratus/imagestatus/imagestatus.h"
+#include "stratus/summary/summary.h"
 
-namespace stratus::imagestatus {
+namespace stratus::summary {
 namespace {
 
 json Node(const std::string& name, const std::string& ready, const std::string& reason = "AgentReady",
@@ -32,7 +32,7 @@ struct Case {
   std::string phase, ready, reason, message_has;
 };
 
-TEST(ImageStatusSummarize, DecisionTable) {
+TEST(SummarizeImage, DecisionTable) {
   std::vector<Case> cases = {
       {"no nodes at all", json(), {}, "Pending", "False", "NodeNotReady", "no node has registered"},
       {"the only node cannot work", json(), {Node("vm", "False", "StoragePoolFailed", "storage pool x exists")},
@@ -59,7 +59,7 @@ TEST(ImageStatusSummarize, DecisionTable) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
-    Summary s = Summarize(Image(c.entries), c.nodes);
+    Summary s = SummarizeImage(Image(c.entries), c.nodes);
     EXPECT_EQ(s.fields.value("phase", ""), c.phase);
     EXPECT_EQ(s.ready_status, c.ready);
     EXPECT_EQ(s.ready_reason, c.reason);
@@ -68,16 +68,51 @@ TEST(ImageStatusSummarize, DecisionTable) {
   }
 }
 
-TEST(ImageStatusSummarize, ReadyCopiesWhatTheNodeImportedAndNotReadyClearsIt) {
-  Summary s = Summarize(Image({{"a", Ready("sha256:cd")}}), {Node("a", "True")});
+TEST(SummarizeImage, ReadyCopiesWhatTheNodeImportedAndNotReadyClearsIt) {
+  Summary s = SummarizeImage(Image({{"a", Ready("sha256:cd")}}), {Node("a", "True")});
   EXPECT_EQ(s.fields["checksum"], "sha256:cd");
   EXPECT_EQ(s.fields["virtualSize"], 20);
   EXPECT_EQ(s.fields["format"], "qcow2");
   EXPECT_EQ(s.fields["progress"], 100);
-  Summary p = Summarize(Image({{"a", {{"phase", "Pending"}}}}), {Node("a", "True")});
+  Summary p = SummarizeImage(Image({{"a", {{"phase", "Pending"}}}}), {Node("a", "True")});
   EXPECT_TRUE(p.fields.contains("checksum") && p.fields["checksum"].is_null()) << "stale fields are removed";
   EXPECT_TRUE(p.fields["progress"].is_null());
 }
 
+json NetImage(const json& entries) {
+  json n = {{"metadata", {{"name", "lan"}, {"namespace", "default"}, {"generation", 2}}}, {"spec", {{"cidr", "10.0.0.0/24"}}}};
+  if (!entries.is_null()) n["status"]["nodes"] = entries;
+  return n;
+}
+
+TEST(SummarizeNetwork, DecisionTable) {
+  json up = {{"phase", "Ready"}, {"ready", true}, {"reason", "Up"}, {"bridge", "st-1"}, {"gateway", "10.0.0.1"}};
+  std::vector<Case> cases = {
+      {"nobody reported, nodes ready", json(), {Node("a", "True")}, "Pending", "False", "Pending", "no node"},
+      {"no Ready node", json(), {Node("a", "False", "LibvirtUnreachable", "down")}, "Pending", "False",
+       "NodeNotReady", "node a: LibvirtUnreachable: down"},
+      {"up on both", {{"a", up}, {"b", up}}, {Node("a", "True"), Node("b", "True")}, "Ready", "True", "Up",
+       "up on 2 node(s): a, b"},
+      {"one node failing", {{"a", up}, {"b", {{"phase", "Pending"}, {"reason", "HostError"}, {"message", "no nft"}}}},
+       {Node("a", "True"), Node("b", "True")}, "Pending", "False", "HostError", "node b: no nft"},
+      {"invalid spec", {{"a", {{"phase", "Failed"}, {"reason", "InvalidSpec"}, {"message", "prefix"}}}},
+       {Node("a", "True")}, "Failed", "False", "InvalidSpec", "node a: prefix"},
+      {"in use while deleted", {{"a", {{"phase", "Terminating"}, {"reason", "InUse"}, {"message", "web-1"}}}},
+       {Node("a", "True")}, "Terminating", "False", "InUse", "web-1"},
+      {"entry of a gone node ignored", {{"gone", up}}, {Node("a", "True")}, "Pending", "False", "Pending", ""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    Summary s = SummarizeNetwork(NetImage(c.entries), c.nodes);
+    EXPECT_EQ(s.fields.value("phase", ""), c.phase);
+    EXPECT_EQ(s.ready_status, c.ready);
+    EXPECT_EQ(s.ready_reason, c.reason);
+    EXPECT_NE(s.ready_message.find(c.message_has), std::string::npos) << s.ready_message;
+  }
+  Summary s = SummarizeNetwork(NetImage({{"a", up}}), {Node("a", "True")});
+  EXPECT_EQ(s.fields["bridge"], "st-1");
+  EXPECT_EQ(s.fields["gateway"], "10.0.0.1");
+}
+
 }  // namespace
-}  // namespace stratus::imagestatus
+}  // namespace stratus::summary
