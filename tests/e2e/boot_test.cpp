@@ -77,7 +77,11 @@ TEST_F(BootTest, AgentKilledMidCreationConvergesToOneDomain) {
   json j = server.Http("GET", std::string(kNs) + "/instances/" + inst).Json();
   auto uuid = Virsh({"domuuid", dom});
   EXPECT_NE(uuid.out.find(j["metadata"]["uid"].get<std::string>()), std::string::npos) << uuid.out;
-  // SIGTERM stops the agent within 5 s and leaves its guest running (agents come and go; guests stay).
+  // SIGTERM stops the agent within 5 s and leaves its guest running (agents come and go; guests stay). First the
+  // precondition: the domain itself runs (the instance's status can say Running before the restarted agent has
+  // finished converging the domain the killed one left half-made).
+  ASSERT_TRUE(Eventually([&] { return Virsh({"domstate", dom}).out.find("running") != std::string::npos; }, 60))
+      << Virsh({"domstate", dom}).out << ReadFile(log);
   ASSERT_EQ(::kill(agent, SIGTERM), 0);
   int st = -1;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -86,7 +90,9 @@ TEST_F(BootTest, AgentKilledMidCreationConvergesToOneDomain) {
   }
   ASSERT_TRUE(WIFEXITED(st)) << "agent still running 5 s after SIGTERM\n" << ReadFile(log);
   EXPECT_EQ(WEXITSTATUS(st), 0) << ReadFile(log);
-  EXPECT_NE(Virsh({"domstate", dom}).out.find("running"), std::string::npos) << "the guest outlives its agent";
+  auto state = Virsh({"domstate", dom, "--reason"});
+  EXPECT_NE(state.out.find("running"), std::string::npos) << "the guest outlives its agent: " << state.out << state.err
+                                                         << ReadFile(log);
   agent = spawn_agent();
   auto d = server.Ctl({"delete", "instance", inst, "--wait", "--timeout", "60s"});
   EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
