@@ -182,24 +182,13 @@ TEST_F(AgentTest, ImageChecksumMismatchFailsWithReason) {
 }
 
 TEST_F(AgentTest, TwoAgentsSpreadAndRespectCapacity) {
-  int port_b = FreePort();
-  std::string log_b = (dir_.path() / "agent-b.log").string();
-  pid_t b = SpawnLogged({STRATUSD_BIN, "agent", "--server", server_->url(), "--node", "node-b", "--libvirt-uri",
-                         "test:///default", "--agent-listen", "127.0.0.1:" + std::to_string(port_b), "--data-dir",
-                         (dir_.path() / "agent-b").string(), "--reserved-memory-mib", "0", "--heartbeat-seconds", "2"},
-                        log_b);
-  struct Reap {
-    pid_t pid;
-    ~Reap() {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  } reap{b};
+  AgentProcess b(server_->url(), "node-b", dir_.path(), /*heartbeat_seconds=*/2);
+  int port_b = b.port();
   json nb;
   ASSERT_TRUE(Eventually([&] {
     nb = server_->Http("GET", "/apis/stratus.io/v1/nodes/node-b").Json();
     return nb.contains("status") && nb["status"].contains("allocatable");
-  })) << ReadFile(log_b);
+  })) << b.log();
   // A flavor of 60% of a node's memory: one per node fits, a third does not.
   int64_t mem = nb["status"]["allocatable"]["memoryMiB"].get<int64_t>() * 6 / 10;
   std::string flavor = "apiVersion: stratus.io/v1\nkind: InstanceType\nmetadata: {name: big}\nspec: {vcpus: 1, memoryMiB: " +

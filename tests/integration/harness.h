@@ -252,6 +252,35 @@ class ServerProcess {
   int retries_left_ = 5;
 };
 
+// One running `stratusd agent` on libvirt's test:///default driver, registered as `node` with `server`; its data
+// dir is DIR/NODE and its log DIR/NODE.log. SIGKILLed and reaped at scope exit unless the caller reaped it.
+class AgentProcess {
+ public:
+  AgentProcess(const std::string& server, const std::string& node, const std::filesystem::path& dir,
+               int heartbeat_seconds = 1)
+      : port_(FreePort()), log_((dir / (node + ".log")).string()) {
+    pid_ = SpawnLogged({STRATUSD_BIN, "agent", "--server", server, "--node", node, "--libvirt-uri", "test:///default",
+                        "--agent-listen", "127.0.0.1:" + std::to_string(port_), "--data-dir", (dir / node).string(),
+                        "--reserved-memory-mib", "0", "--heartbeat-seconds", std::to_string(heartbeat_seconds)},
+                       log_);
+  }
+  ~AgentProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  pid_t pid() const { return pid_; }
+  int port() const { return port_; }
+  void Reaped() { pid_ = 0; }
+  std::string log() const { return ReadFile(log_); }
+
+ private:
+  pid_t pid_ = 0;
+  int port_;
+  std::string log_;
+};
+
 // A unique temporary directory removed at scope exit.
 class TempDir {
  public:

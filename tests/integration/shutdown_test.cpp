@@ -26,30 +26,6 @@ int WaitExit(pid_t pid, std::chrono::milliseconds limit) {
   return -1;
 }
 
-class Agent {
- public:
-  Agent(const std::string& server, const std::string& node, const std::filesystem::path& dir) {
-    log_ = (dir / (node + ".log")).string();
-    pid_ = SpawnLogged({STRATUSD_BIN, "agent", "--server", server, "--node", node, "--libvirt-uri", "test:///default",
-                        "--agent-listen", "127.0.0.1:" + std::to_string(FreePort()), "--data-dir",
-                        (dir / node).string(), "--reserved-memory-mib", "0", "--heartbeat-seconds", "1"},
-                       log_);
-  }
-  ~Agent() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-  void Reaped() { pid_ = 0; }
-  std::string log() const { return ReadFile(log_); }
-
- private:
-  pid_t pid_ = 0;
-  std::string log_;
-};
-
 json Volume(const std::string& name) {
   return {{"apiVersion", "stratus.io/v1"}, {"kind", "Volume"}, {"metadata", {{"name", name}}}, {"spec", {{"size", "1Gi"}}}};
 }
@@ -65,7 +41,7 @@ TEST(ShutdownTest, SigtermUnderLoadEndsWatchesExitsPromptlyAndKeepsEveryWrite) {
   TempDir dir;
   ServerProcess server(dir.path() / "data");
   ASSERT_TRUE(server.Start()) << server.log();
-  Agent a(server.url(), "node-a", dir.path()), b(server.url(), "node-b", dir.path());
+  AgentProcess a(server.url(), "node-a", dir.path()), b(server.url(), "node-b", dir.path());
   std::set<std::string> acknowledged;
   std::mutex mu;
   for (int round = 0; round < kRounds; ++round) {
@@ -176,7 +152,7 @@ TEST(ShutdownTest, RollingRestartMissesNoEventAndNeedsNoOperator) {
   TempDir dir;
   ServerProcess server(dir.path() / "data");
   ASSERT_TRUE(server.Start()) << server.log();
-  Agent a(server.url(), "node-a", dir.path()), b(server.url(), "node-b", dir.path());
+  AgentProcess a(server.url(), "node-a", dir.path()), b(server.url(), "node-b", dir.path());
   std::string out = (dir.path() / "watch.out").string();
   pid_t watch = SpawnLogged({STRATUSCTL_BIN, "--server", server.url(), "get", "securitygroups", "-w", "-o", "name"}, out);
   struct Reap {

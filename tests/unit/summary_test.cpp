@@ -32,6 +32,13 @@ struct Case {
   std::string phase, ready, reason, message_has;
 };
 
+void ExpectSummary(const Case& c, const Summary& s) {
+  EXPECT_EQ(s.fields.value("phase", ""), c.phase);
+  EXPECT_EQ(s.ready_status, c.ready);
+  EXPECT_EQ(s.ready_reason, c.reason);
+  EXPECT_NE(s.ready_message.find(c.message_has), std::string::npos) << s.ready_message;
+}
+
 TEST(SummarizeImage, DecisionTable) {
   std::vector<Case> cases = {
       {"no nodes at all", json(), {}, "Pending", "False", "NodeNotReady", "no node has registered"},
@@ -60,10 +67,7 @@ TEST(SummarizeImage, DecisionTable) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
     Summary s = SummarizeImage(Image(c.entries), c.nodes);
-    EXPECT_EQ(s.fields.value("phase", ""), c.phase);
-    EXPECT_EQ(s.ready_status, c.ready);
-    EXPECT_EQ(s.ready_reason, c.reason);
-    EXPECT_NE(s.ready_message.find(c.message_has), std::string::npos) << s.ready_message;
+    ExpectSummary(c, s);
     EXPECT_EQ(s.fields["observedGeneration"], 3);
   }
 }
@@ -79,7 +83,7 @@ TEST(SummarizeImage, ReadyCopiesWhatTheNodeImportedAndNotReadyClearsIt) {
   EXPECT_TRUE(p.fields["progress"].is_null());
 }
 
-json NetImage(const json& entries) {
+json Network(const json& entries) {
   json n = {{"metadata", {{"name", "lan"}, {"namespace", "default"}, {"generation", 2}}}, {"spec", {{"cidr", "10.0.0.0/24"}}}};
   if (!entries.is_null()) n["status"]["nodes"] = entries;
   return n;
@@ -103,13 +107,9 @@ TEST(SummarizeNetwork, DecisionTable) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
-    Summary s = SummarizeNetwork(NetImage(c.entries), c.nodes);
-    EXPECT_EQ(s.fields.value("phase", ""), c.phase);
-    EXPECT_EQ(s.ready_status, c.ready);
-    EXPECT_EQ(s.ready_reason, c.reason);
-    EXPECT_NE(s.ready_message.find(c.message_has), std::string::npos) << s.ready_message;
+    ExpectSummary(c, SummarizeNetwork(Network(c.entries), c.nodes));
   }
-  Summary s = SummarizeNetwork(NetImage({{"a", up}}), {Node("a", "True")});
+  Summary s = SummarizeNetwork(Network({{"a", up}}), {Node("a", "True")});
   EXPECT_EQ(s.fields["bridge"], "st-1");
   EXPECT_EQ(s.fields["gateway"], "10.0.0.1");
 }

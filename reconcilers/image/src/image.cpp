@@ -150,17 +150,7 @@ bool CachedOn(const json& image, const std::string& node) {
 }
 
 Status ImageReconciler::Report(const json& img, json entry) {
-  json cur = NodeEntry(img, node_);
-  bool same = cur.is_object();
-  for (const auto& [k, v] : entry.items()) {
-    if (!same) break;
-    same = v.is_null() ? !cur.contains(k) : (cur.contains(k) && cur[k] == v);
-  }
-  if (same) return Status::Ok();
-  json patch = {{"status", {{"nodes", {{node_, entry}}}}}};
-  auto u = client_->Patch("images", MetaString(img, "namespace"), MetaString(img, "name"), patch, "status");
-  if (!u.ok() && u.status().code() != Code::kNotFound) return u.status();
-  return Status::Ok();
+  return runtime::ReportNodeEntry(client_, "images", img, node_, entry);
 }
 
 ImageReconciler::ImageReconciler(ApiClient* client, runtime::Informer* images, host::StoragePools* storage,

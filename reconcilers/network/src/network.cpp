@@ -218,16 +218,7 @@ Status NetworkReconciler::WriteStatus(const json& obj, const std::string& phase,
     entry["bridge"] = want->bridge;
     entry["gateway"] = FormatIpv4(want->config.gateway);
   }
-  const json* cur = nullptr;
-  if (obj.contains("status") && obj["status"].is_object() && obj["status"].contains("nodes") &&
-      obj["status"]["nodes"].is_object() && obj["status"]["nodes"].contains(opts_.node)) {
-    cur = &obj["status"]["nodes"][opts_.node];
-  }
-  if (cur && *cur == entry) return Status::Ok();
-  json patch = {{"status", {{"nodes", {{opts_.node, entry}}}}}};
-  auto u = client_->Patch("networks", MetaString(obj, "namespace"), MetaString(obj, "name"), patch, "status");
-  if (!u.ok() && u.status().code() != Code::kNotFound) return u.status();
-  return Status::Ok();
+  return runtime::ReportNodeEntry(client_, "networks", obj, opts_.node, entry);
 }
 
 StatusOr<runtime::Result> NetworkReconciler::ReconcileNetwork(const std::string& key) {

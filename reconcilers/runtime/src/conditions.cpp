@@ -161,6 +161,26 @@ Status RemoveFinalizer(ApiClient* client, const std::string& plural, const json&
   return Status::Ok();
 }
 
+Status ReportNodeEntry(ApiClient* client, const std::string& plural, const json& obj, const std::string& node,
+                       const json& entry) {
+  const json* cur = nullptr;
+  if (obj.contains("status") && obj["status"].is_object() && obj["status"].contains("nodes") &&
+      obj["status"]["nodes"].is_object() && obj["status"]["nodes"].contains(node) &&
+      obj["status"]["nodes"][node].is_object()) {
+    cur = &obj["status"]["nodes"][node];
+  }
+  bool same = cur != nullptr;
+  for (const auto& [k, v] : entry.items()) {
+    if (!same) break;
+    same = v.is_null() ? !cur->contains(k) : (cur->contains(k) && (*cur)[k] == v);
+  }
+  if (same) return Status::Ok();
+  json patch = {{"status", {{"nodes", {{node, entry}}}}}};
+  auto u = client->Patch(plural, MetaString(obj, "namespace"), MetaString(obj, "name"), patch, "status");
+  if (!u.ok() && u.status().code() != Code::kNotFound) return u.status();
+  return Status::Ok();
+}
+
 StatusOr<json> UpdateStatusIfChanged(ApiClient* client, const std::string& plural, const json& current,
                                      const json& desired) {
   static const json kNull;

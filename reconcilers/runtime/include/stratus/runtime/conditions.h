@@ -32,6 +32,12 @@ Status RemoveFinalizer(ApiClient* client, const std::string& plural, const json&
 StatusOr<json> UpdateStatusIfChanged(ApiClient* client, const std::string& plural, const json& current,
                                      const json& desired);
 
+// Writes `entry` as this node's part of obj's status, status.nodes.<node>, by merge patch (keys given with null are
+// removed), unless every key already says so. The node's own reconciler is that entry's only writer; a summary
+// reconciler in the server owns the rest of the status. An object already gone counts as done.
+Status ReportNodeEntry(ApiClient* client, const std::string& plural, const json& obj, const std::string& node,
+                       const json& entry);
+
 // Records an Event about `obj` (kind Event, involvedObject set, type Normal|Warning). Repeats of the same
 // reason+message on the same object bump `count` and lastTimestamp instead of creating new Events.
 class EventRecorder {
