@@ -21,6 +21,7 @@
 #include "stratus/apiserver/server.h"
 #include "stratus/apiserver/sqlite_store.h"
 #include "stratus/core/api_client.h"
+#include "stratus/core/object.h"
 #include "stratus/core/schema.h"
 #include "stratus/ipam/ipam.h"
 #include "stratus/nodelifecycle/nodelifecycle.h"
@@ -339,7 +340,17 @@ int main(int argc, char** argv) {
   agent->add_option("--server", agent_server, "API server URL")->capture_default_str();
   for (CLI::App* a : {server, agent}) {
     bool is_agent = a == agent;
-    a->add_option("--node", ao.node, "Node name (default: hostname)");
+    a->add_option("--node", ao.node, "Node name (default: hostname)")
+        ->check(CLI::Validator(
+            [](std::string& v) -> std::string {
+              // It names the Node object and its stratus.io/hostname label, and goes into libvirt pool names.
+              stratus::Status s = stratus::ValidateDns1123Subdomain(v, "--node");
+              if (s.ok() && v.size() > 63) s = stratus::InvalidError("--node must be at most 63 characters");
+              std::string m = s.message();
+              if (m.rfind("--node: ", 0) == 0) m = m.substr(8);  // CLI11 names the option itself
+              return s.ok() ? std::string() : m;
+            },
+            "NODE"));
     a->add_option("--pool", ao.pools,
                   "volume storage pool NAME=dir:PATH or NAME=logical:VG (repeatable; a dir pool named default "
                   "is made in the data dir unless given)");

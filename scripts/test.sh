@@ -31,5 +31,15 @@ trap '"$ROOT/scripts/libvirt-down.sh" || true' EXIT
 "$ROOT/scripts/libvirt-up.sh" >/dev/null
 export STRATUS_GUEST_DIR="${STRATUS_GUEST_DIR:-$BUILD/guest}"
 "$ROOT/tests/guest/build-guest.sh" "$STRATUS_GUEST_DIR" >/dev/null
+# Every test removes what it defined in libvirt: the pools and domains are the same before and after the suite.
+LIBVIRT_BEFORE="$("$ROOT/scripts/libvirt-objects.sh" list)"
 cd "$BUILD"
-ctest --output-on-failure -j"$(nproc)" --timeout 900
+rc=0
+ctest --output-on-failure -j"$(nproc)" --timeout 900 || rc=$?
+LIBVIRT_AFTER="$("$ROOT/scripts/libvirt-objects.sh" list)"
+if [ "$LIBVIRT_BEFORE" != "$LIBVIRT_AFTER" ]; then
+  echo "test.sh: the tests left libvirt objects behind (or removed some): before < > after" >&2
+  diff <(echo "$LIBVIRT_BEFORE") <(echo "$LIBVIRT_AFTER") >&2 || true
+  [ "$rc" != 0 ] || rc=1
+fi
+exit "$rc"

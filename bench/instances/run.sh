@@ -45,6 +45,7 @@ VIRSH=(virsh -c qemu:///system)
 SERVER_PID=""
 SERVER_URL=""
 TCG_NODE=""
+LIBVIRT_BEFORE=""  # `scripts/libvirt-objects.sh list` before the TCG part: the same after it
 SIGNALLED=0
 log() { echo "run.sh: $*" >&2; }
 
@@ -95,8 +96,13 @@ cleanup() {
       "${VIRSH[@]}" destroy "$d" >/dev/null 2>&1
       "${VIRSH[@]}" undefine "$d" >/dev/null 2>&1
     done
-    "${VIRSH[@]}" pool-destroy "stratus-$TCG_NODE-images" >/dev/null 2>&1
-    "${VIRSH[@]}" pool-undefine "stratus-$TCG_NODE-images" >/dev/null 2>&1
+    # The pools our agent made (their target paths lie in $WORK), then proof that libvirt is as we found it.
+    "$ROOT/scripts/libvirt-objects.sh" remove-pools "$WORK" >/dev/null
+    if [[ -n $LIBVIRT_BEFORE ]] && [[ $("$ROOT/scripts/libvirt-objects.sh" list) != "$LIBVIRT_BEFORE" ]]; then
+      log "libvirt objects differ from before the run:"
+      diff <(echo "$LIBVIRT_BEFORE") <("$ROOT/scripts/libvirt-objects.sh" list) >&2
+      [[ $rc != 0 ]] || rc=1
+    fi
   fi
   stop_server
   if [[ ${BENCH_KEEP_DATA:-0} = 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
@@ -131,6 +137,7 @@ for part in $PARTS; do
       log "libvirtd not answering: starting it (scripts/libvirt-up.sh, pids in /tmp/bench-libvirt.pids; left running)"
       STRATUS_LIBVIRT_PIDFILE=/tmp/bench-libvirt.pids "$ROOT/scripts/libvirt-up.sh" >/dev/null
     fi
+    LIBVIRT_BEFORE=$("$ROOT/scripts/libvirt-objects.sh" list)
     TCG_NODE="$TAG-tcg"
     start_server tcg --libvirt-uri qemu:///system --virt-type qemu --node "$TCG_NODE"
     python3 "$HERE/instbench.py" tcg --server "$SERVER_URL" --ctl "$CTL" --workdir "$WORK/tcg" \

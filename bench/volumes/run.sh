@@ -55,11 +55,12 @@ WORK=$(mktemp -d "$TMP_BASE/stratus-bench-volumes.XXXXXX")
 chmod 755 "$WORK"
 mkdir -p "$WORK/bin" "$WORK/images" "$WORK/data" "$WORK/run"
 chmod 755 "$WORK/images" "$WORK/data"
-NODE="bench-v$$"           # unique per run: its libvirt pools are stratus-$NODE-default and stratus-$NODE-images
+NODE="bench-v$$"           # unique per run
 VIRSH=(virsh -c qemu:///system)
 SERVER_PID=""
 SERVER_URL=""
 LIBVIRT_PIDFILE=""
+LIBVIRT_BEFORE=""          # `scripts/libvirt-objects.sh list` before the run: the same after it
 SIGNALLED=0
 log() { echo "run.sh: $*" >&2; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -86,13 +87,13 @@ cleanup() {
     cp "$WORK/run/stratusd.log" "$OUT/stratusd.log" 2>/dev/null
     stop_server
   fi
-  local p
-  for p in "stratus-$NODE-default" "stratus-$NODE-images"; do
-    if "${VIRSH[@]}" pool-info "$p" >/dev/null 2>&1; then
-      "${VIRSH[@]}" pool-destroy "$p" >/dev/null 2>&1
-      "${VIRSH[@]}" pool-undefine "$p" >/dev/null 2>&1
-    fi
-  done
+  # The pools our agent made (their target paths lie in $WORK), then proof that libvirt is as we found it.
+  "$ROOT/scripts/libvirt-objects.sh" remove-pools "$WORK" >/dev/null
+  if [[ -n $LIBVIRT_BEFORE ]] && [[ $("$ROOT/scripts/libvirt-objects.sh" list) != "$LIBVIRT_BEFORE" ]]; then
+    log "libvirt objects differ from before the run:"
+    diff <(echo "$LIBVIRT_BEFORE") <("$ROOT/scripts/libvirt-objects.sh" list) >&2
+    [[ $rc != 0 ]] || rc=1
+  fi
   if [[ -n $LIBVIRT_PIDFILE ]]; then
     STRATUS_LIBVIRT_PIDFILE=$LIBVIRT_PIDFILE "$ROOT/scripts/libvirt-down.sh"
   fi
@@ -115,6 +116,7 @@ else
   log "libvirtd not answering: starting it (scripts/libvirt-up.sh; stopped again at the end)"
   STRATUS_LIBVIRT_PIDFILE=$LIBVIRT_PIDFILE STRATUS_VIRT_TYPE=qemu "$ROOT/scripts/libvirt-up.sh" >/dev/null
 fi
+LIBVIRT_BEFORE=$("$ROOT/scripts/libvirt-objects.sh" list)
 
 # --- source images -----------------------------------------------------------------------------------------------
 IMAGE_ARGS=()

@@ -60,6 +60,17 @@ inline RunResult Virsh(std::vector<std::string> args) {
   return Run(args, "", {}, 60);
 }
 
+// Names of the libvirt storage pools whose target directory lies under `dir` (what agents with that data dir made).
+inline std::vector<std::string> PoolsUnder(const std::string& dir) {
+  std::vector<std::string> out;
+  std::istringstream names(Virsh({"pool-list", "--all", "--name"}).out);
+  for (std::string name; std::getline(names, name);) {
+    if (name.empty()) continue;
+    if (Virsh({"pool-dumpxml", name}).out.find("<path>" + dir + "/") != std::string::npos) out.push_back(name);
+  }
+  return out;
+}
+
 class E2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -82,8 +93,7 @@ class E2eTest : public ::testing::Test {
       Virsh({"destroy", d});
       Virsh({"undefine", d});
     }
-    for (const char* p : {"-images", "-default"}) {
-      std::string pool = "stratus-" + node_ + p;
+    for (const auto& pool : PoolsUnder(dir_.path().string())) {
       Virsh({"pool-destroy", pool});
       Virsh({"pool-undefine", pool});
     }

@@ -1,6 +1,7 @@
 // The libvirt storage adapter: pool and volume XML for dir and logical pools, and volumes on libvirt's
 // in-process test driver (test:///default: no daemon needed).
 #include <gtest/gtest.h>
+#include <libvirt/libvirt.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -151,6 +152,89 @@ TEST_F(StorageLibvirtTest, EnsurePoolIsIdempotentAndRefusesAConflictingDefinitio
   EXPECT_EQ(st_->EnsurePool({Unique("zfs"), "zfs", "/tmp/x", ""}).code(), Code::kInvalid);
   EXPECT_EQ(st_->EnsurePool({Unique("lvm"), "logical", "", ""}).code(), Code::kInvalid) << "needs a VG";
   EXPECT_EQ(st_->Pool("no-such-pool").status().code(), Code::kNotFound);
+}
+
+// What libvirt itself holds for pool `name` (another connection to the same in-process test driver): its UUID and
+// target path, or empty strings when there is no such pool.
+std::pair<std::string, std::string> PoolFacts(const std::string& name) {
+  virConnectPtr c = virConnectOpen("test:///default");
+  if (!c) return {};
+  std::pair<std::string, std::string> out;
+  if (virStoragePoolPtr p = virStoragePoolLookupByName(c, name.c_str())) {
+    if (char* x = virStoragePoolGetXMLDesc(p, 0)) {
+      pugi::xml_document doc;
+      doc.load_string(x);
+      out = {doc.child("pool").child("uuid").text().get(), doc.child("pool").child("target").child("path").text().get()};
+      free(x);
+    }
+    virStoragePoolFree(p);
+  }
+  virConnectClose(c);
+  return out;
+}
+
+// Owner marks: a pool's UUID says whose it is. Someone else's pool under our name is left alone; ours follows a
+// data dir that moved (never one that was copied) and a change of name; an unmarked pool from before owner marks
+// is adopted only where it stands exactly at our path.
+TEST_F(StorageLibvirtTest, OwnerMarkedPoolsAreAdoptedOnlyWhenOurs) {
+  namespace fs = std::filesystem;
+  fs::path base = fs::temp_directory_path() / Unique("owned");
+  fs::create_directories(base / "a");
+  PoolConfig ours{Unique("o"), "dir", (base / "a").string(), ""};
+  ours.uuid = "5b0c9f43-0d2e-5a8b-9c1d-2e3f4a5b6c7d";
+  ASSERT_TRUE(st_->EnsurePool(ours).ok());
+  EXPECT_EQ(PoolFacts(ours.name), std::make_pair(ours.uuid, ours.path));
+  EXPECT_TRUE(st_->EnsurePool(ours).ok()) << "idempotent";
+
+  PoolConfig theirs = ours;
+  theirs.uuid = "0f0e0d0c-0b0a-5908-8706-050403020100";
+  Status s = st_->EnsurePool(theirs);
+  EXPECT_EQ(s.code(), Code::kConflict) << s.ToString();
+  EXPECT_NE(s.message().find("left alone"), std::string::npos) << s.message();
+  EXPECT_EQ(PoolFacts(ours.name), std::make_pair(ours.uuid, ours.path)) << "someone else's pool is untouched";
+
+  // Copied: the old directory is still there, so the pool stays where it is.
+  PoolConfig moved = ours;
+  moved.path = (base / "b").string();
+  fs::create_directories(moved.path);
+  s = st_->EnsurePool(moved);
+  EXPECT_EQ(s.code(), Code::kConflict) << s.ToString();
+  EXPECT_NE(s.message().find("still exists"), std::string::npos) << s.message();
+  EXPECT_EQ(PoolFacts(ours.name).second, ours.path);
+  // Moved: the old directory is gone; the pool follows.
+  fs::remove_all(ours.path);
+  s = st_->EnsurePool(moved);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(PoolFacts(ours.name), std::make_pair(ours.uuid, moved.path));
+
+  // Renamed: found by its UUID, redefined under the new name at the same place.
+  PoolConfig renamed = moved;
+  renamed.name = Unique("o2");
+  ASSERT_TRUE(st_->EnsurePool(renamed).ok());
+  EXPECT_EQ(PoolFacts(ours.name).first, "") << "the old name is gone";
+  EXPECT_EQ(PoolFacts(renamed.name), std::make_pair(ours.uuid, moved.path));
+  EXPECT_TRUE(st_->RemovePool(renamed.name).ok());
+
+  // Unmarked pools from before: adopted at our exact path, left alone anywhere else.
+  PoolConfig legacy{Unique("legacy"), "dir", (base / "c").string(), ""};
+  PoolConfig stranger{Unique("stranger"), "dir", (base / "d").string(), ""};
+  for (const auto& p : {legacy, stranger}) {
+    fs::create_directories(p.path);
+    ASSERT_TRUE(st_->EnsurePool(p).ok());
+  }
+  PoolConfig adopter{Unique("new"), "dir", legacy.path, ""};
+  adopter.uuid = "11111111-2222-5333-8444-555555555555";
+  adopter.adopt_name = legacy.name;
+  ASSERT_TRUE(st_->EnsurePool(adopter).ok());
+  EXPECT_EQ(PoolFacts(legacy.name).first, "") << "adopted";
+  EXPECT_EQ(PoolFacts(adopter.name), std::make_pair(adopter.uuid, legacy.path));
+  PoolConfig elsewhere{Unique("new2"), "dir", (base / "e").string(), ""};
+  elsewhere.uuid = "66666666-7777-5888-9999-aaaaaaaaaaaa";
+  elsewhere.adopt_name = stranger.name;
+  ASSERT_TRUE(st_->EnsurePool(elsewhere).ok());
+  EXPECT_EQ(PoolFacts(stranger.name).second, stranger.path) << "an unmarked pool elsewhere is not ours";
+  for (const auto& n : {adopter.name, elsewhere.name, stranger.name}) EXPECT_TRUE(st_->RemovePool(n).ok());
+  fs::remove_all(base);
 }
 
 TEST_F(StorageLibvirtTest, RemovePoolThenEnsureAgain) {

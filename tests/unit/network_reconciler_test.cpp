@@ -54,6 +54,11 @@ class FakeNetDev : public host::NetDev {
     links[name] = {name, true, true, false, mtu ? mtu : 1500, "", {}};
     return Status::Ok();
   }
+  Status SetAlias(const std::string& name, const std::string& alias) override {
+    if (!links.count(name)) return NotFound(name);
+    links[name].alias = alias;
+    return Status::Ok();
+  }
   Status SetMtu(const std::string& name, int mtu) override {
     if (!links.count(name)) return NotFound(name);
     links[name].mtu = mtu;
@@ -353,6 +358,52 @@ TEST_F(NetworkReconcilerTest, OrphanBridgesAreRemoved) {
   EXPECT_FALSE(host_.links.count("st-000000000000"));
   EXPECT_TRUE(host_.links.count("br0"));
   EXPECT_TRUE(host_.links.count(bridge_));
+}
+
+// Owner marks: this agent marks the bridges it makes and the unmarked ones of its Networks; another Stratus'
+// marked bridge is never changed, torn down or swept, and the Network says why it is not up.
+TEST_F(NetworkReconcilerTest, BridgesCarryTheirOwnerAndAnotherOwnersAreLeftAlone) {
+  Options o;
+  o.node = "node-a";
+  o.state_dir = (dir_ / "net").string();
+  o.owner_mark = "stratus:cluster-a/node-a";
+  rec_ = std::make_unique<NetworkReconciler>(client_.get(), networks_.get(), instances_.get(), groups_.get(), &host_, o);
+  json net = MustCreate(Network(), "networks");
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", net));
+  ASSERT_TRUE(rec_->Reconcile("default/default").ok());
+  EXPECT_EQ(host_.links[bridge_].alias, o.owner_mark) << "a new bridge carries its owner";
+  host_.links[bridge_].alias = "";
+  ASSERT_TRUE(rec_->Reconcile("default/default").ok());
+  EXPECT_EQ(host_.links[bridge_].alias, o.owner_mark) << "an unmarked bridge of ours (from before marks) is marked";
+
+  // Another Stratus' bridge under the same name: untouched, and the Network reports the conflict.
+  host::LinkState theirs{bridge_, true, true, true, 9000, "", {"10.99.0.1/24"}, "stratus:cluster-b/node-a"};
+  host_.links[bridge_] = theirs;
+  auto r = rec_->Reconcile("default/default");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(host_.links[bridge_].ipv4, theirs.ipv4);
+  EXPECT_EQ(host_.links[bridge_].mtu, 9000);
+  json got = Get("networks", "default");
+  EXPECT_NE(got.dump().find("BridgeConflict"), std::string::npos) << got.dump();
+  EXPECT_TRUE(HasEvent("BridgeConflict"));
+
+  // Nor is it swept as an orphan, while an unmarked or our own orphan is.
+  std::string other = "st-0000000000bb", mine = "st-0000000000aa", legacy = "st-0000000000cc";
+  host_.links[other] = {other, true, true, true, 1500, "", {}, "stratus:cluster-b/node-a"};
+  host_.links[mine] = {mine, true, true, true, 1500, "", {}, o.owner_mark};
+  host_.links[legacy] = {legacy, true, true, true, 1500, "", {}, ""};
+  ASSERT_TRUE(rec_->Reconcile(NetworkReconciler::kFirewallKey).ok());
+  EXPECT_TRUE(host_.links.count(other));
+  EXPECT_FALSE(host_.links.count(mine));
+  EXPECT_FALSE(host_.links.count(legacy));
+
+  // Deleting the Network tears down nothing of theirs.
+  ASSERT_TRUE(client_->Delete("networks", "default", "default").ok());
+  ASSERT_TRUE(Cached(networks_.get(), "default/default",
+                     [](const json& n) { return n.is_null() || !MetaString(n, "deletionTimestamp").empty(); }));
+  ASSERT_TRUE(rec_->Reconcile("default/default").ok());
+  EXPECT_EQ(host_.links[bridge_].alias, theirs.alias);
+  EXPECT_EQ(host_.links[bridge_].ipv4, theirs.ipv4);
 }
 
 TEST_F(NetworkReconcilerTest, WatchMappings) {

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "stratus/agent/owner.h"
 #include "stratus/core/object.h"
 #include "stratus/host/hypervisor.h"
 #include "stratus/host/storage.h"
@@ -58,8 +59,16 @@ struct NodeAgent::Impl {
   std::string failure_reason;  // why Start failed: a Node condition reason
   std::atomic<bool> refusing{false};  // stopped: the endpoint answers 503
 
-  // One image pool per node (several test agents may share one libvirtd).
-  std::string ImagePool() const { return "stratus-" + opts.node + "-images"; }
+  Owner owner;  // the cluster and node whose host resources this agent makes and touches
+  // A node's pools are its own in libvirt (several agents and clusters may share one libvirtd).
+  std::string ImagePool() const { return PoolName(owner, "images"); }
+  host::PoolConfig OwnedPool(const std::string& name, const std::string& type, const std::string& path,
+                             const std::string& vg) const {
+    host::PoolConfig c{PoolName(owner, name), type, path, vg};
+    c.uuid = PoolUuid(owner, name);
+    c.adopt_name = LegacyPoolName(owner.node, name);
+    return c;
+  }
 
   json NodeStatus() {
     json st;
@@ -295,15 +304,16 @@ Status NodeAgent::Start() {
   }
   m.cap = *cap;
   m.virt_type = m.opts.virt_type == "auto" ? m.cap.virt_type : m.opts.virt_type;
+  auto owner = DiscoverOwner(m.client, m.opts.node);
+  if (!owner.ok()) return owner.status();
+  m.owner = *owner;
   std::error_code ec;
   fs::path pool_dir = fs::path(m.opts.data_dir) / "pools" / "images";
   fs::create_directories(pool_dir, ec);
-  Status ps = m.storage->EnsurePool({m.ImagePool(), "dir", pool_dir.string(), ""});
+  Status ps = m.storage->EnsurePool(m.OwnedPool("images", "dir", pool_dir.string(), ""));
   if (!ps.ok()) {
     m.failure_reason = "StoragePoolFailed";
-    return Status(ps.code(), "image pool: " + ps.message() + " (another Stratus data dir on this libvirtd with node " +
-                                 "name " + m.opts.node + "? give this agent its own --node, or remove the old pool " +
-                                 "with virsh pool-destroy and pool-undefine " + m.ImagePool() + ")");
+    return Status(ps.code(), "image pool: " + ps.message());
   }
   m.vopts.node = m.opts.node;
   m.vopts.image_pool = m.ImagePool();
@@ -319,9 +329,10 @@ Status NodeAgent::Start() {
     pools.push_back({"default", "dir", (fs::path(m.opts.data_dir) / "pools" / "default").string(), ""});
   }
   for (const auto& p : pools) {
-    std::string libvirt_name = "stratus-" + m.opts.node + "-" + p.name;
+    host::PoolConfig pc = m.OwnedPool(p.name, p.type, p.type == "logical" ? "/dev/" + p.vg : p.path, p.vg);
+    std::string libvirt_name = pc.name;
     if (p.type == "dir") fs::create_directories(p.path, ec);
-    Status e = m.storage->EnsurePool({libvirt_name, p.type, p.type == "logical" ? "/dev/" + p.vg : p.path, p.vg});
+    Status e = m.storage->EnsurePool(pc);
     if (!e.ok()) {
       m.failure_reason = "StoragePoolFailed";
       return Status(e.code(), "pool \"" + p.name + "\": " + e.message());
@@ -377,6 +388,7 @@ Status NodeAgent::Start() {
     nopt.state_dir = (fs::path(m.opts.data_dir) / "networks").string();
     iopt.network_state_dir = nopt.state_dir;  // leases confirm instance addresses
     nopt.netns = m.opts.netns;
+    nopt.owner_mark = "stratus:" + m.owner.cluster + "/" + m.owner.node;
     m.net_rec = std::make_unique<network::NetworkReconciler>(m.client, m.networks, m.all_instances, m.groups,
                                                              m.netdev.get(), nopt);
     m.net_ctl = std::make_unique<runtime::Controller>(m.net_rec.get(), 1);

@@ -3,9 +3,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <pugixml.hpp>
+#include <spdlog/spdlog.h>
 #include <sstream>
 #include <thread>
 
@@ -106,7 +109,7 @@ StatusOr<PoolPtr> FindPool(virConnectPtr c, const std::string& name) {
 }
 
 struct PoolXmlFacts {
-  std::string type, path, source_name;
+  std::string type, path, source_name, uuid;
 };
 StatusOr<PoolXmlFacts> ReadPoolXml(virStoragePoolPtr p, const std::string& name) {
   char* x = virStoragePoolGetXMLDesc(p, 0);
@@ -116,7 +119,7 @@ StatusOr<PoolXmlFacts> ReadPoolXml(virStoragePoolPtr p, const std::string& name)
   if (!doc.load_string(xml.c_str())) return Internal("cannot parse the XML of storage pool " + name);
   pugi::xml_node pool = doc.child("pool");
   return PoolXmlFacts{pool.attribute("type").value(), pool.child("target").child("path").text().get(),
-                      pool.child("source").child("name").text().get()};
+                      pool.child("source").child("name").text().get(), pool.child("uuid").text().get()};
 }
 
 StatusOr<VolumeInfo> Describe(virStorageVolPtr v) {
@@ -174,11 +177,37 @@ void RefreshPool(virStoragePoolPtr pool) {
   }
 }
 
+bool SameUuid(const std::string& a, const std::string& b) {
+  auto norm = [](std::string s) {
+    std::string out;
+    for (char ch : s) {
+      if (ch != '-') out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
+    }
+    return out;
+  };
+  return norm(a) == norm(b);
+}
+
+// Stops (when active) and undefines a pool of ours so that it can be defined again under its current name and
+// path. Its files stay: for a dir pool stopping only deactivates it in libvirt; a logical pool's volume group is
+// deactivated, which LVM refuses while a volume is open (the error says so and nothing changed).
+Status Redefine(PoolPtr pool, const std::string& name, const std::string& why) {
+  if (virStoragePoolIsActive(pool.get()) == 1 && virStoragePoolDestroy(pool.get()) < 0) {
+    return LastErrorStatus("stopping storage pool " + name + " to redefine it (" + why + ")");
+  }
+  if (virStoragePoolIsPersistent(pool.get()) == 1 && virStoragePoolUndefine(pool.get()) < 0) {
+    return LastErrorStatus("undefining storage pool " + name + " to redefine it (" + why + ")");
+  }
+  spdlog::info("storage pool redefined: pool={} reason={}", name, why);
+  return Status::Ok();
+}
+
 std::string RenderPool(const PoolConfig& cfg) {
   pugi::xml_document doc;
   pugi::xml_node pool = doc.append_child("pool");
   Attr(pool, "type", cfg.type);
   TextElem(pool, "name", cfg.name);
+  if (!cfg.uuid.empty()) TextElem(pool, "uuid", cfg.uuid);
   if (cfg.type == "logical") {
     pugi::xml_node source = pool.append_child("source");
     TextElem(source, "name", cfg.source_vg);
@@ -217,18 +246,70 @@ class LibvirtStorage final : public StoragePools {
     return conn_->Call([&](virConnectPtr c) -> Status {
       PoolPtr pool;
       virStoragePoolPtr raw = virStoragePoolLookupByName(c, cfg.name.c_str());
+      auto same_place = [&](const PoolXmlFacts& f) {
+        return f.type == cfg.type && CleanPath(f.path) == want_path &&
+               (cfg.type != "logical" || f.source_name == cfg.source_vg);
+      };
+      // Our pool (by its mark) elsewhere: it follows a data dir that moved, never one that was copied (two
+      // copies running would take the pool from each other at every start).
+      auto moved = [&](const PoolXmlFacts& f, const std::string& name) -> Status {
+        std::error_code ec;
+        if (f.type == "dir" && cfg.type == "dir" && !std::filesystem::exists(f.path, ec)) return Status::Ok();
+        return Status(Code::kConflict, "storage pool " + name + " of this cluster and node stands at " + f.path +
+                                           ", which still exists, not at " + want_path +
+                                           " (another copy of this data dir running?); it is left alone: remove it " +
+                                           "with virsh pool-destroy and pool-undefine " + name + " if it is stale");
+      };
       if (raw) {
         pool.reset(raw);
         auto facts = ReadPoolXml(raw, cfg.name);
         if (!facts.ok()) return facts.status();
-        if (facts->type != cfg.type || CleanPath(facts->path) != want_path ||
-            (cfg.type == "logical" && facts->source_name != cfg.source_vg)) {
-          return Status(Code::kConflict, "storage pool " + cfg.name + " exists as a " + facts->type + " pool at " +
-                                             facts->path + ", not a " + cfg.type + " pool at " + want_path);
+        if (!cfg.uuid.empty() && !SameUuid(facts->uuid, cfg.uuid)) {
+          return Status(Code::kConflict, "storage pool " + cfg.name + " exists but was not made by this agent (uuid " +
+                                             facts->uuid + ", expected " + cfg.uuid + "): it is left alone");
+        }
+        if (!same_place(*facts)) {
+          if (cfg.uuid.empty()) {
+            return Status(Code::kConflict, "storage pool " + cfg.name + " exists as a " + facts->type + " pool at " +
+                                               facts->path + ", not a " + cfg.type + " pool at " + want_path);
+          }
+          Status s = moved(*facts, cfg.name);
+          if (s.ok()) s = Redefine(std::move(pool), cfg.name, "it moved from " + facts->path + " to " + want_path);
+          if (!s.ok()) return s;
         }
       } else {
         LibvirtError e = TakeLastError();
         if (e.code != VIR_ERR_NO_STORAGE_POOL) return ToStatus("looking up storage pool " + cfg.name, e);
+      }
+      if (!pool && !cfg.uuid.empty()) {
+        // Ours by its mark under another name.
+        if (virStoragePoolPtr other = virStoragePoolLookupByUUIDString(c, cfg.uuid.c_str())) {
+          PoolPtr p(other);
+          const char* nm = virStoragePoolGetName(other);
+          std::string old_name = nm ? nm : "?";
+          auto facts = ReadPoolXml(other, old_name);
+          if (!facts.ok()) return facts.status();
+          Status s = same_place(*facts) ? Status::Ok() : moved(*facts, old_name);
+          if (s.ok()) s = Redefine(std::move(p), old_name, "renamed to " + cfg.name);
+          if (!s.ok()) return s;
+        } else {
+          TakeLastError();
+        }
+      }
+      if (!pool && !cfg.adopt_name.empty() && cfg.adopt_name != cfg.name) {
+        // Ours from before owner marks: only where it stands exactly where ours would.
+        if (virStoragePoolPtr old = virStoragePoolLookupByName(c, cfg.adopt_name.c_str())) {
+          PoolPtr p(old);
+          auto facts = ReadPoolXml(old, cfg.adopt_name);
+          if (facts.ok() && same_place(*facts)) {
+            Status s = Redefine(std::move(p), cfg.adopt_name, "adopted as " + cfg.name);
+            if (!s.ok()) return s;
+          }
+        } else {
+          TakeLastError();
+        }
+      }
+      if (!pool) {
         std::string xml = RenderPool(cfg);
         raw = virStoragePoolDefineXML(c, xml.c_str(), 0);
         if (!raw) return LastErrorStatus("defining storage pool " + cfg.name);

@@ -260,6 +260,7 @@ class LinuxNetDev : public NetDev {
     st.is_bridge = type && std::string(type) == "bridge";
     st.up = (rtnl_link_get_flags(link) & IFF_UP) != 0;
     st.mtu = static_cast<int>(rtnl_link_get_mtu(link));
+    if (const char* alias = rtnl_link_get_ifalias(link)) st.alias = alias;
     int master = rtnl_link_get_master(link);
     if (master > 0) {
       char buf[IF_NAMESIZE] = {};
@@ -302,6 +303,13 @@ class LinuxNetDev : public NetDev {
     if (err < 0) return NlError("netlink: create bridge " + name, err);
     spdlog::info("network: created bridge {} (mtu {})", name, mtu > 0 ? std::to_string(mtu) : "default");
     return Status::Ok();
+  }
+
+  Status SetAlias(const std::string& name, const std::string& alias) override {
+    if (alias.size() > 255 || std::any_of(alias.begin(), alias.end(), [](char c) { return c == '\0' || c == '\n'; })) {
+      return InvalidError("link alias must be one line of at most 255 bytes");
+    }
+    return Change(name, [&alias](rtnl_link* c) { rtnl_link_set_ifalias(c, alias.c_str()); }, "set alias");
   }
 
   Status SetMtu(const std::string& name, int mtu) override {

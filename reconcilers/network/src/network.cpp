@@ -156,6 +156,7 @@ Status NetworkReconciler::Execute(const DesiredNetwork& want, const std::vector<
         st = netdev_->CreateBridge(s.target, s.mtu);
         if (st.code() == Code::kAlreadyExists) st = Status::Ok();
         break;
+      case StepKind::kSetAlias: st = netdev_->SetAlias(s.target, s.arg); break;
       case StepKind::kSetMtu: st = netdev_->SetMtu(s.target, s.mtu); break;
       case StepKind::kSetUp: st = netdev_->SetUp(s.target); break;
       case StepKind::kAddAddress: st = netdev_->AddAddress(s.target, s.arg); break;
@@ -188,6 +189,11 @@ Status NetworkReconciler::Teardown(const std::string& bridge, const std::string&
   auto br = netdev_->Link(bridge);
   if (!br.ok()) return br.status();
   seen.bridge = *br;
+  if (Foreign(seen.bridge)) {
+    spdlog::warn("network: bridge {} belongs to another Stratus (owner mark \"{}\"): left alone node={}", bridge,
+                 seen.bridge.alias, opts_.node);
+    return Status::Ok();
+  }
   if (!vlan_link.empty()) {
     auto v = netdev_->Link(vlan_link);
     if (!v.ok()) return v.status();
@@ -284,8 +290,17 @@ StatusOr<runtime::Result> NetworkReconciler::ReconcileNetwork(const std::string&
     if (!s.ok()) return s;
     return want.status();
   }
+  want->owner_mark = opts_.owner_mark;
   auto seen = Observe(*want);
   if (!seen.ok()) return seen.status();
+  if (Foreign(seen->bridge)) {
+    std::string msg = "node " + opts_.node + ": bridge " + want->bridge + " belongs to another Stratus (owner mark \"" +
+                      seen->bridge.alias + "\"); it is left alone";
+    Status s = WriteStatus(obj, "Failed", "False", "BridgeConflict", msg, nullptr);
+    events_.Record(obj, "Warning", "BridgeConflict", msg);
+    if (!s.ok()) return s;
+    return runtime::Result::After(opts_.resync);
+  }
   bool first = !brought_up_.count(key);
   auto steps = PlanNetwork(*want, *seen, first);
   Status s = Execute(*want, steps);
@@ -415,6 +430,8 @@ StatusOr<runtime::Result> NetworkReconciler::SyncFirewall() {
   auto bridges = netdev_->ListBridges(kBridgePrefix);
   if (bridges.ok()) {
     for (const auto& b : OrphanBridges(*bridges, desired)) {
+      auto l = netdev_->Link(b);
+      if (l.ok() && Foreign(*l)) continue;  // another Stratus' (Teardown would say so at every sweep)
       Status s = Teardown(b, "");
       if (!s.ok()) spdlog::warn("network: cannot remove orphan bridge {}: {}", b, s.message());
       else spdlog::info("network: removed orphan bridge {} on node {}", b, opts_.node);

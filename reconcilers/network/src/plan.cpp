@@ -31,6 +31,7 @@ const char* StepKindName(StepKind k) {
   switch (k) {
     case StepKind::kDeleteLink: return "DeleteLink";
     case StepKind::kCreateBridge: return "CreateBridge";
+    case StepKind::kSetAlias: return "SetAlias";
     case StepKind::kSetMtu: return "SetMtu";
     case StepKind::kSetUp: return "SetUp";
     case StepKind::kAddAddress: return "AddAddress";
@@ -95,6 +96,10 @@ std::vector<Step> PlanNetwork(const DesiredNetwork& want, const ObservedNetwork&
   } else if (want.config.mtu > 0 && seen.bridge.mtu != want.config.mtu) {
     steps.push_back({StepKind::kSetMtu, br, "", want.config.mtu,
                      "bridge " + br + " has mtu " + std::to_string(seen.bridge.mtu), false});
+  }
+  if (!want.owner_mark.empty() && (recreated || seen.bridge.alias != want.owner_mark)) {
+    steps.push_back({StepKind::kSetAlias, br, want.owner_mark, 0,
+                     recreated ? "owner mark of a new bridge" : "bridge " + br + " carries no owner mark", false});
   }
   if (recreated || !seen.bridge.up) {
     steps.push_back({StepKind::kSetUp, br, "", 0, "bridge " + br + " is down", repair && !recreated});

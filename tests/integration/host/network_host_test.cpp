@@ -352,6 +352,20 @@ TEST_F(NetworkHostNsTest, BridgeDnsmasqAndRulesUpRepairedAndTornDown) {
 
 // Two guests (namespaces behind veth "taps" with the allocated MACs) get their addresses from dnsmasq by DHCP;
 // a security group that does not allow a port blocks connections to it and allowing it opens it, live.
+// The owner mark is the kernel's ifalias of the bridge (`ip link show` prints it), read back by Link.
+TEST_F(NetworkHostNsTest, OwnerMarkIsTheBridgesAlias) {
+  std::string mark = "stratus:0b1c2d3e-aaaa-4bbb-8ccc-ddddeeeeffff/node-a";
+  InNs([&] {
+    ASSERT_TRUE(netdev_->CreateBridge(bridge_, 0).ok());
+    ASSERT_TRUE(netdev_->SetAlias(bridge_, mark).ok());
+    auto l = netdev_->Link(bridge_);
+    ASSERT_TRUE(l.ok());
+    EXPECT_EQ(l->alias, mark);
+    EXPECT_EQ(netdev_->SetAlias(bridge_, "two\nlines").code(), Code::kInvalid);
+  });
+  EXPECT_NE(Ip({"link", "show", "dev", bridge_}).find("alias " + mark), std::string::npos);
+}
+
 TEST_F(NetworkHostNsTest, GuestsGetLeasesAndSecurityGroupsFilter) {
   if (access("/usr/bin/python3", X_OK) != 0 || !InPath("busybox")) {
     GTEST_FAIL() << "needs python3 and busybox (scripts/install-deps.sh)";

@@ -39,6 +39,7 @@ struct LinkState {
   int mtu = 0;
   std::string master;            // name of the bridge this link is a port of, "" when none
   std::vector<std::string> ipv4; // addresses with prefix, "10.44.0.1/24"
+  std::string alias;             // the link's ifalias: Stratus' owner mark on bridges it made
 };
 
 // A dnsmasq instance serving one network: its files live in `dir` (conf, hosts, leases, pid, log).
@@ -69,6 +70,8 @@ class NetDev {
   virtual StatusOr<std::vector<std::string>> ListBridges(const std::string& prefix) = 0;
   // Creates bridge `name` (mtu 0 = kernel default). kAlreadyExists when a link of that name exists.
   virtual Status CreateBridge(const std::string& name, int mtu) = 0;
+  // Sets the link's ifalias (`ip link set NAME alias ...`).
+  virtual Status SetAlias(const std::string& name, const std::string& alias) = 0;
   // Sets the MTU of an existing link.
   virtual Status SetMtu(const std::string& name, int mtu) = 0;
   // Brings an existing link administratively up.

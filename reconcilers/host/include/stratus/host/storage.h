@@ -17,6 +17,14 @@ struct PoolConfig {
   std::string type = "dir";     // dir | logical
   std::string path;             // dir: directory; logical: /dev/<vg>
   std::string source_vg;        // logical: volume group name
+  // The owner mark (libvirt keeps no metadata on pools, but keeps their UUID). When set: a pool with this name
+  // and another UUID belongs to someone else and is never touched (kConflict); one with this UUID is ours even
+  // at another path or under another name (the data dir moved, the naming changed) and is redefined as `name` at
+  // `path`, its files untouched.
+  std::string uuid;
+  // A pool under this name at exactly `path` (of the same type) is ours from before pools carried an owner: it is
+  // redefined as `name` with `uuid`, its files untouched. Elsewhere it is left alone.
+  std::string adopt_name;
 };
 
 struct PoolInfo {

@@ -34,6 +34,10 @@ struct Options {
   // Network namespace (name under /run/netns) to act in, where libvirtd makes the instances' taps; "" = the
   // namespace of the thread that calls Reconcile. Each reconciling thread enters it once (host::EnterNetns).
   std::string netns;
+  // The owner mark this agent puts on the bridges it makes (their ifalias), e.g. "stratus:<cluster uid>/<node>".
+  // A bridge that carries another mark is another Stratus': never changed, torn down or swept as an orphan. An
+  // unmarked one of ours (made before marks) is marked. "" = no marks (tests of one owner).
+  std::string owner_mark;
 };
 
 class NetworkReconciler : public runtime::Reconciler {
@@ -62,6 +66,10 @@ class NetworkReconciler : public runtime::Reconciler {
   StatusOr<runtime::Result> ReconcileNetwork(const std::string& key);
   StatusOr<runtime::Result> SyncFirewall();
   Status Teardown(const std::string& bridge, const std::string& vlan_link);
+  // True when `link` carries another Stratus' owner mark (see Options::owner_mark).
+  bool Foreign(const host::LinkState& link) const {
+    return !opts_.owner_mark.empty() && link.exists && !link.alias.empty() && link.alias != opts_.owner_mark;
+  }
   Status Execute(const DesiredNetwork& want, const std::vector<Step>& steps);
   StatusOr<ObservedNetwork> Observe(const DesiredNetwork& want);
   std::vector<std::string> LocalTaps(const std::string& ns, const std::string& name);

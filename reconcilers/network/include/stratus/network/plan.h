@@ -36,6 +36,7 @@ struct DesiredNetwork {
   std::string conf;                // rendered dnsmasq.conf
   std::string hosts;               // rendered hosts file
   std::vector<std::string> taps;   // instance taps on this node that belong to this bridge
+  std::string owner_mark;          // the bridge's ifalias ("" = none wanted)
 };
 
 // What the host shows for it.
@@ -50,6 +51,7 @@ struct ObservedNetwork {
 enum class StepKind {
   kDeleteLink,      // target: link (wrong kind of link squatting on our name, or teardown)
   kCreateBridge,    // target: bridge, mtu
+  kSetAlias,        // target: link, arg: alias (the owner mark)
   kSetMtu,          // target: link, mtu
   kSetUp,           // target: link
   kAddAddress,      // target: bridge, arg: a.b.c.d/p

@@ -1,0 +1,84 @@
+// Two Stratus clusters (two data dirs, the same node name) on one libvirtd: each makes its own pools (named and
+// marked per cluster), both Nodes are Ready and both run instances; a cluster whose data dir moved adopts its pools
+// at the new place instead of failing. Needs libvirtd (scripts/libvirt-up.sh) and the test guest, like BootTest.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "e2e.h"
+
+namespace stratus::testing {
+namespace {
+
+using SharedHostTest = E2eTest;
+
+std::string NodeReady(const ServerProcess& s, const std::string& node) {
+  json n = s.Http("GET", "/apis/stratus.io/v1/nodes/" + node).Json();
+  if (!n.contains("status") || !n["status"].contains("conditions")) return "";
+  for (const auto& c : n["status"]["conditions"]) {
+    if (c.value("type", "") == "Ready") return c.value("status", "") + " " + c.value("reason", "");
+  }
+  return "";
+}
+
+// (A short test name: it becomes part of the node name, at most 63 characters.)
+TEST_F(SharedHostTest, TwoDataDirsOneNode) {
+  std::vector<std::unique_ptr<ServerProcess>> servers;
+  std::vector<std::string> insts;
+  auto start = [&](const fs::path& data) {
+    std::vector<std::string> flags = {"--agent=true"};
+    for (auto& f : AgentFlags(FreePort())) flags.push_back(f);
+    auto s = std::make_unique<ServerProcess>(data, flags);
+    EXPECT_TRUE(s->Start()) << s->log();
+    return s;
+  };
+  for (int i = 0; i < 2; ++i) {
+    servers.push_back(start(dir_.path() / ("data" + std::to_string(i))));
+    if (HasFailure()) return;
+  }
+  for (int i = 0; i < 2; ++i) {
+    ServerProcess& s = *servers[i];
+    ASSERT_TRUE(Eventually([&] { return NodeReady(s, node_) == "True AgentReady"; }, 60))
+        << "server " << i << ": " << NodeReady(s, node_) << "\n" << s.log();
+    insts.push_back("shared" + std::to_string(i) + "-" + std::to_string(::getpid()));
+    domains_.push_back("stratus_default_" + insts.back());
+    auto a = s.Ctl({"apply", "-f", "-"}, Manifests(insts.back()));
+    ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  }
+  // Each cluster has its own image and volume pools, side by side in the one libvirtd.
+  std::vector<std::string> pools0 = PoolsUnder((dir_.path() / "data0").string());
+  std::vector<std::string> pools1 = PoolsUnder((dir_.path() / "data1").string());
+  EXPECT_EQ(pools0.size(), 2u);
+  EXPECT_EQ(pools1.size(), 2u);
+  for (const auto& p : pools0) EXPECT_EQ(std::count(pools1.begin(), pools1.end(), p), 0) << p << " shared";
+  for (int i = 0; i < 2; ++i) {
+    ServerProcess& s = *servers[i];
+    auto w = s.Ctl({"wait", "instance/" + insts[i], "--for", "phase=Running", "--timeout", "120s"},
+                   "", 150);
+    EXPECT_EQ(w.exit_code, 0) << w.out << w.err << s.log();
+    EXPECT_EQ(NodeReady(s, node_), "True AgentReady");
+  }
+  for (int i = 0; i < 2; ++i) {
+    auto d = servers[i]->Ctl({"delete", "instance", insts[i], "--wait", "--timeout", "60s"});
+    EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
+    EXPECT_EQ(DomainCount("stratus_default_" + insts[i]), 0);
+  }
+
+  // The second data dir moves: its server comes back on the new path, with the same pools there.
+  EXPECT_EQ(servers[1]->Kill(SIGTERM), 0);
+  servers[1].reset();
+  fs::rename(dir_.path() / "data1", dir_.path() / "moved1");
+  servers[1] = start(dir_.path() / "moved1");
+  ASSERT_FALSE(HasFailure());
+  EXPECT_TRUE(Eventually([&] { return NodeReady(*servers[1], node_) == "True AgentReady"; }, 60))
+      << NodeReady(*servers[1], node_) << "\n" << servers[1]->log();
+  std::vector<std::string> moved = PoolsUnder((dir_.path() / "moved1").string());
+  std::sort(moved.begin(), moved.end());
+  std::sort(pools1.begin(), pools1.end());
+  EXPECT_EQ(moved, pools1) << "the pools followed their data dir";
+  EXPECT_EQ(PoolsUnder((dir_.path() / "data0").string()), pools0) << "the other cluster's pools are untouched";
+  EXPECT_EQ(NodeReady(*servers[0], node_), "True AgentReady");
+}
+
+}  // namespace
+}  // namespace stratus::testing
