@@ -26,7 +26,7 @@ TEST_F(SharedHostTest, TwoDataDirsOneNode) {
   std::vector<std::unique_ptr<ServerProcess>> servers;
   std::vector<std::string> insts;
   auto start = [&](const fs::path& data) {
-    std::vector<std::string> flags = {"--agent=true"};
+    std::vector<std::string> flags = {"--agent=true", "--heartbeat-seconds", "1"};
     for (auto& f : AgentFlags(FreePort())) flags.push_back(f);
     auto s = std::make_unique<ServerProcess>(data, flags);
     EXPECT_TRUE(s->Start()) << s->log();
@@ -78,6 +78,33 @@ TEST_F(SharedHostTest, TwoDataDirsOneNode) {
   EXPECT_EQ(moved, pools1) << "the pools followed their data dir";
   EXPECT_EQ(PoolsUnder((dir_.path() / "data0").string()), pools0) << "the other cluster's pools are untouched";
   EXPECT_EQ(NodeReady(*servers[0], node_), "True AgentReady");
+
+  // A pool lost while the agent runs is made again at the next heartbeat; one that cannot be (another pool stands
+  // at its directory) makes the Node NotReady with the cause, until it is out of the way.
+  std::string images;
+  for (const auto& p : pools0) images = p.find("-images-") != std::string::npos ? p : images;
+  ASSERT_FALSE(images.empty());
+  std::string path = (dir_.path() / "data0" / "agent" / "pools" / "images").string();
+  ASSERT_NE(Virsh({"pool-dumpxml", images}).out.find("<path>" + path + "</path>"), std::string::npos);
+  Virsh({"pool-destroy", images});
+  ASSERT_EQ(Virsh({"pool-undefine", images}).exit_code, 0);
+  EXPECT_TRUE(Eventually([&] { return Virsh({"pool-info", images}).out.find("running") != std::string::npos; }, 30))
+      << servers[0]->log();
+  std::string squatter = "squatter-" + std::to_string(::getpid());
+  ::kill(servers[0]->pid(), SIGSTOP);  // so that its heartbeat cannot make the pool again mid-swap
+  Virsh({"pool-destroy", images});
+  auto undef = Virsh({"pool-undefine", images});
+  auto def = Virsh({"pool-define-as", squatter, "dir", "--target", path});
+  ::kill(servers[0]->pid(), SIGCONT);
+  ASSERT_EQ(undef.exit_code, 0) << undef.err;
+  ASSERT_EQ(def.exit_code, 0) << def.out << def.err;
+  EXPECT_TRUE(Eventually([&] { return NodeReady(*servers[0], node_) == "False StoragePoolFailed"; }, 30))
+      << NodeReady(*servers[0], node_);
+  auto w = servers[0]->Ctl({"wait", "node/" + node_, "--for=condition=Ready", "--timeout=2s"});
+  EXPECT_NE((w.out + w.err).find(squatter), std::string::npos) << w.out << w.err;
+  ASSERT_EQ(Virsh({"pool-undefine", squatter}).exit_code, 0);
+  EXPECT_TRUE(Eventually([&] { return NodeReady(*servers[0], node_) == "True AgentReady"; }, 30))
+      << NodeReady(*servers[0], node_);
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 // comes back; two agents share the work and placement respects capacity.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <set>
 
 #include "harness.h"
@@ -223,6 +225,38 @@ TEST_F(AgentTest, TwoAgentsSpreadAndRespectCapacity) {
     EXPECT_TRUE(Eventually([&] { return Phase(inst) == "Running"; })) << inst << " " << Get(inst).dump(2);
     if (node == "node-b") EXPECT_TRUE(DomainRunning(inst, port_b));
   }
+}
+
+// A storage pool the agent cannot make (another pool already stands at its directory, defined in the test
+// driver's node XML): the Node says StoragePoolFailed and which pool is in the way, and `wait` shows it.
+TEST(AgentFailureTest, PoolThatCannotBeMadeIsTheNodesReason) {
+  TempDir dir;
+  fs::path images = dir.path() / "data" / "agent" / "pools" / "images";
+  std::string xml = dir.path().string() + "/node.xml";
+  {
+    std::ofstream out(xml);
+    out << "<node><pool type='dir'><name>squatter</name><uuid>35bb2ad9-388a-4dfe-861a-b8907f6e53fe</uuid>"
+        << "<target><path>" << images.string() << "</path></target></pool></node>\n";
+  }
+  ServerProcess server(dir.path() / "data", {"--agent=true", "--libvirt-uri", "test://" + xml, "--node", "nopool",
+                                              "--agent-listen", "127.0.0.1:" + std::to_string(FreePort())});
+  ASSERT_TRUE(server.Start()) << server.log();
+  json cond;
+  ASSERT_TRUE(Eventually([&] {
+    json n = server.Http("GET", "/apis/stratus.io/v1/nodes/nopool").Json();
+    if (!n.contains("status") || !n["status"].is_object() || !n["status"].contains("conditions")) return false;
+    for (const auto& c : n["status"]["conditions"]) {
+      if (c.value("type", "") == "Ready") cond = c;
+    }
+    return cond.is_object();
+  })) << server.log();
+  EXPECT_EQ(cond.value("status", ""), "False");
+  EXPECT_EQ(cond.value("reason", ""), "StoragePoolFailed");
+  EXPECT_NE(cond.value("message", "").find("squatter"), std::string::npos) << cond.dump();
+  auto w = server.Ctl({"wait", "node/nopool", "--for=condition=Ready", "--timeout=2s"});
+  EXPECT_NE(w.exit_code, 0);
+  EXPECT_NE((w.out + w.err).find("StoragePoolFailed"), std::string::npos) << w.out << w.err;
+  EXPECT_NE((w.out + w.err).find("squatter"), std::string::npos) << w.out << w.err;
 }
 
 }  // namespace

@@ -60,6 +60,7 @@ struct NodeAgent::Impl {
   std::atomic<bool> refusing{false};  // stopped: the endpoint answers 503
 
   Owner owner;  // the cluster and node whose host resources this agent makes and touches
+  std::vector<host::PoolConfig> owned_pools;  // every pool this node needs, ensured again at each heartbeat
   // A node's pools are its own in libvirt (several agents and clusters may share one libvirtd).
   std::string ImagePool() const { return PoolName(owner, "images"); }
   host::PoolConfig OwnedPool(const std::string& name, const std::string& type, const std::string& path,
@@ -143,12 +144,35 @@ struct NodeAgent::Impl {
     }
   }
 
+  // What the node needs to keep working, checked at every heartbeat: its pools (a destroyed or undefined pool is
+  // made again; one that cannot be says so) and its network namespace. Ok, or the Ready=False reason and why.
+  std::pair<std::string, Status> NodeProblem() {
+    for (const auto& pc : owned_pools) {
+      Status s = storage->EnsurePool(pc);
+      if (!s.ok()) return {"StoragePoolFailed", Status(s.code(), "pool " + pc.name + ": " + s.message())};
+    }
+    if (opts.networking && !opts.netns.empty() && !fs::exists("/run/netns/" + opts.netns)) {
+      return {"NetworkNamespaceMissing",
+              NotFound("network namespace " + opts.netns + " is gone (/run/netns/" + opts.netns +
+                       "): the node's bridges and guests' taps live there; recreate it and restart libvirtd in it")};
+    }
+    return {"", Status::Ok()};
+  }
+
   void HeartbeatLoop() {
     std::unique_lock lock(mu);
     while (!stopping) {
       cv.wait_for(lock, opts.heartbeat);
       if (stopping) break;
       lock.unlock();
+      auto [reason, problem] = NodeProblem();
+      if (!problem.ok()) {
+        Status r = ReportNodeNotReady(client, opts, reason, problem.message());
+        if (!r.ok()) spdlog::warn("heartbeat failed: node={} error={}", opts.node, r.message());
+        spdlog::warn("node not ready: node={} reason={} error={}", opts.node, reason, problem.message());
+        lock.lock();
+        continue;
+      }
       auto cur = client->Get("nodes", "", opts.node);
       Status s = cur.ok() ? Heartbeat(*cur) : (cur.status().code() == Code::kNotFound ? Register() : cur.status());
       if (!s.ok()) spdlog::warn("heartbeat failed: node={} error={}", opts.node, s.message());
@@ -310,7 +334,8 @@ Status NodeAgent::Start() {
   std::error_code ec;
   fs::path pool_dir = fs::path(m.opts.data_dir) / "pools" / "images";
   fs::create_directories(pool_dir, ec);
-  Status ps = m.storage->EnsurePool(m.OwnedPool("images", "dir", pool_dir.string(), ""));
+  m.owned_pools = {m.OwnedPool("images", "dir", pool_dir.string(), "")};
+  Status ps = m.storage->EnsurePool(m.owned_pools[0]);
   if (!ps.ok()) {
     m.failure_reason = "StoragePoolFailed";
     return Status(ps.code(), "image pool: " + ps.message());
@@ -333,6 +358,7 @@ Status NodeAgent::Start() {
     std::string libvirt_name = pc.name;
     if (p.type == "dir") fs::create_directories(p.path, ec);
     Status e = m.storage->EnsurePool(pc);
+    m.owned_pools.push_back(pc);
     if (!e.ok()) {
       m.failure_reason = "StoragePoolFailed";
       return Status(e.code(), "pool \"" + p.name + "\": " + e.message());
