@@ -569,6 +569,7 @@ struct ApiServer::Impl {
     try {
       web::http::client::http_client_config cfg;
       cfg.set_timeout(std::chrono::seconds(10));
+      cfg.set_max_redirects(0);  // agents never redirect (and see core/src/api_client.cpp: Config)
       auto client = std::make_shared<web::http::client::http_client>(agent, cfg);
       web::uri_builder b;
       b.append_path("logs");

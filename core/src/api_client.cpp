@@ -258,6 +258,10 @@ class HttpApiClient : public ApiClient {
   static httpc::http_client_config Config(std::chrono::seconds timeout) {
     httpc::http_client_config cfg;
     cfg.set_timeout(timeout);
+    // The API never redirects. And cpprestsdk's redirect follower copies a request's headers on the calling
+    // thread after handing the request to its I/O thread, which may add Content-Type to those same headers
+    // (a data race TSan reports; a torn std::map otherwise).
+    cfg.set_max_redirects(0);
     return cfg;
   }
 

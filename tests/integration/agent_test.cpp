@@ -48,12 +48,12 @@ class AgentTest : public ::testing::Test {
     return j.contains("status") ? j["status"].value("phase", "") : "";
   }
   json Domains(int port) {
-    web::http::client::http_client c("http://127.0.0.1:" + std::to_string(port));
+    web::http::client::http_client c("http://127.0.0.1:" + std::to_string(port), TestHttpConfig());
     auto r = c.request(web::http::methods::GET, "/domains").get();
     return json::parse(r.extract_string().get());
   }
   int DebugAction(int port, const std::string& dom, const std::string& action) {
-    web::http::client::http_client c("http://127.0.0.1:" + std::to_string(port));
+    web::http::client::http_client c("http://127.0.0.1:" + std::to_string(port), TestHttpConfig());
     return c.request(web::http::methods::POST, "/debug/domains/" + dom + "/" + action).get().status_code();
   }
   bool DomainRunning(const std::string& name, int port = 0) {

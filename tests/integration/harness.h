@@ -134,6 +134,15 @@ inline RunResult Run(const std::vector<std::string>& argv, const std::string& st
   return r;
 }
 
+// Client settings for the tests' own HTTP calls: no redirects (our servers never send them, and cpprestsdk's
+// redirect follower races with its I/O thread over the request's headers; see core/src/api_client.cpp: Config).
+inline web::http::client::http_client_config TestHttpConfig(int timeout_s = 30) {
+  web::http::client::http_client_config cfg;
+  cfg.set_timeout(std::chrono::seconds(timeout_s));
+  cfg.set_max_redirects(0);
+  return cfg;
+}
+
 struct HttpResult {
   int code = 0;
   std::string body;
@@ -213,9 +222,7 @@ class ServerProcess {
                   const std::string& content_type = "application/json", int timeout_s = 30) const {
     HttpResult r;
     try {
-      web::http::client::http_client_config cfg;
-      cfg.set_timeout(std::chrono::seconds(timeout_s));
-      web::http::client::http_client c(url(), cfg);
+      web::http::client::http_client c(url(), TestHttpConfig(timeout_s));
       web::http::http_request req(method);
       req.set_request_uri(path);
       if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
@@ -282,6 +289,14 @@ class AgentProcess {
 };
 
 // A unique temporary directory removed at scope exit.
+// Bounds on how long something may take, scaled for slow builds: STRATUS_TEST_TIME_SCALE (scripts/test.sh sets it
+// for the sanitizer lanes, which run several times slower) multiplies them; 1 otherwise.
+inline std::chrono::milliseconds Scaled(std::chrono::milliseconds d) {
+  const char* s = std::getenv("STRATUS_TEST_TIME_SCALE");
+  double k = s ? std::atof(s) : 1.0;
+  return std::chrono::milliseconds(static_cast<int64_t>(static_cast<double>(d.count()) * (k >= 1.0 ? k : 1.0)));
+}
+
 class TempDir {
  public:
   TempDir() {

@@ -94,18 +94,18 @@ TEST(ShutdownTest, SigtermUnderLoadEndsWatchesExitsPromptlyAndKeepsEveryWrite) {
     pid_t pid = server.pid();
     auto sent = std::chrono::steady_clock::now();
     ASSERT_EQ(::kill(pid, SIGTERM), 0);
-    int st = WaitExit(pid, std::chrono::seconds(5));
+    int st = WaitExit(pid, Scaled(std::chrono::seconds(5)));
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - sent);
     if (st == -1) {
       server.Kill(SIGKILL);
-      FAIL() << "still running 5 s after SIGTERM\n" << server.log();
+      FAIL() << "still running " << Scaled(std::chrono::seconds(5)).count() << " ms after SIGTERM\n" << server.log();
     }
     server.Forget();
     stop = true;
     for (auto& t : threads) t.join();
     ASSERT_TRUE(WIFEXITED(st)) << "signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0) << "\n" << server.log();
     EXPECT_EQ(WEXITSTATUS(st), 0) << server.log();
-    EXPECT_LT(took.count(), 5000);
+    EXPECT_LT(took.count(), Scaled(std::chrono::seconds(5)).count());
     EXPECT_EQ(watch_ok.load(), kWatchers) << "watch streams that ended cleanly (" << watch_bad.load()
                                           << " broke instead)";
   }
@@ -133,8 +133,9 @@ TEST(ShutdownTest, SigtermUnderLoadEndsWatchesExitsPromptlyAndKeepsEveryWrite) {
 
   // An agent exits within 5 s of SIGTERM.
   ASSERT_EQ(::kill(a.pid(), SIGTERM), 0);
-  int st = WaitExit(a.pid(), std::chrono::seconds(5));
-  ASSERT_NE(st, -1) << "agent still running 5 s after SIGTERM\n" << a.log();
+  int st = WaitExit(a.pid(), Scaled(std::chrono::seconds(5)));
+  ASSERT_NE(st, -1) << "agent still running " << Scaled(std::chrono::seconds(5)).count() << " ms after SIGTERM\n"
+                    << a.log();
   a.Reaped();
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << a.log();
 }

@@ -52,7 +52,7 @@ class VolumeTest : public ::testing::Test {
                          "application/merge-patch+json");
   }
   std::string AgentGet(const std::string& path) {
-    web::http::client::http_client c("http://127.0.0.1:" + std::to_string(agent_port_));
+    web::http::client::http_client c("http://127.0.0.1:" + std::to_string(agent_port_), TestHttpConfig());
     return c.request(web::http::methods::GET, path).get().extract_string().get();
   }
   std::string DomainXml(const std::string& inst, bool inactive = true) {

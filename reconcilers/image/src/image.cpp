@@ -62,7 +62,12 @@ StatusOr<std::string> Fetch(const std::string& url, const std::string& dest,
       web::http::client::http_client_config cfg;
       cfg.set_timeout(std::chrono::seconds(60));
       web::http::client::http_client client(url, cfg);
-      auto resp = client.request(web::http::methods::GET).get();
+      // Image URLs do redirect (mirrors, object stores), so redirects stay on. cpprestsdk's redirect follower
+      // copies the request's headers while its I/O thread adds a Content-Type to them when there is none; with
+      // one present, that thread only reads them.
+      web::http::http_request get(web::http::methods::GET);
+      get.headers().set_content_type("application/octet-stream");
+      auto resp = client.request(get).get();
       if (resp.status_code() != 200) {
         return Status(Code::kUnavailable, "GET " + url + " answered HTTP " + std::to_string(resp.status_code()));
       }
