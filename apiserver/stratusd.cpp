@@ -93,50 +93,22 @@ struct ClusterControllers {
     placement = std::make_unique<placement::PlacementReconciler>(client, instances, nodes, flavors, po, volumes, images);
     // One worker: reservations are made and read by the same thread, so concurrent binds never overcommit.
     placement_ctl = std::make_unique<runtime::Controller>(placement.get(), 1);
-    placement_ctl->Watch(instances);
-    auto unscheduled = [instances](const std::string&, const json&) {
-      std::vector<std::string> keys;
-      for (const auto& i : instances->List()) {
-        if (i["spec"].value("nodeName", "").empty()) keys.push_back(runtime::KeyFor(i));
-      }
-      return keys;
-    };
-    placement_ctl->Watch(nodes, unscheduled);
-    placement_ctl->Watch(flavors, unscheduled);
-    placement_ctl->Watch(volumes, unscheduled);  // a volume placed may unblock instances waiting for it
     volume_placement = std::make_unique<placement::VolumePlacementReconciler>(client, volumes, nodes, instances, po);
     volume_placement_ctl = std::make_unique<runtime::Controller>(volume_placement.get(), 1);
-    volume_placement_ctl->Watch(volumes);
-    auto unplaced = [volumes](const std::string&, const json&) {
-      std::vector<std::string> keys;
-      for (const auto& v : volumes->List()) {
-        if (v["spec"].value("nodeName", "").empty()) keys.push_back(runtime::KeyFor(v));
-      }
-      return keys;
-    };
-    volume_placement_ctl->Watch(nodes, unplaced);
-    volume_placement_ctl->Watch(instances, unplaced);
     ipam = std::make_unique<ipam::IpamReconciler>(client, networks, instances);
     // One worker: the allocation table of a network has a single writer here (and optimistic concurrency
     // against any other).
     ipam_ctl = std::make_unique<runtime::Controller>(ipam.get(), 1);
-    ipam_ctl->Watch(networks);
-    ipam::IpamReconciler* ip = ipam.get();
-    ipam_ctl->Watch(instances, [ip](const std::string&, const json& inst) { return ip->NetworksOf(inst); });
     // Single writers of the top-level Image and Network status, from the nodes' own entries.
     image_summary = std::make_unique<summary::SummaryReconciler>(client, "images", images, nodes, summary::SummarizeImage);
     network_summary =
         std::make_unique<summary::SummaryReconciler>(client, "networks", networks, nodes, summary::SummarizeNetwork);
     for (auto* rec : {image_summary.get(), network_summary.get()}) {
-      auto ctl = std::make_unique<runtime::Controller>(rec, 1);
-      ctl->Watch(rec == image_summary.get() ? images : networks);
-      ctl->Watch(nodes, [rec](const std::string&, const json&) { return rec->AllKeys(); });
-      summary_ctls.push_back(std::move(ctl));
+      summary_ctls.push_back(std::make_unique<runtime::Controller>(rec, 1));
     }
     lifecycle = std::make_unique<nodelifecycle::NodeLifecycleReconciler>(client, nodes,
                                                                          std::chrono::seconds(f.node_grace_seconds));
     lifecycle_ctl = std::make_unique<runtime::Controller>(lifecycle.get(), 1);
-    lifecycle_ctl->Watch(nodes);
     informers->Start();
     // Each controller's workers wait until the caches its reconciler reads have listed.
     placement_ctl->Start();

@@ -15,7 +15,7 @@ APT=(-o "Dir::Etc::SourceList=$WORK/src.list" -o "Dir::Etc::SourceParts=/dev/nul
 apt-get "${APT[@]}" update >/dev/null
 version="$(dpkg-query -W -f '${source:Version}' libcpprest-dev)"
 (cd "$WORK" && apt-get "${APT[@]}" source "cpprest=$version" >/dev/null 2>&1)
-SRC="$(find "$WORK" -maxdepth 1 -type d -name 'cpprest-*' | head -n 1)"
+SRC="$(find "$WORK" -mindepth 1 -maxdepth 1 -type d -name 'cpprest-[0-9]*' | head -n 1)"
 cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DCMAKE_CXX_FLAGS="-fsanitize=thread" -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread" -DBUILD_TESTS=OFF \
   -DBUILD_SAMPLES=OFF -DCPPREST_EXCLUDE_WEBSOCKETS=ON -DCPPREST_EXCLUDE_BROTLI=ON -DWERROR=OFF \

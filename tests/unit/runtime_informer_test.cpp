@@ -288,6 +288,7 @@ TEST_F(RuntimeInformerLocalTest, LabelSelectorLimitsTheCache) {
 // A controller fed by an informer reconciles every object and each later change.
 class CountingReconciler : public Reconciler {
  public:
+  std::vector<WatchSpec> Watches() override { return {}; }  // wired by hand in these tests
   std::string Name() const override { return "counting"; }
   std::vector<const Informer*> Reads() const override { return reads; }
   std::vector<const Informer*> reads;

@@ -209,6 +209,7 @@ TEST(RuntimeWorkQueueTest, ShutDownUnblocksGet) {
 
 class ScriptedReconciler : public Reconciler {
  public:
+  std::vector<WatchSpec> Watches() override { return {}; }  // wired by hand in these tests
   std::string Name() const override { return "scripted"; }
   std::vector<const Informer*> Reads() const override { return {}; }
   StatusOr<Result> Reconcile(const std::string& key) override {

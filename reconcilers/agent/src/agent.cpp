@@ -65,7 +65,11 @@ struct NodeAgent::Impl {
   std::string ImagePool() const { return PoolName(owner, "images"); }
   host::PoolConfig OwnedPool(const std::string& name, const std::string& type, const std::string& path,
                              const std::string& vg) const {
-    host::PoolConfig c{PoolName(owner, name), type, path, vg};
+    host::PoolConfig c;
+    c.name = PoolName(owner, name);
+    c.type = type;
+    c.path = path;
+    c.source_vg = vg;
     c.uuid = PoolUuid(owner, name);
     c.adopt_name = LegacyPoolName(owner.node, name);
     return c;
@@ -418,92 +422,21 @@ Status NodeAgent::Start() {
     m.net_rec = std::make_unique<network::NetworkReconciler>(m.client, m.networks, m.all_instances, m.groups,
                                                              m.netdev.get(), nopt);
     m.net_ctl = std::make_unique<runtime::Controller>(m.net_rec.get(), 1);
-    m.net_ctl->Watch(m.networks, network::NetworkReconciler::NetworkKeys);
-    m.net_ctl->Watch(m.all_instances, network::NetworkReconciler::InstanceKeys);
-    m.net_ctl->Watch(m.groups, network::NetworkReconciler::SecurityGroupKeys);
   }
   m.inst_rec = std::make_unique<instance::InstanceReconciler>(m.client, m.instances, m.images, m.flavors, m.hv.get(),
                                                               m.storage.get(), iopt, m.volumes, m.networks);
   m.vol_rec = std::make_unique<volume::VolumeReconciler>(m.client, m.volumes, m.instances, m.images, m.storage.get(),
                                                          m.hv.get(), m.vopts);
-  const std::chrono::milliseconds node_resync = std::chrono::seconds(10);  // drift checks of what is on this node
+  // Each controller watches what its reconciler names (Reconciler::Watches).
   m.vol_ctl = std::make_unique<runtime::Controller>(m.vol_rec.get(), m.opts.workers);
-  m.vol_ctl->Watch(m.volumes, nullptr, node_resync);
-  // An instance changing what it asks for (or what its domain has) wakes the volumes concerned, old and new.
-  m.vol_ctl->Watch(m.instances, [](const std::string&, const json& inst) {
-    std::vector<std::string> keys;
-    std::string ns = MetaString(inst, "namespace");
-    for (const auto& u : volume::VolumesOf(inst)) keys.push_back(ns + "/" + u.volume);
-    if (inst.contains("status") && inst["status"].contains("volumes")) {
-      for (const auto& v : inst["status"]["volumes"]) keys.push_back(ns + "/" + v.value("name", ""));
-    }
-    return keys;
-  });
-  // A disk image becoming Ready wakes the volumes made from it.
-  Impl* self = &m;
-  m.vol_ctl->Watch(m.images, [self](const std::string&, const json& img) {
-    std::vector<std::string> keys;
-    std::string ns = MetaString(img, "namespace"), name = MetaString(img, "name");
-    for (const auto& v : self->volumes->List()) {
-      if (MetaString(v, "namespace") == ns && v["spec"].contains("source") &&
-          v["spec"]["source"].value("image", "") == name) {
-        keys.push_back(runtime::KeyFor(v));
-      }
-    }
-    return keys;
-  });
   m.image_ctl = std::make_unique<runtime::Controller>(m.image_rec.get(), m.opts.workers);
   m.inst_ctl = std::make_unique<runtime::Controller>(m.inst_rec.get(), m.opts.workers);
-  m.image_ctl->Watch(m.images);
-  m.inst_ctl->Watch(m.instances, nullptr, node_resync);
-  // An image becoming Ready wakes the instances on this node that use it.
-  Impl* impl = &m;
-  m.inst_ctl->Watch(m.images, [impl](const std::string& key, const json& img) {
-    std::vector<std::string> keys;
-    std::string ns = MetaString(img, "namespace"), name = MetaString(img, "name");
-    for (const auto& i : impl->instances->List()) {
-      if (MetaString(i, "namespace") != ns) continue;
-      const json& s = i["spec"];
-      if (s.value("kernelImage", "") == name || s.value("ramdiskImage", "") == name || s.value("image", "") == name) {
-        keys.push_back(runtime::KeyFor(i));
-      }
-    }
-    return keys;
-  });
-  // A volume changing (created, reserved, resized) wakes the instances that ask for it or hold it.
-  m.inst_ctl->Watch(m.volumes, [impl](const std::string&, const json& vol) {
-    std::vector<std::string> keys;
-    std::string ns = MetaString(vol, "namespace"), name = MetaString(vol, "name");
-    for (const auto& i : impl->instances->List()) {
-      if (MetaString(i, "namespace") != ns) continue;
-      bool uses = volume::ReportsAttached(i, name);
-      for (const auto& u : volume::VolumesOf(i)) uses |= u.volume == name;
-      if (uses) keys.push_back(runtime::KeyFor(i));
-    }
-    return keys;
-  });
-  if (m.networks) {
-    // An address allocated (the network's table changed) wakes this node's instances on that network.
-    m.inst_ctl->Watch(m.networks, [impl](const std::string&, const json& net) {
-      std::vector<std::string> keys;
-      std::string ns = MetaString(net, "namespace"), name = MetaString(net, "name");
-      for (const auto& i : impl->instances->List()) {
-        if (MetaString(i, "namespace") != ns || !i["spec"].contains("networks")) continue;
-        for (const auto& n : i["spec"]["networks"]) {
-          if (n.value("network", "") == name) {
-            keys.push_back(runtime::KeyFor(i));
-            break;
-          }
-        }
-      }
-      return keys;
-    });
-  }
   m.informers->Start();  // informers made after a shared factory started are running already
   if (m.net_ctl) m.net_ctl->Start();
   m.image_ctl->Start();
   m.inst_ctl->Start();
   m.vol_ctl->Start();
+  Impl* impl = &m;
   m.heartbeat = std::thread([impl] { impl->HeartbeatLoop(); });
   try {
     m.listener = std::make_unique<web::http::experimental::listener::http_listener>("http://" + m.opts.listen);

@@ -267,4 +267,6 @@ StatusOr<runtime::Result> ImageReconciler::Reconcile(const std::string& key) {
   return runtime::Result::Done();
 }
 
+std::vector<runtime::WatchSpec> ImageReconciler::Watches() { return {{images_, nullptr}}; }
+
 }  // namespace stratus::image

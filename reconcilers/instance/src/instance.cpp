@@ -694,4 +694,52 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
   return next;
 }
 
+std::vector<runtime::WatchSpec> InstanceReconciler::Watches() {
+  runtime::Informer* instances = instances_;
+  // This node's instances in `ns` for which `uses(instance)` holds.
+  auto local = [instances](const std::string& ns, const std::function<bool(const json&)>& uses) {
+    std::vector<std::string> keys;
+    for (const auto& i : instances->List()) {
+      if (MetaString(i, "namespace") == ns && uses(i)) keys.push_back(runtime::KeyFor(i));
+    }
+    return keys;
+  };
+  return {
+      // Its own objects, with a drift check of what is on the node.
+      {instances_, nullptr, kDriftCheck},
+      // An image becoming Ready wakes the instances that boot from it.
+      {images_,
+       [local](const std::string&, const json& img) {
+         std::string name = MetaString(img, "name");
+         return local(MetaString(img, "namespace"), [&](const json& i) {
+           const json& s = i["spec"];
+           return s.value("kernelImage", "") == name || s.value("ramdiskImage", "") == name ||
+                  s.value("image", "") == name;
+         });
+       }},
+      // A volume changing (created, reserved, resized) wakes the instances that ask for it or hold it.
+      {volumes_,
+       [local](const std::string&, const json& vol) {
+         std::string name = MetaString(vol, "name");
+         return local(MetaString(vol, "namespace"), [&](const json& i) {
+           bool uses = volume::ReportsAttached(i, name);
+           for (const auto& u : volume::VolumesOf(i)) uses |= u.volume == name;
+           return uses;
+         });
+       }},
+      // An address allocated (the network's table changed) wakes the instances on that network.
+      {networks_,
+       [local](const std::string&, const json& net) {
+         std::string name = MetaString(net, "name");
+         return local(MetaString(net, "namespace"), [&](const json& i) {
+           if (!i["spec"].contains("networks")) return false;
+           for (const auto& n : i["spec"]["networks"]) {
+             if (n.value("network", "") == name) return true;
+           }
+           return false;
+         });
+       }},
+  };
+}
+
 }  // namespace stratus::instance

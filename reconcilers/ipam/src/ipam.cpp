@@ -156,4 +156,9 @@ StatusOr<runtime::Result> IpamReconciler::Reconcile(const std::string& key) {
   return runtime::Result::Done();
 }
 
+std::vector<runtime::WatchSpec> IpamReconciler::Watches() {
+  // An instance's NICs changing (or the instance going) changes the tables of the networks it names.
+  return {{networks_, nullptr}, {instances_, [this](const std::string&, const json& inst) { return NetworksOf(inst); }}};
+}
+
 }  // namespace stratus::ipam

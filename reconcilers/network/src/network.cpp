@@ -440,4 +440,8 @@ StatusOr<runtime::Result> NetworkReconciler::SyncFirewall() {
   return runtime::Result::After(opts_.resync);
 }
 
+std::vector<runtime::WatchSpec> NetworkReconciler::Watches() {
+  return {{networks_, NetworkKeys}, {instances_, InstanceKeys}, {groups_, SecurityGroupKeys}};
+}
+
 }  // namespace stratus::network

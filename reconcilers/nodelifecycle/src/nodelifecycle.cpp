@@ -30,4 +30,6 @@ StatusOr<runtime::Result> NodeLifecycleReconciler::Reconcile(const std::string& 
   return runtime::Result::After(std::chrono::seconds(5));
 }
 
+std::vector<runtime::WatchSpec> NodeLifecycleReconciler::Watches() { return {{nodes_, nullptr}}; }
+
 }  // namespace stratus::nodelifecycle

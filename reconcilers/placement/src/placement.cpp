@@ -317,4 +317,21 @@ StatusOr<runtime::Result> PlacementReconciler::Reconcile(const std::string& key)
   return runtime::Result::Done();
 }
 
+runtime::KeyMapper UnboundKeys(runtime::Informer* inf) {
+  return [inf](const std::string&, const json&) {
+    std::vector<std::string> keys;
+    for (const auto& o : inf->List()) {
+      if (o["spec"].value("nodeName", "").empty()) keys.push_back(runtime::KeyFor(o));
+    }
+    return keys;
+  };
+}
+
+std::vector<runtime::WatchSpec> PlacementReconciler::Watches() {
+  // Nodes, flavors and placed volumes change what fits: every unscheduled instance is looked at again.
+  return {{instances_, nullptr}, {nodes_, UnboundKeys(instances_)}, {flavors_, UnboundKeys(instances_)},
+          {volumes_, UnboundKeys(instances_)}};
+}
+
+
 }  // namespace stratus::placement

@@ -138,4 +138,8 @@ StatusOr<runtime::Result> VolumePlacementReconciler::Reconcile(const std::string
   return runtime::Result::Done();
 }
 
+std::vector<runtime::WatchSpec> VolumePlacementReconciler::Watches() {
+  return {{volumes_, nullptr}, {nodes_, UnboundKeys(volumes_)}, {instances_, UnboundKeys(volumes_)}};
+}
+
 }  // namespace stratus::placement

@@ -16,7 +16,11 @@ struct Controller::Guard {
 };
 
 Controller::Controller(Reconciler* reconciler, int workers, BackoffPolicy backoff)
-    : reconciler_(reconciler), workers_(workers > 0 ? workers : 1), queue_(backoff), guard_(std::make_shared<Guard>()) {}
+    : reconciler_(reconciler), workers_(workers > 0 ? workers : 1), queue_(backoff), guard_(std::make_shared<Guard>()) {
+  for (auto& w : reconciler_->Watches()) {
+    if (w.informer) Watch(w.informer, std::move(w.map), w.resync);
+  }
+}
 
 Controller::~Controller() {
   {
@@ -35,9 +39,7 @@ bool AllSynced(const std::vector<const Informer*>& caches) {
   return true;
 }
 
-void Controller::Watch(Informer* informer,
-                       std::function<std::vector<std::string>(const std::string& key, const json& obj)> map,
-                       std::chrono::milliseconds resync) {
+void Controller::Watch(Informer* informer, KeyMapper map, std::chrono::milliseconds resync) {
   caches_.push_back(informer);
   std::shared_ptr<Guard> guard = guard_;
   WorkQueue* q = &queue_;

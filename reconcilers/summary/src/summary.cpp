@@ -73,4 +73,9 @@ StatusOr<runtime::Result> SummaryReconciler::Reconcile(const std::string& key) {
   return runtime::Result::Done();
 }
 
+std::vector<runtime::WatchSpec> SummaryReconciler::Watches() {
+  // A node's readiness is part of every summary (NodeNotReady reasons): a node change looks at them all.
+  return {{objects_, nullptr}, {nodes_, [this](const std::string&, const json&) { return AllKeys(); }}};
+}
+
 }  // namespace stratus::summary

@@ -381,4 +381,36 @@ StatusOr<Result> VolumeReconciler::Reconcile(const std::string& key) {
   return Result::Done();
 }
 
+std::vector<runtime::WatchSpec> VolumeReconciler::Watches() {
+  runtime::Informer* volumes = volumes_;
+  return {
+      // Its own objects, with a drift check of what is on the node.
+      {volumes_, nullptr, kDriftCheck},
+      // An instance changing what it asks for (or what its domain has) wakes the volumes concerned, old and new.
+      {instances_,
+       [](const std::string&, const json& inst) {
+         std::vector<std::string> keys;
+         std::string ns = MetaString(inst, "namespace");
+         for (const auto& u : VolumesOf(inst)) keys.push_back(ns + "/" + u.volume);
+         if (inst.contains("status") && inst["status"].contains("volumes")) {
+           for (const auto& v : inst["status"]["volumes"]) keys.push_back(ns + "/" + v.value("name", ""));
+         }
+         return keys;
+       }},
+      // A disk image becoming Ready wakes the volumes made from it.
+      {images_,
+       [volumes](const std::string&, const json& img) {
+         std::vector<std::string> keys;
+         std::string ns = MetaString(img, "namespace"), name = MetaString(img, "name");
+         for (const auto& v : volumes->List()) {
+           if (MetaString(v, "namespace") == ns && v["spec"].contains("source") &&
+               v["spec"]["source"].value("image", "") == name) {
+             keys.push_back(runtime::KeyFor(v));
+           }
+         }
+         return keys;
+       }},
+  };
+}
+
 }  // namespace stratus::volume

@@ -52,6 +52,7 @@ class ImageReconciler : public runtime::Reconciler {
                   std::string work_dir, std::string node, std::string api_url = "");
   std::string Name() const override { return "image"; }
   std::vector<const runtime::Informer*> Reads() const override { return {images_}; }
+  std::vector<runtime::WatchSpec> Watches() override;
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:

@@ -59,6 +59,9 @@ class InstanceReconciler : public runtime::Reconciler {
                      runtime::Informer* volumes = nullptr, runtime::Informer* networks = nullptr);
   std::string Name() const override { return "instance"; }
   std::vector<const runtime::Informer*> Reads() const override { return {instances_, images_, flavors_, volumes_, networks_}; }
+  std::vector<runtime::WatchSpec> Watches() override;
+  // How often every instance on the node is looked at again even when nothing changed (domain drift).
+  static constexpr std::chrono::milliseconds kDriftCheck{10000};
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:

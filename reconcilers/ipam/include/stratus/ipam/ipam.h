@@ -36,6 +36,7 @@ class IpamReconciler : public runtime::Reconciler {
   IpamReconciler(ApiClient* client, runtime::Informer* networks, runtime::Informer* instances);
   std::string Name() const override { return "ipam"; }
   std::vector<const runtime::Informer*> Reads() const override { return {networks_, instances_}; }
+  std::vector<runtime::WatchSpec> Watches() override;
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
   // Instance event -> keys of the networks it names (and named before, through the allocation tables).
   std::vector<std::string> NetworksOf(const json& instance) const;

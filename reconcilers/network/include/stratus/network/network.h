@@ -51,6 +51,7 @@ class NetworkReconciler : public runtime::Reconciler {
                     runtime::Informer* groups, host::NetDev* netdev, Options opts);
   std::string Name() const override { return "network"; }
   std::vector<const runtime::Informer*> Reads() const override { return {networks_, instances_, groups_}; }
+  std::vector<runtime::WatchSpec> Watches() override;
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
   // Controller::Watch mappings: a Network event wakes the network and the ruleset; an Instance event wakes the

@@ -16,6 +16,7 @@ class NodeLifecycleReconciler : public runtime::Reconciler {
       : client_(client), nodes_(nodes), grace_(grace) {}
   std::string Name() const override { return "node-lifecycle"; }
   std::vector<const runtime::Informer*> Reads() const override { return {nodes_}; }
+  std::vector<runtime::WatchSpec> Watches() override;
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:

@@ -70,6 +70,10 @@ Status PinToVolumes(const json& instance, const std::map<std::string, json>& vol
 // name -> InstanceType object). kNotFound naming the flavor when it does not exist.
 StatusOr<Demand> DemandOf(const json& instance, const std::map<std::string, json>& flavors);
 
+// Maps any event to the keys of every object of `objects` whose spec.nodeName is still empty: what a change of
+// nodes, flavors or placed storage may unblock.
+runtime::KeyMapper UnboundKeys(runtime::Informer* objects);
+
 class PlacementReconciler : public runtime::Reconciler {
  public:
   // `volumes` and `images` may be null (no storage constraints then).
@@ -80,6 +84,8 @@ class PlacementReconciler : public runtime::Reconciler {
   std::vector<const runtime::Informer*> Reads() const override {
     return {instances_, nodes_, flavors_, volumes_, images_};
   }
+  std::vector<runtime::WatchSpec> Watches() override;
+
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:
@@ -106,6 +112,7 @@ class VolumePlacementReconciler : public runtime::Reconciler {
                             runtime::Informer* instances, Options opts);
   std::string Name() const override { return "volume-placement"; }
   std::vector<const runtime::Informer*> Reads() const override { return {volumes_, nodes_, instances_}; }
+  std::vector<runtime::WatchSpec> Watches() override;
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:

@@ -25,6 +25,17 @@ struct Result {
   static Result After(std::chrono::milliseconds d) { return {d}; }
 };
 
+// Maps an event of some informer to the keys of the objects a reconciler must look at again.
+using KeyMapper = std::function<std::vector<std::string>(const std::string& key, const json& obj)>;
+
+// One source of work for a reconciler: the events of `informer`, mapped by `map` (nullptr: the object's own key).
+// `resync`: how often every cached object is offered again (negative: the informer's default period).
+struct WatchSpec {
+  Informer* informer = nullptr;
+  KeyMapper map;
+  std::chrono::milliseconds resync{-1};
+};
+
 class Reconciler {
  public:
   virtual ~Reconciler() = default;
@@ -33,6 +44,9 @@ class Reconciler {
   virtual StatusOr<Result> Reconcile(const std::string& key) = 0;
   // Every informer whose cache Reconcile reads. The controller runs no Reconcile before all have synced.
   virtual std::vector<const Informer*> Reads() const = 0;
+  // What wakes it: each reconciler keeps its own event-to-key mappings, and the Controller made for it wires them
+  // (entries with a null informer are skipped: a cache this reconciler runs without).
+  virtual std::vector<WatchSpec> Watches() = 0;
 };
 
 // True when every informer in `caches` has listed once.
@@ -40,14 +54,13 @@ bool AllSynced(const std::vector<const Informer*>& caches);
 
 class Controller {
  public:
+  // Watches everything `reconciler->Watches()` names.
   Controller(Reconciler* reconciler, int workers, BackoffPolicy backoff = {});
   ~Controller();
   WorkQueue& queue();
   // Enqueues the key of every event from `informer` (optionally mapped, e.g. Volume -> owning Instance keys).
   // `resync`: how often every cached object is offered again (negative: the informer's default period).
-  void Watch(Informer* informer,
-             std::function<std::vector<std::string>(const std::string& key, const json& obj)> map = nullptr,
-             std::chrono::milliseconds resync = std::chrono::milliseconds(-1));
+  void Watch(Informer* informer, KeyMapper map = nullptr, std::chrono::milliseconds resync = std::chrono::milliseconds(-1));
   // Starts the workers; they wait (without blocking the caller) for every cache to sync before the first
   // Reconcile. Keys queued meanwhile are kept.
   void Start();

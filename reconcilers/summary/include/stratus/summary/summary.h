@@ -39,6 +39,7 @@ class SummaryReconciler : public runtime::Reconciler {
                     SummarizeFn summarize);
   std::string Name() const override { return plural_ + "-summary"; }
   std::vector<const runtime::Informer*> Reads() const override { return {objects_, nodes_}; }
+  std::vector<runtime::WatchSpec> Watches() override;
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
   // A Node changed (Ready, gone): every object's summary may change.
   std::vector<std::string> AllKeys() const;

@@ -92,6 +92,9 @@ class VolumeReconciler : public runtime::Reconciler {
                    runtime::Informer* images, host::StoragePools* storage, host::Hypervisor* hv, Options opts);
   std::string Name() const override { return "volume"; }
   std::vector<const runtime::Informer*> Reads() const override { return {volumes_, instances_, images_}; }
+  std::vector<runtime::WatchSpec> Watches() override;
+  // How often every volume on the node is looked at again even when nothing changed (storage drift).
+  static constexpr std::chrono::milliseconds kDriftCheck{10000};
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
   // libvirt volume name of a Volume's storage ("vol-<uid>").
