@@ -119,7 +119,7 @@ class StorageLibvirtTest : public ::testing::Test {
     if (!st_) return;
     auto vols = st_->ListVolumes(pool_.name);
     if (vols.ok()) {
-      for (const auto& v : *vols) st_->DeleteVolume(pool_.name, v.name);
+      for (const auto& v : *vols) EXPECT_TRUE(st_->DeleteVolume(pool_.name, v.name).ok());
     }
     EXPECT_TRUE(st_->RemovePool(pool_.name).ok());
   }
@@ -374,8 +374,8 @@ TEST_F(StorageLibvirtTest, LiveResizeOfAnAttachedDiskOnTheTestDriver) {
   EXPECT_TRUE(r.ok()) << r.ToString();
   EXPECT_EQ(st_->Volume(pool_.name, "data-live")->capacity_bytes, 2u << 20);
   EXPECT_EQ(hv->BlockResize(s.name, "vdb", 1 << 20).code(), Code::kInvalid);
-  hv->Destroy(s.name);
-  hv->Undefine(s.name);
+  EXPECT_TRUE(hv->Destroy(s.name).ok());
+  EXPECT_TRUE(hv->Undefine(s.name).ok());
 }
 
 }  // namespace

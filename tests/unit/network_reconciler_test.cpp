@@ -254,7 +254,7 @@ TEST_F(NetworkReconcilerTest, BringsUpRepairsAndTearsDown) {
   EXPECT_FALSE(HasEvent("Repaired"));
 
   // Drift: the bridge deleted and dnsmasq killed behind our back.
-  host_.DeleteLink(bridge_);
+  ASSERT_TRUE(host_.DeleteLink(bridge_).ok());
   host_.dns[files_.dir].running = false;
   ASSERT_TRUE(rec_->Reconcile("default/default").ok());
   ASSERT_TRUE(host_.links.count(bridge_));

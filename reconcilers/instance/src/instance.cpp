@@ -353,7 +353,8 @@ StatusOr<Result> InstanceReconciler::Teardown(json inst, const std::string& key)
         json d = inst;
         d["status"]["phase"] = "Terminating";
         runtime::SetCondition(d, "Ready", "False", "TeardownFailed", s.message());
-        runtime::UpdateStatusIfChanged(client_, "instances", inst, d);
+        runtime::WarnIfFailed(runtime::UpdateStatusIfChanged(client_, "instances", inst, d),
+                              "status of instance " + key);
         events_.Record(inst, "Warning", "TeardownFailed", s.message());
         return s;
       }
@@ -563,7 +564,7 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
     if (!s.ok()) {
       desired["status"]["phase"] = "Failed";
       runtime::SetCondition(desired, "Ready", "False", "DefineFailed", s.message());
-      write_status();
+      runtime::WarnIfFailed(write_status(), "status of instance " + key);
       events_.Record(inst, "Warning", "DefineFailed", s.message());
       return s;
     }
@@ -580,7 +581,7 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
     Status s = SyncLiveDisks(inst, dom, ds.disks);
     if (!s.ok()) {
       runtime::SetCondition(desired, "VolumesReady", "False", "HotplugFailed", s.message());
-      write_status();
+      runtime::WarnIfFailed(write_status(), "status of instance " + key);
       events_.Record(inst, "Warning", "HotplugFailed", s.message());
       return s;
     }
@@ -588,7 +589,7 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
       s = SyncLiveNics(inst, dom, ds.nics);
       if (!s.ok()) {
         runtime::SetCondition(desired, "NetworkReady", "False", "HotplugFailed", s.message());
-        write_status();
+        runtime::WarnIfFailed(write_status(), "status of instance " + key);
         events_.Record(inst, "Warning", "HotplugFailed", s.message());
         return s;
       }
@@ -619,7 +620,7 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
       if (!s.ok()) {
         desired["status"]["phase"] = "Failed";
         runtime::SetCondition(desired, "Ready", "False", "StartFailed", s.message());
-        write_status();
+        runtime::WarnIfFailed(write_status(), "status of instance " + key);
         events_.Record(inst, "Warning", "StartFailed", s.message());
         return s;
       }

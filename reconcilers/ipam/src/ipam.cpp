@@ -132,7 +132,7 @@ StatusOr<runtime::Result> IpamReconciler::Reconcile(const std::string& key) {
     // Never guess over a damaged table: that is how addresses get handed out twice.
     json d = net;
     runtime::SetCondition(d, "AddressesAllocated", "False", "CorruptAllocations", table.status().message());
-    runtime::UpdateStatusIfChanged(client_, "networks", net, d);
+    runtime::WarnIfFailed(runtime::UpdateStatusIfChanged(client_, "networks", net, d), "status of network " + key);
     return table.status();
   }
   std::vector<json> insts;

@@ -252,7 +252,9 @@ StatusOr<runtime::Result> NetworkReconciler::ReconcileNetwork(const std::string&
     }
     Status s = Teardown(bridge, vlan);
     if (!s.ok()) {
-      WriteStatus(obj, "Terminating", "False", "TeardownFailed", "node " + opts_.node + ": " + s.message(), nullptr);
+      runtime::WarnIfFailed(
+          WriteStatus(obj, "Terminating", "False", "TeardownFailed", "node " + opts_.node + ": " + s.message(), nullptr),
+          "status of network " + key);
       return s;
     }
     brought_up_.erase(key);
@@ -306,7 +308,7 @@ StatusOr<runtime::Result> NetworkReconciler::ReconcileNetwork(const std::string&
   Status s = Execute(*want, steps);
   if (!s.ok()) {
     std::string msg = "node " + opts_.node + ": " + s.message();
-    WriteStatus(obj, "Pending", "False", "HostError", msg, &*want);
+    runtime::WarnIfFailed(WriteStatus(obj, "Pending", "False", "HostError", msg, &*want), "status of network " + key);
     events_.Record(obj, "Warning", "HostError", msg);
     return s;
   }

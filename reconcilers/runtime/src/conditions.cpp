@@ -299,4 +299,8 @@ void EventRecorder::Record(const json& obj, const std::string& type, const std::
   }
 }
 
+void WarnIfFailed(const Status& s, const std::string& what) {
+  if (!s.ok()) spdlog::warn("{} failed: {}", what, s.message());
+}
+
 }  // namespace stratus::runtime

@@ -89,7 +89,7 @@ StatusOr<Result> VolumeReconciler::Delete(const json& vol, const std::string& ke
       json d = vol;
       d["status"]["phase"] = "Deleting";
       runtime::SetCondition(d, "Ready", "False", "DeleteFailed", s.message());
-      runtime::UpdateStatusIfChanged(client_, "volumes", vol, d);
+      runtime::WarnIfFailed(runtime::UpdateStatusIfChanged(client_, "volumes", vol, d), "status of volume " + key);
       events_.Record(vol, "Warning", "DeleteFailed", s.message());
       return s;
     }
@@ -203,11 +203,12 @@ StatusOr<Result> VolumeReconciler::Create(const json& vol, const PoolConfig& poo
       break;
   }
   if (!made.ok()) {
-    storage_->DeleteVolume(pool.libvirt_name, sname);  // nothing half-made stays behind
+    // Nothing half-made stays behind.
+    runtime::WarnIfFailed(storage_->DeleteVolume(pool.libvirt_name, sname), "removing half-made volume " + sname);
     json d = cur;
     d["status"]["phase"] = "Failed";
     runtime::SetCondition(d, "Ready", "False", "CreateFailed", made.status().message());
-    runtime::UpdateStatusIfChanged(client_, "volumes", cur, d);
+    runtime::WarnIfFailed(runtime::UpdateStatusIfChanged(client_, "volumes", cur, d), "status of volume " + runtime::KeyFor(vol));
     events_.Record(vol, "Warning", "CreateFailed", made.status().message());
     return made.status();
   }
@@ -338,7 +339,7 @@ StatusOr<Result> VolumeReconciler::Reconcile(const std::string& key) {
       if (!s.ok() && s.code() == Code::kConflict) s = storage_->ResizeVolume(pool.libvirt_name, sname, *requested);
       if (!s.ok()) {
         runtime::SetCondition(desired, "Resized", "False", "ResizeFailed", s.message());
-        write();
+        runtime::WarnIfFailed(write(), "status of volume " + key);
         events_.Record(vol, "Warning", "ResizeFailed", s.message());
         return s;
       }

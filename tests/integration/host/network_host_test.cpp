@@ -79,11 +79,11 @@ class NetworkHostNsTest : public testing_env::LocalApiTest {
       ::kill(listener_, SIGKILL);
       ::waitpid(listener_, nullptr, 0);
     }
-    for (const auto& g : guest_ns_) Exec({"ip", "netns", "del", g});
+    for (const auto& g : guest_ns_) (void)Exec({"ip", "netns", "del", g});  // cleanup, best effort
     if (created_ns_) {
       // Stop the dnsmasq this test started (verified by pid file and command line), then drop the namespace.
-      InNs([&] { netdev_->StopDnsmasq(files_); });
-      Exec({"ip", "netns", "del", ns_});
+      InNs([&] { EXPECT_TRUE(netdev_->StopDnsmasq(files_).ok()); });
+      (void)Exec({"ip", "netns", "del", ns_});
     }
     rec_.reset();
     for (auto* inf : {&networks_, &instances_, &groups_}) {

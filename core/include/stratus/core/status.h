@@ -40,7 +40,7 @@ struct FieldCause {
   std::string reason = "FieldValueInvalid";
 };
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(Code code, std::string message, std::vector<FieldCause> causes = {})
@@ -72,7 +72,7 @@ class Status {
 
 // Either a value or an error Status.
 template <typename T>
-class StatusOr {
+class [[nodiscard]] StatusOr {
  public:
   StatusOr(T value) : v_(std::move(value)) {}             // NOLINT: implicit by design
   StatusOr(Status status) : v_(std::move(status)) {}      // NOLINT: implicit by design

@@ -27,6 +27,15 @@ StatusOr<json> AddFinalizer(ApiClient* client, const std::string& plural, const 
 // Removes `finalizer`; an object already gone counts as done.
 Status RemoveFinalizer(ApiClient* client, const std::string& plural, const json& obj, const std::string& finalizer);
 
+// For a write on a path that returns another error anyway (retried with backoff, the write with it): the write's
+// own failure is logged with `what`, never silently dropped. Status is [[nodiscard]]; this is the one way to let
+// a result go.
+void WarnIfFailed(const Status& s, const std::string& what);
+template <typename T>
+void WarnIfFailed(const StatusOr<T>& s, const std::string& what) {
+  WarnIfFailed(s.status(), what);
+}
+
 // Writes `desired["status"]` through the status subresource when it differs from `current["status"]`.
 // Returns the stored object (or `current` when nothing changed).
 StatusOr<json> UpdateStatusIfChanged(ApiClient* client, const std::string& plural, const json& current,
