@@ -12,13 +12,10 @@ namespace {
 
 using SharedHostTest = E2eTest;
 
+// "True AgentReady", "False StoragePoolFailed", ... or "" before the node reports.
 std::string NodeReady(const ServerProcess& s, const std::string& node) {
-  json n = s.Http("GET", "/apis/stratus.io/v1/nodes/" + node).Json();
-  if (!n.contains("status") || !n["status"].contains("conditions")) return "";
-  for (const auto& c : n["status"]["conditions"]) {
-    if (c.value("type", "") == "Ready") return c.value("status", "") + " " + c.value("reason", "");
-  }
-  return "";
+  json c = NodeCondition(s, node);
+  return c.is_object() ? c.value("status", "") + " " + c.value("reason", "") : "";
 }
 
 // (A short test name: it becomes part of the node name, at most 63 characters.)

@@ -242,14 +242,7 @@ TEST(AgentFailureTest, PoolThatCannotBeMadeIsTheNodesReason) {
                                               "--agent-listen", "127.0.0.1:" + std::to_string(FreePort())});
   ASSERT_TRUE(server.Start()) << server.log();
   json cond;
-  ASSERT_TRUE(Eventually([&] {
-    json n = server.Http("GET", "/apis/stratus.io/v1/nodes/nopool").Json();
-    if (!n.contains("status") || !n["status"].is_object() || !n["status"].contains("conditions")) return false;
-    for (const auto& c : n["status"]["conditions"]) {
-      if (c.value("type", "") == "Ready") cond = c;
-    }
-    return cond.is_object();
-  })) << server.log();
+  ASSERT_TRUE(Eventually([&] { return (cond = NodeCondition(server, "nopool")).is_object(); })) << server.log();
   EXPECT_EQ(cond.value("status", ""), "False");
   EXPECT_EQ(cond.value("reason", ""), "StoragePoolFailed");
   EXPECT_NE(cond.value("message", "").find("squatter"), std::string::npos) << cond.dump();
@@ -274,14 +267,7 @@ TEST(AgentFailureTest, NodeThatCannotWorkSaysWhyAndWaitersShowIt) {
                         "--agent-listen", "127.0.0.1:" + std::to_string(FreePort())});
   ASSERT_TRUE(server.Start()) << server.log();
   json cond;
-  ASSERT_TRUE(Eventually([&] {
-    json n = server.Http("GET", "/apis/stratus.io/v1/nodes/broken").Json();
-    if (!n.contains("status") || !n["status"].is_object() || !n["status"].contains("conditions")) return false;
-    for (const auto& c : n["status"]["conditions"]) {
-      if (c.value("type", "") == "Ready") cond = c;
-    }
-    return cond.is_object();
-  })) << server.log();
+  ASSERT_TRUE(Eventually([&] { return (cond = NodeCondition(server, "broken")).is_object(); })) << server.log();
   EXPECT_EQ(cond.value("status", ""), "False");
   EXPECT_EQ(cond.value("reason", ""), "LibvirtUnreachable");
   EXPECT_NE(cond.value("message", "").find("test:///nonexistent-stratus-config.xml"), std::string::npos) << cond.dump();

@@ -297,6 +297,16 @@ inline std::chrono::milliseconds Scaled(std::chrono::milliseconds d) {
   return std::chrono::milliseconds(static_cast<int64_t>(static_cast<double>(d.count()) * (k >= 1.0 ? k : 1.0)));
 }
 
+// Node `node`'s condition `type` as the server reports it; null when it has none yet.
+inline json NodeCondition(const ServerProcess& server, const std::string& node, const std::string& type = "Ready") {
+  json n = server.Http("GET", "/apis/stratus.io/v1/nodes/" + node).Json();
+  if (!n.contains("status") || !n["status"].is_object() || !n["status"].contains("conditions")) return json();
+  for (const auto& c : n["status"]["conditions"]) {
+    if (c.value("type", "") == type) return c;
+  }
+  return json();
+}
+
 class TempDir {
  public:
   TempDir() {
