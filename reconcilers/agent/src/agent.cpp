@@ -335,18 +335,10 @@ Status NodeAgent::Start() {
   auto owner = DiscoverOwner(m.client, m.opts.node);
   if (!owner.ok()) return owner.status();
   m.owner = *owner;
-  std::error_code ec;
-  fs::path pool_dir = fs::path(m.opts.data_dir) / "pools" / "images";
-  fs::create_directories(pool_dir, ec);
-  m.owned_pools = {m.OwnedPool("images", "dir", pool_dir.string(), "")};
-  Status ps = m.storage->EnsurePool(m.owned_pools[0]);
-  if (!ps.ok()) {
-    m.failure_reason = "StoragePoolFailed";
-    return Status(ps.code(), "image pool: " + ps.message());
-  }
   m.vopts.node = m.opts.node;
   m.vopts.image_pool = m.ImagePool();
-  std::vector<PoolSpec> pools;
+  // The image cache, then the volume pools: one list, made here and ensured again at every heartbeat.
+  std::vector<PoolSpec> pools = {{"images", "dir", (fs::path(m.opts.data_dir) / "pools" / "images").string(), ""}};
   bool have_default = false;
   for (const auto& text : m.opts.pools) {
     auto p = ParsePoolSpec(text);
@@ -357,17 +349,19 @@ Status NodeAgent::Start() {
   if (!have_default) {
     pools.push_back({"default", "dir", (fs::path(m.opts.data_dir) / "pools" / "default").string(), ""});
   }
+  m.owned_pools.clear();
+  m.vopts.pools.clear();
   for (const auto& p : pools) {
     host::PoolConfig pc = m.OwnedPool(p.name, p.type, p.type == "logical" ? "/dev/" + p.vg : p.path, p.vg);
-    std::string libvirt_name = pc.name;
+    std::error_code ec;
     if (p.type == "dir") fs::create_directories(p.path, ec);
     Status e = m.storage->EnsurePool(pc);
-    m.owned_pools.push_back(pc);
     if (!e.ok()) {
       m.failure_reason = "StoragePoolFailed";
       return Status(e.code(), "pool \"" + p.name + "\": " + e.message());
     }
-    m.vopts.pools[p.name] = {p.name, libvirt_name, p.type};
+    m.owned_pools.push_back(pc);
+    if (p.name != "images") m.vopts.pools[p.name] = {p.name, pc.name, p.type};
   }
   Status rs = m.Register();
   if (!rs.ok()) return rs;
@@ -418,7 +412,7 @@ Status NodeAgent::Start() {
     nopt.state_dir = (fs::path(m.opts.data_dir) / "networks").string();
     iopt.network_state_dir = nopt.state_dir;  // leases confirm instance addresses
     nopt.netns = m.opts.netns;
-    nopt.owner_mark = "stratus:" + m.owner.cluster + "/" + m.owner.node;
+    nopt.owner_mark = OwnerMark(m.owner);
     m.net_rec = std::make_unique<network::NetworkReconciler>(m.client, m.networks, m.all_instances, m.groups,
                                                              m.netdev.get(), nopt);
     m.net_ctl = std::make_unique<runtime::Controller>(m.net_rec.get(), 1);

@@ -34,4 +34,6 @@ std::string PoolUuid(const Owner& owner, const std::string& pool) {
   return x.substr(0, 8) + "-" + x.substr(8, 4) + "-" + x.substr(12, 4) + "-" + x.substr(16, 4) + "-" + x.substr(20);
 }
 
+std::string OwnerMark(const Owner& owner) { return "stratus:" + owner.cluster + "/" + owner.node; }
+
 }  // namespace stratus::agent

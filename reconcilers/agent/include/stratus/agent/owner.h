@@ -27,4 +27,7 @@ std::string LegacyPoolName(const std::string& node, const std::string& pool);
 // A pool with the expected name but another UUID is someone else's and is never touched.
 std::string PoolUuid(const Owner& owner, const std::string& pool);
 
+// The mark on other host resources (a bridge's ifalias): "stratus:<cluster uid>/<node>".
+std::string OwnerMark(const Owner& owner);
+
 }  // namespace stratus::agent
