@@ -9,8 +9,6 @@
 #pragma once
 
 #include <map>
-#include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -85,6 +83,8 @@ struct Options {
   std::string image_pool;                   // libvirt pool of the image cache
 };
 
+struct Observed;  // decide.h
+
 class VolumeReconciler : public runtime::Reconciler {
  public:
   // `volumes` and `images` see every namespace; `instances` those bound to this node.
@@ -101,8 +101,10 @@ class VolumeReconciler : public runtime::Reconciler {
   static std::string StorageName(const json& volume);
 
  private:
+  // Everything Decide needs, from the caches, the API (what the cache may not show yet), storage and the holder's
+  // domain. `vol` carries our finalizer.
+  StatusOr<Observed> Observe(const json& vol);
   StatusOr<runtime::Result> Delete(const json& vol, const std::string& key);
-  StatusOr<runtime::Result> Create(const json& vol, const PoolConfig& pool, json& desired);
   std::vector<json> InstancesIn(const std::string& ns) const;
 
   ApiClient* client_;
@@ -113,10 +115,6 @@ class VolumeReconciler : public runtime::Reconciler {
   host::Hypervisor* hv_;
   Options opts_;
   runtime::EventRecorder events_;
-  // Storage this process finished creating: the informer may not show our status write yet, and such storage
-  // must never be mistaken for a partial create.
-  std::mutex mu_;
-  std::set<std::string> made_;
 };
 
 }  // namespace stratus::volume
