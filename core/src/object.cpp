@@ -51,8 +51,10 @@ Status ValidateDns1123Subdomain(const std::string& name, const std::string& fiel
   return Status::Ok();
 }
 
-std::string NowRfc3339() {
-  std::time_t t = std::time(nullptr);
+std::string NowRfc3339() { return FormatRfc3339(static_cast<int64_t>(std::time(nullptr))); }
+
+std::string FormatRfc3339(int64_t seconds) {
+  std::time_t t = static_cast<std::time_t>(seconds);
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[32];

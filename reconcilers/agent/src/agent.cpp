@@ -43,6 +43,7 @@ struct NodeAgent::Impl {
   // Networking (opt-in): every Network, every Instance (peers, in-use checks), every SecurityGroup.
   runtime::Informer *networks = nullptr, *all_instances = nullptr, *groups = nullptr;
   std::unique_ptr<host::NetDev> netdev;
+  std::unique_ptr<network::Leases> leases;  // the node's dnsmasq leases, read by the instance reconciler
   std::unique_ptr<network::NetworkReconciler> net_rec;
   int netns_lock_fd = -1;  // host::LockNetworkNamespace, held while networking runs
   std::unique_ptr<runtime::Controller> net_ctl;
@@ -410,7 +411,8 @@ Status NodeAgent::Start() {
     network::Options nopt;
     nopt.node = m.opts.node;
     nopt.state_dir = (fs::path(m.opts.data_dir) / "networks").string();
-    iopt.network_state_dir = nopt.state_dir;  // leases confirm instance addresses
+    m.leases = network::NewDnsmasqLeases(nopt.state_dir);
+    iopt.leases = m.leases.get();  // leases confirm instance addresses
     nopt.netns = m.opts.netns;
     nopt.owner_mark = OwnerMark(m.owner);
     m.net_rec = std::make_unique<network::NetworkReconciler>(m.client, m.networks, m.all_instances, m.groups,

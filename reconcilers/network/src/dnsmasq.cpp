@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
 #include "stratus/core/object.h"
+#include "stratus/network/leases.h"
 
 namespace stratus::network {
 
@@ -159,6 +161,24 @@ bool LeaseConfirms(const std::vector<Lease>& leases, const std::string& mac, con
     if (l.mac == *want && l.ip == ip && (l.expiry == 0 || l.expiry > now)) return true;
   }
   return false;
+}
+
+namespace {
+class DnsmasqLeases final : public Leases {
+ public:
+  explicit DnsmasqLeases(std::string dir) : dir_(std::move(dir)) {}
+  bool Leased(const std::string& bridge, const std::string& mac, const std::string& ip) override {
+    host::DnsmasqFiles files{dir_ + "/" + bridge};
+    return LeaseConfirms(ReadLeaseFile(files.leases()), mac, ip, static_cast<int64_t>(std::time(nullptr)));
+  }
+
+ private:
+  std::string dir_;
+};
+}  // namespace
+
+std::unique_ptr<Leases> NewDnsmasqLeases(std::string state_dir) {
+  return std::make_unique<DnsmasqLeases>(std::move(state_dir));
 }
 
 }  // namespace stratus::network

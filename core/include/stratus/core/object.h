@@ -29,6 +29,8 @@ Status ValidateDns1123Subdomain(const std::string& name, const std::string& fiel
 
 // RFC 3339 UTC timestamp with second precision (what Kubernetes writes), e.g. 2026-11-23T19:13:04Z.
 std::string NowRfc3339();
+// The same format for `seconds` since the epoch.
+std::string FormatRfc3339(int64_t seconds);
 // Parses an RFC 3339 UTC timestamp; returns seconds since the epoch or -1.
 int64_t ParseRfc3339(const std::string& ts);
 // A random RFC 4122 version-4 UUID.

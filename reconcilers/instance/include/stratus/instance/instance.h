@@ -10,6 +10,8 @@
 #include "stratus/core/api_client.h"
 #include "stratus/host/hypervisor.h"
 #include "stratus/host/storage.h"
+#include "stratus/instance/decide.h"
+#include "stratus/network/leases.h"
 #include "stratus/runtime/conditions.h"
 #include "stratus/runtime/controller.h"
 #include "stratus/runtime/informer.h"
@@ -25,10 +27,10 @@ struct Options {
   std::string virt_type = "qemu";
   std::chrono::seconds shutdown_timeout{30};  // graceful shutdown, then force
   std::chrono::seconds resync{10};            // drift check period
-  // The node network reconciler's state dir (dnsmasq files in <dir>/<bridge>/): when set, each address in
-  // status.addresses says whether the node's dnsmasq has leased it to the NIC's MAC (`leased`), and an instance
-  // whose guest has not taken every address yet is looked at again every `lease_poll`.
-  std::string network_state_dir;
+  // The node's DHCP leases (not owned): when set, each address in status.addresses says whether the node's
+  // dnsmasq has leased it to the NIC's MAC (`leased`), and an instance whose guest has not taken every address
+  // yet is looked at again every `lease_poll`.
+  network::Leases* leases = nullptr;
   std::chrono::milliseconds lease_poll{2000};
 };
 
@@ -65,22 +67,13 @@ class InstanceReconciler : public runtime::Reconciler {
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:
+  // Everything Decide needs, read from the caches, the API (what the caches may not show yet), the hypervisor,
+  // storage and the DHCP leases.
+  StatusOr<Observed> Observe(const json& inst);
+  // Carries out `d`: its actions in order, then the one status write and its events.
+  StatusOr<runtime::Result> Act(const json& inst, Decision d);
   StatusOr<runtime::Result> Teardown(json inst, const std::string& key);
-  // Makes sure the root Volume of an instance with spec.image exists (owned by the instance) and has at least
-  // rootDisk.size. Returns its name; sets `*not_ready` when the instance must wait.
-  StatusOr<std::string> EnsureRootVolume(const json& inst, std::string* not_ready);
-  // Resolves the disks of `inst` into `r`. Volumes that are not usable yet are described in `*waiting` (one
-  // line each) and left out; `*in_use` is set when one of them is held by another instance.
-  Status ResolveDisks(const json& inst, Resolved* r, std::vector<std::string>* waiting, bool* in_use);
-  // Resolves the NICs of `inst` from the networks' allocation tables (IPAM). NICs that cannot be wired yet are
-  // described in `*waiting`.
-  void ResolveNics(const json& inst, Resolved* r, std::vector<std::string>* waiting);
-  // Brings the disks of running domain `dom` to `want` (hot-plug and unplug); records events.
-  Status SyncLiveDisks(const json& inst, const std::string& dom, const std::vector<host::DomainSpec::Disk>& want);
-  // Brings the NICs of running domain `dom` to `want` (hot-plug and unplug, matched by MAC); records events.
-  Status SyncLiveNics(const json& inst, const std::string& dom, const std::vector<host::DomainSpec::Nic>& want);
-  StatusOr<std::string> ImagePath(const std::string& ns, const std::string& image_name, const std::string& want_type,
-                                  std::string* not_ready);
+  StatusOr<ObservedDomain> ObserveDomain(const std::string& dom, bool details);
 
   ApiClient* client_;
   runtime::Informer* instances_;
@@ -92,8 +85,6 @@ class InstanceReconciler : public runtime::Reconciler {
   host::StoragePools* storage_;
   Options opts_;
   runtime::EventRecorder events_;
-  std::mutex mu_;
-  std::map<std::string, std::chrono::steady_clock::time_point> shutdown_started_;
 };
 
 }  // namespace stratus::instance

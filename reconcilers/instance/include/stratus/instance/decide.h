@@ -1,0 +1,112 @@
+// The Instance reconciler's decisions, apart from its effects: Reconcile observes (caches, the API, the
+// hypervisor, storage, DHCP leases) into an `Observed`, `Decide` turns that into a `Decision` (the host and API
+// actions to take, in order, and the status to write), and Reconcile carries it out and writes the status once.
+// Decide is pure: the unit tests drive it with tables of observed states.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "stratus/core/status.h"
+#include "stratus/host/hypervisor.h"
+#include "stratus/runtime/controller.h"
+
+namespace stratus::instance {
+
+struct Options;
+
+// What a kernel or ramdisk image looks like from this node.
+struct BootImage {
+  std::string path;       // cached file on this node; empty when not usable yet
+  std::string not_ready;  // why not (empty when `path` is set or nothing is asked)
+};
+
+// The domain as libvirt has it.
+struct ObservedDomain {
+  host::DomainInfo info;  // state kNotFound when there is none
+  bool running() const {
+    return info.state == host::DomainState::kRunning || info.state == host::DomainState::kPaused;
+  }
+  std::optional<std::vector<host::DomainSpec::Disk>> persistent_disks, live_disks;  // unset: unknown
+  std::optional<std::vector<host::DomainSpec::Nic>> persistent_nics, live_nics;
+};
+
+struct Observed {
+  json inst;                    // the Instance (carrying our finalizer)
+  json flavor;                  // its InstanceType (null when spec.resources is used or it does not exist)
+  BootImage kernel, ramdisk;    // spec.kernelImage / spec.ramdiskImage
+  // spec.image: the Image and the root Volume as the API has them (null when absent).
+  json image, root_volume;
+  bool manages_volumes = true;  // this agent runs the volume reconciler
+  bool networking = true;       // this agent runs the node network reconciler
+  std::map<std::string, json> volumes;   // by name: every Volume the instance asks for or holds that exists
+  std::map<std::string, json> networks;  // by name: every Network of spec.networks that exists
+  std::map<std::string, bool> leased;    // "<mac> <ip>" -> the node's DHCP server has leased it
+  ObservedDomain domain;
+  std::chrono::system_clock::time_point now;
+};
+
+// One step of carrying out a decision.
+struct Action {
+  enum class Kind {
+    kCreateRootVolume,  // volume: the Volume object to create
+    kGrowRootVolume,    // name, size
+    kDefine,            // domain
+    kDetachDisk,        // target
+    kAttachDisk,        // disk
+    kDetachNic,         // mac
+    kAttachNic,         // nic
+    kReboot,
+    kStart,
+    kShutdown,          // a failure is only logged: the guest may ignore or miss ACPI, the deadline decides
+    kDestroy,
+  };
+  explicit Action(Kind k) : kind(k) {}
+  Kind kind;
+  json volume;
+  std::string name, size, target, mac;
+  host::DomainSpec domain;
+  host::DomainSpec::Disk disk;
+  host::DomainSpec::Nic nic;
+  // Recorded when the action succeeds (reason empty: nothing).
+  std::string event_type = "Normal", event_reason, event_message;
+  // When it fails: the condition set to False with this reason and the error as message (type empty: the error
+  // is only returned), the phase (empty: unchanged), and a Warning event with this reason.
+  std::string fail_condition, fail_reason, fail_phase;
+};
+
+struct Event {
+  std::string type, reason, message;
+};
+
+struct Decision {
+  std::vector<Action> actions;
+  json status;                  // the object as it should be written (status only differs)
+  std::vector<Event> events;    // recorded once the status is written
+  runtime::Result next;
+  // After acting, status.volumes is read back from what the domain really has attached.
+  bool report_volumes = true;
+};
+
+// What to do for an Instance bound to this node and not being deleted.
+Decision Decide(const Observed& o, const Options& opts);
+
+// Teardown of a deleted Instance, decided the same way.
+struct TeardownObserved {
+  json inst;
+  ObservedDomain domain;
+  json root_volume;  // the root Volume when the instance has one and the API has it (null otherwise)
+};
+struct TeardownDecision {
+  bool destroy_domain = false;     // destroy and undefine it
+  bool foreign_domain = false;     // a domain of that name belongs to another object: left alone
+  bool clear_volumes = false;      // status.volumes emptied before anything is released
+  enum class Root { kNone, kDelete, kKeep } root = Root::kNone;
+  json root_owner_refs;            // kKeep: the root Volume's ownerReferences without this instance
+};
+TeardownDecision DecideTeardown(const TeardownObserved& o);
+
+}  // namespace stratus::instance

@@ -1,0 +1,464 @@
+// The Instance reconciler's decision matrix, on observed states built by hand (no API, no hypervisor): domain
+// absent/running/stopped x powerState, generation and disk drift, restarts, the graceful-shutdown deadline kept
+// on the object, conflicts (another object's domain, a volume held elsewhere, a Volume not ours), missing
+// dependencies (instance type, images, volumes, networks, addresses), hot-plug and teardown.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "stratus/core/object.h"
+#include "stratus/instance/instance.h"
+#include "stratus/runtime/conditions.h"
+
+namespace stratus::instance {
+namespace {
+
+using namespace std::chrono_literals;
+using Kind = Action::Kind;
+using host::DomainState;
+
+constexpr const char* kUid = "0b6f2a3e-1111-4222-8333-444455556666";
+constexpr const char* kDom = "stratus_default_web-1";
+const auto kNow = std::chrono::system_clock::from_time_t(1800000000);
+
+Options Opts() {
+  Options o;
+  o.node = "node-a";
+  o.data_dir = "/var/lib/stratus/agent";
+  o.shutdown_timeout = 30s;
+  o.resync = 10s;
+  o.lease_poll = 2s;
+  return o;
+}
+
+// web-1 on node-a booting a cached kernel, generation 1, observed 1.
+Observed Base() {
+  Observed o;
+  o.inst = {{"apiVersion", "stratus.io/v1"},
+            {"kind", "Instance"},
+            {"metadata", {{"name", "web-1"}, {"namespace", "default"}, {"uid", kUid}, {"generation", 1}}},
+            {"spec",
+             {{"nodeName", "node-a"}, {"resources", {{"vcpus", 1}, {"memoryMiB", 128}}}, {"kernelImage", "k"}}},
+            {"status", {{"observedGeneration", 1}}}};
+  o.kernel.path = "/pool/img-k";
+  o.now = kNow;
+  return o;
+}
+
+void Exists(Observed& o, DomainState state, std::vector<host::DomainSpec::Disk> disks = {}) {
+  o.domain.info.name = kDom;
+  o.domain.info.uuid = kUid;
+  o.domain.info.instance_uid = kUid;
+  o.domain.info.state = state;
+  o.domain.persistent_disks = disks;
+  o.domain.persistent_nics = std::vector<host::DomainSpec::Nic>{};
+  if (state == DomainState::kRunning) {
+    o.domain.live_disks = disks;
+    o.domain.live_nics = std::vector<host::DomainSpec::Nic>{};
+  }
+}
+
+// A data volume "data" made on node-a and held by `holder`.
+json DataVolume(const std::string& holder, const std::string& node = "node-a") {
+  json v = {{"metadata", {{"name", "data"}, {"namespace", "default"}}},
+            {"spec", {{"size", "1Gi"}, {"nodeName", node}}},
+            {"status", {{"path", "/pool/vol-data"}, {"format", "qcow2"}}}};
+  if (!holder.empty()) v["status"]["attachment"] = {{"instance", holder}, {"device", "vdb"}};
+  return v;
+}
+void AsksForData(Observed& o) { o.inst["spec"]["volumes"] = json::array({{{"volume", "data"}, {"device", "vdb"}}}); }
+host::DomainSpec::Disk DataDisk() {
+  host::DomainSpec::Disk d;
+  d.path = "/pool/vol-data";
+  d.target = "vdb";
+  return d;
+}
+
+void OnNetwork(Observed& o, bool allocated) {
+  o.inst["spec"]["networks"] = json::array({{{"network", "net"}}});
+  json net = {{"metadata", {{"name", "net"}, {"namespace", "default"}}}, {"spec", {{"cidr", "10.9.0.0/24"}}}};
+  if (allocated) {
+    net["status"]["allocations"] = {{"10.9.0.5", {{"uid", kUid}, {"nic", 0}, {"mac", "52:54:00:00:00:05"}}}};
+  }
+  o.networks["net"] = net;
+}
+
+std::vector<Kind> Kinds(const Decision& d) {
+  std::vector<Kind> k;
+  for (const auto& a : d.actions) k.push_back(a.kind);
+  return k;
+}
+std::string Phase(const Decision& d) { return d.status["status"].value("phase", ""); }
+std::string Reason(const Decision& d, const char* type) {
+  json c = runtime::GetCondition(d.status, type);
+  return c.is_null() ? "" : c.value("reason", "");
+}
+bool HasEvent(const Decision& d, const std::string& reason) {
+  for (const auto& a : d.actions) {
+    if (a.event_reason == reason) return true;
+  }
+  for (const auto& e : d.events) {
+    if (e.reason == reason) return true;
+  }
+  return false;
+}
+
+struct Case {
+  const char* name;
+  std::function<void(Observed&)> given;
+  std::vector<Kind> actions;
+  const char* phase;
+  const char* ready_reason;
+  std::chrono::milliseconds next;
+};
+
+TEST(InstanceDecideTest, Matrix) {
+  const std::vector<Case> cases = {
+      {"absent, Running: define and start", [](Observed&) {}, {Kind::kDefine, Kind::kStart}, "Running", "Running", 10s},
+      {"absent, Stopped: define only",
+       [](Observed& o) { o.inst["spec"]["powerState"] = "Stopped"; }, {Kind::kDefine}, "Stopped", "Stopped", 10s},
+      {"running, nothing changed: nothing to do",
+       [](Observed& o) { Exists(o, DomainState::kRunning); }, {}, "Running", "Running", 10s},
+      {"shut off behind our back while Running: started again",
+       [](Observed& o) {
+         Exists(o, DomainState::kShutoff);
+         o.inst["status"]["phase"] = "Running";
+       },
+       {Kind::kStart}, "Running", "Running", 10s},
+      {"crashed: started again", [](Observed& o) { Exists(o, DomainState::kCrashed); }, {Kind::kStart}, "Running",
+       "Running", 10s},
+      {"spec changed (generation): redefined, not restarted",
+       [](Observed& o) {
+         Exists(o, DomainState::kRunning);
+         o.inst["metadata"]["generation"] = 2;
+       },
+       {Kind::kDefine}, "Running", "Running", 10s},
+      {"persistent disks differ from what it holds: redefined and hot-plugged",
+       [](Observed& o) {
+         Exists(o, DomainState::kRunning);
+         AsksForData(o);
+         o.volumes["data"] = DataVolume("web-1");
+       },
+       {Kind::kDefine, Kind::kAttachDisk}, "Running", "Running", 10s},
+      {"running, Stopped asked: graceful shutdown first",
+       [](Observed& o) {
+         Exists(o, DomainState::kRunning);
+         o.inst["spec"]["powerState"] = "Stopped";
+       },
+       {Kind::kShutdown}, "Stopping", "Stopping", 1s},
+      {"running past the shutdown deadline: forced off",
+       [](Observed& o) {
+         Exists(o, DomainState::kRunning);
+         o.inst["spec"]["powerState"] = "Stopped";
+         o.inst["status"]["shutdownStartedAt"] = FormatRfc3339(1800000000 - 31);
+       },
+       {Kind::kDestroy}, "Stopped", "Stopped", 10s},
+      {"shut off, Stopped: nothing to do",
+       [](Observed& o) {
+         Exists(o, DomainState::kShutoff);
+         o.inst["spec"]["powerState"] = "Stopped";
+       },
+       {}, "Stopped", "Stopped", 10s},
+      {"another object's domain under our name: left alone",
+       [](Observed& o) {
+         Exists(o, DomainState::kRunning);
+         o.domain.info.instance_uid = "someone-else";
+       },
+       {}, "Failed", "DomainConflict", 30s},
+      {"instance type missing",
+       [](Observed& o) {
+         o.inst["spec"].erase("resources");
+         o.inst["spec"]["instanceType"] = "m1.nope";
+       },
+       {}, "Pending", "InstanceTypeNotFound", 5s},
+      {"instance type found",
+       [](Observed& o) {
+         o.inst["spec"].erase("resources");
+         o.inst["spec"]["instanceType"] = "m1.small";
+         o.flavor = {{"spec", {{"vcpus", 2}, {"memoryMiB", 512}}}};
+       },
+       {Kind::kDefine, Kind::kStart}, "Running", "Running", 10s},
+      {"kernel not cached yet",
+       [](Observed& o) {
+         o.kernel.path = "";
+         o.kernel.not_ready = "image \"k\" is not Ready on node node-a yet (Downloading)";
+       },
+       {}, "Pending", "ImagesNotReady", 3s},
+      {"nothing to boot", [](Observed& o) { o.inst["spec"].erase("kernelImage"); }, {}, "Pending", "ImagesNotReady",
+       3s},
+      {"volume held by another instance, domain absent: waits",
+       [](Observed& o) {
+         AsksForData(o);
+         o.volumes["data"] = DataVolume("web-2");
+       },
+       {}, "Pending", "VolumeInUse", 3s},
+      {"volume on another node: waits",
+       [](Observed& o) {
+         AsksForData(o);
+         o.volumes["data"] = DataVolume("web-1", "node-b");
+       },
+       {}, "Pending", "VolumesNotReady", 3s},
+      {"volume missing but the domain runs: keeps running, hot-plugs later",
+       [](Observed& o) {
+         Exists(o, DomainState::kRunning);
+         AsksForData(o);
+       },
+       {}, "Running", "Running", 10s},
+      {"agent without volumes",
+       [](Observed& o) {
+         AsksForData(o);
+         o.manages_volumes = false;
+       },
+       {}, "Pending", "VolumesNotReady", 3s},
+      {"no address yet, domain absent: waits", [](Observed& o) { OnNetwork(o, false); }, {}, "Pending",
+       "NetworkNotReady", 3s},
+      {"network missing, domain absent: waits",
+       [](Observed& o) {
+         OnNetwork(o, false);
+         o.networks.clear();
+       },
+       {}, "Pending", "NetworkNotReady", 3s},
+      {"address allocated, not leased yet: boots and looks again soon",
+       [](Observed& o) {
+         OnNetwork(o, true);
+         o.leased["52:54:00:00:00:05 10.9.0.5"] = false;
+       },
+       {Kind::kDefine, Kind::kStart}, "Running", "Running", 2s},
+      {"node without networking: boots without NICs",
+       [](Observed& o) {
+         OnNetwork(o, true);
+         o.networking = false;
+       },
+       {Kind::kDefine, Kind::kStart}, "Running", "Running", 10s},
+      {"restart asked while running: rebooted",
+       [](Observed& o) {
+         Exists(o, DomainState::kRunning);
+         o.inst["spec"]["restartRequestedAt"] = "2027-01-15T08:00:00Z";
+       },
+       {Kind::kReboot}, "Running", "Running", 10s},
+      {"restart asked while shut off: the start satisfies it",
+       [](Observed& o) {
+         Exists(o, DomainState::kShutoff);
+         o.inst["spec"]["restartRequestedAt"] = "2027-01-15T08:00:00Z";
+       },
+       {Kind::kStart}, "Running", "Running", 10s},
+      {"restart already done: nothing",
+       [](Observed& o) {
+         Exists(o, DomainState::kRunning);
+         o.inst["spec"]["restartRequestedAt"] = "2027-01-15T08:00:00Z";
+         o.inst["status"]["restartedAt"] = "2027-01-15T08:00:00Z";
+       },
+       {}, "Running", "Running", 10s},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    Observed o = Base();
+    c.given(o);
+    Decision d = Decide(o, Opts());
+    EXPECT_EQ(Kinds(d), c.actions);
+    EXPECT_EQ(Phase(d), c.phase);
+    EXPECT_EQ(Reason(d, "Ready"), c.ready_reason);
+    EXPECT_EQ(d.next.requeue_after, c.next);
+    EXPECT_EQ(d.status["status"].value("nodeName", ""), "node-a");
+  }
+}
+
+TEST(InstanceDecideTest, TellsRepairFromFirstStart) {
+  Observed o = Base();
+  Exists(o, DomainState::kShutoff);
+  EXPECT_TRUE(HasEvent(Decide(o, Opts()), "Started"));
+  o.inst["status"]["phase"] = "Running";
+  Decision d = Decide(o, Opts());
+  EXPECT_TRUE(HasEvent(d, "Repaired"));
+  EXPECT_FALSE(HasEvent(d, "Started"));
+  // A failed start makes the instance Failed with the cause.
+  ASSERT_EQ(d.actions.size(), 1u);
+  EXPECT_EQ(d.actions[0].fail_reason, "StartFailed");
+  EXPECT_EQ(d.actions[0].fail_phase, "Failed");
+}
+
+TEST(InstanceDecideTest, ShutdownDeadlineLivesOnTheObject) {
+  Observed o = Base();
+  Exists(o, DomainState::kRunning);
+  o.inst["spec"]["powerState"] = "Stopped";
+  Decision first = Decide(o, Opts());
+  ASSERT_EQ(Kinds(first), std::vector<Kind>{Kind::kShutdown});
+  std::string since = first.status["status"].value("shutdownStartedAt", "");
+  EXPECT_EQ(ParseRfc3339(since), 1800000000);
+  // The next pass (from the written object, e.g. after an agent restart) keeps the deadline, not a new one.
+  o.inst = first.status;
+  o.now = kNow + 29s;
+  Decision later = Decide(o, Opts());
+  EXPECT_EQ(Kinds(later), std::vector<Kind>{Kind::kShutdown});
+  EXPECT_EQ(later.status["status"].value("shutdownStartedAt", ""), since);
+  o.now = kNow + 30s;
+  Decision forced = Decide(o, Opts());
+  EXPECT_EQ(Kinds(forced), std::vector<Kind>{Kind::kDestroy});
+  EXPECT_TRUE(HasEvent(forced, "ForcedOff"));
+  EXPECT_FALSE(forced.status["status"].contains("shutdownStartedAt"));
+  // The guest shut down in time: one Stopped event, the deadline is gone.
+  o.domain.info.state = DomainState::kShutoff;
+  o.now = kNow + 5s;
+  Decision stopped = Decide(o, Opts());
+  EXPECT_TRUE(stopped.actions.empty());
+  EXPECT_TRUE(HasEvent(stopped, "Stopped"));
+  EXPECT_FALSE(stopped.status["status"].contains("shutdownStartedAt"));
+  // Asked to run again while stopping: the deadline is dropped.
+  o.domain.info.state = DomainState::kRunning;
+  o.inst["spec"]["powerState"] = "Running";
+  EXPECT_FALSE(Decide(o, Opts()).status["status"].contains("shutdownStartedAt"));
+}
+
+TEST(InstanceDecideTest, RootVolumeIsMadeOwnedGrownAndNeverTakenFromAnother) {
+  Observed o = Base();
+  o.inst["spec"].erase("kernelImage");
+  o.inst["spec"]["image"] = "debian";
+  o.inst["spec"]["rootDisk"] = {{"size", "2Gi"}, {"pool", "fast"}};
+  o.image = {{"metadata", {{"name", "debian"}}}, {"spec", {{"type", "disk"}}}, {"status", {{"virtualSize", 1 << 30}}}};
+  // Absent: made from the image, owned by the instance, on this node; the instance waits for it.
+  Decision d = Decide(o, Opts());
+  ASSERT_EQ(Kinds(d), std::vector<Kind>{Kind::kCreateRootVolume});
+  const json& v = d.actions[0].volume;
+  EXPECT_EQ(MetaString(v, "name"), "web-1-root");
+  EXPECT_EQ(v["metadata"]["ownerReferences"][0]["uid"], kUid);
+  EXPECT_EQ(v["spec"]["size"], "2Gi");
+  EXPECT_EQ(v["spec"]["nodeName"], "node-a");
+  EXPECT_EQ(v["spec"]["pool"], "fast");
+  EXPECT_EQ(v["spec"]["source"]["image"], "debian");
+  EXPECT_EQ(Phase(d), "Pending");
+  EXPECT_EQ(Reason(d, "Ready"), "VolumesNotReady");
+  EXPECT_EQ(d.status["status"]["rootVolume"], "web-1-root");
+  // Without rootDisk.size the image's size sizes it; an image without a size yet makes the instance wait.
+  o.inst["spec"]["rootDisk"].erase("size");
+  EXPECT_EQ(Decide(o, Opts()).actions[0].volume["spec"]["size"], "1Gi");
+  o.image["status"].erase("virtualSize");
+  EXPECT_EQ(Reason(Decide(o, Opts()), "Ready"), "ImagesNotReady");
+  // A kernel image given as spec.image is refused by name.
+  o.image = {{"metadata", {{"name", "debian"}}}, {"spec", {{"type", "kernel"}}}};
+  EXPECT_NE(runtime::GetCondition(Decide(o, Opts()).status, "Ready")["message"].get<std::string>().find("needs a disk image"),
+            std::string::npos);
+  // Someone else's Volume of that name is never used.
+  o.root_volume = {{"metadata", {{"name", "web-1-root"}, {"uid", "v1"}}}, {"spec", {{"size", "1Gi"}}}};
+  d = Decide(o, Opts());
+  EXPECT_TRUE(d.actions.empty());
+  EXPECT_EQ(Reason(d, "ImagesReady"), "ImageNotReady");
+  EXPECT_NE(runtime::GetCondition(d.status, "Ready")["message"].get<std::string>().find("does not belong"),
+            std::string::npos);
+  // Ours and smaller than rootDisk.size: grown (never shrunk).
+  o.root_volume["metadata"]["ownerReferences"] = json::array({{{"uid", kUid}}});
+  o.inst["spec"]["rootDisk"]["size"] = "3Gi";
+  d = Decide(o, Opts());
+  ASSERT_FALSE(d.actions.empty());
+  EXPECT_EQ(d.actions[0].kind, Kind::kGrowRootVolume);
+  EXPECT_EQ(d.actions[0].size, "3Gi");
+  o.inst["spec"]["rootDisk"]["size"] = "512Mi";
+  EXPECT_TRUE(Kinds(Decide(o, Opts())).empty());
+}
+
+TEST(InstanceDecideTest, HotplugFollowsWhatTheInstanceHolds) {
+  Observed o = Base();
+  AsksForData(o);
+  o.volumes["data"] = DataVolume("web-1");
+  Exists(o, DomainState::kRunning, {DataDisk()});
+  // Held and attached: nothing to do, VolumesReady.
+  Decision d = Decide(o, Opts());
+  EXPECT_TRUE(d.actions.empty());
+  EXPECT_EQ(Reason(d, "VolumesReady"), "VolumesAttached");
+  // Removed from the spec: unplugged (told once, while the definition still has it), definition rewritten.
+  o.inst["spec"].erase("volumes");
+  d = Decide(o, Opts());
+  ASSERT_EQ(Kinds(d), (std::vector<Kind>{Kind::kDefine, Kind::kDetachDisk}));
+  EXPECT_EQ(d.actions[1].target, "vdb");
+  EXPECT_EQ(d.actions[1].event_reason, "VolumeDetached");
+  EXPECT_FALSE(runtime::GetCondition(d.status, "VolumesReady").is_object());
+  // The guest has not finished the unplug and the definition no longer has it: asked again, not told again.
+  o.domain.persistent_disks = std::vector<host::DomainSpec::Disk>{};
+  d = Decide(o, Opts());
+  ASSERT_EQ(Kinds(d), std::vector<Kind>{Kind::kDetachDisk});
+  EXPECT_TRUE(d.actions[0].event_reason.empty());
+  // Another disk waiting for that target: not plugged until the old one is gone.
+  AsksForData(o);
+  o.volumes["data"]["status"]["path"] = "/pool/vol-other";
+  d = Decide(o, Opts());
+  for (const auto& a : d.actions) EXPECT_NE(a.kind, Kind::kAttachDisk);
+  // A hot-plug failure marks VolumesReady, not Ready.
+  o.domain.live_disks = std::vector<host::DomainSpec::Disk>{};
+  d = Decide(o, Opts());
+  ASSERT_FALSE(d.actions.empty());
+  EXPECT_EQ(d.actions.back().kind, Kind::kAttachDisk);
+  EXPECT_EQ(d.actions.back().fail_condition, "VolumesReady");
+  EXPECT_EQ(d.actions.back().fail_reason, "HotplugFailed");
+}
+
+TEST(InstanceDecideTest, NicsAreWiredFromIpamAndHotplugged) {
+  Observed o = Base();
+  OnNetwork(o, true);
+  o.leased["52:54:00:00:00:05 10.9.0.5"] = true;
+  Decision d = Decide(o, Opts());
+  ASSERT_EQ(Kinds(d), (std::vector<Kind>{Kind::kDefine, Kind::kStart}));
+  ASSERT_EQ(d.actions[0].domain.nics.size(), 1u);
+  EXPECT_EQ(d.actions[0].domain.nics[0].mac, "52:54:00:00:00:05");
+  EXPECT_EQ(Reason(d, "NetworkReady"), "AddressesAllocated");
+  const json& addr = d.status["status"]["addresses"][0];
+  EXPECT_EQ(addr["ip"], "10.9.0.5");
+  EXPECT_TRUE(addr["leased"].get<bool>());
+  // Running without the NIC (added to the spec later): hot-plugged.
+  Exists(o, DomainState::kRunning);
+  d = Decide(o, Opts());
+  EXPECT_EQ(Kinds(d), std::vector<Kind>{Kind::kAttachNic});
+  // IPAM refused the address: its reason carries over.
+  OnNetwork(o, false);
+  o.inst["status"]["conditions"] =
+      json::array({{{"type", "AddressesAllocated"}, {"status", "False"}, {"reason", "AddressRefused"},
+                    {"message", "spec.networks[0].ip: 10.9.0.1 is the gateway"}}});
+  d = Decide(o, Opts());
+  EXPECT_EQ(Reason(d, "NetworkReady"), "AddressRefused");
+  EXPECT_EQ(runtime::GetCondition(d.status, "NetworkReady")["message"], "spec.networks[0].ip: 10.9.0.1 is the gateway");
+}
+
+TEST(InstanceDecideTest, WaitingIsToldOnceAndInUseIsAWarning) {
+  Observed o = Base();
+  AsksForData(o);
+  o.volumes["data"] = DataVolume("web-2");
+  Decision d = Decide(o, Opts());
+  ASSERT_EQ(d.events.size(), 1u);
+  EXPECT_EQ(d.events[0].type, "Warning");
+  EXPECT_EQ(d.events[0].reason, "VolumeInUse");
+  // The same condition again (as written last time): no new event.
+  o.inst = d.status;
+  EXPECT_TRUE(Decide(o, Opts()).events.empty());
+}
+
+TEST(InstanceDecideTest, TeardownReleasesOnlyWhatIsOurs) {
+  TeardownObserved o;
+  o.inst = Base().inst;
+  o.inst["spec"]["image"] = "debian";
+  // No domain, no root volume: nothing but the finalizer.
+  TeardownDecision t = DecideTeardown(o);
+  EXPECT_FALSE(t.destroy_domain);
+  EXPECT_EQ(t.root, TeardownDecision::Root::kNone);
+  // Our domain and root volume: destroyed, deleted; attachments cleared first.
+  o.domain.info.state = DomainState::kRunning;
+  o.domain.info.instance_uid = kUid;
+  o.inst["status"]["volumes"] = json::array({{{"name", "web-1-root"}, {"device", "vda"}}});
+  o.root_volume = {{"metadata", {{"name", "web-1-root"}, {"ownerReferences", json::array({{{"uid", kUid}}, {{"uid", "other"}}})}}}};
+  t = DecideTeardown(o);
+  EXPECT_TRUE(t.destroy_domain);
+  EXPECT_TRUE(t.clear_volumes);
+  EXPECT_EQ(t.root, TeardownDecision::Root::kDelete);
+  // deleteOnTermination: false keeps it, without our owner reference only.
+  o.inst["spec"]["rootDisk"] = {{"deleteOnTermination", false}};
+  t = DecideTeardown(o);
+  EXPECT_EQ(t.root, TeardownDecision::Root::kKeep);
+  EXPECT_EQ(t.root_owner_refs, json::array({{{"uid", "other"}}}));
+  // Another object's domain and a Volume not ours are left alone.
+  o.domain.info.instance_uid = "someone-else";
+  o.root_volume["metadata"]["ownerReferences"] = json::array({{{"uid", "other"}}});
+  t = DecideTeardown(o);
+  EXPECT_FALSE(t.destroy_domain);
+  EXPECT_TRUE(t.foreign_domain);
+  EXPECT_EQ(t.root, TeardownDecision::Root::kNone);
+}
+
+}  // namespace
+}  // namespace stratus::instance
