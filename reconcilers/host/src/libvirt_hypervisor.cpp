@@ -15,26 +15,6 @@
 
 namespace stratus::host {
 
-// Defaults for the optional calls, so that fakes need not implement them.
-namespace {
-Status NotSupported(const char* what) {
-  return Status(Code::kUnavailable, std::string(what) + " is not supported by this hypervisor");
-}
-}  // namespace
-Status Hypervisor::Reset(const std::string&) { return NotSupported("reset"); }
-Status Hypervisor::AttachDisk(const std::string&, const DomainSpec::Disk&) { return NotSupported("disk attach"); }
-Status Hypervisor::DetachDisk(const std::string&, const std::string&) { return NotSupported("disk detach"); }
-Status Hypervisor::AttachNic(const std::string&, const DomainSpec::Nic&) { return NotSupported("NIC attach"); }
-Status Hypervisor::DetachNic(const std::string&, const std::string&) { return NotSupported("NIC detach"); }
-StatusOr<std::vector<DomainSpec::Nic>> Hypervisor::Nics(const std::string&, bool) { return NotSupported("listing NICs"); }
-Status Hypervisor::BlockResize(const std::string&, const std::string&, uint64_t) {
-  return NotSupported("live disk resize");
-}
-StatusOr<std::vector<DomainSpec::Disk>> Hypervisor::Disks(const std::string&, bool) {
-  return NotSupported("listing disks");
-}
-StatusOr<std::string> Hypervisor::DomainXml(const std::string&, bool) { return NotSupported("domain XML"); }
-
 namespace {
 
 void Attr(pugi::xml_node n, const char* name, const std::string& value) {

@@ -18,21 +18,6 @@
 namespace stratus::host {
 
 namespace {
-Status NotSupported(const char* what) {
-  return Status(Code::kUnavailable, std::string(what) + " is not supported by this storage backend");
-}
-}  // namespace
-
-StatusOr<VolumeInfo> StoragePools::CloneVolume(const std::string&, const std::string&, const std::string&,
-                                               const std::string&, uint64_t, const std::string&) {
-  return NotSupported("cloning volumes");
-}
-StatusOr<std::vector<VolumeInfo>> StoragePools::ListVolumes(const std::string&) {
-  return NotSupported("listing volumes");
-}
-Status StoragePools::RemovePool(const std::string&) { return NotSupported("removing pools"); }
-
-namespace {
 
 constexpr size_t kUploadChunk = 4 << 20;  // 4 MiB per virStreamSend
 

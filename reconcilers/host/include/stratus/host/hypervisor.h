@@ -82,31 +82,29 @@ class Hypervisor {
   // Undefines (removing managed save/NVRAM); Ok when absent.
   virtual Status Undefine(const std::string& name) = 0;
 
-  // The calls below have defaults answering kUnavailable so that fakes need not implement them.
-
   // Hard reset of a running domain (virDomainReset), for when the guest ignores an ACPI reboot.
-  virtual Status Reset(const std::string& name);
+  virtual Status Reset(const std::string& name) = 0;
   // Hot-plugs `disk` into the running domain and adds it to the persistent definition (each part only when
   // missing, so repeating it is Ok). kConflict when `disk.target` already holds another source.
-  virtual Status AttachDisk(const std::string& name, const DomainSpec::Disk& disk);
+  virtual Status AttachDisk(const std::string& name, const DomainSpec::Disk& disk) = 0;
   // Unplugs the disk at `target` ("vdb") from the running domain and the persistent definition; Ok when absent.
   // The live unplug needs the guest's cooperation and may finish after this returns: check Disks().
-  virtual Status DetachDisk(const std::string& name, const std::string& target);
+  virtual Status DetachDisk(const std::string& name, const std::string& target) = 0;
   // Grows the disk at `target` of a running domain to `bytes` (the guest sees the new size). kInvalid for a
   // shrink; kConflict when the domain is not running (resize the volume itself then).
-  virtual Status BlockResize(const std::string& name, const std::string& target, uint64_t bytes);
+  virtual Status BlockResize(const std::string& name, const std::string& target, uint64_t bytes) = 0;
   // Hot-plugs `nic` (mac required) into the running domain and adds it to the persistent definition, each only
   // when no interface with that MAC is there. libvirt makes the tap `nic.tap` and joins it to `nic.bridge`.
-  virtual Status AttachNic(const std::string& name, const DomainSpec::Nic& nic);
+  virtual Status AttachNic(const std::string& name, const DomainSpec::Nic& nic) = 0;
   // Unplugs the interface with MAC `mac` from the running domain and the persistent definition; Ok when absent.
   // Like a disk unplug it needs the guest's cooperation and may finish later: check Nics().
-  virtual Status DetachNic(const std::string& name, const std::string& mac);
+  virtual Status DetachNic(const std::string& name, const std::string& mac) = 0;
   // The NICs of the domain (mac, bridge, tap): running configuration, or the persistent one when `persistent`.
-  virtual StatusOr<std::vector<DomainSpec::Nic>> Nics(const std::string& name, bool persistent = false);
+  virtual StatusOr<std::vector<DomainSpec::Nic>> Nics(const std::string& name, bool persistent = false) = 0;
   // The disks of the domain: the running configuration, or the persistent one when `persistent`.
-  virtual StatusOr<std::vector<DomainSpec::Disk>> Disks(const std::string& name, bool persistent = false);
+  virtual StatusOr<std::vector<DomainSpec::Disk>> Disks(const std::string& name, bool persistent = false) = 0;
   // The domain XML as libvirt holds it (live, or the persistent definition when `inactive`).
-  virtual StatusOr<std::string> DomainXml(const std::string& name, bool inactive = false);
+  virtual StatusOr<std::string> DomainXml(const std::string& name, bool inactive = false) = 0;
 };
 
 // Namespace URI of Stratus' element in a domain's <metadata> (<stratus:instance><uid/><ref/></stratus:instance>).

@@ -79,16 +79,14 @@ class StoragePools {
   // Renders the pool / volume XML (exposed for unit tests of dir and logical).
   virtual std::string RenderPoolXml(const PoolConfig& pool) const = 0;
 
-  // The calls below have defaults answering kUnavailable so that fakes need not implement them.
-
   // Full copy of `source_pool`/`source_name` into a new volume (converted to `format`, grown to `bytes` when
   // larger; 0 keeps the source size). Works across pool types (image in a dir pool -> LV in a logical pool).
   virtual StatusOr<VolumeInfo> CloneVolume(const std::string& pool, const std::string& name,
                                            const std::string& source_pool, const std::string& source_name,
-                                           uint64_t bytes, const std::string& format);
-  virtual StatusOr<std::vector<VolumeInfo>> ListVolumes(const std::string& pool);
+                                           uint64_t bytes, const std::string& format) = 0;
+  virtual StatusOr<std::vector<VolumeInfo>> ListVolumes(const std::string& pool) = 0;
   // Stops and undefines the pool; its directory / volume group and their data stay. Ok when absent.
-  virtual Status RemovePool(const std::string& pool);
+  virtual Status RemovePool(const std::string& pool) = 0;
 };
 
 class LibvirtConnection;
