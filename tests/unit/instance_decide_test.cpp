@@ -263,6 +263,23 @@ TEST(InstanceDecideTest, Matrix) {
   }
 }
 
+TEST(InstanceDecideTest, AGenerationIsObservedOnlyOnceTheDomainHasIt) {
+  Observed o = Base();
+  o.inst["metadata"]["generation"] = 2;
+  // Waiting with no domain: the status describes generation 2.
+  o.inst["spec"].erase("resources");
+  o.inst["spec"]["instanceType"] = "m1.gone";
+  EXPECT_EQ(Decide(o, Opts()).status["status"]["observedGeneration"], 2);
+  // Waiting while a domain of generation 1 runs: generation 2 is not on the host, so it is not observed.
+  Exists(o, DomainState::kRunning);
+  EXPECT_EQ(Decide(o, Opts()).status["status"]["observedGeneration"], 1);
+  // Once it can be defined, it is.
+  o.flavor = {{"spec", {{"vcpus", 1}, {"memoryMiB", 128}}}};
+  Decision d = Decide(o, Opts());
+  EXPECT_EQ(Kinds(d), std::vector<Kind>{Kind::kDefine});
+  EXPECT_EQ(d.status["status"]["observedGeneration"], 2);
+}
+
 TEST(InstanceDecideTest, TellsRepairFromFirstStart) {
   Observed o = Base();
   Exists(o, DomainState::kShutoff);

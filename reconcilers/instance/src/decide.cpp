@@ -327,6 +327,11 @@ Decision Decide(const Observed& o, const Options& opts) {
   st["observedGeneration"] = inst["metadata"].value("generation", int64_t{1});
   auto wait = [&](const std::string& phase, std::chrono::milliseconds after) {
     if (st.value("phase", "") != phase) st["phase"] = phase;
+    // A domain defined from an older generation is not brought to this one: that one is not observed yet.
+    if (o.domain.info.state != host::DomainState::kNotFound) {
+      if (prior.contains("observedGeneration")) st["observedGeneration"] = prior["observedGeneration"];
+      else st.erase("observedGeneration");
+    }
     d.next = Result::After(after);
     d.report_volumes = false;
     return d;
