@@ -103,6 +103,13 @@ size_t FakeClock::Waiters() const {
   return waiters_.size();
 }
 
+runtime::Clock::time_point FakeClock::NextDeadline() const {
+  std::lock_guard g(mu_);
+  time_point next = time_point::max();
+  for (const auto& w : waiters_) next = std::min(next, w->deadline);
+  return next;
+}
+
 bool FakeClock::WaitForWaiters(size_t n, std::chrono::milliseconds timeout) const {
   std::unique_lock g(mu_);
   return changed_.wait_for(g, timeout, [&] { return waiters_.size() >= n; });

@@ -35,6 +35,9 @@ class FakeClock : public runtime::Clock {
   // Waits (in real time, up to `timeout`) until some wait is blocked on this clock with a deadline at or before
   // `t` (e.g. "the informer sleeps its 20 ms relist backoff", told apart from its hour-long resync wait).
   bool WaitForWaiterDueBy(time_point t, std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+  // The earliest deadline among the blocked waits (time_point::max() when there is none): after a wait for a
+  // waiter, a test checks exactly when the component means to wake up, before advancing towards it.
+  time_point NextDeadline() const;
 
  private:
   struct Waiter;

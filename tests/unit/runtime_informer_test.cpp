@@ -165,6 +165,7 @@ TEST(RuntimeInformerTest, RelistOnGoneDeliversDeletionsAndChanges) {
   ASSERT_TRUE(inf.WaitForSync(5s));
   // The watch got 410 Gone: the informer waits its relist backoff before listing again.
   ASSERT_TRUE(clock.WaitForWaiterDueBy(clock.Now() + 20ms));
+  EXPECT_EQ(clock.NextDeadline(), clock.Now() + 20ms);
   clock.Advance(19ms);
   EXPECT_EQ(inf.ListCount(), 1) << "relisted before the relist backoff";
   clock.Advance(1ms);
@@ -205,6 +206,7 @@ TEST(RuntimeInformerTest, ResumesFromLastSeenVersionWhenTheStreamEnds) {
   for (size_t calls = 1; calls <= 2; ++calls) {
     ASSERT_TRUE(WaitFor([&] { return fake.WatchCalls() == calls; }));
     ASSERT_TRUE(clock.WaitForWaiterDueBy(clock.Now() + 100ms)) << "watch " << calls;
+    EXPECT_EQ(clock.NextDeadline(), clock.Now() + 100ms) << "watch " << calls;
     clock.Advance(99ms);
     EXPECT_EQ(fake.WatchCalls(), calls) << "watched again without pausing after watch " << calls;
     clock.Advance(1ms);
@@ -238,13 +240,15 @@ TEST(RuntimeInformerTest, ResyncRedeliversCachedObjects) {
   inf.AddHandler(rec.Handler());
   inf.Start();
   ASSERT_TRUE(inf.WaitForSync(5s));
-  ASSERT_TRUE(clock.WaitForWaiterDueBy(added + 1s)) << "the resync timer waits for the handler's period";
+  ASSERT_TRUE(clock.WaitForWaiterDueBy(added + 1s));
+  EXPECT_EQ(clock.NextDeadline(), added + 1s) << "the resync timer waits for the handler's period";
   clock.Advance(999ms);
   EXPECT_EQ(rec.Count("default/a", false), 1) << "resynced before the period";
   clock.Advance(1ms);
   EXPECT_TRUE(WaitFor([&] { return rec.Count("default/a", false) == 2 && rec.Count("default/b", false) == 2; }));
   // And again one period later, not before.
   ASSERT_TRUE(clock.WaitForWaiterDueBy(added + 2s));
+  EXPECT_EQ(clock.NextDeadline(), added + 2s) << "the next resync is one period after the last";
   clock.Advance(999ms);
   EXPECT_EQ(rec.Count("default/a", false), 2);
   clock.Advance(1ms);
@@ -443,6 +447,7 @@ TEST_F(RuntimeInformerLocalTest, EachHandlerHasItsOwnResyncPeriod) {
   ASSERT_TRUE(inf.WaitForSync(10s));
   for (int i = 1; i <= 3; ++i) {
     ASSERT_TRUE(clock.WaitForWaiterDueBy(added + i * 20ms)) << "resync " << i;
+    EXPECT_EQ(clock.NextDeadline(), added + i * 20ms) << "resync " << i;
     clock.Advance(20ms);
     ASSERT_TRUE(WaitFor([&] { return fast.Count("default/a", false) == 1 + i; })) << "resync " << i;
   }

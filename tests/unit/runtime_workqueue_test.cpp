@@ -205,7 +205,8 @@ TEST(RuntimeWorkQueueTest, AddAfterDelaysTheKey) {
   q.AddAfter("soon", 1s);
   EXPECT_EQ(q.Len(), 0u);
   Taker worker(&q, 2);
-  ASSERT_TRUE(clock.WaitForWaiterDueBy(start + 1s)) << "the worker sleeps until the earliest key is due";
+  ASSERT_TRUE(clock.WaitForWaiterDueBy(start + 1s));
+  EXPECT_EQ(clock.NextDeadline(), start + 1s) << "the worker sleeps until the earliest key is due";
   clock.Advance(999ms);
   EXPECT_EQ(q.Len(), 0u);
   EXPECT_TRUE(worker.Keys().empty()) << "delivered before its delay";
@@ -213,6 +214,7 @@ TEST(RuntimeWorkQueueTest, AddAfterDelaysTheKey) {
   ASSERT_TRUE(worker.WaitForTaken(1));
   EXPECT_EQ(worker.Keys(), std::vector<std::string>{"soon"});
   ASSERT_TRUE(clock.WaitForWaiterDueBy(start + 5s));
+  EXPECT_EQ(clock.NextDeadline(), start + 5s);
   clock.Advance(3900ms);
   EXPECT_EQ(q.Len(), 0u);
   EXPECT_EQ(worker.Keys().size(), 1u) << "\"later\" delivered at 4.9 s";
@@ -313,12 +315,14 @@ TEST(RuntimeControllerTest, RetriesFailuresWithBackoff) {
   const auto t0 = clock.Now();
   c.queue().Add("fail");  // fails twice, then succeeds
   ASSERT_TRUE(WaitFor([&] { return rec.Calls("fail") == 1; }));
-  ASSERT_TRUE(clock.WaitForWaiterDueBy(t0 + 10ms)) << "the first retry waits 10 ms";
+  ASSERT_TRUE(clock.WaitForWaiterDueBy(t0 + 10ms));
+  EXPECT_EQ(clock.NextDeadline(), t0 + 10ms) << "the first retry waits 10 ms";
   clock.Advance(9ms);
   EXPECT_EQ(rec.Calls("fail"), 1) << "retried before its backoff";
   clock.Advance(1ms);
   ASSERT_TRUE(WaitFor([&] { return rec.Calls("fail") == 2; }));
-  ASSERT_TRUE(clock.WaitForWaiterDueBy(t0 + 30ms)) << "the second retry waits 20 ms";
+  ASSERT_TRUE(clock.WaitForWaiterDueBy(t0 + 30ms));
+  EXPECT_EQ(clock.NextDeadline(), t0 + 30ms) << "the second retry waits 20 ms";
   clock.Advance(19ms);
   EXPECT_EQ(rec.Calls("fail"), 2) << "retried before its doubled backoff";
   clock.Advance(1ms);
@@ -342,11 +346,13 @@ TEST(RuntimeControllerTest, HonoursRequeueAfter) {
   c.queue().Add("requeue");  // asks to run again after 30 ms, twice
   ASSERT_TRUE(WaitFor([&] { return rec.Calls("requeue") == 1; }));
   ASSERT_TRUE(clock.WaitForWaiterDueBy(t0 + 30ms));
+  EXPECT_EQ(clock.NextDeadline(), t0 + 30ms);
   clock.Advance(29ms);
   EXPECT_EQ(rec.Calls("requeue"), 1) << "ran again before its requeue delay";
   clock.Advance(1ms);
   ASSERT_TRUE(WaitFor([&] { return rec.Calls("requeue") == 2; }));
   ASSERT_TRUE(clock.WaitForWaiterDueBy(t0 + 60ms));
+  EXPECT_EQ(clock.NextDeadline(), t0 + 60ms);
   clock.Advance(30ms);
   ASSERT_TRUE(WaitFor([&] { return rec.Calls("requeue") == 3; }));
   EXPECT_TRUE(WaitFor([&] { return clock.Waiters() == 0; })) << "Result::Done schedules nothing";
