@@ -435,7 +435,12 @@ Status HttpApiClient::Watch(const std::string& plural, const std::string& ns, co
     }
     concurrency::streams::istream in = resp.body();
     while (true) {
-      if (watcher.stopped()) return Status::Ok();
+      if (watcher.stopped()) {
+        // Close the stream now rather than leave the connection open until the server's timeout.
+        cancelled_by_us = true;
+        cts.cancel();
+        return Status::Ok();
+      }
       concurrency::streams::container_buffer<std::string> line_buf;
       try {
         in.read_line(line_buf).get();

@@ -12,7 +12,7 @@ namespace {
 using BootTest = E2eTest;
 
 TEST_F(BootTest, ExampleInstanceBootsAndDeleteLeavesNothing) {
-  int agent_port = FreePort();
+  ReservedPort agent_port = ReservePort();
   std::vector<std::string> flags = {"--agent=true"};
   for (auto& f : AgentFlags(agent_port)) flags.push_back(f);
   ServerProcess server(dir_.path() / "data", flags);
@@ -49,7 +49,7 @@ TEST_F(BootTest, ExampleInstanceBootsAndDeleteLeavesNothing) {
 TEST_F(BootTest, AgentKilledMidCreationConvergesToOneDomain) {
   ServerProcess server(dir_.path() / "data");
   ASSERT_TRUE(server.Start()) << server.log();
-  int agent_port = FreePort();
+  ReservedPort agent_port = ReservePort();
   std::string log = (dir_.path() / "agent.log").string();
   auto spawn_agent = [&]() {
     std::vector<std::string> a = {STRATUSD_BIN, "agent", "--server", server.url(), "--data-dir", (dir_.path() / "agent").string()};

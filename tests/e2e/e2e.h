@@ -106,8 +106,9 @@ class E2eTest : public ::testing::Test {
            "apiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: " + inst + "}\nspec:\n  instanceType: m1.small\n" +
            "  kernelImage: demo-kernel\n  ramdiskImage: demo-initrd\n  kernelArgs: stratus.marker=" + inst + "\n";
   }
-  std::vector<std::string> AgentFlags(int agent_port) {
-    return {"--node", node_, "--libvirt-uri", "qemu:///system", "--agent-listen", "127.0.0.1:" + std::to_string(agent_port),
+  // `agent_port` must stay reserved while the agent runs.
+  std::vector<std::string> AgentFlags(const ReservedPort& agent_port) {
+    return {"--node", node_, "--libvirt-uri", "qemu:///system", "--agent-listen", agent_port.hostport(),
             "--reserved-memory-mib", "0", "--virt-type", "qemu"};
   }
   int DomainCount(const std::string& dom) {

@@ -71,7 +71,7 @@ std::string Group(const std::string& ingress, const std::string& name = "web") {
 }
 
 TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
-  int agent_port = FreePort();
+  ReservedPort agent_port = ReservePort();
   std::vector<std::string> flags = {"--agent=true", "--networking", "true", "--netns", NetnsName()};
   for (auto& f : AgentFlags(agent_port)) flags.push_back(f);
   ServerProcess server(dir_.path() / "data", flags);

@@ -20,11 +20,13 @@ std::string NodeReady(const ServerProcess& s, const std::string& node) {
 
 // (A short test name: it becomes part of the node name, at most 63 characters.)
 TEST_F(SharedHostTest, TwoDataDirsOneNode) {
+  std::vector<ReservedPort> agent_ports;  // outlive the servers
   std::vector<std::unique_ptr<ServerProcess>> servers;
   std::vector<std::string> insts;
   auto start = [&](const fs::path& data) {
     std::vector<std::string> flags = {"--agent=true", "--heartbeat-seconds", "1"};
-    for (auto& f : AgentFlags(FreePort())) flags.push_back(f);
+    agent_ports.push_back(ReservePort());
+    for (auto& f : AgentFlags(agent_ports.back())) flags.push_back(f);
     auto s = std::make_unique<ServerProcess>(data, flags);
     EXPECT_TRUE(s->Start()) << s->log();
     return s;

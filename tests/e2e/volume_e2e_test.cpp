@@ -28,7 +28,7 @@ std::string DiskInstance(const std::string& name, const std::string& args, const
 
 TEST_F(VolumeE2eTest, DataOutlivesTheInstanceAndGrowsLive) {
   if (!fs::exists(fs::path(GuestDir()) / "rootfs.qcow2")) GTEST_FAIL() << "missing rootfs.qcow2: run build-guest.sh";
-  int agent_port = FreePort();
+  ReservedPort agent_port = ReservePort();
   std::vector<std::string> flags = {"--agent=true"};
   for (auto& f : AgentFlags(agent_port)) flags.push_back(f);
   ServerProcess server(dir_.path() / "data", flags);
@@ -91,7 +91,7 @@ TEST_F(VolumeE2eTest, DataOutlivesTheInstanceAndGrowsLive) {
 TEST_F(VolumeE2eTest, AgentKilledWhileCreatingVolumesLeavesNoOrphans) {
   ServerProcess server(dir_.path() / "data");
   ASSERT_TRUE(server.Start()) << server.log();
-  int agent_port = FreePort();
+  ReservedPort agent_port = ReservePort();
   std::string log = (dir_.path() / "agent.log").string();
   fs::path agent_dir = dir_.path() / "agent";
   auto spawn_agent = [&]() {

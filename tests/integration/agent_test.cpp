@@ -18,11 +18,12 @@ const char* kNs = "/apis/stratus.io/v1/namespaces/default";
 class AgentTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    agent_port_ = FreePort();
+    agent_port_ = ReservePort();
+    ASSERT_NE(agent_port_.port(), 0) << agent_port_.error();
     server_ = std::make_unique<ServerProcess>(
         dir_.path() / "data",
         std::vector<std::string>{"--agent=true", "--libvirt-uri", "test:///default", "--node", "node-a",
-                                 "--agent-listen", "127.0.0.1:" + std::to_string(agent_port_), "--debug-endpoints",
+                                 "--agent-listen", agent_port_.hostport(), "--debug-endpoints",
                                  "--reserved-memory-mib", "0", "--heartbeat-seconds", "2"});
     ASSERT_TRUE(server_->Start()) << server_->log();
     // Guest files: any bytes will do for the test driver, which never runs them.
@@ -57,20 +58,20 @@ class AgentTest : public ::testing::Test {
     return c.request(web::http::methods::POST, "/debug/domains/" + dom + "/" + action).get().status_code();
   }
   bool DomainRunning(const std::string& name, int port = 0) {
-    for (const auto& d : Domains(port ? port : agent_port_)) {
+    for (const auto& d : Domains(port ? port : agent_port_.port())) {
       if (d["name"] == "stratus_default_" + name) return d["running"].get<bool>();
     }
     return false;
   }
   bool DomainExists(const std::string& name, int port = 0) {
-    for (const auto& d : Domains(port ? port : agent_port_)) {
+    for (const auto& d : Domains(port ? port : agent_port_.port())) {
       if (d["name"] == "stratus_default_" + name) return true;
     }
     return false;
   }
 
   TempDir dir_;
-  int agent_port_ = 0;
+  ReservedPort agent_port_;  // outlives server_
   std::unique_ptr<ServerProcess> server_;
 };
 
@@ -129,10 +130,10 @@ TEST_F(AgentTest, ApplyRunsStopStartRestartAndDeleteRemovesTheDomain) {
 TEST_F(AgentTest, DriftIsRepaired) {
   ASSERT_EQ(server_->Ctl({"apply", "-f", "-"}, InstanceYaml("drift")).exit_code, 0);
   ASSERT_TRUE(Eventually([&] { return Phase("drift") == "Running" && DomainRunning("drift"); })) << server_->log();
-  ASSERT_EQ(DebugAction(agent_port_, "stratus_default_drift", "destroy"), 200);
+  ASSERT_EQ(DebugAction(agent_port_.port(), "stratus_default_drift", "destroy"), 200);
   EXPECT_FALSE(DomainRunning("drift"));
   EXPECT_TRUE(Eventually([&] { return DomainRunning("drift"); }, 30)) << "destroyed domain started again";
-  ASSERT_EQ(DebugAction(agent_port_, "stratus_default_drift", "undefine"), 200);
+  ASSERT_EQ(DebugAction(agent_port_.port(), "stratus_default_drift", "undefine"), 200);
   EXPECT_FALSE(DomainExists("drift"));
   EXPECT_TRUE(Eventually([&] { return DomainRunning("drift"); }, 30)) << "undefined domain defined and started again";
 }
@@ -238,8 +239,9 @@ TEST(AgentFailureTest, PoolThatCannotBeMadeIsTheNodesReason) {
     out << "<node><pool type='dir'><name>squatter</name><uuid>35bb2ad9-388a-4dfe-861a-b8907f6e53fe</uuid>"
         << "<target><path>" << images.string() << "</path></target></pool></node>\n";
   }
+  ReservedPort agent_port = ReservePort();
   ServerProcess server(dir.path() / "data", {"--agent=true", "--libvirt-uri", "test://" + xml, "--node", "nopool",
-                                              "--agent-listen", "127.0.0.1:" + std::to_string(FreePort())});
+                                              "--agent-listen", agent_port.hostport()});
   ASSERT_TRUE(server.Start()) << server.log();
   json cond;
   ASSERT_TRUE(Eventually([&] { return (cond = NodeCondition(server, "nopool")).is_object(); })) << server.log();
@@ -262,9 +264,10 @@ namespace {
 // Event says it, and an Image waiting for a node says it waits on that node (`stratusctl wait` prints it).
 TEST(AgentFailureTest, NodeThatCannotWorkSaysWhyAndWaitersShowIt) {
   TempDir dir;
+  ReservedPort agent_port = ReservePort();
   ServerProcess server(dir.path() / "data",
                        {"--agent=true", "--libvirt-uri", "test:///nonexistent-stratus-config.xml", "--node", "broken",
-                        "--agent-listen", "127.0.0.1:" + std::to_string(FreePort())});
+                        "--agent-listen", agent_port.hostport()});
   ASSERT_TRUE(server.Start()) << server.log();
   json cond;
   ASSERT_TRUE(Eventually([&] { return (cond = NodeCondition(server, "broken")).is_object(); })) << server.log();

@@ -14,9 +14,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -39,25 +41,75 @@ bool Eventually(F pred, int seconds = 30, int interval_ms = 100) {
   return pred();
 }
 
-// A TCP port on 127.0.0.1 that is free now, for a server a test starts. Taken from below the kernel's ephemeral
-// range (32768+), where outgoing connections of every process under `ctest -j` get their ports, and spread by pid
-// so concurrent test binaries do not pick the same one; ServerProcess also retries on a port taken meanwhile.
-inline int FreePort() {
-  static std::atomic<unsigned> counter{0};
-  for (int attempt = 0; attempt < 2000; ++attempt) {
-    unsigned n = static_cast<unsigned>(::getpid()) * 7919u + counter++ * 104729u;
-    int port = 20000 + static_cast<int>(n % 12000u);
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+// A TCP port on 127.0.0.1 held for a server a test starts, for as long as this object lives. The kernel picks it
+// (bind to port 0) and it stays bound, with SO_REUSEADDR and never listening: no other process's bind or outgoing
+// connection can take it, while the server we start (cpprestsdk's listener also sets SO_REUSEADDR) can bind and
+// listen on it, and bind it again after a restart. A port that was merely free when picked could be taken under
+// `ctest -j` before the server bound it.
+class ReservedPort {
+ public:
+  ReservedPort() = default;
+  ReservedPort(const ReservedPort&) = delete;
+  ReservedPort& operator=(const ReservedPort&) = delete;
+  ReservedPort(ReservedPort&& o) noexcept : fd_(o.fd_), port_(o.port_), error_(std::move(o.error_)) {
+    o.fd_ = -1;
+    o.port_ = 0;
+  }
+  ReservedPort& operator=(ReservedPort&& o) noexcept {
+    if (this != &o) {
+      Release();
+      fd_ = o.fd_;
+      port_ = o.port_;
+      error_ = std::move(o.error_);
+      o.fd_ = -1;
+      o.port_ = 0;
+    }
+    return *this;
+  }
+  ~ReservedPort() { Release(); }
+
+  // Reserves a port; on failure port() is 0 and error() says why.
+  static ReservedPort Make() {
+    ReservedPort r;
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);  // not inherited by the servers we spawn
+    if (fd < 0) {
+      r.error_ = std::string("socket: ") + std::strerror(errno);
+      return r;
+    }
+    int one = 1;
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-    ::close(fd);
-    if (free) return port;
+    a.sin_port = 0;
+    socklen_t len = sizeof(a);
+    if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      r.error_ = std::string("reserving a loopback port: ") + std::strerror(errno);
+      ::close(fd);
+      return r;
+    }
+    r.fd_ = fd;
+    r.port_ = ntohs(a.sin_port);
+    return r;
   }
-  return 0;
-}
+
+  int port() const { return port_; }
+  const std::string& error() const { return error_; }
+  // "127.0.0.1:PORT", for --listen style flags.
+  std::string hostport() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  void Release() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  int fd_ = -1;
+  int port_ = 0;
+  std::string error_;
+};
+
+inline ReservedPort ReservePort() { return ReservedPort::Make(); }
 
 // Starts argv[0] with its output appended to `log` (no shell); returns the child's pid.
 inline pid_t SpawnLogged(std::vector<std::string> argv, const std::string& log) {
@@ -158,13 +210,17 @@ class ServerProcess {
 
   // Starts the server and waits until /healthz answers (or fails the calling test after 20 s).
   bool Start() {
-    if (port_ == 0) port_ = FreePort();
+    if (port_.port() == 0) port_ = ReservePort();
+    if (port_.port() == 0) {
+      std::cerr << "harness: " << port_.error() << std::endl;
+      return false;
+    }
     std::filesystem::create_directories(data_dir_);
     log_ = (data_dir_ / "stratusd.log").string();
     // STRATUS_TEST_STRATUSD runs another build of the server under the same tests (e.g. to show a test fails
     // on an older one).
     const char* bin = std::getenv("STRATUS_TEST_STRATUSD");
-    std::vector<std::string> a = {bin && *bin ? bin : STRATUSD_BIN, "server", "--listen", "127.0.0.1:" + std::to_string(port_),
+    std::vector<std::string> a = {bin && *bin ? bin : STRATUSD_BIN, "server", "--listen", port_.hostport(),
                                   "--data-dir", data_dir_.string()};
     bool agent = false;
     for (const auto& e : extra_) agent |= e == "--agent=true";
@@ -179,12 +235,6 @@ class ServerProcess {
       int st;
       if (::waitpid(pid_, &st, WNOHANG) == pid_) {
         pid_ = 0;
-        // Another process took the port between FreePort() and our bind: try another (a restarted server keeps
-        // its port only when it is still free).
-        if (retries_left_-- > 0 && log().find("cannot listen") != std::string::npos) {
-          port_ = FreePort();
-          return Start();
-        }
         return false;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -213,8 +263,9 @@ class ServerProcess {
   pid_t pid() const { return pid_; }
   // The caller reaped the process itself.
   void Forget() { pid_ = 0; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  int port() const { return port_; }
+  // The server's port: reserved at the first Start and kept across restarts while this object lives.
+  std::string url() const { return "http://" + port_.hostport(); }
+  int port() const { return port_.port(); }
   std::string log() const { return ReadFile(log_); }
 
   // A raw HTTP request. `content_type` empty sends no Content-Type header.
@@ -255,8 +306,7 @@ class ServerProcess {
   std::vector<std::string> extra_;
   std::string log_;
   pid_t pid_ = 0;
-  int port_ = 0;
-  int retries_left_ = 5;
+  ReservedPort port_;
 };
 
 // One running `stratusd agent` on libvirt's test:///default driver, registered as `node` with `server`; its data
@@ -265,9 +315,9 @@ class AgentProcess {
  public:
   AgentProcess(const std::string& server, const std::string& node, const std::filesystem::path& dir,
                int heartbeat_seconds = 1)
-      : port_(FreePort()), log_((dir / (node + ".log")).string()) {
+      : port_(ReservePort()), log_((dir / (node + ".log")).string()) {
     pid_ = SpawnLogged({STRATUSD_BIN, "agent", "--server", server, "--node", node, "--libvirt-uri", "test:///default",
-                        "--agent-listen", "127.0.0.1:" + std::to_string(port_), "--data-dir", (dir / node).string(),
+                        "--agent-listen", port_.hostport(), "--data-dir", (dir / node).string(),
                         "--reserved-memory-mib", "0", "--heartbeat-seconds", std::to_string(heartbeat_seconds)},
                        log_);
   }
@@ -278,13 +328,13 @@ class AgentProcess {
     }
   }
   pid_t pid() const { return pid_; }
-  int port() const { return port_; }
+  int port() const { return port_.port(); }
   void Reaped() { pid_ = 0; }
   std::string log() const { return ReadFile(log_); }
 
  private:
   pid_t pid_ = 0;
-  int port_;
+  ReservedPort port_;
   std::string log_;
 };
 

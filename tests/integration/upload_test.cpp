@@ -42,10 +42,10 @@ size_t FilesIn(const fs::path& dir) {
 
 TEST(UploadTest, UploadedImageIsImportedServedBackAndRemovedWithItsImage) {
   TempDir dir;
-  int agent_port = FreePort();
+  ReservedPort agent_port = ReservePort();
   ServerProcess server(dir.path() / "data",
                        {"--agent=true", "--libvirt-uri", "test:///default", "--node", "node-a", "--agent-listen",
-                        "127.0.0.1:" + std::to_string(agent_port), "--reserved-memory-mib", "0"});
+                        agent_port.hostport(), "--reserved-memory-mib", "0"});
   ASSERT_TRUE(server.Start()) << server.log();
   std::string data = RandomBytes(3 << 20);
   fs::path file = dir.path() / "vmlinuz";

@@ -16,11 +16,12 @@ const char* kNs = "/apis/stratus.io/v1/namespaces/default";
 class VolumeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    agent_port_ = FreePort();
+    agent_port_ = ReservePort();
+    ASSERT_NE(agent_port_.port(), 0) << agent_port_.error();
     server_ = std::make_unique<ServerProcess>(
         dir_.path() / "data",
         std::vector<std::string>{"--agent=true", "--libvirt-uri", "test:///default", "--node", "node-a",
-                                 "--agent-listen", "127.0.0.1:" + std::to_string(agent_port_),
+                                 "--agent-listen", agent_port_.hostport(),
                                  "--reserved-memory-mib", "0", "--heartbeat-seconds", "2"});
     ASSERT_TRUE(server_->Start()) << server_->log();
     std::ofstream(dir_.path() / "vmlinuz") << std::string(4096, 'k');
@@ -52,7 +53,7 @@ class VolumeTest : public ::testing::Test {
                          "application/merge-patch+json");
   }
   std::string AgentGet(const std::string& path) {
-    web::http::client::http_client c("http://127.0.0.1:" + std::to_string(agent_port_), TestHttpConfig());
+    web::http::client::http_client c("http://" + agent_port_.hostport(), TestHttpConfig());
     return c.request(web::http::methods::GET, path).get().extract_string().get();
   }
   std::string DomainXml(const std::string& inst, bool inactive = true) {
@@ -81,7 +82,7 @@ class VolumeTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  int agent_port_ = 0;
+  ReservedPort agent_port_;  // outlives server_
   std::unique_ptr<ServerProcess> server_;
 };
 

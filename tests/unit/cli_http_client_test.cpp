@@ -3,12 +3,15 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "stratus/core/api_client.h"
@@ -52,9 +55,13 @@ class ScriptedPeer {
     });
   }
   ~ScriptedPeer() {
+    Join();
+    close(listen_fd_);
+  }
+  // Waits until the script has run (or no connection came).
+  void Join() {
     shutdown(listen_fd_, SHUT_RDWR);
     if (thread_.joinable()) thread_.join();
-    close(listen_fd_);
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
@@ -70,6 +77,19 @@ bool HasHeader(const std::string& req, const std::string& name, const std::strin
          req.find(name + ":" + value + "\r\n") != std::string::npos;
 }
 
+// Waits (bounded) for the other end to close the connection, discarding what it sends; false if it stays open.
+bool ClosedByOtherEnd(int fd, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[256];
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    if (read(fd, buf, sizeof(buf)) <= 0) return true;
+  }
+}
+
 void Send(int fd, const std::string& s) { ASSERT_EQ(write(fd, s.data(), s.size()), static_cast<ssize_t>(s.size())); }
 
 std::string Chunk(const std::string& data) {
@@ -78,20 +98,31 @@ std::string Chunk(const std::string& data) {
   return head + data + "\r\n";
 }
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);  // nothing listens there now
-  return ntohs(addr.sin_port);
-}
+// A loopback port bound but never listening, for as long as this object lives: connections to it are refused, and
+// no other process can start listening there meanwhile (as one could on a port merely free when picked).
+class RefusingPort {
+ public:
+  RefusingPort() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~RefusingPort() { close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
 
 TEST(CliHttpClient, ConnectionRefusedNamesTheServer) {
-  std::string url = "http://127.0.0.1:" + std::to_string(FreePort());
+  RefusingPort refusing;
+  std::string url = "http://127.0.0.1:" + std::to_string(refusing.port());
   auto client = NewHttpApiClient(url, 5);
   auto res = client->Get("instances", "default", "web-1");
   ASSERT_FALSE(res.ok());
@@ -155,21 +186,26 @@ TEST(CliHttpClient, PatchSendsMergePatchJson) {
 }
 
 TEST(CliHttpClient, WatchDeliversEventsAsTheyArriveAndStops) {
-  std::atomic<int> delivered{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  int delivered = 0;  // guarded by mu
   std::atomic<bool> second_sent{false};
+  std::atomic<bool> client_closed{false};
   std::string seen;
   ScriptedPeer peer([&](int fd, const std::string& req) {
     seen = req;
     Send(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
     Send(fd, Chunk(R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}})" "\n"));
-    // The client must see the first event before the second one exists.
-    for (int i = 0; i < 100 && delivered.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // The client must see the first event before the second one exists (bounded: a client that buffers fails
+    // below on first_before_second instead of hanging).
+    {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, std::chrono::seconds(2), [&] { return delivered > 0; });
+    }
     second_sent = true;
     Send(fd, Chunk(R"({"type":"MODIFIED","object":{"metadata":{"name":"a","resourceVersion":"6"}}})" "\n"));
-    // Then stay quiet with the stream open until the client goes away.
-    char buf[64];
-    while (read(fd, buf, sizeof(buf)) > 0) {
-    }
+    // Then stay quiet with the stream open: a client that stops must close it, not leave it to the server.
+    client_closed = ClosedByOtherEnd(fd);
   });
   auto client = NewHttpApiClient(peer.url(), 5);
   std::atomic<bool> stop{false};
@@ -178,31 +214,65 @@ TEST(CliHttpClient, WatchDeliversEventsAsTheyArriveAndStops) {
   ListOptions opts;
   opts.resource_version = "4";
   auto t0 = std::chrono::steady_clock::now();
-  std::thread stopper;
   Status s = client->Watch(
       "instances", "default", opts,
       [&](const WatchEvent& ev) {
         if (types.empty()) first_before_second = !second_sent.load();
         types.push_back(ev.type);
-        ++delivered;
-        if (types.size() == 2) {
-          stopper = std::thread([&] {
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            stop = true;
-          });
+        {
+          std::lock_guard lock(mu);
+          ++delivered;
         }
+        cv.notify_all();
+        // Ask to stop while the stream stays open and quiet: only the stop flag can end this watch now.
+        if (types.size() == 2) stop = true;
         return true;
       },
       &stop);
   auto took = std::chrono::steady_clock::now() - t0;
-  if (stopper.joinable()) stopper.join();
   EXPECT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(types, (std::vector<std::string>{"ADDED", "MODIFIED"}));
   EXPECT_TRUE(first_before_second);
   EXPECT_LT(took, std::chrono::seconds(3));
+  peer.Join();
+  EXPECT_TRUE(client_closed) << "the stopped watch left its connection open";
   EXPECT_EQ(seen.rfind("GET /apis/stratus.io/v1/namespaces/default/instances?watch=1&resourceVersion=4 HTTP/1.1", 0),
             0u)
       << seen;
+}
+
+// A stop asked for while the client waits on a quiet stream ends the watch and closes the connection.
+TEST(CliHttpClient, WatchStopsOnAQuietStream) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool headers_sent = false;  // guarded by mu
+  std::atomic<bool> client_closed{false};
+  ScriptedPeer peer([&](int fd, const std::string&) {
+    Send(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+    {
+      std::lock_guard lock(mu);
+      headers_sent = true;
+    }
+    cv.notify_all();
+    client_closed = ClosedByOtherEnd(fd);
+  });
+  auto client = NewHttpApiClient(peer.url(), 5);
+  std::atomic<bool> stop{false};
+  std::thread stopper([&] {
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return headers_sent; });
+    stop = true;
+  });
+  int events = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  Status s = client->Watch("volumes", "default", {}, [&](const WatchEvent&) { return ++events, true; }, &stop);
+  auto took = std::chrono::steady_clock::now() - t0;
+  stopper.join();
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(events, 0);
+  EXPECT_LT(took, std::chrono::seconds(3));
+  peer.Join();
+  EXPECT_TRUE(client_closed) << "the stopped watch left its connection open";
 }
 
 TEST(CliHttpClient, WatchGoneAndErrorEvents) {

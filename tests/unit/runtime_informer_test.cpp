@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "fake_clock.h"
 #include "runtime_test_env.h"
 #include "stratus/core/object.h"
 #include "stratus/runtime/controller.h"
@@ -147,6 +148,7 @@ TEST(RuntimeKeyTest, KeyForAndSplitKey) {
 }
 
 TEST(RuntimeInformerTest, RelistOnGoneDeliversDeletionsAndChanges) {
+  testing::FakeClock clock;
   FakeClient fake;
   fake.lists = {FakeClient::ListOf({Obj("a", 1), Obj("b", 2)}, 2),
                 FakeClient::ListOf({Obj("a", 5), Obj("c", 6)}, 6)};
@@ -155,11 +157,18 @@ TEST(RuntimeInformerTest, RelistOnGoneDeliversDeletionsAndChanges) {
   o.plural = "volumes";
   o.resync = 0s;
   o.relist_backoff = 20ms;
+  o.clock = &clock;
   Informer inf(&fake, o);
   Recorder rec;
   inf.AddHandler(rec.Handler());
   inf.Start();
   ASSERT_TRUE(inf.WaitForSync(5s));
+  // The watch got 410 Gone: the informer waits its relist backoff before listing again.
+  ASSERT_TRUE(clock.WaitForWaiterDueBy(clock.Now() + 20ms));
+  EXPECT_EQ(clock.NextDeadline(), clock.Now() + 20ms);
+  clock.Advance(19ms);
+  EXPECT_EQ(inf.ListCount(), 1) << "relisted before the relist backoff";
+  clock.Advance(1ms);
   ASSERT_TRUE(WaitFor([&] { return inf.ListCount() >= 2 && fake.WatchCalls() >= 2; }));
   inf.Stop();
 
@@ -179,6 +188,7 @@ TEST(RuntimeInformerTest, RelistOnGoneDeliversDeletionsAndChanges) {
 }
 
 TEST(RuntimeInformerTest, ResumesFromLastSeenVersionWhenTheStreamEnds) {
+  testing::FakeClock clock;
   FakeClient fake;
   fake.lists = {FakeClient::ListOf({Obj("a", 3)}, 3)};
   fake.steps = {{FakeClient::WatchMode::kEvents, {{"MODIFIED", Obj("a", 7)}, {"ADDED", Obj("b", 8)}}},
@@ -186,10 +196,21 @@ TEST(RuntimeInformerTest, ResumesFromLastSeenVersionWhenTheStreamEnds) {
   InformerOptions o;
   o.plural = "volumes";
   o.resync = 0s;
+  o.clock = &clock;
   Informer inf(&fake, o);
   Recorder rec;
   inf.AddHandler(rec.Handler());
   inf.Start();
+  // Each stream ends at once (no fake time passes): the informer pauses 100 ms before watching again rather than
+  // spinning on a server that closes streams immediately.
+  for (size_t calls = 1; calls <= 2; ++calls) {
+    ASSERT_TRUE(WaitFor([&] { return fake.WatchCalls() == calls; }));
+    ASSERT_TRUE(clock.WaitForWaiterDueBy(clock.Now() + 100ms)) << "watch " << calls;
+    EXPECT_EQ(clock.NextDeadline(), clock.Now() + 100ms) << "watch " << calls;
+    clock.Advance(99ms);
+    EXPECT_EQ(fake.WatchCalls(), calls) << "watched again without pausing after watch " << calls;
+    clock.Advance(1ms);
+  }
   ASSERT_TRUE(WaitFor([&] { return fake.WatchCalls() >= 3; }));
   inf.Stop();
   EXPECT_EQ(inf.ListCount(), 1) << "a normal end of stream is resumed, not relisted";
@@ -206,17 +227,32 @@ TEST(RuntimeInformerTest, ResumesFromLastSeenVersionWhenTheStreamEnds) {
 }
 
 TEST(RuntimeInformerTest, ResyncRedeliversCachedObjects) {
+  testing::FakeClock clock;
   FakeClient fake;
   fake.lists = {FakeClient::ListOf({Obj("a", 1), Obj("b", 2)}, 2)};
   InformerOptions o;
   o.plural = "volumes";
   o.resync = 1s;
+  o.clock = &clock;
   Informer inf(&fake, o);
   Recorder rec;
+  const auto added = clock.Now();
   inf.AddHandler(rec.Handler());
   inf.Start();
   ASSERT_TRUE(inf.WaitForSync(5s));
-  EXPECT_TRUE(WaitFor([&] { return rec.Count("default/a", false) >= 2 && rec.Count("default/b", false) >= 2; }, 5s));
+  ASSERT_TRUE(clock.WaitForWaiterDueBy(added + 1s));
+  EXPECT_EQ(clock.NextDeadline(), added + 1s) << "the resync timer waits for the handler's period";
+  clock.Advance(999ms);
+  EXPECT_EQ(rec.Count("default/a", false), 1) << "resynced before the period";
+  clock.Advance(1ms);
+  EXPECT_TRUE(WaitFor([&] { return rec.Count("default/a", false) == 2 && rec.Count("default/b", false) == 2; }));
+  // And again one period later, not before.
+  ASSERT_TRUE(clock.WaitForWaiterDueBy(added + 2s));
+  EXPECT_EQ(clock.NextDeadline(), added + 2s) << "the next resync is one period after the last";
+  clock.Advance(999ms);
+  EXPECT_EQ(rec.Count("default/a", false), 2);
+  clock.Advance(1ms);
+  EXPECT_TRUE(WaitFor([&] { return rec.Count("default/a", false) == 3 && rec.Count("default/b", false) == 3; }));
   auto start = Clock::now();
   inf.Stop();
   EXPECT_LT(Clock::now() - start, 2s);
@@ -273,12 +309,12 @@ TEST_F(RuntimeInformerLocalTest, LabelSelectorLimitsTheCache) {
   Informer inf(client_.get(), o);
   inf.Start();
   ASSERT_TRUE(inf.WaitForSync(5s));
+  MustCreate(Volume("d"));
   json c = Volume("c");
   c["metadata"]["labels"] = {{"app", "db"}};
   MustCreate(c);
-  MustCreate(Volume("d"));
+  // Events arrive in revision order: once c (created after d) is here, d would be too if the selector let it in.
   EXPECT_TRUE(WaitFor([&] { return !inf.Get("default/c").is_null(); }));
-  std::this_thread::sleep_for(50ms);
   EXPECT_TRUE(inf.Get("default/b").is_null());
   EXPECT_TRUE(inf.Get("default/d").is_null());
   EXPECT_EQ(inf.List().size(), 2u);
@@ -397,15 +433,24 @@ TEST_F(RuntimeInformerLocalTest, LateHandlerGetsTheCacheThenEvents) {
 // A handler's own resync period: one handler gets the cache again, the other (period 0) never does.
 TEST_F(RuntimeInformerLocalTest, EachHandlerHasItsOwnResyncPeriod) {
   MustCreate(Volume("a"));
+  testing::FakeClock clock;
   InformerOptions o;
   o.plural = "volumes";
   o.resync = 0s;
+  o.clock = &clock;
   Informer inf(client_.get(), o);
   Recorder fast, never;
+  const auto added = clock.Now();
   inf.AddHandler(fast.Handler(), 20ms);
   inf.AddHandler(never.Handler());
   inf.Start();
-  EXPECT_TRUE(WaitFor([&] { return fast.Count("default/a", false) >= 3; }));
+  ASSERT_TRUE(inf.WaitForSync(10s));
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(clock.WaitForWaiterDueBy(added + i * 20ms)) << "resync " << i;
+    EXPECT_EQ(clock.NextDeadline(), added + i * 20ms) << "resync " << i;
+    clock.Advance(20ms);
+    ASSERT_TRUE(WaitFor([&] { return fast.Count("default/a", false) == 1 + i; })) << "resync " << i;
+  }
   inf.Stop();
   EXPECT_EQ(never.Count("default/a", false), 1);
 }

@@ -120,12 +120,14 @@ TEST_F(LocalClientTest, WatchFromAVersionSeesExactlyLaterChanges) {
   json a2 = MustCreate(Volume("after-2"));
   ASSERT_TRUE(client_->Patch("volumes", "default", "before-1", {{"metadata", {{"labels", {{"x", "y"}}}}}}).ok());
   ASSERT_TRUE(client_->Delete("volumes", "default", "after-2").ok());
-  ASSERT_TRUE(WaitFor([&] { return w->Size() >= 4; }));
-  std::this_thread::sleep_for(50ms);
+  // A last change marks the end: events come in revision order, so anything else would arrive before it.
+  MustCreate(Volume("end"));
+  ASSERT_TRUE(WaitFor([&] { return w->Size() >= 5; }));
   w->Join();
   EXPECT_TRUE(w->result.ok()) << w->result.ToString();
   auto ev = w->Events();
-  ASSERT_EQ(ev.size(), 4u);
+  ASSERT_EQ(ev.size(), 5u);
+  EXPECT_EQ(MetaString(ev[4].object, "name"), "end");
   EXPECT_EQ(ev[0].type, "ADDED");
   EXPECT_EQ(MetaString(ev[0].object, "name"), "after-1");
   EXPECT_EQ(ev[1].type, "ADDED");
@@ -175,17 +177,24 @@ TEST_F(LocalClientTest, WatchHonoursSelectorsAndNamespace) {
   p["metadata"]["namespace"] = "prod";
   p["metadata"]["labels"] = {{"app", "db"}};
   MustCreate(p, "volumes", "prod");
-  ASSERT_TRUE(WaitFor([&] { return w->Size() >= 1 && wf->Size() >= 1; }));
-  std::this_thread::sleep_for(100ms);
+  // The last change matches both watches and marks the end: events come in revision order, so anything either
+  // watch should not have seen would arrive before it.
+  json end = Volume("pick");
+  end["metadata"]["labels"] = {{"app", "db"}};
+  MustCreate(end);
+  ASSERT_TRUE(WaitFor([&] { return w->Size() >= 2 && wf->Size() >= 2; }));
   w->Join();
   wf->Join();
   auto ev = w->Events();
-  ASSERT_EQ(ev.size(), 1u) << "only labelled objects in namespace default";
+  ASSERT_EQ(ev.size(), 2u) << "only labelled objects in namespace default";
   EXPECT_EQ(MetaString(ev[0].object, "name"), "a");
+  EXPECT_EQ(MetaString(ev[1].object, "name"), "pick");
+  EXPECT_EQ(MetaString(ev[1].object, "namespace"), "default");
   auto evf = wf->Events();
-  ASSERT_EQ(evf.size(), 1u);
+  ASSERT_EQ(evf.size(), 2u);
   EXPECT_EQ(MetaString(evf[0].object, "name"), "pick");
   EXPECT_EQ(MetaString(evf[0].object, "namespace"), "prod");
+  EXPECT_EQ(MetaString(evf[1].object, "namespace"), "default");
 }
 
 TEST_F(LocalClientTest, WatchTooOldVersionIsGone) {
@@ -221,12 +230,13 @@ TEST_F(LocalClientTest, WatchEndsOnTimeoutStopAndHandlerFalse) {
 
   o.timeout_seconds = 300;
   auto w = StartWatch(o);
-  std::this_thread::sleep_for(50ms);
+  MustCreate(Volume("x"));
+  ASSERT_TRUE(WaitFor([&] { return w->Size() >= 1; })) << "the watch is running";
   start = Clock::now();
   w->Join();
   EXPECT_LT(Clock::now() - start, 2s) << "the stop flag ends the watch promptly";
+  EXPECT_TRUE(w->result.ok()) << w->result.ToString();
 
-  MustCreate(Volume("x"));
   MustCreate(Volume("y"));
   int seen = 0;
   s = client_->Watch("volumes", "default", ListOptions{}, [&](const WatchEvent&) { return ++seen < 1; }, &stop);

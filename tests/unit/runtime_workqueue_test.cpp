@@ -3,11 +3,13 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
 
+#include "fake_clock.h"
 #include "stratus/runtime/controller.h"
 #include "stratus/runtime/workqueue.h"
 
@@ -16,6 +18,16 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+
+// Polls `pred` (a state, never a duration) until it holds or `timeout` of real time has passed.
+bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5000ms) {
+  auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return pred();
+}
 
 TEST(RuntimeWorkQueueTest, DedupesQueuedKeys) {
   WorkQueue q;
@@ -35,24 +47,56 @@ TEST(RuntimeWorkQueueTest, DedupesQueuedKeys) {
   EXPECT_EQ(q.Len(), 0u);
 }
 
+// Keys handed out by a worker thread calling Get, observable without sleeping.
+class Taker {
+ public:
+  Taker(WorkQueue* q, int n) : thread_([this, q, n] {
+    for (int i = 0; i < n; ++i) {
+      auto k = q->Get();
+      std::lock_guard lock(mu_);
+      keys_.push_back(k.value_or("<shutdown>"));
+      cv_.notify_all();
+      if (!k) return;
+    }
+  }) {}
+  ~Taker() { thread_.join(); }
+  // Waits (bounded, in real time) until `n` keys were taken.
+  bool WaitForTaken(size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, 10s, [&] { return keys_.size() >= n; });
+  }
+  std::vector<std::string> Keys() {
+    std::lock_guard lock(mu_);
+    return keys_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> keys_;
+  std::thread thread_;
+};
+
 TEST(RuntimeWorkQueueTest, ReAddWhileProcessingRunsAgainAfterDone) {
-  WorkQueue q;
+  testing::FakeClock clock;
+  WorkQueue q({}, &clock);
+  // A far-off delayed key makes an idle Get wait on the clock, where the test can see that it waits.
+  q.AddAfter("far", 1h);
   q.Add("k");
   auto k = q.Get();
   ASSERT_TRUE(k);
   q.Add("k");  // dirty while processing: not handed out now
   q.Add("k");
   EXPECT_EQ(q.Len(), 0u);
-  std::atomic<bool> got{false};
-  std::thread t([&] {
-    auto again = q.Get();
-    got = again.has_value() && *again == "k";
-  });
-  std::this_thread::sleep_for(50ms);
-  EXPECT_FALSE(got.load()) << "the same key must not be handed to a second worker";
-  q.Done("k");
-  t.join();
-  EXPECT_TRUE(got.load());
+  {
+    Taker second(&q, 1);
+    // The second worker looked at the queue, found nothing it may take, and went to sleep.
+    ASSERT_TRUE(clock.WaitForWaiters(1));
+    EXPECT_TRUE(second.Keys().empty()) << "the same key must not be handed to a second worker";
+    q.Done("k");
+    ASSERT_TRUE(second.WaitForTaken(1));
+    EXPECT_EQ(second.Keys(), std::vector<std::string>{"k"});
+  }
   q.Done("k");
   EXPECT_EQ(q.Len(), 0u);
 }
@@ -96,9 +140,7 @@ TEST(RuntimeWorkQueueTest, NoConcurrentProcessingOfOneKeyWithFourWorkers) {
   }
   for (auto& t : producers) t.join();
   // Let the queue drain, then stop.
-  auto deadline = Clock::now() + 10s;
-  while (q.Len() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
-  std::this_thread::sleep_for(20ms);
+  EXPECT_TRUE(WaitFor([&] { return q.Len() == 0; }, 10s));
   q.ShutDown();
   for (auto& t : workers) t.join();
   EXPECT_EQ(violations.load(), 0);
@@ -106,101 +148,118 @@ TEST(RuntimeWorkQueueTest, NoConcurrentProcessingOfOneKeyWithFourWorkers) {
 }
 
 TEST(RuntimeWorkQueueTest, BackoffGrowsExponentiallyAndIsCapped) {
+  testing::FakeClock clock;
   BackoffPolicy p;
   p.base = 20ms;
   p.cap = 160ms;
-  WorkQueue q(p);
-  std::vector<std::chrono::milliseconds> delays;
+  WorkQueue q(p, &clock);
+  const std::chrono::milliseconds expected[] = {20ms, 40ms, 80ms, 160ms, 160ms, 160ms};
   for (int i = 0; i < 6; ++i) {
     EXPECT_EQ(q.NumRequeues("k"), i);
-    auto start = Clock::now();
     q.AddRateLimited("k");
+    clock.Advance(expected[i] - 1ms);
+    EXPECT_EQ(q.Len(), 0u) << "attempt " << i << " ready before its backoff of " << expected[i].count() << " ms";
+    clock.Advance(1ms);
+    EXPECT_EQ(q.Len(), 1u) << "attempt " << i << " not ready after its backoff of " << expected[i].count() << " ms";
     auto k = q.Get();
     ASSERT_TRUE(k);
-    delays.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start));
     q.Done(*k);
   }
-  // Expected: 20, 40, 80, 160, 160, 160 ms (coarse: never early, and not wildly late).
-  const int expected[] = {20, 40, 80, 160, 160, 160};
-  for (int i = 0; i < 6; ++i) {
-    EXPECT_GE(delays[i].count(), expected[i] - 2) << "attempt " << i;
-    EXPECT_LT(delays[i].count(), expected[i] + 1000) << "attempt " << i;
-  }
-  EXPECT_GE(delays[2].count(), 2 * delays[0].count() - 5);
   q.Forget("k");
   EXPECT_EQ(q.NumRequeues("k"), 0);
-  auto start = Clock::now();
   q.AddRateLimited("k");
-  ASSERT_TRUE(q.Get());
-  EXPECT_LT(Clock::now() - start, 20ms + 1000ms);
+  clock.Advance(19ms);
+  EXPECT_EQ(q.Len(), 0u);
+  clock.Advance(1ms);
+  EXPECT_EQ(q.Len(), 1u) << "Forget starts the backoff again from its base";
 }
 
 TEST(RuntimeWorkQueueTest, BackoffDoesNotOverflowAfterManyFailures) {
+  testing::FakeClock clock;
   BackoffPolicy p;
   p.base = 1ms;
   p.cap = 8ms;
-  WorkQueue q(p);
+  WorkQueue q(p, &clock);
   for (int i = 0; i < 100; ++i) {
     q.AddRateLimited("k");
+    clock.Advance(8ms);
+    ASSERT_EQ(q.Len(), 1u) << "failure " << i << ": the backoff went past its cap";
     auto k = q.Get();
     ASSERT_TRUE(k);
     q.Done(*k);
   }
   EXPECT_EQ(q.NumRequeues("k"), 100);
-  auto start = Clock::now();
   q.AddRateLimited("k");
-  ASSERT_TRUE(q.Get());
-  auto took = Clock::now() - start;
-  EXPECT_GE(took, 7ms);
-  EXPECT_LT(took, 2s);
+  clock.Advance(7ms);
+  EXPECT_EQ(q.Len(), 0u) << "the capped backoff collapsed (overflow?)";
+  clock.Advance(1ms);
+  EXPECT_EQ(q.Len(), 1u);
 }
 
+// AddAfter(5s) is not delivered before 5 s, and is after; a sleeping worker wakes when the time comes.
 TEST(RuntimeWorkQueueTest, AddAfterDelaysTheKey) {
-  WorkQueue q;
-  auto start = Clock::now();
-  q.AddAfter("later", 150ms);
-  q.AddAfter("soon", 30ms);
+  testing::FakeClock clock;
+  WorkQueue q({}, &clock);
+  const auto start = clock.Now();
+  q.AddAfter("later", 5s);
+  q.AddAfter("soon", 1s);
   EXPECT_EQ(q.Len(), 0u);
-  auto first = q.Get();
-  auto t1 = Clock::now() - start;
-  auto second = q.Get();
-  auto t2 = Clock::now() - start;
-  ASSERT_TRUE(first && second);
-  EXPECT_EQ(*first, "soon");
-  EXPECT_EQ(*second, "later");
-  EXPECT_GE(t1, 29ms);
-  EXPECT_GE(t2, 149ms);
-  EXPECT_LT(t2, 3s);
+  Taker worker(&q, 2);
+  ASSERT_TRUE(clock.WaitForWaiterDueBy(start + 1s));
+  EXPECT_EQ(clock.NextDeadline(), start + 1s) << "the worker sleeps until the earliest key is due";
+  clock.Advance(999ms);
+  EXPECT_EQ(q.Len(), 0u);
+  EXPECT_TRUE(worker.Keys().empty()) << "delivered before its delay";
+  clock.Advance(1ms);
+  ASSERT_TRUE(worker.WaitForTaken(1));
+  EXPECT_EQ(worker.Keys(), std::vector<std::string>{"soon"});
+  ASSERT_TRUE(clock.WaitForWaiterDueBy(start + 5s));
+  EXPECT_EQ(clock.NextDeadline(), start + 5s);
+  clock.Advance(3900ms);
+  EXPECT_EQ(q.Len(), 0u);
+  EXPECT_EQ(worker.Keys().size(), 1u) << "\"later\" delivered at 4.9 s";
+  clock.Advance(200ms);
+  ASSERT_TRUE(worker.WaitForTaken(2));
+  EXPECT_EQ(worker.Keys(), (std::vector<std::string>{"soon", "later"}));
 }
 
 TEST(RuntimeWorkQueueTest, AddAfterKeepsTheEarlierSchedule) {
-  WorkQueue q;
-  auto start = Clock::now();
+  testing::FakeClock clock;
+  WorkQueue q({}, &clock);
   q.AddAfter("k", 40ms);
-  q.AddAfter("k", 5s);  // later schedule does not postpone the earlier one
-  auto k = q.Get();
-  ASSERT_TRUE(k);
-  EXPECT_LT(Clock::now() - start, 3s);
-  q.Done(*k);
+  q.AddAfter("k", 5s);  // a later schedule does not postpone the earlier one
+  q.AddAfter("j", 5s);
+  q.AddAfter("j", 40ms);  // an earlier one replaces the later one
+  clock.Advance(39ms);
+  EXPECT_EQ(q.Len(), 0u);
+  clock.Advance(1ms);
+  EXPECT_EQ(q.Len(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    auto k = q.Get();
+    ASSERT_TRUE(k);
+    q.Done(*k);
+  }
+  clock.Advance(1h);
+  EXPECT_EQ(q.Len(), 0u) << "a superseded schedule delivered the key a second time";
 }
 
 TEST(RuntimeWorkQueueTest, ShutDownUnblocksGet) {
-  WorkQueue q;
+  testing::FakeClock clock;
+  WorkQueue q({}, &clock);
   std::atomic<int> returned{0};
   std::vector<std::thread> ts;
+  q.AddAfter("x", 10s);  // a delayed key must not keep anyone waiting either
   for (int i = 0; i < 3; ++i) {
     ts.emplace_back([&] {
       auto k = q.Get();
       if (!k) returned++;
     });
   }
-  q.AddAfter("x", 10s);  // a delayed key must not keep anyone waiting either
-  std::this_thread::sleep_for(50ms);
-  auto start = Clock::now();
+  ASSERT_TRUE(clock.WaitForWaiters(3)) << "every worker sleeps until the delayed key is due";
   q.ShutDown();
+  EXPECT_TRUE(WaitFor([&] { return returned.load() == 3; }));
   for (auto& t : ts) t.join();
-  EXPECT_EQ(returned.load(), 3);
-  EXPECT_LT(Clock::now() - start, 2s);
+  EXPECT_EQ(clock.Waiters(), 0u);
   q.Add("y");
   EXPECT_FALSE(q.Get().has_value());
 }
@@ -241,42 +300,75 @@ class ScriptedReconciler : public Reconciler {
   std::atomic<int> violations{0};
 };
 
-bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5000ms) {
-  auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
-
-TEST(RuntimeControllerTest, RetriesFailuresAndHonoursRequeueAfter) {
+TEST(RuntimeControllerTest, RetriesFailuresWithBackoff) {
+  testing::FakeClock clock;
   ScriptedReconciler rec;
   BackoffPolicy p;
   p.base = 10ms;
   p.cap = 50ms;
-  Controller c(&rec, 4, p);
+  Controller c(&rec, 4, p, &clock);
   c.Start();
   for (int i = 0; i < 50; ++i) {
     c.queue().Add("a");
     c.queue().Add("b");
   }
-  c.queue().Add("fail");
-  c.queue().Add("requeue");
-  EXPECT_TRUE(WaitFor([&] { return rec.Calls("fail") >= 3 && rec.Calls("requeue") >= 3; }));
+  const auto t0 = clock.Now();
+  c.queue().Add("fail");  // fails twice, then succeeds
+  ASSERT_TRUE(WaitFor([&] { return rec.Calls("fail") == 1; }));
+  ASSERT_TRUE(clock.WaitForWaiterDueBy(t0 + 10ms));
+  EXPECT_EQ(clock.NextDeadline(), t0 + 10ms) << "the first retry waits 10 ms";
+  clock.Advance(9ms);
+  EXPECT_EQ(rec.Calls("fail"), 1) << "retried before its backoff";
+  clock.Advance(1ms);
+  ASSERT_TRUE(WaitFor([&] { return rec.Calls("fail") == 2; }));
+  ASSERT_TRUE(clock.WaitForWaiterDueBy(t0 + 30ms));
+  EXPECT_EQ(clock.NextDeadline(), t0 + 30ms) << "the second retry waits 20 ms";
+  clock.Advance(19ms);
+  EXPECT_EQ(rec.Calls("fail"), 2) << "retried before its doubled backoff";
+  clock.Advance(1ms);
+  ASSERT_TRUE(WaitFor([&] { return rec.Calls("fail") == 3; }));
   EXPECT_TRUE(WaitFor([&] { return c.queue().NumRequeues("fail") == 0; })) << "success forgets the backoff";
+  EXPECT_TRUE(WaitFor([&] { return clock.Waiters() == 0; })) << "nothing is scheduled after the success";
+  clock.Advance(1h);
   c.Stop();
   EXPECT_EQ(rec.violations.load(), 0);
   EXPECT_EQ(rec.Calls("fail"), 3);
-  EXPECT_EQ(rec.Calls("requeue"), 3);
   EXPECT_GE(rec.Calls("a"), 1);
+  EXPECT_GE(rec.Calls("b"), 1);
+}
+
+TEST(RuntimeControllerTest, HonoursRequeueAfter) {
+  testing::FakeClock clock;
+  ScriptedReconciler rec;
+  Controller c(&rec, 2, {}, &clock);
+  c.Start();
+  const auto t0 = clock.Now();
+  c.queue().Add("requeue");  // asks to run again after 30 ms, twice
+  ASSERT_TRUE(WaitFor([&] { return rec.Calls("requeue") == 1; }));
+  ASSERT_TRUE(clock.WaitForWaiterDueBy(t0 + 30ms));
+  EXPECT_EQ(clock.NextDeadline(), t0 + 30ms);
+  clock.Advance(29ms);
+  EXPECT_EQ(rec.Calls("requeue"), 1) << "ran again before its requeue delay";
+  clock.Advance(1ms);
+  ASSERT_TRUE(WaitFor([&] { return rec.Calls("requeue") == 2; }));
+  ASSERT_TRUE(clock.WaitForWaiterDueBy(t0 + 60ms));
+  EXPECT_EQ(clock.NextDeadline(), t0 + 60ms);
+  clock.Advance(30ms);
+  ASSERT_TRUE(WaitFor([&] { return rec.Calls("requeue") == 3; }));
+  EXPECT_TRUE(WaitFor([&] { return clock.Waiters() == 0; })) << "Result::Done schedules nothing";
+  clock.Advance(1h);
+  c.Stop();
+  EXPECT_EQ(rec.Calls("requeue"), 3);
+  EXPECT_EQ(c.queue().NumRequeues("requeue"), 0);
 }
 
 TEST(RuntimeControllerTest, StopIsPromptAndIdempotent) {
+  testing::FakeClock clock;
   ScriptedReconciler rec;
-  Controller c(&rec, 2);
+  Controller c(&rec, 2, {}, &clock);
   c.Start();
   c.queue().AddAfter("a", 60s);
+  ASSERT_TRUE(clock.WaitForWaiters(2)) << "both workers sleep until the delayed key is due";
   auto start = Clock::now();
   c.Stop();
   c.Stop();

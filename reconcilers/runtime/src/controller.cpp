@@ -15,8 +15,11 @@ struct Controller::Guard {
   bool stopped = false;
 };
 
-Controller::Controller(Reconciler* reconciler, int workers, BackoffPolicy backoff)
-    : reconciler_(reconciler), workers_(workers > 0 ? workers : 1), queue_(backoff), guard_(std::make_shared<Guard>()) {
+Controller::Controller(Reconciler* reconciler, int workers, BackoffPolicy backoff, Clock* clock)
+    : reconciler_(reconciler),
+      workers_(workers > 0 ? workers : 1),
+      queue_(backoff, clock),
+      guard_(std::make_shared<Guard>()) {
   for (auto& w : reconciler_->Watches()) {
     if (w.informer) Watch(w.informer, std::move(w.map), w.resync);
   }

@@ -3,7 +3,8 @@
 // re-deliver every cached object at each resync.
 //
 // Threads: one runs list+watch, one runs the resync timer. Handlers are called one at a time (`deliver_mu`),
-// never with the cache lock held, so a handler may read this or any other informer's cache.
+// never with the cache lock held, so a handler may read this or any other informer's cache. Both threads read the
+// time and sleep through opts.clock.
 #include "stratus/runtime/informer.h"
 
 #include <spdlog/spdlog.h>
@@ -18,8 +19,6 @@
 #include "stratus/core/object.h"
 
 namespace stratus::runtime {
-
-using Clock = std::chrono::steady_clock;
 
 std::string KeyFor(const json& obj) {
   std::string ns = MetaString(obj, "namespace");
@@ -36,6 +35,7 @@ std::pair<std::string, std::string> SplitKey(const std::string& key) {
 struct Informer::Impl {
   ApiClient* client;
   InformerOptions opts;
+  Clock* clock = nullptr;  // opts.clock or the system clock
 
   mutable std::mutex mu;  // cache, synced, list_count
   mutable std::condition_variable sync_cv;
@@ -62,7 +62,7 @@ struct Informer::Impl {
   // Sleeps up to `d`; returns false when stopping.
   bool Sleep(std::chrono::milliseconds d) {
     std::unique_lock lock(run_mu);
-    run_cv.wait_for(lock, d, [&] { return stop.load(); });
+    clock->WaitFor(lock, run_cv, d, [&] { return stop.load(); });
     return !stop.load();
   }
 
@@ -192,7 +192,7 @@ struct Informer::Impl {
         wo.resource_version = version;
         wo.timeout_seconds = 60 + static_cast<int>(rng() % 120);
         bool error_event = false;
-        auto started_at = Clock::now();
+        auto started_at = clock->Now();
         Status s = client->Watch(
             opts.plural, opts.ns, wo,
             [&](const WatchEvent& ev) {
@@ -208,7 +208,7 @@ struct Informer::Impl {
         if (s.ok() && !error_event) {
           // The stream ended normally: watch again from where we are. Avoid spinning on a server that closes
           // streams at once.
-          if (Clock::now() - started_at < std::chrono::milliseconds(100) &&
+          if (clock->Now() - started_at < std::chrono::milliseconds(100) &&
               !Sleep(std::chrono::milliseconds(100))) {
             return;
           }
@@ -229,7 +229,7 @@ struct Informer::Impl {
   // Re-delivers the cache to each handler whose resync period has passed.
   void Resync() {
     while (!stop.load()) {
-      Clock::time_point due = Clock::now() + std::chrono::hours(1);
+      Clock::time_point due = clock->Now() + std::chrono::hours(1);
       {
         std::lock_guard dl(deliver_mu);
         for (const auto& h : handlers) {
@@ -238,12 +238,12 @@ struct Informer::Impl {
       }
       {
         std::unique_lock lock(run_mu);
-        run_cv.wait_until(lock, due, [&] { return stop.load() || resync_changed; });
+        clock->WaitUntil(lock, run_cv, due, [&] { return stop.load() || resync_changed; });
         resync_changed = false;
       }
       if (stop.load()) return;
       std::lock_guard dl(deliver_mu);
-      auto now = Clock::now();
+      auto now = clock->Now();
       std::map<std::string, json> snapshot;
       bool have_snapshot = false;
       for (auto& h : handlers) {
@@ -272,6 +272,7 @@ struct Informer::Impl {
 Informer::Informer(ApiClient* client, InformerOptions opts) : impl_(std::make_unique<Impl>()) {
   impl_->client = client;
   impl_->opts = std::move(opts);
+  impl_->clock = OrSystemClock(impl_->opts.clock);
   if (impl_->opts.relist_backoff.count() <= 0) impl_->opts.relist_backoff = std::chrono::milliseconds(1);
 }
 
@@ -289,7 +290,7 @@ void Informer::AddHandler(Handler h, std::chrono::milliseconds resync) {
       if (m->synced) snapshot = m->cache;
     }
     for (const auto& [key, obj] : snapshot) m->Call(h, key, obj, /*deleted=*/false);
-    m->handlers.push_back({std::move(h), resync, Clock::now() + resync});
+    m->handlers.push_back({std::move(h), resync, m->clock->Now() + resync});
   }
   {
     std::lock_guard lock(m->run_mu);

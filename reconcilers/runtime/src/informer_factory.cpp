@@ -2,7 +2,7 @@
 
 namespace stratus::runtime {
 
-InformerFactory::InformerFactory(ApiClient* client) : client_(client) {}
+InformerFactory::InformerFactory(ApiClient* client, Clock* clock) : client_(client), clock_(clock) {}
 
 InformerFactory::~InformerFactory() { Stop(); }
 
@@ -11,7 +11,9 @@ Informer* InformerFactory::For(const InformerOptions& opts) {
   Key key{opts.plural, opts.ns, opts.label_selector, opts.field_selector};
   auto it = informers_.find(key);
   if (it != informers_.end()) return it->second.get();
-  auto inf = std::make_unique<Informer>(client_, opts);
+  InformerOptions o = opts;
+  if (!o.clock) o.clock = clock_;
+  auto inf = std::make_unique<Informer>(client_, std::move(o));
   Informer* out = inf.get();
   informers_.emplace(key, std::move(inf));
   if (started_) out->Start();

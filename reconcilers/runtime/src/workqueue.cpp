@@ -5,7 +5,7 @@
 //   processing  - a worker holds the key between Get and Done;
 //   waiting     - the key is scheduled to be added at a later time (AddAfter / AddRateLimited).
 // Delayed keys are promoted into the ready queue by whichever thread next looks at the queue (Get waits with a
-// deadline equal to the earliest delayed key, so a sleeping worker wakes up in time).
+// deadline equal to the earliest delayed key, so a sleeping worker wakes up in time). Time is the queue's Clock.
 #include "stratus/runtime/workqueue.h"
 
 #include <condition_variable>
@@ -18,16 +18,17 @@
 
 namespace stratus::runtime {
 
-using Clock = std::chrono::steady_clock;
-
 struct WorkQueue::Impl {
   BackoffPolicy policy;
+  Clock* clock = nullptr;
   mutable std::mutex mu;
   std::condition_variable cv;
   std::deque<std::string> ready;
   std::set<std::string> dirty;
   std::set<std::string> processing;
   bool shutting_down = false;
+  // Bumped by every change a sleeping worker must look at (a key became ready, an earlier schedule, shutdown).
+  uint64_t changes = 0;
 
   // Delayed keys: the earliest requested time per key; the heap may hold stale entries, which are skipped.
   struct Delayed {
@@ -49,6 +50,7 @@ struct WorkQueue::Impl {
     dirty.insert(key);
     if (processing.count(key)) return false;  // re-queued by Done
     ready.push_back(key);
+    ++changes;
     return true;
   }
 
@@ -88,7 +90,10 @@ struct WorkQueue::Impl {
   }
 };
 
-WorkQueue::WorkQueue(BackoffPolicy policy) : impl_(std::make_unique<Impl>()) { impl_->policy = policy; }
+WorkQueue::WorkQueue(BackoffPolicy policy, Clock* clock) : impl_(std::make_unique<Impl>()) {
+  impl_->policy = policy;
+  impl_->clock = OrSystemClock(clock);
+}
 
 WorkQueue::~WorkQueue() { ShutDown(); }
 
@@ -109,11 +114,12 @@ void WorkQueue::AddAfter(const std::string& key, std::chrono::milliseconds delay
   {
     std::lock_guard lock(impl_->mu);
     if (impl_->shutting_down) return;
-    auto at = Clock::now() + delay;
+    auto at = impl_->clock->Now() + delay;
     auto it = impl_->waiting.find(key);
     if (it != impl_->waiting.end() && it->second <= at) return;  // already due sooner
     impl_->waiting[key] = at;
     impl_->heap.push({at, impl_->seq++, key});
+    ++impl_->changes;
   }
   // Every sleeping worker recomputes its deadline.
   impl_->cv.notify_all();
@@ -146,7 +152,7 @@ std::optional<std::string> WorkQueue::Get() {
   std::unique_lock lock(m.mu);
   while (true) {
     if (m.shutting_down) return std::nullopt;
-    m.PromoteLocked(Clock::now());
+    m.PromoteLocked(m.clock->Now());
     if (!m.ready.empty()) {
       std::string key = std::move(m.ready.front());
       m.ready.pop_front();
@@ -155,10 +161,12 @@ std::optional<std::string> WorkQueue::Get() {
       return key;
     }
     auto due = m.NextDueLocked();
+    const uint64_t seen = m.changes;
+    auto changed = [&m, seen] { return m.shutting_down || m.changes != seen; };
     if (due) {
-      m.cv.wait_until(lock, *due);
+      m.clock->WaitUntil(lock, m.cv, *due, changed);
     } else {
-      m.cv.wait(lock);
+      m.cv.wait(lock, changed);
     }
   }
 }
@@ -170,6 +178,7 @@ void WorkQueue::Done(const std::string& key) {
     impl_->processing.erase(key);
     if (impl_->dirty.count(key) && !impl_->shutting_down) {
       impl_->ready.push_back(key);
+      ++impl_->changes;
       wake = true;
     }
   }
@@ -186,7 +195,7 @@ void WorkQueue::ShutDown() {
 
 size_t WorkQueue::Len() const {
   std::lock_guard lock(impl_->mu);
-  impl_->PromoteLocked(Clock::now());
+  impl_->PromoteLocked(impl_->clock->Now());
   return impl_->ready.size();
 }
 

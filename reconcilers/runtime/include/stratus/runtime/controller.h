@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "stratus/core/status.h"
+#include "stratus/runtime/clock.h"
 #include "stratus/runtime/informer.h"
 #include "stratus/runtime/workqueue.h"
 
@@ -54,8 +55,9 @@ bool AllSynced(const std::vector<const Informer*>& caches);
 
 class Controller {
  public:
-  // Watches everything `reconciler->Watches()` names.
-  Controller(Reconciler* reconciler, int workers, BackoffPolicy backoff = {});
+  // Watches everything `reconciler->Watches()` names. `clock`: what retry backoff and Result::After delays are
+  // measured on (null: the system clock); it must outlive the controller.
+  Controller(Reconciler* reconciler, int workers, BackoffPolicy backoff = {}, Clock* clock = nullptr);
   ~Controller();
   WorkQueue& queue();
   // Enqueues the key of every event from `informer` (optionally mapped, e.g. Volume -> owning Instance keys).

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "stratus/core/api_client.h"
+#include "stratus/runtime/clock.h"
 
 namespace stratus::runtime {
 
@@ -20,6 +21,9 @@ struct InformerOptions {
   std::string field_selector;
   std::chrono::seconds resync{30};      // default period at which a handler gets every cached key again (0 = never)
   std::chrono::milliseconds relist_backoff{500};
+  // What resync periods and relist backoff are measured on (null: the system clock); it must outlive the informer.
+  // Not part of an informer's identity in an InformerFactory.
+  Clock* clock = nullptr;
 };
 
 class Informer {
@@ -38,6 +42,7 @@ class Informer {
   void Stop();
   // True once the first list has been delivered. A reconciler that plans from this cache must not act before.
   bool HasSynced() const;
+  // Waits up to `timeout` of real time (a caller's bound, not a timer of the informer) for the first list.
   bool WaitForSync(std::chrono::milliseconds timeout) const;
   // The cached object for `key`, or null.
   json Get(const std::string& key) const;

@@ -15,7 +15,8 @@ namespace stratus::runtime {
 
 class InformerFactory {
  public:
-  explicit InformerFactory(ApiClient* client);
+  // `clock`: given to every informer made without one of its own (null: the system clock).
+  explicit InformerFactory(ApiClient* client, Clock* clock = nullptr);
   ~InformerFactory();
   // The informer for (plural, namespace, label selector, field selector), made on first use; the first caller's
   // `resync` is its default period (handlers may ask for their own with Informer::AddHandler). Informers made
@@ -33,6 +34,7 @@ class InformerFactory {
  private:
   using Key = std::tuple<std::string, std::string, std::string, std::string>;
   ApiClient* client_;
+  Clock* clock_;
   mutable std::mutex mu_;
   std::map<Key, std::unique_ptr<Informer>> informers_;
   bool started_ = false;

@@ -1,12 +1,15 @@
 // A rate-limited work queue of string keys ("namespace/name"), as Kubernetes' client-go workqueue: a key queued
 // many times is processed once; a key is never handed to two workers at once (re-adds while processing are
 // deferred until Done); failures are retried with capped exponential backoff; AddAfter schedules a later run.
+// Delays are measured on the queue's Clock (the system clock unless a test passes a fake).
 #pragma once
 
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
+
+#include "stratus/runtime/clock.h"
 
 namespace stratus::runtime {
 
@@ -17,7 +20,8 @@ struct BackoffPolicy {
 
 class WorkQueue {
  public:
-  explicit WorkQueue(BackoffPolicy policy = {});
+  // `clock`: what delays and backoff are measured on (null: the system clock); it must outlive the queue.
+  explicit WorkQueue(BackoffPolicy policy = {}, Clock* clock = nullptr);
   ~WorkQueue();
   void Add(const std::string& key);
   void AddAfter(const std::string& key, std::chrono::milliseconds delay);
