@@ -85,8 +85,13 @@ TEST_F(SharedHostTest, TwoDataDirsOneNode) {
   ASSERT_FALSE(images.empty());
   std::string path = (dir_.path() / "data0" / "agent" / "pools" / "images").string();
   ASSERT_NE(Virsh({"pool-dumpxml", images}).out.find("<path>" + path + "</path>"), std::string::npos);
+  // Frozen while the pool goes: a heartbeat between the destroy and the undefine would start it again, and an
+  // active pool cannot be undefined.
+  ::kill(servers[0]->pid(), SIGSTOP);
   Virsh({"pool-destroy", images});
-  ASSERT_EQ(Virsh({"pool-undefine", images}).exit_code, 0);
+  auto lost = Virsh({"pool-undefine", images});
+  ::kill(servers[0]->pid(), SIGCONT);
+  ASSERT_EQ(lost.exit_code, 0) << lost.err;
   EXPECT_TRUE(Eventually([&] { return Virsh({"pool-info", images}).out.find("running") != std::string::npos; }, 30))
       << servers[0]->log();
   std::string squatter = "squatter-" + std::to_string(::getpid());
