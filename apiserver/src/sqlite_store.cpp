@@ -142,6 +142,19 @@ class SqliteStore : public Store {
   bool stopping_ = false;
   std::thread writer_;
   uint64_t commits_since_compact_ = 0;
+
+  // WAL checkpoints run on a thread of their own, on their own connection, so that copying pages into the database
+  // file and fsyncing it never delays a commit (SQLite's automatic checkpoint runs inside the committing call).
+  // The writer's WAL hook wakes it once the log holds kCheckpointPages.
+  static constexpr int kCheckpointPages = 1000;
+  static int OnWalCommit(void* self, sqlite3*, const char*, int pages);
+  void CheckpointLoop();
+  sqlite3* ckpt_db_ = nullptr;
+  std::thread checkpointer_;
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  bool ckpt_wanted_ = false;
+  bool ckpt_stop_ = false;
 };
 
 class SqliteWatch : public StoreWatch {
@@ -223,8 +236,52 @@ Status SqliteStore::Open() {
   }
   spdlog::debug("store opened: path={} objects={} revision={} history={}", opts_.path, objects_.size(), rv_,
                history_.size());
+  // Checkpoints: off the commit path (see CheckpointLoop). Without the second connection SQLite's own stays on.
+  if (sqlite3_open_v2(opts_.path.c_str(), &ckpt_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) == SQLITE_OK) {
+    sqlite3_wal_hook(db_, &SqliteStore::OnWalCommit, this);  // replaces the automatic checkpoint
+    checkpointer_ = std::thread([this] { CheckpointLoop(); });
+  } else {
+    spdlog::warn("store: no checkpoint connection, checkpoints stay on the commit path: path={} error={}", opts_.path,
+                 ckpt_db_ ? sqlite3_errmsg(ckpt_db_) : "out of memory");
+    sqlite3_close(ckpt_db_);
+    ckpt_db_ = nullptr;
+  }
   writer_ = std::thread([this] { WriterLoop(); });
   return Status::Ok();
+}
+
+int SqliteStore::OnWalCommit(void* self, sqlite3* db, const char*, int pages) {
+  auto* s = static_cast<SqliteStore*>(self);
+  if (pages >= 8 * kCheckpointPages) {
+    // The background checkpoints cannot catch up while commits keep coming: checkpoint here, as SQLite's own
+    // automatic checkpoint would, so the log stays bounded.
+    sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  } else if (pages >= kCheckpointPages) {
+    {
+      std::lock_guard lock(s->ckpt_mu_);
+      s->ckpt_wanted_ = true;
+    }
+    s->ckpt_cv_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+void SqliteStore::CheckpointLoop() {
+  std::unique_lock lock(ckpt_mu_);
+  while (true) {
+    ckpt_cv_.wait(lock, [&] { return ckpt_stop_ || ckpt_wanted_; });
+    if (ckpt_stop_) return;
+    ckpt_wanted_ = false;
+    lock.unlock();
+    // PASSIVE: copies what it can without blocking the writer; the next commit after a complete one restarts
+    // the log from its beginning, so the WAL stays bounded.
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(ckpt_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      spdlog::warn("store checkpoint failed: path={} error={}", opts_.path, sqlite3_errmsg(ckpt_db_));
+    }
+    lock.lock();
+  }
 }
 
 SqliteStore::~SqliteStore() {
@@ -234,6 +291,13 @@ SqliteStore::~SqliteStore() {
   }
   q_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard lock(ckpt_mu_);
+    ckpt_stop_ = true;
+  }
+  ckpt_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  if (ckpt_db_) sqlite3_close(ckpt_db_);
   upsert_.reset();
   delete_.reset();
   insert_event_.reset();
