@@ -130,7 +130,8 @@ struct ApiServer::Impl {
   std::condition_variable inflight_cv;
   int inflight = 0;
 
-  // Counts a request from its arrival until its handler returns (a write: until its reply is sent) (its reply is tracked by Send from then on).
+  // Counts a request from its arrival until its handler returns, or for a write until its completion has replied
+  // (the reply is tracked by Send from then on).
   struct Activity {
     Impl* m;
     explicit Activity(Impl* impl) : m(impl) {
