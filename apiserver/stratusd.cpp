@@ -286,7 +286,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   int http_threads = 0;
   app.add_option("--http-threads", http_threads,
-                 "threads serving HTTP (the API, agent endpoints, clients); 0 = 4 per core, at least 8")
+                 "threads serving HTTP (the API, agent endpoints, clients); 0 = 2 per core, at least 4")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
 
@@ -352,10 +352,12 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   // cpprestsdk runs every listener, client and continuation on one shared pool, 40 threads by default; on two
-  // cores most of that is context switches (bench/README.md: 25 per GET at 8 clients, get p99 19 ms at 32). Request
-  // handlers still wait for their write's group commit on a pool thread, so too few threads shrink the commit
-  // batches (4 threads: 0.77x etcd's creates at 32 clients). 4 per core, at least 8, measured best here.
-  if (http_threads == 0) http_threads = static_cast<int>(std::max(8u, 4 * std::thread::hardware_concurrency()));
+  // cores most of that is context switches (bench/README.md: 25 per GET at 8 clients, get p99 19 ms at 32). No
+  // request handler waits for the store any more (a write replies from its commit's completion), so the pool only
+  // needs threads for CPU work: every idle thread costs wake-ups (asio hands its reactor from thread to thread),
+  // measured 22 context switches per create at 8 clients with 8 threads, 9 with 4, 4 with 2 (etcd: 7-8), while 2
+  // threads slowed 1,000-object lists at 32 clients. 2 per core, at least 4.
+  if (http_threads == 0) http_threads = static_cast<int>(std::max(4u, 2 * std::thread::hardware_concurrency()));
   try {
     crossplat::threadpool::initialize_with_threads(static_cast<size_t>(http_threads));
   } catch (const std::exception& e) {

@@ -1291,7 +1291,20 @@ struct Options {
   int stratus_pid = 0, etcd_pid = 0;
   std::string trace_out;  // --trace FILE: every request's phase, start offset and latency
   bool epoll = true;  // --driver epoll (one thread, N connections) or threads (one thread per connection)
+  int big_list = 0;       // --big-list N: only measure N-object lists (time, server RSS), nothing else
+  int big_list_reps = 3;  // --big-list-reps R: lists in a row
 };
+
+// Resident set size of a process in MiB (VmRSS), or -1 when unknown.
+double RssMiB(int pid) {
+  if (pid <= 0) return -1;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return -1;
+}
 
 struct Results {
   // [target][phase][clients]
@@ -1323,6 +1336,76 @@ void CheckHung(Target* t, const std::string& phase, const Stats& s) {
 
 }  // namespace
 
+// --big-list: preloads N list objects into each (fresh) server, then lists them all R times in a row from one
+// client, reporting each list's time and the server's RSS: idle, after the preload, after each list, and 2 s after
+// the last. Bounded: N objects, R requests, each under the 30 s request timeout.
+int BigList(const Options& o, std::vector<std::unique_ptr<Target>>& targets) {
+  if (o.big_list > 100000 || o.big_list_reps < 1 || o.big_list_reps > 20) {
+    std::cerr << "--big-list: at most 100000 objects; --big-list-reps: 1..20\n";
+    return 2;
+  }
+  struct Row {
+    std::string metric;
+    std::map<std::string, std::string> v;
+  };
+  std::vector<Row> rows;
+  auto put = [&](size_t i, const std::string& metric, const std::string& target, const std::string& val) {
+    if (rows.size() <= i) rows.resize(i + 1);
+    rows[i].metric = metric;
+    rows[i].v[target] = val;
+  };
+  try {
+    for (auto& t : targets) {
+      size_t r = 0;
+      std::string n = t->Name();
+      put(r++, "server RSS MiB, idle (before the preload)", n, Fmt(RssMiB(t->pid)));
+      Log(n + ": preload " + std::to_string(o.big_list) + " objects to list");
+      std::atomic<int> next{0};
+      Stats s = RunClients(t->url, 8, 1e9, uint64_t(o.big_list), [&](Conn& conn, int, uint64_t) {
+        char name[32];
+        std::snprintf(name, sizeof name, "b-%06d", next.fetch_add(1));
+        return t->PreloadListObject(conn, name);
+      });
+      CheckErrors(n + " preload", s);
+      if (s.errors || s.timeouts) throw std::runtime_error(n + ": preload failed");
+      put(r++, "server RSS MiB, after the preload", n, Fmt(RssMiB(t->pid)));
+      Conn conn(t->url);
+      for (int i = 1; i <= o.big_list_reps; ++i) {
+        Req q = t->ListReq();
+        auto t0 = Clock::now();
+        Response resp = conn.Do(q.method, q.path, q.body);
+        double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        size_t items = 0;
+        std::string err = t->CheckList(resp, true, &items);
+        if (!err.empty()) throw std::runtime_error(n + ": " + err);
+        if (i == 1) {
+          put(r++, "objects listed", n, std::to_string(items));
+          put(r++, "response MB", n, Fmt(resp.body.size() / 1e6, 2));
+        }
+        put(r++, "list " + std::to_string(i) + " ms", n, Fmt(ms));
+        put(r++, "server RSS MiB, after list " + std::to_string(i), n, Fmt(RssMiB(t->pid)));
+      }
+      std::this_thread::sleep_for(std::chrono::seconds(2));  // a fixed pause to read RSS after, not a wait for state
+      put(r++, "server RSS MiB, 2 s after the last list", n, Fmt(RssMiB(t->pid)));
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "api_bench: " << e.what() << "\n";
+    return 1;
+  }
+  std::cout << "| " << o.big_list << "-object list |";
+  for (auto& t : targets) std::cout << " " << t->Name() << " |";
+  std::cout << "\n|---|";
+  for (size_t i = 0; i < targets.size(); ++i) std::cout << "---|";
+  std::cout << "\n";
+  for (auto& row : rows) {
+    std::cout << "| " << row.metric << " |";
+    for (auto& t : targets) std::cout << " " << (row.v.count(t->Name()) ? row.v[t->Name()] : "-") << " |";
+    std::cout << "\n";
+  }
+  std::cout << "\n- one client, " << o.big_list_reps << " lists in a row; RSS from /proc/PID/status (VmRSS)\n";
+  return 0;
+}
+
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   Options o;
@@ -1346,6 +1429,8 @@ int main(int argc, char** argv) {
     else if (a == "--watch-events") o.watch_events = std::stoi(next());
     else if (a == "--run-id") o.run_id = next();
     else if (a == "--trace") o.trace_out = next();
+    else if (a == "--big-list") o.big_list = std::stoi(next());
+    else if (a == "--big-list-reps") o.big_list_reps = std::stoi(next());
     else if (a == "--driver") {
       std::string d = next();
       if (d != "epoll" && d != "threads") {
@@ -1364,7 +1449,8 @@ int main(int argc, char** argv) {
                    "                 [--list-n 1000] [--watch-events 200] [--json FILE] [--run-id ID]\n"
                    "                 [--stratus-pid PID] [--etcd-pid PID]   (server CPU per operation)\n"
                    "                 [--driver epoll|threads]   (default epoll: one thread multiplexing the N connections)\n"
-                   "                 [--trace FILE]   (every request: target phase clients start_ms latency_ms)\n";
+                   "                 [--trace FILE]   (every request: target phase clients start_ms latency_ms)\n"
+                   "                 [--big-list N [--big-list-reps 3]]   (only: time and server RSS of N-object lists)\n";
       return 0;
     } else {
       std::cerr << "unknown argument: " << a << "\n";
@@ -1404,6 +1490,8 @@ int main(int argc, char** argv) {
     t->list_value_bytes = EtcdTarget::Fill(t->volume_template, "l-0000").size();
     targets.push_back(std::move(t));
   }
+
+  if (o.big_list > 0) return BigList(o, targets);
 
   Results res;
   std::map<std::string, std::vector<std::string>> created;  // per target, names that exist (for gets)

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <future>
 #include <random>
 #include <set>
 
@@ -109,7 +110,7 @@ Status Registry::CheckNamespace(const ResourceInfo& r, const std::string& ns) co
   return Status::Ok();
 }
 
-StatusOr<json> Registry::Create(const ResourceInfo& r, const std::string& ns, json obj) {
+StatusOr<json> Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, json obj) const {
   if (!obj.is_object()) return BadRequest("the request body must be a JSON or YAML object");
   std::string kind = obj.value("kind", "");
   if (obj.contains("kind") && kind != r.kind) {
@@ -152,8 +153,14 @@ StatusOr<json> Registry::Create(const ResourceInfo& r, const std::string& ns, js
   if (!v.ok()) return v;
   Status nss = CheckNamespace(r, ns);
   if (!nss.ok()) return nss;
-  ObjectKey key = KeyOf(r.plural, obj);  // before the move below
-  return store_->Create(key, std::move(obj));
+  return obj;
+}
+
+void Registry::CreateAsync(const ResourceInfo& r, const std::string& ns, json obj, Done done) {
+  auto next = PrepareCreate(r, ns, std::move(obj));
+  if (!next.ok()) return done(next.status());
+  ObjectKey key = KeyOf(r.plural, *next);
+  store_->CreateAsync(key, std::move(*next), std::move(done));
 }
 
 StatusOr<json> Registry::Get(const ResourceInfo& r, const std::string& ns, const std::string& name) const {
@@ -162,7 +169,13 @@ StatusOr<json> Registry::Get(const ResourceInfo& r, const std::string& ns, const
   return **o;
 }
 
-StatusOr<json> Registry::List(const ResourceInfo& r, const std::string& ns, const ListRequest& req) const {
+StatusOr<EncodedPtr> Registry::GetEncoded(const ResourceInfo& r, const std::string& ns, const std::string& name) const {
+  auto o = store_->GetStored({r.plural, r.namespaced ? ns : "", name});
+  if (!o.ok()) return NotFound(Describe(r, name) + " not found");
+  return o->encoded;
+}
+
+StatusOr<StoreListResult> Registry::Query(const ResourceInfo& r, const std::string& ns, const ListRequest& req) const {
   auto ls = LabelSelector::Parse(req.label_selector);
   if (!ls.ok()) return ls.status();
   auto fs = FieldSelector::Parse(req.field_selector);
@@ -187,16 +200,47 @@ StatusOr<json> Registry::List(const ResourceInfo& r, const std::string& ns, cons
       return lsel.Matches(labels) && fsel.Matches(obj);
     };
   }
-  StoreListResult res = store_->List(o);
-  json items = json::array();
-  for (const auto& p : res.items) items.push_back(*p);
-  json meta = {{"resourceVersion", std::to_string(res.rv)}};
-  if (!res.last_name.empty()) meta["continue"] = EncodeContinue(res.last_name);
-  return json{{"apiVersion", kApiVersion}, {"kind", r.kind + "List"}, {"metadata", meta}, {"items", items}};
+  return store_->List(o);
 }
 
-StatusOr<json> Registry::UpdateFrom(const ResourceInfo& r, const ObjectKey& key, const json& cur, json obj,
-                                    bool status_only, uint64_t expected_rv) {
+namespace {
+json ListMeta(const StoreListResult& res) {
+  json meta = {{"resourceVersion", std::to_string(res.rv)}};
+  if (!res.last_name.empty()) meta["continue"] = EncodeContinue(res.last_name);
+  return meta;
+}
+}  // namespace
+
+StatusOr<json> Registry::List(const ResourceInfo& r, const std::string& ns, const ListRequest& req) const {
+  auto res = Query(r, ns, req);
+  if (!res.ok()) return res.status();
+  json items = json::array();
+  for (const auto& p : res->items) items.push_back(*p);
+  return json{{"apiVersion", kApiVersion}, {"kind", r.kind + "List"}, {"metadata", ListMeta(*res)}, {"items", items}};
+}
+
+StatusOr<std::string> Registry::ListEncoded(const ResourceInfo& r, const std::string& ns,
+                                            const ListRequest& req) const {
+  auto res = Query(r, ns, req);
+  if (!res.ok()) return res.status();
+  // The same members in the same order as List's json (nlohmann orders keys), items spliced in as stored.
+  std::string head = std::string("{\"apiVersion\":") + json(kApiVersion).dump() + ",\"items\":[";
+  std::string tail = "],\"kind\":" + json(r.kind + "List").dump() + ",\"metadata\":" + ListMeta(*res).dump() + "}";
+  size_t size = head.size() + tail.size() + res->encoded.size();
+  for (const auto& e : res->encoded) size += e->size();
+  std::string out;
+  out.reserve(size);
+  out += head;
+  for (size_t i = 0; i < res->encoded.size(); ++i) {
+    if (i) out += ',';
+    out += *res->encoded[i];
+  }
+  out += tail;
+  return out;
+}
+
+StatusOr<json> Registry::PrepareUpdate(const ResourceInfo& r, const ObjectKey& key, const json& cur, json obj,
+                                       bool status_only) const {
   json next;
   if (status_only) {
     next = cur;
@@ -267,144 +311,220 @@ StatusOr<json> Registry::UpdateFrom(const ResourceInfo& r, const ObjectKey& key,
       if (!a.ok()) return a;
     }
   }
-  if (next == cur) return cur;  // no-op: keep the resourceVersion
-  if (IsDeleting(next) && !HasFinalizers(next)) {
-    auto d = store_->Delete(key, expected_rv);
-    if (d.ok()) spdlog::debug("object finalized and removed: key={}", key.ToString());
-    return d;
-  }
-  return store_->Update(key, std::move(next), expected_rv);
+  return next;
 }
 
-StatusOr<json> Registry::Update(const ResourceInfo& r, const std::string& ns, const std::string& name, json obj,
-                                bool status_only) {
-  if (!obj.is_object()) return BadRequest("the request body must be a JSON or YAML object");
+void Registry::UpdateFrom(const ResourceInfo& r, const ObjectKey& key, const StoredObject& cur, json obj,
+                          bool status_only, uint64_t expected_rv, Done done) {
+  auto next = PrepareUpdate(r, key, *cur.object, std::move(obj), status_only);
+  if (!next.ok()) return done(next.status());
+  if (*next == *cur.object) return done(cur);  // no-op: keep the resourceVersion
+  if (IsDeleting(*next) && !HasFinalizers(*next)) {
+    store_->DeleteAsync(key, expected_rv, [key, done = std::move(done)](StatusOr<StoredObject> d) {
+      if (d.ok()) spdlog::debug("object finalized and removed: key={}", key.ToString());
+      done(std::move(d));
+    });
+    return;
+  }
+  store_->UpdateAsync(key, std::move(*next), expected_rv, std::move(done));
+}
+
+namespace {
+
+Status ModifiedConflict(const ResourceInfo& r, const std::string& name) {
+  return Status(Code::kConflict, "Operation cannot be fulfilled on " + Describe(r, name) +
+                                     ": the object has been modified; please apply your changes to the latest "
+                                     "version and try again");
+}
+
+Status TooManyWriters(const ResourceInfo& r, const std::string& name) {
+  return Status(Code::kConflict, "too many concurrent writers on " + Describe(r, name));
+}
+
+}  // namespace
+
+void Registry::UpdateAsync(const ResourceInfo& r, const std::string& ns, const std::string& name, json obj,
+                           bool status_only, Done done) {
+  if (!obj.is_object()) return done(BadRequest("the request body must be a JSON or YAML object"));
   if (obj.contains("kind") && obj["kind"] != r.kind) {
-    return BadRequest("the kind in the body (" + obj["kind"].dump() + ") does not match the resource in the path (" +
-                      r.plural + ")");
+    return done(BadRequest("the kind in the body (" + obj["kind"].dump() +
+                           ") does not match the resource in the path (" + r.plural + ")"));
   }
   std::string body_name = MetaString(obj, "name");
   if (!body_name.empty() && body_name != name) {
-    return BadRequest("the name of the object (" + body_name + ") does not match the name on the URL (" + name + ")");
+    return done(
+        BadRequest("the name of the object (" + body_name + ") does not match the name on the URL (" + name + ")"));
   }
   std::string body_ns = MetaString(obj, "namespace");
   if (r.namespaced && !body_ns.empty() && body_ns != ns) {
-    return BadRequest("the namespace of the object (" + body_ns + ") does not match the namespace on the URL (" +
-                      ns + ")");
+    return done(BadRequest("the namespace of the object (" + body_ns + ") does not match the namespace on the URL (" +
+                           ns + ")"));
   }
   std::string rv_text = MetaString(obj, "resourceVersion");
   uint64_t pinned = ResourceVersionOf(obj);
   if (!rv_text.empty() && pinned == 0) {
-    return InvalidError("metadata.resourceVersion: Invalid value: \"" + rv_text + "\": must be a positive integer",
-                        {{"metadata.resourceVersion", "must be a positive integer"}});
+    return done(InvalidError("metadata.resourceVersion: Invalid value: \"" + rv_text + "\": must be a positive integer",
+                             {{"metadata.resourceVersion", "must be a positive integer"}}));
   }
   ObjectKey key{r.plural, r.namespaced ? ns : "", name};
-  for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
-    auto cur = store_->Get(key);
-    if (!cur.ok()) return NotFound(Describe(r, name) + " not found");
-    uint64_t cur_rv = ResourceVersionOf(**cur);
-    if (pinned && pinned != cur_rv) {
-      return Status(Code::kConflict, "Operation cannot be fulfilled on " + Describe(r, name) +
-                                         ": the object has been modified; please apply your changes to the latest "
-                                         "version and try again");
+  UpdateAttempt(&r, std::move(key), std::make_shared<const json>(std::move(obj)), status_only, pinned, 0,
+                std::move(done));
+}
+
+void Registry::UpdateAttempt(const ResourceInfo* r, ObjectKey key, std::shared_ptr<const json> obj, bool status_only,
+                             uint64_t pinned, int attempt, Done done) {
+  if (attempt >= kMaxConflictRetries) return done(TooManyWriters(*r, key.name));
+  auto cur = store_->GetStored(key);
+  if (!cur.ok()) return done(NotFound(Describe(*r, key.name) + " not found"));
+  uint64_t cur_rv = ResourceVersionOf(*cur->object);
+  if (pinned && pinned != cur_rv) return done(ModifiedConflict(*r, key.name));
+  UpdateFrom(*r, key, *cur, *obj, status_only, cur_rv,
+             [this, r, key, obj, status_only, pinned, attempt, done](StatusOr<StoredObject> res) {
+               if (!res.ok() && res.status().code() == Code::kConflict && !pinned) {
+                 return UpdateAttempt(r, key, obj, status_only, pinned, attempt + 1, done);
+               }
+               done(std::move(res));
+             });
+}
+
+void Registry::PatchAsync(const ResourceInfo& r, const std::string& ns, const std::string& name, json patch,
+                          bool status_only, bool json_patch, Done done) {
+  if (!json_patch && !patch.is_object()) return done(BadRequest("a merge patch must be a JSON object"));
+  if (json_patch && !patch.is_array()) return done(BadRequest("a JSON patch must be an array of operations"));
+  ObjectKey key{r.plural, r.namespaced ? ns : "", name};
+  PatchAttempt(&r, std::move(key), std::make_shared<const json>(std::move(patch)), status_only, json_patch, 0,
+               std::move(done));
+}
+
+void Registry::PatchAttempt(const ResourceInfo* r, ObjectKey key, std::shared_ptr<const json> patch,
+                            bool status_only, bool json_patch, int attempt, Done done) {
+  if (attempt >= kMaxConflictRetries) return done(TooManyWriters(*r, key.name));
+  auto cur = store_->GetStored(key);
+  if (!cur.ok()) return done(NotFound(Describe(*r, key.name) + " not found"));
+  const json& curobj = *cur->object;
+  json patched;
+  if (json_patch) {
+    try {
+      patched = curobj.patch(*patch);
+    } catch (const std::exception& e) {
+      return done(Status(Code::kInvalid, std::string("the JSON patch could not be applied: ") + e.what()));
     }
-    auto res = UpdateFrom(r, key, **cur, obj, status_only, cur_rv);
-    if (!res.ok() && res.status().code() == Code::kConflict && !pinned) continue;
-    return res;
+  } else {
+    patched = ApplyMergePatch(curobj, *patch);
   }
-  return Status(Code::kConflict, "too many concurrent writers on " + Describe(r, name));
+  if (!patched.is_object()) return done(BadRequest("the patched object is not an object"));
+  uint64_t cur_rv = ResourceVersionOf(curobj);
+  std::string rv_text = MetaString(patched, "resourceVersion");
+  uint64_t pinned = ResourceVersionOf(patched);
+  bool pins = rv_text != curobj.at("metadata").value("resourceVersion", "");
+  if (pins && pinned != cur_rv) return done(ModifiedConflict(*r, key.name));
+  if (MetaString(patched, "name") != key.name) return done(BadRequest("metadata.name cannot be changed by a patch"));
+  UpdateFrom(*r, key, *cur, std::move(patched), status_only, cur_rv,
+             [this, r, key, patch, status_only, json_patch, pins, attempt, done](StatusOr<StoredObject> res) {
+               if (!res.ok() && res.status().code() == Code::kConflict && !pins) {
+                 return PatchAttempt(r, key, patch, status_only, json_patch, attempt + 1, done);
+               }
+               done(std::move(res));
+             });
+}
+
+void Registry::DeleteAsync(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                           std::string precondition_uid, Done done) {
+  if (r.kind == "Namespace" && name == "default") {
+    return done(Status(Code::kForbidden, "namespace \"default\" is protected and cannot be deleted"));
+  }
+  ObjectKey key{r.plural, r.namespaced ? ns : "", name};
+  DeleteAttempt(&r, std::move(key), std::move(precondition_uid), 0, std::move(done));
+}
+
+void Registry::DeleteAttempt(const ResourceInfo* r, ObjectKey key, std::string precondition_uid, int attempt,
+                             Done done) {
+  if (attempt >= kMaxConflictRetries) return done(TooManyWriters(*r, key.name));
+  auto cur = store_->GetStored(key);
+  if (!cur.ok()) return done(NotFound(Describe(*r, key.name) + " not found"));
+  const json& obj = *cur->object;
+  if (!precondition_uid.empty() && MetaString(obj, "uid") != precondition_uid) {
+    return done(Status(Code::kConflict, "Precondition failed: UID in precondition: " + precondition_uid +
+                                            ", UID in object meta: " + MetaString(obj, "uid")));
+  }
+  uint64_t cur_rv = ResourceVersionOf(obj);
+  if (!IsDeleting(obj)) {
+    Status a = AdmitDelete(*r, obj, *store_);
+    if (!a.ok()) return done(a);
+  }
+  bool is_namespace = r->kind == "Namespace";
+  auto finish = [this, r, key, precondition_uid, attempt, done, is_namespace](StatusOr<StoredObject> res) {
+    if (!res.ok() && res.status().code() == Code::kConflict) {
+      return DeleteAttempt(r, key, precondition_uid, attempt + 1, done);
+    }
+    if (!res.ok() && res.status().code() == Code::kNotFound) return done(NotFound(Describe(*r, key.name) + " not found"));
+    if (res.ok() && is_namespace) {
+      std::lock_guard lock(bg_mu_);
+      bg_kick_ = true;
+      bg_cv_.notify_all();
+    }
+    done(std::move(res));
+  };
+  if (is_namespace) {
+    // Namespaces always go through the lifecycle loop, which empties them first.
+    if (IsDeleting(obj)) return done(*cur);
+    json next = obj;
+    next["metadata"]["deletionTimestamp"] = NowRfc3339();
+    json fins = json::array({kNamespaceFinalizer});
+    if (obj["metadata"].contains("finalizers") && obj["metadata"]["finalizers"].is_array()) {
+      for (const auto& f : obj["metadata"]["finalizers"]) {
+        if (f != kNamespaceFinalizer) fins.push_back(f);
+      }
+    }
+    next["metadata"]["finalizers"] = fins;
+    next["status"]["phase"] = "Terminating";
+    store_->UpdateAsync(key, std::move(next), cur_rv, std::move(finish));
+  } else if (HasFinalizers(obj)) {
+    if (IsDeleting(obj)) return done(*cur);
+    json next = obj;
+    next["metadata"]["deletionTimestamp"] = NowRfc3339();
+    store_->UpdateAsync(key, std::move(next), cur_rv, std::move(finish));
+  } else {
+    store_->DeleteAsync(key, cur_rv, std::move(finish));
+  }
+}
+
+namespace {
+
+// Runs an asynchronous registry write and waits for its result.
+template <typename Start>
+StatusOr<json> WaitFor(Start start) {
+  std::promise<StatusOr<json>> p;
+  auto f = p.get_future();
+  start([&p](StatusOr<StoredObject> r) {
+    if (r.ok()) {
+      p.set_value(*r->object);
+    } else {
+      p.set_value(r.status());
+    }
+  });
+  return f.get();
+}
+
+}  // namespace
+
+StatusOr<json> Registry::Create(const ResourceInfo& r, const std::string& ns, json obj) {
+  return WaitFor([&](Done d) { CreateAsync(r, ns, std::move(obj), std::move(d)); });
+}
+
+StatusOr<json> Registry::Update(const ResourceInfo& r, const std::string& ns, const std::string& name, json obj,
+                                bool status_only) {
+  return WaitFor([&](Done d) { UpdateAsync(r, ns, name, std::move(obj), status_only, std::move(d)); });
 }
 
 StatusOr<json> Registry::Patch(const ResourceInfo& r, const std::string& ns, const std::string& name,
                                const json& patch, bool status_only, bool json_patch) {
-  if (!json_patch && !patch.is_object()) return BadRequest("a merge patch must be a JSON object");
-  if (json_patch && !patch.is_array()) return BadRequest("a JSON patch must be an array of operations");
-  ObjectKey key{r.plural, r.namespaced ? ns : "", name};
-  for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
-    auto cur = store_->Get(key);
-    if (!cur.ok()) return NotFound(Describe(r, name) + " not found");
-    json patched;
-    if (json_patch) {
-      try {
-        patched = (*cur)->patch(patch);
-      } catch (const std::exception& e) {
-        return Status(Code::kInvalid, std::string("the JSON patch could not be applied: ") + e.what());
-      }
-    } else {
-      patched = ApplyMergePatch(**cur, patch);
-    }
-    if (!patched.is_object()) return BadRequest("the patched object is not an object");
-    uint64_t cur_rv = ResourceVersionOf(**cur);
-    std::string rv_text = MetaString(patched, "resourceVersion");
-    uint64_t pinned = ResourceVersionOf(patched);
-    bool pins = rv_text != (*cur)->at("metadata").value("resourceVersion", "");
-    if (pins && pinned != cur_rv) {
-      return Status(Code::kConflict, "Operation cannot be fulfilled on " + Describe(r, name) +
-                                         ": the object has been modified; please apply your changes to the latest "
-                                         "version and try again");
-    }
-    if (MetaString(patched, "name") != name) {
-      return BadRequest("metadata.name cannot be changed by a patch");
-    }
-    auto res = UpdateFrom(r, key, **cur, std::move(patched), status_only, cur_rv);
-    if (!res.ok() && res.status().code() == Code::kConflict && !pins) continue;
-    return res;
-  }
-  return Status(Code::kConflict, "too many concurrent writers on " + Describe(r, name));
+  return WaitFor([&](Done d) { PatchAsync(r, ns, name, patch, status_only, json_patch, std::move(d)); });
 }
 
 StatusOr<json> Registry::Delete(const ResourceInfo& r, const std::string& ns, const std::string& name,
                                 const std::string& precondition_uid) {
-  if (r.kind == "Namespace" && name == "default") {
-    return Status(Code::kForbidden, "namespace \"default\" is protected and cannot be deleted");
-  }
-  ObjectKey key{r.plural, r.namespaced ? ns : "", name};
-  for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
-    auto cur = store_->Get(key);
-    if (!cur.ok()) return NotFound(Describe(r, name) + " not found");
-    const json& obj = **cur;
-    if (!precondition_uid.empty() && MetaString(obj, "uid") != precondition_uid) {
-      return Status(Code::kConflict, "Precondition failed: UID in precondition: " + precondition_uid +
-                                         ", UID in object meta: " + MetaString(obj, "uid"));
-    }
-    uint64_t cur_rv = ResourceVersionOf(obj);
-    if (!IsDeleting(obj)) {
-      Status a = AdmitDelete(r, obj, *store_);
-      if (!a.ok()) return a;
-    }
-    StatusOr<json> res = Status();
-    if (r.kind == "Namespace") {
-      // Namespaces always go through the lifecycle loop, which empties them first.
-      if (IsDeleting(obj)) return obj;
-      json next = obj;
-      next["metadata"]["deletionTimestamp"] = NowRfc3339();
-      json fins = json::array({kNamespaceFinalizer});
-      if (obj["metadata"].contains("finalizers") && obj["metadata"]["finalizers"].is_array()) {
-        for (const auto& f : obj["metadata"]["finalizers"]) {
-          if (f != kNamespaceFinalizer) fins.push_back(f);
-        }
-      }
-      next["metadata"]["finalizers"] = fins;
-      next["status"]["phase"] = "Terminating";
-      res = store_->Update(key, std::move(next), cur_rv);
-      if (res.ok()) {
-        std::lock_guard lock(bg_mu_);
-        bg_kick_ = true;
-        bg_cv_.notify_all();
-      }
-    } else if (HasFinalizers(obj)) {
-      if (IsDeleting(obj)) return obj;
-      json next = obj;
-      next["metadata"]["deletionTimestamp"] = NowRfc3339();
-      res = store_->Update(key, std::move(next), cur_rv);
-    } else {
-      res = store_->Delete(key, cur_rv);
-    }
-    if (!res.ok() && res.status().code() == Code::kConflict) continue;
-    if (!res.ok() && res.status().code() == Code::kNotFound) return NotFound(Describe(r, name) + " not found");
-    return res;
-  }
-  return Status(Code::kConflict, "too many concurrent writers on " + Describe(r, name));
+  return WaitFor([&](Done d) { DeleteAsync(r, ns, name, precondition_uid, std::move(d)); });
 }
 
 Status Registry::Bootstrap() {

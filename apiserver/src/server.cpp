@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <list>
 #include <map>
 #include <mutex>
@@ -85,6 +86,18 @@ std::string ContentTypeBase(const http_request& req) {
   return base;
 }
 
+// One watch event as a line of JSON, with the object's stored encoding spliced in.
+std::string WatchLine(const std::string& type, const std::string& encoded_object) {
+  std::string line;
+  line.reserve(encoded_object.size() + type.size() + 24);
+  line += "{\"type\":\"";
+  line += type;  // ADDED, MODIFIED or DELETED: nothing to escape
+  line += "\",\"object\":";
+  line += encoded_object;
+  line += "}\n";
+  return line;
+}
+
 bool IsYamlType(const std::string& ct) {
   return ct == "application/yaml" || ct == "application/x-yaml" || ct == "text/yaml" || ct == "text/x-yaml";
 }
@@ -116,6 +129,20 @@ struct ApiServer::Impl {
   std::mutex inflight_mu;
   std::condition_variable inflight_cv;
   int inflight = 0;
+
+  // Counts a request from its arrival until its handler returns, or for a write until its completion has replied
+  // (the reply is tracked by Send from then on).
+  struct Activity {
+    Impl* m;
+    explicit Activity(Impl* impl) : m(impl) {
+      std::lock_guard lock(m->inflight_mu);
+      ++m->inflight;
+    }
+    ~Activity() {
+      std::lock_guard lock(m->inflight_mu);
+      if (--m->inflight == 0) m->inflight_cv.notify_all();
+    }
+  };
 
   // Sends `resp` and tracks it until cpprestsdk has written all of it.
   void Send(http_request& req, http_response& resp) {
@@ -157,6 +184,42 @@ struct ApiServer::Impl {
     Reply(req, ok_code, *r);
     return ok_code;
   }
+  // Replies with JSON text as it is (an object's stored encoding, a list spliced from them).
+  void ReplyJsonText(http_request& req, int code, std::string text) {
+    http_response resp(static_cast<web::http::status_code>(code));
+    resp.set_body(std::move(text), "application/json");
+    Send(req, resp);
+  }
+
+  // Route's result when the reply is sent later, by a write's completion (which also records the request).
+  static constexpr int kPending = 0;
+
+  // The completion of an asynchronous write: replies with the stored object (or the error) from whichever thread
+  // completes the write (usually the store's writer thread, right after the commit is durable and the watch event
+  // published), records the request, and releases `activity` (Stop waits for it). `after` runs first on success.
+  Registry::Done ReplyWhenDone(const http_request& req, std::shared_ptr<Activity> activity, std::string verb,
+                               std::string resource, Clock::time_point start, int ok_code,
+                               std::function<void()> after = {}) {
+    return [this, req, activity = std::move(activity), verb = std::move(verb), resource = std::move(resource), start,
+            ok_code, after = std::move(after)](StatusOr<StoredObject> res) {
+      http_request r = req;
+      int code = ok_code;
+      try {
+        if (res.ok()) {
+          if (after) after();
+          ReplyJsonText(r, ok_code, *res->encoded);
+        } else {
+          code = ReplyStatus(r, res.status());
+        }
+      } catch (const std::exception& e) {
+        spdlog::error("reply failed: method={} path={} error={}", r.method(), r.relative_uri().path(), e.what());
+        code = 500;
+      }
+      double secs = std::chrono::duration<double>(Clock::now() - start).count();
+      metrics.Observe(verb, resource, code, secs);
+      spdlog::debug("request: verb={} path={} code={} ms={:.2f}", verb, r.relative_uri().path(), code, secs * 1000);
+    };
+  }
 
   // Parses the request body (already read by Handle) after checking its Content-Type and size.
   StatusOr<json> ReadBody(http_request& req, const std::vector<unsigned char>& bytes, bool patch, bool* json_patch) {
@@ -195,19 +258,6 @@ struct ApiServer::Impl {
   // Entry point on cpprestsdk's pool. Handlers must never block on a task that needs another pool thread (with
   // every pool thread waiting, nothing would run it): bodies are read asynchronously and the request is served
   // in the continuation.
-  // Counts a request from its arrival until its handler returns (its reply is tracked by Send from then on).
-  struct Activity {
-    Impl* m;
-    explicit Activity(Impl* impl) : m(impl) {
-      std::lock_guard lock(m->inflight_mu);
-      ++m->inflight;
-    }
-    ~Activity() {
-      std::lock_guard lock(m->inflight_mu);
-      if (--m->inflight == 0) m->inflight_cv.notify_all();
-    }
-  };
-
   void Handle(http_request req) {
     auto activity = std::make_shared<Activity>(this);
     if (refusing.load()) {
@@ -224,11 +274,11 @@ struct ApiServer::Impl {
       return;
     }
     if (m != methods::POST && m != methods::PUT && m != methods::PATCH && m != methods::DEL) {
-      Serve(req, {});
+      Serve(req, {}, activity);
       return;
     }
     if (req.headers().content_length() > opts.max_body_bytes) {
-      Serve(req, {}, /*too_large=*/true);
+      Serve(req, {}, activity, /*too_large=*/true);
       return;
     }
     req.extract_vector().then([this, req, activity](pplx::task<std::vector<unsigned char>> t) mutable {
@@ -242,11 +292,12 @@ struct ApiServer::Impl {
         ReplyStatus(req, BadRequest(std::string("cannot read the request body: ") + e.what()));
         return;
       }
-      Serve(req, body);
+      Serve(req, body, held);
     });
   }
 
-  void Serve(http_request& req, const std::vector<unsigned char>& body, bool too_large = false) {
+  void Serve(http_request& req, const std::vector<unsigned char>& body, const std::shared_ptr<Activity>& activity,
+             bool too_large = false) {
     auto start = Clock::now();
     std::string verb = req.method();
     std::string resource = "";
@@ -258,18 +309,20 @@ struct ApiServer::Impl {
                                            " bytes is larger than the limit of " +
                                            std::to_string(opts.max_body_bytes) + " bytes"));
       } else {
-        code = Route(req, body, &verb, &resource);
+        code = Route(req, body, activity, start, &verb, &resource);
       }
     } catch (const std::exception& e) {
       spdlog::error("request failed: method={} path={} error={}", req.method(), req.relative_uri().path(), e.what());
       code = ReplyStatus(req, Internal(std::string("internal error: ") + e.what()));
     }
+    if (code == kPending) return;  // recorded by the write's completion
     double secs = std::chrono::duration<double>(Clock::now() - start).count();
     metrics.Observe(verb, resource, code, secs);
     spdlog::debug("request: verb={} path={} code={} ms={:.2f}", verb, req.relative_uri().path(), code, secs * 1000);
   }
 
-  int Route(http_request& req, const std::vector<unsigned char>& body_bytes, std::string* verb, std::string* resource) {
+  int Route(http_request& req, const std::vector<unsigned char>& body_bytes, const std::shared_ptr<Activity>& activity,
+            Clock::time_point start, std::string* verb, std::string* resource) {
     // Split first, then decode each segment: an encoded '/' stays inside its segment (and fails name checks).
     std::vector<std::string> seg;
     for (const auto& s : web::uri::split_path(req.relative_uri().path())) {
@@ -375,7 +428,10 @@ struct ApiServer::Impl {
     if (m == methods::GET) {
       if (!name.empty()) {
         *verb = "GET";
-        return ReplyResult(req, registry->Get(*r, ns, name));
+        auto enc = registry->GetEncoded(*r, ns, name);
+        if (!enc.ok()) return ReplyStatus(req, enc.status());
+        ReplyJsonText(req, 200, **enc);
+        return 200;
       }
       auto params = ParseListParams(query);
       if (!params.ok()) return ReplyStatus(req, params.status());
@@ -389,7 +445,10 @@ struct ApiServer::Impl {
       lr.field_selector = params->field_selector;
       lr.continue_token = params->continue_token;
       lr.limit = params->limit;
-      return ReplyResult(req, registry->List(*r, ns, lr));
+      auto list = registry->ListEncoded(*r, ns, lr);
+      if (!list.ok()) return ReplyStatus(req, list.status());
+      ReplyJsonText(req, 200, std::move(*list));
+      return 200;
     }
     if (m == methods::POST) {
       *verb = "CREATE";
@@ -397,7 +456,8 @@ struct ApiServer::Impl {
       bool jp = false;
       auto body = ReadBody(req, body_bytes, false, &jp);
       if (!body.ok()) return ReplyStatus(req, body.status());
-      return ReplyResult(req, registry->Create(*r, ns, std::move(*body)), 201);
+      registry->CreateAsync(*r, ns, std::move(*body), ReplyWhenDone(req, activity, *verb, *resource, start, 201));
+      return kPending;
     }
     if (name.empty()) {
       return ReplyStatus(req, Status(Code::kMethodNotAllowed, m + " needs an object name in the path"));
@@ -407,14 +467,18 @@ struct ApiServer::Impl {
       bool jp = false;
       auto body = ReadBody(req, body_bytes, false, &jp);
       if (!body.ok()) return ReplyStatus(req, body.status());
-      return ReplyResult(req, registry->Update(*r, ns, name, std::move(*body), status_only));
+      registry->UpdateAsync(*r, ns, name, std::move(*body), status_only,
+                            ReplyWhenDone(req, activity, *verb, *resource, start, 200));
+      return kPending;
     }
     if (m == methods::PATCH) {
       *verb = "PATCH";
       bool jp = false;
       auto body = ReadBody(req, body_bytes, true, &jp);
       if (!body.ok()) return ReplyStatus(req, body.status());
-      return ReplyResult(req, registry->Patch(*r, ns, name, *body, status_only, jp));
+      registry->PatchAsync(*r, ns, name, std::move(*body), status_only, jp,
+                           ReplyWhenDone(req, activity, *verb, *resource, start, 200));
+      return kPending;
     }
     if (m == methods::DEL) {
       *verb = "DELETE";
@@ -430,13 +494,16 @@ struct ApiServer::Impl {
           uid = (*opts_json)["preconditions"].value("uid", "");
         }
       }
-      auto out = registry->Delete(*r, ns, name, uid);
-      if (out.ok() && r->kind == "Image" && blobs) {
-        std::lock_guard lock(jan_mu);
-        sweep_soon = true;  // drop the deleted image's uploaded data now rather than within a minute
-        jan_cv.notify_all();
+      std::function<void()> after;
+      if (r->kind == "Image" && blobs) {
+        after = [this] {
+          std::lock_guard lock(jan_mu);
+          sweep_soon = true;  // drop the deleted image's uploaded data now rather than within a minute
+          jan_cv.notify_all();
+        };
       }
-      return ReplyResult(req, out);
+      registry->DeleteAsync(*r, ns, name, uid, ReplyWhenDone(req, activity, *verb, *resource, start, 200, after));
+      return kPending;
     }
     return ReplyStatus(req, Status(Code::kMethodNotAllowed, "method " + m + " is not allowed"));
   }
@@ -629,10 +696,11 @@ struct ApiServer::Impl {
       lo.plural = r.plural;
       lo.ns = wns;
       StoreListResult cur = registry->store()->List(lo);
-      for (const auto& o : cur.items) {
-        if (!filter->Matches(*o)) continue;
-        filter->Seed(*o);
-        stream->Send(json{{"type", "ADDED"}, {"object", *o}}.dump() + "\n");
+      for (size_t i = 0; i < cur.items.size(); ++i) {
+        const json& o = *cur.items[i];
+        if (!filter->Matches(o)) continue;
+        filter->Seed(o);
+        stream->Send(WatchLine("ADDED", *cur.encoded[i]));
       }
       after = cur.rv;
     }
@@ -643,7 +711,7 @@ struct ApiServer::Impl {
       if (!s) return;
       std::string type = filter->Translate(e.type, *e.object);
       if (type.empty()) return;
-      s->Send(json{{"type", type}, {"object", *e.object}}.dump() + "\n");
+      s->Send(WatchLine(type, *e.encoded));
     });
     if (!sub.ok()) return ReplyStatus(req, sub.status());
     stream->sub = std::move(*sub);

@@ -5,7 +5,6 @@
 
 #include <condition_variable>
 #include <deque>
-#include <future>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -42,8 +41,22 @@ struct Op {
   ObjectKey key;
   json obj;
   uint64_t expected_rv = 0;
-  std::promise<StatusOr<json>> done;
+  WriteDone done;
 };
+
+// Calls a write's completion; a throwing callback must not take the writer thread down.
+void Complete(Op& op, StatusOr<StoredObject> r) {
+  try {
+    op.done(std::move(r));
+  } catch (const std::exception& e) {
+    spdlog::error("store write callback failed: key={} error={}", op.key.ToString(), e.what());
+  } catch (...) {
+    spdlog::error("store write callback failed: key={}", op.key.ToString());
+  }
+}
+
+EncodedPtr Encode(const json& obj) { return std::make_shared<const std::string>(obj.dump()); }
+
 
 class SqliteWatch;
 
@@ -54,15 +67,17 @@ class SqliteStore : public Store {
 
   Status Open();
 
-  StatusOr<json> Create(const ObjectKey& key, json obj) override { return Submit(Op::kCreate, key, std::move(obj), 0); }
-  StatusOr<json> Update(const ObjectKey& key, json obj, uint64_t expected_rv) override {
-    return Submit(Op::kUpdate, key, std::move(obj), expected_rv);
+  void CreateAsync(const ObjectKey& key, json obj, WriteDone done) override {
+    Submit(Op::kCreate, key, std::move(obj), 0, std::move(done));
   }
-  StatusOr<json> Delete(const ObjectKey& key, uint64_t expected_rv) override {
-    return Submit(Op::kDelete, key, json(), expected_rv);
+  void UpdateAsync(const ObjectKey& key, json obj, uint64_t expected_rv, WriteDone done) override {
+    Submit(Op::kUpdate, key, std::move(obj), expected_rv, std::move(done));
+  }
+  void DeleteAsync(const ObjectKey& key, uint64_t expected_rv, WriteDone done) override {
+    Submit(Op::kDelete, key, json(), expected_rv, std::move(done));
   }
 
-  StatusOr<ObjectPtr> Get(const ObjectKey& key) const override {
+  StatusOr<StoredObject> GetStored(const ObjectKey& key) const override {
     std::shared_lock lock(data_mu_);
     auto it = objects_.find(key);
     if (it == objects_.end()) return NotFound(key.plural + " \"" + key.name + "\" not found");
@@ -98,7 +113,7 @@ class SqliteStore : public Store {
     std::function<void(const StoreEvent&)> sink;
   };
 
-  StatusOr<json> Submit(Op::Kind kind, const ObjectKey& key, json obj, uint64_t expected_rv);
+  void Submit(Op::Kind kind, const ObjectKey& key, json obj, uint64_t expected_rv, WriteDone done);
   void WriterLoop();
   void RunBatch(std::vector<std::unique_ptr<Op>>& batch);
   bool Exec(const char* sql);
@@ -109,7 +124,7 @@ class SqliteStore : public Store {
 
   // In-memory view of what is committed. Guarded by data_mu_.
   mutable std::shared_mutex data_mu_;
-  std::map<ObjectKey, ObjectPtr> objects_;
+  std::map<ObjectKey, StoredObject> objects_;
   uint64_t rv_ = 0;
 
   // History ring and watchers. Guarded by watch_mu_. Events are appended and published under it, so a
@@ -127,6 +142,19 @@ class SqliteStore : public Store {
   bool stopping_ = false;
   std::thread writer_;
   uint64_t commits_since_compact_ = 0;
+
+  // WAL checkpoints run on a thread of their own, on their own connection, so that copying pages into the database
+  // file and fsyncing it never delays a commit (SQLite's automatic checkpoint runs inside the committing call).
+  // The writer's WAL hook wakes it once the log holds kCheckpointPages.
+  static constexpr int kCheckpointPages = 1000;
+  static int OnWalCommit(void* self, sqlite3*, const char*, int pages);
+  void CheckpointLoop();
+  sqlite3* ckpt_db_ = nullptr;
+  std::thread checkpointer_;
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  bool ckpt_wanted_ = false;
+  bool ckpt_stop_ = false;
 };
 
 class SqliteWatch : public StoreWatch {
@@ -174,7 +202,8 @@ Status SqliteStore::Open() {
         uint64_t rv = static_cast<uint64_t>(sqlite3_column_int64(s.get(), 3));
         json obj = json::parse(reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 4)));
         rv_ = std::max(rv_, rv);
-        objects_.emplace(std::move(k), std::make_shared<const json>(std::move(obj)));
+        EncodedPtr enc = Encode(obj);
+        objects_.emplace(std::move(k), StoredObject{std::make_shared<const json>(std::move(obj)), std::move(enc)});
       }
     }
     // Load the retained history (newest window).
@@ -190,6 +219,7 @@ Status SqliteStore::Open() {
                  reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 3)),
                  reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 4))};
         e.object = std::make_shared<const json>(json::parse(reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 5))));
+        e.encoded = Encode(*e.object);
         rv_ = std::max(rv_, e.rv);
         rev.push_front(std::move(e));
       }
@@ -206,8 +236,52 @@ Status SqliteStore::Open() {
   }
   spdlog::debug("store opened: path={} objects={} revision={} history={}", opts_.path, objects_.size(), rv_,
                history_.size());
+  // Checkpoints: off the commit path (see CheckpointLoop). Without the second connection SQLite's own stays on.
+  if (sqlite3_open_v2(opts_.path.c_str(), &ckpt_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) == SQLITE_OK) {
+    sqlite3_wal_hook(db_, &SqliteStore::OnWalCommit, this);  // replaces the automatic checkpoint
+    checkpointer_ = std::thread([this] { CheckpointLoop(); });
+  } else {
+    spdlog::warn("store: no checkpoint connection, checkpoints stay on the commit path: path={} error={}", opts_.path,
+                 ckpt_db_ ? sqlite3_errmsg(ckpt_db_) : "out of memory");
+    sqlite3_close(ckpt_db_);
+    ckpt_db_ = nullptr;
+  }
   writer_ = std::thread([this] { WriterLoop(); });
   return Status::Ok();
+}
+
+int SqliteStore::OnWalCommit(void* self, sqlite3* db, const char*, int pages) {
+  auto* s = static_cast<SqliteStore*>(self);
+  if (pages >= 8 * kCheckpointPages) {
+    // The background checkpoints cannot catch up while commits keep coming: checkpoint here, as SQLite's own
+    // automatic checkpoint would, so the log stays bounded.
+    sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  } else if (pages >= kCheckpointPages) {
+    {
+      std::lock_guard lock(s->ckpt_mu_);
+      s->ckpt_wanted_ = true;
+    }
+    s->ckpt_cv_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+void SqliteStore::CheckpointLoop() {
+  std::unique_lock lock(ckpt_mu_);
+  while (true) {
+    ckpt_cv_.wait(lock, [&] { return ckpt_stop_ || ckpt_wanted_; });
+    if (ckpt_stop_) return;
+    ckpt_wanted_ = false;
+    lock.unlock();
+    // PASSIVE: copies what it can without blocking the writer; the next commit after a complete one restarts
+    // the log from its beginning, so the WAL stays bounded.
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(ckpt_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      spdlog::warn("store checkpoint failed: path={} error={}", opts_.path, sqlite3_errmsg(ckpt_db_));
+    }
+    lock.lock();
+  }
 }
 
 SqliteStore::~SqliteStore() {
@@ -217,6 +291,13 @@ SqliteStore::~SqliteStore() {
   }
   q_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard lock(ckpt_mu_);
+    ckpt_stop_ = true;
+  }
+  ckpt_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  if (ckpt_db_) sqlite3_close(ckpt_db_);
   upsert_.reset();
   delete_.reset();
   insert_event_.reset();
@@ -224,20 +305,25 @@ SqliteStore::~SqliteStore() {
   if (db_) sqlite3_close(db_);
 }
 
-StatusOr<json> SqliteStore::Submit(Op::Kind kind, const ObjectKey& key, json obj, uint64_t expected_rv) {
+void SqliteStore::Submit(Op::Kind kind, const ObjectKey& key, json obj, uint64_t expected_rv, WriteDone done) {
   auto op = std::make_unique<Op>();
   op->kind = kind;
   op->key = key;
   op->obj = std::move(obj);
   op->expected_rv = expected_rv;
-  auto fut = op->done.get_future();
+  op->done = std::move(done);
   {
     std::lock_guard lock(q_mu_);
-    if (stopping_) return Status(Code::kUnavailable, "store is shutting down");
-    queue_.push_back(std::move(op));
+    if (!stopping_) {
+      queue_.push_back(std::move(op));
+      op = nullptr;
+    }
+  }
+  if (op) {
+    Complete(*op, Status(Code::kUnavailable, "store is shutting down"));
+    return;
   }
   q_cv_.notify_one();
-  return fut.get();
 }
 
 void SqliteStore::WriterLoop() {
@@ -258,9 +344,9 @@ void SqliteStore::WriterLoop() {
 
 void SqliteStore::RunBatch(std::vector<std::unique_ptr<Op>>& batch) {
   // Overlay of this batch's changes on top of the committed map: later ops in the batch see earlier ones.
-  std::map<ObjectKey, ObjectPtr> overlay;  // nullptr value = deleted in this batch
+  std::map<ObjectKey, StoredObject> overlay;  // null object = deleted in this batch
   std::vector<StoreEvent> events;
-  std::vector<StatusOr<json>> results;
+  std::vector<StatusOr<StoredObject>> results;
   results.reserve(batch.size());
   uint64_t rv;
   {
@@ -269,10 +355,10 @@ void SqliteStore::RunBatch(std::vector<std::unique_ptr<Op>>& batch) {
   }
   auto lookup = [&](const ObjectKey& k) -> ObjectPtr {
     auto o = overlay.find(k);
-    if (o != overlay.end()) return o->second;
+    if (o != overlay.end()) return o->second.object;
     std::shared_lock lock(data_mu_);
     auto it = objects_.find(k);
-    return it == objects_.end() ? nullptr : it->second;
+    return it == objects_.end() ? nullptr : it->second.object;
   };
 
   bool sql_ok = Exec("BEGIN IMMEDIATE");
@@ -299,7 +385,13 @@ void SqliteStore::RunBatch(std::vector<std::unique_ptr<Op>>& batch) {
     uint64_t new_rv = rv + 1;
     json obj = op->kind == Op::kDelete ? *cur : std::move(op->obj);
     obj["metadata"]["resourceVersion"] = std::to_string(new_rv);
-    std::string data = obj.dump();
+    std::string data;
+    try {
+      data = obj.dump();
+    } catch (const json::exception& e) {  // e.g. a string that is not UTF-8 (YAML bodies can carry one)
+      results.emplace_back(BadRequest(std::string("the object cannot be stored as JSON: ") + e.what()));
+      continue;
+    }
     std::string type = op->kind == Op::kCreate ? "ADDED" : op->kind == Op::kUpdate ? "MODIFIED" : "DELETED";
     Stmt& s = op->kind == Op::kDelete ? *delete_ : *upsert_;
     s.Reset();
@@ -325,10 +417,10 @@ void SqliteStore::RunBatch(std::vector<std::unique_ptr<Op>>& batch) {
       break;
     }
     rv = new_rv;
-    auto ptr = std::make_shared<const json>(std::move(obj));
-    overlay[op->key] = op->kind == Op::kDelete ? nullptr : ptr;
-    events.push_back({new_rv, type, op->key, ptr});
-    results.emplace_back(*ptr);
+    StoredObject stored{std::make_shared<const json>(std::move(obj)), std::make_shared<const std::string>(std::move(data))};
+    overlay[op->key] = op->kind == Op::kDelete ? StoredObject{} : stored;
+    events.push_back({new_rv, type, op->key, stored.object, stored.encoded});
+    results.emplace_back(std::move(stored));
   }
   // Compact the persisted history now and then, inside the same transaction.
   if (sql_ok && ++commits_since_compact_ >= 64 && rv > opts_.history_window) {
@@ -341,14 +433,14 @@ void SqliteStore::RunBatch(std::vector<std::unique_ptr<Op>>& batch) {
   if (!sql_ok) {
     Exec("ROLLBACK");
     std::string err = std::string("store write failed: ") + sqlite3_errmsg(db_);
-    for (auto& op : batch) op->done.set_value(Internal(err));
+    for (auto& op : batch) Complete(*op, Internal(err));
     return;
   }
   // Durable: make it visible, publish, acknowledge.
   {
     std::unique_lock lock(data_mu_);
     for (auto& [k, v] : overlay) {
-      if (v) {
+      if (v.object) {
         objects_[k] = v;
       } else {
         objects_.erase(k);
@@ -368,7 +460,9 @@ void SqliteStore::RunBatch(std::vector<std::unique_ptr<Op>>& batch) {
     }
     while (history_.size() > opts_.history_window) history_.pop_front();
   }
-  for (size_t i = 0; i < batch.size(); ++i) batch[i]->done.set_value(std::move(results[i]));
+  // Acknowledge: each callback typically sends an HTTP reply (from this thread, so no pool thread waits for
+  // the commit and the number of writes per group commit is not bounded by the pool size).
+  for (size_t i = 0; i < batch.size(); ++i) Complete(*batch[i], std::move(results[i]));
 }
 
 StoreListResult SqliteStore::List(const StoreListOptions& opts) const {
@@ -387,12 +481,13 @@ StoreListResult SqliteStore::List(const StoreListOptions& opts) const {
   for (; it != objects_.end(); ++it) {
     if (it->first.plural != opts.plural) break;
     if (!opts.ns.empty() && it->first.ns != opts.ns) break;
-    if (opts.filter && !opts.filter(*it->second)) continue;
+    if (opts.filter && !opts.filter(*it->second.object)) continue;
     if (opts.limit && out.items.size() == opts.limit) {
       out.last_name = last->ns + "/" + last->name;
       break;
     }
-    out.items.push_back(it->second);
+    out.items.push_back(it->second.object);
+    out.encoded.push_back(it->second.encoded);
     last = &it->first;
   }
   return out;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <map>
 #include <vector>
 
@@ -33,22 +34,41 @@ class Registry {
   Registry(Store* store, const SchemaRegistry* schemas);
   ~Registry();
 
+  // Completion of a write (see WriteDone in store.h): called exactly once, after the write is durable and its
+  // watch event published, or with the error. May run on the store's writer thread or on the calling thread.
+  using Done = WriteDone;
+
   // Creates `obj` in `ns` (ignored for cluster-scoped kinds). Server fields are set; status is dropped for kinds
   // with a status subresource.
-  StatusOr<json> Create(const ResourceInfo& r, const std::string& ns, json obj);
-  StatusOr<json> Get(const ResourceInfo& r, const std::string& ns, const std::string& name) const;
-  // `ns` empty lists all namespaces. Returns a `{Kind}List`.
-  StatusOr<json> List(const ResourceInfo& r, const std::string& ns, const ListRequest& req) const;
+  void CreateAsync(const ResourceInfo& r, const std::string& ns, json obj, Done done);
   // PUT. With `status_only`, only `status` is taken from `obj`; otherwise `status` is ignored.
-  StatusOr<json> Update(const ResourceInfo& r, const std::string& ns, const std::string& name, json obj,
-                        bool status_only);
+  void UpdateAsync(const ResourceInfo& r, const std::string& ns, const std::string& name, json obj,
+                   bool status_only, Done done);
   // PATCH (merge patch, or JSON patch when `json_patch`), retried on conflict unless the patch pins
   // metadata.resourceVersion.
+  void PatchAsync(const ResourceInfo& r, const std::string& ns, const std::string& name, json patch,
+                  bool status_only, bool json_patch, Done done);
+  // Two-phase delete: with finalizers, sets deletionTimestamp and returns the object; else removes it.
+  void DeleteAsync(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                   std::string precondition_uid, Done done);
+
+  // The same writes, waiting for the result (for in-process callers; never from a Done).
+  StatusOr<json> Create(const ResourceInfo& r, const std::string& ns, json obj);
+  StatusOr<json> Update(const ResourceInfo& r, const std::string& ns, const std::string& name, json obj,
+                        bool status_only);
   StatusOr<json> Patch(const ResourceInfo& r, const std::string& ns, const std::string& name, const json& patch,
                        bool status_only, bool json_patch = false);
-  // Two-phase delete: with finalizers, sets deletionTimestamp and returns the object; else removes it.
   StatusOr<json> Delete(const ResourceInfo& r, const std::string& ns, const std::string& name,
                         const std::string& precondition_uid);
+
+  StatusOr<json> Get(const ResourceInfo& r, const std::string& ns, const std::string& name) const;
+  // The stored JSON text of one object (what Get returns, serialized once when it was written).
+  StatusOr<EncodedPtr> GetEncoded(const ResourceInfo& r, const std::string& ns, const std::string& name) const;
+  // `ns` empty lists all namespaces. Returns a `{Kind}List`.
+  StatusOr<json> List(const ResourceInfo& r, const std::string& ns, const ListRequest& req) const;
+  // The same list as JSON text, made by concatenating the objects' stored encodings (no per-object
+  // serialization): equal, once parsed, to List's result.
+  StatusOr<std::string> ListEncoded(const ResourceInfo& r, const std::string& ns, const ListRequest& req) const;
 
   // Semantic checks of one kind that its schema cannot express (a gateway inside its cidr, port ranges in order),
   // plugged in by the binary that owns that knowledge, as admission plugins are: run on create and on every spec
@@ -68,8 +88,20 @@ class Registry {
   Store* store() const { return store_; }
 
  private:
-  StatusOr<json> UpdateFrom(const ResourceInfo& r, const ObjectKey& key, const json& cur, json obj,
-                            bool status_only, uint64_t expected_rv);
+  StatusOr<json> PrepareCreate(const ResourceInfo& r, const std::string& ns, json obj) const;
+  // The next state of `cur` for an update (validated and admitted), or why not.
+  StatusOr<json> PrepareUpdate(const ResourceInfo& r, const ObjectKey& key, const json& cur, json obj,
+                               bool status_only) const;
+  void UpdateFrom(const ResourceInfo& r, const ObjectKey& key, const StoredObject& cur, json obj, bool status_only,
+                  uint64_t expected_rv, Done done);
+  // One attempt of Update/Patch/Delete; on a conflict it may be retried (attempt + 1) from the Done.
+  void UpdateAttempt(const ResourceInfo* r, ObjectKey key, std::shared_ptr<const json> obj, bool status_only,
+                     uint64_t pinned, int attempt, Done done);
+  void PatchAttempt(const ResourceInfo* r, ObjectKey key, std::shared_ptr<const json> patch, bool status_only,
+                    bool json_patch, int attempt, Done done);
+  void DeleteAttempt(const ResourceInfo* r, ObjectKey key, std::string precondition_uid, int attempt, Done done);
+  // Runs the list query shared by List and ListEncoded.
+  StatusOr<StoreListResult> Query(const ResourceInfo& r, const std::string& ns, const ListRequest& req) const;
   Status CheckNamespace(const ResourceInfo& r, const std::string& ns) const;
   Status ValidateObject(const ResourceInfo& r, const json& obj) const;
   Status RunValidators(const ResourceInfo& r, const json& obj) const;

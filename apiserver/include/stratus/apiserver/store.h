@@ -15,6 +15,20 @@
 namespace stratus {
 
 using ObjectPtr = std::shared_ptr<const json>;
+// An object's JSON text (`json::dump()` of the stored object), made once when the object is written and shared by
+// every GET, LIST and watch event that sends it (as Kubernetes' watch cache keeps each object's encoding once).
+using EncodedPtr = std::shared_ptr<const std::string>;
+
+// One stored object: the parsed form (for selectors and API logic) and its encoding (for responses).
+struct StoredObject {
+  ObjectPtr object;
+  EncodedPtr encoded;
+};
+
+// Completion of a write: called exactly once, after the write's transaction is durable and its watch event has
+// been published (or with the error). Runs on the store's writer thread (or on the caller's thread when the write
+// is refused before it is queued): it must be quick, must not block, and must not wait for another write.
+using WriteDone = std::function<void(StatusOr<StoredObject>)>;
 
 // One change, as watches see it. `object` is the object after the change (for DELETED: its last state,
 // carrying the deletion's resourceVersion).
@@ -23,6 +37,7 @@ struct StoreEvent {
   std::string type;  // ADDED, MODIFIED, DELETED
   ObjectKey key;
   ObjectPtr object;
+  EncodedPtr encoded;  // `object` as JSON text
 };
 
 struct StoreListOptions {
@@ -35,6 +50,7 @@ struct StoreListOptions {
 
 struct StoreListResult {
   std::vector<ObjectPtr> items;
+  std::vector<EncodedPtr> encoded;  // items[i] as JSON text
   uint64_t rv = 0;                // the store's revision the list reflects
   std::string last_name;          // "ns/name" of the last item when more remain (else empty)
 };
@@ -49,17 +65,28 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Stores a new object under `key` and returns it with metadata.resourceVersion set. kAlreadyExists when the key
-  // is taken. Durable when it returns.
-  virtual StatusOr<json> Create(const ObjectKey& key, json obj) = 0;
+  // Stores a new object under `key`; `done` gets it with metadata.resourceVersion set. kAlreadyExists when the
+  // key is taken. Returns at once: `done` runs once the write is durable (see WriteDone).
+  virtual void CreateAsync(const ObjectKey& key, json obj, WriteDone done) = 0;
   // Replaces the object. `expected_rv` 0 = unconditional; otherwise kConflict unless it equals the stored
   // version. kNotFound when absent.
-  virtual StatusOr<json> Update(const ObjectKey& key, json obj, uint64_t expected_rv) = 0;
-  // Removes the object and returns its last state (with the deletion's resourceVersion). Preconditions as Update.
-  virtual StatusOr<json> Delete(const ObjectKey& key, uint64_t expected_rv) = 0;
+  virtual void UpdateAsync(const ObjectKey& key, json obj, uint64_t expected_rv, WriteDone done) = 0;
+  // Removes the object; `done` gets its last state (with the deletion's resourceVersion). Preconditions as Update.
+  virtual void DeleteAsync(const ObjectKey& key, uint64_t expected_rv, WriteDone done) = 0;
 
-  virtual StatusOr<ObjectPtr> Get(const ObjectKey& key) const = 0;
-  // Objects of one kind ordered by (namespace, name).
+  // The same writes, waiting for the result: durable when they return. Never call them from a WriteDone (the
+  // writer thread would wait for itself).
+  StatusOr<json> Create(const ObjectKey& key, json obj);
+  StatusOr<json> Update(const ObjectKey& key, json obj, uint64_t expected_rv);
+  StatusOr<json> Delete(const ObjectKey& key, uint64_t expected_rv);
+
+  virtual StatusOr<StoredObject> GetStored(const ObjectKey& key) const = 0;
+  StatusOr<ObjectPtr> Get(const ObjectKey& key) const {
+    auto s = GetStored(key);
+    if (!s.ok()) return s.status();
+    return s->object;
+  }
+  // Objects of one kind ordered by (namespace, name), with their encodings.
   virtual StoreListResult List(const StoreListOptions& opts) const = 0;
   virtual uint64_t CurrentRevision() const = 0;
   // Oldest revision a watch may start after (older -> kGone).
