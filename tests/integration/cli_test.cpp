@@ -40,7 +40,7 @@ class CliTest : public ::testing::Test {
     server_ = std::make_unique<ServerProcess>(dir_.path() / "data");
     ASSERT_TRUE(server_->Start()) << server_->log();
   }
-  fs::path Src(const std::string& rel) const { return fs::path(STRATUS_SOURCE_DIR) / rel; }
+  fs::path Src(const std::string& rel) const { return fs::path(SourceDir()) / rel; }
   void WriteFile(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
 
   TempDir dir_;
@@ -146,7 +146,7 @@ TEST_F(CliTest, ApplyFromStdinMultiDocumentAndErrorsNameTheField) {
   auto unknown = server_->Ctl({"get", "widgets"});
   EXPECT_NE(unknown.exit_code, 0);
   EXPECT_NE(unknown.err.find("widgets"), std::string::npos) << unknown.err;
-  auto down = stratus::testing::Run({STRATUSCTL_BIN, "--server", "http://127.0.0.1:1", "get", "instances"});
+  auto down = stratus::testing::Run({StratusctlBin(), "--server", "http://127.0.0.1:1", "get", "instances"});
   EXPECT_NE(down.exit_code, 0);
   EXPECT_NE(down.err.find("127.0.0.1:1"), std::string::npos) << down.err;
 }

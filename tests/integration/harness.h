@@ -30,6 +30,25 @@
 
 namespace stratus::testing {
 
+// The binaries under test and the source tree. The build compiles in their paths relative to the test binary
+// (not absolute ones), so the test objects are the same in every checkout and ccache reuses them across clones.
+inline std::string NextToTestBinary(const char* relative) {
+  static const std::filesystem::path dir = std::filesystem::read_symlink("/proc/self/exe").parent_path();
+  return (dir / relative).lexically_normal().string();
+}
+inline const std::string& StratusdBin() {
+  static const std::string path = NextToTestBinary(STRATUSD_RELPATH);
+  return path;
+}
+inline const std::string& StratusctlBin() {
+  static const std::string path = NextToTestBinary(STRATUSCTL_RELPATH);
+  return path;
+}
+inline const std::string& SourceDir() {
+  static const std::string path = NextToTestBinary(STRATUS_SOURCE_RELPATH);
+  return path;
+}
+
 // Polls `pred` every `interval_ms` for up to `seconds`; the last answer decides.
 template <typename F>
 bool Eventually(F pred, int seconds = 30, int interval_ms = 100) {
@@ -220,7 +239,7 @@ class ServerProcess {
     // STRATUS_TEST_STRATUSD runs another build of the server under the same tests (e.g. to show a test fails
     // on an older one).
     const char* bin = std::getenv("STRATUS_TEST_STRATUSD");
-    std::vector<std::string> a = {bin && *bin ? bin : STRATUSD_BIN, "server", "--listen", port_.hostport(),
+    std::vector<std::string> a = {bin && *bin ? std::string(bin) : StratusdBin(), "server", "--listen", port_.hostport(),
                                   "--data-dir", data_dir_.string()};
     bool agent = false;
     for (const auto& e : extra_) agent |= e == "--agent=true";
@@ -297,7 +316,7 @@ class ServerProcess {
 
   // Runs stratusctl against this server.
   RunResult Ctl(std::vector<std::string> args, const std::string& stdin_text = "", int timeout_s = 60) const {
-    args.insert(args.begin(), {STRATUSCTL_BIN, "--server", url()});
+    args.insert(args.begin(), {StratusctlBin(), "--server", url()});
     return Run(args, stdin_text, {}, timeout_s);
   }
 
@@ -316,7 +335,7 @@ class AgentProcess {
   AgentProcess(const std::string& server, const std::string& node, const std::filesystem::path& dir,
                int heartbeat_seconds = 1)
       : port_(ReservePort()), log_((dir / (node + ".log")).string()) {
-    pid_ = SpawnLogged({STRATUSD_BIN, "agent", "--server", server, "--node", node, "--libvirt-uri", "test:///default",
+    pid_ = SpawnLogged({StratusdBin(), "agent", "--server", server, "--node", node, "--libvirt-uri", "test:///default",
                         "--agent-listen", port_.hostport(), "--data-dir", (dir / node).string(),
                         "--reserved-memory-mib", "0", "--heartbeat-seconds", std::to_string(heartbeat_seconds)},
                        log_);

@@ -155,7 +155,7 @@ TEST(ShutdownTest, RollingRestartMissesNoEventAndNeedsNoOperator) {
   ASSERT_TRUE(server.Start()) << server.log();
   AgentProcess a(server.url(), "node-a", dir.path()), b(server.url(), "node-b", dir.path());
   std::string out = (dir.path() / "watch.out").string();
-  pid_t watch = SpawnLogged({STRATUSCTL_BIN, "--server", server.url(), "get", "securitygroups", "-w", "-o", "name"}, out);
+  pid_t watch = SpawnLogged({StratusctlBin(), "--server", server.url(), "get", "securitygroups", "-w", "-o", "name"}, out);
   struct Reap {
     pid_t pid;
     ~Reap() {
