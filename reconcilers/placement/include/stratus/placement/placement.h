@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -20,6 +21,7 @@ struct Options {
   double memory_overcommit = 1.0;  // Nova's ram_allocation_ratio
   int heartbeat_grace_seconds = 40;
 };
+constexpr int kMaxPlacementWorkers = 64;
 
 struct Demand {
   int vcpus = 0;
@@ -74,6 +76,65 @@ StatusOr<Demand> DemandOf(const json& instance, const std::map<std::string, json
 // nodes, flavors or placed storage may unblock.
 runtime::KeyMapper UnboundKeys(runtime::Informer* objects);
 
+// What placement counts as taken on each node, as Kubernetes' scheduler cache: instances the instance cache shows
+// bound, plus *assumed* ones — decided, their bind write not seen in the cache yet. An assumption ends when the
+// cache shows the instance bound (Observe: it is then counted as bound, once), when the instance is deleted
+// (Observe), or when its bind fails (Forget). Thread-safe; ChooseAndAssume decides and assumes under one lock, so
+// several workers binding at once never overcommit a node. A decision costs O(nodes x flavors), not O(instances).
+class CapacityCache {
+ public:
+  // An Instance as the instance cache shows it (every add, update, resync and deletion). Bound (spec.nodeName
+  // set): counted on that node by its spec.resources or its instanceType (looked up at decision time, so an
+  // unknown flavor counts nothing), replacing its assumption. Unbound: not counted as bound; an assumption stays
+  // (its bind may be in flight). Deleted: forgotten entirely.
+  void Observe(const json& instance, bool deleted);
+  // Counts `demand` (vcpus, memory, and root disk in its pool) on `node` for `uid` until Observe shows it bound
+  // or deleted, or Forget.
+  void Assume(const std::string& uid, const std::string& node, const Demand& demand);
+  // The bind failed: the assumption is released. False when there was none.
+  bool Forget(const std::string& uid);
+  // True while `uid` is assumed (its bind is in flight, or written and not yet seen in the cache).
+  bool Assumed(const std::string& uid) const;
+  size_t NumAssumed() const;
+  // Adds what is counted to `nodes`: used vcpus and memory; assumed root disks leave their pool's free bytes.
+  // `flavors`: name -> InstanceType.
+  void AddTo(std::vector<NodeView>* nodes, const std::map<std::string, json>& flavors) const;
+  // Under one lock: AddTo, Choose, and when a node is chosen, Assume `uid` on it.
+  Decision ChooseAndAssume(const std::string& uid, const Demand& demand, const json& node_selector,
+                           std::vector<NodeView> nodes, const std::map<std::string, json>& flavors,
+                           const Options& opts);
+
+ private:
+  struct BoundEntry {
+    std::string node;
+    std::string flavor;  // empty: explicit spec.resources in `resources`
+    Demand resources;
+  };
+  struct NodeSum {
+    int vcpus = 0;                          // explicit spec.resources
+    int64_t memory_mib = 0;
+    std::map<std::string, int> flavors;     // instanceType -> bound instances of it
+  };
+  struct Assumption {
+    std::string node;
+    Demand demand;
+  };
+  void AddToLocked(std::vector<NodeView>* nodes, const std::map<std::string, json>& flavors) const;
+  void UnbindLocked(const std::string& uid);
+  mutable std::mutex mu_;
+  std::map<std::string, BoundEntry> bound_;    // uid -> seen bound in the instance cache
+  std::map<std::string, NodeSum> sums_;        // node -> sums of bound_
+  std::map<std::string, Assumption> assumed_;  // uid -> decided here, not seen bound yet
+};
+
+// The NodeViews of the cached Node objects at `now` (seconds since the epoch): readiness (a heartbeat older than
+// opts.heartbeat_grace_seconds is not Ready), cordon, labels, allocatable, pools. No usage counted yet.
+std::vector<NodeView> ViewNodes(const std::vector<json>& nodes, int64_t now, const Options& opts);
+
+// Decides one instance at a time against the CapacityCache (decide + assume under its lock) and then writes the
+// bind outside it, so a Controller may run several workers: their bind writes overlap (and share the store's
+// group commit) while their decisions stay serial and consistent. A failed bind forgets its assumption and is
+// retried with backoff. Usage of bound instances is kept current by a handler on the instance informer.
 class PlacementReconciler : public runtime::Reconciler {
  public:
   // `volumes` and `images` may be null (no storage constraints then).
@@ -89,7 +150,7 @@ class PlacementReconciler : public runtime::Reconciler {
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:
-  std::vector<NodeView> Nodes(const std::string& skip_uid);
+  std::vector<NodeView> Nodes();
 
   ApiClient* client_;
   runtime::Informer* instances_;
@@ -99,9 +160,12 @@ class PlacementReconciler : public runtime::Reconciler {
   runtime::Informer* images_;
   Options opts_;
   runtime::EventRecorder events_;
-  // Reservations made by this reconciler that the instance cache may not show yet: uid -> (node, demand).
-  std::mutex mu_;
-  std::map<std::string, std::pair<std::string, Demand>> reserved_;
+  // Shared with the instance informer's handler, which may outlive this reconciler.
+  std::shared_ptr<CapacityCache> cache_;
+
+ public:
+  // For tests: the capacity cache this reconciler decides against.
+  const CapacityCache& cache() const { return *cache_; }
 };
 
 // Binds each Volume without spec.nodeName: next to its source volume, next to the bound instance that asks for
