@@ -96,7 +96,7 @@ struct ClusterControllers {
     // and then writes its bind outside it, so the binds of a burst share the store's group commits.
     placement_ctl = std::make_unique<runtime::Controller>(placement.get(), f.placement_workers);
     volume_placement = std::make_unique<placement::VolumePlacementReconciler>(client, volumes, nodes, instances, po);
-    volume_placement_ctl = std::make_unique<runtime::Controller>(volume_placement.get(), 1);
+    volume_placement_ctl = std::make_unique<runtime::Controller>(volume_placement.get(), f.placement_workers);
     ipam = std::make_unique<ipam::IpamReconciler>(client, networks, instances);
     // One worker: the allocation table of a network has a single writer here (and optimistic concurrency
     // against any other).
@@ -309,7 +309,7 @@ int main(int argc, char** argv) {
   server->add_option("--cpu-overcommit", f.cpu_overcommit, "vcpus placed per allocatable host cpu")->capture_default_str();
   server->add_option("--memory-overcommit", f.memory_overcommit, "memory placed per allocatable MiB")->capture_default_str();
   server->add_option("--placement-workers", f.placement_workers,
-                     "instances placement binds at once (decisions stay one at a time)")
+                     "instances (and volumes) placement binds at once; decisions stay one at a time")
       ->capture_default_str()
       ->check(CLI::Range(1, stratus::placement::kMaxPlacementWorkers));
 

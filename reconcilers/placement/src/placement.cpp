@@ -305,26 +305,17 @@ PlacementReconciler::PlacementReconciler(ApiClient* client, runtime::Informer* i
   // late handler first gets every cached object), so the cache is complete before any decision.
   std::shared_ptr<CapacityCache> cache = cache_;
   instances_->AddHandler([cache](const std::string&, const json& obj, bool deleted) { cache->Observe(obj, deleted); });
+  if (volumes_ != nullptr) {
+    volume_space_ = std::make_shared<PoolSpaceCache>();
+    std::shared_ptr<PoolSpaceCache> space = volume_space_;
+    volumes_->AddHandler([space](const std::string&, const json& obj, bool deleted) { space->Observe(obj, deleted); });
+  }
 }
 
 std::vector<NodeView> PlacementReconciler::Nodes() {
   std::vector<NodeView> views = ViewNodes(nodes_->List(), std::time(nullptr), opts_);
   // Volumes placed but not created yet will take their space.
-  if (volumes_ != nullptr) {
-    std::map<std::string, NodeView*> by_name;
-    for (auto& v : views) by_name[v.name] = &v;
-    for (const auto& vol : volumes_->List()) {
-      std::string node = vol["spec"].value("nodeName", "");
-      bool made = vol.contains("status") && !vol["status"].value("path", "").empty();
-      auto it = by_name.find(node);
-      if (node.empty() || made || it == by_name.end()) continue;
-      auto bytes = ParseQuantityBytes(vol["spec"].value("size", "0"));
-      std::string pool = vol["spec"].value("pool", "");
-      NodeView* v = it->second;
-      auto pf = v->pool_free.find(pool.empty() ? v->default_pool : pool);
-      if (bytes.ok() && pf != v->pool_free.end()) pf->second -= static_cast<int64_t>(*bytes);
-    }
-  }
+  if (volume_space_) volume_space_->SubtractFrom(&views);
   return views;
 }
 

@@ -131,6 +131,44 @@ class CapacityCache {
 // opts.heartbeat_grace_seconds is not Ready), cordon, labels, allocatable, pools. No usage counted yet.
 std::vector<NodeView> ViewNodes(const std::vector<json>& nodes, int64_t now, const Options& opts);
 
+// Pool space placement counts as taken: volumes the volume cache shows placed on a node but not made yet (status.path
+// empty; once made, the node's reported free space includes them), plus volumes *assumed* on a node — decided, their
+// bind not seen in the cache yet. Same life cycle as CapacityCache: Observe ends an assumption when the bind shows
+// or the volume is deleted, Forget when the bind fails. Thread-safe; a decision costs O(nodes + pending volumes).
+class PoolSpaceCache {
+ public:
+  void Observe(const json& volume, bool deleted);
+  void Assume(const std::string& uid, const std::string& node, const std::string& pool, int64_t bytes);
+  bool Forget(const std::string& uid);
+  bool Assumed(const std::string& uid) const;
+  size_t NumAssumed() const;
+  // Takes what is counted from each node's pool_free (pool "" is the node's default pool).
+  void SubtractFrom(std::vector<NodeView>* nodes) const;
+  // Under one lock: SubtractFrom, ChooseVolumeNode, and when a node is chosen, Assume `uid` on it.
+  Decision ChooseAndAssume(const std::string& uid, int64_t bytes, const std::string& pool,
+                           const std::string& pinned, const std::string& pinned_why,
+                           std::vector<NodeView> nodes);
+
+ private:
+  struct Space {
+    std::string node;
+    std::string pool;
+    int64_t bytes = 0;
+  };
+  void SubtractLocked(std::vector<NodeView>* nodes) const;
+  mutable std::mutex mu_;
+  std::map<std::string, Space> pending_;  // uid -> placed, not made
+  std::map<std::string, Space> assumed_;  // uid -> decided here, bind not seen yet
+};
+
+// Pure decision for a volume of `bytes` in `pool` ("" = default): a Ready node (cordoned ones only when pinned)
+// with the pool and room, the one with most free space; `pinned` (non-empty) restricts it to that node, `why`
+// says what pins it. Reasons explain every rejected node; Decision::node is empty when nothing fits.
+Decision ChooseVolumeNode(int64_t bytes, const std::string& pool, const std::string& pinned, const std::string& why,
+                          const std::vector<NodeView>& nodes);
+// "0/N nodes can hold this volume: ..." for a Decision of ChooseVolumeNode.
+std::string VolumeDecisionMessage(const Decision& d, size_t total_nodes);
+
 // Decides one instance at a time against the CapacityCache (decide + assume under its lock) and then writes the
 // bind outside it, so a Controller may run several workers: their bind writes overlap (and share the store's
 // group commit) while their decisions stay serial and consistent. A failed bind forgets its assumption and is
@@ -162,6 +200,8 @@ class PlacementReconciler : public runtime::Reconciler {
   runtime::EventRecorder events_;
   // Shared with the instance informer's handler, which may outlive this reconciler.
   std::shared_ptr<CapacityCache> cache_;
+  // Volumes placed but not made (no assumptions here: volume placement makes those), from the volume informer.
+  std::shared_ptr<PoolSpaceCache> volume_space_;
 
  public:
   // For tests: the capacity cache this reconciler decides against.
@@ -178,6 +218,8 @@ class VolumePlacementReconciler : public runtime::Reconciler {
   std::vector<const runtime::Informer*> Reads() const override { return {volumes_, nodes_, instances_}; }
   std::vector<runtime::WatchSpec> Watches() override;
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
+  // For tests: the pool space this reconciler decides against.
+  const PoolSpaceCache& cache() const { return *cache_; }
 
  private:
   ApiClient* client_;
@@ -186,6 +228,7 @@ class VolumePlacementReconciler : public runtime::Reconciler {
   runtime::Informer* instances_;
   Options opts_;
   runtime::EventRecorder events_;
+  std::shared_ptr<PoolSpaceCache> cache_;  // shared with the volume informer's handler
 };
 
 }  // namespace stratus::placement
