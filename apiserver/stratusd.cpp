@@ -43,6 +43,7 @@ struct ServerFlags {
   int node_grace_seconds = 40;
   double cpu_overcommit = 4.0;
   double memory_overcommit = 1.0;
+  int placement_workers = 8;
 };
 
 sigset_t BlockTerminationSignals() {
@@ -91,10 +92,11 @@ struct ClusterControllers {
     po.memory_overcommit = f.memory_overcommit;
     po.heartbeat_grace_seconds = f.node_grace_seconds;
     placement = std::make_unique<placement::PlacementReconciler>(client, instances, nodes, flavors, po, volumes, images);
-    // One worker: reservations are made and read by the same thread, so concurrent binds never overcommit.
-    placement_ctl = std::make_unique<runtime::Controller>(placement.get(), 1);
+    // Several workers: each decides and assumes under the capacity cache's lock (so they never overcommit a node)
+    // and then writes its bind outside it, so the binds of a burst share the store's group commits.
+    placement_ctl = std::make_unique<runtime::Controller>(placement.get(), f.placement_workers);
     volume_placement = std::make_unique<placement::VolumePlacementReconciler>(client, volumes, nodes, instances, po);
-    volume_placement_ctl = std::make_unique<runtime::Controller>(volume_placement.get(), 1);
+    volume_placement_ctl = std::make_unique<runtime::Controller>(volume_placement.get(), f.placement_workers);
     ipam = std::make_unique<ipam::IpamReconciler>(client, networks, instances);
     // One worker: the allocation table of a network has a single writer here (and optimistic concurrency
     // against any other).
@@ -306,6 +308,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 86400));
   server->add_option("--cpu-overcommit", f.cpu_overcommit, "vcpus placed per allocatable host cpu")->capture_default_str();
   server->add_option("--memory-overcommit", f.memory_overcommit, "memory placed per allocatable MiB")->capture_default_str();
+  server->add_option("--placement-workers", f.placement_workers,
+                     "instances (and volumes) placement binds at once; decisions stay one at a time")
+      ->capture_default_str()
+      ->check(CLI::Range(1, stratus::placement::kMaxPlacementWorkers));
 
   auto* agent = app.add_subcommand("agent", "run a node agent that registers this host with an API server");
   std::string agent_server = "http://127.0.0.1:8774";

@@ -10,7 +10,7 @@
 #   bench/instances/run.sh [BUILD_DIR]          BUILD_DIR defaults to build (relative to the repo root)
 #
 # Environment:
-#   BENCH_COUNT=200        instances in part 1          BENCH_RUNS=3        runs per side in part 2
+#   BENCH_COUNT=200        instances in part 1 (1-1000) BENCH_RUNS=3        runs per side in part 2
 #   BENCH_PARTS="many tcg" which parts to run          STRATUS_GUEST_DIR   guest (default /var/lib/stratus/guest)
 #   BENCH_OUT=DIR          where results go (default BUILD_DIR/bench-instances): results.md, many.json, tcg.json
 #   BENCH_KEEP_DATA=1      keep the data dirs (and server logs) under ${TMPDIR:-/var/tmp}
@@ -29,6 +29,10 @@ for bin in "$STRATUSD" "$CTL"; do
 done
 COUNT=${BENCH_COUNT:-200}
 RUNS=${BENCH_RUNS:-3}
+# Bounded: at part 1's overcommit (x100) the test driver's node (16 vCPUs, 3 GiB) holds ~1,200 m1.small.
+if ! [[ $COUNT =~ ^[0-9]+$ ]] || ((COUNT < 1 || COUNT > 1000)); then
+  echo "run.sh: BENCH_COUNT must be a whole number from 1 to 1000 (got '$COUNT')" >&2; exit 2
+fi
 PARTS=${BENCH_PARTS:-many tcg}
 GUEST_DIR=${STRATUS_GUEST_DIR:-/var/lib/stratus/guest}
 OUT=${BENCH_OUT:-$BUILD/bench-instances}

@@ -1,7 +1,14 @@
 // Placement decisions: filters (readiness, cordon, nodeSelector, capacity with overcommit), spreading, and the
-// explanation users get when nothing fits.
+// explanation users get when nothing fits; the capacity cache (assumed placements counted until the instance
+// cache shows the bind, released when a bind fails); and the reconciler with many workers binding at once.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <ctime>
+#include <thread>
+
+#include "runtime_test_env.h"
+#include "stratus/core/object.h"
 #include "stratus/placement/placement.h"
 
 namespace stratus::placement {
@@ -73,6 +80,295 @@ TEST(PlacementTest, DemandFromResourcesOrFlavor) {
   auto c = DemandOf({{"spec", {{"instanceType", "m9.huge"}}}}, flavors);
   EXPECT_EQ(c.status().code(), Code::kNotFound);
   EXPECT_NE(c.status().message().find("m9.huge"), std::string::npos);
+}
+
+// ---- CapacityCache: what is counted on each node -----------------------------------------------------------
+
+const std::map<std::string, json> kFlavors = {{"m1.small", {{"spec", {{"vcpus", 1}, {"memoryMiB", 256}}}}}};
+
+json BoundInstance(const std::string& uid, const std::string& node, const std::string& flavor = "m1.small") {
+  json spec = {{"instanceType", flavor}};
+  if (!node.empty()) spec["nodeName"] = node;
+  return {{"metadata", {{"name", "i-" + uid}, {"namespace", "default"}, {"uid", uid}}}, {"spec", spec}};
+}
+
+// Used vcpus and memory of `name` after the cache adds what it counts to a fresh view.
+std::pair<int, int64_t> Used(const CapacityCache& c, const std::string& name = "n1") {
+  std::vector<NodeView> v = {Node("n1", 4, 1024), Node("n2", 4, 1024)};
+  c.AddTo(&v, kFlavors);
+  for (const auto& n : v) {
+    if (n.name == name) return {n.used_vcpus, n.used_memory_mib};
+  }
+  return {-1, -1};
+}
+
+TEST(CapacityCacheTest, ManyDecidedAtOnceNeverOvercommit) {
+  // Two nodes of 4 vcpus / 1024 MiB without overcommit hold 8 instances of 1 vcpu / 256 MiB; 8 threads try to
+  // place 12 each at the same time against one cache, none of whose binds has shown in the instance cache yet.
+  Options o;
+  o.cpu_overcommit = 1;
+  CapacityCache cache;
+  std::atomic<int> placed{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 12; ++i) {
+        Decision d = cache.ChooseAndAssume("u" + std::to_string(t) + "-" + std::to_string(i), {1, 256},
+                                           json::object(), {Node("n1", 4, 1024), Node("n2", 4, 1024)}, kFlavors, o);
+        (d.node.empty() ? refused : placed)++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(placed.load(), 8);
+  EXPECT_EQ(refused.load(), 88);
+  EXPECT_EQ(cache.NumAssumed(), 8u);
+  EXPECT_EQ(Used(cache, "n1"), (std::pair<int, int64_t>{4, 1024}));
+  EXPECT_EQ(Used(cache, "n2"), (std::pair<int, int64_t>{4, 1024}));
+  // And the refusal says why.
+  Decision full = cache.ChooseAndAssume("late", {1, 256}, json::object(), {Node("n1", 4, 1024)}, kFlavors, o);
+  ASSERT_EQ(full.reasons.size(), 1u);
+  EXPECT_NE(full.reasons[0].find("insufficient vcpus (need 1, free 0 of 4)"), std::string::npos) << full.reasons[0];
+  EXPECT_FALSE(cache.Assumed("late"));
+}
+
+TEST(CapacityCacheTest, AssumedAndBoundCountedTogether) {
+  // Table: what the instance cache shows and what is assumed -> usage on n1.
+  struct Case {
+    const char* name;
+    std::vector<json> observed;
+    std::vector<std::string> assumed;  // uids assumed on n1 with 1 vcpu / 256 MiB
+    std::pair<int, int64_t> want;
+  };
+  json explicit_res = BoundInstance("e", "n1");
+  explicit_res["spec"].erase("instanceType");
+  explicit_res["spec"]["resources"] = {{"vcpus", 2}, {"memoryMiB", 100}};
+  std::vector<Case> cases = {
+      {"nothing", {}, {}, {0, 0}},
+      {"bound only", {BoundInstance("a", "n1"), BoundInstance("b", "n1")}, {}, {2, 512}},
+      {"assumed only", {}, {"a", "b"}, {2, 512}},
+      {"bound and another assumed", {BoundInstance("a", "n1")}, {"b"}, {2, 512}},
+      {"other node not counted here", {BoundInstance("a", "n2")}, {}, {0, 0}},
+      {"explicit resources", {explicit_res}, {}, {2, 100}},
+      {"unknown flavor counts nothing", {BoundInstance("x", "n1", "m9.huge")}, {}, {0, 0}},
+      {"unbound instance counts nothing", {BoundInstance("u", "")}, {}, {0, 0}},
+  };
+  for (const auto& c : cases) {
+    CapacityCache cache;
+    for (const auto& uid : c.assumed) cache.Assume(uid, "n1", {1, 256});
+    for (const auto& i : c.observed) cache.Observe(i, false);
+    EXPECT_EQ(Used(cache), c.want) << c.name;
+  }
+}
+
+TEST(CapacityCacheTest, BoundInstanceSeenReplacesItsAssumption) {
+  CapacityCache cache;
+  cache.Assume("a", "n1", {1, 256});
+  EXPECT_EQ(Used(cache), (std::pair<int, int64_t>{1, 256}));
+  // An older, unbound version of it (e.g. its creation event arriving late) keeps the assumption: its bind is
+  // in flight.
+  cache.Observe(BoundInstance("a", ""), false);
+  EXPECT_TRUE(cache.Assumed("a"));
+  EXPECT_EQ(Used(cache), (std::pair<int, int64_t>{1, 256}));
+  // The bind shows in the cache: counted once, as bound; the assumption is gone.
+  cache.Observe(BoundInstance("a", "n1"), false);
+  EXPECT_FALSE(cache.Assumed("a"));
+  EXPECT_EQ(cache.NumAssumed(), 0u);
+  EXPECT_EQ(Used(cache), (std::pair<int, int64_t>{1, 256}));
+  // Seen again (updates, resyncs): still once.
+  cache.Observe(BoundInstance("a", "n1"), false);
+  cache.Observe(BoundInstance("a", "n1"), false);
+  EXPECT_EQ(Used(cache), (std::pair<int, int64_t>{1, 256}));
+  // Deleted: nothing left.
+  cache.Observe(BoundInstance("a", "n1"), true);
+  EXPECT_EQ(Used(cache), (std::pair<int, int64_t>{0, 0}));
+  // An instance deleted while its bind was in flight takes its assumption with it.
+  cache.Assume("b", "n1", {1, 256});
+  cache.Observe(BoundInstance("b", ""), true);
+  EXPECT_FALSE(cache.Assumed("b"));
+  EXPECT_EQ(Used(cache), (std::pair<int, int64_t>{0, 0}));
+}
+
+TEST(CapacityCacheTest, FailedBindReleasesItsAssumption) {
+  Options o;
+  o.cpu_overcommit = 1;
+  CapacityCache cache;
+  std::vector<NodeView> one = {Node("n1", 2, 1024)};
+  EXPECT_EQ(cache.ChooseAndAssume("a", {1, 256}, json::object(), one, kFlavors, o).node, "n1");
+  EXPECT_EQ(cache.ChooseAndAssume("b", {1, 256}, json::object(), one, kFlavors, o).node, "n1");
+  EXPECT_EQ(cache.ChooseAndAssume("c", {1, 256}, json::object(), one, kFlavors, o).node, "");  // full
+  // b's bind fails: its capacity is free for the next decision.
+  EXPECT_TRUE(cache.Forget("b"));
+  EXPECT_FALSE(cache.Forget("b"));
+  EXPECT_FALSE(cache.Assumed("b"));
+  EXPECT_EQ(Used(cache), (std::pair<int, int64_t>{1, 256}));
+  EXPECT_EQ(cache.ChooseAndAssume("c", {1, 256}, json::object(), one, kFlavors, o).node, "n1");
+}
+
+TEST(CapacityCacheTest, AssumedRootDiskLeavesItsPool) {
+  NodeView n = Node("n1", 64, 65536);
+  n.pool_free = {{"default", 3 << 20}, {"fast", 10 << 20}};
+  n.default_pool = "default";
+  Options o;
+  CapacityCache cache;
+  Demand d{1, 64, 2 << 20};
+  EXPECT_EQ(cache.ChooseAndAssume("a", d, json::object(), {n}, kFlavors, o).node, "n1");
+  Decision second = cache.ChooseAndAssume("b", d, json::object(), {n}, kFlavors, o);
+  EXPECT_EQ(second.node, "");  // 2 MiB of 3 are assumed taken
+  ASSERT_EQ(second.reasons.size(), 1u);
+  EXPECT_NE(second.reasons[0].find("insufficient storage for the root disk in the default pool"), std::string::npos)
+      << second.reasons[0];
+  d.root_pool = "fast";
+  EXPECT_EQ(cache.ChooseAndAssume("b", d, json::object(), {n}, kFlavors, o).node, "n1");
+}
+
+// ---- The reconciler: a real in-process API, informers, a controller with several workers ------------------
+
+// Forwards to a real client; fails the first `fail_binds` spec patches of instances (placement's bind).
+class FlakyBindClient : public ApiClient {
+ public:
+  explicit FlakyBindClient(ApiClient* c) : c_(c) {}
+  std::atomic<int> fail_binds{0};
+  StatusOr<json> Get(const std::string& p, const std::string& ns, const std::string& n) override { return c_->Get(p, ns, n); }
+  StatusOr<json> List(const std::string& p, const std::string& ns, const ListOptions& o) override { return c_->List(p, ns, o); }
+  StatusOr<json> Create(const std::string& p, const std::string& ns, const json& o) override { return c_->Create(p, ns, o); }
+  StatusOr<json> Update(const std::string& p, const std::string& ns, const json& o) override { return c_->Update(p, ns, o); }
+  StatusOr<json> UpdateStatus(const std::string& p, const std::string& ns, const json& o) override {
+    return c_->UpdateStatus(p, ns, o);
+  }
+  StatusOr<json> Patch(const std::string& p, const std::string& ns, const std::string& n, const json& patch,
+                       const std::string& sub) override {
+    if (p == "instances" && sub.empty() && fail_binds.fetch_sub(1) > 0) return Status(Code::kUnavailable, "injected");
+    return c_->Patch(p, ns, n, patch, sub);
+  }
+  StatusOr<json> Delete(const std::string& p, const std::string& ns, const std::string& n, const std::string& uid) override {
+    return c_->Delete(p, ns, n, uid);
+  }
+  Status Watch(const std::string& p, const std::string& ns, const ListOptions& o,
+               const std::function<bool(const WatchEvent&)>& f, const std::atomic<bool>* stop) override {
+    return c_->Watch(p, ns, o, f, stop);
+  }
+  StatusOr<std::string> GetRaw(const std::string& path) override { return c_->GetRaw(path); }
+
+ private:
+  ApiClient* c_;
+};
+
+class PlacementReconcilerTest : public testing_env::LocalApiTest {
+ protected:
+  void SetUp() override {
+    LocalApiTest::SetUp();
+    flaky_ = std::make_unique<FlakyBindClient>(client_.get());
+    for (auto [inf, plural] : {std::pair{&instances_, "instances"}, {&nodes_, "nodes"}, {&flavors_, "instancetypes"}}) {
+      runtime::InformerOptions o;
+      o.plural = plural;
+      *inf = std::make_unique<runtime::Informer>(client_.get(), o);
+    }
+    Options o;
+    o.cpu_overcommit = 1;
+    rec_ = std::make_unique<PlacementReconciler>(flaky_.get(), instances_.get(), nodes_.get(), flavors_.get(), o);
+    for (auto* inf : {&instances_, &nodes_, &flavors_}) {
+      (*inf)->Start();
+      ASSERT_TRUE((*inf)->WaitForSync(std::chrono::seconds(5)));
+    }
+    MustCreate({{"apiVersion", "stratus.io/v1"},
+                {"kind", "InstanceType"},
+                {"metadata", {{"name", "m1.small"}}},
+                {"spec", {{"vcpus", 1}, {"memoryMiB", 256}}}},
+               "instancetypes", "");
+    for (const char* n : {"n1", "n2"}) AddNode(n);
+    ASSERT_TRUE(WaitFor([&] { return nodes_->List().size() == 2 && flavors_->List().size() == 1; }));
+  }
+  void TearDown() override {
+    ctl_.reset();
+    for (auto* inf : {&instances_, &nodes_, &flavors_}) (*inf)->Stop();
+    rec_.reset();
+    LocalApiTest::TearDown();
+  }
+  // A Ready node of 4 vcpus / 1024 MiB that has just heartbeated.
+  void AddNode(const std::string& name) {
+    json n = MustCreate({{"apiVersion", "stratus.io/v1"}, {"kind", "Node"}, {"metadata", {{"name", name}}}}, "nodes", "");
+    n["status"] = {{"allocatable", {{"vcpus", 4}, {"memoryMiB", 1024}}},
+                   {"lastHeartbeatTime", NowRfc3339()},
+                   {"conditions", {{{"type", "Ready"}, {"status", "True"}, {"reason", "AgentReady"},
+                                    {"lastTransitionTime", NowRfc3339()}}}}};
+    auto u = client_->UpdateStatus("nodes", "", n);
+    ASSERT_TRUE(u.ok()) << u.status().ToString();
+  }
+  void AddInstance(const std::string& name) {
+    MustCreate({{"apiVersion", "stratus.io/v1"},
+                {"kind", "Instance"},
+                {"metadata", {{"name", name}, {"namespace", "default"}}},
+                {"spec", {{"instanceType", "m1.small"}}}},
+               "instances");
+  }
+  // Instances the API shows bound, per node.
+  std::map<std::string, int> BoundPerNode() {
+    std::map<std::string, int> out;
+    auto l = client_->List("instances", "default", {});
+    if (!l.ok()) return out;
+    for (const auto& i : (*l)["items"]) {
+      std::string node = i["spec"].value("nodeName", "");
+      if (!node.empty()) out[node]++;
+    }
+    return out;
+  }
+
+  std::unique_ptr<FlakyBindClient> flaky_;
+  std::unique_ptr<runtime::Informer> instances_, nodes_, flavors_;
+  std::unique_ptr<PlacementReconciler> rec_;
+  std::unique_ptr<runtime::Controller> ctl_;
+};
+
+TEST_F(PlacementReconcilerTest, ManyWorkersBindingAtOnceNeverOvercommit) {
+  // 20 instances arrive at once; 8 fit (4 per node). Eight workers bind concurrently.
+  ctl_ = std::make_unique<runtime::Controller>(rec_.get(), 8);
+  ctl_->Start();
+  for (int i = 0; i < 20; ++i) AddInstance("burst-" + std::to_string(i));
+  auto unschedulable = [&] {
+    auto l = client_->List("instances", "default", {});
+    int n = 0;
+    if (!l.ok()) return 0;
+    for (const auto& i : (*l)["items"]) {
+      json c = runtime::GetCondition(i, "Scheduled");
+      if (c.is_object() && c.value("reason", "") == "Unschedulable") ++n;
+    }
+    return n;
+  };
+  ASSERT_TRUE(WaitFor([&] {
+    auto b = BoundPerNode();
+    return b["n1"] + b["n2"] == 8 && unschedulable() == 12;
+  }, std::chrono::seconds(20))) << "bound n1=" << BoundPerNode()["n1"] << " n2=" << BoundPerNode()["n2"];
+  auto b = BoundPerNode();
+  EXPECT_EQ(b["n1"], 4);
+  EXPECT_EQ(b["n2"], 4);
+  // Every bind has shown in the cache: no assumption is left over, nothing counted twice.
+  ASSERT_TRUE(WaitFor([&] { return rec_->cache().NumAssumed() == 0; }));
+  std::vector<NodeView> v = ViewNodes(nodes_->List(), std::time(nullptr), Options{});
+  std::map<std::string, json> fl;
+  for (const auto& f : flavors_->List()) fl[MetaString(f, "name")] = f;
+  rec_->cache().AddTo(&v, fl);
+  for (const auto& n : v) {
+    EXPECT_EQ(n.used_vcpus, 4) << n.name;
+    EXPECT_EQ(n.used_memory_mib, 1024) << n.name;
+  }
+}
+
+TEST_F(PlacementReconcilerTest, FailedBindForgetsItsAssumptionAndRetries) {
+  AddInstance("web-1");
+  ASSERT_TRUE(WaitFor([&] { return !instances_->Get("default/web-1").is_null(); }));
+  flaky_->fail_binds = 1;
+  auto r = rec_->Reconcile("default/web-1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
+  EXPECT_EQ(rec_->cache().NumAssumed(), 0u);  // released: nothing is held for a bind that did not happen
+  r = rec_->Reconcile("default/web-1");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto got = client_->Get("instances", "default", "web-1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE((*got)["spec"].value("nodeName", "").empty());
+  // Once the cache shows the bind, it is counted as bound and the assumption is gone.
+  ASSERT_TRUE(WaitFor([&] { return rec_->cache().NumAssumed() == 0; }));
 }
 
 }  // namespace

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include "stratus/agent/agent.h"
 #include "stratus/apiserver/admission.h"
@@ -209,6 +211,102 @@ TEST(VolumePlacementTest, RootDiskNeedsRoomInThePool) {
   d.root_pool = "ssd";
   auto none = Choose(d, json::object(), {StorageNode("big", 20ll << 30)}, o);
   EXPECT_NE(none.reasons[0].find("no pool ssd"), std::string::npos) << none.reasons[0];
+}
+
+TEST(VolumePlacementTest, ChoosesTheNodeWithMostFreeSpace) {
+  NodeView down = StorageNode("down", 100ll << 30);
+  down.ready = false;
+  NodeView cordoned = StorageNode("cordoned", 100ll << 30);
+  cordoned.unschedulable = true;
+  std::vector<NodeView> nodes = {StorageNode("a", 5ll << 30), StorageNode("b", 8ll << 30), StorageNode("c", 8ll << 30),
+                                 StorageNode("small", 1ll << 30), down, cordoned};
+  struct Case {
+    const char* name;
+    int64_t bytes;
+    std::string pool, pinned, why;
+    std::string want;              // chosen node, "" for none
+    std::vector<std::string> has;  // substrings of the reasons
+  };
+  std::vector<Case> cases = {
+      {"most free, ties by name", 2ll << 30, "", "", "", "b",
+       {"small: insufficient space (need 2Gi, free 1024 MiB)", "down: not Ready", "cordoned: unschedulable (cordoned)"}},
+      {"pinned to a smaller node", 2ll << 30, "", "a", "source volume s", "a", {"b: not where source volume s is (a)"}},
+      {"pinned to a cordoned node is allowed", 2ll << 30, "", "cordoned", "instance web", "cordoned", {}},
+      {"no such pool anywhere", 1, "ssd", "", "", "", {"a: has no pool \"ssd\""}},
+      {"too big for every node", 200ll << 30, "", "", "", "", {"b: insufficient space (need 200Gi, free 8192 MiB)"}},
+  };
+  for (const auto& c : cases) {
+    Decision d = ChooseVolumeNode(c.bytes, c.pool, c.pinned, c.why, nodes);
+    EXPECT_EQ(d.node, c.want) << c.name;
+    std::string msg = VolumeDecisionMessage(d, nodes.size());
+    for (const auto& h : c.has) EXPECT_NE(msg.find(h), std::string::npos) << c.name << ": " << msg;
+  }
+  EXPECT_EQ(VolumeDecisionMessage(Decision{}, 0), "0/0 nodes can hold this volume: no nodes are registered");
+}
+
+json PlacedVolume(const std::string& uid, const std::string& node, const std::string& size, bool made = false) {
+  json v = {{"metadata", {{"name", "v-" + uid}, {"namespace", "default"}, {"uid", uid}}}, {"spec", {{"size", size}}}};
+  if (!node.empty()) v["spec"]["nodeName"] = node;
+  if (made) v["status"]["path"] = "/pool/v-" + uid;
+  return v;
+}
+
+int64_t FreeAfter(const PoolSpaceCache& c, const std::string& node = "n1") {
+  std::vector<NodeView> v = {StorageNode("n1", 10ll << 30), StorageNode("n2", 10ll << 30)};
+  c.SubtractFrom(&v);
+  for (const auto& n : v) {
+    if (n.name == node) return PoolFree(n, "");
+  }
+  return -1;
+}
+
+TEST(PoolSpaceCacheTest, ManyDecidedAtOnceNeverOvercommit) {
+  // Two nodes with 10 GiB each hold ten 2 GiB volumes; 8 threads place 10 each at once.
+  PoolSpaceCache cache;
+  std::atomic<int> placed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        Decision d = cache.ChooseAndAssume("u" + std::to_string(t) + "-" + std::to_string(i), 2ll << 30, "", "", "",
+                                           {StorageNode("n1", 10ll << 30), StorageNode("n2", 10ll << 30)});
+        if (!d.node.empty()) placed++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(placed.load(), 10);
+  EXPECT_EQ(cache.NumAssumed(), 10u);
+  EXPECT_EQ(FreeAfter(cache, "n1"), 0);
+  EXPECT_EQ(FreeAfter(cache, "n2"), 0);
+}
+
+TEST(PoolSpaceCacheTest, AssumptionsEndWhenTheBindShowsOrFails) {
+  PoolSpaceCache cache;
+  cache.Assume("a", "n1", "", 2ll << 30);
+  cache.Assume("b", "n1", "", 3ll << 30);
+  EXPECT_EQ(FreeAfter(cache), 5ll << 30);
+  // b's bind fails: its space is free again.
+  EXPECT_TRUE(cache.Forget("b"));
+  EXPECT_FALSE(cache.Forget("b"));
+  EXPECT_EQ(FreeAfter(cache), 8ll << 30);
+  // a unplaced in the cache (a late event): still assumed.
+  cache.Observe(PlacedVolume("a", "", "2Gi"), false);
+  EXPECT_TRUE(cache.Assumed("a"));
+  // a's bind shows: counted once, as placed but not made.
+  cache.Observe(PlacedVolume("a", "n1", "2Gi"), false);
+  EXPECT_FALSE(cache.Assumed("a"));
+  EXPECT_EQ(FreeAfter(cache), 8ll << 30);
+  cache.Observe(PlacedVolume("a", "n1", "2Gi"), false);
+  EXPECT_EQ(FreeAfter(cache), 8ll << 30);
+  // Made: the node's own free space includes it from now on, so nothing is taken here.
+  cache.Observe(PlacedVolume("a", "n1", "2Gi", true), false);
+  EXPECT_EQ(FreeAfter(cache), 10ll << 30);
+  // Deleted while its bind was in flight: its assumption goes with it.
+  cache.Assume("c", "n1", "", 1ll << 30);
+  cache.Observe(PlacedVolume("c", "", "1Gi"), true);
+  EXPECT_EQ(cache.NumAssumed(), 0u);
+  EXPECT_EQ(FreeAfter(cache), 10ll << 30);
 }
 
 TEST(VolumePlacementTest, ReadsPoolsFromNodeStatus) {

@@ -148,18 +148,130 @@ StatusOr<Demand> DemandOf(const json& inst, const std::map<std::string, json>& f
   return d;
 }
 
-PlacementReconciler::PlacementReconciler(ApiClient* client, runtime::Informer* instances, runtime::Informer* nodes,
-                                         runtime::Informer* flavors, Options opts, runtime::Informer* volumes,
-                                         runtime::Informer* images)
-    : client_(client), instances_(instances), nodes_(nodes), flavors_(flavors), volumes_(volumes), images_(images),
-      opts_(opts), events_(client, "placement") {}
+namespace {
 
-std::vector<NodeView> PlacementReconciler::Nodes(const std::string& skip_uid) {
-  std::map<std::string, json> flavors;
-  for (const auto& f : flavors_->List()) flavors[MetaString(f, "name")] = f;
-  std::map<std::string, NodeView> views;
-  int64_t now = std::time(nullptr);
-  for (const auto& n : nodes_->List()) {
+// vcpus and memory of an InstanceType object (the defaults DemandOf uses).
+Demand FlavorDemand(const json& flavor) {
+  Demand d;
+  d.vcpus = flavor["spec"].value("vcpus", 1);
+  d.memory_mib = flavor["spec"].value("memoryMiB", int64_t{256});
+  return d;
+}
+
+}  // namespace
+
+void CapacityCache::UnbindLocked(const std::string& uid) {
+  auto it = bound_.find(uid);
+  if (it == bound_.end()) return;
+  NodeSum& s = sums_[it->second.node];
+  if (it->second.flavor.empty()) {
+    s.vcpus -= it->second.resources.vcpus;
+    s.memory_mib -= it->second.resources.memory_mib;
+  } else if (--s.flavors[it->second.flavor] <= 0) {
+    s.flavors.erase(it->second.flavor);
+  }
+  if (s.vcpus == 0 && s.memory_mib == 0 && s.flavors.empty()) sums_.erase(it->second.node);
+  bound_.erase(it);
+}
+
+void CapacityCache::Observe(const json& inst, bool deleted) {
+  std::string uid = MetaString(inst, "uid");
+  if (uid.empty()) return;
+  const json& spec = inst.contains("spec") && inst["spec"].is_object() ? inst["spec"] : json::object();
+  std::string node = spec.value("nodeName", "");
+  std::lock_guard lock(mu_);
+  UnbindLocked(uid);
+  if (deleted) {
+    assumed_.erase(uid);
+    return;
+  }
+  if (node.empty()) return;  // not bound (yet): an assumption, if any, stays until its bind shows or fails
+  assumed_.erase(uid);       // the cache shows the bind now: counted below, once
+  BoundEntry e;
+  e.node = node;
+  if (spec.contains("resources") && spec["resources"].is_object()) {
+    e.resources.vcpus = spec["resources"].value("vcpus", 1);
+    e.resources.memory_mib = spec["resources"].value("memoryMiB", int64_t{256});
+  } else {
+    e.flavor = spec.value("instanceType", "");
+    if (e.flavor.empty()) return;  // no demand to count (DemandOf would fail too)
+  }
+  NodeSum& s = sums_[node];
+  if (e.flavor.empty()) {
+    s.vcpus += e.resources.vcpus;
+    s.memory_mib += e.resources.memory_mib;
+  } else {
+    ++s.flavors[e.flavor];
+  }
+  bound_[uid] = std::move(e);
+}
+
+void CapacityCache::Assume(const std::string& uid, const std::string& node, const Demand& demand) {
+  std::lock_guard lock(mu_);
+  assumed_[uid] = {node, demand};
+}
+
+bool CapacityCache::Forget(const std::string& uid) {
+  std::lock_guard lock(mu_);
+  return assumed_.erase(uid) > 0;
+}
+
+bool CapacityCache::Assumed(const std::string& uid) const {
+  std::lock_guard lock(mu_);
+  return assumed_.count(uid) > 0;
+}
+
+size_t CapacityCache::NumAssumed() const {
+  std::lock_guard lock(mu_);
+  return assumed_.size();
+}
+
+void CapacityCache::AddToLocked(std::vector<NodeView>* nodes, const std::map<std::string, json>& flavors) const {
+  std::map<std::string, NodeView*> by_name;
+  for (auto& n : *nodes) by_name[n.name] = &n;
+  for (const auto& [node, s] : sums_) {
+    auto v = by_name.find(node);
+    if (v == by_name.end()) continue;
+    v->second->used_vcpus += s.vcpus;
+    v->second->used_memory_mib += s.memory_mib;
+    for (const auto& [flavor, count] : s.flavors) {
+      auto f = flavors.find(flavor);
+      if (f == flavors.end()) continue;  // an unknown flavor counts nothing, as DemandOf fails for it
+      Demand d = FlavorDemand(f->second);
+      v->second->used_vcpus += d.vcpus * count;
+      v->second->used_memory_mib += d.memory_mib * count;
+    }
+  }
+  for (const auto& [uid, a] : assumed_) {
+    auto v = by_name.find(a.node);
+    if (v == by_name.end()) continue;
+    v->second->used_vcpus += a.demand.vcpus;
+    v->second->used_memory_mib += a.demand.memory_mib;
+    if (a.demand.root_bytes > 0) {
+      auto pf = v->second->pool_free.find(a.demand.root_pool.empty() ? v->second->default_pool : a.demand.root_pool);
+      if (pf != v->second->pool_free.end()) pf->second -= static_cast<int64_t>(a.demand.root_bytes);
+    }
+  }
+}
+
+void CapacityCache::AddTo(std::vector<NodeView>* nodes, const std::map<std::string, json>& flavors) const {
+  std::lock_guard lock(mu_);
+  AddToLocked(nodes, flavors);
+}
+
+Decision CapacityCache::ChooseAndAssume(const std::string& uid, const Demand& demand, const json& node_selector,
+                                        std::vector<NodeView> nodes, const std::map<std::string, json>& flavors,
+                                        const Options& opts) {
+  std::lock_guard lock(mu_);
+  AddToLocked(&nodes, flavors);
+  Decision d = Choose(demand, node_selector, nodes, opts);
+  if (!d.node.empty()) assumed_[uid] = {d.node, demand};
+  return d;
+}
+
+std::vector<NodeView> ViewNodes(const std::vector<json>& nodes, int64_t now, const Options& opts) {
+  std::vector<NodeView> out;
+  for (const auto& n : nodes) {
     NodeView v;
     v.name = MetaString(n, "name");
     const json& st = n.contains("status") ? n["status"] : json::object();
@@ -167,7 +279,7 @@ std::vector<NodeView> PlacementReconciler::Nodes(const std::string& skip_uid) {
     v.ready = ready.is_object() && ready.value("status", "") == "True";
     if (!v.ready) v.not_ready_reason = ready.is_object() ? ready.value("reason", "") : "no status reported";
     int64_t hb = ParseRfc3339(st.value("lastHeartbeatTime", ""));
-    if (v.ready && (hb < 0 || now - hb > opts_.heartbeat_grace_seconds)) {
+    if (v.ready && (hb < 0 || now - hb > opts.heartbeat_grace_seconds)) {
       v.ready = false;
       v.not_ready_reason = "heartbeat missed";
     }
@@ -178,51 +290,33 @@ std::vector<NodeView> PlacementReconciler::Nodes(const std::string& skip_uid) {
       v.alloc_memory_mib = st["allocatable"].value("memoryMiB", int64_t{0});
     }
     ReadPools(n, &v);
-    views[v.name] = v;
+    out.push_back(std::move(v));
   }
-  std::set<std::string> counted, known;
-  for (const auto& i : instances_->List()) {
-    std::string uid = MetaString(i, "uid");
-    known.insert(uid);
-    std::string node = i["spec"].value("nodeName", "");
-    if (node.empty() || uid == skip_uid) continue;
-    auto d = DemandOf(i, flavors);
-    if (!d.ok()) continue;
-    counted.insert(uid);
-    auto it = views.find(node);
-    if (it == views.end()) continue;
-    it->second.used_vcpus += d->vcpus;
-    it->second.used_memory_mib += d->memory_mib;
-  }
-  std::lock_guard lock(mu_);
-  for (auto it = reserved_.begin(); it != reserved_.end();) {
-    if (counted.count(it->first) || !known.count(it->first)) {
-      it = reserved_.erase(it);  // the cache shows the binding now, or the instance is gone
-      continue;
-    }
-    auto v = views.find(it->second.first);
-    if (v != views.end() && it->first != skip_uid) {
-      v->second.used_vcpus += it->second.second.vcpus;
-      v->second.used_memory_mib += it->second.second.memory_mib;
-    }
-    ++it;
-  }
-  // Volumes placed but not created yet will take their space.
-  if (volumes_ != nullptr) {
-    for (const auto& vol : volumes_->List()) {
-      std::string node = vol["spec"].value("nodeName", "");
-      bool made = vol.contains("status") && !vol["status"].value("path", "").empty();
-      auto it = views.find(node);
-      if (node.empty() || made || it == views.end()) continue;
-      auto bytes = ParseQuantityBytes(vol["spec"].value("size", "0"));
-      std::string pool = vol["spec"].value("pool", "");
-      auto pf = it->second.pool_free.find(pool.empty() ? it->second.default_pool : pool);
-      if (bytes.ok() && pf != it->second.pool_free.end()) pf->second -= static_cast<int64_t>(*bytes);
-    }
-  }
-  std::vector<NodeView> out;
-  for (auto& [_, v] : views) out.push_back(v);
+  std::sort(out.begin(), out.end(), [](const NodeView& a, const NodeView& b) { return a.name < b.name; });
   return out;
+}
+
+PlacementReconciler::PlacementReconciler(ApiClient* client, runtime::Informer* instances, runtime::Informer* nodes,
+                                         runtime::Informer* flavors, Options opts, runtime::Informer* volumes,
+                                         runtime::Informer* images)
+    : client_(client), instances_(instances), nodes_(nodes), flavors_(flavors), volumes_(volumes), images_(images),
+      opts_(opts), events_(client, "placement"), cache_(std::make_shared<CapacityCache>()) {
+  // Bound usage follows the instance cache event by event. Handlers run before the informer reports synced (and a
+  // late handler first gets every cached object), so the cache is complete before any decision.
+  std::shared_ptr<CapacityCache> cache = cache_;
+  instances_->AddHandler([cache](const std::string&, const json& obj, bool deleted) { cache->Observe(obj, deleted); });
+  if (volumes_ != nullptr) {
+    volume_space_ = std::make_shared<PoolSpaceCache>();
+    std::shared_ptr<PoolSpaceCache> space = volume_space_;
+    volumes_->AddHandler([space](const std::string&, const json& obj, bool deleted) { space->Observe(obj, deleted); });
+  }
+}
+
+std::vector<NodeView> PlacementReconciler::Nodes() {
+  std::vector<NodeView> views = ViewNodes(nodes_->List(), std::time(nullptr), opts_);
+  // Volumes placed but not created yet will take their space.
+  if (volume_space_) volume_space_->SubtractFrom(&views);
+  return views;
 }
 
 StatusOr<runtime::Result> PlacementReconciler::Reconcile(const std::string& key) {
@@ -239,6 +333,8 @@ StatusOr<runtime::Result> PlacementReconciler::Reconcile(const std::string& key)
     auto u = runtime::UpdateStatusIfChanged(client_, "instances", inst, desired);
     return u.ok() ? StatusOr<runtime::Result>(runtime::Result::Done()) : StatusOr<runtime::Result>(u.status());
   }
+  // Decided and bound by an earlier run whose bind the cache does not show yet: its event will bring this key back.
+  if (cache_->Assumed(uid)) return runtime::Result::Done();
   std::map<std::string, json> flavors;
   for (const auto& f : flavors_->List()) flavors[MetaString(f, "name")] = f;
   auto demand = DemandOf(inst, flavors);
@@ -281,10 +377,13 @@ StatusOr<runtime::Result> PlacementReconciler::Reconcile(const std::string& key)
       return runtime::Result::After(std::chrono::seconds(pin.ok() ? 2 : 10));
     }
   }
-  auto nodes = Nodes(uid);
-  Decision d = Choose(*demand, inst["spec"].value("nodeSelector", json::object()), nodes, opts_);
+  auto nodes = Nodes();
+  size_t total_nodes = nodes.size();
+  // Decide and assume under the cache's lock; the bind below runs outside it, beside other workers' binds.
+  Decision d = cache_->ChooseAndAssume(uid, *demand, inst["spec"].value("nodeSelector", json::object()),
+                                       std::move(nodes), flavors, opts_);
   if (d.node.empty()) {
-    std::string msg = d.Message(nodes.size());
+    std::string msg = d.Message(total_nodes);
     desired["status"]["phase"] = "Pending";
     if (runtime::SetCondition(desired, "Scheduled", "False", "Unschedulable", msg)) {
       auto u = runtime::UpdateStatusIfChanged(client_, "instances", inst, desired);
@@ -294,17 +393,12 @@ StatusOr<runtime::Result> PlacementReconciler::Reconcile(const std::string& key)
     }
     return runtime::Result::After(std::chrono::seconds(10));
   }
-  {
-    std::lock_guard lock(mu_);
-    reserved_[uid] = {d.node, *demand};  // reserve before bind
-  }
   json patch = {{"metadata", {{"resourceVersion", MetaString(inst, "resourceVersion")}}},
                 {"spec", {{"nodeName", d.node}}}};
   auto p = client_->Patch("instances", ns, name, patch);
   if (!p.ok()) {
-    std::lock_guard lock(mu_);
-    reserved_.erase(uid);
-    return p.status();  // retried with backoff (a 409 means the cache was stale)
+    cache_->Forget(uid);  // the capacity is free again for the next decision
+    return p.status();    // retried with backoff (a 409 means the cache was stale)
   }
   json after = *p;
   after["status"]["nodeName"] = d.node;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -20,6 +21,7 @@ struct Options {
   double memory_overcommit = 1.0;  // Nova's ram_allocation_ratio
   int heartbeat_grace_seconds = 40;
 };
+constexpr int kMaxPlacementWorkers = 64;
 
 struct Demand {
   int vcpus = 0;
@@ -74,6 +76,103 @@ StatusOr<Demand> DemandOf(const json& instance, const std::map<std::string, json
 // nodes, flavors or placed storage may unblock.
 runtime::KeyMapper UnboundKeys(runtime::Informer* objects);
 
+// What placement counts as taken on each node, as Kubernetes' scheduler cache: instances the instance cache shows
+// bound, plus *assumed* ones — decided, their bind write not seen in the cache yet. An assumption ends when the
+// cache shows the instance bound (Observe: it is then counted as bound, once), when the instance is deleted
+// (Observe), or when its bind fails (Forget). Thread-safe; ChooseAndAssume decides and assumes under one lock, so
+// several workers binding at once never overcommit a node. A decision costs O(nodes x flavors), not O(instances).
+class CapacityCache {
+ public:
+  // An Instance as the instance cache shows it (every add, update, resync and deletion). Bound (spec.nodeName
+  // set): counted on that node by its spec.resources or its instanceType (looked up at decision time, so an
+  // unknown flavor counts nothing), replacing its assumption. Unbound: not counted as bound; an assumption stays
+  // (its bind may be in flight). Deleted: forgotten entirely.
+  void Observe(const json& instance, bool deleted);
+  // Counts `demand` (vcpus, memory, and root disk in its pool) on `node` for `uid` until Observe shows it bound
+  // or deleted, or Forget.
+  void Assume(const std::string& uid, const std::string& node, const Demand& demand);
+  // The bind failed: the assumption is released. False when there was none.
+  bool Forget(const std::string& uid);
+  // True while `uid` is assumed (its bind is in flight, or written and not yet seen in the cache).
+  bool Assumed(const std::string& uid) const;
+  size_t NumAssumed() const;
+  // Adds what is counted to `nodes`: used vcpus and memory; assumed root disks leave their pool's free bytes.
+  // `flavors`: name -> InstanceType.
+  void AddTo(std::vector<NodeView>* nodes, const std::map<std::string, json>& flavors) const;
+  // Under one lock: AddTo, Choose, and when a node is chosen, Assume `uid` on it.
+  Decision ChooseAndAssume(const std::string& uid, const Demand& demand, const json& node_selector,
+                           std::vector<NodeView> nodes, const std::map<std::string, json>& flavors,
+                           const Options& opts);
+
+ private:
+  struct BoundEntry {
+    std::string node;
+    std::string flavor;  // empty: explicit spec.resources in `resources`
+    Demand resources;
+  };
+  struct NodeSum {
+    int vcpus = 0;                          // explicit spec.resources
+    int64_t memory_mib = 0;
+    std::map<std::string, int> flavors;     // instanceType -> bound instances of it
+  };
+  struct Assumption {
+    std::string node;
+    Demand demand;
+  };
+  void AddToLocked(std::vector<NodeView>* nodes, const std::map<std::string, json>& flavors) const;
+  void UnbindLocked(const std::string& uid);
+  mutable std::mutex mu_;
+  std::map<std::string, BoundEntry> bound_;    // uid -> seen bound in the instance cache
+  std::map<std::string, NodeSum> sums_;        // node -> sums of bound_
+  std::map<std::string, Assumption> assumed_;  // uid -> decided here, not seen bound yet
+};
+
+// The NodeViews of the cached Node objects at `now` (seconds since the epoch): readiness (a heartbeat older than
+// opts.heartbeat_grace_seconds is not Ready), cordon, labels, allocatable, pools. No usage counted yet.
+std::vector<NodeView> ViewNodes(const std::vector<json>& nodes, int64_t now, const Options& opts);
+
+// Pool space placement counts as taken: volumes the volume cache shows placed on a node but not made yet (status.path
+// empty; once made, the node's reported free space includes them), plus volumes *assumed* on a node — decided, their
+// bind not seen in the cache yet. Same life cycle as CapacityCache: Observe ends an assumption when the bind shows
+// or the volume is deleted, Forget when the bind fails. Thread-safe; a decision costs O(nodes + pending volumes).
+class PoolSpaceCache {
+ public:
+  void Observe(const json& volume, bool deleted);
+  void Assume(const std::string& uid, const std::string& node, const std::string& pool, int64_t bytes);
+  bool Forget(const std::string& uid);
+  bool Assumed(const std::string& uid) const;
+  size_t NumAssumed() const;
+  // Takes what is counted from each node's pool_free (pool "" is the node's default pool).
+  void SubtractFrom(std::vector<NodeView>* nodes) const;
+  // Under one lock: SubtractFrom, ChooseVolumeNode, and when a node is chosen, Assume `uid` on it.
+  Decision ChooseAndAssume(const std::string& uid, int64_t bytes, const std::string& pool,
+                           const std::string& pinned, const std::string& pinned_why,
+                           std::vector<NodeView> nodes);
+
+ private:
+  struct Space {
+    std::string node;
+    std::string pool;
+    int64_t bytes = 0;
+  };
+  void SubtractLocked(std::vector<NodeView>* nodes) const;
+  mutable std::mutex mu_;
+  std::map<std::string, Space> pending_;  // uid -> placed, not made
+  std::map<std::string, Space> assumed_;  // uid -> decided here, bind not seen yet
+};
+
+// Pure decision for a volume of `bytes` in `pool` ("" = default): a Ready node (cordoned ones only when pinned)
+// with the pool and room, the one with most free space; `pinned` (non-empty) restricts it to that node, `why`
+// says what pins it. Reasons explain every rejected node; Decision::node is empty when nothing fits.
+Decision ChooseVolumeNode(int64_t bytes, const std::string& pool, const std::string& pinned, const std::string& why,
+                          const std::vector<NodeView>& nodes);
+// "0/N nodes can hold this volume: ..." for a Decision of ChooseVolumeNode.
+std::string VolumeDecisionMessage(const Decision& d, size_t total_nodes);
+
+// Decides one instance at a time against the CapacityCache (decide + assume under its lock) and then writes the
+// bind outside it, so a Controller may run several workers: their bind writes overlap (and share the store's
+// group commit) while their decisions stay serial and consistent. A failed bind forgets its assumption and is
+// retried with backoff. Usage of bound instances is kept current by a handler on the instance informer.
 class PlacementReconciler : public runtime::Reconciler {
  public:
   // `volumes` and `images` may be null (no storage constraints then).
@@ -89,7 +188,7 @@ class PlacementReconciler : public runtime::Reconciler {
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:
-  std::vector<NodeView> Nodes(const std::string& skip_uid);
+  std::vector<NodeView> Nodes();
 
   ApiClient* client_;
   runtime::Informer* instances_;
@@ -99,9 +198,14 @@ class PlacementReconciler : public runtime::Reconciler {
   runtime::Informer* images_;
   Options opts_;
   runtime::EventRecorder events_;
-  // Reservations made by this reconciler that the instance cache may not show yet: uid -> (node, demand).
-  std::mutex mu_;
-  std::map<std::string, std::pair<std::string, Demand>> reserved_;
+  // Shared with the instance informer's handler, which may outlive this reconciler.
+  std::shared_ptr<CapacityCache> cache_;
+  // Volumes placed but not made (no assumptions here: volume placement makes those), from the volume informer.
+  std::shared_ptr<PoolSpaceCache> volume_space_;
+
+ public:
+  // For tests: the capacity cache this reconciler decides against.
+  const CapacityCache& cache() const { return *cache_; }
 };
 
 // Binds each Volume without spec.nodeName: next to its source volume, next to the bound instance that asks for
@@ -114,6 +218,8 @@ class VolumePlacementReconciler : public runtime::Reconciler {
   std::vector<const runtime::Informer*> Reads() const override { return {volumes_, nodes_, instances_}; }
   std::vector<runtime::WatchSpec> Watches() override;
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
+  // For tests: the pool space this reconciler decides against.
+  const PoolSpaceCache& cache() const { return *cache_; }
 
  private:
   ApiClient* client_;
@@ -122,6 +228,7 @@ class VolumePlacementReconciler : public runtime::Reconciler {
   runtime::Informer* instances_;
   Options opts_;
   runtime::EventRecorder events_;
+  std::shared_ptr<PoolSpaceCache> cache_;  // shared with the volume informer's handler
 };
 
 }  // namespace stratus::placement
