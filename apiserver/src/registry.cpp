@@ -489,42 +489,23 @@ void Registry::DeleteAttempt(const ResourceInfo* r, ObjectKey key, std::string p
   }
 }
 
-namespace {
-
-// Runs an asynchronous registry write and waits for its result.
-template <typename Start>
-StatusOr<json> WaitFor(Start start) {
-  std::promise<StatusOr<json>> p;
-  auto f = p.get_future();
-  start([&p](StatusOr<StoredObject> r) {
-    if (r.ok()) {
-      p.set_value(*r->object);
-    } else {
-      p.set_value(r.status());
-    }
-  });
-  return f.get();
-}
-
-}  // namespace
-
 StatusOr<json> Registry::Create(const ResourceInfo& r, const std::string& ns, json obj) {
-  return WaitFor([&](Done d) { CreateAsync(r, ns, std::move(obj), std::move(d)); });
+  return AwaitWrite([&](Done d) { CreateAsync(r, ns, std::move(obj), std::move(d)); });
 }
 
 StatusOr<json> Registry::Update(const ResourceInfo& r, const std::string& ns, const std::string& name, json obj,
                                 bool status_only) {
-  return WaitFor([&](Done d) { UpdateAsync(r, ns, name, std::move(obj), status_only, std::move(d)); });
+  return AwaitWrite([&](Done d) { UpdateAsync(r, ns, name, std::move(obj), status_only, std::move(d)); });
 }
 
 StatusOr<json> Registry::Patch(const ResourceInfo& r, const std::string& ns, const std::string& name,
                                const json& patch, bool status_only, bool json_patch) {
-  return WaitFor([&](Done d) { PatchAsync(r, ns, name, patch, status_only, json_patch, std::move(d)); });
+  return AwaitWrite([&](Done d) { PatchAsync(r, ns, name, patch, status_only, json_patch, std::move(d)); });
 }
 
 StatusOr<json> Registry::Delete(const ResourceInfo& r, const std::string& ns, const std::string& name,
                                 const std::string& precondition_uid) {
-  return WaitFor([&](Done d) { DeleteAsync(r, ns, name, precondition_uid, std::move(d)); });
+  return AwaitWrite([&](Done d) { DeleteAsync(r, ns, name, precondition_uid, std::move(d)); });
 }
 
 Status Registry::Bootstrap() {

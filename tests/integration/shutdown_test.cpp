@@ -5,6 +5,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
 
@@ -34,6 +36,40 @@ int OpenWatches(const ServerProcess& s) {
   std::string m = s.Http("GET", "/metrics").body;
   auto at = m.find("\nstratus_apiserver_watches ");
   return at == std::string::npos ? -1 : std::stoi(m.substr(at + 27));
+}
+
+// Threads of `pid` (its /proc/PID/task entries); 0 once it is gone.
+int Threads(pid_t pid) {
+  std::error_code ec;
+  int n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
+// A SIGTERM that arrives while the server is still starting (its HTTP pool already running, the main thread not
+// yet waiting for signals) is a shutdown like any other, not a kill: every thread blocks it from the start.
+TEST(ShutdownTest, SigtermWhileStartingIsAGracefulShutdown) {
+  for (int round = 0; round < 5; ++round) {
+    TempDir dir;
+    ReservedPort port = ReservedPort::Make();
+    ASSERT_NE(port.port(), 0);
+    std::string log = (dir.path() / "stratusd.log").string();
+    pid_t pid = SpawnLogged({StratusdBin(), "server", "--listen", port.hostport(), "--data-dir",
+                             (dir.path() / "data").string(), "--agent=false"}, log);
+    // The moment it has more than one thread (cpprestsdk's pool starts first), well before it serves.
+    ASSERT_TRUE(Eventually([&] { return Threads(pid) > 1; }, 30, 1));
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    int st = WaitExit(pid, Scaled(std::chrono::seconds(30)));
+    std::ifstream in(log);
+    std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_NE(st, -1) << out;
+    ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0) << " in round " << round
+                               << "\n" << out;
+    EXPECT_EQ(WEXITSTATUS(st), 0) << out;
+  }
 }
 
 TEST(ShutdownTest, SigtermUnderLoadEndsWatchesExitsPromptlyAndKeepsEveryWrite) {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "fake_clock.h"
+#include "wait_for.h"
 #include "runtime_test_env.h"
 #include "stratus/core/object.h"
 #include "stratus/runtime/controller.h"
@@ -130,14 +131,7 @@ class FakeClient : public ApiClient {
   }
 };
 
-bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5000ms) {
-  auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
+using testing_env::WaitFor;
 
 TEST(RuntimeKeyTest, KeyForAndSplitKey) {
   EXPECT_EQ(KeyFor(Obj("web-1", 1, "prod")), "prod/web-1");

@@ -15,6 +15,7 @@
 #include "stratus/apiserver/registry.h"
 #include "stratus/apiserver/sqlite_store.h"
 #include "stratus/core/api_client.h"
+#include "wait_for.h"
 
 namespace stratus::testing_env {
 
@@ -60,12 +61,7 @@ class LocalApiTest : public ::testing::Test {
 
   static bool WaitFor(const std::function<bool()>& pred,
                       std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return pred();
+    return testing_env::WaitFor(pred, timeout);
   }
 
   std::filesystem::path dir_;

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "fake_clock.h"
+#include "wait_for.h"
 #include "stratus/runtime/controller.h"
 #include "stratus/runtime/workqueue.h"
 
@@ -19,15 +20,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// Polls `pred` (a state, never a duration) until it holds or `timeout` of real time has passed.
-bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5000ms) {
-  auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
+using testing_env::WaitFor;
 
 TEST(RuntimeWorkQueueTest, DedupesQueuedKeys) {
   WorkQueue q;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,22 @@ struct StoredObject {
 // been published (or with the error). Runs on the store's writer thread (or on the caller's thread when the write
 // is refused before it is queued): it must be quick, must not block, and must not wait for another write.
 using WriteDone = std::function<void(StatusOr<StoredObject>)>;
+
+// Starts an asynchronous write (`start` is given its completion) and waits for its result: the object as
+// stored. The waiting forms of the Store's and the Registry's writes are this over their asynchronous ones.
+template <typename Start>
+StatusOr<json> AwaitWrite(Start start) {
+  std::promise<StatusOr<json>> p;
+  auto f = p.get_future();
+  start([&p](StatusOr<StoredObject> r) {
+    if (r.ok()) {
+      p.set_value(*r->object);
+    } else {
+      p.set_value(r.status());
+    }
+  });
+  return f.get();
+}
 
 // One change, as watches see it. `object` is the object after the change (for DELETED: its last state,
 // carrying the deletion's resourceVersion).

@@ -12,6 +12,7 @@
 
 #include "stratus/core/status.h"
 #include "stratus/host/hypervisor.h"
+#include "stratus/runtime/conditions.h"
 #include "stratus/runtime/controller.h"
 
 namespace stratus::instance {
@@ -78,9 +79,7 @@ struct Action {
   std::string fail_condition, fail_reason, fail_phase;
 };
 
-struct Event {
-  std::string type, reason, message;
-};
+using Event = runtime::PendingEvent;
 
 struct Decision {
   std::vector<Action> actions;

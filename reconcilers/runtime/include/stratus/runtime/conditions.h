@@ -49,6 +49,11 @@ Status ReportNodeEntry(ApiClient* client, const std::string& plural, const json&
 
 // Records an Event about `obj` (kind Event, involvedObject set, type Normal|Warning). Repeats of the same
 // reason+message on the same object bump `count` and lastTimestamp instead of creating new Events.
+// An event a decision asks for, recorded once the decision has been carried out.
+struct PendingEvent {
+  std::string type, reason, message;
+};
+
 class EventRecorder {
  public:
   // `host` defaults to this machine's hostname.

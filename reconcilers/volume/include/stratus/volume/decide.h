@@ -9,6 +9,7 @@
 
 #include "stratus/core/status.h"
 #include "stratus/host/storage.h"
+#include "stratus/runtime/conditions.h"
 #include "stratus/runtime/controller.h"
 #include "stratus/volume/volume.h"
 
@@ -34,9 +35,7 @@ struct Observed {
   bool holder_running = false;              // the holder's domain runs (it has the volume attached)
 };
 
-struct Event {
-  std::string type, reason, message;
-};
+using Event = runtime::PendingEvent;
 
 struct Decision {
   bool remove_partial = false;        // storage without a completed create: removed before anything else
