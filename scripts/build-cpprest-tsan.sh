@@ -16,10 +16,13 @@ apt-get "${APT[@]}" update >/dev/null
 version="$(dpkg-query -W -f '${source:Version}' libcpprest-dev)"
 (cd "$WORK" && apt-get "${APT[@]}" source "cpprest=$version" >/dev/null 2>&1)
 SRC="$(find "$WORK" -mindepth 1 -maxdepth 1 -type d -name 'cpprest-[0-9]*' | head -n 1)"
+# CPPREST_EXPORT_DIR is below the install's lib dir: cmake/cpprestsdk puts the config at PREFIX/lib/cmake/cpprestsdk,
+# where scripts/test.sh points cpprestsdk_DIR (lib/cmake/... put it at lib/lib/cmake/..., and CMake then quietly
+# found Debian's uninstrumented libcpprest instead).
 cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DCMAKE_CXX_FLAGS="-fsanitize=thread" -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread" -DBUILD_TESTS=OFF \
   -DBUILD_SAMPLES=OFF -DCPPREST_EXCLUDE_WEBSOCKETS=ON -DCPPREST_EXCLUDE_BROTLI=ON -DWERROR=OFF \
-  -DCPPREST_EXPORT_DIR=lib/cmake/cpprestsdk -DCMAKE_INSTALL_PREFIX="$PREFIX" >/dev/null
+  -DCPPREST_EXPORT_DIR=cmake/cpprestsdk -DCMAKE_INSTALL_PREFIX="$PREFIX" >/dev/null
 cmake --build "$WORK/build" -j"$(nproc)"
 cmake --install "$WORK/build" >/dev/null
 echo "build-cpprest-tsan: cpprestsdk $version with TSan in $PREFIX"
