@@ -19,7 +19,7 @@ if [ -n "$SANITIZE" ]; then
   # -O1 -g1: sanitizer builds compile several times slower than plain ones; this keeps them affordable on 2 cores.
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g1" \
     -DSTRATUS_SANITIZE="$SANITIZE" -DSTRATUS_BUILD_BENCH=OFF "${EXTRA[@]}" >/dev/null
-  if [ "$SANITIZE" = thread ] && ! grep -q "^cpprestsdk_DIR:PATH=$BUILD/deps/cpprest/lib/cmake/cpprestsdk\$" "$BUILD/CMakeCache.txt"; then
+  if [ "$SANITIZE" = thread ] && ! grep -q "^cpprestsdk_DIR:[A-Z]*=$BUILD/deps/cpprest/lib/cmake/cpprestsdk\$" "$BUILD/CMakeCache.txt"; then
     echo "test.sh: the TSan build would link Debian's uninstrumented libcpprest (see $BUILD/CMakeCache.txt)" >&2
     exit 1
   fi
