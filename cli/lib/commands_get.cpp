@@ -1,5 +1,6 @@
 // stratusctl get.
 #include <algorithm>
+#include <thread>
 
 #include "lib/commands.h"
 #include "lib/common.h"
@@ -86,6 +87,11 @@ int RunGet(Env& env, const GetOptions& opts) {
     std::vector<json> objs;
     if (t.names.empty()) {
       auto list = ListAll(*env.client, r.plural, ns, lo);
+      // -w rides through a server restart from the start, as its watch does (a reflector retries its list too).
+      for (int tries = 0; watch && !list.ok() && list.status().code() == Code::kUnavailable && tries < 20; ++tries) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(250 * (1 << std::min(tries, 4)), 2000)));
+        list = ListAll(*env.client, r.plural, ns, lo);
+      }
       if (!list.ok()) {
         PrintError(env, list.status());
         failed = true;

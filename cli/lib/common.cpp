@@ -121,10 +121,14 @@ WatchResult WatchLoop(ApiClient& client, const std::string& plural, const std::s
     }
     if (s.code() == Code::kGone) {
       auto rv = relist();
-      if (!rv.ok()) return {WatchEnd::kError, rv.status()};
-      if (rv->empty()) return {WatchEnd::kDone, Status::Ok()};
-      resource_version = *rv;
-      continue;
+      // A server that is restarting answers the list 503 too: wait for it as for the watch below.
+      if (!rv.ok() && rv.status().code() == Code::kUnavailable) s = rv.status();
+      else if (!rv.ok()) return {WatchEnd::kError, rv.status()};
+      else if (rv->empty()) return {WatchEnd::kDone, Status::Ok()};
+      else {
+        resource_version = *rv;
+        continue;
+      }
     }
     // The server is restarting or briefly unreachable: keep trying with capped backoff and resume from the last
     // version seen (the deadline, if any, or Ctrl-C ends the wait), as a Kubernetes reflector does.
