@@ -30,6 +30,14 @@
 
 namespace stratus::testing {
 
+// Bounds on how long something may take, scaled for slow builds: STRATUS_TEST_TIME_SCALE (scripts/test.sh sets it
+// for the sanitizer lanes, which run several times slower) multiplies them; 1 otherwise.
+inline std::chrono::milliseconds Scaled(std::chrono::milliseconds d) {
+  const char* s = std::getenv("STRATUS_TEST_TIME_SCALE");
+  double k = s ? std::atof(s) : 1.0;
+  return std::chrono::milliseconds(static_cast<int64_t>(static_cast<double>(d.count()) * (k >= 1.0 ? k : 1.0)));
+}
+
 // The binaries under test and the source tree. The build compiles in their paths relative to the test binary
 // (not absolute ones), so the test objects are the same in every checkout and ccache reuses them across clones.
 inline std::string NextToTestBinary(const char* relative) {
@@ -248,7 +256,7 @@ class ServerProcess {
       if (e != "--agent=true") a.push_back(e);
     }
     pid_ = SpawnLogged(a, log_);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    auto deadline = std::chrono::steady_clock::now() + Scaled(std::chrono::seconds(20));
     while (std::chrono::steady_clock::now() < deadline) {
       if (Http("GET", "/healthz").code == 200) return true;
       int st;
@@ -358,14 +366,6 @@ class AgentProcess {
 };
 
 // A unique temporary directory removed at scope exit.
-// Bounds on how long something may take, scaled for slow builds: STRATUS_TEST_TIME_SCALE (scripts/test.sh sets it
-// for the sanitizer lanes, which run several times slower) multiplies them; 1 otherwise.
-inline std::chrono::milliseconds Scaled(std::chrono::milliseconds d) {
-  const char* s = std::getenv("STRATUS_TEST_TIME_SCALE");
-  double k = s ? std::atof(s) : 1.0;
-  return std::chrono::milliseconds(static_cast<int64_t>(static_cast<double>(d.count()) * (k >= 1.0 ? k : 1.0)));
-}
-
 // Node `node`'s condition `type` as the server reports it; null when it has none yet.
 inline json NodeCondition(const ServerProcess& server, const std::string& node, const std::string& type = "Ready") {
   json n = server.Http("GET", "/apis/stratus.io/v1/nodes/" + node).Json();

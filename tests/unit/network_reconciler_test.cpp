@@ -254,6 +254,8 @@ TEST_F(NetworkReconcilerTest, BridgesCarryTheirOwnerAndAnotherOwnersAreLeftAlone
   ASSERT_TRUE(rec_->Reconcile("default/default").ok());
   EXPECT_EQ(host_.links[bridge_].alias, o.owner_mark) << "a new bridge carries its owner";
   host_.links[bridge_].alias = "";
+  // The next pass plans from the cache: wait until it shows the status the first pass wrote.
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", Get("networks", "default")));
   ASSERT_TRUE(rec_->Reconcile("default/default").ok());
   EXPECT_EQ(host_.links[bridge_].alias, o.owner_mark) << "an unmarked bridge of ours (from before marks) is marked";
 
