@@ -52,6 +52,11 @@ int Threads(pid_t pid) {
 // A SIGTERM that arrives while the server is still starting (its HTTP pool already running, the main thread not
 // yet waiting for signals) is a shutdown like any other, not a kill: every thread blocks it from the start.
 TEST(ShutdownTest, SigtermWhileStartingIsAGracefulShutdown) {
+#if defined(__SANITIZE_THREAD__)
+  // TSan's runtime starts a thread of its own before main() can block anything, so there the early SIGTERM can
+  // land on it; the plain build runs this test.
+  GTEST_SKIP() << "ThreadSanitizer's own thread does not block SIGTERM";
+#endif
   for (int round = 0; round < 5; ++round) {
     TempDir dir;
     ReservedPort port = ReservedPort::Make();
