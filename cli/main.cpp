@@ -52,6 +52,9 @@ int Run(int argc, char** argv) {
   std::string ns = "default";
   std::string request_timeout = "30s";
   app.add_option("-s,--server", server, "API server URL (env STRATUS_SERVER)")->capture_default_str();
+  const char* env_token = std::getenv("STRATUS_TOKEN");
+  std::string token = env_token != nullptr ? env_token : "";
+  app.add_option("--token", token, "Bearer token to authenticate with (env STRATUS_TOKEN)");
   auto* ns_opt = app.add_option("-n,--namespace", ns, "Namespace of namespaced objects")->capture_default_str();
   app.add_option("--request-timeout", request_timeout, "Timeout of each API request (e.g. 30s)")
       ->capture_default_str();
@@ -170,7 +173,10 @@ int Run(int argc, char** argv) {
   env.ns = ns;
   env.ns_explicit = ns_opt->count() > 0;
   int secs = static_cast<int>(std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(req_timeout).count()));
-  std::unique_ptr<ApiClient> client = NewHttpApiClient(server, secs);
+  HttpClientOptions client_opts;
+  client_opts.timeout_seconds = secs;
+  client_opts.bearer_token = token;
+  std::unique_ptr<ApiClient> client = NewHttpApiClient(server, client_opts);
   env.client = client.get();
 
   if (apply_cmd->parsed()) return RunApply(env, apply);

@@ -123,8 +123,8 @@ bool IsTimeout(const std::error_code& ec) {
 
 class HttpApiClient : public ApiClient {
  public:
-  HttpApiClient(const std::string& server, int timeout_seconds)
-      : timeout_seconds_(timeout_seconds > 0 ? timeout_seconds : 30) {
+  HttpApiClient(const std::string& server, const HttpClientOptions& opts)
+      : timeout_seconds_(opts.timeout_seconds > 0 ? opts.timeout_seconds : 30), opts_(opts) {
     server_ = server.empty() ? "http://127.0.0.1:8774" : server;
     if (server_.find("://") == std::string::npos) server_ = "http://" + server_;
     while (server_.size() > 1 && server_.back() == '/') server_.pop_back();
@@ -136,7 +136,7 @@ class HttpApiClient : public ApiClient {
       }
       host_ = utility::conversions::to_utf8string(base.host());
       port_ = base.port() > 0 ? base.port() : (base.scheme() == "https" ? 443 : 80);
-      client_ = std::make_unique<httpc::http_client>(base, Config(std::chrono::seconds(timeout_seconds_)));
+      client_ = MakeClient(std::chrono::seconds(timeout_seconds_));
     } catch (const std::exception& e) {
       init_error_ = BadRequest("invalid API server URL \"" + server_ + "\": " + e.what());
     }
@@ -216,9 +216,8 @@ class HttpApiClient : public ApiClient {
         });
       }
       // The upload may take long; the timeout applies to stalls, not to the whole transfer.
-      httpc::http_client c(web::uri(utility::conversions::to_string_t(server_)), Config(std::chrono::seconds(
-                                                                                    std::max(timeout_seconds_, 300))));
-      http::http_response resp = c.request(req).get();
+      auto c = MakeClient(std::chrono::seconds(std::max(timeout_seconds_, 300)));
+      http::http_response resp = c->request(req).get();
       code = resp.status_code();
       text = resp.extract_utf8string(true).get();
       in.close().wait();
@@ -263,6 +262,20 @@ class HttpApiClient : public ApiClient {
     // (a data race TSan reports; a torn std::map otherwise).
     cfg.set_max_redirects(0);
     return cfg;
+  }
+
+  // Every request of this client goes through one of these: same TLS settings, same credentials.
+  std::unique_ptr<httpc::http_client> MakeClient(std::chrono::seconds timeout) const {
+    auto c = std::make_unique<httpc::http_client>(web::uri(utility::conversions::to_string_t(server_)),
+                                                  Config(timeout));
+    if (!opts_.bearer_token.empty()) {
+      std::string header = "Bearer " + opts_.bearer_token;
+      c->add_handler([header](http::http_request req, std::shared_ptr<http::http_pipeline_stage> next) {
+        req.headers()[U("Authorization")] = header;
+        return next->propagate(req);
+      });
+    }
+    return c;
   }
 
   static std::string NamespaceFor(const std::string& ns, const json& obj) {
@@ -358,6 +371,7 @@ class HttpApiClient : public ApiClient {
   int port_ = 0;
   int timeout_seconds_;
   Status init_error_;
+  HttpClientOptions opts_;
   std::unique_ptr<httpc::http_client> client_;
 };
 
@@ -415,7 +429,8 @@ Status HttpApiClient::Watch(const std::string& plural, const std::string& ns, co
   StopWatcher watcher(stop, cts);
   bool cancelled_by_us = false;
   try {
-    httpc::http_client client(web::uri(utility::conversions::to_string_t(server_)), Config(idle));
+    auto client_ptr = MakeClient(idle);
+    httpc::http_client& client = *client_ptr;
     http::http_request req(http::methods::GET);
     req.set_request_uri(utility::conversions::to_string_t(*path + q));
     req.headers().add("Accept", kJson);
@@ -495,8 +510,8 @@ Status HttpApiClient::Watch(const std::string& plural, const std::string& ns, co
 
 }  // namespace
 
-std::unique_ptr<ApiClient> NewHttpApiClient(const std::string& server, int timeout_seconds) {
-  return std::make_unique<HttpApiClient>(server, timeout_seconds);
+std::unique_ptr<ApiClient> NewHttpApiClient(const std::string& server, const HttpClientOptions& opts) {
+  return std::make_unique<HttpApiClient>(server, opts);
 }
 
 }  // namespace stratus

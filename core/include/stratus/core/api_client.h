@@ -54,8 +54,20 @@ class ApiClient {
                                     const std::string& file, const std::function<void(uint64_t, uint64_t)>& progress);
 };
 
-// HTTP implementation over cpprestsdk. `server` is a base URL such as http://127.0.0.1:8774.
-std::unique_ptr<ApiClient> NewHttpApiClient(const std::string& server, int timeout_seconds = 30);
+// How an HTTP client reaches and proves itself to the API server.
+struct HttpClientOptions {
+  int timeout_seconds = 30;   // per request (a watch's is the stream's own timeout plus a margin)
+  std::string bearer_token;   // sent as `Authorization: Bearer TOKEN` on every request when not empty
+  std::string ca_file;        // PEM file of the CA that https servers are verified against ("" = system CAs)
+};
+
+// HTTP implementation over cpprestsdk. `server` is a base URL such as https://127.0.0.1:8774.
+std::unique_ptr<ApiClient> NewHttpApiClient(const std::string& server, const HttpClientOptions& opts);
+inline std::unique_ptr<ApiClient> NewHttpApiClient(const std::string& server, int timeout_seconds = 30) {
+  HttpClientOptions o;
+  o.timeout_seconds = timeout_seconds;
+  return NewHttpApiClient(server, o);
+}
 
 // Path helpers shared by client and server: /apis/stratus.io/v1[/namespaces/{ns}]/{plural}[/{name}[/{sub}]].
 std::string ResourcePath(const ResourceInfo& r, const std::string& ns, const std::string& name = "",
