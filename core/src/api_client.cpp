@@ -271,7 +271,7 @@ class HttpApiClient : public ApiClient {
     if (!opts_.bearer_token.empty()) {
       std::string header = "Bearer " + opts_.bearer_token;
       c->add_handler([header](http::http_request req, std::shared_ptr<http::http_pipeline_stage> next) {
-        req.headers()[U("Authorization")] = header;
+        req.headers()["Authorization"] = header;
         return next->propagate(req);
       });
     }
