@@ -1,0 +1,56 @@
+// The EC2 Query API as a stateless translation onto Stratus objects: a request is verified (SigV4, against the
+// caller's access key), its Action dispatched, and the answer read from (later: written to) the same objects the
+// YAML path uses. Nothing EC2-specific is stored apart from them: EC2 ids are derived from the objects' uids.
+// Transport-free: the HTTP listener hands a SignedRequest in and sends the Reply out.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "stratus/core/api_client.h"
+#include "stratus/ec2/errors.h"
+#include "stratus/ec2/sigv4.h"
+
+namespace stratus::ec2 {
+
+// An EC2 access key and who it acts for: the user, and the namespace that is its EC2 "account".
+struct AccessKey {
+  std::string id;
+  std::string secret;
+  std::string user;
+  std::string ns;
+};
+
+// Where access keys come from (the identity store of the tenancy work; a map in tests).
+class AccessKeys {
+ public:
+  virtual ~AccessKeys() = default;
+  virtual std::optional<AccessKey> Find(const std::string& id) = 0;
+};
+
+struct ApiOptions {
+  std::string region = "us-east-1";
+};
+
+struct Reply {
+  int http = 200;
+  std::string body;  // text/xml
+};
+
+// EC2's stable id for an object of this uid: `prefix` + "-" + 17 lowercase hex digits (i-, ami-, vol-, ...).
+std::string Ec2Id(const std::string& prefix, const std::string& uid);
+
+class Api {
+ public:
+  // `client` reads and writes the objects (in-process); `keys` verifies callers.
+  Api(ApiClient* client, AccessKeys* keys, ApiOptions opts);
+  Reply Handle(const SignedRequest& req, std::chrono::system_clock::time_point now);
+
+ private:
+  ApiClient* client_;
+  AccessKeys* keys_;
+  ApiOptions opts_;
+};
+
+}  // namespace stratus::ec2

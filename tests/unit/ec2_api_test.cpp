@@ -1,0 +1,170 @@
+// The EC2 translation over a real registry: signed requests in, EC2's XML out, read from the same objects the
+// YAML path makes. Requests are signed here with the SigV4 functions that ec2_sigv4_test checks against botocore.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "registry_env.h"
+#include "stratus/apiserver/local_client.h"
+#include "stratus/core/sha256.h"
+#include "stratus/ec2/api.h"
+
+namespace stratus::ec2 {
+namespace {
+
+class MapKeys : public AccessKeys {
+ public:
+  std::optional<AccessKey> Find(const std::string& id) override {
+    auto it = keys.find(id);
+    if (it == keys.end()) return std::nullopt;
+    return it->second;
+  }
+  std::map<std::string, AccessKey> keys;
+};
+
+std::string AmzDate(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+// A POST as awscli sends it, signed with `secret`.
+SignedRequest Signed(const std::string& body, const std::string& key_id, const std::string& secret,
+                     std::chrono::system_clock::time_point at) {
+  SignedRequest r;
+  r.method = "POST";
+  r.raw_path = "/";
+  r.body = body;
+  Credential c;
+  c.access_key_id = key_id;
+  c.amz_date = AmzDate(at);
+  c.date = c.amz_date.substr(0, 8);
+  c.region = "us-east-1";
+  c.service = "ec2";
+  r.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"},
+               {"Host", "127.0.0.1:8773"},
+               {"X-Amz-Date", c.amz_date}};
+  std::vector<std::string> signed_headers = {"content-type", "host", "x-amz-date"};
+  Sha256 h;
+  h.Update(body.data(), body.size());
+  std::string sig = Signature(secret, c, StringToSign(c, CanonicalRequest(r, signed_headers, false, h.Hex())));
+  r.headers.push_back({"Authorization", "AWS4-HMAC-SHA256 Credential=" + key_id + "/" + c.date +
+                                            "/us-east-1/ec2/aws4_request, SignedHeaders=content-type;host;x-amz-date, "
+                                            "Signature=" + sig});
+  return r;
+}
+
+class Ec2ApiTest : public RegistryEnv {
+ protected:
+  void SetUp() override {
+    RegistryEnv::SetUp();
+    client_ = NewLocalApiClient(reg_.get());
+    keys_.keys["AKIAALICE0000000000A"] = {"AKIAALICE0000000000A", "alice-secret", "alice", "default"};
+    keys_.keys["AKIABOB00000000000B0"] = {"AKIABOB00000000000B0", "bob-secret", "bob", "team-b"};
+    api_ = std::make_unique<Api>(client_.get(), &keys_, ApiOptions{});
+    ASSERT_TRUE(reg_->Create(R("Namespace"), "", {{"apiVersion", "stratus.io/v1"}, {"kind", "Namespace"},
+                                                 {"metadata", {{"name", "team-b"}}}})
+                    .ok());
+  }
+  Reply Call(const std::string& body, const std::string& who = "alice") {
+    auto now = std::chrono::system_clock::now();
+    if (who == "alice") return api_->Handle(Signed(body, "AKIAALICE0000000000A", "alice-secret", now), now);
+    return api_->Handle(Signed(body, "AKIABOB00000000000B0", "bob-secret", now), now);
+  }
+  json Instance(const std::string& name, const std::string& ns) {
+    json o = {{"apiVersion", "stratus.io/v1"},
+              {"kind", "Instance"},
+              {"metadata", {{"name", name}, {"namespace", ns}}},
+              {"spec", {{"instanceType", "m1.small"}, {"image", "debian"}}}};
+    auto r = reg_->Create(R("Instance"), ns, o);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? *r : json();
+  }
+
+  std::unique_ptr<ApiClient> client_;
+  MapKeys keys_;
+  std::unique_ptr<Api> api_;
+};
+
+TEST_F(Ec2ApiTest, DescribeInstancesShowsOnlyTheCallersNamespaceWithStableIds) {
+  json web = Instance("web-1", "default");
+  Instance("db-1", "team-b");
+  Reply r = Call("Action=DescribeInstances&Version=2016-11-15");
+  ASSERT_EQ(r.http, 200) << r.body;
+  std::string id = Ec2Id("i", web["metadata"]["uid"]);
+  EXPECT_EQ(id.size(), 19u);
+  EXPECT_NE(r.body.find("<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"),
+            std::string::npos);
+  EXPECT_NE(r.body.find("<instanceId>" + id + "</instanceId>"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("<name>pending</name>"), std::string::npos);
+  EXPECT_EQ(r.body.find("db-1"), std::string::npos) << "another namespace leaked: " << r.body;
+
+  Reply one = Call("Action=DescribeInstances&Version=2016-11-15&InstanceId.1=" + id);
+  EXPECT_EQ(one.http, 200);
+  EXPECT_NE(one.body.find(id), std::string::npos);
+  Reply filtered = Call("Action=DescribeInstances&Filter.1.Name=instance-state-name&Filter.1.Value.1=running");
+  EXPECT_EQ(filtered.http, 200);
+  EXPECT_EQ(filtered.body.find(id), std::string::npos) << "a pending instance matched state running";
+}
+
+TEST_F(Ec2ApiTest, UnknownAndMalformedIdsGetEc2sCodes) {
+  Instance("web-1", "default");
+  Reply missing = Call("Action=DescribeInstances&InstanceId.1=i-0123456789abcdef0");
+  EXPECT_EQ(missing.http, 400);
+  EXPECT_NE(missing.body.find("<Code>InvalidInstanceID.NotFound</Code>"), std::string::npos) << missing.body;
+  Reply malformed = Call("Action=DescribeInstances&InstanceId.1=web-1");
+  EXPECT_NE(malformed.body.find("<Code>InvalidInstanceID.Malformed</Code>"), std::string::npos) << malformed.body;
+  // bob's instance id, asked for by alice, does not exist for her.
+  json db = Instance("db-1", "team-b");
+  Reply other = Call("Action=DescribeInstances&InstanceId.1=" + Ec2Id("i", db["metadata"]["uid"]));
+  EXPECT_NE(other.body.find("InvalidInstanceID.NotFound"), std::string::npos);
+  EXPECT_EQ(Call("Action=DescribeInstances&Filter.1.Name=nope&Filter.1.Value.1=x").http, 400);
+}
+
+TEST_F(Ec2ApiTest, ActionsDryRunAndSignaturesAreChecked) {
+  Reply bad = Call("Action=LaunchRockets");
+  EXPECT_EQ(bad.http, 400);
+  EXPECT_NE(bad.body.find("<Code>InvalidAction</Code>"), std::string::npos);
+  EXPECT_NE(Call("Version=2016-11-15").body.find("<Code>MissingParameter</Code>"), std::string::npos);
+  Reply dry = Call("Action=DescribeRegions&DryRun=true");
+  EXPECT_EQ(dry.http, 412);
+  EXPECT_NE(dry.body.find("DryRunOperation"), std::string::npos);
+  Reply regions = Call("Action=DescribeRegions");
+  EXPECT_EQ(regions.http, 200);
+  EXPECT_NE(regions.body.find("<regionName>us-east-1</regionName>"), std::string::npos);
+
+  auto now = std::chrono::system_clock::now();
+  Reply forged = api_->Handle(Signed("Action=DescribeInstances", "AKIAALICE0000000000A", "guess", now), now);
+  EXPECT_EQ(forged.http, 403);
+  EXPECT_NE(forged.body.find("SignatureDoesNotMatch"), std::string::npos);
+  Reply unknown = api_->Handle(Signed("Action=DescribeInstances", "AKIANOBODY0000000000", "x", now), now);
+  EXPECT_EQ(unknown.http, 401);
+  EXPECT_NE(unknown.body.find("AuthFailure"), std::string::npos);
+  Reply stale = api_->Handle(Signed("Action=DescribeInstances", "AKIAALICE0000000000A", "alice-secret",
+                                    now - std::chrono::minutes(20)),
+                             now);
+  EXPECT_NE(stale.body.find("RequestExpired"), std::string::npos);
+}
+
+TEST_F(Ec2ApiTest, KeyPairsAndImagesAreListed) {
+  ASSERT_TRUE(reg_->Create(R("KeyPair"), "default",
+                           {{"apiVersion", "stratus.io/v1"},
+                            {"kind", "KeyPair"},
+                            {"metadata", {{"name", "laptop"}, {"namespace", "default"}}},
+                            {"spec", {{"publicKey", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG user@host"}}}})
+                  .ok());
+  Reply kp = Call("Action=DescribeKeyPairs");
+  EXPECT_EQ(kp.http, 200) << kp.body;
+  EXPECT_NE(kp.body.find("<keyName>laptop</keyName>"), std::string::npos) << kp.body;
+  EXPECT_NE(kp.body.find("<keyType>ed25519</keyType>"), std::string::npos);
+  EXPECT_NE(Call("Action=DescribeKeyPairs&KeyName.1=desk").body.find("InvalidKeyPair.NotFound"), std::string::npos);
+  EXPECT_NE(Call("Action=DescribeImages&ImageId.1=ami-0123456789abcdef0").body.find("InvalidAMIID.NotFound"),
+            std::string::npos);
+  EXPECT_NE(Call("Action=DescribeImages&ImageId.1=debian").body.find("InvalidAMIID.Malformed"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace stratus::ec2
