@@ -30,6 +30,9 @@
 #include "stratus/runtime/informer.h"
 #include "stratus/runtime/informer_factory.h"
 #include "stratus/summary/summary.h"
+#include "stratus/ec2/api.h"
+#include "stratus/ec2/keys.h"
+#include "stratus/ec2/listener.h"
 
 namespace {
 
@@ -44,6 +47,8 @@ struct ServerFlags {
   double cpu_overcommit = 4.0;
   double memory_overcommit = 1.0;
   int placement_workers = 8;
+  std::string ec2_listen = "127.0.0.1:8773";  // "off" turns the EC2 endpoint off
+  std::string ec2_region = "us-east-1";
 };
 
 sigset_t TerminationSignals() {
@@ -230,7 +235,14 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
     return 1;
   }
   registry.StartBackground();
+  // AccessKeys' secrets are derived from this key (never stored with the objects).
+  auto master_key = ec2::LoadOrCreateMasterKey((std::filesystem::path(data_dir) / "ec2-access-keys.key").string());
+  if (!master_key.ok()) {
+    std::cerr << "error: " << master_key.status().message() << "\n";
+    return 1;
+  }
   ApiServerOptions ao;
+  ao.ec2_master_key = *master_key;
   ao.listen = f.listen;
   ao.max_body_bytes = f.max_body;
   ao.upload_dir = (std::filesystem::path(data_dir) / "images").string();
@@ -242,6 +254,21 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   }
   std::cerr << "stratusd: serving on " << server.url() << " (data dir " << data_dir << ")" << std::endl;
   auto local = NewLocalApiClient(&registry);
+  // The EC2 Query API: a translation onto the same objects, served in-process.
+  auto ec2_keys = ec2::NewObjectAccessKeys(local.get(), *master_key);
+  ec2::ApiOptions ec2_opts;
+  ec2_opts.region = f.ec2_region;
+  ec2::Api ec2_api(local.get(), ec2_keys.get(), ec2_opts);
+  std::unique_ptr<ec2::Listener> ec2_listener;
+  if (!f.ec2_listen.empty() && f.ec2_listen != "off") {
+    ec2_listener = std::make_unique<ec2::Listener>(&ec2_api, f.ec2_listen);
+    Status es = ec2_listener->Start();
+    if (!es.ok()) {
+      std::cerr << "error: " << es.message() << " (--ec2-listen off turns the EC2 endpoint off)\n";
+      ExitNow(1);
+    }
+    std::cerr << "stratusd: EC2 API on " << ec2_listener->url() << " (region " << f.ec2_region << ")" << std::endl;
+  }
   // One informer per collection for the cluster reconcilers and the embedded agent alike.
   auto informers = std::make_unique<runtime::InformerFactory>(local.get());
   auto cluster = std::make_unique<ClusterControllers>(local.get(), informers.get(), f);
@@ -256,6 +283,7 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   spdlog::warn("shutting down: signal={}", sig);
   // Refuse new requests and end every watch first (remote agents and clients see their streams end), then stop
   // the reconcilers, then flush and close the store.
+  if (ec2_listener) ec2_listener->Stop();
   if (!server.Stop(std::chrono::seconds(3))) {
     // A handler or connection is still busy after the grace period: tearing down the store under it would crash.
     // Every acknowledged write is already durable (each commit is synced), so leave without destructors.
@@ -306,6 +334,8 @@ int main(int argc, char** argv) {
   stratus::agent::Options ao;
   ao.data_dir = "";
   server->add_option("--listen", f.listen, "host:port to serve the API on")->capture_default_str();
+  server->add_option("--ec2-listen", f.ec2_listen, "host:port of the EC2 Query API, or off")->capture_default_str();
+  server->add_option("--ec2-region", f.ec2_region, "the one region the EC2 API serves")->capture_default_str();
   server->add_option("--data-dir", f.data_dir, "directory for the SQLite store (and the embedded agent)")->capture_default_str();
   server->add_option("--max-body-bytes", f.max_body, "largest accepted request body")->capture_default_str();
   server->add_option("--watch-history", f.history, "changes kept for watch resume; older versions get 410")

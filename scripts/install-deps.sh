@@ -5,7 +5,7 @@ PKGS=(build-essential cmake pkg-config git ca-certificates curl ccache
   libcpprest-dev libyaml-cpp-dev libsqlite3-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libcli11-dev libpugixml-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libvirt-dev libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils busybox-static cpio
-  etcd-server etcd-client sqlite3 python3
+  etcd-server etcd-client sqlite3 python3 awscli
   libnl-route-3-dev libnftables-dev nftables dnsmasq-base iproute2)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

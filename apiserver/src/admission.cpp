@@ -46,6 +46,8 @@ Status AdmitUpdate(const ResourceInfo& r, const json& cur, const json& next) {
     for (const char* f : {"source", "format", "pool"}) Immutable(cur, next, f, &causes);
     json node = SpecField(cur, "nodeName");
     if (node.is_string() && !node.get<std::string>().empty()) Immutable(cur, next, "nodeName", &causes);
+  } else if (r.kind == "AccessKey") {
+    for (const char* f : {"accessKeyId", "user", "namespace"}) Immutable(cur, next, f, &causes);
   } else if (r.kind == "Instance") {
     Immutable(cur, next, "image", &causes);
     json a = SpecField(cur, "rootDisk"), b = SpecField(next, "rootDisk");

@@ -12,6 +12,7 @@
 #include "stratus/core/merge.h"
 #include "stratus/core/object.h"
 #include "stratus/core/selector.h"
+#include "stratus/ec2/keys.h"
 
 namespace stratus {
 namespace {
@@ -146,6 +147,11 @@ StatusOr<json> Registry::PrepareCreate(const ResourceInfo& r, const std::string&
   md["generation"] = 1;
   if (r.has_status) obj.erase("status");
   if (r.kind == "Namespace") obj["status"] = {{"phase", "Active"}};
+  if (r.kind == "AccessKey") {
+    // The server picks the id (from the uid: a new object is a new key); the secret is never stored.
+    obj.erase("status");
+    if (obj.contains("spec") && obj["spec"].is_object()) obj["spec"]["accessKeyId"] = ec2::AccessKeyIdFor(md["uid"]);
+  }
   schemas_->ApplyDefaults(r.kind, obj);
   Status v = ValidateObject(r, obj);
   if (!v.ok()) return v;

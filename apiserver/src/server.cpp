@@ -23,6 +23,7 @@
 #include "stratus/core/object.h"
 #include "stratus/core/selector.h"
 #include "stratus/core/yaml.h"
+#include "stratus/ec2/keys.h"
 
 namespace stratus {
 
@@ -218,6 +219,18 @@ struct ApiServer::Impl {
       double secs = std::chrono::duration<double>(Clock::now() - start).count();
       metrics.Observe(verb, resource, code, secs);
       spdlog::debug("request: verb={} path={} code={} ms={:.2f}", verb, r.relative_uri().path(), code, secs * 1000);
+    };
+  }
+
+  // A created AccessKey's response carries its secret access key, this once (it is derived, never stored).
+  Registry::Done RevealSecretOnce(Registry::Done done) {
+    return [this, done = std::move(done)](StatusOr<StoredObject> res) {
+      if (res.ok() && res->object) {
+        json o = *res->object;
+        o["status"] = {{"secretAccessKey", ec2::SecretFor(opts.ec2_master_key, MetaString(o, "uid"))}};
+        res->encoded = std::make_shared<const std::string>(o.dump());
+      }
+      done(std::move(res));
     };
   }
 
@@ -456,7 +469,9 @@ struct ApiServer::Impl {
       bool jp = false;
       auto body = ReadBody(req, body_bytes, false, &jp);
       if (!body.ok()) return ReplyStatus(req, body.status());
-      registry->CreateAsync(*r, ns, std::move(*body), ReplyWhenDone(req, activity, *verb, *resource, start, 201));
+      Registry::Done done = ReplyWhenDone(req, activity, *verb, *resource, start, 201);
+      if (r->kind == "AccessKey" && !opts.ec2_master_key.empty()) done = RevealSecretOnce(std::move(done));
+      registry->CreateAsync(*r, ns, std::move(*body), std::move(done));
       return kPending;
     }
     if (name.empty()) {

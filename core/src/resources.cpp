@@ -17,6 +17,7 @@ const std::vector<ResourceInfo>& AllResources() {
       {"Node", "nodes", "node", false, {"no"}, true, {}},
       {"InstanceType", "instancetypes", "instancetype", false, {"it", "flavor", "flavors"}, false, {}},
       {"Namespace", "namespaces", "namespace", false, {"ns"}, true, {}},
+      {"AccessKey", "accesskeys", "accesskey", false, {"ak"}, false, {}},
   };
   return kAll;
 }

@@ -252,6 +252,10 @@ class ServerProcess {
     bool agent = false;
     for (const auto& e : extra_) agent |= e == "--agent=true";
     if (!agent) a.push_back("--agent=false");
+    // The EC2 endpoint's default port would be shared by every server of a parallel run: off unless asked for.
+    bool ec2 = false;
+    for (const auto& e : extra_) ec2 |= e.rfind("--ec2-listen", 0) == 0;
+    if (!ec2) a.push_back("--ec2-listen=off");
     for (const auto& e : extra_) {
       if (e != "--agent=true") a.push_back(e);
     }

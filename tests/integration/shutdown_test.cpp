@@ -63,7 +63,7 @@ TEST(ShutdownTest, SigtermWhileStartingIsAGracefulShutdown) {
     ASSERT_NE(port.port(), 0);
     std::string log = (dir.path() / "stratusd.log").string();
     pid_t pid = SpawnLogged({StratusdBin(), "server", "--listen", port.hostport(), "--data-dir",
-                             (dir.path() / "data").string(), "--agent=false"}, log);
+                             (dir.path() / "data").string(), "--agent=false", "--ec2-listen=off"}, log);
     // The moment it has more than one thread (cpprestsdk's pool starts first), well before it serves.
     ASSERT_TRUE(Eventually([&] { return Threads(pid) > 1; }, 30, 1));
     ASSERT_EQ(::kill(pid, SIGTERM), 0);

@@ -20,6 +20,7 @@ struct ApiServerOptions {
   size_t max_watch_buffer_bytes = 64 * 1024 * 1024;  // a watcher that stops reading is dropped past this
   std::string upload_dir;                    // uploaded image data; empty: uploads are not served
   uint64_t max_upload_bytes = 64ull << 30;   // larger image uploads get 413
+  std::string ec2_master_key;                // derives AccessKeys' secrets (shown in a create's response only)
 };
 
 class ApiServer {

@@ -1,0 +1,93 @@
+#include "stratus/ec2/listener.h"
+
+#include <cpprest/http_listener.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+
+#include "stratus/ec2/xml.h"
+
+namespace stratus::ec2 {
+
+using web::http::http_request;
+using web::http::http_response;
+
+struct Listener::Impl {
+  Api* api;
+  std::string listen;
+  size_t max_body;
+  std::atomic<bool> refusing{false};
+  std::unique_ptr<web::http::experimental::listener::http_listener> listener;
+
+  static void Send(http_request req, int code, const std::string& body) {
+    http_response resp(static_cast<web::http::status_code>(code));
+    resp.set_body(body, "text/xml;charset=UTF-8");
+    req.reply(resp).then([](pplx::task<void> t) {
+      try {
+        t.get();
+      } catch (...) {
+      }
+    });
+  }
+
+  void Handle(http_request req) {
+    if (refusing.load()) {
+      Send(req, 503, ErrorXml({"Unavailable", "the server is shutting down", 503}, NewRequestId()));
+      return;
+    }
+    if (req.headers().content_length() > max_body) {
+      Send(req, 413, ErrorXml({"RequestEntityTooLarge", "the request body is larger than " +
+                                                             std::to_string(max_body) + " bytes", 413},
+                              NewRequestId()));
+      return;
+    }
+    // Read the body without blocking a pool thread, then serve in the continuation.
+    req.extract_vector().then([this, req](pplx::task<std::vector<unsigned char>> t) {
+      http_request r = req;
+      try {
+        auto bytes = t.get();
+        if (bytes.size() > max_body) {
+          Send(r, 413, ErrorXml({"RequestEntityTooLarge", "the request body is too large", 413}, NewRequestId()));
+          return;
+        }
+        SignedRequest sr;
+        sr.method = r.method();
+        sr.raw_path = r.relative_uri().path();
+        sr.raw_query = r.relative_uri().query();
+        for (const auto& [k, v] : r.headers()) sr.headers.emplace_back(k, v);
+        sr.body.assign(bytes.begin(), bytes.end());
+        Reply reply = api->Handle(sr, std::chrono::system_clock::now());
+        Send(r, reply.http, reply.body);
+      } catch (const std::exception& e) {
+        spdlog::error("ec2 request failed: error={}", e.what());
+        Send(r, 500, ErrorXml({"InternalError", "internal error", 500}, NewRequestId()));
+      }
+    });
+  }
+};
+
+Listener::Listener(Api* api, std::string listen, size_t max_body_bytes) : impl_(std::make_unique<Impl>()) {
+  impl_->api = api;
+  impl_->listen = std::move(listen);
+  impl_->max_body = max_body_bytes;
+}
+
+Listener::~Listener() = default;
+
+Status Listener::Start() {
+  try {
+    impl_->listener = std::make_unique<web::http::experimental::listener::http_listener>(
+        web::uri(utility::conversions::to_string_t(url())));
+    impl_->listener->support([this](http_request req) { impl_->Handle(std::move(req)); });
+    impl_->listener->open().wait();
+  } catch (const std::exception& e) {
+    return Status(Code::kUnavailable, "cannot serve the EC2 API on " + impl_->listen + ": " + e.what());
+  }
+  return Status::Ok();
+}
+
+void Listener::Stop() { impl_->refusing = true; }
+
+std::string Listener::url() const { return "http://" + impl_->listen; }
+
+}  // namespace stratus::ec2

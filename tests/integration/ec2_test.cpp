@@ -1,0 +1,138 @@
+// The EC2 endpoint driven by the real awscli (Debian's `awscli`): an AccessKey made through the API signs
+// awscli's requests; describe-instances shows the Instance the YAML path made; EC2's errors come back as awscli
+// expects; the secret is shown once and never logged; deleting the AccessKey revokes it.
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace stratus::testing {
+namespace {
+
+const char* kAws = "/usr/bin/aws";
+
+class Ec2Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(kAws)) GTEST_FAIL() << kAws << " is missing: scripts/install-deps.sh installs awscli";
+    ec2_port_ = ReservedPort::Make();
+    ASSERT_NE(ec2_port_.port(), 0);
+    server_ = std::make_unique<ServerProcess>(dir_.path() / "data",
+                                              std::vector<std::string>{"--ec2-listen", ec2_port_.hostport()});
+    ASSERT_TRUE(server_->Start()) << server_->log();
+  }
+
+  // Runs `aws ec2 ARGS...` against the endpoint with the given credentials and nothing from the machine's config.
+  RunResult Aws(std::vector<std::string> args, const std::string& key_id, const std::string& secret) {
+    args.insert(args.begin(), {kAws, "ec2"});
+    std::vector<std::string> common = {"--endpoint-url", "http://" + ec2_port_.hostport(), "--region", "us-east-1",
+                                       "--output", "json", "--cli-connect-timeout", "10"};
+    args.insert(args.end(), common.begin(), common.end());
+    std::string home = (dir_.path() / "home").string();
+    std::filesystem::create_directories(home);
+    return stratus::testing::Run(args, "",
+               {"HOME=" + home, "AWS_ACCESS_KEY_ID=" + key_id, "AWS_SECRET_ACCESS_KEY=" + secret,
+                "AWS_CONFIG_FILE=" + home + "/none", "AWS_SHARED_CREDENTIALS_FILE=" + home + "/none",
+                "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=", "AWS_MAX_ATTEMPTS=1"},
+               120);
+  }
+
+  json CreateAccessKey(const std::string& name, const std::string& user, const std::string& ns) {
+    auto r = server_->Http("POST", "/apis/stratus.io/v1/accesskeys",
+                           json{{"apiVersion", "stratus.io/v1"},
+                                {"kind", "AccessKey"},
+                                {"metadata", {{"name", name}}},
+                                {"spec", {{"user", user}, {"namespace", ns}}}}
+                               .dump());
+    EXPECT_EQ(r.code, 201) << r.body;
+    return r.Json();
+  }
+
+  TempDir dir_;
+  ReservedPort ec2_port_;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_F(Ec2Test, AwscliDescribesInstancesMadeFromYamlWithTheKeysSecretShownOnce) {
+  json key = CreateAccessKey("alice-laptop", "alice", "default");
+  std::string id = key["spec"].value("accessKeyId", "");
+  std::string secret = key.contains("status") ? key["status"].value("secretAccessKey", "") : "";
+  ASSERT_EQ(id.size(), 20u) << key.dump();
+  EXPECT_EQ(id.rfind("AKIA", 0), 0u);
+  ASSERT_EQ(secret.size(), 40u) << key.dump();
+
+  // Shown once: never in a GET, a LIST, or the server's log.
+  auto get = server_->Http("GET", "/apis/stratus.io/v1/accesskeys/alice-laptop");
+  EXPECT_EQ(get.code, 200);
+  EXPECT_EQ(get.body.find(secret), std::string::npos);
+  EXPECT_EQ(get.body.find("secretAccessKey"), std::string::npos);
+  EXPECT_EQ(server_->Http("GET", "/apis/stratus.io/v1/accesskeys").body.find(secret), std::string::npos);
+  // The id is the server's: a client cannot pick or change it.
+  json changed = get.Json();
+  changed["spec"]["accessKeyId"] = "AKIAAAAAAAAAAAAAAAAA";
+  EXPECT_EQ(server_->Http("PUT", "/apis/stratus.io/v1/accesskeys/alice-laptop", changed.dump()).code, 422);
+
+  auto inst = server_->Http("POST", "/apis/stratus.io/v1/namespaces/default/instances",
+                            json{{"apiVersion", "stratus.io/v1"},
+                                 {"kind", "Instance"},
+                                 {"metadata", {{"name", "web-1"}}},
+                                 {"spec", {{"instanceType", "m1.small"}, {"image", "debian"}}}}
+                                .dump());
+  ASSERT_EQ(inst.code, 201) << inst.body;
+
+  RunResult d = Aws({"describe-instances"}, id, secret);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  json out = json::parse(d.out);
+  ASSERT_EQ(out["Reservations"].size(), 1u) << d.out;
+  const json& i = out["Reservations"][0]["Instances"][0];
+  std::string iid = i.value("InstanceId", "");
+  EXPECT_EQ(iid.rfind("i-", 0), 0u);
+  EXPECT_EQ(iid.size(), 19u);
+  EXPECT_EQ(i["State"].value("Name", ""), "pending");
+  EXPECT_EQ(i["Tags"][0].value("Value", ""), "web-1");
+
+  RunResult one = Aws({"describe-instances", "--instance-ids", iid}, id, secret);
+  EXPECT_EQ(one.exit_code, 0) << one.err;
+  RunResult missing = Aws({"describe-instances", "--instance-ids", "i-0123456789abcdef0"}, id, secret);
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("InvalidInstanceID.NotFound"), std::string::npos) << missing.err;
+
+  RunResult wrong = Aws({"describe-regions"}, id, std::string(40, 'x'));
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_NE(wrong.err.find("SignatureDoesNotMatch"), std::string::npos) << wrong.err;
+
+  // Revoked: the key's object is gone, and so is the key.
+  EXPECT_EQ(server_->Http("DELETE", "/apis/stratus.io/v1/accesskeys/alice-laptop").code, 200);
+  RunResult revoked = Aws({"describe-regions"}, id, secret);
+  EXPECT_NE(revoked.exit_code, 0);
+  EXPECT_NE(revoked.err.find("AuthFailure"), std::string::npos) << revoked.err;
+
+  EXPECT_EQ(server_->log().find(secret), std::string::npos) << "the secret reached the server's log";
+}
+
+TEST_F(Ec2Test, EachKeyActsInItsOwnNamespace) {
+  ASSERT_EQ(server_->Http("POST", "/apis/stratus.io/v1/namespaces",
+                          json{{"apiVersion", "stratus.io/v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "team-b"}}}}
+                              .dump())
+                .code,
+            201);
+  ASSERT_EQ(server_->Http("POST", "/apis/stratus.io/v1/namespaces/team-b/instances",
+                          json{{"apiVersion", "stratus.io/v1"},
+                               {"kind", "Instance"},
+                               {"metadata", {{"name", "db-1"}}},
+                               {"spec", {{"instanceType", "m1.small"}, {"image", "debian"}}}}
+                              .dump())
+                .code,
+            201);
+  json a = CreateAccessKey("alice-key", "alice", "default");
+  json b = CreateAccessKey("bob-key", "bob", "team-b");
+  RunResult as_alice = Aws({"describe-instances"}, a["spec"]["accessKeyId"], a["status"]["secretAccessKey"]);
+  ASSERT_EQ(as_alice.exit_code, 0) << as_alice.err;
+  EXPECT_EQ(json::parse(as_alice.out)["Reservations"].size(), 0u) << as_alice.out;
+  RunResult as_bob = Aws({"describe-instances"}, b["spec"]["accessKeyId"], b["status"]["secretAccessKey"]);
+  ASSERT_EQ(as_bob.exit_code, 0) << as_bob.err;
+  EXPECT_EQ(json::parse(as_bob.out)["Reservations"].size(), 1u) << as_bob.out;
+  EXPECT_NE(a["status"]["secretAccessKey"], b["status"]["secretAccessKey"]);
+}
+
+}  // namespace
+}  // namespace stratus::testing
