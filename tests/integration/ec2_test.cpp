@@ -96,6 +96,32 @@ TEST_F(Ec2Test, AwscliDescribesInstancesMadeFromYamlWithTheKeysSecretShownOnce) 
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.err.find("InvalidInstanceID.NotFound"), std::string::npos) << missing.err;
 
+  // run-instances makes an Instance that stratusctl sees; terminate-instances deletes it.
+  auto img = server_->Http("POST", "/apis/stratus.io/v1/namespaces/default/images",
+                           json{{"apiVersion", "stratus.io/v1"},
+                                {"kind", "Image"},
+                                {"metadata", {{"name", "debian"}}},
+                                {"spec", {{"source", {{"url", "file:///nowhere.qcow2"}}}}}}
+                               .dump());
+  ASSERT_EQ(img.code, 201) << img.body;
+  RunResult images = Aws({"describe-images"}, id, secret);
+  ASSERT_EQ(images.exit_code, 0) << images.err;
+  std::string ami = json::parse(images.out)["Images"][0].value("ImageId", "");
+  ASSERT_EQ(ami.rfind("ami-", 0), 0u) << images.out;
+  RunResult run = Aws({"run-instances", "--image-id", ami, "--count", "1", "--instance-type", "m1.small",
+                       "--user-data", "#!/bin/sh\necho hi\n", "--tag-specifications",
+                       "ResourceType=instance,Tags=[{Key=Name,Value=web-2}]"},
+                      id, secret);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::string new_id = json::parse(run.out)["Instances"][0].value("InstanceId", "");
+  RunResult got = server_->Ctl({"get", "instance", "web-2", "-o", "json"});
+  ASSERT_EQ(got.exit_code, 0) << got.err;
+  EXPECT_EQ(json::parse(got.out)["spec"].value("userData", ""), "#!/bin/sh\necho hi\n");
+  RunResult term = Aws({"terminate-instances", "--instance-ids", new_id}, id, secret);
+  ASSERT_EQ(term.exit_code, 0) << term.err;
+  EXPECT_EQ(json::parse(term.out)["TerminatingInstances"][0]["CurrentState"].value("Name", ""), "shutting-down");
+  EXPECT_NE(server_->Ctl({"get", "instance", "web-2"}).exit_code, 0) << "terminated instance still there";
+
   RunResult wrong = Aws({"describe-regions"}, id, std::string(40, 'x'));
   EXPECT_NE(wrong.exit_code, 0);
   EXPECT_NE(wrong.err.find("SignatureDoesNotMatch"), std::string::npos) << wrong.err;

@@ -166,5 +166,82 @@ TEST_F(Ec2ApiTest, KeyPairsAndImagesAreListed) {
   EXPECT_NE(Call("Action=DescribeImages&ImageId.1=debian").body.find("InvalidAMIID.Malformed"), std::string::npos);
 }
 
+TEST_F(Ec2ApiTest, RunInstancesMakesInstancesTheYamlPathSeesAndTheVerbsDriveThem) {
+  json img = reg_->Create(R("Image"), "default",
+                          {{"apiVersion", "stratus.io/v1"},
+                           {"kind", "Image"},
+                           {"metadata", {{"name", "debian"}, {"namespace", "default"}}},
+                           {"spec", {{"source", {{"url", "file:///nowhere.qcow2"}}}}}})
+                 .value();
+  std::string ami = Ec2Id("ami", img["metadata"]["uid"]);
+  // 'hello' in base64; a Name tag names the instance.
+  Reply run = Call("Action=RunInstances&ImageId=" + ami + "&MinCount=1&MaxCount=1&InstanceType=m1.small&UserData=aGVsbG8%3D"
+                   "&TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=Name&"
+                   "TagSpecification.1.Tag.1.Value=web-7");
+  ASSERT_EQ(run.http, 200) << run.body;
+  auto inst = reg_->Get(R("Instance"), "default", "web-7");
+  ASSERT_TRUE(inst.ok());
+  EXPECT_EQ((*inst)["spec"]["image"], "debian");
+  EXPECT_EQ((*inst)["spec"]["userData"], "hello");
+  std::string id = Ec2Id("i", (*inst)["metadata"]["uid"]);
+  EXPECT_NE(run.body.find("<instanceId>" + id + "</instanceId>"), std::string::npos) << run.body;
+
+  Reply three = Call("Action=RunInstances&ImageId=" + ami + "&MinCount=1&MaxCount=3");
+  ASSERT_EQ(three.http, 200) << three.body;
+  EXPECT_EQ(reg_->List(R("Instance"), "default", {}).value()["items"].size(), 4u);
+
+  Reply stop = Call("Action=StopInstances&InstanceId.1=" + id);
+  ASSERT_EQ(stop.http, 200) << stop.body;
+  EXPECT_EQ(reg_->Get(R("Instance"), "default", "web-7").value()["spec"]["powerState"], "Stopped");
+  EXPECT_EQ(Call("Action=StartInstances&InstanceId.1=" + id).http, 200);
+  EXPECT_EQ(reg_->Get(R("Instance"), "default", "web-7").value()["spec"]["powerState"], "Running");
+  Reply reboot = Call("Action=RebootInstances&InstanceId.1=" + id);
+  EXPECT_NE(reboot.body.find("<return>true</return>"), std::string::npos) << reboot.body;
+  EXPECT_TRUE(reg_->Get(R("Instance"), "default", "web-7").value()["spec"].contains("restartRequestedAt"));
+
+  Reply term = Call("Action=TerminateInstances&InstanceId.1=" + id);
+  ASSERT_EQ(term.http, 200) << term.body;
+  EXPECT_NE(term.body.find("<name>shutting-down</name>"), std::string::npos);
+  auto gone = reg_->Get(R("Instance"), "default", "web-7");
+  EXPECT_TRUE(!gone.ok() || gone->at("metadata").contains("deletionTimestamp"));
+}
+
+TEST_F(Ec2ApiTest, RunInstancesRefusesBadInputAndMakesNothing) {
+  json img = reg_->Create(R("Image"), "default",
+                          {{"apiVersion", "stratus.io/v1"},
+                           {"kind", "Image"},
+                           {"metadata", {{"name", "debian"}, {"namespace", "default"}}},
+                           {"spec", {{"source", {{"url", "file:///nowhere.qcow2"}}}}}})
+                 .value();
+  std::string ami = Ec2Id("ami", img["metadata"]["uid"]);
+  struct Case {
+    std::string query, code;
+  };
+  std::vector<Case> cases = {
+      {"MinCount=1&MaxCount=1", "MissingParameter"},
+      {"ImageId=" + ami + "&MaxCount=1", "MissingParameter"},
+      {"ImageId=debian&MinCount=1&MaxCount=1", "InvalidAMIID.Malformed"},
+      {"ImageId=ami-0123456789abcdef0&MinCount=1&MaxCount=1", "InvalidAMIID.NotFound"},
+      {"ImageId=" + ami + "&MinCount=3&MaxCount=2", "InvalidParameterCombination"},
+      {"ImageId=" + ami + "&MinCount=1&MaxCount=21", "InvalidParameterValue"},
+      {"ImageId=" + ami + "&MinCount=1&MaxCount=1&UserData=%21%21%21", "InvalidParameterValue"},
+      {"ImageId=" + ami + "&MinCount=1&MaxCount=1&KeyName=nope", "InvalidKeyPair.NotFound"},
+      {"ImageId=" + ami + "&MinCount=1&MaxCount=1&SecurityGroupId.1=sg-0123456789abcdef0", "InvalidGroup.NotFound"},
+      {"ImageId=" + ami + "&MinCount=1&MaxCount=1&InstanceType=m1.small&TagSpecification.1.ResourceType=instance&"
+       "TagSpecification.1.Tag.1.Key=Name&TagSpecification.1.Tag.1.Value=Bad_Name",
+       "InvalidParameterValue"},
+  };
+  for (const auto& tc : cases) {
+    Reply r = Call("Action=RunInstances&" + tc.query);
+    EXPECT_EQ(r.http, 400) << tc.query << " -> " << r.body;
+    EXPECT_NE(r.body.find("<Code>" + tc.code + "</Code>"), std::string::npos) << tc.query << " -> " << r.body;
+  }
+  EXPECT_EQ(reg_->List(R("Instance"), "default", {}).value()["items"].size(), 0u);
+  EXPECT_NE(Call("Action=TerminateInstances").body.find("MissingParameter"), std::string::npos);
+  EXPECT_NE(Call("Action=StopInstances&InstanceId.1=i-0123456789abcdef0").body.find("InvalidInstanceID.NotFound"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace stratus::ec2
+

@@ -1,5 +1,6 @@
 #include "stratus/ec2/api.h"
 
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <regex>
 #include <set>
 
+#include "stratus/core/object.h"
 #include "stratus/core/sha256.h"
 #include "stratus/ec2/query.h"
 #include "stratus/ec2/xml.h"
@@ -100,6 +102,36 @@ std::optional<Error> DescribeAvailabilityZones(Api*, ApiClient* api, const ApiOp
   return std::nullopt;
 }
 
+// One instance as EC2 shows it (an `item` of an instancesSet).
+void InstanceItem(pugi::xml_node item, const json& inst) {
+  std::string id = Ec2Id("i", Uid(inst));
+  auto [code, state] = InstanceState(inst);
+  AddText(item, "instanceId", id);
+  const json spec = inst.value("spec", json::object());
+  AddText(item, "imageId", spec.contains("image") && spec["image"].is_string() ? spec["image"].get<std::string>() : "");
+  auto st = item.append_child("instanceState");
+  AddText(st, "code", std::to_string(code));
+  AddText(st, "name", state);
+  AddText(item, "privateDnsName", Name(inst));
+  AddText(item, "dnsName", "");
+  AddText(item, "keyName", Str(spec, "keyName"));
+  AddText(item, "amiLaunchIndex", "0");
+  AddText(item, "instanceType", Str(spec, "instanceType"));
+  AddText(item, "launchTime", Str(inst, "metadata", "creationTimestamp"));
+  auto placement = item.append_child("placement");
+  AddText(placement, "availabilityZone", "");
+  AddText(placement, "tenancy", "default");
+  std::string ip;
+  if (inst.contains("status") && inst["status"].contains("addresses") && inst["status"]["addresses"].is_array() &&
+      !inst["status"]["addresses"].empty()) {
+    ip = Str(inst["status"]["addresses"][0], "ip");
+  }
+  if (!ip.empty()) AddText(item, "privateIpAddress", ip);
+  auto tag = AddItem(AddSet(item, "tagSet"));
+  AddText(tag, "key", "Name");
+  AddText(tag, "value", Name(inst));
+}
+
 std::optional<Error> DescribeInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
   static const std::regex kId("i-[0-9a-f]{8,17}");
   std::vector<std::string> ids;
@@ -131,32 +163,7 @@ std::optional<Error> DescribeInstances(Api*, ApiClient* api, const ApiOptions&, 
     AddText(res, "reservationId", Ec2Id("r", Uid(inst)));
     AddText(res, "ownerId", c.caller->ns);
     AddSet(res, "groupSet");
-    auto item = AddItem(AddSet(res, "instancesSet"));
-    AddText(item, "instanceId", id);
-    const json spec = inst.value("spec", json::object());
-    AddText(item, "imageId", spec.contains("image") && spec["image"].is_string() ? spec["image"].get<std::string>() : "");
-    auto st = item.append_child("instanceState");
-    AddText(st, "code", std::to_string(code));
-    AddText(st, "name", state);
-    AddText(item, "privateDnsName", Name(inst));
-    AddText(item, "dnsName", "");
-    AddText(item, "keyName", Str(spec, "keyName"));
-    AddText(item, "amiLaunchIndex", "0");
-    AddText(item, "instanceType", Str(spec, "instanceType"));
-    AddText(item, "launchTime", Str(inst, "metadata", "creationTimestamp"));
-    auto placement = item.append_child("placement");
-    AddText(placement, "availabilityZone", "");
-    AddText(placement, "tenancy", "default");
-    std::string ip;
-    if (inst.contains("status") && inst["status"].contains("addresses") && inst["status"]["addresses"].is_array() &&
-        !inst["status"]["addresses"].empty()) {
-      ip = Str(inst["status"]["addresses"][0], "ip");
-    }
-    if (!ip.empty()) AddText(item, "privateIpAddress", ip);
-    auto tags = AddSet(item, "tagSet");
-    auto tag = AddItem(tags);
-    AddText(tag, "key", "Name");
-    AddText(tag, "value", Name(inst));
+    InstanceItem(AddItem(AddSet(res, "instancesSet")), inst);
   }
   for (const auto& id : wanted) {
     if (!seen.count(id)) return Error{"InvalidInstanceID.NotFound", "The instance ID '" + id + "' does not exist", 400};
@@ -224,6 +231,225 @@ std::optional<Error> DescribeImages(Api*, ApiClient* api, const ApiOptions&, con
   return std::nullopt;
 }
 
+// The caller's instances named by InstanceId.N (at least one), in the order given; EC2's errors otherwise.
+std::optional<Error> NamedInstances(ApiClient* api, const Call& c, std::vector<std::pair<std::string, json>>* out) {
+  static const std::regex kId("i-[0-9a-f]{8,17}");
+  std::vector<std::string> ids;
+  if (auto e = IdList(c.params, "InstanceId", kId, "InvalidInstanceID.Malformed", &ids)) return e;
+  if (ids.empty()) return MissingParameter("InstanceId");
+  auto list = api->List("instances", c.caller->ns, {});
+  if (!list.ok()) return FromStatus(list.status());
+  std::map<std::string, json> by_id;
+  for (const auto& inst : (*list)["items"]) by_id[Ec2Id("i", Uid(inst))] = inst;
+  std::vector<std::string> missing;
+  for (const auto& id : ids) {
+    auto it = by_id.find(id);
+    if (it == by_id.end()) {
+      missing.push_back(id);
+    } else {
+      out->emplace_back(id, it->second);
+    }
+  }
+  if (!missing.empty()) {
+    std::string list_text;
+    for (const auto& m : missing) list_text += (list_text.empty() ? "" : ", ") + m;
+    return Error{"InvalidInstanceID.NotFound", "The instance IDs '" + list_text + "' do not exist", 400};
+  }
+  return std::nullopt;
+}
+
+void StateChange(pugi::xml_node set, const std::string& id, std::pair<int, std::string> before,
+                 std::pair<int, std::string> after) {
+  auto item = AddItem(set);
+  AddText(item, "instanceId", id);
+  auto cur = item.append_child("currentState");
+  AddText(cur, "code", std::to_string(after.first));
+  AddText(cur, "name", after.second);
+  auto prev = item.append_child("previousState");
+  AddText(prev, "code", std::to_string(before.first));
+  AddText(prev, "name", before.second);
+}
+
+bool Base64Decode(const std::string& in, std::string* out) {
+  std::string s;
+  for (char ch : in) {
+    if (ch != '\n' && ch != '\r') s += ch;
+  }
+  if (s.size() % 4 != 0) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char ch = static_cast<unsigned char>(s[i]);
+    bool pad_ok = ch == '=' && i + 2 >= s.size();
+    if (!(std::isalnum(ch) || ch == '+' || ch == '/' || pad_ok)) return false;
+  }
+  std::vector<unsigned char> buf(s.size() / 4 * 3 + 1);
+  int n = EVP_DecodeBlock(buf.data(), reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
+  if (n < 0) return false;
+  size_t pad = s.empty() ? 0 : (s.back() == '=') + (s.size() > 1 && s[s.size() - 2] == '=');
+  out->assign(reinterpret_cast<char*>(buf.data()), static_cast<size_t>(n) - pad);
+  return true;
+}
+
+// The value of tag `key` for `resource` in TagSpecification.N (ResourceType, Tag.M.Key, Tag.M.Value).
+std::string TagValue(const Params& p, const std::string& resource, const std::string& key) {
+  for (int n = 1; n <= 50; ++n) {
+    std::string base = "TagSpecification." + std::to_string(n);
+    auto type = p.Get(base + ".ResourceType");
+    if (!type) continue;
+    if (*type != resource) continue;
+    for (int m = 1; m <= 50; ++m) {
+      auto k = p.Get(base + ".Tag." + std::to_string(m) + ".Key");
+      if (k && *k == key) return p.Get(base + ".Tag." + std::to_string(m) + ".Value").value_or("");
+    }
+  }
+  return "";
+}
+
+std::optional<Error> RunInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  static const std::regex kAmi("ami-[0-9a-f]{8,17}");
+  static const std::regex kLabel("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?");
+  auto image_id = c.params.Get("ImageId");
+  if (!image_id || image_id->empty()) return MissingParameter("ImageId");
+  if (!std::regex_match(*image_id, kAmi)) return Error{"InvalidAMIID.Malformed", "Invalid id: \"" + *image_id + "\"", 400};
+  long long min_count = 0, max_count = 0;
+  Error e;
+  if (!c.params.Has("MinCount")) return MissingParameter("MinCount");
+  if (!c.params.Has("MaxCount")) return MissingParameter("MaxCount");
+  if (!c.params.Int("MinCount", 1, 1, 20, &min_count, &e) || !c.params.Int("MaxCount", 1, 1, 20, &max_count, &e)) return e;
+  if (min_count > max_count) {
+    return Error{"InvalidParameterCombination", "MinCount (" + std::to_string(min_count) +
+                                                    ") must not be more than MaxCount (" + std::to_string(max_count) + ")", 400};
+  }
+  // The image, by its EC2 id, among the caller's.
+  auto images = api->List("images", c.caller->ns, {});
+  if (!images.ok()) return FromStatus(images.status());
+  std::string image;
+  for (const auto& img : (*images)["items"]) {
+    if (Ec2Id("ami", Uid(img)) == *image_id && Str(img, "spec", "type") != "kernel" && Str(img, "spec", "type") != "ramdisk") {
+      image = Name(img);
+    }
+  }
+  if (image.empty()) return Error{"InvalidAMIID.NotFound", "The image id '[" + *image_id + "]' does not exist", 400};
+
+  json spec = {{"image", image}, {"instanceType", c.params.Get("InstanceType").value_or("m1.small")}};
+  if (auto key = c.params.Get("KeyName")) {
+    auto kp = api->Get("keypairs", c.caller->ns, *key);
+    if (!kp.ok()) return Error{"InvalidKeyPair.NotFound", "The key pair '" + *key + "' does not exist", 400};
+    spec["keyName"] = *key;
+  }
+  if (auto ud = c.params.Get("UserData")) {
+    std::string text;
+    if (ud->size() > 22000 || !Base64Decode(*ud, &text)) {
+      return InvalidParameterValue("UserData must be base64 of at most 16 KiB");
+    }
+    if (text.size() > 16384) return InvalidParameterValue("UserData is over 16 KiB once decoded");
+    try {
+      (void)json(text).dump();  // user data is stored as text: it must be UTF-8
+    } catch (const std::exception&) {
+      return InvalidParameterValue("UserData must decode to UTF-8 text");
+    }
+    spec["userData"] = text;
+  }
+  // Security groups by name (SecurityGroup.N) or id (SecurityGroupId.N).
+  std::vector<std::string> group_names, group_ids;
+  if (!c.params.List("SecurityGroup", &group_names, &e) || !c.params.List("SecurityGroupId", &group_ids, &e)) return e;
+  if (!group_ids.empty()) {
+    auto groups = api->List("securitygroups", c.caller->ns, {});
+    if (!groups.ok()) return FromStatus(groups.status());
+    for (const auto& gid : group_ids) {
+      std::string found;
+      for (const auto& g : (*groups)["items"]) {
+        if (Ec2Id("sg", Uid(g)) == gid) found = Name(g);
+      }
+      if (found.empty()) return Error{"InvalidGroup.NotFound", "The security group '" + gid + "' does not exist", 400};
+      group_names.push_back(found);
+    }
+  }
+  if (!group_names.empty()) spec["securityGroups"] = group_names;
+
+  std::string name = TagValue(c.params, "instance", "Name");
+  if (!name.empty() && (max_count > 1 || !std::regex_match(name, kLabel))) {
+    return InvalidParameterValue("the Name tag (" + name + ") becomes the instance's name: a DNS label (lowercase "
+                                 "letters, digits and '-', at most 63) and only with MaxCount 1");
+  }
+  std::vector<json> made;
+  for (long long i = 0; i < max_count; ++i) {
+    json md = name.empty() ? json{{"generateName", "ec2-"}} : json{{"name", name}};
+    md["labels"] = {{"ec2.stratus.io/launched-by", "ec2"}};
+    json obj = {{"apiVersion", "stratus.io/v1"}, {"kind", "Instance"}, {"metadata", md}, {"spec", spec}};
+    auto created = api->Create("instances", c.caller->ns, obj);
+    if (!created.ok()) {
+      // All or nothing: undo what this call made.
+      for (const auto& m : made) (void)api->Delete("instances", c.caller->ns, Name(m));
+      if (created.status().code() == Code::kAlreadyExists) {
+        return InvalidParameterValue("an instance named " + name + " already exists");
+      }
+      if (created.status().code() == Code::kInvalid || created.status().code() == Code::kBadRequest) {
+        return InvalidParameterValue(created.status().message());
+      }
+      return FromStatus(created.status());
+    }
+    made.push_back(*created);
+  }
+  AddText(r->root(), "reservationId", Ec2Id("r", Uid(made.front())));
+  AddText(r->root(), "ownerId", c.caller->ns);
+  AddSet(r->root(), "groupSet");
+  auto set = AddSet(r->root(), "instancesSet");
+  for (const auto& m : made) InstanceItem(AddItem(set), m);
+  return std::nullopt;
+}
+
+std::optional<Error> TerminateInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  std::vector<std::pair<std::string, json>> insts;
+  if (auto e = NamedInstances(api, c, &insts)) return e;
+  auto set = AddSet(r->root(), "instancesSet");
+  for (const auto& [id, inst] : insts) {
+    auto before = InstanceState(inst);
+    auto d = api->Delete("instances", c.caller->ns, Name(inst));
+    if (!d.ok() && d.status().code() != Code::kNotFound) return FromStatus(d.status());
+    StateChange(set, id, before, {32, "shutting-down"});
+  }
+  return std::nullopt;
+}
+
+// Start and Stop: the desired power state, as `stratusctl start|stop` writes it.
+std::optional<Error> SetPower(ApiClient* api, const Call& c, Response* r, const std::string& power,
+                              std::pair<int, std::string> next) {
+  std::vector<std::pair<std::string, json>> insts;
+  if (auto e = NamedInstances(api, c, &insts)) return e;
+  for (const auto& [id, inst] : insts) {
+    if (inst["metadata"].contains("deletionTimestamp")) {
+      return Error{"IncorrectInstanceState", "The instance '" + id + "' is shutting down", 400};
+    }
+  }
+  auto set = AddSet(r->root(), "instancesSet");
+  for (const auto& [id, inst] : insts) {
+    auto before = InstanceState(inst);
+    auto p = api->Patch("instances", c.caller->ns, Name(inst), {{"spec", {{"powerState", power}}}});
+    if (!p.ok()) return FromStatus(p.status());
+    StateChange(set, id, before, before.second == (power == "Running" ? "running" : "stopped") ? before : next);
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> StopInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  return SetPower(api, c, r, "Stopped", {64, "stopping"});
+}
+
+std::optional<Error> StartInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  return SetPower(api, c, r, "Running", {0, "pending"});
+}
+
+std::optional<Error> RebootInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  std::vector<std::pair<std::string, json>> insts;
+  if (auto e = NamedInstances(api, c, &insts)) return e;
+  for (const auto& [id, inst] : insts) {
+    auto p = api->Patch("instances", c.caller->ns, Name(inst), {{"spec", {{"restartRequestedAt", NowRfc3339()}}}});
+    if (!p.ok()) return FromStatus(p.status());
+  }
+  AddBool(r->root(), "return", true);
+  return std::nullopt;
+}
+
 const std::map<std::string, Handler>& Handlers() {
   static const std::map<std::string, Handler> h = {
       {"DescribeRegions", DescribeRegions},
@@ -231,6 +457,11 @@ const std::map<std::string, Handler>& Handlers() {
       {"DescribeInstances", DescribeInstances},
       {"DescribeKeyPairs", DescribeKeyPairs},
       {"DescribeImages", DescribeImages},
+      {"RunInstances", RunInstances},
+      {"TerminateInstances", TerminateInstances},
+      {"StartInstances", StartInstances},
+      {"StopInstances", StopInstances},
+      {"RebootInstances", RebootInstances},
   };
   return h;
 }
