@@ -154,6 +154,13 @@ int Run(int argc, char** argv) {
   upload_cmd->add_option("file", upload.file, "file with the image data (qcow2, raw, iso, kernel, initrd)")->required();
   upload_cmd->add_flag("-q,--quiet", upload.quiet, "no progress lines");
 
+  CreateAccessKeyOptions create_ak;
+  auto* create_cmd = app.add_subcommand("create", "Create objects whose secrets the server answers once");
+  create_cmd->require_subcommand(1);
+  auto* create_ak_cmd = create_cmd->add_subcommand("accesskey", "An EC2 access key for a user, acting in -n NAMESPACE");
+  create_ak_cmd->add_option("name", create_ak.name, "name of the AccessKey object")->required();
+  create_ak_cmd->add_option("--user", create_ak.user, "the user the key acts for")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -206,6 +213,7 @@ int Run(int argc, char** argv) {
   if (start_cmd->parsed()) return RunPower(env, start);
   if (stop_cmd->parsed()) return RunPower(env, stop);
   if (upload_cmd->parsed()) return RunUpload(env, upload);
+  if (create_ak_cmd->parsed()) return RunCreateAccessKey(env, create_ak);
   std::cerr << "error: unknown command\n";
   return 1;
 }

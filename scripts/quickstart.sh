@@ -48,13 +48,11 @@ echo
 echo
 # The same cloud through the EC2 API (awscli): an AccessKey's secret is answered once, by its create.
 EC2_LISTEN="${STRATUS_EC2_LISTEN:-127.0.0.1:8773}"
-if key="$(curl -sf -X POST -H 'Content-Type: application/json' "$STRATUS_SERVER/apis/stratus.io/v1/accesskeys" \
-    -d '{"apiVersion":"stratus.io/v1","kind":"AccessKey","metadata":{"generateName":"quickstart-"},"spec":{"user":"admin","namespace":"default"}}')"; then
-  read -r AKID SECRET < <(python3 -c 'import json,sys; o=json.load(sys.stdin); print(o["spec"]["accessKeyId"], o["status"]["secretAccessKey"])' <<<"$key")
-  echo "--- aws ec2 describe-instances (endpoint http://$EC2_LISTEN, access key $AKID) ---"
-  AWS_ACCESS_KEY_ID="$AKID" AWS_SECRET_ACCESS_KEY="$SECRET" AWS_PAGER="" aws ec2 describe-instances \
-    --endpoint-url "http://$EC2_LISTEN" --region us-east-1 --output table \
-    --query 'Reservations[].Instances[].[InstanceId,State.Name,PrivateIpAddress,Tags[0].Value]' ||
+if creds="$("$CTL" create accesskey "quickstart-$(date +%s)" --user admin -n default)"; then
+  echo "--- aws ec2 describe-instances (endpoint http://$EC2_LISTEN, ${creds%%$'\n'*}) ---"
+  # shellcheck disable=SC2086  # two KEY=VALUE lines of [A-Za-z0-9+/=]
+  env $creds AWS_PAGER="" aws ec2 describe-instances --endpoint-url "http://$EC2_LISTEN" --region us-east-1 \
+    --output table --query 'Reservations[].Instances[].[InstanceId,State.Name,PrivateIpAddress,Tags[0].Value]' ||
     echo "(the EC2 API did not answer; see $DATA/stratusd.log)"
 fi
 echo

@@ -115,6 +115,12 @@ struct UploadOptions {
 // Uploads an Image's data (the Image must exist without spec.source).
 int RunUpload(Env& env, const UploadOptions& opts);
 
+struct CreateAccessKeyOptions {
+  std::string name;
+  std::string user;
+};
+int RunCreateAccessKey(Env& env, const CreateAccessKeyOptions& opts);
+
 // The client's version string ("0.1.0").
 const char* ClientVersion();
 

@@ -150,7 +150,20 @@ TEST_F(Ec2Test, EachKeyActsInItsOwnNamespace) {
                 .code,
             201);
   json a = CreateAccessKey("alice-key", "alice", "default");
-  json b = CreateAccessKey("bob-key", "bob", "team-b");
+  // stratusctl prints the id and the secret, once.
+  RunResult made = server_->Ctl({"create", "accesskey", "bob-key", "--user", "bob", "-n", "team-b"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  json b;
+  for (const std::string line : {made.out.substr(0, made.out.find('\n')), made.out.substr(made.out.find('\n') + 1)}) {
+    auto eq = line.find('=');
+    ASSERT_NE(eq, std::string::npos) << made.out;
+    std::string v = line.substr(eq + 1);
+    while (!v.empty() && v.back() == '\n') v.pop_back();
+    if (line.rfind("AWS_ACCESS_KEY_ID=", 0) == 0) b["spec"]["accessKeyId"] = v;
+    if (line.rfind("AWS_SECRET_ACCESS_KEY=", 0) == 0) b["status"]["secretAccessKey"] = v;
+  }
+  ASSERT_TRUE(b.contains("spec") && b.contains("status")) << made.out;
+  EXPECT_EQ(server_->Ctl({"create", "accesskey", "x", "-n", "team-b"}).exit_code == 0, false) << "--user is required";
   RunResult as_alice = Aws({"describe-instances"}, a["spec"]["accessKeyId"], a["status"]["secretAccessKey"]);
   ASSERT_EQ(as_alice.exit_code, 0) << as_alice.err;
   EXPECT_EQ(json::parse(as_alice.out)["Reservations"].size(), 0u) << as_alice.out;
