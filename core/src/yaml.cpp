@@ -424,6 +424,37 @@ Status JsonError(const std::string& text, size_t offset, const std::string& what
 }
 
 // Parses JSON; `too_deep` is set when the failure is the nesting limit (so callers do not retry as YAML).
+// yaml-cpp reads and writes the noncharacters U+FFFE and U+FFFF as U+FFFD (YAML's printable set excludes them),
+// so a value holding one would change on its way out as YAML. Parsed values (keys and strings, at any depth; the
+// parsers already bound the depth) are rejected instead.
+bool HasFffxNoncharacter(const std::string& s) {
+  return s.find("\xEF\xBF\xBE") != std::string::npos || s.find("\xEF\xBF\xBF") != std::string::npos;
+}
+
+Status CheckNoNoncharacters(const json& v, const std::string& path) {
+  if (v.is_string() && HasFffxNoncharacter(v.get_ref<const std::string&>())) {
+    return BadRequest("the string at " + (path.empty() ? std::string("the top level") : path) +
+                      " contains U+FFFE or U+FFFF, Unicode noncharacters the API does not accept");
+  }
+  if (v.is_object()) {
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      std::string at = path.empty() ? it.key() : path + "." + it.key();
+      if (HasFffxNoncharacter(it.key())) {
+        return BadRequest("a key in " + (path.empty() ? std::string("the top level") : SanitizeUtf8(path)) +
+                          " contains U+FFFE or U+FFFF, Unicode noncharacters the API does not accept");
+      }
+      Status st = CheckNoNoncharacters(it.value(), at);
+      if (!st.ok()) return st;
+    }
+  } else if (v.is_array()) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      Status st = CheckNoNoncharacters(v[i], path + "[" + std::to_string(i) + "]");
+      if (!st.ok()) return st;
+    }
+  }
+  return Status();
+}
+
 StatusOr<json> ParseJsonImpl(const std::string& text, int max_depth, bool* too_deep) {
   *too_deep = false;
   size_t deep_at = FindTooDeepOffset(text, max_depth);
@@ -432,7 +463,10 @@ StatusOr<json> ParseJsonImpl(const std::string& text, int max_depth, bool* too_d
     return JsonError(text, deep_at, DepthMessage(max_depth));
   }
   try {
-    return json::parse(text);
+    json j = json::parse(text);
+    Status st = CheckNoNoncharacters(j, "");
+    if (!st.ok()) return st;
+    return j;
   } catch (const json::parse_error& e) {
     // e.what(): "[json.exception.parse_error.101] parse error at line 1, column 5: <detail>".
     std::string what = e.what();
@@ -626,6 +660,10 @@ StatusOr<std::vector<json>> ParseYamlDocuments(const std::string& text, int max_
                      "nesting depth exceeds what the YAML parser supports (" + std::to_string(e.depth()) + " levels)");
   } catch (const YAML::Exception& e) {
     return YamlError(e.mark, document, e.msg);
+  }
+  for (const json& doc : docs) {
+    Status st = CheckNoNoncharacters(doc, "");
+    if (!st.ok()) return st;
   }
   return docs;
 }

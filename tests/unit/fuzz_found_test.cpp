@@ -60,5 +60,29 @@ TEST(FuzzFoundTest, NulByteIsRejectedInsteadOfDecodingTheTextAsUtf16) {
   EXPECT_EQ((*escaped)[0]["a"], std::string("x\0y", 3));
 }
 
+// fuzz_yaml: the escape "\uffff" parsed to U+FFFF, but yaml-cpp reads and writes a U+FFFF or U+FFFE as U+FFFD,
+// so ToYaml (`get -o yaml`) showed another string than the one stored (also reachable through a JSON body). Both
+// parsers now reject these two noncharacters, naming where the string is; other characters are unaffected.
+TEST(FuzzFoundTest, NoncharactersFffeFfffAreRejectedNotChangedByToYaml) {
+  auto found = ParseYamlDocuments("\"0xc\\uffffff00e9= \"\n");
+  ASSERT_FALSE(found.ok());
+  EXPECT_EQ(found.status().code(), Code::kBadRequest);
+  EXPECT_NE(found.status().message().find("U+FFFF"), std::string::npos) << found.status().message();
+
+  auto in_json = ParseJson(R"({"spec": {"tags": ["ok", "x\ufffe"]}})");
+  ASSERT_FALSE(in_json.ok());
+  EXPECT_NE(in_json.status().message().find("spec.tags[1]"), std::string::npos) << in_json.status().message();
+  auto key = ParseJsonOrYaml("metadata:\n  labels:\n    \"k\\uFFFF\": v\n");
+  ASSERT_FALSE(key.ok());
+  EXPECT_NE(key.status().message().find("metadata.labels"), std::string::npos) << key.status().message();
+
+  json fine = {{"a", "caf\xC3\xA9 \xEF\xBF\xBD \xF0\x9F\x98\x80"}, {"b", "x\xEF\xBF\xBCy"}};
+  auto back = ParseYamlDocuments(ToYaml(fine));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  ASSERT_EQ(back->size(), 1u);
+  EXPECT_EQ((*back)[0], fine);
+  EXPECT_EQ(ParseJson(fine.dump()).value(), fine);
+}
+
 }  // namespace
 }  // namespace stratus
