@@ -248,7 +248,11 @@ class JsonBuilder : public YAML::EventHandler {
   // The completed document root (valid after OnDocumentEnd).
   json TakeRoot() { return std::move(root_); }
 
-  void OnDocumentStart(const YAML::Mark&) override {
+  // Where the last document started (yaml-cpp reports the first token's mark).
+  const YAML::Mark& document_start() const { return document_start_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    document_start_ = mark;
     stack_.clear();
     anchors_.clear();
     copied_nodes_ = 0;
@@ -290,6 +294,7 @@ class JsonBuilder : public YAML::EventHandler {
   void OnMapEnd() override { Close(); }
 
  private:
+  YAML::Mark document_start_ = YAML::Mark::null_mark();
   // An open container.
   struct Frame {
     json value;
@@ -419,6 +424,37 @@ Status JsonError(const std::string& text, size_t offset, const std::string& what
 }
 
 // Parses JSON; `too_deep` is set when the failure is the nesting limit (so callers do not retry as YAML).
+// yaml-cpp reads and writes the noncharacters U+FFFE and U+FFFF as U+FFFD (YAML's printable set excludes them),
+// so a value holding one would change on its way out as YAML. Parsed values (keys and strings, at any depth; the
+// parsers already bound the depth) are rejected instead.
+bool HasFffxNoncharacter(const std::string& s) {
+  return s.find("\xEF\xBF\xBE") != std::string::npos || s.find("\xEF\xBF\xBF") != std::string::npos;
+}
+
+Status CheckNoNoncharacters(const json& v, const std::string& path) {
+  if (v.is_string() && HasFffxNoncharacter(v.get_ref<const std::string&>())) {
+    return BadRequest("the string at " + (path.empty() ? std::string("the top level") : path) +
+                      " contains U+FFFE or U+FFFF, Unicode noncharacters the API does not accept");
+  }
+  if (v.is_object()) {
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      std::string at = path.empty() ? it.key() : path + "." + it.key();
+      if (HasFffxNoncharacter(it.key())) {
+        return BadRequest("a key in " + (path.empty() ? std::string("the top level") : SanitizeUtf8(path)) +
+                          " contains U+FFFE or U+FFFF, Unicode noncharacters the API does not accept");
+      }
+      Status st = CheckNoNoncharacters(it.value(), at);
+      if (!st.ok()) return st;
+    }
+  } else if (v.is_array()) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      Status st = CheckNoNoncharacters(v[i], path + "[" + std::to_string(i) + "]");
+      if (!st.ok()) return st;
+    }
+  }
+  return Status();
+}
+
 StatusOr<json> ParseJsonImpl(const std::string& text, int max_depth, bool* too_deep) {
   *too_deep = false;
   size_t deep_at = FindTooDeepOffset(text, max_depth);
@@ -427,7 +463,10 @@ StatusOr<json> ParseJsonImpl(const std::string& text, int max_depth, bool* too_d
     return JsonError(text, deep_at, DepthMessage(max_depth));
   }
   try {
-    return json::parse(text);
+    json j = json::parse(text);
+    Status st = CheckNoNoncharacters(j, "");
+    if (!st.ok()) return st;
+    return j;
   } catch (const json::parse_error& e) {
     // e.what(): "[json.exception.parse_error.101] parse error at line 1, column 5: <detail>".
     std::string what = e.what();
@@ -568,16 +607,49 @@ StatusOr<json> ParseJson(const std::string& text, int max_depth) {
   return ParseJsonImpl(text, max_depth, &too_deep);
 }
 
+// The first byte of `text` that is a NUL or not part of well-formed UTF-8, with a description; npos when none.
+// yaml-cpp guesses UTF-16/32 from NUL bytes and decodes such text as another encoding, so non-UTF-8 input would
+// otherwise turn into different (and not round-trippable) strings instead of an error.
+std::pair<size_t, const char*> FirstNonUtf8(const std::string& text) {
+  for (size_t i = 0; i < text.size();) {
+    if (text[i] == '\0') return {i, "NUL byte (YAML text must be UTF-8)"};
+    size_t len = Utf8SeqLen(text, i);
+    if (len == 0) return {i, "invalid UTF-8 (YAML text must be UTF-8)"};
+    i += len;
+  }
+  return {std::string::npos, nullptr};
+}
+
 StatusOr<std::vector<json>> ParseYamlDocuments(const std::string& text, int max_depth) {
+  if (auto [at, what] = FirstNonUtf8(text); what) {
+    size_t line_start = text.rfind('\n', at == 0 ? 0 : at - 1);
+    line_start = (line_start == std::string::npos || at == 0) ? 0 : line_start + 1;
+    size_t line = 1 + std::count(text.begin(), text.begin() + at, '\n');
+    return BadRequest("invalid YAML at line " + std::to_string(line) + ", column " +
+                      std::to_string(at - line_start + 1) + ": " + what);
+  }
   std::vector<json> docs;
   std::istringstream in(text);
   JsonBuilder builder(max_depth);
   int document = 0;
   try {
     YAML::Parser parser(in);
+    std::optional<int> last_start;
     while (true) {
       ++document;
       if (!parser.HandleNextDocument(builder)) break;
+      // yaml-cpp (0.7) neither consumes nor rejects a token that cannot start a node (a stray ',' or ']' at the
+      // top level): it reports a null document at the same place forever. A document that starts where the
+      // previous one did made no progress; reject the token instead of looping.
+      const YAML::Mark& at = builder.document_start();
+      if (last_start && at.pos == *last_start) {
+        std::string what = "unexpected token";
+        if (at.pos >= 0 && static_cast<size_t>(at.pos) < text.size() && text[at.pos] > ' ' && text[at.pos] < 0x7f) {
+          what += std::string(" '") + text[at.pos] + "'";
+        }
+        return YamlError(at, document - 1, what + " where a value should start");
+      }
+      last_start = at.pos;
       json doc = builder.TakeRoot();
       if (!doc.is_null()) docs.push_back(std::move(doc));
     }
@@ -588,6 +660,10 @@ StatusOr<std::vector<json>> ParseYamlDocuments(const std::string& text, int max_
                      "nesting depth exceeds what the YAML parser supports (" + std::to_string(e.depth()) + " levels)");
   } catch (const YAML::Exception& e) {
     return YamlError(e.mark, document, e.msg);
+  }
+  for (const json& doc : docs) {
+    Status st = CheckNoNoncharacters(doc, "");
+    if (!st.ok()) return st;
   }
   return docs;
 }
