@@ -49,6 +49,7 @@ struct ServerFlags {
   int placement_workers = 8;
   std::string ec2_listen = "127.0.0.1:8773";  // "off" turns the EC2 endpoint off
   std::string ec2_region = "us-east-1";
+  std::string default_quota;  // "instances=10,cores=20,...": limits of namespaces without a Quota
 };
 
 sigset_t TerminationSignals() {
@@ -229,6 +230,12 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   // Admission that needs the reconcilers' own rules: refused at the API, not discovered on every node.
   registry.AddValidator("Network", network::ValidateNetwork);
   registry.AddValidator("SecurityGroup", network::ValidateSecurityGroup);
+  auto default_quota = ParseQuotaAmounts(f.default_quota);
+  if (!default_quota.ok()) {
+    std::cerr << "error: --default-quota: " << default_quota.status().message() << "\n";
+    return 1;
+  }
+  registry.SetDefaultQuota(*default_quota);
   Status b = registry.Bootstrap();
   if (!b.ok()) {
     std::cerr << "error: bootstrap: " << b.ToString() << "\n";
@@ -335,6 +342,9 @@ int main(int argc, char** argv) {
   ao.data_dir = "";
   server->add_option("--listen", f.listen, "host:port to serve the API on")->capture_default_str();
   server->add_option("--ec2-listen", f.ec2_listen, "host:port of the EC2 Query API, or off")->capture_default_str();
+  server->add_option("--default-quota", f.default_quota,
+                     "limits of namespaces without a Quota, e.g. instances=10,cores=20,ramMiB=51200,volumes=10,"
+                     "gigabytes=1000 (none by default)");
   server->add_option("--ec2-region", f.ec2_region, "the one region the EC2 API serves")->capture_default_str();
   server->add_option("--data-dir", f.data_dir, "directory for the SQLite store (and the embedded agent)")->capture_default_str();
   server->add_option("--max-body-bytes", f.max_body, "largest accepted request body")->capture_default_str();

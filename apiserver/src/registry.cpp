@@ -75,7 +75,8 @@ StatusOr<std::string> DecodeContinue(const std::string& token) {
   }
 }
 
-Registry::Registry(Store* store, const SchemaRegistry* schemas) : store_(store), schemas_(schemas) {}
+Registry::Registry(Store* store, const SchemaRegistry* schemas)
+    : store_(store), quotas_(std::make_unique<Quotas>(store, QuotaAmounts{})), schemas_(schemas) {}
 
 Registry::~Registry() { StopBackground(); }
 
@@ -162,11 +163,28 @@ StatusOr<json> Registry::PrepareCreate(const ResourceInfo& r, const std::string&
   return obj;
 }
 
+namespace {
+
+// Holds a quota reservation until the write has completed (the store shows the object, or the write failed).
+Registry::Done Holding(std::shared_ptr<Quotas::Reservation> held, Registry::Done done) {
+  if (!held) return done;
+  return [held = std::move(held), done = std::move(done)](StatusOr<StoredObject> res) mutable {
+    done(std::move(res));
+    held.reset();
+  };
+}
+
+}  // namespace
+
+void Registry::SetDefaultQuota(QuotaAmounts defaults) { quotas_ = std::make_unique<Quotas>(store_, std::move(defaults)); }
+
 void Registry::CreateAsync(const ResourceInfo& r, const std::string& ns, json obj, Done done) {
   auto next = PrepareCreate(r, ns, std::move(obj));
   if (!next.ok()) return done(next.status());
   ObjectKey key = KeyOf(r.plural, *next);
-  store_->CreateAsync(key, std::move(*next), std::move(done));
+  auto held = quotas_->Reserve(r, key, nullptr, *next);
+  if (!held.ok()) return done(held.status());
+  store_->CreateAsync(key, std::move(*next), Holding(std::move(*held), std::move(done)));
 }
 
 StatusOr<json> Registry::Get(const ResourceInfo& r, const std::string& ns, const std::string& name) const {
@@ -332,7 +350,13 @@ void Registry::UpdateFrom(const ResourceInfo& r, const ObjectKey& key, const Sto
     });
     return;
   }
-  store_->UpdateAsync(key, std::move(*next), expected_rv, std::move(done));
+  std::shared_ptr<Quotas::Reservation> held;
+  if (!status_only) {
+    auto reserved = quotas_->Reserve(r, key, cur.object.get(), *next);
+    if (!reserved.ok()) return done(reserved.status());
+    held = std::move(*reserved);
+  }
+  store_->UpdateAsync(key, std::move(*next), expected_rv, Holding(std::move(held), std::move(done)));
 }
 
 namespace {
@@ -558,6 +582,31 @@ void Registry::ReconcileNamespaces() {
   }
 }
 
+void Registry::RefreshQuotaStatus() {
+  const ResourceInfo* qr = FindByKind("Quota");
+  StoreListOptions o;
+  o.plural = "quotas";
+  for (const auto& q : store_->List(o).items) {
+    if (IsDeleting(*q)) continue;
+    std::string ns = MetaString(*q, "namespace");
+    json used = json::object(), hard = json::object();
+    QuotaAmounts u = quotas_->Used(ns), h = quotas_->Hard(ns);
+    for (const auto& res : QuotaResources()) {
+      used[res] = u.count(res) ? u[res] : 0;
+      if (h.count(res)) hard[res] = h[res];
+    }
+    json status = (*q).value("status", json::object());
+    if (status.value("used", json()) == used && status.value("hard", json()) == hard) continue;
+    json next = *q;
+    next["status"]["used"] = used;
+    next["status"]["hard"] = hard;
+    auto w = Update(*qr, ns, MetaString(*q, "name"), next, /*status_only=*/true);
+    if (!w.ok() && w.status().code() != Code::kConflict && w.status().code() != Code::kNotFound) {
+      spdlog::warn("quota status not written: namespace={} error={}", ns, w.status().message());
+    }
+  }
+}
+
 void Registry::StartBackground() {
   bg_ = std::thread([this] {
     std::unique_lock lock(bg_mu_);
@@ -567,6 +616,7 @@ void Registry::StartBackground() {
       bg_kick_ = false;
       lock.unlock();
       ReconcileNamespaces();
+      RefreshQuotaStatus();
       lock.lock();
     }
   });

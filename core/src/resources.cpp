@@ -18,6 +18,7 @@ const std::vector<ResourceInfo>& AllResources() {
       {"InstanceType", "instancetypes", "instancetype", false, {"it", "flavor", "flavors"}, false, {}},
       {"Namespace", "namespaces", "namespace", false, {"ns"}, true, {}},
       {"AccessKey", "accesskeys", "accesskey", false, {"ak"}, false, {}},
+      {"Quota", "quotas", "quota", true, {}, true, {}},
   };
   return kAll;
 }

@@ -26,6 +26,7 @@ int Status::http_code() const {
 }
 
 std::string Status::reason() const {
+  if (!reason_.empty() && code_ != Code::kOk) return reason_;
   switch (code_) {
     case Code::kOk: return "";
     case Code::kBadRequest: return "BadRequest";
@@ -99,7 +100,9 @@ Status Status::FromHttp(int http, const std::string& body) {
       }
     }
     std::string reason = j.value("reason", "");
-    return Status(CodeFromHttp(http, reason), j.value("message", ""), std::move(causes));
+    Status s(CodeFromHttp(http, reason), j.value("message", ""), std::move(causes));
+    if (!reason.empty() && reason != s.reason()) s.set_reason(reason);
+    return s;
   }
   std::string text = body.size() > 500 ? body.substr(0, 500) + "..." : body;
   return Status(CodeFromHttp(http, ""), "HTTP " + std::to_string(http) + ": " + text);

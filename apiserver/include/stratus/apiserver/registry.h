@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "stratus/apiserver/quota.h"
 #include "stratus/apiserver/store.h"
 #include "stratus/core/resources.h"
 #include "stratus/core/schema.h"
@@ -33,6 +34,9 @@ class Registry {
  public:
   Registry(Store* store, const SchemaRegistry* schemas);
   ~Registry();
+  // Limits for namespaces without a Quota (--default-quota); none by default. Set before serving.
+  void SetDefaultQuota(QuotaAmounts defaults);
+  Quotas* quotas() { return quotas_.get(); }
 
   // Completion of a write (see WriteDone in store.h): called exactly once, after the write is durable and its
   // watch event published, or with the error. May run on the store's writer thread or on the calling thread.
@@ -106,7 +110,11 @@ class Registry {
   Status ValidateObject(const ResourceInfo& r, const json& obj) const;
   Status RunValidators(const ResourceInfo& r, const json& obj) const;
 
+  // Writes each Quota's status (used, hard) when it differs from what the objects use now.
+  void RefreshQuotaStatus();
+
   Store* store_;
+  std::unique_ptr<Quotas> quotas_;
   std::map<std::string, std::vector<Validator>> validators_;  // by kind; set up before serving
   const SchemaRegistry* schemas_;
   std::thread bg_;

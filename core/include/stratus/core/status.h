@@ -54,8 +54,10 @@ class [[nodiscard]] Status {
 
   // HTTP status code for this error (200 when ok).
   int http_code() const;
-  // Kubernetes `reason` string (NotFound, AlreadyExists, Conflict, Invalid, Expired, ...).
+  // Kubernetes `reason` string (NotFound, AlreadyExists, Conflict, Invalid, Expired, ...), or the one set.
   std::string reason() const;
+  // A more specific reason than the code's (e.g. QuotaExceeded for a 403).
+  void set_reason(std::string reason) { reason_ = std::move(reason); }
   // A `kind: Status` object as the API server returns it.
   json ToJson() const;
   // Parses a `kind: Status` body (or falls back to `http_code` + raw text when it is not one).
@@ -68,6 +70,7 @@ class [[nodiscard]] Status {
   Code code_ = Code::kOk;
   std::string message_;
   std::vector<FieldCause> causes_;
+  std::string reason_;
 };
 
 // Either a value or an error Status.
