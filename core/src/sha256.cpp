@@ -21,11 +21,16 @@ std::string Sha256::Hex() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx_->md, md, &len);
+  return HexLower(md, len);
+}
+
+std::string HexLower(const unsigned char* p, size_t n) {
   static const char* k = "0123456789abcdef";
   std::string s;
-  for (unsigned i = 0; i < len; ++i) {
-    s += k[md[i] >> 4];
-    s += k[md[i] & 15];
+  s.reserve(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    s += k[p[i] >> 4];
+    s += k[p[i] & 15];
   }
   return s;
 }

@@ -84,6 +84,17 @@ class Ec2ApiTest : public RegistryEnv {
     return r.ok() ? *r : json();
   }
 
+  // A disk Image in default; returns its EC2 id.
+  std::string MakeImage(const std::string& name) {
+    json img = reg_->Create(R("Image"), "default",
+                            {{"apiVersion", "stratus.io/v1"},
+                             {"kind", "Image"},
+                             {"metadata", {{"name", name}, {"namespace", "default"}}},
+                             {"spec", {{"source", {{"url", "file:///nowhere.qcow2"}}}}}})
+                   .value();
+    return Ec2Id("ami", img["metadata"]["uid"]);
+  }
+
   std::unique_ptr<ApiClient> client_;
   MapKeys keys_;
   std::unique_ptr<Api> api_;
@@ -167,13 +178,7 @@ TEST_F(Ec2ApiTest, KeyPairsAndImagesAreListed) {
 }
 
 TEST_F(Ec2ApiTest, RunInstancesMakesInstancesTheYamlPathSeesAndTheVerbsDriveThem) {
-  json img = reg_->Create(R("Image"), "default",
-                          {{"apiVersion", "stratus.io/v1"},
-                           {"kind", "Image"},
-                           {"metadata", {{"name", "debian"}, {"namespace", "default"}}},
-                           {"spec", {{"source", {{"url", "file:///nowhere.qcow2"}}}}}})
-                 .value();
-  std::string ami = Ec2Id("ami", img["metadata"]["uid"]);
+  std::string ami = MakeImage("debian");
   // 'hello' in base64; a Name tag names the instance.
   Reply run = Call("Action=RunInstances&ImageId=" + ami + "&MinCount=1&MaxCount=1&InstanceType=m1.small&UserData=aGVsbG8%3D"
                    "&TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=Name&"
@@ -207,13 +212,7 @@ TEST_F(Ec2ApiTest, RunInstancesMakesInstancesTheYamlPathSeesAndTheVerbsDriveThem
 }
 
 TEST_F(Ec2ApiTest, RunInstancesRefusesBadInputAndMakesNothing) {
-  json img = reg_->Create(R("Image"), "default",
-                          {{"apiVersion", "stratus.io/v1"},
-                           {"kind", "Image"},
-                           {"metadata", {{"name", "debian"}, {"namespace", "default"}}},
-                           {"spec", {{"source", {{"url", "file:///nowhere.qcow2"}}}}}})
-                 .value();
-  std::string ami = Ec2Id("ami", img["metadata"]["uid"]);
+  std::string ami = MakeImage("debian");
   struct Case {
     std::string query, code;
   };

@@ -17,15 +17,6 @@
 namespace stratus::ec2 {
 namespace {
 
-std::string Hex(const unsigned char* p, size_t n) {
-  static const char* k = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < n; ++i) {
-    s += k[p[i] >> 4];
-    s += k[p[i] & 15];
-  }
-  return s;
-}
 
 class ObjectAccessKeys : public AccessKeys {
  public:
@@ -82,7 +73,7 @@ StatusOr<std::string> LoadOrCreateMasterKey(const std::string& path) {
       ::unlink(path.c_str());
       return Status(Code::kInternal, "cannot draw random bytes for " + path);
     }
-    std::string text = Hex(b, sizeof b) + "\n";
+    std::string text = HexLower(b, sizeof b) + "\n";
     bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
     ::close(fd);
     if (!ok) {

@@ -47,16 +47,6 @@ std::string CanonicalValue(const std::string& v) {
   return out;
 }
 
-std::string Hex(const unsigned char* p, size_t n) {
-  static const char* k = "0123456789abcdef";
-  std::string s;
-  s.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    s += k[p[i] >> 4];
-    s += k[p[i] & 15];
-  }
-  return s;
-}
 
 std::string Sha256Hex(const std::string& s) {
   Sha256 h;
@@ -329,7 +319,7 @@ std::string Signature(const std::string& secret, const Credential& c, const std:
   k = Hmac(k, c.service);
   k = Hmac(k, "aws4_request");
   std::string sig = Hmac(k, string_to_sign);
-  return Hex(reinterpret_cast<const unsigned char*>(sig.data()), sig.size());
+  return HexLower(reinterpret_cast<const unsigned char*>(sig.data()), sig.size());
 }
 
 bool Verify(const SignedRequest& req, const std::function<std::optional<std::string>(const std::string&)>& secret_of,

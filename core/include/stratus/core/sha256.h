@@ -24,6 +24,9 @@ class Sha256 {
   std::unique_ptr<Ctx> ctx_;
 };
 
+// Lowercase hex of `n` bytes.
+std::string HexLower(const unsigned char* p, size_t n);
+
 // SHA-256 hex digest of a file's contents; kUnavailable when it cannot be read.
 StatusOr<std::string> Sha256File(const std::string& path);
 
