@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <regex>
 #include <thread>
 
 #include "harness.h"
@@ -75,11 +76,16 @@ TEST_F(QuotaTest, FiftyConcurrentCreatesAgainstTenLeaveExactlyTen) {
   ASSERT_TRUE(Eventually([&] { return used() == 10; }, 20)) << "status.used.instances=" << used();
   RunResult d = server_.Ctl({"describe", "quota", "default"});
   EXPECT_EQ(d.exit_code, 0) << d.err;
-  EXPECT_NE(d.out.find("instances"), std::string::npos) << d.out;
+  EXPECT_NE(d.out.find("Resource Usage:"), std::string::npos) << d.out;
+  EXPECT_TRUE(std::regex_search(d.out, std::regex(R"(\n\s+instances\s+10\s+10\n)"))) << d.out;
 
   // A delete releases: one more fits.
-  ASSERT_EQ(server_.Http("DELETE", kApi + "/namespaces/default/instances/vm-0").code, 200);
-  ASSERT_TRUE(Eventually([&] { return server_.Http("GET", kApi + "/namespaces/default/instances/vm-0").code == 404; }, 20));
+  // (Which ten won the race is up to the scheduler: delete one of those that exist.)
+  json items = server_.Http("GET", kApi + "/namespaces/default/instances").Json()["items"];
+  ASSERT_FALSE(items.empty());
+  std::string first = items[0]["metadata"]["name"];
+  ASSERT_EQ(server_.Http("DELETE", kApi + "/namespaces/default/instances/" + first).code, 200);
+  ASSERT_TRUE(Eventually([&] { return server_.Http("GET", kApi + "/namespaces/default/instances/" + first).code == 404; }, 20));
   EXPECT_EQ(server_.Http("POST", kApi + "/namespaces/default/instances", Instance("vm-again", 1).dump()).code, 201);
   EXPECT_EQ(server_.Http("POST", kApi + "/namespaces/default/instances", Instance("vm-over", 1).dump()).code, 403);
   ASSERT_TRUE(Eventually([&] { return used() == 10; }, 20));
