@@ -6,7 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 
 #include <filesystem>
 #include <condition_variable>
@@ -15,6 +20,7 @@
 #include <thread>
 
 #include "stratus/agent/agent.h"
+#include "stratus/apiserver/auth.h"
 #include "stratus/apiserver/local_client.h"
 #include "stratus/apiserver/registry.h"
 #include "stratus/network/validation.h"
@@ -50,7 +56,60 @@ struct ServerFlags {
   std::string ec2_listen = "127.0.0.1:8773";  // "off" turns the EC2 endpoint off
   std::string ec2_region = "us-east-1";
   std::string default_quota;  // "instances=10,cores=20,...": limits of namespaces without a Quota
+  std::string audit_log;      // "" = DATA_DIR/audit.log; "off" = none
+  int audit_log_max_mb = 64;
+  double user_qps = 50;       // per-user request rate (cluster-admins and nodes are not limited)
+  double user_burst = 100;
 };
+
+// What an agent authenticates with: the node credential kept in its data dir, else a new one made with the
+// bootstrap token (the bootstrap token itself can do nothing else), else the token of --token-file.
+stratus::StatusOr<std::string> AgentToken(const std::string& server, const stratus::agent::Options& opts,
+                                          const std::string& token_file, const std::string& bootstrap_file) {
+  using namespace stratus;
+  auto read = [](const std::string& path) -> StatusOr<std::string> {
+    std::ifstream in(path);
+    std::string t;
+    if (!in || !std::getline(in, t) || t.empty()) return Status(Code::kBadRequest, "cannot read a token from " + path);
+    return t;
+  };
+  if (!token_file.empty()) return read(token_file);
+  if (bootstrap_file.empty()) return std::string();
+  std::string cred = (std::filesystem::path(opts.data_dir) / "node.token").string();
+  if (std::filesystem::exists(cred)) return read(cred);
+  auto bootstrap = read(bootstrap_file);
+  if (!bootstrap.ok()) return bootstrap.status();
+  std::string node = opts.node;
+  if (node.empty()) {
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    node = host;
+  }
+  HttpClientOptions co;
+  co.bearer_token = *bootstrap;
+  auto client = NewHttpApiClient(server, co);
+  json req = {{"apiVersion", "stratus.io/v1"},
+              {"kind", "Token"},
+              {"metadata", {{"generateName", "node-"}}},
+              {"spec", {{"user", std::string(UserInfo::kNodePrefix) + node},
+                        {"description", "node credential of " + node + ", made with the bootstrap token"}}}};
+  auto made = client->Create("tokens", "", req);
+  if (!made.ok()) return Status(made.status().code(), "joining with the bootstrap token: " + made.status().message());
+  std::string token = (*made)["status"].value("token", "");
+  if (token.empty()) return Internal("the server answered no token to the join");
+  std::error_code ec;
+  std::filesystem::create_directories(opts.data_dir, ec);
+  std::string tmp = cred + ".tmp";
+  {
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
+    std::string line = token + "\n";
+    bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok || ::rename(tmp.c_str(), cred.c_str()) != 0) return Internal("cannot write " + cred);
+  }
+  return token;
+}
 
 sigset_t TerminationSignals() {
   sigset_t set;
@@ -241,6 +300,19 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
     std::cerr << "error: bootstrap: " << b.ToString() << "\n";
     return 1;
   }
+  // The first administrator and the agents' bootstrap token (both files 0600 in the data dir).
+  auto admin_token = EnsureTokenFile(&registry, (std::filesystem::path(data_dir) / "admin.token").string(), "admin",
+                                     "admin", /*cluster_admin=*/true);
+  if (!admin_token.ok()) {
+    std::cerr << "error: admin credentials: " << admin_token.status().message() << "\n";
+    return 1;
+  }
+  auto bootstrap_token = EnsureTokenFile(&registry, (std::filesystem::path(data_dir) / "bootstrap.token").string(),
+                                         "bootstrap", "system:bootstrap", false);
+  if (!bootstrap_token.ok()) {
+    std::cerr << "error: bootstrap token: " << bootstrap_token.status().message() << "\n";
+    return 1;
+  }
   registry.StartBackground();
   // AccessKeys' secrets are derived from this key (never stored with the objects).
   auto master_key = ec2::LoadOrCreateMasterKey((std::filesystem::path(data_dir) / "ec2-access-keys.key").string());
@@ -253,6 +325,12 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   ao.listen = f.listen;
   ao.max_body_bytes = f.max_body;
   ao.upload_dir = (std::filesystem::path(data_dir) / "images").string();
+  if (f.audit_log != "off") {
+    ao.audit_log = f.audit_log.empty() ? (std::filesystem::path(data_dir) / "audit.log").string() : f.audit_log;
+  }
+  ao.audit_max_bytes = static_cast<uint64_t>(f.audit_log_max_mb) << 20;
+  ao.user_qps = f.user_qps;
+  ao.user_burst = f.user_burst;
   ApiServer server(&registry, ao);
   Status s = server.Start();
   if (!s.ok()) {
@@ -260,11 +338,31 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
     return 1;
   }
   std::cerr << "stratusd: serving on " << server.url() << " (data dir " << data_dir << ")" << std::endl;
+  std::cerr << "stratusd: the admin's bearer token is in " << (std::filesystem::path(data_dir) / "admin.token").string()
+            << "; agents join with --bootstrap-token-file " << (std::filesystem::path(data_dir) / "bootstrap.token").string()
+            << std::endl;
   auto local = NewLocalApiClient(&registry);
   // The EC2 Query API: a translation onto the same objects, served in-process.
   auto ec2_keys = ec2::NewObjectAccessKeys(local.get(), *master_key);
   ec2::ApiOptions ec2_opts;
   ec2_opts.region = f.ec2_region;
+  // EC2 callers are authorized as their key's user, by the same RoleBindings as the main API.
+  auto ec2_authn = std::make_shared<Authenticator>(&registry);
+  auto ec2_authz = std::make_shared<Authorizer>(&registry);
+  ec2_opts.authorize = [ec2_authn, ec2_authz](const ec2::AccessKey& k, const std::string& verb,
+                                              const std::string& plural) -> Status {
+    Status s = ec2_authn->CheckUser(k.user);
+    if (!s.ok()) return s;
+    RequestAttributes a;
+    a.verb = verb;
+    a.resource = FindByPlural(plural);
+    a.ns = k.ns;
+    if (plural == "namespaces") {  // "may this key use its namespace at all"
+      a.ns = "";
+      a.name = k.ns;
+    }
+    return ec2_authz->Authorize(UserInfo{k.user}, a);
+  };
   ec2::Api ec2_api(local.get(), ec2_keys.get(), ec2_opts);
   std::unique_ptr<ec2::Listener> ec2_listener;
   if (!f.ec2_listen.empty() && f.ec2_listen != "off") {
@@ -308,9 +406,17 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   ExitNow(0);
 }
 
-int RunAgent(const std::string& server, stratus::agent::Options opts) {
+int RunAgent(const std::string& server, stratus::agent::Options opts, const std::string& token_file,
+             const std::string& bootstrap_file) {
   sigset_t set = TerminationSignals();
-  auto client = stratus::NewHttpApiClient(server);
+  auto token = AgentToken(server, opts, token_file, bootstrap_file);
+  if (!token.ok()) {
+    std::cerr << "error: " << token.status().message() << "\n";
+    return 1;
+  }
+  stratus::HttpClientOptions co;
+  co.bearer_token = *token;
+  auto client = stratus::NewHttpApiClient(server, co);
   if (opts.api_url.empty()) opts.api_url = server;
   AgentRunner runner(client.get(), opts);
   std::cerr << "stratusd agent: registering with " << server << std::endl;
@@ -365,6 +471,22 @@ int main(int argc, char** argv) {
   auto* agent = app.add_subcommand("agent", "run a node agent that registers this host with an API server");
   std::string agent_server = "http://127.0.0.1:8774";
   agent->add_option("--server", agent_server, "API server URL")->capture_default_str();
+  std::string agent_token_file, agent_bootstrap_file;
+  agent->add_option("--token-file", agent_token_file, "file holding the bearer token the agent authenticates with");
+  agent->add_option("--bootstrap-token-file", agent_bootstrap_file,
+                    "file holding the cluster's bootstrap token (DATA_DIR/bootstrap.token of the server): the agent "
+                    "joins with it once and keeps its node credential in its data dir");
+  server->add_option("--audit-log", f.audit_log, "audit log file (default DATA_DIR/audit.log), or off");
+  server->add_option("--audit-log-max-mb", f.audit_log_max_mb, "the audit log rotates past this size")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  server->add_option("--user-qps", f.user_qps,
+                     "requests per second per user (token bucket; cluster-admins and nodes are not limited; 0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
+  server->add_option("--user-burst", f.user_burst, "requests a user may send at once before --user-qps applies")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e9));
   for (CLI::App* a : {server, agent}) {
     bool is_agent = a == agent;
     a->add_option("--node", ao.node, "Node name (default: hostname)")
@@ -424,7 +546,7 @@ int main(int argc, char** argv) {
   if (*agent) {
     try {
       if (ao.data_dir.empty()) ao.data_dir = "/var/lib/stratus/agent";
-      return RunAgent(agent_server, ao);
+      return RunAgent(agent_server, ao, agent_token_file, agent_bootstrap_file);
     } catch (const std::exception& e) {
       std::cerr << "error: " << e.what() << "\n";
       return 1;

@@ -117,6 +117,9 @@ ETCD_PID=$!
 
 wait_http "http://127.0.0.1:$SP/healthz" "$STRATUS_PID" stratusd "$DATA/stratusd.log"
 wait_http "http://127.0.0.1:$EP/health" "$ETCD_PID" etcd "$DATA/etcd.log"
+# The first administrator's token, made at the server's first start.
+STRATUS_TOKEN=$(cat "$DATA/stratus/admin.token")
+export STRATUS_TOKEN
 
 JSON_OUT=${BENCH_JSON:-$BUILD/bench-results.json}
 {

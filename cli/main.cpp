@@ -127,6 +127,17 @@ int Run(int argc, char** argv) {
   version_cmd->add_flag("--client", version.client_only, "Client version only (no server needed)");
   version_cmd->add_option("-o,--output", version.output, "json or yaml");
 
+  // auth can-i
+  CanIOptions can_i;
+  auto* auth_cmd = app.add_subcommand("auth", "Inspect what the server lets you do");
+  auth_cmd->require_subcommand(1);
+  auto* can_i_cmd = auth_cmd->add_subcommand("can-i", "Check whether you may do VERB on KIND (yes/no)");
+  can_i_cmd->add_option("verb", can_i.verb, "get, list, watch, create, update, patch or delete")->required();
+  can_i_cmd->add_option("kind", can_i.target, "KIND or KIND/NAME (e.g. instances, instance/web)")->required();
+  can_i_cmd->add_option("name", can_i.name, "NAME of one object");
+  can_i_cmd->add_option("--subresource", can_i.subresource, "status, upload or log");
+  can_i_cmd->add_flag("-A,--all-namespaces", can_i.all_namespaces, "across every namespace");
+
   // api-resources
   ApiResourcesOptions api_resources;
   auto* api_resources_cmd = app.add_subcommand("api-resources", "List the kinds the server serves");
@@ -155,11 +166,17 @@ int Run(int argc, char** argv) {
   upload_cmd->add_flag("-q,--quiet", upload.quiet, "no progress lines");
 
   CreateAccessKeyOptions create_ak;
+  CreateTokenOptions create_token;
   auto* create_cmd = app.add_subcommand("create", "Create objects whose secrets the server answers once");
   create_cmd->require_subcommand(1);
   auto* create_ak_cmd = create_cmd->add_subcommand("accesskey", "An EC2 access key for a user, acting in -n NAMESPACE");
   create_ak_cmd->add_option("name", create_ak.name, "name of the AccessKey object")->required();
   create_ak_cmd->add_option("--user", create_ak.user, "the user the key acts for")->required();
+  auto* create_token_cmd = create_cmd->add_subcommand("token", "A bearer token for a user (printed once)");
+  create_token_cmd->add_option("name", create_token.name, "name of the Token object")->required();
+  create_token_cmd->add_option("--user", create_token.user, "the user the token authenticates as")->required();
+  create_token_cmd->add_option("--expires-at", create_token.expires_at, "when it stops working (RFC 3339)");
+  create_token_cmd->add_option("--description", create_token.description, "what the token is for");
 
   try {
     app.parse(argc, argv);
@@ -206,6 +223,7 @@ int Run(int argc, char** argv) {
   }
   if (diff_cmd->parsed()) return RunDiff(env, diff);
   if (explain_cmd->parsed()) return RunExplain(env, explain);
+  if (can_i_cmd->parsed()) return RunCanI(env, can_i);
   if (version_cmd->parsed()) return RunVersion(env, version);
   if (api_resources_cmd->parsed()) return RunApiResources(env, api_resources);
   if (logs_cmd->parsed()) return RunLogs(env, logs);
@@ -214,6 +232,7 @@ int Run(int argc, char** argv) {
   if (stop_cmd->parsed()) return RunPower(env, stop);
   if (upload_cmd->parsed()) return RunUpload(env, upload);
   if (create_ak_cmd->parsed()) return RunCreateAccessKey(env, create_ak);
+  if (create_token_cmd->parsed()) return RunCreateToken(env, create_token);
   std::cerr << "error: unknown command\n";
   return 1;
 }

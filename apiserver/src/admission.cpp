@@ -46,6 +46,11 @@ Status AdmitUpdate(const ResourceInfo& r, const json& cur, const json& next) {
     for (const char* f : {"source", "format", "pool"}) Immutable(cur, next, f, &causes);
     json node = SpecField(cur, "nodeName");
     if (node.is_string() && !node.get<std::string>().empty()) Immutable(cur, next, "nodeName", &causes);
+  } else if (r.kind == "Token") {
+    Immutable(cur, next, "user", &causes);
+  } else if (r.kind == "RoleBinding" || r.kind == "ClusterRoleBinding") {
+    // As Kubernetes' roleRef: a binding is replaced, not edited into another grant.
+    for (const char* f : {"user", "role"}) Immutable(cur, next, f, &causes);
   } else if (r.kind == "AccessKey") {
     for (const char* f : {"accessKeyId", "user", "namespace"}) Immutable(cur, next, f, &causes);
   } else if (r.kind == "Instance") {

@@ -15,9 +15,13 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
+#include "stratus/apiserver/audit.h"
+#include "stratus/apiserver/auth.h"
 #include "stratus/apiserver/image_blobs.h"
+#include "stratus/apiserver/rate_limit.h"
 #include "stratus/apiserver/query.h"
 #include "stratus/apiserver/watch_filter.h"
 #include "stratus/core/object.h"
@@ -99,6 +103,26 @@ std::string WatchLine(const std::string& type, const std::string& encoded_object
   return line;
 }
 
+// What one request is, as far as it has been understood: who sent it (once authenticated), what it asks for
+// (filled in by Route), and when it arrived. Metrics, the debug log and the audit log record it at the end.
+struct Call {
+  Clock::time_point start = Clock::now();
+  UserInfo user;
+  std::string source;
+  std::string metric_verb;  // GET LIST WATCH CREATE ... (the metrics' label)
+  RequestAttributes attrs;  // the authorization verb, resource, namespace, name
+  std::string resource;     // the metrics' resource label (a plural, or "")
+};
+
+bool IsMutating(const std::string& method) {
+  return method == methods::POST || method == methods::PUT || method == methods::PATCH || method == methods::DEL;
+}
+
+// Probes that must answer before anyone has a token (Kubernetes' system:public-info-viewer).
+bool IsPublicPath(const std::string& path) {
+  return path == "/healthz" || path == "/livez" || path == "/readyz" || path == "/version";
+}
+
 bool IsYamlType(const std::string& ct) {
   return ct == "application/yaml" || ct == "application/x-yaml" || ct == "text/yaml" || ct == "text/x-yaml";
 }
@@ -112,6 +136,10 @@ struct ApiServer::Impl {
   std::unique_ptr<web::http::experimental::listener::http_listener> listener;
 
   std::unique_ptr<ImageBlobs> blobs;  // null when uploads are not served
+  std::unique_ptr<Authenticator> authn;
+  std::unique_ptr<Authorizer> authz;
+  std::unique_ptr<AuditLog> audit;  // null: no audit log
+  std::unique_ptr<UserRateLimiter> limiter;
 
   std::mutex watches_mu;
   std::list<std::shared_ptr<WatchStream>> watches;
@@ -198,11 +226,10 @@ struct ApiServer::Impl {
   // The completion of an asynchronous write: replies with the stored object (or the error) from whichever thread
   // completes the write (usually the store's writer thread, right after the commit is durable and the watch event
   // published), records the request, and releases `activity` (Stop waits for it). `after` runs first on success.
-  Registry::Done ReplyWhenDone(const http_request& req, std::shared_ptr<Activity> activity, std::string verb,
-                               std::string resource, Clock::time_point start, int ok_code,
-                               std::function<void()> after = {}) {
-    return [this, req, activity = std::move(activity), verb = std::move(verb), resource = std::move(resource), start,
-            ok_code, after = std::move(after)](StatusOr<StoredObject> res) {
+  Registry::Done ReplyWhenDone(const http_request& req, std::shared_ptr<Activity> activity, const Call& call,
+                               int ok_code, std::function<void()> after = {}) {
+    return [this, req, activity = std::move(activity), call, ok_code,
+            after = std::move(after)](StatusOr<StoredObject> res) {
       http_request r = req;
       int code = ok_code;
       try {
@@ -216,9 +243,43 @@ struct ApiServer::Impl {
         spdlog::error("reply failed: method={} path={} error={}", r.method(), r.relative_uri().path(), e.what());
         code = 500;
       }
-      double secs = std::chrono::duration<double>(Clock::now() - start).count();
-      metrics.Observe(verb, resource, code, secs);
-      spdlog::debug("request: verb={} path={} code={} ms={:.2f}", verb, r.relative_uri().path(), code, secs * 1000);
+      Record(r, call, code);
+    };
+  }
+
+  // Metrics, the debug line and (for writes and denials) the audit log of a finished request.
+  void Record(const http_request& req, const Call& call, int code) {
+    double secs = std::chrono::duration<double>(Clock::now() - call.start).count();
+    metrics.Observe(call.metric_verb, call.resource, code, secs);
+    spdlog::debug("request: verb={} path={} user={} code={} ms={:.2f}", call.metric_verb, req.relative_uri().path(),
+                  call.user.name, code, secs * 1000);
+    if (!audit || !(IsMutating(req.method()) || code == 401 || code == 403)) return;
+    AuditEvent e;
+    e.user = call.user.name;
+    e.source = call.source;
+    e.verb = call.attrs.verb.empty() ? req.method() : call.attrs.verb;
+    e.resource = call.attrs.resource ? call.attrs.resource->plural : req.relative_uri().path();
+    e.subresource = call.attrs.subresource;
+    e.ns = call.attrs.ns;
+    e.name = call.attrs.name;
+    e.code = code;
+    audit->Write(e);
+  }
+
+  // A new Token's secret: made here, only its hash stored; the create's response carries the token, this once.
+  Registry::Done RevealTokenOnce(json* body, Registry::Done done) {
+    TokenSecret t = NewTokenSecret();
+    if (body->is_object()) {
+      if (!body->contains("spec") || !(*body)["spec"].is_object()) (*body)["spec"] = json::object();
+      (*body)["spec"]["tokenHash"] = t.hash;
+    }
+    return [secret = t.secret, done = std::move(done)](StatusOr<StoredObject> res) {
+      if (res.ok() && res->object) {
+        json o = *res->object;
+        o["status"] = {{"token", BearerToken(MetaString(o, "name"), secret)}};
+        res->encoded = std::make_shared<const std::string>(o.dump());
+      }
+      done(std::move(res));
     };
   }
 
@@ -282,19 +343,23 @@ struct ApiServer::Impl {
       return;
     }
     const std::string& m = req.method();
+    Call call;
+    call.metric_verb = m;
+    call.source = req.remote_address();
+    if (!Admit(req, call)) return;
     if (m == methods::PUT && IsUploadPath(req)) {
-      HandleUpload(req, activity);
+      HandleUpload(req, activity, call);
       return;
     }
     if (m != methods::POST && m != methods::PUT && m != methods::PATCH && m != methods::DEL) {
-      Serve(req, {}, activity);
+      Serve(req, {}, activity, call);
       return;
     }
     if (req.headers().content_length() > opts.max_body_bytes) {
-      Serve(req, {}, activity, /*too_large=*/true);
+      Serve(req, {}, activity, call, /*too_large=*/true);
       return;
     }
-    req.extract_vector().then([this, req, activity](pplx::task<std::vector<unsigned char>> t) mutable {
+    req.extract_vector().then([this, req, activity, call](pplx::task<std::vector<unsigned char>> t) mutable {
       // Ends with this call: the task chain may keep the lambda (and its captures) alive long after it ran.
       auto held = std::move(activity);
       std::vector<unsigned char> body;
@@ -305,15 +370,54 @@ struct ApiServer::Impl {
         ReplyStatus(req, BadRequest(std::string("cannot read the request body: ") + e.what()));
         return;
       }
-      Serve(req, body, held);
+      Serve(req, body, held, call);
     });
   }
 
+  // Authenticates the caller (every path but the public probes) and applies its rate limit; false when the
+  // request has been answered (401, 429).
+  bool Admit(http_request& req, Call& call) {
+    if (!authn || IsPublicPath(req.relative_uri().path())) return true;
+    std::string header;
+    auto it = req.headers().find(web::http::header_names::authorization);
+    if (it != req.headers().end()) header = it->second;
+    auto user = authn->Authenticate(header);
+    if (!user.ok()) {
+      http_response resp(web::http::status_codes::Unauthorized);
+      resp.headers().add("WWW-Authenticate", "Bearer realm=\"stratus\"");
+      resp.set_body(user.status().ToJson().dump(), "application/json");
+      Send(req, resp);
+      Record(req, call, 401);
+      return false;
+    }
+    call.user = *user;
+    int retry = 1;
+    if (limiter && limiter->enabled() && !call.user.IsNode() && !authz->IsClusterAdmin(call.user.name) &&
+        !limiter->Allow(call.user.name, &retry)) {
+      http_response resp(web::http::status_codes::TooManyRequests);
+      resp.headers().add("Retry-After", std::to_string(retry));
+      Status s(Code::kTooManyRequests, "too many requests from user \"" + call.user.name + "\": retry after " +
+                                           std::to_string(retry) + "s");
+      resp.set_body(s.ToJson().dump(), "application/json");
+      Send(req, resp);
+      Record(req, call, 429);
+      return false;
+    }
+    return true;
+  }
+
+  // Authorization of a request that Route has understood; answers 403 itself. `body`: a create's or update's
+  // object, when there is one.
+  bool Allowed(http_request& req, Call& call, const json* body = nullptr) {
+    if (!authz) return true;
+    Status s = authz->Authorize(call.user, call.attrs, body);
+    if (s.ok()) return true;
+    ReplyStatus(req, s);
+    return false;
+  }
+
   void Serve(http_request& req, const std::vector<unsigned char>& body, const std::shared_ptr<Activity>& activity,
-             bool too_large = false) {
-    auto start = Clock::now();
-    std::string verb = req.method();
-    std::string resource = "";
+             Call& call, bool too_large = false) {
     int code = 500;
     try {
       if (too_large) {
@@ -322,20 +426,27 @@ struct ApiServer::Impl {
                                            " bytes is larger than the limit of " +
                                            std::to_string(opts.max_body_bytes) + " bytes"));
       } else {
-        code = Route(req, body, activity, start, &verb, &resource);
+        code = Route(req, body, activity, call);
       }
     } catch (const std::exception& e) {
       spdlog::error("request failed: method={} path={} error={}", req.method(), req.relative_uri().path(), e.what());
       code = ReplyStatus(req, Internal(std::string("internal error: ") + e.what()));
     }
     if (code == kPending) return;  // recorded by the write's completion
-    double secs = std::chrono::duration<double>(Clock::now() - start).count();
-    metrics.Observe(verb, resource, code, secs);
-    spdlog::debug("request: verb={} path={} code={} ms={:.2f}", verb, req.relative_uri().path(), code, secs * 1000);
+    Record(req, call, code);
   }
 
   int Route(http_request& req, const std::vector<unsigned char>& body_bytes, const std::shared_ptr<Activity>& activity,
-            Clock::time_point start, std::string* verb, std::string* resource) {
+            Call& call) {
+    std::string* verb = &call.metric_verb;
+    std::string* resource = &call.resource;
+    RequestAttributes& at = call.attrs;
+    // A path outside the resources: every one but the public probes is authorized by its path.
+    auto allowed_path = [&](const std::string& path) {
+      at.verb = "get";
+      at.path = path;
+      return IsPublicPath(path) || Allowed(req, call);
+    };
     // Split first, then decode each segment: an encoded '/' stays inside its segment (and fails name checks).
     std::vector<std::string> seg;
     for (const auto& s : web::uri::split_path(req.relative_uri().path())) {
@@ -351,6 +462,7 @@ struct ApiServer::Impl {
     const std::string& m = req.method();
 
     if (seg.empty()) {
+      if (!allowed_path("/")) return 403;
       return ReplyPaths(req);
     }
     if (seg.size() == 1 && (seg[0] == "healthz" || seg[0] == "livez" || seg[0] == "readyz")) {
@@ -360,6 +472,7 @@ struct ApiServer::Impl {
     }
     if (seg.size() == 1 && seg[0] == "metrics") {
       *verb = "METRICS";
+      if (!allowed_path("/metrics")) return 403;
       std::string extra = "# HELP stratus_store_revision Current resourceVersion of the store.\n"
                           "# TYPE stratus_store_revision gauge\nstratus_store_revision " +
                           std::to_string(registry->store()->CurrentRevision()) + "\n";
@@ -371,18 +484,28 @@ struct ApiServer::Impl {
       return 200;
     }
     if (seg.size() == 1 && seg[0] == "api") {
+      if (!allowed_path("/api")) return 403;
       Reply(req, 200, {{"kind", "APIVersions"}, {"versions", json::array()}, {"serverAddressByClientCIDRs", json::array()}});
       return 200;
     }
     if (seg[0] != "apis") return ReplyStatus(req, NotFound("the server could not find the requested resource"));
-    if (seg.size() == 1) return ReplyGroups(req);
+    if (seg.size() == 1) return allowed_path("/apis") ? ReplyGroups(req) : 403;
+    if (seg.size() == 4 && seg[1] == "authorization.k8s.io" && seg[2] == "v1" && seg[3] == "selfsubjectaccessreviews") {
+      *verb = "ACCESSREVIEW";
+      if (m != methods::POST) return ReplyStatus(req, Status(Code::kMethodNotAllowed, "POST an access review"));
+      bool jp = false;
+      auto body = ReadBody(req, body_bytes, false, &jp);
+      if (!body.ok()) return ReplyStatus(req, body.status());
+      return ReviewAccess(req, call, std::move(*body));
+    }
     if (seg[1] != kGroup) return ReplyStatus(req, NotFound("API group \"" + seg[1] + "\" is not served here"));
     if (seg.size() == 2) {
+      if (!allowed_path("/apis/stratus.io")) return 403;
       Reply(req, 200, GroupJson());
       return 200;
     }
     if (seg[2] != kVersion) return ReplyStatus(req, NotFound("version \"" + seg[2] + "\" of stratus.io is not served"));
-    if (seg.size() == 3) return ReplyResources(req);
+    if (seg.size() == 3) return allowed_path("/apis/stratus.io/v1") ? ReplyResources(req) : 403;
 
     // /apis/stratus.io/v1/...
     std::vector<std::string> rest(seg.begin() + 3, seg.end());
@@ -414,8 +537,14 @@ struct ApiServer::Impl {
                                                                  : ValidateDns1123Label(name, "metadata.name");
       if (!s.ok()) return ReplyStatus(req, BadRequest("invalid name in path: " + s.message()));
     }
+    at.resource = r;
+    at.ns = ns;
+    at.name = name;
+    at.subresource = sub;
     if (sub == "upload" && r->kind == "Image" && m == methods::GET) {
       *verb = "DOWNLOAD";
+      at.verb = "get";
+      if (!Allowed(req, call)) return 403;
       return ServeUpload(req, ns, name);
     }
     if (sub == "upload" && r->kind == "Image") {
@@ -423,6 +552,8 @@ struct ApiServer::Impl {
     }
     if (sub == "log" && r->kind == "Instance" && m == methods::GET) {
       *verb = "LOG";
+      at.verb = "get";
+      if (!Allowed(req, call)) return 403;
       return ProxyLog(req, ns, name, query);
     }
     if (!sub.empty() && sub != "status") {
@@ -441,6 +572,8 @@ struct ApiServer::Impl {
     if (m == methods::GET) {
       if (!name.empty()) {
         *verb = "GET";
+        at.verb = "get";
+        if (!Allowed(req, call)) return 403;
         auto enc = registry->GetEncoded(*r, ns, name);
         if (!enc.ok()) return ReplyStatus(req, enc.status());
         ReplyJsonText(req, 200, **enc);
@@ -448,6 +581,8 @@ struct ApiServer::Impl {
       }
       auto params = ParseListParams(query);
       if (!params.ok()) return ReplyStatus(req, params.status());
+      at.verb = params->watch ? "watch" : "list";
+      if (!Allowed(req, call)) return 403;
       if (params->watch) {
         *verb = "WATCH";
         return StartWatch(req, *r, ns, *params);
@@ -469,8 +604,12 @@ struct ApiServer::Impl {
       bool jp = false;
       auto body = ReadBody(req, body_bytes, false, &jp);
       if (!body.ok()) return ReplyStatus(req, body.status());
-      Registry::Done done = ReplyWhenDone(req, activity, *verb, *resource, start, 201);
+      at.verb = "create";
+      at.name = body->is_object() ? MetaString(*body, "name") : "";
+      if (!Allowed(req, call, &*body)) return 403;
+      Registry::Done done = ReplyWhenDone(req, activity, call, 201);
       if (r->kind == "AccessKey" && !opts.ec2_master_key.empty()) done = RevealSecretOnce(std::move(done));
+      if (r->kind == "Token") done = RevealTokenOnce(&*body, std::move(done));
       registry->CreateAsync(*r, ns, std::move(*body), std::move(done));
       return kPending;
     }
@@ -482,8 +621,9 @@ struct ApiServer::Impl {
       bool jp = false;
       auto body = ReadBody(req, body_bytes, false, &jp);
       if (!body.ok()) return ReplyStatus(req, body.status());
-      registry->UpdateAsync(*r, ns, name, std::move(*body), status_only,
-                            ReplyWhenDone(req, activity, *verb, *resource, start, 200));
+      at.verb = "update";
+      if (!Allowed(req, call, &*body)) return 403;
+      registry->UpdateAsync(*r, ns, name, std::move(*body), status_only, ReplyWhenDone(req, activity, call, 200));
       return kPending;
     }
     if (m == methods::PATCH) {
@@ -491,12 +631,15 @@ struct ApiServer::Impl {
       bool jp = false;
       auto body = ReadBody(req, body_bytes, true, &jp);
       if (!body.ok()) return ReplyStatus(req, body.status());
-      registry->PatchAsync(*r, ns, name, std::move(*body), status_only, jp,
-                           ReplyWhenDone(req, activity, *verb, *resource, start, 200));
+      at.verb = "patch";
+      if (!Allowed(req, call, &*body)) return 403;
+      registry->PatchAsync(*r, ns, name, std::move(*body), status_only, jp, ReplyWhenDone(req, activity, call, 200));
       return kPending;
     }
     if (m == methods::DEL) {
       *verb = "DELETE";
+      at.verb = "delete";
+      if (!Allowed(req, call)) return 403;
       std::string uid;
       if (body_bytes.size() > opts.max_body_bytes) {
         return ReplyStatus(req, Status(Code::kRequestEntityTooLarge, "request body too large"));
@@ -517,10 +660,55 @@ struct ApiServer::Impl {
           jan_cv.notify_all();
         };
       }
-      registry->DeleteAsync(*r, ns, name, uid, ReplyWhenDone(req, activity, *verb, *resource, start, 200, after));
+      registry->DeleteAsync(*r, ns, name, uid, ReplyWhenDone(req, activity, call, 200, after));
       return kPending;
     }
     return ReplyStatus(req, Status(Code::kMethodNotAllowed, "method " + m + " is not allowed"));
+  }
+
+  // Kubernetes' SelfSubjectAccessReview (what `stratusctl auth can-i` and `kubectl auth can-i` ask): may the
+  // caller do spec.resourceAttributes? Any authenticated caller may ask about itself.
+  int ReviewAccess(http_request& req, const Call& call, json review) {
+    if (!review.is_object()) return ReplyStatus(req, BadRequest("the access review must be an object"));
+    json attrs = review.contains("spec") && review["spec"].is_object() ? review["spec"].value("resourceAttributes", json())
+                                                                         : json();
+    json nonres = review.contains("spec") && review["spec"].is_object()
+                      ? review["spec"].value("nonResourceAttributes", json())
+                      : json();
+    RequestAttributes a;
+    if (attrs.is_object()) {
+      a.verb = attrs.value("verb", "");
+      std::string group = attrs.value("group", "");
+      std::string plural = attrs.value("resource", "");
+      a.resource = group.empty() || group == kGroup ? FindByPlural(plural) : nullptr;
+      if (!a.resource) {
+        return ReplyStatus(req, InvalidError("spec.resourceAttributes.resource: the server does not serve \"" + plural +
+                                                 "\" in API group \"" + group + "\"",
+                                             {{"spec.resourceAttributes.resource", "not served", "FieldValueNotSupported"}}));
+      }
+      a.ns = a.resource->namespaced ? attrs.value("namespace", "") : "";
+      a.name = attrs.value("name", "");
+      a.subresource = attrs.value("subresource", "");
+    } else if (nonres.is_object()) {
+      a.verb = nonres.value("verb", "");
+      a.path = nonres.value("path", "");
+    } else {
+      return ReplyStatus(req, InvalidError("spec.resourceAttributes: required",
+                                           {{"spec.resourceAttributes", "required", "FieldValueRequired"}}));
+    }
+    static const std::set<std::string> kVerbs = {"get", "list", "watch", "create", "update", "patch", "delete"};
+    if (!kVerbs.count(a.verb)) {
+      return ReplyStatus(req, InvalidError("spec.resourceAttributes.verb: must be one of get, list, watch, create, "
+                                           "update, patch, delete",
+                                           {{"spec.resourceAttributes.verb", "unsupported verb", "FieldValueNotSupported"}}));
+    }
+    Status s = authz ? authz->Authorize(call.user, a) : Status();
+    review["apiVersion"] = "authorization.k8s.io/v1";
+    review["kind"] = "SelfSubjectAccessReview";
+    review["status"] = {{"allowed", s.ok()}};
+    if (!s.ok()) review["status"]["reason"] = s.message();
+    Reply(req, 201, review);
+    return 201;
   }
 
   // --- image data: PUT streams the body to a file (never held in memory), GET streams it back --------------
@@ -543,16 +731,21 @@ struct ApiServer::Impl {
   }
 
   // `activity` is held until the upload is answered (Stop waits for it).
-  void HandleUpload(http_request req, std::shared_ptr<Activity> activity) {
-    auto start = Clock::now();
-    auto finish = [this, start, req](int code) {
-      metrics.Observe("UPLOAD", "images", code, std::chrono::duration<double>(Clock::now() - start).count());
-    };
+  void HandleUpload(http_request req, std::shared_ptr<Activity> activity, Call call) {
+    call.metric_verb = "UPLOAD";
+    call.resource = "images";
     std::string ns, name;
     ParseUploadPath(req, &ns, &name);
+    call.attrs.verb = "update";
+    call.attrs.resource = FindByKind("Image");
+    call.attrs.ns = ns;
+    call.attrs.name = name;
+    call.attrs.subresource = "upload";
+    auto finish = [this, call, req](int code) { Record(req, call, code); };
     Status v = ValidateDns1123Label(ns, "metadata.namespace");
     if (v.ok()) v = ValidateDns1123Label(name, "metadata.name");
     if (!v.ok()) return finish(ReplyStatus(req, BadRequest("invalid path: " + v.message())));
+    if (!Allowed(req, call)) return finish(403);
     if (!blobs) return finish(ReplyStatus(req, Status(Code::kUnavailable, "this server does not store uploads")));
     int64_t length = req.headers().has(web::http::header_names::content_length)
                          ? static_cast<int64_t>(req.headers().content_length())
@@ -839,6 +1032,12 @@ ApiServer::ApiServer(Registry* registry, ApiServerOptions opts) : impl_(std::mak
   if (!impl_->opts.upload_dir.empty()) {
     impl_->blobs = std::make_unique<ImageBlobs>(registry, impl_->opts.upload_dir, impl_->opts.max_upload_bytes);
   }
+  if (impl_->opts.authenticate) {
+    impl_->authn = std::make_unique<Authenticator>(registry);
+    impl_->authz = std::make_unique<Authorizer>(registry);
+  }
+  double burst = impl_->opts.user_burst > 0 ? impl_->opts.user_burst : 2 * impl_->opts.user_qps;
+  impl_->limiter = std::make_unique<UserRateLimiter>(impl_->opts.user_qps, burst);
 }
 
 ApiServer::~ApiServer() {
@@ -851,6 +1050,11 @@ ApiServer::~ApiServer() {
 }
 
 Status ApiServer::Start() {
+  if (!impl_->opts.audit_log.empty() && !impl_->audit) {
+    auto a = AuditLog::Open(impl_->opts.audit_log, impl_->opts.audit_max_bytes, impl_->opts.audit_max_files);
+    if (!a.ok()) return a.status();
+    impl_->audit = std::move(*a);
+  }
   std::string url = "http://" + impl_->opts.listen;
   try {
     web::http::experimental::listener::http_listener_config cfg;

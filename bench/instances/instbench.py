@@ -47,11 +47,17 @@ def ctl(args, server, *rest, stdin=None, timeout=120, check=True):
     return r
 
 
+def auth_headers():
+    """The admin's bearer token (run.sh exports STRATUS_TOKEN from the server's data dir)."""
+    token = os.environ.get("STRATUS_TOKEN", "")
+    return {"Authorization": "Bearer " + token} if token else {}
+
+
 def get_json(server, path):
     u = urllib.parse.urlparse(server)
     c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
     try:
-        c.request("GET", path)
+        c.request("GET", path, headers=auth_headers())
         r = c.getresponse()
         body = r.read()
         if r.status != 200:
@@ -105,7 +111,7 @@ class Watcher(threading.Thread):
         super().__init__(daemon=True)
         u = urllib.parse.urlparse(server)
         self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
-        self.conn.request("GET", NS_PATH + "/instances?watch=1")
+        self.conn.request("GET", NS_PATH + "/instances?watch=1", headers=auth_headers())
         self.resp = self.conn.getresponse()  # headers back: the watch is registered before we apply
         if self.resp.status != 200:
             raise RuntimeError(f"watch: HTTP {self.resp.status}")

@@ -65,7 +65,8 @@ start_server() {  # start_server NAME extra-flags...   sets SERVER_PID, SERVER_U
   SERVER_PID=$!
   SERVER_URL="http://127.0.0.1:$port"
   for _ in $(seq 100); do
-    # ready when the embedded agent has registered its Node
+    # ready when the embedded agent has registered its Node (as the admin, whose token the server writes first)
+    if [[ -s $WORK/$name/data/admin.token ]]; then STRATUS_TOKEN=$(cat "$WORK/$name/data/admin.token"); export STRATUS_TOKEN; fi
     if "$CTL" --server "$SERVER_URL" get nodes -o name 2>/dev/null | grep -q .; then return 0; fi
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1

@@ -174,6 +174,7 @@ SERVER_PID=$!
 SERVER_URL="http://127.0.0.1:$PORT"
 up=0
 for _ in $(seq 300); do  # ready when the embedded agent has registered its Node (30 s at most)
+  if [[ -s $WORK/data/admin.token ]]; then STRATUS_TOKEN=$(cat "$WORK/data/admin.token"); export STRATUS_TOKEN; fi
   if "$CTL" --server "$SERVER_URL" get nodes -o name 2>/dev/null | grep -q .; then up=1; break; fi
   kill -0 "$SERVER_PID" 2>/dev/null || break
   sleep 0.1

@@ -88,6 +88,17 @@ struct VersionOptions {
 };
 int RunVersion(Env& env, const VersionOptions& opts);
 
+struct CanIOptions {
+  std::string verb;                // get list watch create update patch delete
+  std::string target;              // KIND, KIND/NAME
+  std::string name;                // optional NAME after KIND
+  std::string subresource;         // status, upload, log
+  bool all_namespaces = false;     // -A: across every namespace
+};
+// Asks the server whether the caller may do something (a SelfSubjectAccessReview): prints yes (exit 0) or no
+// (exit 1, the reason on stderr).
+int RunCanI(Env& env, const CanIOptions& opts);
+
 struct ApiResourcesOptions {
   std::string output;  // "", wide, name
 };
@@ -120,6 +131,15 @@ struct CreateAccessKeyOptions {
   std::string user;
 };
 int RunCreateAccessKey(Env& env, const CreateAccessKeyOptions& opts);
+
+struct CreateTokenOptions {
+  std::string name;
+  std::string user;
+  std::string expires_at;  // RFC 3339, optional
+  std::string description;
+};
+// Makes a bearer token for a user and prints it (shown only this once).
+int RunCreateToken(Env& env, const CreateTokenOptions& opts);
 
 // The client's version string ("0.1.0").
 const char* ClientVersion();

@@ -166,6 +166,24 @@ void DescribeObject(Env& env, const ResourceInfo& r, const json& obj) {
     Field(out, "Owned By", Join(o, ", "));
   }
 
+  if (r.kind == "Quota") {
+    // As `kubectl describe quota`: one row per resource, its use against its limit.
+    const json* used = JsonAt(obj, "status.used");
+    const json* hard = JsonAt(obj, "status.hard");
+    if (hard == nullptr || !hard->is_object()) hard = JsonAt(obj, "spec.hard");
+    Table t({"RESOURCE", "USED", "HARD"});
+    if (hard != nullptr && hard->is_object()) {
+      for (auto it = hard->begin(); it != hard->end(); ++it) {
+        std::string u = used != nullptr && used->is_object() && used->contains(it.key()) ? ScalarText((*used)[it.key()])
+                                                                                         : "0";
+        t.AddRow({it.key(), u, ScalarText(it.value())});
+      }
+    }
+    out << "Resource Usage:\n" << Indent(t.ToString(), "  ");
+    DescribeEvents(env, out, r, obj);
+    return;
+  }
+
   // Spec first, then any other top-level fields (Events keep theirs at the top level), then status.
   if (obj.contains("spec")) Section(out, "Spec", obj["spec"]);
   for (auto it = obj.begin(); it != obj.end(); ++it) {

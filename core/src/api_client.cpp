@@ -253,6 +253,10 @@ class HttpApiClient : public ApiClient {
     }
   }
 
+  StatusOr<json> PostRaw(const std::string& path, const json& body) override {
+    return DoJson(http::methods::POST, path.empty() || path[0] != '/' ? "/" + path : path, &body, kJson);
+  }
+
  private:
   static httpc::http_client_config Config(std::chrono::seconds timeout) {
     httpc::http_client_config cfg;

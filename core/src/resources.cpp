@@ -19,6 +19,10 @@ const std::vector<ResourceInfo>& AllResources() {
       {"Namespace", "namespaces", "namespace", false, {"ns"}, true, {}},
       {"AccessKey", "accesskeys", "accesskey", false, {"ak"}, false, {}},
       {"Quota", "quotas", "quota", true, {}, true, {}},
+      {"User", "users", "user", false, {}, false, {}},
+      {"Token", "tokens", "token", false, {}, false, {}},
+      {"RoleBinding", "rolebindings", "rolebinding", true, {"rb"}, false, {}},
+      {"ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, {"crb"}, false, {}},
   };
   return kAll;
 }

@@ -52,7 +52,8 @@ TEST_F(BootTest, AgentKilledMidCreationConvergesToOneDomain) {
   ReservedPort agent_port = ReservePort();
   std::string log = (dir_.path() / "agent.log").string();
   auto spawn_agent = [&]() {
-    std::vector<std::string> a = {StratusdBin(), "agent", "--server", server.url(), "--data-dir", (dir_.path() / "agent").string()};
+    std::vector<std::string> a = {StratusdBin(), "agent", "--server", server.url(), "--data-dir", (dir_.path() / "agent").string(),
+                                  "--bootstrap-token-file", server.bootstrap_token_file()};
     for (auto& f : AgentFlags(agent_port)) a.push_back(f);
     pid_t p = SpawnLogged(a, log);
     return p;

@@ -95,7 +95,8 @@ TEST_F(VolumeE2eTest, AgentKilledWhileCreatingVolumesLeavesNoOrphans) {
   std::string log = (dir_.path() / "agent.log").string();
   fs::path agent_dir = dir_.path() / "agent";
   auto spawn_agent = [&]() {
-    std::vector<std::string> a = {StratusdBin(), "agent", "--server", server.url(), "--data-dir", agent_dir.string()};
+    std::vector<std::string> a = {StratusdBin(), "agent", "--server", server.url(), "--data-dir", agent_dir.string(),
+                                  "--bootstrap-token-file", server.bootstrap_token_file()};
     for (auto& f : AgentFlags(agent_port)) a.push_back(f);
     return SpawnLogged(a, log);
   };

@@ -185,7 +185,7 @@ TEST_F(AgentTest, ImageChecksumMismatchFailsWithReason) {
 }
 
 TEST_F(AgentTest, TwoAgentsSpreadAndRespectCapacity) {
-  AgentProcess b(server_->url(), "node-b", dir_.path(), /*heartbeat_seconds=*/2);
+  AgentProcess b(*server_, "node-b", dir_.path(), /*heartbeat_seconds=*/2);
   int port_b = b.port();
   json nb;
   ASSERT_TRUE(Eventually([&] {

@@ -345,9 +345,11 @@ TEST_F(ApiTest, SixtyFourConcurrentWritersAllServed) {
       web::http::client::http_client c(server_->url(), TestHttpConfig(20));
       for (int i = 0; i < 20; ++i) {
         try {
-          auto r = c.request(web::http::methods::POST, std::string(kNs) + "/volumes",
-                             VolumeJson("c" + std::to_string(t) + "-" + std::to_string(i)), "application/json")
-                       .get();
+          web::http::http_request req(web::http::methods::POST);
+          req.set_request_uri(std::string(kNs) + "/volumes");
+          req.headers().add("Authorization", "Bearer " + server_->token());
+          req.set_body(VolumeJson("c" + std::to_string(t) + "-" + std::to_string(i)), "application/json");
+          auto r = c.request(req).get();
           r.extract_vector().get();
           (r.status_code() == 201 ? ok : failed)++;
         } catch (const std::exception&) {

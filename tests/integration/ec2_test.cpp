@@ -19,6 +19,7 @@ class Ec2Test : public ::testing::Test {
     server_ = std::make_unique<ServerProcess>(dir_.path() / "data",
                                               std::vector<std::string>{"--ec2-listen", ec2_port_.hostport()});
     ASSERT_TRUE(server_->Start()) << server_->log();
+    ASSERT_FALSE(server_->MakeUser("alice", "default", "member").empty());
   }
 
   // Runs `aws ec2 ARGS...` against the endpoint with the given credentials and nothing from the machine's config.
@@ -149,6 +150,7 @@ TEST_F(Ec2Test, EachKeyActsInItsOwnNamespace) {
                               .dump())
                 .code,
             201);
+  ASSERT_FALSE(server_->MakeUser("bob", "team-b", "member").empty());
   json a = CreateAccessKey("alice-key", "alice", "default");
   // stratusctl prints the id and the secret, once.
   RunResult made = server_->Ctl({"create", "accesskey", "bob-key", "--user", "bob", "-n", "team-b"});
@@ -171,6 +173,32 @@ TEST_F(Ec2Test, EachKeyActsInItsOwnNamespace) {
   ASSERT_EQ(as_bob.exit_code, 0) << as_bob.err;
   EXPECT_EQ(json::parse(as_bob.out)["Reservations"].size(), 1u) << as_bob.out;
   EXPECT_NE(a["status"]["secretAccessKey"], b["status"]["secretAccessKey"]);
+}
+
+TEST_F(Ec2Test, KeysActWithTheirUsersRoles) {
+  // A viewer's key describes but cannot run, even as a dry run; a key for a namespace its user has no role in
+  // gets nothing; a key whose user is gone fails to authenticate.
+  ASSERT_FALSE(server_->MakeUser("vic", "default", "viewer").empty());
+  json v = CreateAccessKey("vic-key", "vic", "default");
+  std::string vid = v["spec"]["accessKeyId"], vsecret = v["status"]["secretAccessKey"];
+  RunResult d = Aws({"describe-instances"}, vid, vsecret);
+  EXPECT_EQ(d.exit_code, 0) << d.err;
+  for (bool dry : {true, false}) {
+    std::vector<std::string> args = {"run-instances", "--image-id", "ami-00000000000000000", "--instance-type", "m1.small"};
+    if (dry) args.push_back("--dry-run");
+    RunResult run = Aws(args, vid, vsecret);
+    EXPECT_NE(run.exit_code, 0);
+    EXPECT_NE(run.err.find("UnauthorizedOperation"), std::string::npos) << run.err;
+    EXPECT_NE(run.err.find("User \"vic\" cannot create resource \"instances\""), std::string::npos) << run.err;
+  }
+  json elsewhere = CreateAccessKey("alice-elsewhere", "alice", "team-z");
+  RunResult z = Aws({"describe-instances"}, elsewhere["spec"]["accessKeyId"], elsewhere["status"]["secretAccessKey"]);
+  EXPECT_NE(z.exit_code, 0);
+  EXPECT_NE(z.err.find("UnauthorizedOperation"), std::string::npos) << z.err;
+  ASSERT_EQ(server_->Http("DELETE", "/apis/stratus.io/v1/users/vic").code, 200);
+  RunResult gone = Aws({"describe-instances"}, vid, vsecret);
+  EXPECT_NE(gone.exit_code, 0);
+  EXPECT_NE(gone.err.find("AuthFailure"), std::string::npos) << gone.err;
 }
 
 }  // namespace

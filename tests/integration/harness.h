@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -225,6 +226,7 @@ inline web::http::client::http_client_config TestHttpConfig(int timeout_s = 30) 
 struct HttpResult {
   int code = 0;
   std::string body;
+  std::map<std::string, std::string> headers;
   stratus::json Json() const { return stratus::json::parse(body, nullptr, false); }
 };
 
@@ -262,7 +264,12 @@ class ServerProcess {
     pid_ = SpawnLogged(a, log_);
     auto deadline = std::chrono::steady_clock::now() + Scaled(std::chrono::seconds(20));
     while (std::chrono::steady_clock::now() < deadline) {
-      if (Http("GET", "/healthz").code == 200) return true;
+      if (Http("GET", "/healthz").code == 200) {
+        // The first administrator's token, made at the server's first start (tests act as that admin).
+        std::ifstream t(data_dir_ / "admin.token");
+        std::getline(t, token_);
+        return true;
+      }
       int st;
       if (::waitpid(pid_, &st, WNOHANG) == pid_) {
         pid_ = 0;
@@ -299,14 +306,21 @@ class ServerProcess {
   int port() const { return port_.port(); }
   std::string log() const { return ReadFile(log_); }
 
-  // A raw HTTP request. `content_type` empty sends no Content-Type header.
+  // A raw HTTP request as the admin. `content_type` empty sends no Content-Type header.
   HttpResult Http(const std::string& method, const std::string& path, const std::string& body = "",
                   const std::string& content_type = "application/json", int timeout_s = 30) const {
+    return HttpAs(token_, method, path, body, content_type, timeout_s);
+  }
+  // The same with another bearer token ("" sends none).
+  HttpResult HttpAs(const std::string& token, const std::string& method, const std::string& path,
+                    const std::string& body = "", const std::string& content_type = "application/json",
+                    int timeout_s = 30) const {
     HttpResult r;
     try {
       web::http::client::http_client c(url(), TestHttpConfig(timeout_s));
       web::http::http_request req(method);
       req.set_request_uri(path);
+      if (!token.empty()) req.headers().add("Authorization", "Bearer " + token);
       if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
         if (content_type.empty()) {
           req.set_body(std::vector<unsigned char>(body.begin(), body.end()));
@@ -317,6 +331,7 @@ class ServerProcess {
       }
       auto resp = c.request(req).get();
       r.code = resp.status_code();
+      for (const auto& [k, v] : resp.headers()) r.headers[k] = v;
       auto v = resp.extract_vector().get();
       r.body.assign(v.begin(), v.end());
     } catch (const std::exception& e) {
@@ -326,10 +341,32 @@ class ServerProcess {
     return r;
   }
 
-  // Runs stratusctl against this server.
+  // Runs stratusctl against this server as the admin.
   RunResult Ctl(std::vector<std::string> args, const std::string& stdin_text = "", int timeout_s = 60) const {
+    return CtlAs(token_, std::move(args), stdin_text, timeout_s);
+  }
+  RunResult CtlAs(const std::string& token, std::vector<std::string> args, const std::string& stdin_text = "",
+                  int timeout_s = 60) const {
     args.insert(args.begin(), {StratusctlBin(), "--server", url()});
-    return Run(args, stdin_text, {}, timeout_s);
+    return Run(args, stdin_text, {"STRATUS_TOKEN=" + token}, timeout_s);
+  }
+  // The admin's bearer token, and the files the server keeps its tokens in.
+  const std::string& token() const { return token_; }
+  std::string admin_token_file() const { return (data_dir_ / "admin.token").string(); }
+  std::string bootstrap_token_file() const { return (data_dir_ / "bootstrap.token").string(); }
+  // Makes a user with a role in a namespace (and the namespace) and returns a bearer token of that user.
+  std::string MakeUser(const std::string& user, const std::string& ns = "", const std::string& role = "") const {
+    Http("POST", "/apis/stratus.io/v1/users", stratus::json{{"metadata", {{"name", user}}}}.dump());
+    if (!ns.empty()) {
+      Http("POST", "/apis/stratus.io/v1/namespaces", stratus::json{{"metadata", {{"name", ns}}}}.dump());
+      Http("POST", "/apis/stratus.io/v1/namespaces/" + ns + "/rolebindings",
+           stratus::json{{"metadata", {{"name", user + "-" + role}}}, {"spec", {{"user", user}, {"role", role}}}}.dump());
+    }
+    auto t = Http("POST", "/apis/stratus.io/v1/tokens",
+                  stratus::json{{"metadata", {{"generateName", user + "-"}}}, {"spec", {{"user", user}}}}.dump());
+    auto j = t.Json();
+    if (!j.is_object() || !j.contains("status")) return "";
+    return j["status"].value("token", "");
   }
 
  private:
@@ -338,18 +375,21 @@ class ServerProcess {
   std::string log_;
   pid_t pid_ = 0;
   ReservedPort port_;
+  std::string token_;
 };
 
 // One running `stratusd agent` on libvirt's test:///default driver, registered as `node` with `server`; its data
 // dir is DIR/NODE and its log DIR/NODE.log. SIGKILLed and reaped at scope exit unless the caller reaped it.
 class AgentProcess {
  public:
-  AgentProcess(const std::string& server, const std::string& node, const std::filesystem::path& dir,
+  // Joins `server` with its bootstrap token (the agent keeps the node credential it gets in its data dir).
+  AgentProcess(const ServerProcess& server, const std::string& node, const std::filesystem::path& dir,
                int heartbeat_seconds = 1)
       : port_(ReservePort()), log_((dir / (node + ".log")).string()) {
-    pid_ = SpawnLogged({StratusdBin(), "agent", "--server", server, "--node", node, "--libvirt-uri", "test:///default",
-                        "--agent-listen", port_.hostport(), "--data-dir", (dir / node).string(),
-                        "--reserved-memory-mib", "0", "--heartbeat-seconds", std::to_string(heartbeat_seconds)},
+    pid_ = SpawnLogged({StratusdBin(), "agent", "--server", server.url(), "--node", node, "--libvirt-uri",
+                        "test:///default", "--agent-listen", port_.hostport(), "--data-dir", (dir / node).string(),
+                        "--reserved-memory-mib", "0", "--heartbeat-seconds", std::to_string(heartbeat_seconds),
+                        "--bootstrap-token-file", server.bootstrap_token_file()},
                        log_);
   }
   ~AgentProcess() {

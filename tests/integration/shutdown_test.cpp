@@ -82,7 +82,7 @@ TEST(ShutdownTest, SigtermUnderLoadEndsWatchesExitsPromptlyAndKeepsEveryWrite) {
   TempDir dir;
   ServerProcess server(dir.path() / "data");
   ASSERT_TRUE(server.Start()) << server.log();
-  AgentProcess a(server.url(), "node-a", dir.path()), b(server.url(), "node-b", dir.path());
+  AgentProcess a(server, "node-a", dir.path()), b(server, "node-b", dir.path());
   std::set<std::string> acknowledged;
   std::mutex mu;
   for (int round = 0; round < kRounds; ++round) {
@@ -115,7 +115,7 @@ TEST(ShutdownTest, SigtermUnderLoadEndsWatchesExitsPromptlyAndKeepsEveryWrite) {
     }
     ASSERT_TRUE(Eventually([&] { return OpenWatches(server) >= 8 + kWatchers; }, 30, 20))
         << OpenWatches(server) << "\n" << server.log() << "\ncurl: "
-        << stratus::testing::Run({"/usr/bin/curl", "-s", "-m", "5", server.url() + "/metrics"}).out;
+        << stratus::testing::Run({"/usr/bin/curl", "-s", "-m", "5", "-H", "Authorization: Bearer " + server.token(), server.url() + "/metrics"}).out;
     for (int w = 0; w < kWriters; ++w) {
       threads.emplace_back([&, w] {
         for (int i = 0; !stop.load(); ++i) {
@@ -194,9 +194,9 @@ TEST(ShutdownTest, RollingRestartMissesNoEventAndNeedsNoOperator) {
   TempDir dir;
   ServerProcess server(dir.path() / "data");
   ASSERT_TRUE(server.Start()) << server.log();
-  AgentProcess a(server.url(), "node-a", dir.path()), b(server.url(), "node-b", dir.path());
+  AgentProcess a(server, "node-a", dir.path()), b(server, "node-b", dir.path());
   std::string out = (dir.path() / "watch.out").string();
-  pid_t watch = SpawnLogged({StratusctlBin(), "--server", server.url(), "get", "securitygroups", "-w", "-o", "name"}, out);
+  pid_t watch = SpawnLogged({StratusctlBin(), "--server", server.url(), "--token", server.token(), "get", "securitygroups", "-w", "-o", "name"}, out);
   struct Reap {
     pid_t pid;
     ~Reap() {

@@ -530,6 +530,27 @@ Reply Api::Handle(const SignedRequest& req, std::chrono::system_clock::time_poin
   if (it == Handlers().end()) {
     return fail({"InvalidAction", "The action " + *action + " is not valid for this web service.", 400});
   }
+  // The same authorization as the main API, before DryRun (EC2 answers a dry run by the caller's permissions).
+  if (opts_.authorize) {
+    static const std::map<std::string, std::pair<const char*, const char*>> kNeeds = {
+        {"DescribeInstances", {"list", "instances"}},  {"DescribeKeyPairs", {"list", "keypairs"}},
+        {"DescribeImages", {"list", "images"}},        {"RunInstances", {"create", "instances"}},
+        {"TerminateInstances", {"delete", "instances"}}, {"StartInstances", {"patch", "instances"}},
+        {"StopInstances", {"patch", "instances"}},     {"RebootInstances", {"patch", "instances"}},
+        {"DescribeRegions", {"get", "namespaces"}},    {"DescribeAvailabilityZones", {"get", "namespaces"}},
+    };
+    auto need = kNeeds.find(*action);
+    if (need != kNeeds.end()) {
+      Status s = opts_.authorize(*key, need->second.first, need->second.second);
+      if (s.code() == Code::kUnauthorized) {
+        return fail({"AuthFailure", "AWS was not able to validate the provided access credentials", 401});
+      }
+      if (!s.ok()) {
+        spdlog::info("ec2 request denied: action={} user={} namespace={}", *action, key->user, key->ns);
+        return fail({"UnauthorizedOperation", "You are not authorized to perform this operation. " + s.message(), 403});
+      }
+    }
+  }
   bool dry_run = false;
   if (!params.Bool("DryRun", false, &dry_run, &e)) return fail(e);
   if (dry_run) {

@@ -21,6 +21,12 @@ struct ApiServerOptions {
   std::string upload_dir;                    // uploaded image data; empty: uploads are not served
   uint64_t max_upload_bytes = 64ull << 30;   // larger image uploads get 413
   std::string ec2_master_key;                // derives AccessKeys' secrets (shown in a create's response only)
+  bool authenticate = true;                  // bearer tokens and RoleBindings on every path but the probes
+  std::string audit_log;                     // JSON lines of writes and denials; empty: none
+  uint64_t audit_max_bytes = 64ull << 20;    // the audit log rotates past this size
+  int audit_max_files = 5;                   // rotated audit logs kept
+  double user_qps = 0;                       // per-user request rate (token bucket); 0: unlimited
+  double user_burst = 0;                     // the bucket's size (default 2 x user_qps)
 };
 
 class ApiServer {

@@ -48,6 +48,12 @@ class ApiClient {
                        const std::function<bool(const WatchEvent&)>& on_event, const std::atomic<bool>* stop) = 0;
   // Raw GET of a path (discovery, /healthz, logs proxy); returns the body.
   virtual StatusOr<std::string> GetRaw(const std::string& path) = 0;
+  // POSTs `body` to a path outside the resources (an access review). Clients that have no such paths refuse.
+  virtual StatusOr<json> PostRaw(const std::string& path, const json& body) {
+    (void)path;
+    (void)body;
+    return Status(Code::kMethodNotAllowed, "this client does not send requests outside the resources");
+  }
   // Streams the local file `file` as the body of `PUT {object path}/upload` (image data); `progress(sent, total)`
   // is called as bytes leave. Returns the object as the server stored it. Default: kUnavailable.
   virtual StatusOr<json> UploadFile(const std::string& plural, const std::string& ns, const std::string& name,

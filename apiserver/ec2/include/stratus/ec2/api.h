@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -31,6 +32,10 @@ class AccessKeys {
 
 struct ApiOptions {
   std::string region = "us-east-1";
+  // Whether the key's user may `verb` (get list watch create update patch delete) `plural` in the key's
+  // namespace: the main API's authorization. kUnauthorized (the user is gone or disabled) answers AuthFailure,
+  // kForbidden UnauthorizedOperation. Unset: every verified key may do everything in its namespace.
+  std::function<Status(const AccessKey& key, const std::string& verb, const std::string& plural)> authorize;
 };
 
 struct Reply {

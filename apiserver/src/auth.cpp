@@ -1,0 +1,346 @@
+#include "stratus/apiserver/auth.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <stdexcept>
+
+#include "stratus/core/object.h"
+#include "stratus/core/sha256.h"
+
+namespace stratus {
+namespace {
+
+bool IsRead(const std::string& verb) { return verb == "get" || verb == "list" || verb == "watch"; }
+
+// What members create, change and delete; admins also manage the namespace's RoleBindings.
+const std::set<std::string>& CloudKinds() {
+  static const std::set<std::string> k = {"Instance", "Volume", "Network", "Image", "KeyPair", "SecurityGroup"};
+  return k;
+}
+// Credentials: never readable by a viewer role, only by cluster-admin.
+bool IsCredential(const std::string& kind) { return kind == "Token" || kind == "AccessKey"; }
+
+// Paths every authenticated caller may read (Kubernetes' system:discovery).
+bool IsDiscoveryPath(const std::string& p) {
+  return p == "/" || p == "/api" || p == "/apis" || p == "/apis/stratus.io" || p == "/apis/stratus.io/v1" ||
+         p == "/version";
+}
+
+std::string Spec(const json& o, const char* field) {
+  if (!o.is_object() || !o.contains("spec") || !o["spec"].is_object()) return "";
+  const json& v = o["spec"];
+  auto it = v.find(field);
+  return it != v.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+std::string Unpadded64Url(const unsigned char* p, size_t n) {
+  std::string out(4 * ((n + 2) / 3) + 1, '\0');
+  int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), p, static_cast<int>(n));
+  out.resize(static_cast<size_t>(len));
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
+}
+
+bool IsBase64Url(const std::string& s) {
+  for (char c : s) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status Unauthorized() {
+  return Status(Code::kUnauthorized, "Unauthorized: send a valid bearer token (Authorization: Bearer NAME.SECRET)");
+}
+
+}  // namespace
+
+TokenSecret NewTokenSecret() {
+  unsigned char b[32];
+  if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("RAND_bytes failed");
+  TokenSecret t;
+  t.secret = Unpadded64Url(b, sizeof b);
+  t.hash = TokenHash(t.secret);
+  return t;
+}
+
+std::string TokenHash(const std::string& secret) {
+  Sha256 h;
+  h.Update(secret.data(), secret.size());
+  return h.Hex();
+}
+
+// --- authentication ----------------------------------------------------------------------------------------------
+
+Authenticator::Authenticator(const Registry* registry, Now now) : registry_(registry), now_(std::move(now)) {
+  if (!now_) {
+    now_ = [] {
+      return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    };
+  }
+}
+
+StatusOr<UserInfo> Authenticator::Authenticate(const std::string& header) const {
+  static const std::string kScheme = "bearer ";
+  if (header.size() <= kScheme.size()) return Unauthorized();
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return Unauthorized();
+  }
+  std::string token = header.substr(kScheme.size());
+  while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.pop_back();
+  while (!token.empty() && token.front() == ' ') token.erase(0, 1);
+  auto dot = token.find('.');
+  if (dot == std::string::npos || dot == 0 || dot > 63) return Unauthorized();
+  std::string name = token.substr(0, dot), secret = token.substr(dot + 1);
+  if (secret.size() != 43 || !IsBase64Url(secret) || !ValidateDns1123Label(name, "token").ok()) return Unauthorized();
+  auto stored = registry_->store()->GetStored({"tokens", "", name});
+  if (!stored.ok()) {
+    spdlog::debug("authentication failed: reason=unknown-token token={}", name);
+    return Unauthorized();
+  }
+  const json& t = *stored->object;
+  std::string want = Spec(t, "tokenHash"), got = TokenHash(secret);
+  if (want.size() != got.size() || CRYPTO_memcmp(want.data(), got.data(), got.size()) != 0) {
+    spdlog::debug("authentication failed: reason=secret-mismatch token={}", name);
+    return Unauthorized();
+  }
+  if (t.contains("metadata") && t["metadata"].contains("deletionTimestamp")) return Unauthorized();
+  std::string expires = Spec(t, "expiresAt");
+  if (!expires.empty()) {
+    int64_t at = ParseRfc3339(expires);
+    if (at <= 0 || at <= now_()) {
+      spdlog::debug("authentication failed: reason=expired token={}", name);
+      return Unauthorized();
+    }
+  }
+  UserInfo u;
+  u.name = Spec(t, "user");
+  if (u.name.empty()) return Unauthorized();
+  if (!u.IsNode() && !u.IsBootstrap()) {
+    Status s = CheckUser(u.name);
+    if (!s.ok()) {
+      spdlog::debug("authentication failed: reason=user token={} user={}", name, u.name);
+      return s;
+    }
+  }
+  return u;
+}
+
+Status Authenticator::CheckUser(const std::string& user) const {
+  auto stored = registry_->store()->GetStored({"users", "", user});
+  if (!stored.ok()) return Unauthorized();
+  const json& o = *stored->object;
+  if (o.contains("spec") && o["spec"].is_object() && o["spec"].value("disabled", false)) return Unauthorized();
+  return Status();
+}
+
+// --- authorization -------------------------------------------------------------------------------------------
+
+Authorizer::Authorizer(const Registry* registry) : registry_(registry) {}
+
+Status Forbidden(const UserInfo& user, const RequestAttributes& a) {
+  std::string who = "User \"" + user.name + "\"";
+  if (!a.resource) return Status(Code::kForbidden, "forbidden: " + who + " cannot " + a.verb + " path \"" + a.path + "\"");
+  std::string res = a.resource->plural + (a.subresource.empty() ? "" : "/" + a.subresource);
+  std::string head = a.name.empty() ? "" : a.resource->plural + " \"" + a.name + "\" is ";
+  if (head.empty()) head = a.resource->plural + " is ";
+  std::string where = a.resource->namespaced && !a.ns.empty() ? " in the namespace \"" + a.ns + "\""
+                                                                : std::string(" at the cluster scope");
+  return Status(Code::kForbidden, head + "forbidden: " + who + " cannot " + a.verb + " resource \"" + res +
+                                      "\" in API group \"stratus.io\"" + where);
+}
+
+bool Authorizer::ClusterRoleAllows(const std::string& user, const RequestAttributes& a) const {
+  StoreListOptions lo;
+  lo.plural = "clusterrolebindings";
+  auto bindings = registry_->store()->List(lo);
+  for (const auto& b : bindings.items) {
+    if (Spec(*b, "user") != user) continue;
+    std::string role = Spec(*b, "role");
+    if (role == "cluster-admin") return true;
+    if (role == "cluster-viewer" && IsRead(a.verb)) {
+      if (!a.resource) return true;
+      if (!IsCredential(a.resource->kind)) return true;
+    }
+  }
+  return false;
+}
+
+bool Authorizer::IsClusterAdmin(const std::string& user) const {
+  StoreListOptions lo;
+  lo.plural = "clusterrolebindings";
+  for (const auto& b : registry_->store()->List(lo).items) {
+    if (Spec(*b, "user") == user && Spec(*b, "role") == "cluster-admin") return true;
+  }
+  return false;
+}
+
+bool Authorizer::HasAnyBinding(const std::string& user, const std::string& ns) const {
+  StoreListOptions lo;
+  lo.plural = "rolebindings";
+  lo.ns = ns;
+  for (const auto& b : registry_->store()->List(lo).items) {
+    if (Spec(*b, "user") == user) return true;
+  }
+  return false;
+}
+
+bool Authorizer::NamespaceRoleAllows(const std::string& user, const RequestAttributes& a) const {
+  if (!a.resource || !a.resource->namespaced || a.ns.empty()) return false;
+  const std::string& kind = a.resource->kind;
+  bool read = IsRead(a.verb);
+  // Status is what the cloud observed: only its reconcilers (cluster-admin, nodes) write it.
+  if (a.subresource == "status" && !read) return false;
+  StoreListOptions lo;
+  lo.plural = "rolebindings";
+  lo.ns = a.ns;
+  for (const auto& b : registry_->store()->List(lo).items) {
+    if (Spec(*b, "user") != user) continue;
+    std::string role = Spec(*b, "role");
+    if (read) return true;  // every role reads everything in its namespace
+    if ((role == "member" || role == "admin") && CloudKinds().count(kind)) return true;
+    if (role == "admin" && kind == "RoleBinding") return true;
+  }
+  return false;
+}
+
+// Kubernetes' NodeRestriction: a node reads what its reconcilers need, writes its own Node, the status of what
+// is placed on it, the root volumes of its instances and Events; never credentials or KeyPairs.
+bool Authorizer::NodeAllows(const UserInfo& user, const RequestAttributes& a, const json* body) const {
+  if (!a.resource) return IsDiscoveryPath(a.path);
+  const std::string& kind = a.resource->kind;
+  const std::string node = user.NodeName();
+  static const std::set<std::string> kReads = {"Instance", "Volume",       "Network",   "Image", "SecurityGroup",
+                                               "Node",     "InstanceType", "Namespace", "Event", "Quota"};
+  if (IsRead(a.verb)) return kReads.count(kind) > 0;
+  if (kind == "Event") return a.verb == "create" || a.verb == "update" || a.verb == "patch";
+  if (kind == "Node") {
+    if (a.verb == "delete") return false;
+    std::string name = a.name;
+    if (a.verb == "create" && body) name = MetaString(*body, "name");
+    return name == node;
+  }
+  auto placed_here = [&](const json& o) {
+    std::string n = Spec(o, "nodeName");
+    if (n.empty() && o.contains("status") && o["status"].is_object()) n = o["status"].value("node", "");
+    return n == node;
+  };
+  if (kind == "Instance" || kind == "Volume") {
+    if (a.verb == "create") return kind == "Volume" && body && placed_here(*body);
+    auto cur = registry_->store()->GetStored({a.resource->plural, a.ns, a.name});
+    if (!cur.ok()) return false;
+    if (!placed_here(*cur->object)) return false;
+    // An instance's spec is the user's; its node writes status and its own finalizers (a merge patch).
+    return kind == "Volume" || a.subresource == "status" || a.verb == "patch";
+  }
+  if (kind == "Network" || kind == "Image") return a.subresource == "status";
+  return false;
+}
+
+Status Authorizer::Authorize(const UserInfo& user, const RequestAttributes& a, const json* body) const {
+  if (user.IsNode()) return NodeAllows(user, a, body) ? Status() : Forbidden(user, a);
+  if (user.IsBootstrap()) {
+    // A bootstrap token only turns into a node credential.
+    bool ok = a.resource && a.resource->kind == "Token" && a.verb == "create" && body &&
+              Spec(*body, "user").rfind(UserInfo::kNodePrefix, 0) == 0;
+    return ok ? Status() : Forbidden(user, a);
+  }
+  if (ClusterRoleAllows(user.name, a)) return Status();
+  if (!a.resource) {
+    return IsDiscoveryPath(a.path) && a.verb == "get" ? Status() : Forbidden(user, a);
+  }
+  const std::string& kind = a.resource->kind;
+  if (kind == "InstanceType" && IsRead(a.verb)) return Status();  // flavors are public, as in Nova
+  if (kind == "User" && a.verb == "get" && a.name == user.name) return Status();
+  if (kind == "Namespace" && a.verb == "get" && !a.name.empty() && HasAnyBinding(user.name, a.name)) return Status();
+  if (NamespaceRoleAllows(user.name, a)) return Status();
+  return Forbidden(user, a);
+}
+
+namespace {
+
+Status WritePrivateFile(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
+  ::fchmod(fd, 0600);
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = ::write(fd, text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      return Internal("cannot write " + tmp + ": " + std::strerror(errno));
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Internal("cannot rename " + tmp + ": " + std::strerror(errno));
+  return Status();
+}
+
+Status CreateIfMissing(Registry* registry, const char* kind, json obj) {
+  auto c = registry->Create(*FindByKind(kind), "", std::move(obj));
+  if (!c.ok() && c.status().code() != Code::kAlreadyExists) return c.status();
+  return Status();
+}
+
+}  // namespace
+
+StatusOr<std::string> EnsureTokenFile(Registry* registry, const std::string& path, const std::string& token_name,
+                                      const std::string& user, bool cluster_admin) {
+  if (cluster_admin) {
+    Status s = CreateIfMissing(registry, "User", {{"metadata", {{"name", user}}},
+                                                  {"spec", {{"displayName", "The cloud's first administrator"}}}});
+    if (s.ok()) {
+      s = CreateIfMissing(registry, "ClusterRoleBinding",
+                          {{"metadata", {{"name", user + "-cluster-admin"}}},
+                           {"spec", {{"user", user}, {"role", "cluster-admin"}}}});
+    }
+    if (!s.ok()) return s;
+  }
+  // The file's token, when it still authenticates as `user`, stays.
+  std::ifstream in(path);
+  std::string existing;
+  if (in && std::getline(in, existing) && !existing.empty()) {
+    Authenticator authn(registry);
+    auto u = authn.Authenticate("Bearer " + existing);
+    if (u.ok() && u->name == user && existing.rfind(token_name + ".", 0) == 0) return existing;
+  }
+  TokenSecret t = NewTokenSecret();
+  std::string bearer = BearerToken(token_name, t.secret);
+  // The file first: a crash between the two leaves a file whose token fails, and the next start replaces both.
+  Status w = WritePrivateFile(path, bearer + "\n");
+  if (!w.ok()) return w;
+  const ResourceInfo& tr = *FindByKind("Token");
+  auto cur = registry->Get(tr, "", token_name);
+  if (cur.ok()) {
+    auto p = registry->Patch(tr, "", token_name, {{"spec", {{"tokenHash", t.hash}, {"user", user}}}}, false);
+    if (!p.ok()) return p.status();
+  } else {
+    auto c = registry->Create(tr, "", {{"metadata", {{"name", token_name}}},
+                                       {"spec", {{"user", user}, {"tokenHash", t.hash},
+                                                 {"description", "made by stratusd at first start (" + path + ")"}}}});
+    if (!c.ok()) return c.status();
+  }
+  return bearer;
+}
+
+}  // namespace stratus
