@@ -47,15 +47,17 @@ int Run(int argc, char** argv) {
   app.fallthrough();
   app.set_help_all_flag("--help-all", "Help for every command");
 
-  const char* env_server = std::getenv("STRATUS_SERVER");
-  std::string server = env_server != nullptr && *env_server ? env_server : "http://127.0.0.1:8774";
-  std::string ns = "default";
+  // Server, token and namespace: these flags > env STRATUS_SERVER, STRATUS_TOKEN > the config's context > defaults
+  // (ResolveGlobal).
+  GlobalOptions global;
   std::string request_timeout = "30s";
-  app.add_option("-s,--server", server, "API server URL (env STRATUS_SERVER)")->capture_default_str();
-  const char* env_token = std::getenv("STRATUS_TOKEN");
-  std::string token = env_token != nullptr ? env_token : "";
-  app.add_option("--token", token, "Bearer token to authenticate with (env STRATUS_TOKEN)");
-  auto* ns_opt = app.add_option("-n,--namespace", ns, "Namespace of namespaced objects")->capture_default_str();
+  app.add_option("-s,--server", global.flags.server,
+                 "API server URL (env STRATUS_SERVER, else the context's, else http://127.0.0.1:8774)");
+  app.add_option("--token", global.flags.token, "Bearer token to authenticate with (env STRATUS_TOKEN, else the context's)");
+  auto* ns_opt =
+      app.add_option("-n,--namespace", global.flags.ns, "Namespace of namespaced objects (else the context's, else default)");
+  app.add_option("--config", global.config, "Client config file, kubeconfig format (env STRATUS_CONFIG; default ~/.stratus/config)");
+  app.add_option("--context", global.context, "The config's context to use (default: its current-context)");
   app.add_option("--request-timeout", request_timeout, "Timeout of each API request (e.g. 30s)")
       ->capture_default_str();
 
@@ -138,6 +140,39 @@ int Run(int argc, char** argv) {
   can_i_cmd->add_option("--subresource", can_i.subresource, "status, upload or log");
   can_i_cmd->add_flag("-A,--all-namespaces", can_i.all_namespaces, "across every namespace");
 
+  // config
+  ConfigOptions config;
+  auto* config_cmd = app.add_subcommand("config", "Show and edit the client config (clusters, users, contexts)");
+  config_cmd->require_subcommand(1);
+  auto config_sub = [&](const char* name, const char* help, const char* names_help) {
+    auto* c = config_cmd->add_subcommand(name, help);
+    if (names_help != nullptr) c->add_option("name", config.names, names_help);
+    c->callback([&config, name] { config.action = name; });
+    return c;
+  };
+  auto* view_cmd = config_sub("view", "Print the config (tokens and certificate data hidden unless --raw)", nullptr);
+  view_cmd->add_flag("--raw", config.raw, "Show tokens and certificate data");
+  view_cmd->add_flag("--minify", config.minify, "Only the current context (or --context) and its cluster and user");
+  view_cmd->add_option("-o,--output", config.output, "yaml (default) or json");
+  config_sub("use-context", "Make a context the current one", "context name");
+  auto* set_ctx_cmd = config_sub("set-context", "Create or update a context", "context name");
+  set_ctx_cmd->add_flag("--current", config.current, "Update the current context");
+  auto* ctx_cluster = set_ctx_cmd->add_option("--cluster", config.cluster, "cluster of the context");
+  auto* ctx_user = set_ctx_cmd->add_option("--user", config.user, "user of the context");
+  auto* ctx_ns = set_ctx_cmd->add_option("--namespace", config.ns, "namespace of the context");
+  auto* set_cluster_cmd = config_sub("set-cluster", "Create or update a cluster", "cluster name");
+  set_cluster_cmd->add_option("--server", config.server, "API server URL");
+  set_cluster_cmd->add_option("--certificate-authority", config.certificate_authority, "PEM file of the server's CA");
+  set_cluster_cmd->add_flag("--embed-certs", config.embed_certs, "Store the CA in the config, not its path");
+  auto* insecure_flag = set_cluster_cmd->add_flag("--insecure-skip-tls-verify", config.insecure,
+                                                  "Do not verify the server's certificate");
+  auto* set_creds_cmd = config_sub("set-credentials", "Create or update a user", "user name");
+  auto* creds_token = set_creds_cmd->add_option("--token", config.token, "bearer token of the user");
+  config_sub("current-context", "Print the current context's name", nullptr);
+  auto* get_ctx_cmd = config_sub("get-contexts", "List the contexts (* marks the current one)", "context names");
+  get_ctx_cmd->add_option("-o,--output", config.output, "name: names only");
+  config_sub("kubeconfig", "Print a self-contained kubeconfig (CA and token inline) for the current settings", nullptr);
+
   // api-resources
   ApiResourcesOptions api_resources;
   auto* api_resources_cmd = app.add_subcommand("api-resources", "List the kinds the server serves");
@@ -186,21 +221,38 @@ int Run(int argc, char** argv) {
 
   std::chrono::milliseconds req_timeout{};
   if (!Duration(request_timeout, req_timeout)) return 1;
-  if (ns.empty()) {
+  if (ns_opt->count() > 0 && global.flags.ns.empty()) {
     std::cerr << "error: --namespace must not be empty\n";
+    return 1;
+  }
+
+  if (config_cmd->parsed()) {  // offline: works whatever the context says
+    config.cluster_set = ctx_cluster->count() > 0;
+    config.user_set = ctx_user->count() > 0;
+    config.ns_set = ctx_ns->count() > 0;
+    config.insecure_set = insecure_flag->count() > 0;
+    config.token_set = creds_token->count() > 0;
+    Env config_env;
+    return RunConfig(config_env, global, config);
+  }
+  TempFile ca_temp;  // the context's certificate-authority-data as a file, while the client runs
+  auto settings = ResolveGlobal(global, ca_temp);
+  if (!settings.ok()) {
+    std::cerr << "error: " << settings.status().message() << "\n";
     return 1;
   }
 
   InstallSignalHandlers();
   Env env;
-  env.server = server;
-  env.ns = ns;
+  env.server = settings->server;
+  env.ns = settings->ns;
   env.ns_explicit = ns_opt->count() > 0;
   int secs = static_cast<int>(std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(req_timeout).count()));
   HttpClientOptions client_opts;
   client_opts.timeout_seconds = secs;
-  client_opts.bearer_token = token;
-  std::unique_ptr<ApiClient> client = NewHttpApiClient(server, client_opts);
+  client_opts.bearer_token = settings->token;
+  client_opts.ca_file = settings->ca_file;
+  std::unique_ptr<ApiClient> client = NewHttpApiClient(settings->server, client_opts);
   env.client = client.get();
 
   if (apply_cmd->parsed()) return RunApply(env, apply);

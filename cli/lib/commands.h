@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "stratus/core/api_client.h"
+#include "stratus/core/kubeconfig.h"
 
 namespace stratus::cli {
 
@@ -140,6 +141,61 @@ struct CreateTokenOptions {
 };
 // Makes a bearer token for a user and prints it (shown only this once).
 int RunCreateToken(Env& env, const CreateTokenOptions& opts);
+
+// The global options that say which API server to reach and how (see ResolveGlobal).
+struct GlobalOptions {
+  std::string config;      // --config FILE ("" = env STRATUS_CONFIG, else ~/.stratus/config)
+  std::string context;     // --context NAME ("" = the config's current-context)
+  ClientOverrides flags;   // --server, --token, --namespace, as given on the command line ("" = not given)
+};
+
+// The client config file: --config, else STRATUS_CONFIG, else ~/.stratus/config. `explicit_file` when named
+// by the flag or the environment (then it must exist for commands that read it).
+struct ConfigLocation {
+  std::string path;
+  bool explicit_file = false;
+};
+ConfigLocation LocateConfig(const std::string& flag);
+
+// A file removed when this object goes (the CA of a context given as certificate-authority-data, written
+// out for the HTTP client, which takes a file).
+class TempFile {
+ public:
+  TempFile() = default;
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  ~TempFile();
+  // Writes `content` to a new private (0600) file under $TMPDIR; path() names it.
+  Status Write(const std::string& content);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// The effective settings for API commands: flags > env (STRATUS_SERVER, STRATUS_TOKEN) > the config's context >
+// defaults. The context's CA data, if any, is written to `ca_temp` and named by ca_file.
+StatusOr<ClientSettings> ResolveGlobal(const GlobalOptions& global, TempFile& ca_temp);
+
+struct ConfigOptions {
+  std::string action;  // view, use-context, set-context, set-cluster, set-credentials, current-context,
+                       // get-contexts, kubeconfig
+  std::vector<std::string> names;  // NAME (set-*, use-context), or the contexts get-contexts shows
+  bool raw = false;                // view: show secrets
+  bool minify = false;             // view: only the current context and what it uses
+  std::string output;              // view: yaml (default) or json; get-contexts: name
+  bool current = false;            // set-context --current
+  std::string cluster, user, ns;   // set-context
+  bool cluster_set = false, user_set = false, ns_set = false;
+  std::string server;              // set-cluster --server
+  std::string certificate_authority;  // set-cluster --certificate-authority FILE
+  bool embed_certs = false;           // set-cluster --embed-certs
+  bool insecure_set = false, insecure = false;  // set-cluster --insecure-skip-tls-verify[=false]
+  std::string token;                  // set-credentials --token
+  bool token_set = false;
+};
+// `stratusctl config ...`: reads and edits the client config (works offline).
+int RunConfig(Env& env, const GlobalOptions& global, const ConfigOptions& opts);
 
 // The client's version string ("0.1.0").
 const char* ClientVersion();

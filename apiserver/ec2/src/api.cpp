@@ -1,6 +1,5 @@
 #include "stratus/ec2/api.h"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 #include <regex>
 #include <set>
 
+#include "stratus/core/base64.h"
 #include "stratus/core/object.h"
 #include "stratus/core/sha256.h"
 #include "stratus/ec2/query.h"
@@ -270,25 +270,6 @@ void StateChange(pugi::xml_node set, const std::string& id, std::pair<int, std::
   AddText(prev, "name", before.second);
 }
 
-bool Base64Decode(const std::string& in, std::string* out) {
-  std::string s;
-  for (char ch : in) {
-    if (ch != '\n' && ch != '\r') s += ch;
-  }
-  if (s.size() % 4 != 0) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    unsigned char ch = static_cast<unsigned char>(s[i]);
-    bool pad_ok = ch == '=' && i + 2 >= s.size();
-    if (!(std::isalnum(ch) || ch == '+' || ch == '/' || pad_ok)) return false;
-  }
-  std::vector<unsigned char> buf(s.size() / 4 * 3 + 1);
-  int n = EVP_DecodeBlock(buf.data(), reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
-  if (n < 0) return false;
-  size_t pad = s.empty() ? 0 : (s.back() == '=') + (s.size() > 1 && s[s.size() - 2] == '=');
-  out->assign(reinterpret_cast<char*>(buf.data()), static_cast<size_t>(n) - pad);
-  return true;
-}
-
 // The value of tag `key` for `resource` in TagSpecification.N (ResourceType, Tag.M.Key, Tag.M.Value).
 std::string TagValue(const Params& p, const std::string& resource, const std::string& key) {
   for (int n = 1; n <= 50; ++n) {
@@ -337,10 +318,11 @@ std::optional<Error> RunInstances(Api*, ApiClient* api, const ApiOptions&, const
     spec["keyName"] = *key;
   }
   if (auto ud = c.params.Get("UserData")) {
-    std::string text;
-    if (ud->size() > 22000 || !Base64Decode(*ud, &text)) {
+    std::optional<std::string> decoded;
+    if (ud->size() > 22000 || !(decoded = Base64Decode(*ud))) {
       return InvalidParameterValue("UserData must be base64 of at most 16 KiB");
     }
+    std::string text = std::move(*decoded);
     if (text.size() > 16384) return InvalidParameterValue("UserData is over 16 KiB once decoded");
     try {
       (void)json(text).dump();  // user data is stored as text: it must be UTF-8
