@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include <filesystem>
 #include <condition_variable>
@@ -27,6 +28,7 @@
 #include "stratus/apiserver/server.h"
 #include "stratus/apiserver/sqlite_store.h"
 #include "stratus/core/api_client.h"
+#include "stratus/core/kubeconfig.h"
 #include "stratus/core/object.h"
 #include "stratus/core/schema.h"
 #include "stratus/ipam/ipam.h"
@@ -263,6 +265,14 @@ class AgentRunner {
   std::thread thread_;
 };
 
+// The PEM of the CA the server's certificate is signed by, when it serves https with one it made ("" otherwise).
+std::string ServerCaPem(const std::string& data_dir) {
+  std::ifstream in(std::filesystem::path(data_dir) / "tls" / "ca.crt");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   using namespace stratus;
   const std::string& data_dir = f.data_dir;
@@ -338,9 +348,13 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
     return 1;
   }
   std::cerr << "stratusd: serving on " << server.url() << " (data dir " << data_dir << ")" << std::endl;
-  std::cerr << "stratusd: the admin's bearer token is in " << (std::filesystem::path(data_dir) / "admin.token").string()
-            << "; agents join with --bootstrap-token-file " << (std::filesystem::path(data_dir) / "bootstrap.token").string()
-            << std::endl;
+  // The admin's client config (kubeconfig format, 0600): `STRATUS_CONFIG=... stratusctl` and `KUBECONFIG=... kubectl`.
+  std::string admin_config = (std::filesystem::path(data_dir) / "admin.kubeconfig").string();
+  Status wrote = SaveKubeconfig(MakeKubeconfig("stratus", server.url(), *admin_token, ServerCaPem(data_dir)), admin_config);
+  if (!wrote.ok()) spdlog::warn("admin config not written: path={} error={}", admin_config, wrote.message());
+  std::cerr << "stratusd: admin credentials in " << admin_config << " (export STRATUS_CONFIG=" << admin_config
+            << "); agents join with --bootstrap-token-file "
+            << (std::filesystem::path(data_dir) / "bootstrap.token").string() << std::endl;
   auto local = NewLocalApiClient(&registry);
   // The EC2 Query API: a translation onto the same objects, served in-process.
   auto ec2_keys = ec2::NewObjectAccessKeys(local.get(), *master_key);

@@ -45,46 +45,11 @@ std::string Spec(const json& o, const char* field) {
   return it != v.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
-std::string Unpadded64Url(const unsigned char* p, size_t n) {
-  std::string out(4 * ((n + 2) / 3) + 1, '\0');
-  int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), p, static_cast<int>(n));
-  out.resize(static_cast<size_t>(len));
-  while (!out.empty() && out.back() == '=') out.pop_back();
-  for (char& c : out) {
-    if (c == '+') c = '-';
-    if (c == '/') c = '_';
-  }
-  return out;
-}
-
-bool IsBase64Url(const std::string& s) {
-  for (char c : s) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 Status Unauthorized() {
-  return Status(Code::kUnauthorized, "Unauthorized: send a valid bearer token (Authorization: Bearer NAME.SECRET)");
+  return Status(Code::kUnauthorized, "a valid bearer token is required (Authorization: Bearer NAME.SECRET)");
 }
 
 }  // namespace
-
-TokenSecret NewTokenSecret() {
-  unsigned char b[32];
-  if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("RAND_bytes failed");
-  TokenSecret t;
-  t.secret = Unpadded64Url(b, sizeof b);
-  t.hash = TokenHash(t.secret);
-  return t;
-}
-
-std::string TokenHash(const std::string& secret) {
-  Sha256 h;
-  h.Update(secret.data(), secret.size());
-  return h.Hex();
-}
 
 // --- authentication ----------------------------------------------------------------------------------------------
 
@@ -98,18 +63,10 @@ Authenticator::Authenticator(const Registry* registry, Now now) : registry_(regi
 }
 
 StatusOr<UserInfo> Authenticator::Authenticate(const std::string& header) const {
-  static const std::string kScheme = "bearer ";
-  if (header.size() <= kScheme.size()) return Unauthorized();
-  for (size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return Unauthorized();
-  }
-  std::string token = header.substr(kScheme.size());
-  while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.pop_back();
-  while (!token.empty() && token.front() == ' ') token.erase(0, 1);
-  auto dot = token.find('.');
-  if (dot == std::string::npos || dot == 0 || dot > 63) return Unauthorized();
-  std::string name = token.substr(0, dot), secret = token.substr(dot + 1);
-  if (secret.size() != 43 || !IsBase64Url(secret) || !ValidateDns1123Label(name, "token").ok()) return Unauthorized();
+  auto parts = ParseBearer(header);
+  if (!parts) return Unauthorized();
+  const std::string& name = parts->name;
+  const std::string& secret = parts->secret;
   auto stored = registry_->store()->GetStored({"tokens", "", name});
   if (!stored.ok()) {
     spdlog::debug("authentication failed: reason=unknown-token token={}", name);

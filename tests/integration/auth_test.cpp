@@ -273,7 +273,10 @@ TEST(AuthNodeTest, NodeCredentialStaysInItsLane) {
   ASSERT_EQ(server.HttpAs(alice, "POST", Ns("team-a", "keypairs"), Object("KeyPair", "secret-key").dump()).code, 201);
   AgentProcess agent(server, "node-a", dir.path());
   // The agent joined with the bootstrap token and registers its Node with its own credential.
-  ASSERT_TRUE(Eventually([&] { return NodeCondition(server, "node-a").value("status", "") == "True"; }, 30, 50))
+  ASSERT_TRUE(Eventually([&] {
+    json c = NodeCondition(server, "node-a");
+    return c.is_object() && c.value("status", "") == "True";
+  }, 30, 50))
       << agent.log();
   std::string cred = ReadFile(dir.path() / "node-a" / "node.token");
   while (!cred.empty() && cred.back() == '\n') cred.pop_back();

@@ -14,7 +14,6 @@ namespace {
 namespace fs = std::filesystem;
 
 const std::string kApi = "/apis/stratus.io/v1";
-const std::string kToken = "tok-0123456789-secret";
 
 json Instance(const std::string& name) {
   return {{"apiVersion", "stratus.io/v1"},
@@ -27,6 +26,8 @@ class ConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(server_.Start()) << server_.log();
+    token_ = server_.token();  // the server's admin: the configs below authenticate with it
+    ASSERT_FALSE(token_.empty());
     ASSERT_NE(dead_.port(), 0) << dead_.error();
     ASSERT_EQ(server_.Http("POST", kApi + "/namespaces/default/instances", Instance("web-1").dump()).code, 201);
     home_ = dir_.path() / "home";
@@ -55,7 +56,7 @@ class ConfigTest : public ::testing::Test {
                            "clusters:\n"
                            "- name: good\n  cluster:\n    server: " + server_.url() + "\n"
                            "- name: bad\n  cluster:\n    server: http://" + dead_.hostport() + "\n"
-                           "users:\n- name: admin\n  user:\n    token: " + kToken + "\n"
+                           "users:\n- name: admin\n  user:\n    token: " + token_ + "\n"
                            "contexts:\n"
                            "- name: good\n  context: {cluster: good, user: admin, namespace: default}\n"
                            "- name: bad\n  context: {cluster: bad, user: admin}\n"
@@ -66,6 +67,7 @@ class ConfigTest : public ::testing::Test {
   ServerProcess server_{dir_.path() / "data"};
   ReservedPort dead_ = ReservePort();  // bound, never listening: connections are refused
   fs::path home_;
+  std::string token_;
 };
 
 TEST_F(ConfigTest, ConfigFileReplacesServerFlag) {
@@ -119,7 +121,7 @@ TEST_F(ConfigTest, UseContextSwitches) {
   EXPECT_EQ(cur.out, "bad\n");
   auto fails = Ctl({"--config", cfg, "get", "instances"});
   EXPECT_NE(fails.exit_code, 0) << fails.out;
-  EXPECT_EQ(fails.err.find(kToken), std::string::npos) << "the token leaked into an error: " << fails.err;
+  EXPECT_EQ(fails.err.find(token_), std::string::npos) << "the token leaked into an error: " << fails.err;
 
   ASSERT_EQ(Ctl({"--config", cfg, "config", "use-context", "good"}).exit_code, 0);
   auto works = Ctl({"--config", cfg, "get", "instances"});
@@ -137,7 +139,7 @@ TEST_F(ConfigTest, SetClusterCredentialsContextThenGetContexts) {
   auto c = Ctl({"--config", cfg, "config", "set-cluster", "local", "--server", server_.url()});
   ASSERT_EQ(c.exit_code, 0) << c.err;
   EXPECT_NE(c.out.find("Cluster \"local\" set."), std::string::npos);
-  ASSERT_EQ(Ctl({"--config", cfg, "config", "set-credentials", "me", "--token", kToken}).exit_code, 0);
+  ASSERT_EQ(Ctl({"--config", cfg, "config", "set-credentials", "me", "--token", token_}).exit_code, 0);
   auto x = Ctl({"--config", cfg, "config", "set-context", "team", "--cluster", "local", "--user", "me", "--namespace",
                 "team"});
   ASSERT_EQ(x.exit_code, 0) << x.err;
@@ -184,10 +186,10 @@ TEST_F(ConfigTest, ViewRedactsTheTokenUnlessRaw) {
   std::string cfg = TwoContexts();
   auto v = Ctl({"--config", cfg, "config", "view"});
   ASSERT_EQ(v.exit_code, 0) << v.err;
-  EXPECT_EQ(v.out.find(kToken), std::string::npos) << v.out;
+  EXPECT_EQ(v.out.find(token_), std::string::npos) << v.out;
   EXPECT_NE(v.out.find("token: REDACTED"), std::string::npos) << v.out;
   auto raw = Ctl({"--config", cfg, "config", "view", "--raw"});
-  EXPECT_NE(raw.out.find(kToken), std::string::npos) << raw.out;
+  EXPECT_NE(raw.out.find(token_), std::string::npos) << raw.out;
   auto min = Ctl({"--config", cfg, "--context", "bad", "config", "view", "--minify", "-o", "json"});
   ASSERT_EQ(min.exit_code, 0) << min.err;
   json doc = json::parse(min.out, nullptr, false);
@@ -220,7 +222,7 @@ TEST_F(ConfigTest, KubeconfigIsSelfContainedAndKubectlUsesIt) {
   EXPECT_EQ(doc["clusters"][0]["cluster"]["server"], server_.url());
   EXPECT_EQ(doc["clusters"][0]["cluster"]["certificate-authority-data"], Base64Encode(ReadFile(ca)));
   EXPECT_FALSE(doc["clusters"][0]["cluster"].contains("certificate-authority"));
-  EXPECT_EQ(doc["users"][0]["user"]["token"], kToken);
+  EXPECT_EQ(doc["users"][0]["user"]["token"], token_);
   std::string kubeconfig = WriteFile("kubeconfig", k.out);
 
   // The embedded CA works for stratusctl too (written to a private temporary file for the client).

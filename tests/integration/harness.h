@@ -348,7 +348,9 @@ class ServerProcess {
   RunResult CtlAs(const std::string& token, std::vector<std::string> args, const std::string& stdin_text = "",
                   int timeout_s = 60) const {
     args.insert(args.begin(), {StratusctlBin(), "--server", url()});
-    return Run(args, stdin_text, {"STRATUS_TOKEN=" + token}, timeout_s);
+    // HOME without a ~/.stratus/config: a developer's (or root's) client config must not reach the tests.
+    return Run(args, stdin_text, {"STRATUS_TOKEN=" + token, "HOME=" + (data_dir_ / "home").string(), "STRATUS_CONFIG="},
+               timeout_s);
   }
   // The admin's bearer token, and the files the server keeps its tokens in.
   const std::string& token() const { return token_; }

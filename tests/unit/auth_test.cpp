@@ -65,6 +65,24 @@ TEST_F(AuthTest, TokenSecretsAreLongRandomAndOnlyTheirHashIsKept) {
   EXPECT_EQ(c.status().code(), Code::kInvalid);
 }
 
+TEST(BearerTest, ParsesOnlyWellFormedTokens) {
+  std::string secret(43, 'a');
+  auto p = ParseBearer("Bearer web-1." + secret);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->name, "web-1");
+  EXPECT_EQ(p->secret, secret);
+  EXPECT_TRUE(ParseBearer("BEARER \tweb-1." + secret + "  ").has_value());
+  for (const std::string& bad : {std::string("Bearer web-1.") + std::string(42, 'a'),  // too short
+                                 std::string("Bearer web-1.") + std::string(44, 'a'),  // too long
+                                 std::string("Bearer Web-1.") + secret,                 // not a DNS label
+                                 std::string("Bearer .") + secret, std::string("Bearer web-1") + secret,
+                                 std::string("Bearer a.b.") + std::string(41, 'a'),
+                                 std::string("Bearer web-1.") + std::string(42, 'a') + "+",  // not base64url
+                                 std::string("Token web-1.") + secret, std::string("Bearer ")}) {
+    EXPECT_FALSE(ParseBearer(bad).has_value()) << bad;
+  }
+}
+
 TEST_F(AuthTest, ValidTokenAuthenticatesAsItsUser) {
   MakeUser("alice");
   std::string token = Token("alice-1", "alice");

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "stratus/apiserver/bearer.h"
 #include "stratus/apiserver/registry.h"
 #include "stratus/core/resources.h"
 #include "stratus/core/status.h"
@@ -23,18 +24,6 @@ struct UserInfo {
   bool IsBootstrap() const { return name == "system:bootstrap"; }
   static constexpr char kNodePrefix[] = "system:node:";
 };
-
-// A new token's secret (256 random bits, base64url without padding) and the hash the Token object keeps.
-struct TokenSecret {
-  std::string secret;
-  std::string hash;  // lowercase hex SHA-256 of `secret`
-};
-TokenSecret NewTokenSecret();
-std::string TokenHash(const std::string& secret);
-// What a client sends after "Bearer ": the Token object's name, a dot, the secret.
-inline std::string BearerToken(const std::string& token_name, const std::string& secret) {
-  return token_name + "." + secret;
-}
 
 class Authenticator {
  public:
