@@ -23,6 +23,7 @@
 #include "stratus/core/api_client.h"
 #include "stratus/core/object.h"
 #include "stratus/core/schema.h"
+#include "stratus/core/tls.h"
 #include "stratus/ipam/ipam.h"
 #include "stratus/nodelifecycle/nodelifecycle.h"
 #include "stratus/placement/placement.h"
@@ -50,6 +51,12 @@ struct ServerFlags {
   std::string ec2_listen = "127.0.0.1:8773";  // "off" turns the EC2 endpoint off
   std::string ec2_region = "us-east-1";
   std::string default_quota;  // "instances=10,cores=20,...": limits of namespaces without a Quota
+  // TLS: a certificate and key given, or (neither given) one made under DATA_DIR/tls for localhost, 127.0.0.1,
+  // ::1 and tls_sans. insecure_http serves plain http instead.
+  std::string tls_cert;
+  std::string tls_key;
+  std::vector<std::string> tls_sans;
+  bool insecure_http = false;
 };
 
 sigset_t TerminationSignals() {
@@ -204,6 +211,37 @@ class AgentRunner {
   std::thread thread_;
 };
 
+// Sets up how the API is served: plain http (--insecure-http), the given --tls-cert/--tls-key, or a CA and serving
+// certificate made (once; re-issued when names change or it nears expiry) under DATA_DIR/tls. `*ca_file` is the
+// CA clients verify the server against when we made it, else "".
+stratus::Status ConfigureTls(const ServerFlags& f, stratus::ApiServerOptions* ao, std::string* ca_file) {
+  using stratus::InvalidError;
+  if (f.insecure_http) {
+    if (!f.tls_cert.empty() || !f.tls_key.empty() || !f.tls_sans.empty()) {
+      return InvalidError("--insecure-http cannot be combined with --tls-cert, --tls-key or --tls-san");
+    }
+    spdlog::warn("serving plain http (--insecure-http): requests and tokens travel unencrypted");
+    return stratus::Status::Ok();
+  }
+  if (f.tls_cert.empty() != f.tls_key.empty()) return InvalidError("--tls-cert and --tls-key go together");
+  if (!f.tls_cert.empty()) {
+    if (!f.tls_sans.empty()) return InvalidError("--tls-san names the generated certificate; not with --tls-cert");
+    ao->tls_cert_file = f.tls_cert;
+    ao->tls_key_file = f.tls_key;
+    return stratus::Status::Ok();
+  }
+  auto files = stratus::EnsureServingCertificate((std::filesystem::path(f.data_dir) / "tls").string(), f.tls_sans);
+  if (!files.ok()) return files.status();
+  ao->tls_cert_file = files->cert;
+  ao->tls_key_file = files->key;
+  *ca_file = files->ca_cert;
+  spdlog::info("tls: clients verify the API server with ca={} (cert={} ca_created={} cert_issued={})",
+               files->ca_cert, files->cert, files->ca_created, files->cert_issued);
+  std::cerr << "stratusd: TLS CA " << files->ca_cert << " (stratusctl --certificate-authority, curl --cacert)"
+            << std::endl;
+  return stratus::Status::Ok();
+}
+
 int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   using namespace stratus;
   const std::string& data_dir = f.data_dir;
@@ -253,6 +291,11 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   ao.listen = f.listen;
   ao.max_body_bytes = f.max_body;
   ao.upload_dir = (std::filesystem::path(data_dir) / "images").string();
+  std::string tls_ca;
+  if (Status t = ConfigureTls(f, &ao, &tls_ca); !t.ok()) {
+    std::cerr << "error: " << t.message() << "\n";
+    return 1;
+  }
   ApiServer server(&registry, ao);
   Status s = server.Start();
   if (!s.ok()) {
@@ -283,6 +326,7 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   if (f.agent) {
     if (aopts.data_dir.empty()) aopts.data_dir = (std::filesystem::path(data_dir) / "agent").string();
     if (aopts.api_url.empty()) aopts.api_url = server.url();
+    if (aopts.api_ca_file.empty()) aopts.api_ca_file = tls_ca;
     aopts.informers = informers.get();
     agent = std::make_unique<AgentRunner>(local.get(), aopts);
   }
@@ -310,7 +354,9 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
 
 int RunAgent(const std::string& server, stratus::agent::Options opts) {
   sigset_t set = TerminationSignals();
-  auto client = stratus::NewHttpApiClient(server);
+  stratus::HttpClientOptions copts;
+  copts.ca_file = opts.api_ca_file;
+  auto client = stratus::NewHttpApiClient(server, copts);
   if (opts.api_url.empty()) opts.api_url = server;
   AgentRunner runner(client.get(), opts);
   std::cerr << "stratusd agent: registering with " << server << std::endl;
@@ -347,6 +393,13 @@ int main(int argc, char** argv) {
                      "gigabytes=1000 (none by default)");
   server->add_option("--ec2-region", f.ec2_region, "the one region the EC2 API serves")->capture_default_str();
   server->add_option("--data-dir", f.data_dir, "directory for the SQLite store (and the embedded agent)")->capture_default_str();
+  server->add_option("--tls-cert", f.tls_cert, "PEM certificate chain to serve https with (with --tls-key)");
+  server->add_option("--tls-key", f.tls_key, "PEM private key of --tls-cert");
+  server->add_option("--tls-san", f.tls_sans,
+                     "extra DNS name or IP address of the certificate made in DATA_DIR/tls (repeatable)")
+      ->delimiter(',');
+  server->add_flag("--insecure-http", f.insecure_http,
+                   "serve plain http instead of https (only where TLS is not wanted, e.g. tests)");
   server->add_option("--max-body-bytes", f.max_body, "largest accepted request body")->capture_default_str();
   server->add_option("--watch-history", f.history, "changes kept for watch resume; older versions get 410")
       ->capture_default_str()
@@ -363,8 +416,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, stratus::placement::kMaxPlacementWorkers));
 
   auto* agent = app.add_subcommand("agent", "run a node agent that registers this host with an API server");
-  std::string agent_server = "http://127.0.0.1:8774";
+  std::string agent_server = "https://127.0.0.1:8774";
   agent->add_option("--server", agent_server, "API server URL")->capture_default_str();
+  agent->add_option("--certificate-authority", ao.api_ca_file,
+                    "PEM file of the CA that signed the API server's certificate (DATA_DIR/tls/ca.crt on it)");
   for (CLI::App* a : {server, agent}) {
     bool is_agent = a == agent;
     a->add_option("--node", ao.node, "Node name (default: hostname)")
