@@ -48,13 +48,21 @@ int Run(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "Help for every command");
 
   const char* env_server = std::getenv("STRATUS_SERVER");
-  std::string server = env_server != nullptr && *env_server ? env_server : "http://127.0.0.1:8774";
+  std::string server = env_server != nullptr && *env_server ? env_server : "https://127.0.0.1:8774";
   std::string ns = "default";
   std::string request_timeout = "30s";
   app.add_option("-s,--server", server, "API server URL (env STRATUS_SERVER)")->capture_default_str();
   const char* env_token = std::getenv("STRATUS_TOKEN");
   std::string token = env_token != nullptr ? env_token : "";
   app.add_option("--token", token, "Bearer token to authenticate with (env STRATUS_TOKEN)");
+  const char* env_ca = std::getenv("STRATUS_CA_FILE");
+  std::string ca_file = env_ca != nullptr ? env_ca : "";
+  app.add_option("--certificate-authority", ca_file,
+                 "PEM file of the CA the https API server is verified against, e.g. its DATA_DIR/tls/ca.crt "
+                 "(env STRATUS_CA_FILE; default: the system's CAs)");
+  bool insecure_skip_tls_verify = false;
+  app.add_flag("--insecure-skip-tls-verify", insecure_skip_tls_verify,
+               "Do not verify the server's certificate (the connection can be intercepted)");
   auto* ns_opt = app.add_option("-n,--namespace", ns, "Namespace of namespaced objects")->capture_default_str();
   app.add_option("--request-timeout", request_timeout, "Timeout of each API request (e.g. 30s)")
       ->capture_default_str();
@@ -183,6 +191,8 @@ int Run(int argc, char** argv) {
   HttpClientOptions client_opts;
   client_opts.timeout_seconds = secs;
   client_opts.bearer_token = token;
+  client_opts.ca_file = ca_file;
+  client_opts.insecure_skip_tls_verify = insecure_skip_tls_verify;
   std::unique_ptr<ApiClient> client = NewHttpApiClient(server, client_opts);
   env.client = client.get();
 
