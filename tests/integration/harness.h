@@ -256,8 +256,11 @@ class ServerProcess {
     bool ec2 = false;
     for (const auto& e : extra_) ec2 |= e.rfind("--ec2-listen", 0) == 0;
     if (!ec2) a.push_back("--ec2-listen=off");
+    // Plain http unless the test is about TLS: a --tls-* flag, or "--secure" (the default https, CA made in
+    // DATA_DIR/tls; a marker for this harness, not passed on).
+    if (!secure()) a.push_back("--insecure-http");
     for (const auto& e : extra_) {
-      if (e != "--agent=true") a.push_back(e);
+      if (e != "--agent=true" && e != "--secure") a.push_back(e);
     }
     pid_ = SpawnLogged(a, log_);
     auto deadline = std::chrono::steady_clock::now() + Scaled(std::chrono::seconds(20));
@@ -295,7 +298,15 @@ class ServerProcess {
   // The caller reaped the process itself.
   void Forget() { pid_ = 0; }
   // The server's port: reserved at the first Start and kept across restarts while this object lives.
-  std::string url() const { return "http://" + port_.hostport(); }
+  std::string url() const { return (secure() ? "https://" : "http://") + port_.hostport(); }
+  // Whether the server serves https (see Start); the CA it made for itself then.
+  bool secure() const {
+    for (const auto& e : extra_) {
+      if (e == "--secure" || e.rfind("--tls-", 0) == 0) return true;
+    }
+    return false;
+  }
+  std::string ca_file() const { return (data_dir_ / "tls" / "ca.crt").string(); }
   int port() const { return port_.port(); }
   std::string log() const { return ReadFile(log_); }
 
@@ -304,7 +315,15 @@ class ServerProcess {
                   const std::string& content_type = "application/json", int timeout_s = 30) const {
     HttpResult r;
     try {
-      web::http::client::http_client c(url(), TestHttpConfig(timeout_s));
+      auto cfg = TestHttpConfig(timeout_s);
+      if (secure()) {
+        std::string ca = ca_file();
+        cfg.set_ssl_context_callback([ca](boost::asio::ssl::context& ctx) {
+          boost::system::error_code ec;
+          ctx.load_verify_file(ca, ec);  // not there yet: the handshake fails and Start() tries again
+        });
+      }
+      web::http::client::http_client c(url(), cfg);
       web::http::http_request req(method);
       req.set_request_uri(path);
       if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
@@ -329,6 +348,7 @@ class ServerProcess {
   // Runs stratusctl against this server.
   RunResult Ctl(std::vector<std::string> args, const std::string& stdin_text = "", int timeout_s = 60) const {
     args.insert(args.begin(), {StratusctlBin(), "--server", url()});
+    if (secure()) args.insert(args.begin() + 3, {"--certificate-authority", ca_file()});
     return Run(args, stdin_text, {}, timeout_s);
   }
 
@@ -345,12 +365,14 @@ class ServerProcess {
 class AgentProcess {
  public:
   AgentProcess(const std::string& server, const std::string& node, const std::filesystem::path& dir,
-               int heartbeat_seconds = 1)
+               int heartbeat_seconds = 1, const std::vector<std::string>& extra = {})
       : port_(ReservePort()), log_((dir / (node + ".log")).string()) {
-    pid_ = SpawnLogged({StratusdBin(), "agent", "--server", server, "--node", node, "--libvirt-uri", "test:///default",
-                        "--agent-listen", port_.hostport(), "--data-dir", (dir / node).string(),
-                        "--reserved-memory-mib", "0", "--heartbeat-seconds", std::to_string(heartbeat_seconds)},
-                       log_);
+    std::vector<std::string> a = {StratusdBin(), "agent", "--server", server, "--node", node, "--libvirt-uri",
+                                  "test:///default", "--agent-listen", port_.hostport(), "--data-dir",
+                                  (dir / node).string(), "--reserved-memory-mib", "0", "--heartbeat-seconds",
+                                  std::to_string(heartbeat_seconds)};
+    a.insert(a.end(), extra.begin(), extra.end());
+    pid_ = SpawnLogged(a, log_);
   }
   ~AgentProcess() {
     if (pid_ > 0) {
