@@ -31,6 +31,7 @@
 #include "stratus/core/kubeconfig.h"
 #include "stratus/core/object.h"
 #include "stratus/core/schema.h"
+#include "stratus/core/tls.h"
 #include "stratus/ipam/ipam.h"
 #include "stratus/nodelifecycle/nodelifecycle.h"
 #include "stratus/placement/placement.h"
@@ -62,6 +63,12 @@ struct ServerFlags {
   int audit_log_max_mb = 64;
   double user_qps = 50;       // per-user request rate (cluster-admins and nodes are not limited)
   double user_burst = 100;
+  // TLS: a certificate and key given, or (neither given) one made under DATA_DIR/tls for localhost, 127.0.0.1,
+  // ::1 and tls_sans. insecure_http serves plain http instead.
+  std::string tls_cert;
+  std::string tls_key;
+  std::vector<std::string> tls_sans;
+  bool insecure_http = false;
 };
 
 // What an agent authenticates with: the node credential kept in its data dir, else a new one made with the
@@ -89,6 +96,7 @@ stratus::StatusOr<std::string> AgentToken(const std::string& server, const strat
   }
   HttpClientOptions co;
   co.bearer_token = *bootstrap;
+  co.ca_file = opts.api_ca_file;
   auto client = NewHttpApiClient(server, co);
   json req = {{"apiVersion", "stratus.io/v1"},
               {"kind", "Token"},
@@ -265,12 +273,44 @@ class AgentRunner {
   std::thread thread_;
 };
 
-// The PEM of the CA the server's certificate is signed by, when it serves https with one it made ("" otherwise).
-std::string ServerCaPem(const std::string& data_dir) {
-  std::ifstream in(std::filesystem::path(data_dir) / "tls" / "ca.crt");
+// The PEM text of a CA file ("" for no file).
+std::string ReadPem(const std::string& path) {
+  if (path.empty()) return "";
+  std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Sets up how the API is served: plain http (--insecure-http), the given --tls-cert/--tls-key, or a CA and serving
+// certificate made (once; re-issued when names change or it nears expiry) under DATA_DIR/tls. `*ca_file` is the
+// CA clients verify the server against when we made it, else "".
+stratus::Status ConfigureTls(const ServerFlags& f, stratus::ApiServerOptions* ao, std::string* ca_file) {
+  using stratus::InvalidError;
+  if (f.insecure_http) {
+    if (!f.tls_cert.empty() || !f.tls_key.empty() || !f.tls_sans.empty()) {
+      return InvalidError("--insecure-http cannot be combined with --tls-cert, --tls-key or --tls-san");
+    }
+    spdlog::warn("serving plain http (--insecure-http): requests and tokens travel unencrypted");
+    return stratus::Status::Ok();
+  }
+  if (f.tls_cert.empty() != f.tls_key.empty()) return InvalidError("--tls-cert and --tls-key go together");
+  if (!f.tls_cert.empty()) {
+    if (!f.tls_sans.empty()) return InvalidError("--tls-san names the generated certificate; not with --tls-cert");
+    ao->tls_cert_file = f.tls_cert;
+    ao->tls_key_file = f.tls_key;
+    return stratus::Status::Ok();
+  }
+  auto files = stratus::EnsureServingCertificate((std::filesystem::path(f.data_dir) / "tls").string(), f.tls_sans);
+  if (!files.ok()) return files.status();
+  ao->tls_cert_file = files->cert;
+  ao->tls_key_file = files->key;
+  *ca_file = files->ca_cert;
+  spdlog::info("tls: clients verify the API server with ca={} (cert={} ca_created={} cert_issued={})",
+               files->ca_cert, files->cert, files->ca_created, files->cert_issued);
+  std::cerr << "stratusd: TLS CA " << files->ca_cert << " (stratusctl --certificate-authority, curl --cacert)"
+            << std::endl;
+  return stratus::Status::Ok();
 }
 
 int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
@@ -341,17 +381,23 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   ao.audit_max_bytes = static_cast<uint64_t>(f.audit_log_max_mb) << 20;
   ao.user_qps = f.user_qps;
   ao.user_burst = f.user_burst;
+  std::string tls_ca;
+  if (Status t = ConfigureTls(f, &ao, &tls_ca); !t.ok()) {
+    std::cerr << "error: " << t.message() << "\n";
+    return 1;
+  }
   ApiServer server(&registry, ao);
+  // The admin's client config (kubeconfig format, 0600), written before the server answers so that whoever sees
+  // it healthy finds the config: `STRATUS_CONFIG=... stratusctl` and `KUBECONFIG=... kubectl`.
+  std::string admin_config = (std::filesystem::path(data_dir) / "admin.kubeconfig").string();
+  Status wrote = SaveKubeconfig(MakeKubeconfig("stratus", server.url(), *admin_token, ReadPem(tls_ca)), admin_config);
+  if (!wrote.ok()) spdlog::warn("admin config not written: path={} error={}", admin_config, wrote.message());
   Status s = server.Start();
   if (!s.ok()) {
     std::cerr << "error: " << s.message() << "\n";
     return 1;
   }
   std::cerr << "stratusd: serving on " << server.url() << " (data dir " << data_dir << ")" << std::endl;
-  // The admin's client config (kubeconfig format, 0600): `STRATUS_CONFIG=... stratusctl` and `KUBECONFIG=... kubectl`.
-  std::string admin_config = (std::filesystem::path(data_dir) / "admin.kubeconfig").string();
-  Status wrote = SaveKubeconfig(MakeKubeconfig("stratus", server.url(), *admin_token, ServerCaPem(data_dir)), admin_config);
-  if (!wrote.ok()) spdlog::warn("admin config not written: path={} error={}", admin_config, wrote.message());
   std::cerr << "stratusd: admin credentials in " << admin_config << " (export STRATUS_CONFIG=" << admin_config
             << "); agents join with --bootstrap-token-file "
             << (std::filesystem::path(data_dir) / "bootstrap.token").string() << std::endl;
@@ -395,6 +441,8 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   if (f.agent) {
     if (aopts.data_dir.empty()) aopts.data_dir = (std::filesystem::path(data_dir) / "agent").string();
     if (aopts.api_url.empty()) aopts.api_url = server.url();
+    if (aopts.api_ca_file.empty()) aopts.api_ca_file = tls_ca;
+    aopts.api_token = *admin_token;  // in-process and trusted: it fetches uploaded image data as the admin
     aopts.informers = informers.get();
     agent = std::make_unique<AgentRunner>(local.get(), aopts);
   }
@@ -428,10 +476,12 @@ int RunAgent(const std::string& server, stratus::agent::Options opts, const std:
     std::cerr << "error: " << token.status().message() << "\n";
     return 1;
   }
-  stratus::HttpClientOptions co;
-  co.bearer_token = *token;
-  auto client = stratus::NewHttpApiClient(server, co);
+  stratus::HttpClientOptions copts;
+  copts.bearer_token = *token;
+  copts.ca_file = opts.api_ca_file;
+  auto client = stratus::NewHttpApiClient(server, copts);
   if (opts.api_url.empty()) opts.api_url = server;
+  opts.api_token = *token;  // uploaded image data is fetched from the API with it
   AgentRunner runner(client.get(), opts);
   std::cerr << "stratusd agent: registering with " << server << std::endl;
   int sig = WaitForTermination(set);
@@ -467,6 +517,13 @@ int main(int argc, char** argv) {
                      "gigabytes=1000 (none by default)");
   server->add_option("--ec2-region", f.ec2_region, "the one region the EC2 API serves")->capture_default_str();
   server->add_option("--data-dir", f.data_dir, "directory for the SQLite store (and the embedded agent)")->capture_default_str();
+  server->add_option("--tls-cert", f.tls_cert, "PEM certificate chain to serve https with (with --tls-key)");
+  server->add_option("--tls-key", f.tls_key, "PEM private key of --tls-cert");
+  server->add_option("--tls-san", f.tls_sans,
+                     "extra DNS name or IP address of the certificate made in DATA_DIR/tls (repeatable)")
+      ->delimiter(',');
+  server->add_flag("--insecure-http", f.insecure_http,
+                   "serve plain http instead of https (only where TLS is not wanted, e.g. tests)");
   server->add_option("--max-body-bytes", f.max_body, "largest accepted request body")->capture_default_str();
   server->add_option("--watch-history", f.history, "changes kept for watch resume; older versions get 410")
       ->capture_default_str()
@@ -483,7 +540,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, stratus::placement::kMaxPlacementWorkers));
 
   auto* agent = app.add_subcommand("agent", "run a node agent that registers this host with an API server");
-  std::string agent_server = "http://127.0.0.1:8774";
+  std::string agent_server = "https://127.0.0.1:8774";
   agent->add_option("--server", agent_server, "API server URL")->capture_default_str();
   std::string agent_token_file, agent_bootstrap_file;
   agent->add_option("--token-file", agent_token_file, "file holding the bearer token the agent authenticates with");
@@ -501,6 +558,8 @@ int main(int argc, char** argv) {
   server->add_option("--user-burst", f.user_burst, "requests a user may send at once before --user-qps applies")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 1e9));
+  agent->add_option("--certificate-authority", ao.api_ca_file,
+                    "PEM file of the CA that signed the API server's certificate (DATA_DIR/tls/ca.crt on it)");
   for (CLI::App* a : {server, agent}) {
     bool is_agent = a == agent;
     a->add_option("--node", ao.node, "Node name (default: hostname)")

@@ -103,7 +103,7 @@ while [[ $PP = "$SP" || $PP = "$EP" ]]; do PP=$(free_port); done
 mkdir -p "$DATA/stratus" "$DATA/etcd"
 # BENCH_STRATUSD_ARGS: extra server flags to compare settings (e.g. "--http-threads 8").
 # shellcheck disable=SC2086
-"$STRATUSD" server --listen "127.0.0.1:$SP" --data-dir "$DATA/stratus" --agent=false --ec2-listen=off ${BENCH_STRATUSD_ARGS:-} \
+"$STRATUSD" server --listen "127.0.0.1:$SP" --data-dir "$DATA/stratus" --agent=false --ec2-listen=off --insecure-http ${BENCH_STRATUSD_ARGS:-} \
   >"$DATA/stratusd.log" 2>&1 &
 STRATUS_PID=$!
 

@@ -52,12 +52,18 @@ int Run(int argc, char** argv) {
   GlobalOptions global;
   std::string request_timeout = "30s";
   app.add_option("-s,--server", global.flags.server,
-                 "API server URL (env STRATUS_SERVER, else the context's, else http://127.0.0.1:8774)");
+                 "API server URL (env STRATUS_SERVER, else the context's, else https://127.0.0.1:8774)");
   app.add_option("--token", global.flags.token, "Bearer token to authenticate with (env STRATUS_TOKEN, else the context's)");
   auto* ns_opt =
       app.add_option("-n,--namespace", global.flags.ns, "Namespace of namespaced objects (else the context's, else default)");
   app.add_option("--config", global.config, "Client config file, kubeconfig format (env STRATUS_CONFIG; default ~/.stratus/config)");
   app.add_option("--context", global.context, "The config's context to use (default: its current-context)");
+  app.add_option("--certificate-authority", global.flags.ca_file,
+                 "PEM file of the CA the https API server is verified against, e.g. its DATA_DIR/tls/ca.crt "
+                 "(env STRATUS_CA_FILE, else the context's; default: the system's CAs)");
+  bool insecure_skip_tls_verify = false;
+  app.add_flag("--insecure-skip-tls-verify", insecure_skip_tls_verify,
+               "Do not verify the server's certificate (the connection can be intercepted)");
   app.add_option("--request-timeout", request_timeout, "Timeout of each API request (e.g. 30s)")
       ->capture_default_str();
 
@@ -252,6 +258,7 @@ int Run(int argc, char** argv) {
   client_opts.timeout_seconds = secs;
   client_opts.bearer_token = settings->token;
   client_opts.ca_file = settings->ca_file;
+  client_opts.insecure_skip_tls_verify = insecure_skip_tls_verify || settings->insecure;
   std::unique_ptr<ApiClient> client = NewHttpApiClient(settings->server, client_opts);
   env.client = client.get();
 

@@ -12,8 +12,10 @@ export STRATUS_LIBVIRT_PIDFILE="${STRATUS_LIBVIRT_PIDFILE:-$DATA/libvirt.pids}"
 log() { echo "quickstart-stop: $*" >&2; }
 
 domains=()
-if curl -sf "http://$LISTEN/healthz" >/dev/null 2>&1; then
-  mapfile -t domains < <("$BUILD/cli/stratusctl" --server "http://$LISTEN" get instances -A -o json |
+CA="$DATA/tls/ca.crt"
+if curl -sf --cacert "$CA" "https://$LISTEN/healthz" >/dev/null 2>&1; then
+  mapfile -t domains < <(STRATUS_CONFIG="$DATA/admin.kubeconfig" "$BUILD/cli/stratusctl" --server "https://$LISTEN" \
+    --certificate-authority "$CA" get instances -A -o json |
     python3 -c 'import json, sys
 for i in json.load(sys.stdin).get("items", []):
     print("stratus_%s_%s" % (i["metadata"]["namespace"], i["metadata"]["name"]))')

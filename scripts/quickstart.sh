@@ -5,6 +5,8 @@
 # libvirtd runs in a network namespace of its own (STRATUS_NETNS, default stratus-quickstart) and the agent makes
 # the default Network's bridge, dnsmasq and nftables there (--networking=true --netns), so the instances' private
 # addresses never touch the host's network; the API stays on the host's loopback.
+# The API is served over https with the CA and certificate stratusd makes in DATA/tls at first start; stratusctl
+# (STRATUS_CA_FILE) and curl (--cacert) verify the server against that CA.
 # The server keeps running in the background; stop it with the command printed at the end.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,13 +21,17 @@ export STRATUS_NETNS="${STRATUS_NETNS:-stratus-quickstart}"
 mkdir -p "$DATA"
 "$ROOT/scripts/libvirt-up.sh" >/dev/null
 "$ROOT/tests/guest/build-guest.sh" /var/lib/stratus/guest >/dev/null   # what examples/images.yaml points at
-export STRATUS_SERVER="http://$LISTEN"
+# The admin's client config, written by stratusd at its first start (server URL, CA and bearer token).
+export STRATUS_CONFIG="$DATA/admin.kubeconfig"
+export STRATUS_SERVER="https://$LISTEN"
+export STRATUS_CA_FILE="$DATA/tls/ca.crt"
 CTL="$BUILD/cli/stratusctl"
-if ! curl -sf "$STRATUS_SERVER/healthz" >/dev/null 2>&1; then
+healthy() { curl -sf --cacert "$STRATUS_CA_FILE" "$STRATUS_SERVER/healthz" >/dev/null 2>&1; }
+if ! healthy; then
   nohup "$BUILD/apiserver/stratusd" server --listen "$LISTEN" --data-dir "$DATA" \
     --networking=true --netns "$STRATUS_NETNS" >"$DATA/stratusd.log" 2>&1 &
   echo $! >"$DATA/stratusd.pid"
-  for _ in $(seq 100); do curl -sf "$STRATUS_SERVER/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  for _ in $(seq 100); do healthy && break; sleep 0.1; done
   echo "stratusd started (pid $(cat "$DATA/stratusd.pid"), data in $DATA, log $DATA/stratusd.log)"
 fi
 "$CTL" apply -f "$ROOT/manifests"
@@ -59,5 +65,8 @@ echo
 echo "--- serial console of instance/web-1 ---"
 "$CTL" logs instance/web-1 | tail -n 15
 echo
-echo "Server: $STRATUS_SERVER   guests' network namespace: $STRATUS_NETNS (try: ip netns exec $STRATUS_NETNS ip addr)"
+echo "Server: $STRATUS_SERVER (CA: $STRATUS_CA_FILE). As the admin: export STRATUS_CONFIG=$STRATUS_CONFIG"
+echo "  (stratusctl get instances; KUBECONFIG=$STRATUS_CONFIG kubectl get instances.stratus.io; users, tokens and"
+echo "  roles: README, Users, tokens and roles)"
+echo "Guests' network namespace: $STRATUS_NETNS (try: ip netns exec $STRATUS_NETNS ip addr)"
 echo "Stop it with: scripts/quickstart-stop.sh   (the objects and data in $DATA stay; quickstart.sh starts it again)"

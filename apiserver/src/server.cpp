@@ -26,6 +26,7 @@
 #include "stratus/apiserver/watch_filter.h"
 #include "stratus/core/object.h"
 #include "stratus/core/selector.h"
+#include "stratus/core/tls.h"
 #include "stratus/core/yaml.h"
 #include "stratus/ec2/keys.h"
 
@@ -1055,10 +1056,25 @@ Status ApiServer::Start() {
     if (!a.ok()) return a.status();
     impl_->audit = std::move(*a);
   }
-  std::string url = "http://" + impl_->opts.listen;
+  std::string url = this->url();
+  bool tls = !impl_->opts.tls_cert_file.empty() || !impl_->opts.tls_key_file.empty();
+  std::shared_ptr<const TlsServerCredentials> creds;
+  if (tls) {
+    // Read and checked once here (a bad file is an error now, not a failed handshake later); every connection's
+    // TLS context gets the same parsed chain and key.
+    auto loaded = TlsServerCredentials::Load(impl_->opts.tls_cert_file, impl_->opts.tls_key_file);
+    if (!loaded.ok()) return loaded.status();
+    creds = *loaded;
+  }
   try {
     web::http::experimental::listener::http_listener_config cfg;
     cfg.set_timeout(std::chrono::seconds(120));
+    if (creds) {
+      cfg.set_ssl_context_callback([creds](boost::asio::ssl::context& ctx) {
+        Status s = creds->Apply(ctx.native_handle());
+        if (!s.ok()) spdlog::error("api server: {}", s.message());
+      });
+    }
     impl_->listener = std::make_unique<web::http::experimental::listener::http_listener>(url, cfg);
     Impl* impl = impl_.get();
     impl_->listener->support([impl](http_request req) { impl->Handle(std::move(req)); });
@@ -1105,7 +1121,10 @@ bool ApiServer::Stop(std::chrono::milliseconds grace) {
   return true;
 }
 
-std::string ApiServer::url() const { return "http://" + impl_->opts.listen; }
+std::string ApiServer::url() const {
+  bool tls = !impl_->opts.tls_cert_file.empty() || !impl_->opts.tls_key_file.empty();
+  return (tls ? "https://" : "http://") + impl_->opts.listen;
+}
 
 Metrics& ApiServer::metrics() { return impl_->metrics; }
 

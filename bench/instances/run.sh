@@ -60,7 +60,7 @@ start_server() {  # start_server NAME extra-flags...   sets SERVER_PID, SERVER_U
   local port aport
   port=$(free_port); aport=$(free_port)
   mkdir -p "$WORK/$name"; chmod 755 "$WORK/$name"
-  "$STRATUSD" server --listen "127.0.0.1:$port" --ec2-listen=off --data-dir "$WORK/$name/data" --agent-listen "127.0.0.1:$aport" \
+  "$STRATUSD" server --listen "127.0.0.1:$port" --ec2-listen=off --insecure-http --data-dir "$WORK/$name/data" --agent-listen "127.0.0.1:$aport" \
     --reserved-memory-mib 0 "$@" >"$WORK/$name/stratusd.log" 2>&1 &
   SERVER_PID=$!
   SERVER_URL="http://127.0.0.1:$port"

@@ -168,7 +168,7 @@ log "disk: $((avail >> 30)) GiB free on $(df -P "$WORK" | awk 'NR==2 {print $1" 
 
 # --- stratusd ----------------------------------------------------------------------------------------------------
 PORT=$(free_port); APORT=$(free_port)
-"$STRATUSD" --log-level "${BENCH_LOG_LEVEL:-warn}" server --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
+"$STRATUSD" --log-level "${BENCH_LOG_LEVEL:-warn}" server --listen "127.0.0.1:$PORT" --insecure-http --data-dir "$WORK/data" \
   --node "$NODE" --libvirt-uri qemu:///system --agent-listen "127.0.0.1:$APORT" >"$WORK/run/stratusd.log" 2>&1 &
 SERVER_PID=$!
 SERVER_URL="http://127.0.0.1:$PORT"

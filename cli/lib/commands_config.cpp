@@ -70,6 +70,7 @@ StatusOr<ClientSettings> ResolveSettings(const GlobalOptions& global) {
   ClientOverrides env;
   env.server = Getenv("STRATUS_SERVER");
   env.token = Getenv("STRATUS_TOKEN");
+  env.ca_file = Getenv("STRATUS_CA_FILE");
   return ResolveClientSettings(&*cfg, global.context, global.flags, env);
 }
 

@@ -8,6 +8,7 @@
 #include <cpprest/filestream.h>
 #include <cpprest/http_client.h>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -22,6 +23,8 @@
 #include <mutex>
 #include <system_error>
 #include <thread>
+
+#include "stratus/core/tls.h"
 
 namespace stratus {
 
@@ -136,6 +139,14 @@ class HttpApiClient : public ApiClient {
       }
       host_ = utility::conversions::to_utf8string(base.host());
       port_ = base.port() > 0 ? base.port() : (base.scheme() == "https" ? 443 : 80);
+      https_ = base.scheme() == "https";
+      if (https_ && !opts_.ca_file.empty() && !opts_.insecure_skip_tls_verify) {
+        Status ca = CheckCaFile(opts_.ca_file);
+        if (!ca.ok()) {
+          init_error_ = ca;
+          return;
+        }
+      }
       client_ = MakeClient(std::chrono::seconds(timeout_seconds_));
     } catch (const std::exception& e) {
       init_error_ = BadRequest("invalid API server URL \"" + server_ + "\": " + e.what());
@@ -258,9 +269,22 @@ class HttpApiClient : public ApiClient {
   }
 
  private:
-  static httpc::http_client_config Config(std::chrono::seconds timeout) {
+  httpc::http_client_config Config(std::chrono::seconds timeout) const {
     httpc::http_client_config cfg;
     cfg.set_timeout(timeout);
+    // https: the server's certificate chain is verified (cpprestsdk's default), and so is its name
+    // (cpprestsdk checks the URL's host against the certificate's DNS and IP names). With a CA file that CA is
+    // the only one trusted; TLS 1.2 or newer either way. The callback never throws: a CA that cannot be loaded
+    // (checked in the constructor) leaves nothing trusted.
+    if (opts_.insecure_skip_tls_verify) {
+      cfg.set_validate_certificates(false);
+    } else if (!opts_.ca_file.empty()) {
+      std::string ca = opts_.ca_file;
+      cfg.set_ssl_context_callback([ca](boost::asio::ssl::context& ctx) {
+        Status s = TrustOnlyCaFile(ctx.native_handle(), ca);
+        if (!s.ok()) spdlog::warn("api client: {}", s.message());
+      });
+    }
     // The API never redirects. And cpprestsdk's redirect follower copies a request's headers on the calling
     // thread after handing the request to its I/O thread, which may add Content-Type to those same headers
     // (a data race TSan reports; a torn std::map otherwise).
@@ -338,6 +362,24 @@ class HttpApiClient : public ApiClient {
       std::string probe = ProbeConnect(host_, port_);
       if (!probe.empty()) return Unreachable(probe);
     }
+    // An https server answers plain http by closing the connection.
+    if (!https_ && what.find("status line") != std::string::npos) {
+      return Unreachable(what + " (does the server serve https? try https://" + host_ + ":" + std::to_string(port_) +
+                         ")");
+    }
+    // cpprestsdk says only "Error in SSL handshake"; a handshake of our own finds out why (most often a
+    // certificate that is not trusted: no or the wrong --certificate-authority).
+    if (https_ && !opts_.insecure_skip_tls_verify &&
+        (what.find("SSL") != std::string::npos || what.find("handshake") != std::string::npos)) {
+      std::string probe = ProbeTls(host_, port_, opts_.ca_file);
+      if (!probe.empty()) {
+        if (probe.find("certificate") != std::string::npos) {
+          probe += opts_.ca_file.empty() ? "; pass the server's CA with --certificate-authority (STRATUS_CA_FILE)"
+                                         : "; is " + opts_.ca_file + " the CA that signed the server's certificate?";
+        }
+        return Unreachable(probe);
+      }
+    }
     return Unreachable(what.empty() ? ec.message() : what);
   }
 
@@ -373,6 +415,7 @@ class HttpApiClient : public ApiClient {
   std::string server_;
   std::string host_;
   int port_ = 0;
+  bool https_ = false;
   int timeout_seconds_;
   Status init_error_;
   HttpClientOptions opts_;

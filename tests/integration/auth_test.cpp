@@ -301,5 +301,60 @@ TEST(AuthNodeTest, NodeCredentialStaysInItsLane) {
   EXPECT_EQ(log.find("forbidden"), std::string::npos) << log;
 }
 
+TEST(AuthKubectlTest, KubectlWithAGeneratedKubeconfigActsAsThatUser) {
+  // STRATUS_TEST_KUBECTL tries another kubectl build.
+  const char* other = std::getenv("STRATUS_TEST_KUBECTL");
+  std::string bin = other != nullptr && *other ? other : "/usr/bin/kubectl";
+  if (!std::filesystem::exists(bin)) GTEST_SKIP() << bin << " is not installed";
+  TempDir dir;
+  // https: kubectl sends a bearer token over TLS only.
+  ServerProcess server(dir.path() / "data", {"--secure"});
+  ASSERT_TRUE(server.Start()) << server.log();
+  std::string alice = server.MakeUser("alice", "team-a", "member");
+  ASSERT_FALSE(server.MakeUser("bob", "team-b", "member").empty());
+  std::string home = (dir.path() / "home").string();
+  std::filesystem::create_directories(home);
+  std::vector<std::string> env = {"HOME=" + home, "KUBECONFIG=", "STRATUS_CONFIG=", "STRATUS_TOKEN=", "STRATUS_SERVER="};
+  auto kubectl = [&](const std::string& config, std::vector<std::string> args) {
+    args.insert(args.begin(), {bin, "--kubeconfig", config});
+    return stratus::testing::Run(args, "", env, 120);
+  };
+  // The admin's config that stratusd wrote at its first start works as it is.
+  std::string admin = (dir.path() / "data" / "admin.kubeconfig").string();
+  auto nodes = kubectl(admin, {"get", "namespaces.stratus.io"});
+  EXPECT_EQ(nodes.exit_code, 0) << nodes.err;
+  EXPECT_NE(nodes.out.find("team-b"), std::string::npos) << nodes.out;
+  // Alice's, made by stratusctl (CA and token inline).
+  auto made = stratus::testing::Run({StratusctlBin(), "--server", server.url(), "--certificate-authority",
+                                     server.ca_file(), "--token", alice, "-n", "team-a", "config", "kubeconfig"},
+                                    "", env);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  std::string config = (dir.path() / "alice.kubeconfig").string();
+  { std::ofstream(config) << made.out; }
+  std::string manifest = (dir.path() / "vol.yaml").string();
+  {
+    std::ofstream(manifest) << "apiVersion: stratus.io/v1\nkind: Volume\nmetadata: {name: data-1}\nspec: {size: 1Gi}\n";
+  }
+  auto apply = kubectl(config, {"apply", "--validate=false", "-f", manifest});
+  EXPECT_EQ(apply.exit_code, 0) << apply.out << apply.err;
+  EXPECT_EQ(server.Http("GET", Ns("team-a", "volumes", "data-1")).code, 200);
+  auto get = kubectl(config, {"get", "volumes.stratus.io"});
+  EXPECT_EQ(get.exit_code, 0) << get.err;
+  EXPECT_NE(get.out.find("data-1"), std::string::npos) << get.out;
+  // Across namespaces: refused, in Kubernetes' words.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"get", "volumes.stratus.io", "-n", "team-b"},
+        std::vector<std::string>{"apply", "--validate=false", "-n", "team-b", "-f", manifest},
+        std::vector<std::string>{"get", "volumes.stratus.io", "-A"}}) {
+    auto denied = kubectl(config, args);
+    EXPECT_NE(denied.exit_code, 0) << args[0] << " " << denied.out;
+    EXPECT_NE(denied.err.find("forbidden"), std::string::npos) << denied.err;
+  }
+  EXPECT_EQ(server.Http("GET", Ns("team-b", "volumes", "data-1")).code, 404);
+  auto del = kubectl(config, {"delete", "-f", manifest});
+  EXPECT_EQ(del.exit_code, 0) << del.out << del.err;
+  EXPECT_EQ(server.Http("GET", Ns("team-a", "volumes", "data-1")).code, 404);
+}
+
 }  // namespace
 }  // namespace stratus::testing

@@ -258,8 +258,11 @@ class ServerProcess {
     bool ec2 = false;
     for (const auto& e : extra_) ec2 |= e.rfind("--ec2-listen", 0) == 0;
     if (!ec2) a.push_back("--ec2-listen=off");
+    // Plain http unless the test is about TLS: a --tls-* flag, or "--secure" (the default https, CA made in
+    // DATA_DIR/tls; a marker for this harness, not passed on).
+    if (!secure()) a.push_back("--insecure-http");
     for (const auto& e : extra_) {
-      if (e != "--agent=true") a.push_back(e);
+      if (e != "--agent=true" && e != "--secure") a.push_back(e);
     }
     pid_ = SpawnLogged(a, log_);
     auto deadline = std::chrono::steady_clock::now() + Scaled(std::chrono::seconds(20));
@@ -302,7 +305,15 @@ class ServerProcess {
   // The caller reaped the process itself.
   void Forget() { pid_ = 0; }
   // The server's port: reserved at the first Start and kept across restarts while this object lives.
-  std::string url() const { return "http://" + port_.hostport(); }
+  std::string url() const { return (secure() ? "https://" : "http://") + port_.hostport(); }
+  // Whether the server serves https (see Start); the CA it made for itself then.
+  bool secure() const {
+    for (const auto& e : extra_) {
+      if (e == "--secure" || e.rfind("--tls-", 0) == 0) return true;
+    }
+    return false;
+  }
+  std::string ca_file() const { return (data_dir_ / "tls" / "ca.crt").string(); }
   int port() const { return port_.port(); }
   std::string log() const { return ReadFile(log_); }
 
@@ -317,7 +328,15 @@ class ServerProcess {
                     int timeout_s = 30) const {
     HttpResult r;
     try {
-      web::http::client::http_client c(url(), TestHttpConfig(timeout_s));
+      auto cfg = TestHttpConfig(timeout_s);
+      if (secure()) {
+        std::string ca = ca_file();
+        cfg.set_ssl_context_callback([ca](boost::asio::ssl::context& ctx) {
+          boost::system::error_code ec;
+          ctx.load_verify_file(ca, ec);  // not there yet: the handshake fails and Start() tries again
+        });
+      }
+      web::http::client::http_client c(url(), cfg);
       web::http::http_request req(method);
       req.set_request_uri(path);
       if (!token.empty()) req.headers().add("Authorization", "Bearer " + token);
@@ -348,6 +367,7 @@ class ServerProcess {
   RunResult CtlAs(const std::string& token, std::vector<std::string> args, const std::string& stdin_text = "",
                   int timeout_s = 60) const {
     args.insert(args.begin(), {StratusctlBin(), "--server", url()});
+    if (secure()) args.insert(args.begin() + 3, {"--certificate-authority", ca_file()});
     // HOME without a ~/.stratus/config: a developer's (or root's) client config must not reach the tests.
     return Run(args, stdin_text, {"STRATUS_TOKEN=" + token, "HOME=" + (data_dir_ / "home").string(), "STRATUS_CONFIG="},
                timeout_s);
@@ -384,15 +404,18 @@ class ServerProcess {
 // dir is DIR/NODE and its log DIR/NODE.log. SIGKILLed and reaped at scope exit unless the caller reaped it.
 class AgentProcess {
  public:
-  // Joins `server` with its bootstrap token (the agent keeps the node credential it gets in its data dir).
+  // Joins `server` with its bootstrap token (the agent keeps the node credential it gets in its data dir);
+  // `extra` flags follow (e.g. --certificate-authority for a server on https).
   AgentProcess(const ServerProcess& server, const std::string& node, const std::filesystem::path& dir,
-               int heartbeat_seconds = 1)
+               int heartbeat_seconds = 1, const std::vector<std::string>& extra = {})
       : port_(ReservePort()), log_((dir / (node + ".log")).string()) {
-    pid_ = SpawnLogged({StratusdBin(), "agent", "--server", server.url(), "--node", node, "--libvirt-uri",
-                        "test:///default", "--agent-listen", port_.hostport(), "--data-dir", (dir / node).string(),
-                        "--reserved-memory-mib", "0", "--heartbeat-seconds", std::to_string(heartbeat_seconds),
-                        "--bootstrap-token-file", server.bootstrap_token_file()},
-                       log_);
+    std::vector<std::string> a = {StratusdBin(), "agent", "--server", server.url(), "--node", node, "--libvirt-uri",
+                                  "test:///default", "--agent-listen", port_.hostport(), "--data-dir",
+                                  (dir / node).string(), "--reserved-memory-mib", "0", "--heartbeat-seconds",
+                                  std::to_string(heartbeat_seconds), "--bootstrap-token-file",
+                                  server.bootstrap_token_file()};
+    a.insert(a.end(), extra.begin(), extra.end());
+    pid_ = SpawnLogged(a, log_);
   }
   ~AgentProcess() {
     if (pid_ > 0) {

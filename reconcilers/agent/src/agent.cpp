@@ -383,7 +383,8 @@ Status NodeAgent::Start() {
 
   m.image_rec = std::make_unique<image::ImageReconciler>(m.client, m.images, m.storage.get(), m.ImagePool(),
                                                          (fs::path(m.opts.data_dir) / "tmp").string(), m.opts.node,
-                                                         m.opts.api_url);
+                                                         m.opts.api_url, m.opts.api_ca_file,
+                                                         m.opts.api_token);
   instance::Options iopt;
   iopt.node = m.opts.node;
   iopt.data_dir = m.opts.data_dir;

@@ -13,6 +13,7 @@
 #include "stratus/core/exec.h"
 #include "stratus/core/object.h"
 #include "stratus/core/sha256.h"
+#include "stratus/core/tls.h"
 
 namespace stratus::image {
 namespace fs = std::filesystem;
@@ -33,7 +34,8 @@ struct Throttle {
 }  // namespace
 
 StatusOr<std::string> Fetch(const std::string& url, const std::string& dest,
-                            const std::function<void(uint64_t, uint64_t)>& progress) {
+                            const std::function<void(uint64_t, uint64_t)>& progress, const std::string& ca_file,
+                            const std::string& bearer_token) {
   Sha256 h;
   Throttle t;
   std::ofstream out(dest, std::ios::binary | std::ios::trunc);
@@ -61,12 +63,22 @@ StatusOr<std::string> Fetch(const std::string& url, const std::string& dest,
     try {
       web::http::client::http_client_config cfg;
       cfg.set_timeout(std::chrono::seconds(60));
+      if (!ca_file.empty() && url.rfind("https://", 0) == 0) {
+        Status ca = CheckCaFile(ca_file);
+        if (!ca.ok()) return Status(Code::kUnavailable, "cannot download " + url + ": " + ca.message());
+        cfg.set_ssl_context_callback([ca_file](boost::asio::ssl::context& ctx) {
+          (void)TrustOnlyCaFile(ctx.native_handle(), ca_file);  // checked above; on failure nothing is trusted
+        });
+      }
+      // A token goes to the API server only, never on to wherever a redirect points.
+      if (!bearer_token.empty()) cfg.set_max_redirects(0);
       web::http::client::http_client client(url, cfg);
       // Image URLs do redirect (mirrors, object stores), so redirects stay on. cpprestsdk's redirect follower
       // copies the request's headers while its I/O thread adds a Content-Type to them when there is none; with
       // one present, that thread only reads them.
       web::http::http_request get(web::http::methods::GET);
       get.headers().set_content_type("application/octet-stream");
+      if (!bearer_token.empty()) get.headers().add("Authorization", "Bearer " + bearer_token);
       auto resp = client.request(get).get();
       if (resp.status_code() != 200) {
         return Status(Code::kUnavailable, "GET " + url + " answered HTTP " + std::to_string(resp.status_code()));
@@ -159,9 +171,12 @@ Status ImageReconciler::Report(const json& img, json entry) {
 }
 
 ImageReconciler::ImageReconciler(ApiClient* client, runtime::Informer* images, host::StoragePools* storage,
-                                 std::string pool, std::string work_dir, std::string node, std::string api_url)
+                                 std::string pool, std::string work_dir, std::string node, std::string api_url,
+                                 std::string api_ca_file, std::string api_token)
     : client_(client), images_(images), storage_(storage), pool_(std::move(pool)), work_dir_(std::move(work_dir)),
-      node_(std::move(node)), api_url_(std::move(api_url)), events_(client, "image-cache", node_) {
+      node_(std::move(node)), api_url_(std::move(api_url)), api_ca_file_(std::move(api_ca_file)),
+      api_token_(std::move(api_token)),
+      events_(client, "image-cache", node_) {
   while (!api_url_.empty() && api_url_.back() == '/') api_url_.pop_back();
 }
 
@@ -184,9 +199,11 @@ Status ImageReconciler::Import(const json& img, const std::string& volume) {
     if (!r.ok()) spdlog::debug("image progress not reported: image={} error={}", key, r.message());
   };
   report("Downloading", 0);
+  // Only the API server's own URL is verified against its CA; other sources against the system's CAs.
+  bool from_api = !api_url_.empty() && url.rfind(api_url_ + "/", 0) == 0;
   auto sum = Fetch(url, tmp, [&](uint64_t done, uint64_t total) {
     if (total) report("Downloading", static_cast<int>(done * 100 / total));
-  });
+  }, from_api ? api_ca_file_ : "", from_api ? api_token_ : "");
   auto fail = [&](const Status& s, const std::string& reason) {
     fs::remove(tmp, ec);
     Status r = Report(img, {{"phase", "Failed"}, {"reason", reason}, {"message", s.message()}});

@@ -27,20 +27,24 @@ struct ApiServerOptions {
   int audit_max_files = 5;                   // rotated audit logs kept
   double user_qps = 0;                       // per-user request rate (token bucket); 0: unlimited
   double user_burst = 0;                     // the bucket's size (default 2 x user_qps)
+  // PEM certificate chain (leaf first) and private key: serve https (TLS 1.2+) with them. Both empty: plain http.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class ApiServer {
  public:
   ApiServer(Registry* registry, ApiServerOptions opts);
   ~ApiServer();
-  // Binds and starts serving. kUnavailable naming the address when it cannot bind.
+  // Binds and starts serving. kUnavailable naming the address when it cannot bind; kInvalid when the TLS
+  // certificate or key cannot be loaded.
   Status Start();
   // Graceful stop: new requests get 503 (Retry-After) from now on, every watch stream ends (clients see the end
   // of the stream and re-watch elsewhere or later), and in-flight requests get up to `grace` to finish. The
   // listener itself is never closed (cpprestsdk cannot close it safely under load; see server.cpp): the process
   // exits with it open. Returns false when requests were still running after `grace`.
   bool Stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
-  std::string url() const;
+  std::string url() const;  // https://host:port with TLS, http://host:port without
   Metrics& metrics();
 
   struct Impl;

@@ -65,6 +65,7 @@ struct HttpClientOptions {
   int timeout_seconds = 30;   // per request (a watch's is the stream's own timeout plus a margin)
   std::string bearer_token;   // sent as `Authorization: Bearer TOKEN` on every request when not empty
   std::string ca_file;        // PEM file of the CA that https servers are verified against ("" = system CAs)
+  bool insecure_skip_tls_verify = false;  // https without verifying the server's certificate (tests, debugging)
 };
 
 // HTTP implementation over cpprestsdk. `server` is a base URL such as https://127.0.0.1:8774.

@@ -14,7 +14,7 @@
 
 namespace stratus {
 
-inline constexpr const char* kDefaultServer = "http://127.0.0.1:8774";
+inline constexpr const char* kDefaultServer = "https://127.0.0.1:8774";
 inline constexpr const char* kDefaultNamespace = "default";
 
 struct KubeCluster {

@@ -26,6 +26,8 @@ struct Options {
   std::string listen = "127.0.0.1:8775";    // the agent's own endpoint (console logs, domain listing)
   std::string advertise;                    // URL the API server uses to reach it; default http://<listen>
   std::string api_url;                      // the API server's URL (uploaded image data is fetched from it)
+  std::string api_ca_file;                  // PEM CA the https API server is verified against ("" = system CAs)
+  std::string api_token;                    // bearer token for the API server's URL (image data downloads)
   std::string zone = "default";
   std::map<std::string, std::string> labels;
   int reserved_vcpus = 0;

@@ -16,9 +16,10 @@ namespace stratus::image {
 
 // Copies or downloads `url` to `dest`, hashing as it goes; returns the sha256 hex digest.
 // `progress(done, total)` (total 0 when unknown). kBadRequest for unsupported schemes, kUnavailable when the
-// source cannot be read.
+// source cannot be read. `ca_file` (PEM) is the only CA an https source is verified against; "" = the system's.
 StatusOr<std::string> Fetch(const std::string& url, const std::string& dest,
-                            const std::function<void(uint64_t, uint64_t)>& progress);
+                            const std::function<void(uint64_t, uint64_t)>& progress, const std::string& ca_file = "",
+                            const std::string& bearer_token = "");
 
 struct FormatInfo {
   std::string format;       // qcow2, raw, iso (qemu-img reports iso images as raw; detected by signature)
@@ -47,9 +48,11 @@ bool CachedOn(const json& image, const std::string& node);
 class ImageReconciler : public runtime::Reconciler {
  public:
   // `api_url` is the API server's base URL, from which uploaded image data is fetched
-  // (GET .../images/NAME/upload); empty when uploads cannot be imported.
+  // (GET .../images/NAME/upload); empty when uploads cannot be imported. `api_ca_file`: the CA that server's
+  // https certificate is verified against ("" = the system's CAs); other sources use the system's CAs.
   ImageReconciler(ApiClient* client, runtime::Informer* images, host::StoragePools* storage, std::string pool,
-                  std::string work_dir, std::string node, std::string api_url = "");
+                  std::string work_dir, std::string node, std::string api_url = "", std::string api_ca_file = "",
+                  std::string api_token = "");
   std::string Name() const override { return "image"; }
   std::vector<const runtime::Informer*> Reads() const override { return {images_}; }
   std::vector<runtime::WatchSpec> Watches() override;
@@ -67,6 +70,8 @@ class ImageReconciler : public runtime::Reconciler {
   std::string work_dir_;
   std::string node_;
   std::string api_url_;
+  std::string api_ca_file_;
+  std::string api_token_;  // sent to the API server's URL only
   runtime::EventRecorder events_;
 };
 
