@@ -199,15 +199,29 @@ bool Authorizer::NodeAllows(const UserInfo& user, const RequestAttributes& a, co
     if (n.empty() && o.contains("status") && o["status"].is_object()) n = o["status"].value("node", "");
     return n == node;
   };
+  // A merge patch of metadata.finalizers alone (what a node's reconciler adds and removes on what it manages).
+  auto finalizers_only = [&] {
+    if (a.verb != "patch" || !body || !body->is_object() || body->size() != 1 || !body->contains("metadata")) {
+      return false;
+    }
+    const json& md = (*body)["metadata"];
+    if (!md.is_object()) return false;
+    for (auto it = md.begin(); it != md.end(); ++it) {
+      if (it.key() != "finalizers" && it.key() != "resourceVersion") return false;
+    }
+    return true;
+  };
   if (kind == "Instance" || kind == "Volume") {
     if (a.verb == "create") return kind == "Volume" && body && placed_here(*body);
     auto cur = registry_->store()->GetStored({a.resource->plural, a.ns, a.name});
     if (!cur.ok()) return false;
     if (!placed_here(*cur->object)) return false;
-    // An instance's spec is the user's; its node writes status and its own finalizers (a merge patch).
-    return kind == "Volume" || a.subresource == "status" || a.verb == "patch";
+    // An instance's spec is the user's; its node writes status and its finalizer. Volumes on the node are the
+    // instances' root disks, which the node makes, grows, hands to their instance and deletes.
+    return kind == "Volume" || a.subresource == "status" || finalizers_only();
   }
-  if (kind == "Network" || kind == "Image") return a.subresource == "status";
+  if (kind == "Network") return a.subresource == "status" || finalizers_only();  // a network spans nodes
+  if (kind == "Image") return a.subresource == "status";
   return false;
 }
 

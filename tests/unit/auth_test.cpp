@@ -241,6 +241,14 @@ TEST_F(AuthTest, NodeCredentialStaysInItsLane) {
   EXPECT_TRUE(Can(n1, "update", "Instance", "t", "here", "status").ok());
   EXPECT_EQ(Can(n1, "update", "Instance", "t", "there", "status").code(), Code::kForbidden);
   EXPECT_EQ(Can(n1, "update", "Instance", "t", "here").code(), Code::kForbidden);  // the spec is the user's
+  json finalizer = {{"metadata", {{"finalizers", {"stratus.io/instance"}}, {"resourceVersion", "7"}}}};
+  json spec_too = {{"metadata", {{"finalizers", json::array()}}}, {"spec", {{"powerState", "Stopped"}}}};
+  EXPECT_TRUE(Can(n1, "patch", "Instance", "t", "here", "", &finalizer).ok());
+  EXPECT_EQ(Can(n1, "patch", "Instance", "t", "here", "", &spec_too).code(), Code::kForbidden);
+  EXPECT_EQ(Can(n1, "patch", "Instance", "t", "there", "", &finalizer).code(), Code::kForbidden);
+  EXPECT_TRUE(Can(n1, "patch", "Network", "t", "lan", "", &finalizer).ok());
+  EXPECT_EQ(Can(n1, "patch", "Network", "t", "lan", "", &spec_too).code(), Code::kForbidden);
+  EXPECT_TRUE(Can(n1, "patch", "Network", "t", "lan", "status").ok());
   EXPECT_EQ(Can(n1, "create", "Instance", "t", "new").code(), Code::kForbidden);
   EXPECT_EQ(Can(n1, "delete", "Instance", "t", "here").code(), Code::kForbidden);
   EXPECT_EQ(Can(n1, "update", "Instance", "t", "missing", "status").code(), Code::kForbidden);
