@@ -426,7 +426,8 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   ec2::Api ec2_api(local.get(), ec2_keys.get(), ec2_opts);
   std::unique_ptr<ec2::Listener> ec2_listener;
   if (!f.ec2_listen.empty() && f.ec2_listen != "off") {
-    ec2_listener = std::make_unique<ec2::Listener>(&ec2_api, f.ec2_listen);
+    // TLS like the main API (its certificate), plain http only when the main API is.
+    ec2_listener = std::make_unique<ec2::Listener>(&ec2_api, f.ec2_listen, 1 << 20, ao.tls_cert_file, ao.tls_key_file);
     Status es = ec2_listener->Start();
     if (!es.ok()) {
       std::cerr << "error: " << es.message() << " (--ec2-listen off turns the EC2 endpoint off)\n";

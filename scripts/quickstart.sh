@@ -55,9 +55,10 @@ echo
 # The same cloud through the EC2 API (awscli): an AccessKey's secret is answered once, by its create.
 EC2_LISTEN="${STRATUS_EC2_LISTEN:-127.0.0.1:8773}"
 if creds="$("$CTL" create accesskey "quickstart-$(date +%s)" --user admin -n default)"; then
-  echo "--- aws ec2 describe-instances (endpoint http://$EC2_LISTEN, ${creds%%$'\n'*}) ---"
+  echo "--- aws ec2 describe-instances (endpoint https://$EC2_LISTEN, ${creds%%$'\n'*}) ---"
   # shellcheck disable=SC2086  # two KEY=VALUE lines of [A-Za-z0-9+/=]
-  env $creds AWS_PAGER="" aws ec2 describe-instances --endpoint-url "http://$EC2_LISTEN" --region us-east-1 \
+  env $creds AWS_PAGER="" AWS_CA_BUNDLE="$STRATUS_CA_FILE" aws ec2 describe-instances \
+    --endpoint-url "https://$EC2_LISTEN" --region us-east-1 \
     --output table --query 'Reservations[].Instances[].[InstanceId,State.Name,PrivateIpAddress,Tags[0].Value]' ||
     echo "(the EC2 API did not answer; see $DATA/stratusd.log)"
 fi

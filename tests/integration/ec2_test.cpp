@@ -16,8 +16,9 @@ class Ec2Test : public ::testing::Test {
     if (!std::filesystem::exists(kAws)) GTEST_FAIL() << kAws << " is missing: scripts/install-deps.sh installs awscli";
     ec2_port_ = ReservedPort::Make();
     ASSERT_NE(ec2_port_.port(), 0);
-    server_ = std::make_unique<ServerProcess>(dir_.path() / "data",
-                                              std::vector<std::string>{"--ec2-listen", ec2_port_.hostport()});
+    std::vector<std::string> extra = {"--ec2-listen", ec2_port_.hostport()};
+    if (Secure()) extra.push_back("--secure");
+    server_ = std::make_unique<ServerProcess>(dir_.path() / "data", extra);
     ASSERT_TRUE(server_->Start()) << server_->log();
     ASSERT_FALSE(server_->MakeUser("alice", "default", "member").empty());
   }
@@ -25,8 +26,9 @@ class Ec2Test : public ::testing::Test {
   // Runs `aws ec2 ARGS...` against the endpoint with the given credentials and nothing from the machine's config.
   RunResult Aws(std::vector<std::string> args, const std::string& key_id, const std::string& secret) {
     args.insert(args.begin(), {kAws, "ec2"});
-    std::vector<std::string> common = {"--endpoint-url", "http://" + ec2_port_.hostport(), "--region", "us-east-1",
-                                       "--output", "json", "--cli-connect-timeout", "10"};
+    std::vector<std::string> common = {"--endpoint-url", (Secure() ? "https://" : "http://") + ec2_port_.hostport(),
+                                       "--region", "us-east-1", "--output", "json", "--cli-connect-timeout", "10"};
+    if (Secure()) common.insert(common.end(), {"--ca-bundle", server_->ca_file()});
     args.insert(args.end(), common.begin(), common.end());
     std::string home = (dir_.path() / "home").string();
     std::filesystem::create_directories(home);
@@ -36,6 +38,9 @@ class Ec2Test : public ::testing::Test {
                 "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=", "AWS_MAX_ATTEMPTS=1"},
                120);
   }
+
+  // The EC2 endpoint on https (the main API's certificate): Ec2TlsTest.
+  virtual bool Secure() const { return false; }
 
   json CreateAccessKey(const std::string& name, const std::string& user, const std::string& ns) {
     auto r = server_->Http("POST", "/apis/stratus.io/v1/accesskeys",
@@ -199,6 +204,30 @@ TEST_F(Ec2Test, KeysActWithTheirUsersRoles) {
   RunResult gone = Aws({"describe-instances"}, vid, vsecret);
   EXPECT_NE(gone.exit_code, 0);
   EXPECT_NE(gone.err.find("AuthFailure"), std::string::npos) << gone.err;
+}
+
+class Ec2TlsTest : public Ec2Test {
+ protected:
+  bool Secure() const override { return true; }
+};
+
+TEST_F(Ec2TlsTest, ServedOverHttpsWithTheApisCertificate) {
+  json key = CreateAccessKey("alice-tls", "alice", "default");
+  std::string id = key["spec"]["accessKeyId"], secret = key["status"]["secretAccessKey"];
+  RunResult ok = Aws({"describe-regions"}, id, secret);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("us-east-1"), std::string::npos) << ok.out;
+  // Without the CA, awscli refuses the server's certificate.
+  std::string home = (dir_.path() / "home").string();
+  RunResult blind = stratus::testing::Run(
+      {kAws, "ec2", "describe-regions", "--endpoint-url", "https://" + ec2_port_.hostport(), "--region", "us-east-1",
+       "--cli-connect-timeout", "10"},
+      "",
+      {"HOME=" + home, "AWS_ACCESS_KEY_ID=" + id, "AWS_SECRET_ACCESS_KEY=" + secret, "AWS_CONFIG_FILE=" + home + "/none",
+       "AWS_SHARED_CREDENTIALS_FILE=" + home + "/none", "AWS_EC2_METADATA_DISABLED=true", "AWS_MAX_ATTEMPTS=1"},
+      120);
+  EXPECT_NE(blind.exit_code, 0);
+  EXPECT_NE(blind.err.find("SSL"), std::string::npos) << blind.err;
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "stratus/ec2/listener.h"
 
+#include "stratus/core/tls.h"
+
 #include <cpprest/http_listener.h>
 #include <spdlog/spdlog.h>
 
@@ -16,6 +18,7 @@ struct Listener::Impl {
   Api* api;
   std::string listen;
   size_t max_body;
+  std::string tls_cert, tls_key;
   std::atomic<bool> refusing{false};
   std::unique_ptr<web::http::experimental::listener::http_listener> listener;
 
@@ -66,18 +69,35 @@ struct Listener::Impl {
   }
 };
 
-Listener::Listener(Api* api, std::string listen, size_t max_body_bytes) : impl_(std::make_unique<Impl>()) {
+Listener::Listener(Api* api, std::string listen, size_t max_body_bytes, std::string tls_cert_file,
+                   std::string tls_key_file)
+    : impl_(std::make_unique<Impl>()) {
   impl_->api = api;
   impl_->listen = std::move(listen);
   impl_->max_body = max_body_bytes;
+  impl_->tls_cert = std::move(tls_cert_file);
+  impl_->tls_key = std::move(tls_key_file);
 }
 
 Listener::~Listener() = default;
 
 Status Listener::Start() {
+  std::shared_ptr<const TlsServerCredentials> creds;
+  if (!impl_->tls_cert.empty()) {
+    auto loaded = TlsServerCredentials::Load(impl_->tls_cert, impl_->tls_key);
+    if (!loaded.ok()) return loaded.status();
+    creds = *loaded;
+  }
   try {
+    web::http::experimental::listener::http_listener_config cfg;
+    if (creds) {
+      cfg.set_ssl_context_callback([creds](boost::asio::ssl::context& ctx) {
+        Status s = creds->Apply(ctx.native_handle());
+        if (!s.ok()) spdlog::error("ec2 listener: {}", s.message());
+      });
+    }
     impl_->listener = std::make_unique<web::http::experimental::listener::http_listener>(
-        web::uri(utility::conversions::to_string_t(url())));
+        web::uri(utility::conversions::to_string_t(url())), cfg);
     impl_->listener->support([this](http_request req) { impl_->Handle(std::move(req)); });
     impl_->listener->open().wait();
   } catch (const std::exception& e) {
@@ -88,6 +108,6 @@ Status Listener::Start() {
 
 void Listener::Stop() { impl_->refusing = true; }
 
-std::string Listener::url() const { return "http://" + impl_->listen; }
+std::string Listener::url() const { return (impl_->tls_cert.empty() ? "http://" : "https://") + impl_->listen; }
 
 }  // namespace stratus::ec2

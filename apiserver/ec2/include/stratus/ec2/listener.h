@@ -12,8 +12,10 @@ namespace stratus::ec2 {
 
 class Listener {
  public:
-  // `listen` is host:port. Bodies over `max_body_bytes` get 413 (EC2 requests are small).
-  Listener(Api* api, std::string listen, size_t max_body_bytes = 1 << 20);
+  // `listen` is host:port. Bodies over `max_body_bytes` get 413 (EC2 requests are small). With a certificate
+  // and key (PEM files; the main API's), it serves https, TLS 1.2 and newer.
+  Listener(Api* api, std::string listen, size_t max_body_bytes = 1 << 20, std::string tls_cert_file = "",
+           std::string tls_key_file = "");
   ~Listener();
   // Binds and serves; kUnavailable naming the address when it cannot bind.
   Status Start();
