@@ -3,6 +3,8 @@
 // expects; the secret is shown once and never logged; deleting the AccessKey revokes it.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "harness.h"
 
 namespace stratus::testing {
@@ -204,6 +206,73 @@ TEST_F(Ec2Test, KeysActWithTheirUsersRoles) {
   RunResult gone = Aws({"describe-instances"}, vid, vsecret);
   EXPECT_NE(gone.exit_code, 0);
   EXPECT_NE(gone.err.find("AuthFailure"), std::string::npos) << gone.err;
+}
+
+TEST_F(Ec2Test, KeyPairsAreCreatedImportedDescribedAndDeletedAndInstanceTypesListed) {
+  json key = CreateAccessKey("alice-keys", "alice", "default");
+  std::string id = key["spec"]["accessKeyId"], secret = key["status"]["secretAccessKey"];
+  // create-key-pair: the private key comes back once; ssh-keygen derives the public key the KeyPair holds.
+  RunResult made = Aws({"create-key-pair", "--key-name", "web-key", "--key-type", "ed25519"}, id, secret);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  json m = json::parse(made.out);
+  std::string material = m.value("KeyMaterial", "");
+  ASSERT_NE(material.find("BEGIN OPENSSH PRIVATE KEY"), std::string::npos) << made.out;
+  EXPECT_EQ(m.value("KeyPairId", "").rfind("key-", 0), 0u);
+  json kp = server_->Http("GET", "/apis/stratus.io/v1/namespaces/default/keypairs/web-key").Json();
+  std::string pub = kp["spec"].value("publicKey", "");
+  ASSERT_EQ(pub.rfind("ssh-ed25519 ", 0), 0u) << kp.dump();
+  EXPECT_EQ(kp.dump().find("PRIVATE"), std::string::npos) << "the private key is never stored";
+  if (std::filesystem::exists("/usr/bin/ssh-keygen")) {
+    std::string file = (dir_.path() / "web-key.pem").string();
+    { std::ofstream(file) << material; }
+    std::filesystem::permissions(file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    RunResult derived = stratus::testing::Run({"/usr/bin/ssh-keygen", "-y", "-f", file});
+    ASSERT_EQ(derived.exit_code, 0) << derived.err;
+    EXPECT_EQ(derived.out.substr(0, derived.out.find(' ', 12)), pub.substr(0, pub.find(' ', 12)));
+  }
+  RunResult dup = Aws({"create-key-pair", "--key-name", "web-key"}, id, secret);
+  EXPECT_NE(dup.exit_code, 0);
+  EXPECT_NE(dup.err.find("InvalidKeyPair.Duplicate"), std::string::npos) << dup.err;
+  // import-key-pair from a file (awscli sends it base64-encoded).
+  std::string pubfile = (dir_.path() / "laptop.pub").string();
+  {
+    std::ofstream(pubfile) << "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@laptop\n";
+  }
+  RunResult imported = Aws({"import-key-pair", "--key-name", "laptop", "--public-key-material", "fileb://" + pubfile},
+                           id, secret);
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  std::string fp = json::parse(imported.out).value("KeyFingerprint", "");
+  EXPECT_EQ(fp.size(), 44u) << imported.out;
+  RunResult bad = Aws({"import-key-pair", "--key-name", "junk", "--public-key-material", "bm90IGEga2V5"}, id, secret);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("InvalidKey.Format"), std::string::npos) << bad.err;
+  RunResult listed = Aws({"describe-key-pairs"}, id, secret);
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  json pairs = json::parse(listed.out)["KeyPairs"];
+  ASSERT_EQ(pairs.size(), 2u) << listed.out;
+  for (const auto& p : pairs) {
+    if (p["KeyName"] == "laptop") EXPECT_EQ(p["KeyFingerprint"], fp);
+    EXPECT_EQ(p["KeyType"], "ed25519");
+  }
+  // delete-key-pair: gone from EC2 and from the API.
+  ASSERT_EQ(Aws({"delete-key-pair", "--key-name", "laptop"}, id, secret).exit_code, 0);
+  EXPECT_EQ(server_->Http("GET", "/apis/stratus.io/v1/namespaces/default/keypairs/laptop").code, 404);
+  EXPECT_EQ(json::parse(Aws({"describe-key-pairs"}, id, secret).out)["KeyPairs"].size(), 1u);
+  // describe-instance-types: the InstanceTypes (flavors).
+  ASSERT_EQ(server_->Http("POST", "/apis/stratus.io/v1/instancetypes",
+                          json{{"apiVersion", "stratus.io/v1"}, {"kind", "InstanceType"}, {"metadata", {{"name", "m1.tiny"}}},
+                               {"spec", {{"vcpus", 1}, {"memoryMiB", 512}}}}.dump())
+                .code,
+            201);
+  RunResult types = Aws({"describe-instance-types", "--instance-types", "m1.tiny"}, id, secret);
+  ASSERT_EQ(types.exit_code, 0) << types.err;
+  json t = json::parse(types.out)["InstanceTypes"];
+  ASSERT_EQ(t.size(), 1u) << types.out;
+  EXPECT_EQ(t[0]["VCpuInfo"]["DefaultVCpus"], 1);
+  EXPECT_EQ(t[0]["MemoryInfo"]["SizeInMiB"], 512);
+  RunResult nosuch = Aws({"describe-instance-types", "--instance-types", "m9.huge"}, id, secret);
+  EXPECT_NE(nosuch.exit_code, 0);
+  EXPECT_NE(nosuch.err.find("InvalidInstanceType"), std::string::npos) << nosuch.err;
 }
 
 class Ec2TlsTest : public Ec2Test {

@@ -11,22 +11,15 @@
 #include "stratus/core/base64.h"
 #include "stratus/core/object.h"
 #include "stratus/core/sha256.h"
+#include "stratus/core/sshkey.h"
 #include "stratus/ec2/query.h"
 #include "stratus/ec2/xml.h"
+#include "internal.h"
 
 namespace stratus::ec2 {
 namespace {
 
-std::string Str(const json& j, const char* a, const char* b = nullptr) {
-  if (!j.is_object() || !j.contains(a)) return "";
-  const json& x = j[a];
-  if (b == nullptr) return x.is_string() ? x.get<std::string>() : "";
-  if (!x.is_object() || !x.contains(b) || !x[b].is_string()) return "";
-  return x[b].get<std::string>();
-}
-
-std::string Uid(const json& obj) { return Str(obj, "metadata", "uid"); }
-std::string Name(const json& obj) { return Str(obj, "metadata", "name"); }
+using namespace actions;
 
 // EC2's instance states (code, name) for an Instance's phase.
 std::pair<int, std::string> InstanceState(const json& inst) {
@@ -37,31 +30,6 @@ std::pair<int, std::string> InstanceState(const json& inst) {
   if (phase == "Stopped" || phase == "Failed") return {80, "stopped"};
   if (phase == "Terminating") return {32, "shutting-down"};
   return {0, "pending"};
-}
-
-struct Call {
-  const AccessKey* caller;
-  Params params;
-  std::string host;
-  std::string request_id;
-};
-
-using Handler = std::function<std::optional<Error>(Api*, ApiClient*, const ApiOptions&, const Call&, Response*)>;
-
-std::optional<Error> FromStatus(const Status& s) {
-  if (s.code() == Code::kForbidden) return Error{"UnauthorizedOperation", s.message(), 403};
-  return Error{"InternalError", "the request could not be served: " + s.message(), 500};
-}
-
-// Reads the members of `name` (NAME.1, ...) and checks each against `pattern`; EC2 answers `malformed_code`.
-std::optional<Error> IdList(const Params& p, const std::string& name, const std::regex& pattern,
-                            const std::string& malformed_code, std::vector<std::string>* out) {
-  Error e;
-  if (!p.List(name, out, &e)) return e;
-  for (const auto& id : *out) {
-    if (!std::regex_match(id, pattern)) return Error{malformed_code, "Invalid id: \"" + id + "\"", 400};
-  }
-  return std::nullopt;
 }
 
 std::optional<Error> DescribeRegions(Api*, ApiClient*, const ApiOptions& o, const Call& c, Response* r) {
@@ -187,10 +155,11 @@ std::optional<Error> DescribeKeyPairs(Api*, ApiClient* api, const ApiOptions&, c
     AddText(item, "keyPairId", Ec2Id("key", Uid(kp)));
     AddText(item, "keyName", name);
     std::string pub = Str(kp, "spec", "publicKey");
-    AddText(item, "keyType", pub.rfind("ssh-ed25519", 0) == 0 ? "ed25519" : "rsa");
-    Sha256 h;
-    h.Update(pub.data(), pub.size());
-    AddText(item, "keyFingerprint", h.Hex());
+    auto parsed = ParseSshPublicKey(pub);
+    AddText(item, "keyType", parsed.ok() ? parsed->type : "rsa");
+    AddText(item, "keyFingerprint", parsed.ok() ? SshFingerprint(*parsed) : "");
+    if (c.params.Get("IncludePublicKey").value_or("") == "true") AddText(item, "publicKey", pub);
+    AddText(item, "createTime", Str(kp, "metadata", "creationTimestamp"));
   }
   for (const auto& n : wanted) {
     if (!seen.count(n)) return Error{"InvalidKeyPair.NotFound", "The key pair '" + n + "' does not exist", 400};
@@ -444,6 +413,10 @@ const std::map<std::string, Handler>& Handlers() {
       {"StartInstances", StartInstances},
       {"StopInstances", StopInstances},
       {"RebootInstances", RebootInstances},
+      {"CreateKeyPair", CreateKeyPair},
+      {"ImportKeyPair", ImportKeyPair},
+      {"DeleteKeyPair", DeleteKeyPair},
+      {"DescribeInstanceTypes", DescribeInstanceTypes},
   };
   return h;
 }
@@ -520,6 +493,8 @@ Reply Api::Handle(const SignedRequest& req, std::chrono::system_clock::time_poin
         {"TerminateInstances", {"delete", "instances"}}, {"StartInstances", {"patch", "instances"}},
         {"StopInstances", {"patch", "instances"}},     {"RebootInstances", {"patch", "instances"}},
         {"DescribeRegions", {"get", "namespaces"}},    {"DescribeAvailabilityZones", {"get", "namespaces"}},
+        {"CreateKeyPair", {"create", "keypairs"}},     {"ImportKeyPair", {"create", "keypairs"}},
+        {"DeleteKeyPair", {"delete", "keypairs"}},     {"DescribeInstanceTypes", {"list", "instancetypes"}},
     };
     auto need = kNeeds.find(*action);
     if (need != kNeeds.end()) {

@@ -1,0 +1,61 @@
+// What the EC2 actions share (api.cpp dispatches; the actions of one area live in a file of their own).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "stratus/core/api_client.h"
+#include "stratus/ec2/api.h"
+#include "stratus/ec2/query.h"
+#include "stratus/ec2/xml.h"
+
+namespace stratus::ec2::actions {
+
+inline std::string Str(const json& j, const char* a, const char* b = nullptr) {
+  if (!j.is_object() || !j.contains(a)) return "";
+  const json& x = j[a];
+  if (b == nullptr) return x.is_string() ? x.get<std::string>() : "";
+  if (!x.is_object() || !x.contains(b) || !x[b].is_string()) return "";
+  return x[b].get<std::string>();
+}
+
+inline std::string Uid(const json& obj) { return Str(obj, "metadata", "uid"); }
+inline std::string Name(const json& obj) { return Str(obj, "metadata", "name"); }
+
+struct Call {
+  const AccessKey* caller;
+  Params params;
+  std::string host;
+  std::string request_id;
+};
+
+using Handler = std::function<std::optional<Error>(Api*, ApiClient*, const ApiOptions&, const Call&, Response*)>;
+
+inline std::optional<Error> FromStatus(const Status& s) {
+  if (s.code() == Code::kForbidden) return Error{"UnauthorizedOperation", s.message(), 403};
+  return Error{"InternalError", "the request could not be served: " + s.message(), 500};
+}
+
+// Reads the members of `name` (NAME.1, ...) and checks each against `pattern`; EC2 answers `malformed_code`.
+inline std::optional<Error> IdList(const Params& p, const std::string& name, const std::regex& pattern,
+                            const std::string& malformed_code, std::vector<std::string>* out) {
+  Error e;
+  if (!p.List(name, out, &e)) return e;
+  for (const auto& id : *out) {
+    if (!std::regex_match(id, pattern)) return Error{malformed_code, "Invalid id: \"" + id + "\"", 400};
+  }
+  return std::nullopt;
+}
+
+
+// Key pairs (keypairs.cpp).
+std::optional<Error> CreateKeyPair(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> ImportKeyPair(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DeleteKeyPair(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+// Instance types (flavors).
+std::optional<Error> DescribeInstanceTypes(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+
+}  // namespace stratus::ec2::actions
