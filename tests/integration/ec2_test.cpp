@@ -20,6 +20,7 @@ class Ec2Test : public ::testing::Test {
     ASSERT_NE(ec2_port_.port(), 0);
     std::vector<std::string> extra = {"--ec2-listen", ec2_port_.hostport()};
     if (Secure()) extra.push_back("--secure");
+    for (const auto& f : ExtraFlags()) extra.push_back(f);
     server_ = std::make_unique<ServerProcess>(dir_.path() / "data", extra);
     ASSERT_TRUE(server_->Start()) << server_->log();
     ASSERT_FALSE(server_->MakeUser("alice", "default", "member").empty());
@@ -43,6 +44,8 @@ class Ec2Test : public ::testing::Test {
 
   // The EC2 endpoint on https (the main API's certificate): Ec2TlsTest.
   virtual bool Secure() const { return false; }
+  // More server flags (Ec2VolumeTest runs an embedded agent).
+  virtual std::vector<std::string> ExtraFlags() { return {}; }
 
   json CreateAccessKey(const std::string& name, const std::string& user, const std::string& ns) {
     auto r = server_->Http("POST", "/apis/stratus.io/v1/accesskeys",
@@ -273,6 +276,99 @@ TEST_F(Ec2Test, KeyPairsAreCreatedImportedDescribedAndDeletedAndInstanceTypesLis
   RunResult nosuch = Aws({"describe-instance-types", "--instance-types", "m9.huge"}, id, secret);
   EXPECT_NE(nosuch.exit_code, 0);
   EXPECT_NE(nosuch.err.find("InvalidInstanceType"), std::string::npos) << nosuch.err;
+}
+
+// With an embedded agent on libvirt's test driver, so that volumes become available and attach.
+class Ec2VolumeTest : public Ec2Test {
+ protected:
+  std::vector<std::string> ExtraFlags() override {
+    agent_port_ = ReservedPort::Make();
+    return {"--agent=true", "--libvirt-uri", "test:///default", "--node", "node-a", "--agent-listen",
+            agent_port_.hostport(), "--reserved-memory-mib", "0", "--heartbeat-seconds", "2"};
+  }
+  // The EC2 state of a volume, as describe-volumes answers it.
+  std::string VolumeState(const std::string& vol_id, const std::string& id, const std::string& secret) {
+    RunResult d = Aws({"describe-volumes", "--volume-ids", vol_id}, id, secret);
+    if (d.exit_code != 0) return "error: " + d.err;
+    json v = json::parse(d.out, nullptr, false);
+    if (!v.is_object() || v["Volumes"].empty()) return "none";
+    return v["Volumes"][0].value("State", "");
+  }
+  ReservedPort agent_port_;
+};
+
+TEST_F(Ec2VolumeTest, CreateAttachDetachAndDeleteAVolume) {
+  std::ofstream(dir_.path() / "vmlinuz") << std::string(4096, 'k');
+  auto applied = server_->Ctl({"apply", "-f", "-"},
+                              "apiVersion: stratus.io/v1\nkind: Image\nmetadata: {name: k}\nspec: {type: kernel, source: "
+                              "{url: file://" + (dir_.path() / "vmlinuz").string() + "}}\n---\n"
+                              "apiVersion: stratus.io/v1\nkind: InstanceType\nmetadata: {name: m1.small}\n"
+                              "spec: {vcpus: 1, memoryMiB: 256}\n---\n"
+                              "apiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: vm1}\n"
+                              "spec: {instanceType: m1.small, kernelImage: k, powerState: Stopped}\n");
+  ASSERT_EQ(applied.exit_code, 0) << applied.err;
+  json key = CreateAccessKey("alice-vols", "alice", "default");
+  std::string id = key["spec"]["accessKeyId"], secret = key["status"]["secretAccessKey"];
+  std::string inst_id;
+  ASSERT_TRUE(Eventually([&] {
+    // Stopped: libvirt's test driver cannot hot-plug (virDomainAttachDeviceFlags is not supported there), so the
+    // disk goes into the definition; hot-plug into a running guest is the e2e tests' (real QEMU).
+    RunResult d = Aws({"describe-instances", "--filters", "Name=instance-state-name,Values=stopped"}, id, secret);
+    json j = json::parse(d.out, nullptr, false);
+    if (!j.is_object() || j["Reservations"].empty()) return false;
+    inst_id = j["Reservations"][0]["Instances"][0].value("InstanceId", "");
+    return true;
+  }, 60, 200)) << server_->log();
+
+  RunResult made = Aws({"create-volume", "--size", "1", "--availability-zone", "default", "--tag-specifications",
+                        "ResourceType=volume,Tags=[{Key=Name,Value=data}]"},
+                       id, secret);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  std::string vol = json::parse(made.out).value("VolumeId", "");
+  ASSERT_EQ(vol.rfind("vol-", 0), 0u) << made.out;
+  EXPECT_EQ(server_->Http("GET", "/apis/stratus.io/v1/namespaces/default/volumes/data").Json()["spec"]["size"], "1Gi");
+  ASSERT_TRUE(Eventually([&] { return VolumeState(vol, id, secret) == "available"; }, 60, 200))
+      << VolumeState(vol, id, secret);
+
+  RunResult attach = Aws({"attach-volume", "--volume-id", vol, "--instance-id", inst_id, "--device", "/dev/sdf"}, id, secret);
+  ASSERT_EQ(attach.exit_code, 0) << attach.err;
+  EXPECT_EQ(json::parse(attach.out).value("State", ""), "attaching");
+  json inst = server_->Http("GET", "/apis/stratus.io/v1/namespaces/default/instances/vm1").Json();
+  EXPECT_EQ(inst["spec"]["volumes"][0]["device"], "vdf") << inst.dump();
+  ASSERT_TRUE(Eventually([&] {
+    json v = server_->Http("GET", "/apis/stratus.io/v1/namespaces/default/volumes/data").Json();
+    return v.contains("status") && v["status"].value("phase", "") == "InUse";
+  }, 60, 200)) << server_->Http("GET", "/apis/stratus.io/v1/namespaces/default/volumes/data").body << "\n"
+                << server_->Http("GET", "/apis/stratus.io/v1/namespaces/default/instances/vm1").body;
+  EXPECT_EQ(VolumeState(vol, id, secret), "in-use");
+  RunResult described = Aws({"describe-volumes", "--volume-ids", vol}, id, secret);
+  json att = json::parse(described.out)["Volumes"][0]["Attachments"];
+  ASSERT_EQ(att.size(), 1u) << described.out;
+  EXPECT_EQ(att[0]["InstanceId"], inst_id);
+  EXPECT_EQ(att[0]["Device"], "/dev/vdf");
+
+  // In use: no delete, no second attachment.
+  RunResult busy = Aws({"delete-volume", "--volume-id", vol}, id, secret);
+  EXPECT_NE(busy.exit_code, 0);
+  EXPECT_NE(busy.err.find("VolumeInUse"), std::string::npos) << busy.err;
+  RunResult again = Aws({"attach-volume", "--volume-id", vol, "--instance-id", inst_id, "--device", "/dev/sdg"}, id, secret);
+  EXPECT_NE(again.err.find("VolumeInUse"), std::string::npos) << again.err;
+  RunResult baddev = Aws({"detach-volume", "--volume-id", "vol-nothex"}, id, secret);
+  EXPECT_NE(baddev.err.find("InvalidVolumeID.Malformed"), std::string::npos) << baddev.err;
+
+  RunResult detach = Aws({"detach-volume", "--volume-id", vol}, id, secret);
+  ASSERT_EQ(detach.exit_code, 0) << detach.err;
+  ASSERT_TRUE(Eventually([&] { return VolumeState(vol, id, secret) == "available"; }, 60, 200))
+      << VolumeState(vol, id, secret);
+  RunResult idle = Aws({"detach-volume", "--volume-id", vol}, id, secret);
+  EXPECT_NE(idle.err.find("IncorrectState"), std::string::npos) << idle.err;
+
+  ASSERT_EQ(Aws({"delete-volume", "--volume-id", vol}, id, secret).exit_code, 0);
+  ASSERT_TRUE(Eventually([&] {
+    return server_->Http("GET", "/apis/stratus.io/v1/namespaces/default/volumes/data").code == 404;
+  }, 60, 200));
+  RunResult gone = Aws({"describe-volumes", "--volume-ids", vol}, id, secret);
+  EXPECT_NE(gone.err.find("InvalidVolume.NotFound"), std::string::npos) << gone.err;
 }
 
 class Ec2TlsTest : public Ec2Test {

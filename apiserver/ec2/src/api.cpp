@@ -239,21 +239,6 @@ void StateChange(pugi::xml_node set, const std::string& id, std::pair<int, std::
   AddText(prev, "name", before.second);
 }
 
-// The value of tag `key` for `resource` in TagSpecification.N (ResourceType, Tag.M.Key, Tag.M.Value).
-std::string TagValue(const Params& p, const std::string& resource, const std::string& key) {
-  for (int n = 1; n <= 50; ++n) {
-    std::string base = "TagSpecification." + std::to_string(n);
-    auto type = p.Get(base + ".ResourceType");
-    if (!type) continue;
-    if (*type != resource) continue;
-    for (int m = 1; m <= 50; ++m) {
-      auto k = p.Get(base + ".Tag." + std::to_string(m) + ".Key");
-      if (k && *k == key) return p.Get(base + ".Tag." + std::to_string(m) + ".Value").value_or("");
-    }
-  }
-  return "";
-}
-
 std::optional<Error> RunInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
   static const std::regex kAmi("ami-[0-9a-f]{8,17}");
   static const std::regex kLabel("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?");
@@ -417,6 +402,11 @@ const std::map<std::string, Handler>& Handlers() {
       {"ImportKeyPair", ImportKeyPair},
       {"DeleteKeyPair", DeleteKeyPair},
       {"DescribeInstanceTypes", DescribeInstanceTypes},
+      {"CreateVolume", CreateVolume},
+      {"DescribeVolumes", DescribeVolumes},
+      {"DeleteVolume", DeleteVolume},
+      {"AttachVolume", AttachVolume},
+      {"DetachVolume", DetachVolume},
   };
   return h;
 }
@@ -431,6 +421,24 @@ std::string HeaderValue(const SignedRequest& req, const std::string& lower) {
 }
 
 }  // namespace
+
+namespace actions {
+// The value of tag `key` for `resource` in TagSpecification.N (ResourceType, Tag.M.Key, Tag.M.Value).
+std::string TagValue(const Params& p, const std::string& resource, const std::string& key) {
+  for (int n = 1; n <= 50; ++n) {
+    std::string base = "TagSpecification." + std::to_string(n);
+    auto type = p.Get(base + ".ResourceType");
+    if (!type) continue;
+    if (*type != resource) continue;
+    for (int m = 1; m <= 50; ++m) {
+      auto k = p.Get(base + ".Tag." + std::to_string(m) + ".Key");
+      if (k && *k == key) return p.Get(base + ".Tag." + std::to_string(m) + ".Value").value_or("");
+    }
+  }
+  return "";
+}
+
+}  // namespace actions
 
 std::string Ec2Id(const std::string& prefix, const std::string& uid) {
   Sha256 h;
@@ -495,6 +503,9 @@ Reply Api::Handle(const SignedRequest& req, std::chrono::system_clock::time_poin
         {"DescribeRegions", {"get", "namespaces"}},    {"DescribeAvailabilityZones", {"get", "namespaces"}},
         {"CreateKeyPair", {"create", "keypairs"}},     {"ImportKeyPair", {"create", "keypairs"}},
         {"DeleteKeyPair", {"delete", "keypairs"}},     {"DescribeInstanceTypes", {"list", "instancetypes"}},
+        {"CreateVolume", {"create", "volumes"}},       {"DescribeVolumes", {"list", "volumes"}},
+        {"DeleteVolume", {"delete", "volumes"}},       {"AttachVolume", {"patch", "instances"}},
+        {"DetachVolume", {"patch", "instances"}},
     };
     auto need = kNeeds.find(*action);
     if (need != kNeeds.end()) {

@@ -55,6 +55,14 @@ inline std::optional<Error> IdList(const Params& p, const std::string& name, con
 std::optional<Error> CreateKeyPair(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> ImportKeyPair(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> DeleteKeyPair(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+// Volumes (volumes.cpp).
+std::optional<Error> CreateVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DescribeVolumes(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DeleteVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> AttachVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DetachVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+// The value of tag `key` for `resource` in TagSpecification.N (api.cpp).
+std::string TagValue(const Params& p, const std::string& resource, const std::string& key);
 // Instance types (flavors).
 std::optional<Error> DescribeInstanceTypes(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 

@@ -1,0 +1,301 @@
+// Volumes (nova-volume's, as EC2 shows them): CreateVolume, DescribeVolumes, DeleteVolume, AttachVolume and
+// DetachVolume onto Volume objects and the Instances' spec.volumes.
+#include <algorithm>
+#include <map>
+#include <regex>
+#include <set>
+
+#include "internal.h"
+#include "stratus/core/object.h"
+#include "stratus/core/quantity.h"
+
+namespace stratus::ec2::actions {
+namespace {
+
+const std::regex& VolumeIdPattern() {
+  static const std::regex k("vol-[0-9a-f]{8,17}");
+  return k;
+}
+
+// EC2's volume state for a Volume.
+std::string VolumeState(const json& vol) {
+  if (vol.contains("metadata") && vol["metadata"].contains("deletionTimestamp")) return "deleting";
+  std::string phase = Str(vol, "status", "phase");
+  if (phase == "Available") return "available";
+  if (phase == "InUse") return "in-use";
+  if (phase == "Failed") return "error";
+  return "creating";
+}
+
+long long SizeGiB(const json& vol) {
+  auto b = ParseQuantityBytes(Str(vol, "spec", "size"));
+  if (!b.ok()) return 0;
+  return static_cast<long long>((*b + (1ull << 30) - 1) >> 30);
+}
+
+// Where each volume is attached, by the instances' spec.volumes: volume name -> (instance, device).
+struct Attachment {
+  json instance;
+  std::string device;
+};
+std::map<std::string, Attachment> Attachments(const json& instances) {
+  std::map<std::string, Attachment> out;
+  for (const auto& inst : instances["items"]) {
+    if (!inst.contains("spec") || !inst["spec"].contains("volumes") || !inst["spec"]["volumes"].is_array()) continue;
+    for (const auto& v : inst["spec"]["volumes"]) out[Str(v, "volume")] = {inst, Str(v, "device")};
+  }
+  return out;
+}
+
+void VolumeItem(pugi::xml_node item, const json& vol, const std::map<std::string, Attachment>& att) {
+  std::string id = Ec2Id("vol", Uid(vol));
+  AddText(item, "volumeId", id);
+  AddText(item, "size", std::to_string(SizeGiB(vol)));
+  AddText(item, "snapshotId", "");
+  AddText(item, "availabilityZone", "default");
+  std::string state = VolumeState(vol);
+  auto a = att.find(Name(vol));
+  AddText(item, "status", a != att.end() && state != "deleting" ? "in-use" : state);
+  AddText(item, "createTime", Str(vol, "metadata", "creationTimestamp"));
+  auto set = AddSet(item, "attachmentSet");
+  if (a != att.end()) {
+    auto at = AddItem(set);
+    AddText(at, "volumeId", id);
+    AddText(at, "instanceId", Ec2Id("i", Uid(a->second.instance)));
+    AddText(at, "device", "/dev/" + a->second.device);
+    AddText(at, "status", state == "in-use" ? "attached" : "attaching");
+    AddText(at, "attachTime", Str(vol, "metadata", "creationTimestamp"));
+    AddBool(at, "deleteOnTermination", false);
+  }
+  AddText(item, "volumeType", "standard");
+  AddBool(item, "encrypted", false);
+  AddBool(item, "multiAttachEnabled", false);
+  auto tag = AddItem(AddSet(item, "tagSet"));
+  AddText(tag, "key", "Name");
+  AddText(tag, "value", Name(vol));
+}
+
+// The caller's volume named by VolumeId.
+std::optional<Error> NamedVolume(ApiClient* api, const Call& c, json* out) {
+  auto id = c.params.Get("VolumeId");
+  if (!id || id->empty()) return MissingParameter("VolumeId");
+  if (!std::regex_match(*id, VolumeIdPattern())) return Error{"InvalidVolumeID.Malformed", "Invalid id: \"" + *id + "\"", 400};
+  auto list = api->List("volumes", c.caller->ns, {});
+  if (!list.ok()) return FromStatus(list.status());
+  for (const auto& v : (*list)["items"]) {
+    if (Ec2Id("vol", Uid(v)) == *id) {
+      *out = v;
+      return std::nullopt;
+    }
+  }
+  return Error{"InvalidVolume.NotFound", "The volume '" + *id + "' does not exist.", 400};
+}
+
+// EC2's device names (/dev/sdf, /dev/xvdf, /dev/vdf, sdf) as our guest devices (vdf).
+std::optional<std::string> GuestDevice(std::string d) {
+  if (d.rfind("/dev/", 0) == 0) d = d.substr(5);
+  for (const char* p : {"xvd", "sd", "vd"}) {
+    std::string pre = p;
+    if (d.size() == pre.size() + 1 && d.rfind(pre, 0) == 0 && d.back() >= 'b' && d.back() <= 'z') {
+      return std::string("vd") + d.back();
+    }
+  }
+  return std::nullopt;
+}
+
+// Replaces an instance's spec.volumes, pinned to the version read (a concurrent change is retried by the caller).
+Status SetInstanceVolumes(ApiClient* api, const std::string& ns, const json& inst, const json& volumes) {
+  json patch = {{"metadata", {{"resourceVersion", Str(inst, "metadata", "resourceVersion")}}},
+                {"spec", {{"volumes", volumes}}}};
+  auto p = api->Patch("instances", ns, Name(inst), patch);
+  return p.ok() ? Status() : p.status();
+}
+
+}  // namespace
+
+std::optional<Error> CreateVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  if (c.params.Has("SnapshotId")) return InvalidParameterValue("SnapshotId: volume snapshots are not served yet");
+  long long size = 0;
+  Error e;
+  if (!c.params.Has("Size")) return MissingParameter("Size");
+  if (!c.params.Int("Size", 1, 1, 16384, &size, &e)) return e;
+  std::string name = TagValue(c.params, "volume", "Name");
+  json md = json::object();
+  if (!name.empty()) {
+    if (!ValidateDns1123Label(name, "Name").ok()) {
+      return InvalidParameterValue("the Name tag '" + name + "' must be a DNS label here");
+    }
+    md["name"] = name;
+  } else {
+    md["generateName"] = "vol-";
+  }
+  json obj = {{"apiVersion", "stratus.io/v1"},
+              {"kind", "Volume"},
+              {"metadata", md},
+              {"spec", {{"size", std::to_string(size) + "Gi"}}}};
+  auto made = api->Create("volumes", c.caller->ns, obj);
+  if (!made.ok()) {
+    if (made.status().code() == Code::kAlreadyExists) {
+      return InvalidParameterValue("a volume named '" + name + "' already exists");
+    }
+    if (made.status().code() == Code::kForbidden) {
+      return Error{"VolumeLimitExceeded", made.status().message(), 400};
+    }
+    if (made.status().code() == Code::kInvalid) return InvalidParameterValue(made.status().message());
+    return FromStatus(made.status());
+  }
+  AddText(r->root(), "volumeId", Ec2Id("vol", Uid(*made)));
+  AddText(r->root(), "size", std::to_string(size));
+  AddText(r->root(), "snapshotId", "");
+  AddText(r->root(), "availabilityZone", c.params.Get("AvailabilityZone").value_or("default"));
+  AddText(r->root(), "status", "creating");
+  AddText(r->root(), "createTime", Str(*made, "metadata", "creationTimestamp"));
+  AddText(r->root(), "volumeType", "standard");
+  AddBool(r->root(), "encrypted", false);
+  return std::nullopt;
+}
+
+std::optional<Error> DescribeVolumes(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  std::vector<std::string> ids;
+  if (auto e = IdList(c.params, "VolumeId", VolumeIdPattern(), "InvalidVolumeID.Malformed", &ids)) return e;
+  std::vector<Filter> filters;
+  Error fe;
+  if (!c.params.Filters(&filters, &fe)) return fe;
+  for (const auto& f : filters) {
+    if (f.name != "status" && f.name != "volume-id" && f.name != "attachment.instance-id") {
+      return Error{"InvalidParameterValue", "The filter '" + f.name + "' is invalid", 400};
+    }
+  }
+  auto list = api->List("volumes", c.caller->ns, {});
+  if (!list.ok()) return FromStatus(list.status());
+  auto insts = api->List("instances", c.caller->ns, {});
+  if (!insts.ok()) return FromStatus(insts.status());
+  auto att = Attachments(*insts);
+  std::set<std::string> wanted(ids.begin(), ids.end()), seen;
+  auto set = AddSet(r->root(), "volumeSet");
+  for (const auto& v : (*list)["items"]) {
+    std::string id = Ec2Id("vol", Uid(v));
+    if (!wanted.empty() && !wanted.count(id)) continue;
+    seen.insert(id);
+    auto a = att.find(Name(v));
+    std::string state = a != att.end() && VolumeState(v) != "deleting" ? "in-use" : VolumeState(v);
+    std::string inst_id = a != att.end() ? Ec2Id("i", Uid(a->second.instance)) : "";
+    bool match = true;
+    for (const auto& f : filters) {
+      const std::string& val = f.name == "status" ? state : f.name == "volume-id" ? id : inst_id;
+      match = match && std::find(f.values.begin(), f.values.end(), val) != f.values.end();
+    }
+    if (match) VolumeItem(AddItem(set), v, att);
+  }
+  for (const auto& id : wanted) {
+    if (!seen.count(id)) return Error{"InvalidVolume.NotFound", "The volume '" + id + "' does not exist.", 400};
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> DeleteVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  json vol;
+  if (auto e = NamedVolume(api, c, &vol)) return e;
+  auto insts = api->List("instances", c.caller->ns, {});
+  if (!insts.ok()) return FromStatus(insts.status());
+  auto att = Attachments(*insts);
+  auto a = att.find(Name(vol));
+  if (a != att.end()) {
+    return Error{"VolumeInUse", "Volume " + Ec2Id("vol", Uid(vol)) + " is currently attached to " +
+                                    Ec2Id("i", Uid(a->second.instance)), 400};
+  }
+  auto d = api->Delete("volumes", c.caller->ns, Name(vol), Uid(vol));
+  if (!d.ok() && d.status().code() != Code::kNotFound) {
+    if (d.status().code() == Code::kConflict) return Error{"VolumeInUse", d.status().message(), 400};
+    return FromStatus(d.status());
+  }
+  AddBool(r->root(), "return", true);
+  return std::nullopt;
+}
+
+std::optional<Error> AttachVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  json vol;
+  if (auto e = NamedVolume(api, c, &vol)) return e;
+  auto device_param = c.params.Get("Device");
+  if (!device_param || device_param->empty()) return MissingParameter("Device");
+  auto device = GuestDevice(*device_param);
+  if (!device) {
+    return InvalidParameterValue("Invalid value '" + *device_param + "' for unixDevice. Attachment point " +
+                                 *device_param + " is not in a valid format (/dev/sd[b-z], /dev/xvd[b-z], /dev/vd[b-z])");
+  }
+  static const std::regex kInstance("i-[0-9a-f]{8,17}");
+  auto inst_id = c.params.Get("InstanceId");
+  if (!inst_id || inst_id->empty()) return MissingParameter("InstanceId");
+  if (!std::regex_match(*inst_id, kInstance)) return Error{"InvalidInstanceID.Malformed", "Invalid id: \"" + *inst_id + "\"", 400};
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto insts = api->List("instances", c.caller->ns, {});
+    if (!insts.ok()) return FromStatus(insts.status());
+    auto att = Attachments(*insts);
+    if (att.count(Name(vol))) {
+      return Error{"VolumeInUse", "vol " + Ec2Id("vol", Uid(vol)) + " is already attached to an instance", 400};
+    }
+    const json* target = nullptr;
+    for (const auto& inst : (*insts)["items"]) {
+      if (Ec2Id("i", Uid(inst)) == *inst_id) target = &inst;
+    }
+    if (!target) return Error{"InvalidInstanceID.NotFound", "The instance ID '" + *inst_id + "' does not exist", 400};
+    json volumes = target->contains("spec") && (*target)["spec"].contains("volumes") && (*target)["spec"]["volumes"].is_array()
+                       ? (*target)["spec"]["volumes"]
+                       : json::array();
+    for (const auto& v : volumes) {
+      if (Str(v, "device") == *device) {
+        return InvalidParameterValue("Invalid value '" + *device_param + "' for unixDevice. Attachment point " +
+                                     *device_param + " is already in use");
+      }
+    }
+    volumes.push_back({{"volume", Name(vol)}, {"device", *device}});
+    Status s = SetInstanceVolumes(api, c.caller->ns, *target, volumes);
+    if (s.code() == Code::kConflict) continue;  // the instance changed meanwhile: read it again
+    if (!s.ok()) {
+      if (s.code() == Code::kInvalid) return InvalidParameterValue(s.message());
+      return FromStatus(s);
+    }
+    AddText(r->root(), "volumeId", Ec2Id("vol", Uid(vol)));
+    AddText(r->root(), "instanceId", *inst_id);
+    AddText(r->root(), "device", *device_param);
+    AddText(r->root(), "status", "attaching");
+    AddText(r->root(), "attachTime", NowRfc3339());
+    return std::nullopt;
+  }
+  return Error{"IncorrectState", "the instance kept changing; try again", 400};
+}
+
+std::optional<Error> DetachVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  json vol;
+  if (auto e = NamedVolume(api, c, &vol)) return e;
+  auto want_inst = c.params.Get("InstanceId");
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto insts = api->List("instances", c.caller->ns, {});
+    if (!insts.ok()) return FromStatus(insts.status());
+    auto att = Attachments(*insts);
+    auto a = att.find(Name(vol));
+    if (a == att.end()) {
+      return Error{"IncorrectState", "Volume '" + Ec2Id("vol", Uid(vol)) + "' is in the 'available' state.", 400};
+    }
+    std::string inst_id = Ec2Id("i", Uid(a->second.instance));
+    if (want_inst && !want_inst->empty() && *want_inst != inst_id) {
+      return Error{"InvalidAttachment.NotFound", "The volume is not attached to instance " + *want_inst, 400};
+    }
+    json volumes = json::array();
+    for (const auto& v : a->second.instance["spec"]["volumes"]) {
+      if (Str(v, "volume") != Name(vol)) volumes.push_back(v);
+    }
+    Status s = SetInstanceVolumes(api, c.caller->ns, a->second.instance, volumes);
+    if (s.code() == Code::kConflict) continue;
+    if (!s.ok()) return FromStatus(s);
+    AddText(r->root(), "volumeId", Ec2Id("vol", Uid(vol)));
+    AddText(r->root(), "instanceId", inst_id);
+    AddText(r->root(), "device", "/dev/" + a->second.device);
+    AddText(r->root(), "status", "detaching");
+    AddText(r->root(), "attachTime", Str(vol, "metadata", "creationTimestamp"));
+    return std::nullopt;
+  }
+  return Error{"IncorrectState", "the instance kept changing; try again", 400};
+}
+
+}  // namespace stratus::ec2::actions
