@@ -113,6 +113,7 @@ struct Call {
   std::string metric_verb;  // GET LIST WATCH CREATE ... (the metrics' label)
   RequestAttributes attrs;  // the authorization verb, resource, namespace, name
   std::string resource;     // the metrics' resource label (a plural, or "")
+  bool audited = false;     // its audit line is written (once, before the answer where it can be)
 };
 
 bool IsMutating(const std::string& method) {
@@ -232,29 +233,36 @@ struct ApiServer::Impl {
     return [this, req, activity = std::move(activity), call, ok_code,
             after = std::move(after)](StatusOr<StoredObject> res) {
       http_request r = req;
-      int code = ok_code;
+      int code = res.ok() ? ok_code : res.status().http_code();
+      // Audited before the client hears of it: an acknowledged write is always in the audit log.
+      Audit(r, call, code);
       try {
         if (res.ok()) {
           if (after) after();
           ReplyJsonText(r, ok_code, *res->encoded);
         } else {
-          code = ReplyStatus(r, res.status());
+          ReplyStatus(r, res.status());
         }
       } catch (const std::exception& e) {
         spdlog::error("reply failed: method={} path={} error={}", r.method(), r.relative_uri().path(), e.what());
         code = 500;
       }
-      Record(r, call, code);
+      Record(r, call, code, /*audited=*/true);
     };
   }
 
   // Metrics, the debug line and (for writes and denials) the audit log of a finished request.
-  void Record(const http_request& req, const Call& call, int code) {
+  void Record(const http_request& req, const Call& call, int code, bool audited = false) {
     double secs = std::chrono::duration<double>(Clock::now() - call.start).count();
     metrics.Observe(call.metric_verb, call.resource, code, secs);
     spdlog::debug("request: verb={} path={} user={} code={} ms={:.2f}", call.metric_verb, req.relative_uri().path(),
                   call.user.name, code, secs * 1000);
-    if (!audit || !(IsMutating(req.method()) || code == 401 || code == 403)) return;
+    if (!audited) Audit(req, call, code);
+  }
+
+  // One audit line for a write or a denial.
+  void Audit(const http_request& req, const Call& call, int code) {
+    if (call.audited || !audit || !(IsMutating(req.method()) || code == 401 || code == 403)) return;
     AuditEvent e;
     e.user = call.user.name;
     e.source = call.source;
@@ -387,6 +395,8 @@ struct ApiServer::Impl {
       http_response resp(web::http::status_codes::Unauthorized);
       resp.headers().add("WWW-Authenticate", "Bearer realm=\"stratus\"");
       resp.set_body(user.status().ToJson().dump(), "application/json");
+      Audit(req, call, 401);
+      call.audited = true;
       Send(req, resp);
       Record(req, call, 401);
       return false;
@@ -413,6 +423,8 @@ struct ApiServer::Impl {
     if (!authz) return true;
     Status s = authz->Authorize(call.user, call.attrs, body);
     if (s.ok()) return true;
+    Audit(req, call, 403);  // before the answer, as a write's
+    call.audited = true;
     ReplyStatus(req, s);
     return false;
   }
@@ -746,7 +758,7 @@ struct ApiServer::Impl {
     Status v = ValidateDns1123Label(ns, "metadata.namespace");
     if (v.ok()) v = ValidateDns1123Label(name, "metadata.name");
     if (!v.ok()) return finish(ReplyStatus(req, BadRequest("invalid path: " + v.message())));
-    if (!Allowed(req, call)) return finish(403);
+    if (!Allowed(req, call)) return Record(req, call, 403);  // audited by Allowed
     if (!blobs) return finish(ReplyStatus(req, Status(Code::kUnavailable, "this server does not store uploads")));
     int64_t length = req.headers().has(web::http::header_names::content_length)
                          ? static_cast<int64_t>(req.headers().content_length())

@@ -215,11 +215,23 @@ TEST_F(AuthTest, AuditLogHoldsWritesAndDenialsAndNoSecret) {
   ASSERT_EQ(server_.HttpAs(bob_, "DELETE", Ns("team-a", "volumes", "audited")).code, 403);
   ASSERT_EQ(server_.HttpAs("nope", "GET", Ns("team-a", "volumes")).code, 401);
   std::string audit;
-  ASSERT_TRUE(Eventually([&] {
+  bool created = false, denied = false, unauthenticated = false;
+  // Each request's line is written before its answer (a denial's at its answer): wait until all three are there.
+  auto scan = [&] {
     audit = ReadFile(dir_.path() / "data" / "audit.log");
-    return audit.find("\"code\":401") != std::string::npos;
-  }, 10, 20)) << audit;
-  bool created = false, denied = false;
+    created = denied = unauthenticated = false;
+    std::istringstream lines(audit);
+    for (std::string line; std::getline(lines, line);) {
+      json e = json::parse(line, nullptr, false);
+      if (!e.is_object()) continue;
+      created |= e["user"] == "alice" && e["verb"] == "create" && e["resource"] == "volumes" && e["code"] == 201 &&
+                 e["namespace"] == "team-a" && e["name"] == "audited";
+      denied |= e["user"] == "bob" && e["verb"] == "delete" && e["code"] == 403 && e["name"] == "audited";
+      unauthenticated |= e["user"] == "" && e["code"] == 401;
+    }
+    return created && denied && unauthenticated;
+  };
+  ASSERT_TRUE(Eventually(scan, 10, 20)) << audit;
   std::istringstream lines(audit);
   for (std::string line; std::getline(lines, line);) {
     json e = json::parse(line, nullptr, false);
@@ -227,11 +239,12 @@ TEST_F(AuthTest, AuditLogHoldsWritesAndDenialsAndNoSecret) {
     for (const char* f : {"time", "user", "sourceIP", "verb", "resource", "namespace", "name", "code"}) {
       EXPECT_TRUE(e.contains(f)) << f << " in " << line;
     }
-    created |= e["user"] == "alice" && e["verb"] == "create" && e["resource"] == "volumes" && e["code"] == 201 &&
-               e["namespace"] == "team-a" && e["name"] == "audited";
-    denied |= e["user"] == "bob" && e["verb"] == "delete" && e["code"] == 403 && e["name"] == "audited";
     EXPECT_NE(e["verb"], "get") << "reads are not audited: " << line;
   }
+  // One line per request, never two.
+  size_t denials = 0;
+  for (size_t p = audit.find("\"user\":\"bob\""); p != std::string::npos; p = audit.find("\"user\":\"bob\"", p + 1)) ++denials;
+  EXPECT_EQ(denials, 1u) << audit;
   EXPECT_TRUE(created) << audit;
   EXPECT_TRUE(denied) << audit;
   // No token, and no secret of one, in the audit log or the server's log (debug logging on).

@@ -156,7 +156,7 @@ std::optional<Error> DescribeKeyPairs(Api*, ApiClient* api, const ApiOptions&, c
     AddText(item, "keyName", name);
     std::string pub = Str(kp, "spec", "publicKey");
     auto parsed = ParseSshPublicKey(pub);
-    AddText(item, "keyType", parsed.ok() ? parsed->type : "rsa");
+    AddText(item, "keyType", parsed.ok() ? parsed->type : pub.rfind("ssh-ed25519", 0) == 0 ? "ed25519" : "rsa");
     AddText(item, "keyFingerprint", parsed.ok() ? SshFingerprint(*parsed) : "");
     if (c.params.Get("IncludePublicKey").value_or("") == "true") AddText(item, "publicKey", pub);
     AddText(item, "createTime", Str(kp, "metadata", "creationTimestamp"));
