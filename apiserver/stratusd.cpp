@@ -28,6 +28,7 @@
 #include "stratus/apiserver/server.h"
 #include "stratus/apiserver/sqlite_store.h"
 #include "stratus/core/api_client.h"
+#include "stratus/core/files.h"
 #include "stratus/core/kubeconfig.h"
 #include "stratus/core/object.h"
 #include "stratus/core/schema.h"
@@ -109,15 +110,8 @@ stratus::StatusOr<std::string> AgentToken(const std::string& server, const strat
   if (token.empty()) return Internal("the server answered no token to the join");
   std::error_code ec;
   std::filesystem::create_directories(opts.data_dir, ec);
-  std::string tmp = cred + ".tmp";
-  {
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
-    std::string line = token + "\n";
-    bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
-    ::close(fd);
-    if (!ok || ::rename(tmp.c_str(), cred.c_str()) != 0) return Internal("cannot write " + cred);
-  }
+  Status w = WriteFileAtomic(cred, token + "\n", 0600);
+  if (!w.ok()) return w;
   return token;
 }
 

@@ -16,6 +16,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "stratus/core/files.h"
 #include "stratus/core/object.h"
 #include "stratus/core/sha256.h"
 
@@ -247,26 +248,6 @@ Status Authorizer::Authorize(const UserInfo& user, const RequestAttributes& a, c
 
 namespace {
 
-Status WritePrivateFile(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
-  ::fchmod(fd, 0600);
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      return Internal("cannot write " + tmp + ": " + std::strerror(errno));
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Internal("cannot rename " + tmp + ": " + std::strerror(errno));
-  return Status();
-}
-
 Status CreateIfMissing(Registry* registry, const char* kind, json obj) {
   auto c = registry->Create(*FindByKind(kind), "", std::move(obj));
   if (!c.ok() && c.status().code() != Code::kAlreadyExists) return c.status();
@@ -298,7 +279,7 @@ StatusOr<std::string> EnsureTokenFile(Registry* registry, const std::string& pat
   TokenSecret t = NewTokenSecret();
   std::string bearer = BearerToken(token_name, t.secret);
   // The file first: a crash between the two leaves a file whose token fails, and the next start replaces both.
-  Status w = WritePrivateFile(path, bearer + "\n");
+  Status w = WriteFileAtomic(path, bearer + "\n", 0600);
   if (!w.ok()) return w;
   const ResourceInfo& tr = *FindByKind("Token");
   auto cur = registry->Get(tr, "", token_name);

@@ -1,5 +1,7 @@
 #include "stratus/core/kubeconfig.h"
 
+#include "stratus/core/files.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -292,43 +294,8 @@ Status SaveKubeconfig(const Kubeconfig& cfg, const std::string& path) {
   Status made = MakePrivateDirs(dir);
   if (!made.ok()) return made;
 
-  std::string text = ToYaml(cfg.ToJson());
-  std::string tmpl = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
-  int fd = ::mkstemp(tmpl.data());  // created 0600
-  if (fd < 0) return Status(Code::kUnavailable, "writing " + path + ": " + ErrnoText(errno));
-  auto fail = [&](const std::string& what) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(tmpl.c_str());
-    return Status(Code::kUnavailable, "writing " + path + ": " + what + ": " + ErrnoText(err));
-  };
-  if (::fchmod(fd, 0600) != 0) return fail("chmod");
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail("write");
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) return fail("fsync");
-  if (::close(fd) != 0) {
-    int err = errno;
-    ::unlink(tmpl.c_str());
-    return Status(Code::kUnavailable, "writing " + path + ": close: " + ErrnoText(err));
-  }
-  if (::rename(tmpl.c_str(), target.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmpl.c_str());
-    return Status(Code::kUnavailable, "writing " + path + ": rename: " + ErrnoText(err));
-  }
-  // The rename is durable once the directory is.
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  Status w = WriteFileAtomic(target.string(), ToYaml(cfg.ToJson()), 0600);
+  if (!w.ok()) return Status(w.code(), "writing " + path + ": " + w.message());
   return Status::Ok();
 }
 

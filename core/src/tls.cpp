@@ -1,5 +1,7 @@
 #include "stratus/core/tls.h"
 
+#include "stratus/core/files.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -61,36 +63,6 @@ std::string SslErrors() {
 }
 
 Status Unavailable(const std::string& m) { return Status(Code::kUnavailable, m); }
-
-// Writes `data` to `path` atomically: a temporary file in the same directory, its mode set before any byte is
-// written, synced, then renamed over `path`.
-Status WriteFileAtomic(const std::string& path, const std::string& data, mode_t mode) {
-  std::string tmpl = path + ".tmp-XXXXXX";
-  int fd = ::mkstemp(tmpl.data());  // 0600 from the start
-  if (fd < 0) return Unavailable("cannot create a file next to " + path + ": " + std::strerror(errno));
-  bool ok = ::fchmod(fd, mode) == 0;
-  size_t off = 0;
-  while (ok && off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) off += static_cast<size_t>(n);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmpl.c_str(), path.c_str()) != 0) {
-    if (ok) err = errno;
-    ::unlink(tmpl.c_str());
-    return Unavailable("cannot write " + path + ": " + std::strerror(err));
-  }
-  int dfd = ::open(fs::path(path).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::Ok();
-}
 
 template <typename F>
 StatusOr<std::string> ToPem(F write) {

@@ -31,6 +31,7 @@
 #include <sstream>
 #include <thread>
 
+#include "stratus/core/files.h"
 #include "stratus/core/exec.h"
 #include "stratus/host/netdev.h"
 
@@ -164,23 +165,6 @@ std::string ReadAll(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
-}
-
-// Writes `content` to `path` through a temporary file and rename, mode 0644.
-Status WriteAtomic(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
-    f << content;
-    f.close();
-    if (!f) return Internal("cannot write " + tmp);
-  }
-  ::chmod(tmp.c_str(), 0644);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return Internal("cannot rename " + tmp + ": " + ec.message());
-  return Status::Ok();
 }
 
 std::string Tail(const std::string& s, size_t n) { return s.size() <= n ? s : s.substr(s.size() - n); }
@@ -433,9 +417,9 @@ class LinuxNetDev : public NetDev {
     }
     int old = ReadPid(files.pid());
     if (IsOurDnsmasq(old, files.conf())) return AlreadyRunning(old);
-    Status s = WriteAtomic(files.conf(), conf);
+    Status s = WriteFileAtomic(files.conf(), conf, 0644);
     if (!s.ok()) return s;
-    s = WriteAtomic(files.hosts(), hosts);
+    s = WriteFileAtomic(files.hosts(), hosts, 0644);
     if (!s.ok()) return s;
     fs::remove(files.pid(), ec);
     // dnsmasq daemonises: the process we start exits once the daemon is ready (non-zero on a startup error,
@@ -483,7 +467,7 @@ class LinuxNetDev : public NetDev {
   Status ReloadDnsmasq(const DnsmasqFiles& files, const std::string& hosts) override {
     int pid = ReadPid(files.pid());
     if (!IsOurDnsmasq(pid, files.conf())) return NotFound("dnsmasq for " + files.conf() + " is not running");
-    Status s = WriteAtomic(files.hosts(), hosts);
+    Status s = WriteFileAtomic(files.hosts(), hosts, 0644);
     if (!s.ok()) return s;
     if (::kill(pid, SIGHUP) != 0) return Internal("cannot signal dnsmasq " + std::to_string(pid) + ": " + std::strerror(errno));
     spdlog::debug("network: reloaded dnsmasq pid={}", pid);
