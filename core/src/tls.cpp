@@ -73,6 +73,19 @@ StatusOr<std::string> ToPem(F write) {
   return std::string(p, static_cast<size_t>(n));
 }
 
+// A key (0600) and its certificate (`cert_mode`) as PEM files. Key first: a crash in between leaves a key that
+// does not match the old certificate, which the next start notices and replaces.
+Status WriteKeyAndCert(EVP_PKEY* key, X509* cert, const std::string& key_path, const std::string& cert_path,
+                       mode_t cert_mode) {
+  auto key_pem = ToPem([&](BIO* b) { return PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr); });
+  if (!key_pem.ok()) return key_pem.status();
+  auto cert_pem = ToPem([&](BIO* b) { return PEM_write_bio_X509(b, cert); });
+  if (!cert_pem.ok()) return cert_pem.status();
+  Status s = WriteFileAtomic(key_path, *key_pem, 0600);
+  if (s.ok()) s = WriteFileAtomic(cert_path, *cert_pem, cert_mode);
+  return s;
+}
+
 StatusOr<X509Ptr> ReadCert(const std::string& path) {
   BioPtr bio(BIO_new_file(path.c_str(), "r"));
   if (!bio) return Unavailable("cannot read " + path + ": " + SslErrors());
@@ -312,14 +325,7 @@ StatusOr<TlsFiles> EnsureServingCertificate(const std::string& dir, const std::v
     if (!k.ok()) return k.status();
     auto c = MakeCert(k->get(), "stratus-ca", nullptr, k->get(), kCaLifetime, /*ca=*/true, nullptr);
     if (!c.ok()) return c.status();
-    auto key_pem = ToPem([&](BIO* b) {
-      return PEM_write_bio_PrivateKey(b, k->get(), nullptr, nullptr, 0, nullptr, nullptr);
-    });
-    if (!key_pem.ok()) return key_pem.status();
-    auto cert_pem = ToPem([&](BIO* b) { return PEM_write_bio_X509(b, c->get()); });
-    if (!cert_pem.ok()) return cert_pem.status();
-    Status s = WriteFileAtomic(f.ca_key, *key_pem, 0600);
-    if (s.ok()) s = WriteFileAtomic(f.ca_cert, *cert_pem, 0644);
+    Status s = WriteKeyAndCert(k->get(), c->get(), f.ca_key, f.ca_cert, 0644);
     if (!s.ok()) return s;
     ca = std::move(*c);
     ca_key = std::move(*k);
@@ -336,16 +342,7 @@ StatusOr<TlsFiles> EnsureServingCertificate(const std::string& dir, const std::v
   if (!k.ok()) return k.status();
   auto c = MakeCert(k->get(), "stratus-apiserver", ca.get(), ca_key.get(), kCertLifetime, /*ca=*/false, *names);
   if (!c.ok()) return c.status();
-  auto key_pem = ToPem([&](BIO* b) {
-    return PEM_write_bio_PrivateKey(b, k->get(), nullptr, nullptr, 0, nullptr, nullptr);
-  });
-  if (!key_pem.ok()) return key_pem.status();
-  auto cert_pem = ToPem([&](BIO* b) { return PEM_write_bio_X509(b, c->get()); });
-  if (!cert_pem.ok()) return cert_pem.status();
-  // Key first: a crash in between leaves a key that does not match the old certificate, which the next start
-  // notices and re-issues.
-  Status s = WriteFileAtomic(f.key, *key_pem, 0600);
-  if (s.ok()) s = WriteFileAtomic(f.cert, *cert_pem, 0600);
+  Status s = WriteKeyAndCert(k->get(), c->get(), f.key, f.cert, 0600);
   if (!s.ok()) return s;
   f.cert_issued = true;
   return f;
