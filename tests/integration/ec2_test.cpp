@@ -278,6 +278,68 @@ TEST_F(Ec2Test, KeyPairsAreCreatedImportedDescribedAndDeletedAndInstanceTypesLis
   EXPECT_NE(nosuch.err.find("InvalidInstanceType"), std::string::npos) << nosuch.err;
 }
 
+TEST_F(Ec2Test, SecurityGroupsAndTheirRules) {
+  json key = CreateAccessKey("alice-sg", "alice", "default");
+  std::string id = key["spec"]["accessKeyId"], secret = key["status"]["secretAccessKey"];
+  RunResult web = Aws({"create-security-group", "--group-name", "web", "--description", "web servers"}, id, secret);
+  ASSERT_EQ(web.exit_code, 0) << web.err;
+  std::string web_id = json::parse(web.out).value("GroupId", "");
+  ASSERT_EQ(web_id.rfind("sg-", 0), 0u) << web.out;
+  RunResult db = Aws({"create-security-group", "--group-name", "db", "--description", "databases"}, id, secret);
+  ASSERT_EQ(db.exit_code, 0) << db.err;
+  std::string db_id = json::parse(db.out).value("GroupId", "");
+  RunResult dup = Aws({"create-security-group", "--group-name", "web", "--description", "again"}, id, secret);
+  EXPECT_NE(dup.err.find("InvalidGroup.Duplicate"), std::string::npos) << dup.err;
+
+  // Rules by CIDR and by group, as object rules the network reconciler enforces.
+  ASSERT_EQ(Aws({"authorize-security-group-ingress", "--group-id", web_id, "--protocol", "tcp", "--port", "22", "--cidr",
+                 "0.0.0.0/0"}, id, secret).exit_code, 0);
+  RunResult pair = Aws({"authorize-security-group-ingress", "--group-id", db_id, "--ip-permissions",
+                        "IpProtocol=tcp,FromPort=5432,ToPort=5432,UserIdGroupPairs=[{GroupId=" + web_id + "}]"},
+                       id, secret);
+  ASSERT_EQ(pair.exit_code, 0) << pair.err;
+  RunResult again = Aws({"authorize-security-group-ingress", "--group-id", web_id, "--protocol", "tcp", "--port", "22",
+                         "--cidr", "0.0.0.0/0"}, id, secret);
+  EXPECT_NE(again.err.find("InvalidPermission.Duplicate"), std::string::npos) << again.err;
+  json sg = server_->Http("GET", "/apis/stratus.io/v1/namespaces/default/securitygroups/db").Json();
+  ASSERT_EQ(sg["spec"]["ingress"].size(), 1u) << sg.dump();
+  EXPECT_EQ(sg["spec"]["ingress"][0]["securityGroup"], "web");
+  EXPECT_EQ(sg["spec"]["ingress"][0]["fromPort"], 5432);
+  RunResult described = Aws({"describe-security-groups", "--group-ids", db_id}, id, secret);
+  ASSERT_EQ(described.exit_code, 0) << described.err;
+  json perms = json::parse(described.out)["SecurityGroups"][0]["IpPermissions"];
+  ASSERT_EQ(perms.size(), 1u) << described.out;
+  EXPECT_EQ(perms[0]["UserIdGroupPairs"][0]["GroupId"], web_id);
+  EXPECT_EQ(perms[0]["FromPort"], 5432);
+
+  // Revoke: gone; revoking it again is InvalidPermission.NotFound.
+  ASSERT_EQ(Aws({"revoke-security-group-ingress", "--group-id", web_id, "--protocol", "tcp", "--port", "22", "--cidr",
+                 "0.0.0.0/0"}, id, secret).exit_code, 0);
+  EXPECT_TRUE(server_->Http("GET", "/apis/stratus.io/v1/namespaces/default/securitygroups/web").Json()["spec"]
+                  .value("ingress", json::array()).empty());
+  RunResult twice = Aws({"revoke-security-group-ingress", "--group-id", web_id, "--protocol", "tcp", "--port", "22",
+                         "--cidr", "0.0.0.0/0"}, id, secret);
+  EXPECT_NE(twice.err.find("InvalidPermission.NotFound"), std::string::npos) << twice.err;
+  RunResult bad = Aws({"authorize-security-group-ingress", "--group-id", web_id, "--protocol", "47", "--port", "1",  // GRE: a number awscli passes on
+                       "--cidr", "0.0.0.0/0"}, id, secret);
+  EXPECT_NE(bad.err.find("InvalidParameterValue"), std::string::npos) << bad.err;
+
+  // An instance using a group keeps it; once gone, the group can be deleted.
+  ASSERT_EQ(server_->Http("POST", "/apis/stratus.io/v1/namespaces/default/instances",
+                          json{{"apiVersion", "stratus.io/v1"}, {"kind", "Instance"}, {"metadata", {{"name", "app"}}},
+                               {"spec", {{"instanceType", "m1.small"}, {"image", "debian"}, {"securityGroups", {"db"}}}}}
+                              .dump())
+                .code,
+            201);
+  RunResult held = Aws({"delete-security-group", "--group-id", db_id}, id, secret);
+  EXPECT_NE(held.err.find("DependencyViolation"), std::string::npos) << held.err;
+  ASSERT_EQ(server_->Http("DELETE", "/apis/stratus.io/v1/namespaces/default/instances/app").code, 200);
+  ASSERT_TRUE(Eventually([&] { return Aws({"delete-security-group", "--group-id", db_id}, id, secret).exit_code == 0; }, 30, 200));
+  EXPECT_EQ(server_->Http("GET", "/apis/stratus.io/v1/namespaces/default/securitygroups/db").code, 404);
+  RunResult gone = Aws({"describe-security-groups", "--group-ids", db_id}, id, secret);
+  EXPECT_NE(gone.err.find("InvalidGroup.NotFound"), std::string::npos) << gone.err;
+}
+
 // With an embedded agent on libvirt's test driver, so that volumes become available and attach.
 class Ec2VolumeTest : public Ec2Test {
  protected:

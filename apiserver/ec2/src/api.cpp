@@ -407,6 +407,13 @@ const std::map<std::string, Handler>& Handlers() {
       {"DeleteVolume", DeleteVolume},
       {"AttachVolume", AttachVolume},
       {"DetachVolume", DetachVolume},
+      {"CreateSecurityGroup", CreateSecurityGroup},
+      {"DescribeSecurityGroups", DescribeSecurityGroups},
+      {"DeleteSecurityGroup", DeleteSecurityGroup},
+      {"AuthorizeSecurityGroupIngress", AuthorizeSecurityGroupIngress},
+      {"AuthorizeSecurityGroupEgress", AuthorizeSecurityGroupEgress},
+      {"RevokeSecurityGroupIngress", RevokeSecurityGroupIngress},
+      {"RevokeSecurityGroupEgress", RevokeSecurityGroupEgress},
   };
   return h;
 }
@@ -506,6 +513,12 @@ Reply Api::Handle(const SignedRequest& req, std::chrono::system_clock::time_poin
         {"CreateVolume", {"create", "volumes"}},       {"DescribeVolumes", {"list", "volumes"}},
         {"DeleteVolume", {"delete", "volumes"}},       {"AttachVolume", {"patch", "instances"}},
         {"DetachVolume", {"patch", "instances"}},
+        {"CreateSecurityGroup", {"create", "securitygroups"}}, {"DescribeSecurityGroups", {"list", "securitygroups"}},
+        {"DeleteSecurityGroup", {"delete", "securitygroups"}},
+        {"AuthorizeSecurityGroupIngress", {"patch", "securitygroups"}},
+        {"AuthorizeSecurityGroupEgress", {"patch", "securitygroups"}},
+        {"RevokeSecurityGroupIngress", {"patch", "securitygroups"}},
+        {"RevokeSecurityGroupEgress", {"patch", "securitygroups"}},
     };
     auto need = kNeeds.find(*action);
     if (need != kNeeds.end()) {

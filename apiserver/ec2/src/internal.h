@@ -61,6 +61,14 @@ std::optional<Error> DescribeVolumes(Api*, ApiClient* api, const ApiOptions&, co
 std::optional<Error> DeleteVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> AttachVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> DetachVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+// Security groups (securitygroups.cpp).
+std::optional<Error> CreateSecurityGroup(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DescribeSecurityGroups(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DeleteSecurityGroup(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> AuthorizeSecurityGroupIngress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> AuthorizeSecurityGroupEgress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> RevokeSecurityGroupIngress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> RevokeSecurityGroupEgress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 // The value of tag `key` for `resource` in TagSpecification.N (api.cpp).
 std::string TagValue(const Params& p, const std::string& resource, const std::string& key);
 // Instance types (flavors).
