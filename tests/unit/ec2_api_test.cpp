@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <tuple>
 
 #include "registry_env.h"
 #include "stratus/apiserver/local_client.h"
@@ -244,3 +245,109 @@ TEST_F(Ec2ApiTest, RunInstancesRefusesBadInputAndMakesNothing) {
 }  // namespace
 }  // namespace stratus::ec2
 
+
+namespace stratus::ec2 {
+namespace {
+
+// Bad input on every action: missing, malformed, oversized and wrong-typed parameters and another project's ids.
+// Every answer is an EC2 error (a <Code>) with a 4xx status, never a 5xx, and the server keeps serving.
+TEST_F(Ec2ApiTest, BadInputToEveryActionIsA4xxWithAnEc2Code) {
+  json other = Instance("theirs", "team-b");
+  std::string their_instance = Ec2Id("i", other["metadata"]["uid"]);
+  MakeImage("disk");
+  const std::vector<std::string> actions = {
+      "DescribeRegions", "DescribeAvailabilityZones", "DescribeInstances", "DescribeImages", "DescribeKeyPairs",
+      "DescribeInstanceTypes", "RunInstances", "TerminateInstances", "StartInstances", "StopInstances",
+      "RebootInstances", "CreateKeyPair", "ImportKeyPair", "DeleteKeyPair", "CreateVolume", "DescribeVolumes",
+      "DeleteVolume", "AttachVolume", "DetachVolume", "CreateSecurityGroup", "DescribeSecurityGroups",
+      "DeleteSecurityGroup", "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress",
+      "RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress"};
+  const std::string big(70000, 'x');
+  const std::vector<std::string> bad = {
+      "",
+      "&InstanceId.1=i-zzzz&VolumeId=vol-!!&GroupId=sg-%00&ImageId=ami-x",
+      "&InstanceId.1=" + their_instance + "&VolumeId=vol-0123456789abcdef0&GroupId=sg-0123456789abcdef0",
+      "&MinCount=99999999999999999999999&MaxCount=-1&Size=abc&FromPort=x",
+      "&KeyName=" + big + "&GroupName=" + big + "&GroupDescription=" + big + "&PublicKeyMaterial=" + big,
+      "&KeyName=UPPER&GroupName=Bad_Name&GroupDescription=d&KeyType=dsa&Device=/dev/hda&InstanceId=i-0123456789abcdef0",
+      "&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=70000&GroupName=nosuch",
+      "&IpPermissions.1.IpProtocol=udp&IpPermissions.1.FromPort=5&IpPermissions.1.ToPort=1&GroupName=nosuch",
+      "&Filter.1.Name=bogus&Filter.1.Value.1=x&InstanceType.1=m9.none&RegionName.1=mars-1",
+      "&UserData=%%%%&ImageId=ami-0123456789abcdef0&MinCount=1&MaxCount=1",
+      "&DryRun=maybe",
+  };
+  // Every action with every bad set: never a 5xx; an error is always an EC2 error (parameters an action does not
+  // take are ignored, so some combinations are fine requests).
+  for (const auto& action : actions) {
+    for (const auto& extra : bad) {
+      Reply r = Call("Action=" + action + "&Version=2016-11-15" + extra);
+      SCOPED_TRACE(action + " " + extra.substr(0, 120));
+      EXPECT_LT(r.http, 500) << r.body.substr(0, 400);
+      if (r.http != 200) EXPECT_NE(r.body.find("<Code>"), std::string::npos) << r.body.substr(0, 400);
+    }
+  }
+  // And what each action must refuse, with the code EC2 uses.
+  const std::vector<std::tuple<std::string, std::string, std::string>> refused = {
+      {"RunInstances", "", "MissingParameter"},
+      {"RunInstances", "&ImageId=ami-x&MinCount=1&MaxCount=1", "InvalidAMIID.Malformed"},
+      {"RunInstances", "&ImageId=ami-0123456789abcdef0&MinCount=99999999999999999999999&MaxCount=1", "InvalidParameterValue"},
+      {"RunInstances", "&ImageId=ami-0123456789abcdef0&MinCount=2&MaxCount=1", "InvalidParameterCombination"},
+      {"TerminateInstances", "&InstanceId.1=" + their_instance, "InvalidInstanceID.NotFound"},
+      {"StopInstances", "&InstanceId.1=i-zzzz", "InvalidInstanceID.Malformed"},
+      {"CreateKeyPair", "", "MissingParameter"},
+      {"CreateKeyPair", "&KeyName=UPPER", "InvalidParameterValue"},
+      {"CreateKeyPair", "&KeyName=k&KeyType=dsa", "InvalidParameterValue"},
+      {"ImportKeyPair", "&KeyName=k&PublicKeyMaterial=" + big, "InvalidParameterValue"},
+      {"ImportKeyPair", "&KeyName=k&PublicKeyMaterial=c3NoLXJzYSBub3Rhc2V5", "InvalidKey.Format"},
+      {"DeleteKeyPair", "&KeyPairId=key-zz", "InvalidKeyPair.Malformed"},
+      {"CreateVolume", "", "MissingParameter"},
+      {"CreateVolume", "&Size=abc", "InvalidParameterValue"},
+      {"CreateVolume", "&Size=99999999", "InvalidParameterValue"},
+      {"DescribeVolumes", "&VolumeId.1=vol-!!", "InvalidVolumeID.Malformed"},
+      {"DeleteVolume", "&VolumeId=vol-0123456789abcdef0", "InvalidVolume.NotFound"},
+      {"AttachVolume", "&VolumeId=vol-0123456789abcdef0&InstanceId=i-0123456789abcdef0&Device=/dev/sdf",
+       "InvalidVolume.NotFound"},
+      {"DetachVolume", "", "MissingParameter"},
+      {"CreateSecurityGroup", "&GroupName=Bad_Name&GroupDescription=d", "InvalidParameterValue"},
+      {"CreateSecurityGroup", "&GroupName=ok", "MissingParameter"},
+      {"DescribeSecurityGroups", "&GroupId.1=sg-%00", "InvalidGroupId.Malformed"},
+      {"DeleteSecurityGroup", "&GroupId=sg-0123456789abcdef0", "InvalidGroup.NotFound"},
+      {"AuthorizeSecurityGroupIngress", "&GroupName=nosuch&IpPermissions.1.IpProtocol=tcp", "InvalidGroup.NotFound"},
+      {"DescribeInstanceTypes", "&InstanceType.1=m9.none", "InvalidInstanceType"},
+      {"DescribeRegions", "&RegionName.1=mars-1", "InvalidParameterValue"},
+      {"DescribeInstances", "&Filter.1.Name=bogus&Filter.1.Value.1=x", "InvalidParameterValue"},
+      {"DescribeInstances", "&DryRun=maybe", "InvalidParameterValue"},
+      {"NoSuchAction", "", "InvalidAction"},
+  };
+  for (const auto& [action, extra, code] : refused) {
+    Reply r = Call("Action=" + action + "&Version=2016-11-15" + extra);
+    SCOPED_TRACE(action + " " + extra.substr(0, 120));
+    EXPECT_GE(r.http, 400);
+    EXPECT_LT(r.http, 500);
+    EXPECT_NE(r.body.find("<Code>" + code + "</Code>"), std::string::npos) << r.body.substr(0, 400);
+  }
+  // A security group rule with bad ports, on a group that exists.
+  ASSERT_EQ(Call("Action=CreateSecurityGroup&Version=2016-11-15&GroupName=web&GroupDescription=w").http, 200);
+  for (const std::string& perm : {"&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=70000",
+                                  "&IpPermissions.1.IpProtocol=udp&IpPermissions.1.FromPort=5&IpPermissions.1.ToPort=1",
+                                  "&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=22",
+                                  "&IpPermissions.1.IpProtocol=47&IpPermissions.1.IpRanges.1.CidrIp=0.0.0.0/0"}) {
+    Reply r = Call("Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupName=web" + perm);
+    EXPECT_EQ(r.http, 400) << perm << " " << r.body.substr(0, 400);
+  }
+  Reply cidr = Call("Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupName=web&IpPermissions.1.IpProtocol=tcp"
+                    "&IpPermissions.1.FromPort=22&IpPermissions.1.IpRanges.1.CidrIp=999.1.1.1/99");
+  EXPECT_EQ(cidr.http, 400) << cidr.body.substr(0, 400);
+  EXPECT_TRUE(reg_->Get(R("SecurityGroup"), "default", "web")->at("spec").value("ingress", json::array()).empty());
+  ASSERT_EQ(reg_->Delete(R("SecurityGroup"), "default", "web", "").ok(), true);
+  // Nothing was made by any of that, and another project's instance is untouched.
+  EXPECT_EQ(reg_->List(R("Instance"), "default", {})->at("items").size(), 0u);
+  EXPECT_EQ(reg_->List(R("KeyPair"), "default", {})->at("items").size(), 0u);
+  EXPECT_EQ(reg_->List(R("Volume"), "default", {})->at("items").size(), 0u);
+  EXPECT_EQ(reg_->List(R("SecurityGroup"), "default", {})->at("items").size(), 0u);
+  EXPECT_TRUE(reg_->Get(R("Instance"), "team-b", "theirs").ok());
+  EXPECT_EQ(Call("Action=DescribeRegions&Version=2016-11-15").http, 200);
+}
+
+}  // namespace
+}  // namespace stratus::ec2

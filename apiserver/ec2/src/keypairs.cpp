@@ -66,6 +66,7 @@ std::optional<Error> ImportKeyPair(Api*, ApiClient* api, const ApiOptions&, cons
   if (auto e = KeyName(c, &name)) return e;
   auto material = c.params.Get("PublicKeyMaterial");
   if (!material || material->empty()) return MissingParameter("PublicKeyMaterial");
+  if (material->size() > 16384) return InvalidParameterValue("PublicKeyMaterial is longer than 16 KiB");
   // awscli sends the file's bytes base64-encoded (fileb://); a raw key line is accepted too.
   std::string line = *material;
   if (line.rfind("ssh-", 0) != 0 && line.rfind("ecdsa-", 0) != 0) {
