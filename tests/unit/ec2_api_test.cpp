@@ -351,3 +351,38 @@ TEST_F(Ec2ApiTest, BadInputToEveryActionIsA4xxWithAnEc2Code) {
 
 }  // namespace
 }  // namespace stratus::ec2
+
+namespace stratus::ec2 {
+namespace {
+
+TEST_F(Ec2ApiTest, InstanceStatusIsOkOnceRunningAndReady) {
+  json web = Instance("web", "default");
+  json db = Instance("db", "default");
+  std::string web_id = Ec2Id("i", web["metadata"]["uid"]), db_id = Ec2Id("i", db["metadata"]["uid"]);
+  auto set_status = [&](const std::string& name, const std::string& phase, const std::string& ready) {
+    json cur = reg_->Get(R("Instance"), "default", name).value();
+    cur["status"] = {{"phase", phase},
+                     {"conditions", {{{"type", "Ready"}, {"status", ready}, {"reason", "x"}, {"message", "x"},
+                                      {"lastTransitionTime", "2026-01-01T00:00:00Z"}}}}};
+    ASSERT_TRUE(reg_->Update(R("Instance"), "default", name, cur, true).ok());
+  };
+  set_status("web", "Running", "True");
+  set_status("db", "Running", "False");
+  Reply r = Call("Action=DescribeInstanceStatus&Version=2016-11-15");
+  ASSERT_EQ(r.http, 200) << r.body;
+  auto web_at = r.body.find(web_id), db_at = r.body.find(db_id);
+  ASSERT_NE(web_at, std::string::npos) << r.body;
+  ASSERT_NE(db_at, std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("<status>ok</status>", web_at), std::string::npos);
+  EXPECT_NE(r.body.find("<status>initializing</status>", db_at), std::string::npos);
+  // Stopped: listed only with IncludeAllInstances.
+  set_status("db", "Stopped", "False");
+  EXPECT_EQ(Call("Action=DescribeInstanceStatus&Version=2016-11-15").body.find(db_id), std::string::npos);
+  Reply all = Call("Action=DescribeInstanceStatus&Version=2016-11-15&IncludeAllInstances=true");
+  EXPECT_NE(all.body.find(db_id), std::string::npos);
+  EXPECT_NE(all.body.find("<name>stopped</name>"), std::string::npos) << all.body;
+  EXPECT_EQ(Call("Action=DescribeInstanceStatus&Version=2016-11-15&InstanceId.1=i-0123456789abcdef0").http, 400);
+}
+
+}  // namespace
+}  // namespace stratus::ec2

@@ -200,6 +200,53 @@ std::optional<Error> DescribeImages(Api*, ApiClient* api, const ApiOptions&, con
   return std::nullopt;
 }
 
+// Each instance's state and status checks (what `aws ec2 wait instance-status-ok` polls): running instances whose
+// Ready condition is True are "ok", other running ones "initializing"; others are listed only with
+// IncludeAllInstances=true, as EC2 does.
+std::optional<Error> DescribeInstanceStatus(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  static const std::regex kId("i-[0-9a-f]{8,17}");
+  std::vector<std::string> ids;
+  if (auto e = IdList(c.params, "InstanceId", kId, "InvalidInstanceID.Malformed", &ids)) return e;
+  bool all = false;
+  Error e;
+  if (!c.params.Bool("IncludeAllInstances", false, &all, &e)) return e;
+  auto list = api->List("instances", c.caller->ns, {});
+  if (!list.ok()) return FromStatus(list.status());
+  std::set<std::string> wanted(ids.begin(), ids.end()), seen;
+  auto set = AddSet(r->root(), "instanceStatusSet");
+  for (const auto& inst : (*list)["items"]) {
+    std::string id = Ec2Id("i", Uid(inst));
+    if (!wanted.empty() && !wanted.count(id)) continue;
+    seen.insert(id);
+    auto [code, state] = InstanceState(inst);
+    if (code != 16 && !all) continue;
+    bool ready = false;
+    if (inst.contains("status") && inst["status"].contains("conditions") && inst["status"]["conditions"].is_array()) {
+      for (const auto& cond : inst["status"]["conditions"]) {
+        if (cond.value("type", "") == "Ready") ready = cond.value("status", "") == "True";
+      }
+    }
+    std::string check = code != 16 ? "not-applicable" : ready ? "ok" : "initializing";
+    auto item = AddItem(set);
+    AddText(item, "instanceId", id);
+    AddText(item, "availabilityZone", "default");
+    auto st = item.append_child("instanceState");
+    AddText(st, "code", std::to_string(code));
+    AddText(st, "name", state);
+    for (const char* kind : {"systemStatus", "instanceStatus"}) {
+      auto s = item.append_child(kind);
+      AddText(s, "status", check);
+      auto detail = AddItem(AddSet(s, "details"));
+      AddText(detail, "name", "reachability");
+      AddText(detail, "status", check == "ok" ? "passed" : check == "initializing" ? "initializing" : "not-applicable");
+    }
+  }
+  for (const auto& id : wanted) {
+    if (!seen.count(id)) return Error{"InvalidInstanceID.NotFound", "The instance ID '" + id + "' does not exist", 400};
+  }
+  return std::nullopt;
+}
+
 // The caller's instances named by InstanceId.N (at least one), in the order given; EC2's errors otherwise.
 std::optional<Error> NamedInstances(ApiClient* api, const Call& c, std::vector<std::pair<std::string, json>>* out) {
   static const std::regex kId("i-[0-9a-f]{8,17}");
@@ -398,6 +445,7 @@ const std::map<std::string, Handler>& Handlers() {
       {"StartInstances", StartInstances},
       {"StopInstances", StopInstances},
       {"RebootInstances", RebootInstances},
+      {"DescribeInstanceStatus", DescribeInstanceStatus},
       {"CreateKeyPair", CreateKeyPair},
       {"ImportKeyPair", ImportKeyPair},
       {"DeleteKeyPair", DeleteKeyPair},
@@ -508,6 +556,7 @@ Reply Api::Handle(const SignedRequest& req, std::chrono::system_clock::time_poin
         {"TerminateInstances", {"delete", "instances"}}, {"StartInstances", {"patch", "instances"}},
         {"StopInstances", {"patch", "instances"}},     {"RebootInstances", {"patch", "instances"}},
         {"DescribeRegions", {"get", "namespaces"}},    {"DescribeAvailabilityZones", {"get", "namespaces"}},
+        {"DescribeInstanceStatus", {"list", "instances"}},
         {"CreateKeyPair", {"create", "keypairs"}},     {"ImportKeyPair", {"create", "keypairs"}},
         {"DeleteKeyPair", {"delete", "keypairs"}},     {"DescribeInstanceTypes", {"list", "instancetypes"}},
         {"CreateVolume", {"create", "volumes"}},       {"DescribeVolumes", {"list", "volumes"}},
