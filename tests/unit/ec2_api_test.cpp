@@ -386,3 +386,49 @@ TEST_F(Ec2ApiTest, InstanceStatusIsOkOnceRunningAndReady) {
 
 }  // namespace
 }  // namespace stratus::ec2
+
+namespace stratus::ec2 {
+namespace {
+
+TEST_F(Ec2ApiTest, DescribeInstancesFiltersWithWildcardsAndPages) {
+  for (int i = 0; i < 12; ++i) Instance("web-" + std::to_string(i), "default");
+  Instance("db-1", "default");
+  auto count = [&](const std::string& query) {
+    Reply r = Call("Action=DescribeInstances&Version=2016-11-15" + query);
+    EXPECT_EQ(r.http, 200) << r.body;
+    size_t n = 0;
+    for (size_t p = r.body.find("<instanceId>"); p != std::string::npos; p = r.body.find("<instanceId>", p + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count(""), 13u);
+  EXPECT_EQ(count("&Filter.1.Name=tag:Name&Filter.1.Value.1=web-*"), 12u);
+  EXPECT_EQ(count("&Filter.1.Name=tag:Name&Filter.1.Value.1=web-?"), 10u);
+  EXPECT_EQ(count("&Filter.1.Name=tag:Name&Filter.1.Value.1=db-1&Filter.1.Value.2=web-1"), 2u);  // OR within
+  EXPECT_EQ(count("&Filter.1.Name=tag:Name&Filter.1.Value.1=web-*&Filter.2.Name=instance-state-name"
+                  "&Filter.2.Value.1=running"),
+            0u);  // AND across: none is running yet
+  EXPECT_EQ(count("&Filter.1.Name=instance-type&Filter.1.Value.1=m1.*"), 13u);
+  // Pages of 5 in id order: 5 + 5 + 3, every instance once, and the last page has no NextToken.
+  std::set<std::string> all;
+  std::string token;
+  int pages = 0;
+  do {
+    Reply r = Call("Action=DescribeInstances&Version=2016-11-15&MaxResults=5" +
+                   (token.empty() ? std::string() : "&NextToken=" + token));
+    ASSERT_EQ(r.http, 200) << r.body;
+    for (size_t p = r.body.find("<instanceId>"); p != std::string::npos; p = r.body.find("<instanceId>", p + 1)) {
+      all.insert(r.body.substr(p + 12, 19));
+    }
+    auto t = r.body.find("<nextToken>");
+    token = t == std::string::npos ? "" : r.body.substr(t + 11, r.body.find("</nextToken>") - t - 11);
+    ++pages;
+  } while (!token.empty() && pages < 10);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(all.size(), 13u);
+  EXPECT_EQ(Call("Action=DescribeInstances&Version=2016-11-15&MaxResults=4").http, 400);
+  EXPECT_EQ(Call("Action=DescribeInstances&Version=2016-11-15&MaxResults=5&InstanceId.1=i-0123456789abcdef0").http, 400);
+  EXPECT_EQ(Call("Action=DescribeInstances&Version=2016-11-15&NextToken=garbage").http, 400);
+}
+
+}  // namespace
+}  // namespace stratus::ec2

@@ -100,33 +100,72 @@ void InstanceItem(pugi::xml_node item, const json& inst) {
   AddText(tag, "value", Name(inst));
 }
 
+// DescribeInstances: InstanceId.N, filters (values ORed within a filter, filters ANDed, wildcards), and pages of
+// MaxResults (5-1000) in instance-id order, NextToken being the last id of the previous page.
 std::optional<Error> DescribeInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
   static const std::regex kId("i-[0-9a-f]{8,17}");
+  static const std::set<std::string> kFilters = {"instance-id",  "instance-state-name", "instance-state-code",
+                                                 "instance-type", "image-id",          "key-name",
+                                                 "private-ip-address", "private-dns-name", "tag:Name",
+                                                 "tag-key",      "tag-value"};
   std::vector<std::string> ids;
   if (auto e = IdList(c.params, "InstanceId", kId, "InvalidInstanceID.Malformed", &ids)) return e;
   std::vector<Filter> filters;
   Error fe;
   if (!c.params.Filters(&filters, &fe)) return fe;
   for (const auto& f : filters) {
-    if (f.name != "instance-state-name" && f.name != "instance-id") {
-      return Error{"InvalidParameterValue", "The filter '" + f.name + "' is invalid", 400};
-    }
+    if (!kFilters.count(f.name)) return Error{"InvalidParameterValue", "The filter '" + f.name + "' is invalid", 400};
   }
+  long long max_results = 0;
+  if (c.params.Has("MaxResults")) {
+    if (!ids.empty()) {
+      return Error{"InvalidParameterCombination", "The parameter instancesSet cannot be used with the parameter maxResults", 400};
+    }
+    if (!c.params.Int("MaxResults", 1000, 5, 1000, &max_results, &fe)) return fe;
+  }
+  std::string after = c.params.Get("NextToken").value_or("");
+  if (!after.empty() && !std::regex_match(after, kId)) return InvalidParameterValue("NextToken '" + after + "' is not valid");
   auto list = api->List("instances", c.caller->ns, {});
   if (!list.ok()) return FromStatus(list.status());
+  std::map<std::string, json> by_id;  // instance-id order: stable pages
+  for (const auto& inst : (*list)["items"]) by_id[Ec2Id("i", Uid(inst))] = inst;
   std::set<std::string> wanted(ids.begin(), ids.end()), seen;
   auto set = AddSet(r->root(), "reservationSet");
-  for (const auto& inst : (*list)["items"]) {
-    std::string id = Ec2Id("i", Uid(inst));
+  long long shown = 0;
+  std::string last;
+  bool more = false;
+  for (const auto& [id, inst] : by_id) {
     if (!wanted.empty() && !wanted.count(id)) continue;
+    seen.insert(id);
+    if (!after.empty() && id <= after) continue;
     auto [code, state] = InstanceState(inst);
+    const json spec = inst.value("spec", json::object());
+    std::string ip;
+    if (inst.contains("status") && inst["status"].contains("addresses") && inst["status"]["addresses"].is_array() &&
+        !inst["status"]["addresses"].empty()) {
+      ip = Str(inst["status"]["addresses"][0], "ip");
+    }
     bool match = true;
     for (const auto& f : filters) {
-      const std::string& v = f.name == "instance-id" ? id : state;
-      match = match && std::find(f.values.begin(), f.values.end(), v) != f.values.end();
+      std::string v;
+      if (f.name == "instance-id") v = id;
+      if (f.name == "instance-state-name") v = state;
+      if (f.name == "instance-state-code") v = std::to_string(code);
+      if (f.name == "instance-type") v = Str(spec, "instanceType");
+      if (f.name == "image-id") v = Str(spec, "image");
+      if (f.name == "key-name") v = Str(spec, "keyName");
+      if (f.name == "private-ip-address") v = ip;
+      if (f.name == "private-dns-name" || f.name == "tag:Name" || f.name == "tag-value") v = Name(inst);
+      if (f.name == "tag-key") v = "Name";  // the one tag instances carry: their name
+      match = match && AnyMatch(f.values, v);
     }
-    seen.insert(id);
     if (!match) continue;
+    if (max_results > 0 && shown == max_results) {
+      more = true;
+      break;
+    }
+    ++shown;
+    last = id;
     auto res = AddItem(set);
     AddText(res, "reservationId", Ec2Id("r", Uid(inst)));
     AddText(res, "ownerId", c.caller->ns);
@@ -136,6 +175,7 @@ std::optional<Error> DescribeInstances(Api*, ApiClient* api, const ApiOptions&, 
   for (const auto& id : wanted) {
     if (!seen.count(id)) return Error{"InvalidInstanceID.NotFound", "The instance ID '" + id + "' does not exist", 400};
   }
+  if (more) AddText(r->root(), "nextToken", last);
   return std::nullopt;
 }
 
@@ -478,6 +518,37 @@ std::string HeaderValue(const SignedRequest& req, const std::string& lower) {
 }  // namespace
 
 namespace actions {
+
+bool WildcardMatch(const std::string& p, const std::string& v) {
+  // Iterative glob with backtracking to the last `*`.
+  size_t pi = 0, vi = 0, star = std::string::npos, mark = 0;
+  while (vi < v.size()) {
+    if (pi < p.size() && p[pi] == '\\' && pi + 1 < p.size() && p[pi + 1] == v[vi]) {
+      pi += 2;
+      ++vi;
+    } else if (pi < p.size() && p[pi] != '*' && p[pi] != '\\' && (p[pi] == '?' || p[pi] == v[vi])) {
+      ++pi;
+      ++vi;
+    } else if (pi < p.size() && p[pi] == '*') {
+      star = pi++;
+      mark = vi;
+    } else if (star != std::string::npos) {
+      pi = star + 1;
+      vi = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.size() && p[pi] == '*') ++pi;
+  return pi == p.size();
+}
+
+bool AnyMatch(const std::vector<std::string>& values, const std::string& value) {
+  for (const auto& p : values) {
+    if (WildcardMatch(p, value)) return true;
+  }
+  return false;
+}
 // The value of tag `key` for `resource` in TagSpecification.N (ResourceType, Tag.M.Key, Tag.M.Value).
 std::string TagValue(const Params& p, const std::string& resource, const std::string& key) {
   for (int n = 1; n <= 50; ++n) {

@@ -51,6 +51,11 @@ inline std::optional<Error> IdList(const Params& p, const std::string& name, con
 }
 
 
+// EC2's filter values: `*` any run of characters, `?` one character, `\` escapes the next one.
+bool WildcardMatch(const std::string& pattern, const std::string& value);
+// True when `value` matches one of `values` (a filter's values are ORed).
+bool AnyMatch(const std::vector<std::string>& values, const std::string& value);
+
 // Key pairs (keypairs.cpp).
 std::optional<Error> CreateKeyPair(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> ImportKeyPair(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
