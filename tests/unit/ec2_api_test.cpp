@@ -432,3 +432,42 @@ TEST_F(Ec2ApiTest, DescribeInstancesFiltersWithWildcardsAndPages) {
 
 }  // namespace
 }  // namespace stratus::ec2
+
+namespace stratus::ec2 {
+namespace {
+
+TEST_F(Ec2ApiTest, RunInstancesWithAClientTokenIsIdempotentAndQuotaIsInstanceLimitExceeded) {
+  std::string ami = MakeImage("debian");
+  std::string req = "Action=RunInstances&ImageId=" + ami + "&MinCount=2&MaxCount=2&ClientToken=retry-me-42";
+  Reply first = Call(req);
+  ASSERT_EQ(first.http, 200) << first.body;
+  Reply again = Call(req);  // the same request retried (a lost answer): the same two instances
+  ASSERT_EQ(again.http, 200) << again.body;
+  EXPECT_EQ(reg_->List(R("Instance"), "default", {})->at("items").size(), 2u);
+  auto ids = [](const std::string& body) {
+    std::set<std::string> out;
+    for (size_t p = body.find("<instanceId>"); p != std::string::npos; p = body.find("<instanceId>", p + 1)) {
+      out.insert(body.substr(p + 12, 19));
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(first.body), ids(again.body));
+  EXPECT_EQ(ids(first.body).size(), 2u);
+  // Another token makes more; a token over 64 characters is refused.
+  ASSERT_EQ(Call("Action=RunInstances&ImageId=" + ami + "&MinCount=1&MaxCount=1&ClientToken=other").http, 200);
+  EXPECT_EQ(reg_->List(R("Instance"), "default", {})->at("items").size(), 3u);
+  EXPECT_EQ(Call("Action=RunInstances&ImageId=" + ami + "&MinCount=1&MaxCount=1&ClientToken=" + std::string(65, 'x')).http,
+            400);
+  // Past the namespace's quota: EC2's InstanceLimitExceeded, and nothing made.
+  ASSERT_TRUE(reg_->Create(R("Quota"), "default",
+                           {{"apiVersion", "stratus.io/v1"}, {"kind", "Quota"}, {"metadata", {{"name", "default"}}},
+                            {"spec", {{"hard", {{"instances", 4}}}}}})
+                  .ok());
+  Reply over = Call("Action=RunInstances&ImageId=" + ami + "&MinCount=2&MaxCount=2");
+  EXPECT_EQ(over.http, 400) << over.body;
+  EXPECT_NE(over.body.find("<Code>InstanceLimitExceeded</Code>"), std::string::npos) << over.body;
+  EXPECT_EQ(reg_->List(R("Instance"), "default", {})->at("items").size(), 3u);
+}
+
+}  // namespace
+}  // namespace stratus::ec2

@@ -326,7 +326,36 @@ void StateChange(pugi::xml_node set, const std::string& id, std::pair<int, std::
   AddText(prev, "name", before.second);
 }
 
+// The reservation of a RunInstances: its instances, as EC2 answers it.
+void Reservation(Response* r, const Call& c, const std::vector<json>& made) {
+  AddText(r->root(), "reservationId", Ec2Id("r", Uid(made.front())));
+  AddText(r->root(), "ownerId", c.caller->ns);
+  AddSet(r->root(), "groupSet");
+  auto set = AddSet(r->root(), "instancesSet");
+  for (const auto& m : made) InstanceItem(AddItem(set), m);
+}
+
+constexpr const char* kClientTokenAnnotation = "ec2.stratus.io/client-token";
+
 std::optional<Error> RunInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  // ClientToken: a retried request answers the instances the first one made (kept as an annotation on them).
+  std::string client_token = c.params.Get("ClientToken").value_or("");
+  if (client_token.size() > 64) return InvalidParameterValue("ClientToken is longer than 64 characters");
+  if (!client_token.empty()) {
+    auto existing = api->List("instances", c.caller->ns, {});
+    if (!existing.ok()) return FromStatus(existing.status());
+    std::vector<json> before;
+    for (const auto& inst : (*existing)["items"]) {
+      if (inst.contains("metadata") && inst["metadata"].contains("annotations") &&
+          inst["metadata"]["annotations"].value(kClientTokenAnnotation, "") == client_token) {
+        before.push_back(inst);
+      }
+    }
+    if (!before.empty()) {
+      Reservation(r, c, before);
+      return std::nullopt;
+    }
+  }
   static const std::regex kAmi("ami-[0-9a-f]{8,17}");
   static const std::regex kLabel("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?");
   auto image_id = c.params.Get("ImageId");
@@ -398,6 +427,7 @@ std::optional<Error> RunInstances(Api*, ApiClient* api, const ApiOptions&, const
   for (long long i = 0; i < max_count; ++i) {
     json md = name.empty() ? json{{"generateName", "ec2-"}} : json{{"name", name}};
     md["labels"] = {{"ec2.stratus.io/launched-by", "ec2"}};
+    if (!client_token.empty()) md["annotations"] = {{kClientTokenAnnotation, client_token}};
     json obj = {{"apiVersion", "stratus.io/v1"}, {"kind", "Instance"}, {"metadata", md}, {"spec", spec}};
     auto created = api->Create("instances", c.caller->ns, obj);
     if (!created.ok()) {
@@ -409,15 +439,14 @@ std::optional<Error> RunInstances(Api*, ApiClient* api, const ApiOptions&, const
       if (created.status().code() == Code::kInvalid || created.status().code() == Code::kBadRequest) {
         return InvalidParameterValue(created.status().message());
       }
+      if (created.status().reason() == "QuotaExceeded") {
+        return Error{"InstanceLimitExceeded", created.status().message(), 400};
+      }
       return FromStatus(created.status());
     }
     made.push_back(*created);
   }
-  AddText(r->root(), "reservationId", Ec2Id("r", Uid(made.front())));
-  AddText(r->root(), "ownerId", c.caller->ns);
-  AddSet(r->root(), "groupSet");
-  auto set = AddSet(r->root(), "instancesSet");
-  for (const auto& m : made) InstanceItem(AddItem(set), m);
+  Reservation(r, c, made);
   return std::nullopt;
 }
 
