@@ -349,11 +349,6 @@ TEST_F(Ec2ApiTest, BadInputToEveryActionIsA4xxWithAnEc2Code) {
   EXPECT_EQ(Call("Action=DescribeRegions&Version=2016-11-15").http, 200);
 }
 
-}  // namespace
-}  // namespace stratus::ec2
-
-namespace stratus::ec2 {
-namespace {
 
 TEST_F(Ec2ApiTest, InstanceStatusIsOkOnceRunningAndReady) {
   json web = Instance("web", "default");
@@ -384,11 +379,6 @@ TEST_F(Ec2ApiTest, InstanceStatusIsOkOnceRunningAndReady) {
   EXPECT_EQ(Call("Action=DescribeInstanceStatus&Version=2016-11-15&InstanceId.1=i-0123456789abcdef0").http, 400);
 }
 
-}  // namespace
-}  // namespace stratus::ec2
-
-namespace stratus::ec2 {
-namespace {
 
 TEST_F(Ec2ApiTest, DescribeInstancesFiltersWithWildcardsAndPages) {
   for (int i = 0; i < 12; ++i) Instance("web-" + std::to_string(i), "default");
@@ -430,11 +420,6 @@ TEST_F(Ec2ApiTest, DescribeInstancesFiltersWithWildcardsAndPages) {
   EXPECT_EQ(Call("Action=DescribeInstances&Version=2016-11-15&NextToken=garbage").http, 400);
 }
 
-}  // namespace
-}  // namespace stratus::ec2
-
-namespace stratus::ec2 {
-namespace {
 
 TEST_F(Ec2ApiTest, RunInstancesWithAClientTokenIsIdempotentAndQuotaIsInstanceLimitExceeded) {
   std::string ami = MakeImage("debian");
