@@ -454,5 +454,38 @@ TEST_F(Ec2ApiTest, RunInstancesWithAClientTokenIsIdempotentAndQuotaIsInstanceLim
   EXPECT_EQ(reg_->List(R("Instance"), "default", {})->at("items").size(), 3u);
 }
 
+TEST_F(Ec2ApiTest, TheNamespaceIsADefaultVpcAndItsNetworksItsSubnets) {
+  for (const auto& [name, cidr] : std::vector<std::pair<std::string, std::string>>{{"default", "10.50.0.0/24"},
+                                                                                   {"backend", "10.51.0.0/28"}}) {
+    ASSERT_TRUE(reg_->Create(R("Network"), "default",
+                             {{"apiVersion", "stratus.io/v1"}, {"kind", "Network"}, {"metadata", {{"name", name}}},
+                              {"spec", {{"cidr", cidr}}}})
+                    .ok());
+  }
+  ASSERT_TRUE(reg_->Create(R("Network"), "team-b",
+                           {{"apiVersion", "stratus.io/v1"}, {"kind", "Network"}, {"metadata", {{"name", "theirs"}}},
+                            {"spec", {{"cidr", "10.60.0.0/24"}}}})
+                  .ok());
+  Reply vpcs = Call("Action=DescribeVpcs&Version=2016-11-15");
+  ASSERT_EQ(vpcs.http, 200) << vpcs.body;
+  auto at = vpcs.body.find("<vpcId>");
+  ASSERT_NE(at, std::string::npos);
+  std::string vpc = vpcs.body.substr(at + 7, vpcs.body.find("</vpcId>") - at - 7);
+  EXPECT_EQ(vpc.rfind("vpc-", 0), 0u);
+  EXPECT_EQ(Call("Action=DescribeVpcs&Version=2016-11-15", "bob").body.find("<vpcId>" + vpc), std::string::npos);
+  Reply subnets = Call("Action=DescribeSubnets&Version=2016-11-15");
+  ASSERT_EQ(subnets.http, 200) << subnets.body;
+  EXPECT_NE(subnets.body.find("<cidrBlock>10.50.0.0/24</cidrBlock>"), std::string::npos) << subnets.body;
+  EXPECT_NE(subnets.body.find("<cidrBlock>10.51.0.0/28</cidrBlock>"), std::string::npos);
+  EXPECT_EQ(subnets.body.find("10.60.0.0"), std::string::npos) << "another project's network";
+  EXPECT_NE(subnets.body.find("<availableIpAddressCount>253</availableIpAddressCount>"), std::string::npos);
+  EXPECT_NE(subnets.body.find("<vpcId>" + vpc + "</vpcId>"), std::string::npos);
+  Reply one = Call("Action=DescribeSubnets&Version=2016-11-15&Filter.1.Name=tag:Name&Filter.1.Value.1=back*");
+  EXPECT_EQ(one.body.find("10.50.0.0"), std::string::npos) << one.body;
+  EXPECT_NE(one.body.find("10.51.0.0"), std::string::npos) << one.body;
+  EXPECT_EQ(Call("Action=DescribeSubnets&Version=2016-11-15&SubnetId.1=subnet-0123456789abcdef0").http, 400);
+  EXPECT_EQ(Call("Action=DescribeVpcs&Version=2016-11-15&VpcId.1=vpc-0123456789abcdef0").http, 400);
+}
+
 }  // namespace
 }  // namespace stratus::ec2

@@ -74,6 +74,9 @@ std::optional<Error> AuthorizeSecurityGroupIngress(Api*, ApiClient* api, const A
 std::optional<Error> AuthorizeSecurityGroupEgress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> RevokeSecurityGroupIngress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> RevokeSecurityGroupEgress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+// VPCs and subnets (vpcs.cpp): a namespace is one default VPC, each Network a subnet.
+std::optional<Error> DescribeVpcs(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DescribeSubnets(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 // The value of tag `key` for `resource` in TagSpecification.N (api.cpp).
 std::string TagValue(const Params& p, const std::string& resource, const std::string& key);
 // Instance types (flavors).
