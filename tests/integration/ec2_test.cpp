@@ -340,6 +340,26 @@ TEST_F(Ec2Test, SecurityGroupsAndTheirRules) {
   EXPECT_NE(gone.err.find("InvalidGroup.NotFound"), std::string::npos) << gone.err;
 }
 
+TEST_F(Ec2Test, VpcAndSubnetsAreTheNamespaceAndItsNetworks) {
+  ASSERT_EQ(server_->Ctl({"apply", "-f", "-"},
+                         "apiVersion: stratus.io/v1\nkind: Network\nmetadata: {name: lan}\nspec: {cidr: 10.80.0.0/24}\n")
+                .exit_code,
+            0);
+  json key = CreateAccessKey("alice-vpc", "alice", "default");
+  std::string id = key["spec"]["accessKeyId"], secret = key["status"]["secretAccessKey"];
+  RunResult vpcs = Aws({"describe-vpcs"}, id, secret);
+  ASSERT_EQ(vpcs.exit_code, 0) << vpcs.err;
+  std::string vpc = json::parse(vpcs.out)["Vpcs"][0].value("VpcId", "");
+  ASSERT_EQ(vpc.rfind("vpc-", 0), 0u) << vpcs.out;
+  RunResult subnets = Aws({"describe-subnets", "--filters", "Name=vpc-id,Values=" + vpc}, id, secret);
+  ASSERT_EQ(subnets.exit_code, 0) << subnets.err;
+  json s = json::parse(subnets.out)["Subnets"];
+  ASSERT_EQ(s.size(), 1u) << subnets.out;
+  EXPECT_EQ(s[0]["CidrBlock"], "10.80.0.0/24");
+  EXPECT_EQ(s[0]["AvailableIpAddressCount"], 253);
+  EXPECT_EQ(s[0]["SubnetId"].get<std::string>().rfind("subnet-", 0), 0u);
+}
+
 // With an embedded agent on libvirt's test driver, so that volumes become available and attach.
 class Ec2VolumeTest : public Ec2Test {
  protected:
