@@ -104,14 +104,27 @@ TEST_F(NetworkE2eTest, LeasesConnectivityAndSecurityGroups) {
                            "---\n" + Instance(a, "{network: e2enet-" + tag + "}", "  securityGroups: [web]\n", b_ip + ":8080"));
   ASSERT_EQ(ap.exit_code, 0) << ap.out << ap.err;
   std::string a_ip;
-  ASSERT_TRUE(Eventually([&] {  // IPAM's record: the Network's status.allocations
-    json n = get("/networks/e2enet-" + tag);
-    if (!n.contains("status") || !n["status"].contains("allocations")) return false;
-    for (const auto& [ip, owner] : n["status"]["allocations"].items()) {
-      if (owner.value("instance", "") == "default/" + a) a_ip = ip;
-    }
-    return !a_ip.empty();
-  }, 60)) << "IPAM gave A an address" << dump();
+  auto wait_a_ip = [&] {
+    a_ip.clear();
+    return Eventually([&] {  // IPAM's record: the Network's status.allocations
+      json n = get("/networks/e2enet-" + tag);
+      if (!n.contains("status") || !n["status"].contains("allocations")) return false;
+      for (const auto& [ip, owner] : n["status"]["allocations"].items()) {
+        if (owner.value("instance", "") == "default/" + a) a_ip = ip;
+      }
+      return !a_ip.empty();
+    }, 60);
+  };
+  ASSERT_TRUE(wait_a_ip()) << "IPAM gave A an address" << dump();
+  if (a_ip == b_ip) {
+    // IPAM's pick follows A's uid: 1 run in 253 it is the address B will ask for. A new A (a new uid) picks again.
+    ASSERT_EQ(server.Ctl({"delete", "instance", a, "--wait", "--timeout", "120s"}).exit_code, 0) << dump();
+    ap = server.Ctl({"apply", "-f", "-"},
+                    base + "---\n" + Instance(a, "{network: e2enet-" + tag + "}", "  securityGroups: [web]\n", b_ip + ":8080"));
+    ASSERT_EQ(ap.exit_code, 0) << ap.out << ap.err;
+    ASSERT_TRUE(wait_a_ip()) << "IPAM gave the new A an address" << dump();
+    ASSERT_NE(a_ip, b_ip) << dump();
+  }
   // B is in group clients, which lets 8080 in from the network (so A keeps reaching it).
   ap = server.Ctl({"apply", "-f", "-"},
                   Group("    - {protocol: tcp, fromPort: 8080, toPort: 8080, cidr: 10.77.0.0/24}\n", "clients") +
