@@ -2,13 +2,13 @@
 // public keys parse and get EC2's fingerprints; malformed keys are refused with the reason.
 #include "stratus/core/sshkey.h"
 
+#include "stratus/core/exec.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -22,12 +22,8 @@ std::string DerivedPublicKey(const std::string& private_key) {
     std::ofstream(path) << private_key;
   }
   ::chmod(path.c_str(), 0600);
-  std::string out;
-  if (FILE* p = ::popen(("/usr/bin/ssh-keygen -y -f " + path.string() + " 2>&1").c_str(), "r")) {
-    std::array<char, 512> buf{};
-    while (std::fgets(buf.data(), buf.size(), p)) out += buf.data();
-    ::pclose(p);
-  }
+  auto r = Exec({"/usr/bin/ssh-keygen", "-y", "-f", path.string()});
+  std::string out = r.ok() ? r->out + r->err : r.status().message();
   std::filesystem::remove(path);
   while (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
