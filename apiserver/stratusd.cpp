@@ -22,6 +22,7 @@
 
 #include "stratus/agent/agent.h"
 #include "stratus/apiserver/auth.h"
+#include "stratus/apiserver/console.h"
 #include "stratus/apiserver/local_client.h"
 #include "stratus/apiserver/registry.h"
 #include "stratus/network/validation.h"
@@ -416,6 +417,10 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
       a.name = k.ns;
     }
     return ec2_authz->Authorize(UserInfo{k.user}, a);
+  };
+  // GetConsoleOutput: EC2 handlers run on a thread that may wait; the log is read from the instance's agent.
+  ec2_opts.console_output = [&registry](const std::string& ns, const std::string& name) {
+    return ReadConsoleLog(registry, ns, name, 64 * 1024, 10);
   };
   ec2::Api ec2_api(local.get(), ec2_keys.get(), ec2_opts);
   std::unique_ptr<ec2::Listener> ec2_listener;

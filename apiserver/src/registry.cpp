@@ -12,6 +12,7 @@
 #include "stratus/core/merge.h"
 #include "stratus/core/object.h"
 #include "stratus/core/selector.h"
+#include "stratus/ec2/ids.h"
 #include "stratus/ec2/keys.h"
 
 namespace stratus {
@@ -147,6 +148,11 @@ StatusOr<json> Registry::PrepareCreate(const ResourceInfo& r, const std::string&
   md["creationTimestamp"] = NowRfc3339();
   md["generation"] = 1;
   if (r.has_status) obj.erase("status");
+  if (std::string id = ec2::Ec2IdOf(obj); !id.empty()) {
+    // Recorded once, from the uid: what EC2 tools call this object (`-l ec2.stratus.io/id=i-...` finds it).
+    if (!md.contains("labels") || md["labels"].is_null()) md["labels"] = json::object();
+    if (md["labels"].is_object()) md["labels"][ec2::kIdLabel] = id;  // else the schema names the problem
+  }
   if (r.kind == "Namespace") obj["status"] = {{"phase", "Active"}};
   if (r.kind == "AccessKey") {
     // The server picks the id (from the uid: a new object is a new key); the secret is never stored.
@@ -355,8 +361,11 @@ void Registry::UpdateFrom(const ResourceInfo& r, const ObjectKey& key, const Sto
   if (!next.ok()) return done(next.status());
   if (*next == *cur.object) return done(cur);  // no-op: keep the resourceVersion
   if (IsDeleting(*next) && !HasFinalizers(*next)) {
-    store_->DeleteAsync(key, expected_rv, [key, done = std::move(done)](StatusOr<StoredObject> d) {
-      if (d.ok()) spdlog::debug("object finalized and removed: key={}", key.ToString());
+    store_->DeleteAsync(key, expected_rv, [this, key, gone = *next, done = std::move(done)](StatusOr<StoredObject> d) {
+      if (d.ok()) {
+        spdlog::debug("object finalized and removed: key={}", key.ToString());
+        RecordTombstone(gone);
+      }
       done(std::move(d));
     });
     return;
@@ -526,8 +535,45 @@ void Registry::DeleteAttempt(const ResourceInfo* r, ObjectKey key, std::string p
     next["metadata"]["deletionTimestamp"] = NowRfc3339();
     store_->UpdateAsync(key, std::move(next), cur_rv, std::move(finish));
   } else {
-    store_->DeleteAsync(key, cur_rv, std::move(finish));
+    store_->DeleteAsync(key, cur_rv, [this, gone = obj, finish = std::move(finish)](StatusOr<StoredObject> res) {
+      if (res.ok()) RecordTombstone(gone);
+      finish(std::move(res));
+    });
   }
+}
+
+void Registry::RecordTombstone(const json& gone) {
+  if (gone.value("kind", "") != "Instance") return;
+  const ResourceInfo* events = FindByKind("Event");
+  if (events == nullptr) return;
+  std::string ns = MetaString(gone, "namespace"), name = MetaString(gone, "name"), uid = MetaString(gone, "uid");
+  if (ns.empty() || name.empty() || uid.size() < 8) return;
+  // What a terminated instance still shows (EC2's describe-instances lists it as terminated for an hour).
+  const json spec = gone.value("spec", json::object());
+  json shown = json::object();
+  for (const char* f : {"instanceType", "image", "keyName", "nodeName"}) {
+    if (spec.contains(f) && spec[f].is_string()) shown[f] = spec[f];
+  }
+  shown["launchTime"] = MetaString(gone, "creationTimestamp");
+  std::string now = NowRfc3339();
+  json ev = {{"apiVersion", kApiVersion},
+             {"kind", "Event"},
+             {"metadata",
+              {{"name", name + "." + uid.substr(0, 8) + ".terminated"},
+               {"labels", {{kTombstoneLabel, "Instance"}}},
+               {"annotations", {{kTombstoneAnnotation, shown.dump()}}}}},
+             {"involvedObject", {{"apiVersion", kApiVersion}, {"kind", "Instance"}, {"namespace", ns}, {"name", name}, {"uid", uid}}},
+             {"reason", "Terminated"},
+             {"message", "instance " + name + " was deleted"},
+             {"type", "Normal"},
+             {"count", 1},
+             {"firstTimestamp", now},
+             {"lastTimestamp", now},
+             {"source", {{"component", "apiserver"}}}};
+  CreateAsync(*events, ns, std::move(ev), [ns, name](StatusOr<StoredObject> res) {
+    // A namespace being emptied refuses new objects: its instances leave no tombstone, as they leave nothing else.
+    if (!res.ok()) spdlog::debug("tombstone not recorded: instance={}/{} error={}", ns, name, res.status().ToString());
+  });
 }
 
 StatusOr<json> Registry::Create(const ResourceInfo& r, const std::string& ns, json obj) {

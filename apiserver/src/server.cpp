@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "stratus/apiserver/audit.h"
+#include "stratus/apiserver/console.h"
 #include "stratus/apiserver/auth.h"
 #include "stratus/apiserver/image_blobs.h"
 #include "stratus/apiserver/rate_limit.h"
@@ -832,22 +833,9 @@ struct ApiServer::Impl {
 
   int ProxyLog(http_request& req, const std::string& ns, const std::string& name,
                std::map<std::string, std::string>& query) {
-    const ResourceInfo* ir = FindByKind("Instance");
-    auto inst = registry->Get(*ir, ns, name);
-    if (!inst.ok()) return ReplyStatus(req, inst.status());
-    std::string node = (*inst)["spec"].value("nodeName", "");
-    if (node.empty()) {
-      return ReplyStatus(req, BadRequest("instance \"" + name + "\" is not scheduled to a node yet; no console log"));
-    }
-    auto n = registry->Get(*FindByKind("Node"), "", node);
-    if (!n.ok()) return ReplyStatus(req, NotFound("node \"" + node + "\" of instance \"" + name + "\" not found"));
-    std::string agent;
-    if ((*n).contains("status") && (*n)["status"].contains("addresses")) {
-      for (const auto& a : (*n)["status"]["addresses"]) {
-        if (a.value("type", "") == "AgentURL") agent = a.value("address", "");
-      }
-    }
-    if (agent.empty()) return ReplyStatus(req, Status(Code::kUnavailable, "node \"" + node + "\" reports no agent address"));
+    auto agent_url = AgentUrlOfInstance(*registry, ns, name);
+    if (!agent_url.ok()) return ReplyStatus(req, agent_url.status());
+    std::string agent = *agent_url;
     std::string tail = query["tailBytes"];
     if (!tail.empty() && tail.find_first_not_of("0123456789") != std::string::npos) {
       return ReplyStatus(req, BadRequest("tailBytes: must be a non-negative integer"));
@@ -864,8 +852,8 @@ struct ApiServer::Impl {
       b.append_path(ns, true);
       b.append_path(name, true);
       if (!tail.empty()) b.append_query("tailBytes", tail);
-      auto unreachable = [node, agent](const std::string& why) {
-        return Status(Code::kUnavailable, "cannot reach the agent of node \"" + node + "\" at " + agent + ": " + why);
+      auto unreachable = [agent](const std::string& why) {
+        return Status(Code::kUnavailable, "cannot reach the agent at " + agent + ": " + why);
       };
       client->request(methods::GET, b.to_string())
           .then([client](web::http::http_response resp) {
@@ -889,8 +877,7 @@ struct ApiServer::Impl {
           });
       return 200;
     } catch (const std::exception& e) {
-      return ReplyStatus(req, Status(Code::kUnavailable, "cannot reach the agent of node \"" + node + "\" at " +
-                                                         agent + ": " + e.what()));
+      return ReplyStatus(req, Status(Code::kUnavailable, "cannot reach the agent at " + agent + ": " + e.what()));
     }
   }
 

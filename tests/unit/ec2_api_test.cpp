@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
+#include <thread>
 #include <tuple>
 
 #include "registry_env.h"
@@ -228,8 +230,23 @@ TEST_F(Ec2ApiTest, RunInstancesRefusesBadInputAndMakesNothing) {
       {"ImageId=" + ami + "&MinCount=1&MaxCount=1&KeyName=nope", "InvalidKeyPair.NotFound"},
       {"ImageId=" + ami + "&MinCount=1&MaxCount=1&SecurityGroupId.1=sg-0123456789abcdef0", "InvalidGroup.NotFound"},
       {"ImageId=" + ami + "&MinCount=1&MaxCount=1&InstanceType=m1.small&TagSpecification.1.ResourceType=instance&"
-       "TagSpecification.1.Tag.1.Key=Name&TagSpecification.1.Tag.1.Value=Bad_Name",
+       "TagSpecification.1.Tag.1.Key=aws:reserved&TagSpecification.1.Tag.1.Value=x",
        "InvalidParameterValue"},
+      {"ImageId=" + ami + "&MinCount=1&MaxCount=1&TagSpecification.1.ResourceType=volume&"
+       "TagSpecification.1.Tag.1.Key=k&TagSpecification.1.Tag.1.Value=v",
+       "InvalidParameterValue"},
+      {"ImageId=" + ami + "&MinCount=1&MaxCount=1&TagSpecification.1.ResourceType=instance&"
+       "TagSpecification.1.Tag.1.Key=k&TagSpecification.1.Tag.1.Value=" + std::string(257, 'v'),
+       "InvalidParameterValue"},
+      {"ImageId=" + ami + "&MinCount=1&MaxCount=1&KernelId=ami-0123456789abcdef0", "InvalidAMIID.Malformed"},
+      {"ImageId=" + ami + "&MinCount=1&MaxCount=1&KernelId=aki-0123456789abcdef0", "InvalidAMIID.NotFound"},
+      {"ImageId=" + ami + "&MinCount=1&MaxCount=1&Placement.AvailabilityZone=mars-1a", "InvalidParameterValue"},
+      {"ImageId=" + ami + "&MinCount=1&MaxCount=1&SubnetId=subnet-0123456789abcdef0", "InvalidSubnetID.NotFound"},
+      {"ImageId=" + ami + "&MinCount=1&MaxCount=2&PrivateIpAddress=10.0.0.5", "InvalidParameterCombination"},
+      {"ImageId=" + ami + "&MinCount=1&MaxCount=1&BlockDeviceMapping.1.DeviceName=/dev/sdf&"
+       "BlockDeviceMapping.1.Ebs.VolumeSize=1", "InvalidParameterValue"},
+      {"ImageId=" + ami + "&MinCount=1&MaxCount=1&BlockDeviceMapping.1.DeviceName=/dev/sda1&"
+       "BlockDeviceMapping.1.Ebs.VolumeSize=0", "InvalidParameterValue"},
   };
   for (const auto& tc : cases) {
     Reply r = Call("Action=RunInstances&" + tc.query);
@@ -261,7 +278,11 @@ TEST_F(Ec2ApiTest, BadInputToEveryActionIsA4xxWithAnEc2Code) {
       "RebootInstances", "CreateKeyPair", "ImportKeyPair", "DeleteKeyPair", "CreateVolume", "DescribeVolumes",
       "DeleteVolume", "AttachVolume", "DetachVolume", "CreateSecurityGroup", "DescribeSecurityGroups",
       "DeleteSecurityGroup", "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress",
-      "RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress"};
+      "RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress", "CreateTags", "DeleteTags", "DescribeTags",
+      "GetConsoleOutput", "DescribeInstanceAttribute", "ModifyInstanceAttribute", "RegisterImage", "DeregisterImage",
+      "DescribeImageAttribute", "CreateSubnet", "DeleteSubnet", "ModifyVolume", "DescribeVolumeStatus",
+      "DescribeVolumesModifications", "DescribeSecurityGroupRules", "DescribeVpcs", "DescribeSubnets",
+      "DescribeInstanceStatus"};
   const std::string big(70000, 'x');
   const std::vector<std::string> bad = {
       "",
@@ -275,6 +296,10 @@ TEST_F(Ec2ApiTest, BadInputToEveryActionIsA4xxWithAnEc2Code) {
       "&Filter.1.Name=bogus&Filter.1.Value.1=x&InstanceType.1=m9.none&RegionName.1=mars-1",
       "&UserData=%%%%&ImageId=ami-0123456789abcdef0&MinCount=1&MaxCount=1",
       "&DryRun=maybe",
+      "&ResourceId.1=i-zzz&Tag.1.Key=aws:x&Attribute=nope&Name=x&ImageLocation=file:///etc/shadow&CidrBlock=10.0.0.0/8"
+      "&VpcId=vpc-0&SubnetId=subnet-zz&Size=-5&NextToken=%ff%fe",
+      "&ResourceId.1=" + their_instance + "&Tag.1.Key=" + big + "&Tag.99999.Value=v&InstanceId=" + their_instance +
+      "&Attribute=instanceType&InstanceType.Value=m1.small&UserData.Value=" + big,
   };
   // Every action with every bad set: never a 5xx; an error is always an EC2 error (parameters an action does not
   // take are ignored, so some combinations are fine requests).
@@ -318,6 +343,31 @@ TEST_F(Ec2ApiTest, BadInputToEveryActionIsA4xxWithAnEc2Code) {
       {"DescribeInstances", "&Filter.1.Name=bogus&Filter.1.Value.1=x", "InvalidParameterValue"},
       {"DescribeInstances", "&DryRun=maybe", "InvalidParameterValue"},
       {"NoSuchAction", "", "InvalidAction"},
+      {"CreateTags", "", "MissingParameter"},
+      {"CreateTags", "&ResourceId.1=i-0123456789abcdef0&Tag.1.Key=k&Tag.1.Value=v", "InvalidInstanceID.NotFound"},
+      {"CreateTags", "&ResourceId.1=" + their_instance + "&Tag.1.Key=k", "InvalidInstanceID.NotFound"},
+      {"CreateTags", "&ResourceId.1=foo-0123456789abcdef0&Tag.1.Key=k", "InvalidID"},
+      {"CreateTags", "&ResourceId.1=i-0123456789abcdef0&Tag.1.Key=aws:k", "InvalidParameterValue"},
+      {"DeleteTags", "&ResourceId.1=vol-0123456789abcdef0", "InvalidVolume.NotFound"},
+      {"DescribeTags", "&Filter.1.Name=bogus&Filter.1.Value.1=x", "InvalidParameterValue"},
+      {"DescribeTags", "&NextToken=!!", "InvalidParameterValue"},
+      {"GetConsoleOutput", "", "MissingParameter"},
+      {"GetConsoleOutput", "&InstanceId=" + their_instance, "InvalidInstanceID.NotFound"},
+      {"DescribeInstanceAttribute", "&InstanceId=i-0123456789abcdef0", "MissingParameter"},
+      {"DescribeInstanceAttribute", "&InstanceId=i-0123456789abcdef0&Attribute=nope", "InvalidParameterValue"},
+      {"ModifyInstanceAttribute", "&InstanceId=" + their_instance + "&InstanceType.Value=m1.small",
+       "InvalidInstanceID.NotFound"},
+      {"RegisterImage", "", "MissingParameter"},
+      {"RegisterImage", "&Name=abc&ImageLocation=file:///etc/shadow", "InvalidParameterValue"},
+      {"RegisterImage", "&Name=abc&ImageLocation=http://x/y&KernelId=aki-0123456789abcdef0", "InvalidAMIID.NotFound"},
+      {"DeregisterImage", "&ImageId=ami-x", "InvalidAMIID.Malformed"},
+      {"DescribeImageAttribute", "&ImageId=ami-0123456789abcdef0&Attribute=bogus", "InvalidParameterValue"},
+      {"CreateSubnet", "&VpcId=vpc-0123456789abcdef0&CidrBlock=10.9.0.0/24", "InvalidVpcID.NotFound"},
+      {"CreateSubnet", "&VpcId=" + Ec2Id("vpc", "namespace/default") + "&CidrBlock=10.9.0.0/8", "InvalidSubnet.Range"},
+      {"CreateSubnet", "&VpcId=" + Ec2Id("vpc", "namespace/default") + "&CidrBlock=10.9.0/24", "InvalidParameterValue"},
+      {"DeleteSubnet", "&SubnetId=subnet-zz", "InvalidSubnetID.Malformed"},
+      {"ModifyVolume", "&VolumeId=vol-0123456789abcdef0&Size=5", "InvalidVolume.NotFound"},
+      {"DescribeSecurityGroupRules", "&SecurityGroupRuleId.1=sgr-zz", "InvalidSecurityGroupRuleId.Malformed"},
   };
   for (const auto& [action, extra, code] : refused) {
     Reply r = Call("Action=" + action + "&Version=2016-11-15" + extra);
@@ -485,6 +535,168 @@ TEST_F(Ec2ApiTest, TheNamespaceIsADefaultVpcAndItsNetworksItsSubnets) {
   EXPECT_NE(one.body.find("10.51.0.0"), std::string::npos) << one.body;
   EXPECT_EQ(Call("Action=DescribeSubnets&Version=2016-11-15&SubnetId.1=subnet-0123456789abcdef0").http, 400);
   EXPECT_EQ(Call("Action=DescribeVpcs&Version=2016-11-15&VpcId.1=vpc-0123456789abcdef0").http, 400);
+}
+
+}  // namespace
+}  // namespace stratus::ec2
+
+namespace stratus::ec2 {
+namespace {
+
+std::string Between(const std::string& body, const std::string& open, const std::string& close) {
+  auto a = body.find(open);
+  if (a == std::string::npos) return "";
+  a += open.size();
+  auto b = body.find(close, a);
+  return b == std::string::npos ? "" : body.substr(a, b - a);
+}
+
+// Tags live on the objects: CreateTags writes them, every Describe shows and filters on them, DescribeTags lists
+// them, DeleteTags removes them; the EC2 id is recorded on the object as a label.
+TEST_F(Ec2ApiTest, TagsAreKeptOnTheObjectsAndFilterDescribes) {
+  json web = Instance("web", "default");
+  json db = Instance("db", "default");
+  std::string web_id = Ec2Id("i", web["metadata"]["uid"]), db_id = Ec2Id("i", db["metadata"]["uid"]);
+  EXPECT_EQ(web["metadata"]["labels"].value("ec2.stratus.io/id", ""), web_id);
+  Reply r = Call("Action=CreateTags&ResourceId.1=" + web_id + "&ResourceId.2=" + db_id +
+                 "&Tag.1.Key=team&Tag.1.Value=blue&Tag.2.Key=Role%20Name&Tag.2.Value=front%20end");
+  ASSERT_EQ(r.http, 200) << r.body;
+  auto stored = reg_->Get(R("Instance"), "default", "web").value();
+  EXPECT_NE(stored["metadata"]["annotations"].value("ec2.stratus.io/tags", "").find("\"team\":\"blue\""), std::string::npos);
+  r = Call("Action=DescribeInstances&Filter.1.Name=tag:team&Filter.1.Value.1=bl*");
+  EXPECT_NE(r.body.find(web_id), std::string::npos);
+  EXPECT_NE(r.body.find(db_id), std::string::npos);
+  EXPECT_NE(r.body.find("<key>Role Name</key><value>front end</value>"), std::string::npos) << r.body;
+  // DeleteTags with a value deletes only that value; then the filter no longer matches db.
+  r = Call("Action=DeleteTags&ResourceId.1=" + db_id + "&Tag.1.Key=team&Tag.1.Value=red");
+  ASSERT_EQ(r.http, 200) << r.body;
+  r = Call("Action=DeleteTags&ResourceId.1=" + db_id + "&Tag.1.Key=team");
+  ASSERT_EQ(r.http, 200) << r.body;
+  r = Call("Action=DescribeInstances&Filter.1.Name=tag:team&Filter.1.Value.1=blue");
+  EXPECT_NE(r.body.find(web_id), std::string::npos);
+  EXPECT_EQ(r.body.find(db_id), std::string::npos);
+  r = Call("Action=DescribeInstances&Filter.1.Name=tag-key&Filter.1.Value.1=Role*&Filter.2.Name=instance-id&Filter.2.Value.1=" + db_id);
+  EXPECT_NE(r.body.find(db_id), std::string::npos) << "filters AND across names";
+  // DescribeTags: every tag of the caller's resources, filtered and paged.
+  r = Call("Action=DescribeTags&Filter.1.Name=key&Filter.1.Value.1=team");
+  EXPECT_NE(r.body.find("<resourceId>" + web_id + "</resourceId><resourceType>instance</resourceType><key>team</key>"),
+            std::string::npos) << r.body;
+  std::set<std::string> seen;
+  std::string token;
+  for (int page = 0; page < 10; ++page) {
+    r = Call("Action=DescribeTags&MaxResults=5" + (token.empty() ? "" : "&NextToken=" + token));
+    ASSERT_EQ(r.http, 200) << r.body;
+    for (size_t at = 0; (at = r.body.find("<item>", at)) != std::string::npos; ++at) {
+      std::string item = Between(r.body.substr(at), "<item>", "</item>");
+      EXPECT_TRUE(seen.insert(item).second) << "twice: " << item;
+    }
+    token = Between(r.body, "<nextToken>", "</nextToken>");
+    if (token.empty()) break;
+  }
+  EXPECT_EQ(seen.size(), 5u);  // web: Name, team, Role Name; db: Name, Role Name
+  // Bob cannot tag alice's instance: it does not exist for him.
+  r = Call("Action=CreateTags&ResourceId.1=" + web_id + "&Tag.1.Key=x", "bob");
+  EXPECT_NE(r.body.find("InvalidInstanceID.NotFound"), std::string::npos);
+  // DryRun on a self-authorizing action answers DryRunOperation and writes nothing.
+  r = Call("Action=CreateTags&DryRun=true&ResourceId.1=" + web_id + "&Tag.1.Key=dry&Tag.1.Value=x");
+  EXPECT_NE(r.body.find("DryRunOperation"), std::string::npos);
+  EXPECT_EQ(reg_->Get(R("Instance"), "default", "web").value()["metadata"]["annotations"].value("ec2.stratus.io/tags", "").find("dry"),
+            std::string::npos);
+}
+
+// A deleted instance stays visible as terminated (code 48) through its tombstone Event: what
+// `aws ec2 wait instance-terminated` polls for.
+TEST_F(Ec2ApiTest, TerminatedInstancesStayVisibleAsTerminated) {
+  json web = Instance("web", "default");
+  std::string id = Ec2Id("i", web["metadata"]["uid"]);
+  ASSERT_TRUE(reg_->Delete(R("Instance"), "default", "web", "").ok());
+  Reply r;
+  for (int i = 0; i < 100; ++i) {  // the tombstone is written after the delete completes
+    r = Call("Action=DescribeInstances&InstanceId.1=" + id);
+    if (r.body.find("<code>48</code>") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(r.http, 200) << r.body;
+  EXPECT_NE(r.body.find("<code>48</code><name>terminated</name>"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("<instanceType>m1.small</instanceType>"), std::string::npos);
+  r = Call("Action=DescribeInstances&Filter.1.Name=instance-state-name&Filter.1.Value.1=terminated");
+  EXPECT_NE(r.body.find(id), std::string::npos);
+  r = Call("Action=TerminateInstances&InstanceId.1=" + id);
+  EXPECT_NE(r.body.find("<currentState><code>48</code>"), std::string::npos) << r.body;
+  r = Call("Action=StartInstances&InstanceId.1=" + id);
+  EXPECT_NE(r.body.find("IncorrectInstanceState"), std::string::npos) << r.body;
+  // Another namespace never sees it.
+  r = Call("Action=DescribeInstances&InstanceId.1=" + id, "bob");
+  EXPECT_NE(r.body.find("InvalidInstanceID.NotFound"), std::string::npos);
+}
+
+TEST_F(Ec2ApiTest, SubnetsImagesAttributesAndVolumeGrowth) {
+  std::string vpc = Ec2Id("vpc", "namespace/default");
+  Reply r = Call("Action=CreateSubnet&VpcId=" + vpc + "&CidrBlock=10.91.0.0/24&TagSpecification.1.ResourceType=subnet"
+                 "&TagSpecification.1.Tag.1.Key=Name&TagSpecification.1.Tag.1.Value=backend");
+  ASSERT_EQ(r.http, 200) << r.body;
+  std::string subnet = Between(r.body, "<subnetId>", "</subnetId>");
+  auto net = reg_->Get(R("Network"), "default", "backend");
+  ASSERT_TRUE(net.ok()) << "the Name tag names the Network";
+  EXPECT_EQ((*net)["spec"].value("cidr", ""), "10.91.0.0/24");
+  r = Call("Action=CreateSubnet&VpcId=" + vpc + "&CidrBlock=10.91.0.0/24");
+  EXPECT_NE(r.body.find("InvalidSubnet.Conflict"), std::string::npos) << r.body;
+  // An instance in that subnet with a fixed address; the subnet cannot go while it is used.
+  std::string ami = MakeImage("disk");
+  r = Call("Action=RunInstances&ImageId=" + ami + "&MinCount=1&MaxCount=1&SubnetId=" + subnet +
+           "&PrivateIpAddress=10.91.0.20&BlockDeviceMapping.1.DeviceName=/dev/sda1&BlockDeviceMapping.1.Ebs.VolumeSize=3"
+           "&BlockDeviceMapping.1.Ebs.DeleteOnTermination=false");
+  ASSERT_EQ(r.http, 200) << r.body;
+  std::string inst_id = Between(r.body, "<instanceId>", "</instanceId>");
+  EXPECT_NE(r.body.find("<subnetId>" + subnet + "</subnetId>"), std::string::npos) << r.body;
+  auto insts = reg_->List(R("Instance"), "default", {}).value()["items"];
+  ASSERT_EQ(insts.size(), 1u);
+  EXPECT_EQ(insts[0]["spec"]["networks"][0].value("network", ""), "backend");
+  EXPECT_EQ(insts[0]["spec"]["networks"][0].value("ip", ""), "10.91.0.20");
+  EXPECT_EQ(insts[0]["spec"]["rootDisk"].value("size", ""), "3Gi");
+  EXPECT_EQ(insts[0]["spec"]["rootDisk"].value("deleteOnTermination", true), false);
+  r = Call("Action=DeleteSubnet&SubnetId=" + subnet);
+  EXPECT_NE(r.body.find("DependencyViolation"), std::string::npos) << r.body;
+  // Instance attributes: the type changes only while stopped.
+  r = Call("Action=DescribeInstanceAttribute&InstanceId=" + inst_id + "&Attribute=instanceType");
+  EXPECT_NE(r.body.find("<instanceType><value>m1.small</value></instanceType>"), std::string::npos) << r.body;
+  r = Call("Action=ModifyInstanceAttribute&InstanceId=" + inst_id + "&InstanceType.Value=m1.medium");
+  EXPECT_NE(r.body.find("IncorrectInstanceState"), std::string::npos) << r.body;
+  // Images: register from a URL with a kernel; its instances boot that kernel by default.
+  json kernel = reg_->Create(R("Image"), "default", {{"apiVersion", "stratus.io/v1"}, {"kind", "Image"},
+                                                     {"metadata", {{"name", "vmlinuz"}}},
+                                                     {"spec", {{"type", "kernel"}, {"source", {{"url", "http://example.invalid/k"}}}}}})
+                    .value();
+  std::string aki = Ec2Id("aki", kernel["metadata"]["uid"]);
+  r = Call("Action=RegisterImage&Name=Debian%20Demo%20(test)&ImageLocation=http://example.invalid/d.qcow2&KernelId=" + aki +
+           "&Description=demo");
+  ASSERT_EQ(r.http, 200) << r.body;
+  std::string new_ami = Between(r.body, "<imageId>", "</imageId>");
+  r = Call("Action=DescribeImages&Filter.1.Name=name&Filter.1.Value.1=Debian*");
+  EXPECT_NE(r.body.find(new_ami), std::string::npos);
+  EXPECT_NE(r.body.find("<kernelId>" + aki + "</kernelId>"), std::string::npos) << r.body;
+  r = Call("Action=DescribeImageAttribute&ImageId=" + new_ami + "&Attribute=description");
+  EXPECT_NE(r.body.find("<description><value>demo</value></description>"), std::string::npos) << r.body;
+  r = Call("Action=RegisterImage&Name=Debian%20Demo%20(test)&ImageLocation=http://example.invalid/d.qcow2");
+  EXPECT_NE(r.body.find("InvalidAMIName.Duplicate"), std::string::npos);
+  r = Call("Action=RunInstances&ImageId=" + new_ami + "&MinCount=1&MaxCount=1");
+  ASSERT_EQ(r.http, 200) << r.body;
+  EXPECT_NE(r.body.find("<kernelId>" + aki + "</kernelId>"), std::string::npos) << r.body;
+  r = Call("Action=DeregisterImage&ImageId=" + new_ami);
+  EXPECT_EQ(r.http, 200) << r.body;
+  // Volumes grow, never shrink.
+  r = Call("Action=CreateVolume&Size=1&AvailabilityZone=us-east-1a");
+  ASSERT_EQ(r.http, 200) << r.body;
+  std::string vol = Between(r.body, "<volumeId>", "</volumeId>");
+  r = Call("Action=ModifyVolume&VolumeId=" + vol + "&Size=2");
+  ASSERT_EQ(r.http, 200) << r.body;
+  EXPECT_NE(r.body.find("<targetSize>2</targetSize>"), std::string::npos) << r.body;
+  r = Call("Action=ModifyVolume&VolumeId=" + vol + "&Size=1");
+  EXPECT_NE(r.body.find("InvalidParameterValue"), std::string::npos) << r.body;
+  r = Call("Action=DescribeVolumesModifications&VolumeId.1=" + vol);
+  EXPECT_NE(r.body.find("<volumeId>" + vol + "</volumeId>"), std::string::npos) << r.body;
+  r = Call("Action=DescribeVolumeStatus&VolumeId.1=" + vol);
+  EXPECT_NE(r.body.find("<volumeId>" + vol + "</volumeId>"), std::string::npos) << r.body;
 }
 
 }  // namespace

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +32,8 @@ struct Call {
   Params params;
   std::string host;
   std::string request_id;
+  // DryRun=true, for the actions that authorize per resource themselves (the others never see a dry run).
+  bool dry_run = false;
 };
 
 using Handler = std::function<std::optional<Error>(Api*, ApiClient*, const ApiOptions&, const Call&, Response*)>;
@@ -77,8 +81,56 @@ std::optional<Error> RevokeSecurityGroupEgress(Api*, ApiClient* api, const ApiOp
 // VPCs and subnets (vpcs.cpp): a namespace is one default VPC, each Network a subnet.
 std::optional<Error> DescribeVpcs(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> DescribeSubnets(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
-// The value of tag `key` for `resource` in TagSpecification.N (api.cpp).
-std::string TagValue(const Params& p, const std::string& resource, const std::string& key);
+// Tags (tags.cpp): a resource's tags are the annotation kTagsAnnotation on its object (a JSON object).
+inline constexpr const char* kTagsAnnotation = "ec2.stratus.io/tags";
+using Tags = std::map<std::string, std::string>;
+// The tags stored on the object.
+Tags StoredTags(const json& obj);
+// What EC2 shows: the stored tags, and `Name` = the object's name unless a Name tag was set.
+Tags TagsOf(const json& obj);
+// Appends <tagSet> with TagsOf(obj).
+void AddTagSet(pugi::xml_node item, const json& obj);
+// tag:KEY, tag-key and tag-value, which every Describe takes; TagFilterMatches applies one to the object.
+bool IsTagFilter(const std::string& filter_name);
+bool TagFilterMatches(const Filter& f, const json& obj);
+// The tags TagSpecification.N gives the resource of `type` made by this call; InvalidParameterValue for a
+// ResourceType not in `allowed`, bad keys or values.
+std::optional<Error> SpecTags(const Params& p, const std::set<std::string>& allowed, const std::string& type, Tags* out);
+// Adds `tags` to an object's metadata (nothing when empty).
+void PutTags(json* metadata, const Tags& tags);
+// The Name tag when it can be the object's name (a DNS label, and `single`: one object made), else "".
+std::string NameFromTags(const Tags& tags, bool single);
+std::optional<Error> CreateTags(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DeleteTags(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DescribeTags(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+// Instances (instances.cpp).
+std::optional<Error> DescribeInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DescribeInstanceStatus(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> RunInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> TerminateInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> StartInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> StopInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> RebootInstances(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> GetConsoleOutput(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DescribeInstanceAttribute(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> ModifyInstanceAttribute(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+// Zones: a node's stratus.io/zone label, else the default zone (the region's name + "a").
+std::string DefaultZone(const ApiOptions& o);
+std::string ZoneOfNode(const json& node, const ApiOptions& o);
+// Images (images.cpp).
+std::optional<Error> DescribeImages(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> RegisterImage(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DeregisterImage(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DescribeImageAttribute(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+// The EC2 id an image was registered with as its default kernel ("KernelId") or ramdisk ("RamdiskId"), or "".
+std::string ImageDefault(const json& image, const std::string& param);
+// More of volumes (volumes.cpp), security groups and subnets.
+std::optional<Error> ModifyVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DescribeVolumeStatus(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DescribeVolumesModifications(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DescribeSecurityGroupRules(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> CreateSubnet(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DeleteSubnet(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 // Instance types (flavors).
 std::optional<Error> DescribeInstanceTypes(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 

@@ -6,6 +6,12 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "stratus/ec2/xml.h"
 
@@ -21,6 +27,55 @@ struct Listener::Impl {
   std::string tls_cert, tls_key;
   std::atomic<bool> refusing{false};
   std::unique_ptr<web::http::experimental::listener::http_listener> listener;
+
+  // Requests are served on threads of their own, never on cpprestsdk's shared pool (a few threads): an action may
+  // wait for another server (GetConsoleOutput reads the agent with the HTTP client, whose I/O needs that pool).
+  static constexpr size_t kWorkers = 4;
+  static constexpr size_t kMaxQueued = 256;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> queue;
+  bool stopping = false;
+  std::vector<std::thread> workers;
+
+  void StartWorkers() {
+    for (size_t i = 0; i < kWorkers; ++i) {
+      workers.emplace_back([this] {
+        for (;;) {
+          std::function<void()> job;
+          {
+            std::unique_lock lock(mu);
+            cv.wait(lock, [this] { return stopping || !queue.empty(); });
+            if (queue.empty()) return;
+            job = std::move(queue.front());
+            queue.pop_front();
+          }
+          job();
+        }
+      });
+    }
+  }
+  // False when too many requests wait already (the caller answers 503, which awscli retries).
+  bool Enqueue(std::function<void()> job) {
+    {
+      std::lock_guard lock(mu);
+      if (stopping || queue.size() >= kMaxQueued) return false;
+      queue.push_back(std::move(job));
+    }
+    cv.notify_one();
+    return true;
+  }
+  void StopWorkers() {
+    {
+      std::lock_guard lock(mu);
+      stopping = true;
+    }
+    cv.notify_all();
+    for (auto& t : workers) {
+      if (t.joinable()) t.join();
+    }
+    workers.clear();
+  }
 
   static void Send(http_request req, int code, const std::string& body) {
     http_response resp(static_cast<web::http::status_code>(code));
@@ -59,8 +114,16 @@ struct Listener::Impl {
         sr.raw_query = r.relative_uri().query();
         for (const auto& [k, v] : r.headers()) sr.headers.emplace_back(k, v);
         sr.body.assign(bytes.begin(), bytes.end());
-        Reply reply = api->Handle(sr, std::chrono::system_clock::now());
-        Send(r, reply.http, reply.body);
+        bool queued = Enqueue([this, r, sr = std::move(sr)] {
+          try {
+            Reply reply = api->Handle(sr, std::chrono::system_clock::now());
+            Send(r, reply.http, reply.body);
+          } catch (const std::exception& e) {
+            spdlog::error("ec2 request failed: error={}", e.what());
+            Send(r, 500, ErrorXml({"InternalError", "internal error", 500}, NewRequestId()));
+          }
+        });
+        if (!queued) Send(r, 503, ErrorXml({"Unavailable", "the server is busy; retry", 503}, NewRequestId()));
       } catch (const std::exception& e) {
         spdlog::error("ec2 request failed: error={}", e.what());
         Send(r, 500, ErrorXml({"InternalError", "internal error", 500}, NewRequestId()));
@@ -79,7 +142,10 @@ Listener::Listener(Api* api, std::string listen, size_t max_body_bytes, std::str
   impl_->tls_key = std::move(tls_key_file);
 }
 
-Listener::~Listener() = default;
+Listener::~Listener() {
+  impl_->refusing = true;
+  impl_->StopWorkers();
+}
 
 Status Listener::Start() {
   std::shared_ptr<const TlsServerCredentials> creds;
@@ -98,6 +164,7 @@ Status Listener::Start() {
     }
     impl_->listener = std::make_unique<web::http::experimental::listener::http_listener>(
         web::uri(utility::conversions::to_string_t(url())), cfg);
+    if (impl_->workers.empty()) impl_->StartWorkers();
     impl_->listener->support([this](http_request req) { impl_->Handle(std::move(req)); });
     impl_->listener->open().wait();
   } catch (const std::exception& e) {

@@ -204,9 +204,13 @@ std::optional<Error> CreateSecurityGroup(Api*, ApiClient* api, const ApiOptions&
     return InvalidParameterValue("GroupName '" + *name + "' must be a DNS label here (lowercase letters, digits, '-')");
   }
   if (desc->size() > 255) return InvalidParameterValue("GroupDescription is longer than 255 characters");
+  Tags tags;
+  if (auto err = SpecTags(c.params, {"security-group"}, "security-group", &tags)) return err;
+  json md = {{"name", *name}};
+  PutTags(&md, tags);
   json obj = {{"apiVersion", "stratus.io/v1"},
               {"kind", "SecurityGroup"},
-              {"metadata", {{"name", *name}}},
+              {"metadata", md},
               {"spec", {{"description", *desc}}}};
   auto made = api->Create("securitygroups", c.caller->ns, obj);
   if (!made.ok()) {
@@ -226,6 +230,14 @@ std::optional<Error> DescribeSecurityGroups(Api*, ApiClient* api, const ApiOptio
   if (auto e = IdList(c.params, "GroupId", GroupIdPattern(), "InvalidGroupId.Malformed", &ids)) return e;
   Error e;
   if (!c.params.List("GroupName", &names, &e)) return e;
+  std::vector<Filter> filters;
+  if (!c.params.Filters(&filters, &e)) return e;
+  for (const auto& f : filters) {
+    if (f.name != "group-id" && f.name != "group-name" && f.name != "description" && f.name != "owner-id" &&
+        f.name != "vpc-id" && !IsTagFilter(f.name)) {
+      return InvalidParameterValue("The filter '" + f.name + "' is invalid");
+    }
+  }
   auto list = api->List("securitygroups", c.caller->ns, {});
   if (!list.ok()) return FromStatus(list.status());
   const json& groups = (*list)["items"];
@@ -236,6 +248,18 @@ std::optional<Error> DescribeSecurityGroups(Api*, ApiClient* api, const ApiOptio
     if ((!want_ids.empty() || !want_names.empty()) && !want_ids.count(id) && !want_names.count(name)) continue;
     seen.insert(id);
     seen.insert(name);
+    bool match = true;
+    for (const auto& f : filters) {
+      if (IsTagFilter(f.name)) {
+        match = match && TagFilterMatches(f, g);
+        continue;
+      }
+      std::string v = f.name == "group-id" ? id : f.name == "group-name" ? name
+                    : f.name == "description" ? Str(g, "spec", "description") : f.name == "owner-id" ? c.caller->ns
+                    : Ec2Id("vpc", "namespace/" + c.caller->ns);
+      match = match && AnyMatch(f.values, v);
+    }
+    if (!match) continue;
     auto item = AddItem(set);
     AddText(item, "ownerId", c.caller->ns);
     AddText(item, "groupId", id);
@@ -244,6 +268,8 @@ std::optional<Error> DescribeSecurityGroups(Api*, ApiClient* api, const ApiOptio
     const json spec = g.value("spec", json::object());
     Permissions(item, "ipPermissions", spec.value("ingress", json::array()), groups);
     Permissions(item, "ipPermissionsEgress", spec.value("egress", json::array()), groups);
+    AddText(item, "vpcId", Ec2Id("vpc", "namespace/" + c.caller->ns));
+    AddTagSet(item, g);
   }
   for (const auto& w : want_ids) {
     if (!seen.count(w)) return Error{"InvalidGroup.NotFound", "The security group '" + w + "' does not exist", 400};
@@ -285,6 +311,90 @@ std::optional<Error> RevokeSecurityGroupIngress(Api*, ApiClient* api, const ApiO
 }
 std::optional<Error> RevokeSecurityGroupEgress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
   return ChangeRules(api, c, r, "egress", false);
+}
+
+// DescribeSecurityGroupRules: each object rule as one EC2 rule, its id (sgr-) derived from the group and the rule.
+std::optional<Error> DescribeSecurityGroupRules(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  static const std::regex kRuleId("sgr-[0-9a-f]{8,17}");
+  std::vector<std::string> ids;
+  if (auto e = IdList(c.params, "SecurityGroupRuleId", kRuleId, "InvalidSecurityGroupRuleId.Malformed", &ids)) return e;
+  std::vector<Filter> filters;
+  Error e;
+  if (!c.params.Filters(&filters, &e)) return e;
+  for (const auto& f : filters) {
+    if (f.name != "group-id" && f.name != "security-group-rule-id" && !IsTagFilter(f.name)) {
+      return InvalidParameterValue("The filter '" + f.name + "' is invalid");
+    }
+  }
+  long long max_results = 0;
+  if (c.params.Has("MaxResults") && !c.params.Int("MaxResults", 1000, 5, 1000, &max_results, &e)) return e;
+  std::string after = c.params.Get("NextToken").value_or("");
+  if (!after.empty() && !std::regex_match(after, kRuleId)) return InvalidParameterValue("Invalid NextToken");
+  auto list = api->List("securitygroups", c.caller->ns, {});
+  if (!list.ok()) return FromStatus(list.status());
+  const json& groups = (*list)["items"];
+  struct Row {
+    json group, rule;
+    bool egress;
+  };
+  std::map<std::string, Row> rows;  // by rule id: stable pages
+  for (const auto& g : groups) {
+    for (const char* field : {"ingress", "egress"}) {
+      if (!g.contains("spec") || !g["spec"].contains(field) || !g["spec"][field].is_array()) continue;
+      for (const auto& rule : g["spec"][field]) {
+        rows[Ec2Id("sgr", Uid(g) + "/" + field + "/" + rule.dump())] = {g, rule, std::string(field) == "egress"};
+      }
+    }
+  }
+  std::set<std::string> wanted(ids.begin(), ids.end()), seen;
+  auto set = AddSet(r->root(), "securityGroupRuleSet");
+  long long shown = 0;
+  std::string last;
+  for (const auto& [id, row] : rows) {
+    if (!wanted.empty() && !wanted.count(id)) continue;
+    seen.insert(id);
+    if (!after.empty() && id <= after) continue;
+    bool match = true;
+    for (const auto& f : filters) {
+      if (IsTagFilter(f.name)) {
+        match = match && TagFilterMatches(f, row.group);
+        continue;
+      }
+      match = match && AnyMatch(f.values, f.name == "group-id" ? Ec2IdOf(row.group) : id);
+    }
+    if (!match) continue;
+    if (max_results > 0 && shown == max_results) {
+      AddText(r->root(), "nextToken", last);
+      break;
+    }
+    ++shown;
+    last = id;
+    auto item = AddItem(set);
+    const json& rule = row.rule;
+    std::string p = rule.value("protocol", "tcp");
+    AddText(item, "securityGroupRuleId", id);
+    AddText(item, "groupId", Ec2IdOf(row.group));
+    AddText(item, "groupOwnerId", c.caller->ns);
+    AddBool(item, "isEgress", row.egress);
+    AddText(item, "ipProtocol", p == "all" ? "-1" : p);
+    long long from = rule.contains("fromPort") ? rule["fromPort"].get<long long>() : -1;
+    long long to = rule.contains("toPort") ? rule["toPort"].get<long long>() : from;
+    AddText(item, "fromPort", std::to_string(p == "all" ? -1 : from));
+    AddText(item, "toPort", std::to_string(p == "all" ? -1 : to));
+    if (rule.contains("cidr")) AddText(item, "cidrIpv4", rule.value("cidr", ""));
+    if (rule.contains("securityGroup")) {
+      auto ref = item.append_child("referencedGroupInfo");
+      for (const auto& g : groups) {
+        if (Name(g) == rule.value("securityGroup", "")) AddText(ref, "groupId", Ec2IdOf(g));
+      }
+    }
+    if (rule.contains("description")) AddText(item, "description", rule.value("description", ""));
+    AddTagSet(item, row.group);
+  }
+  for (const auto& id : wanted) {
+    if (!seen.count(id)) return Error{"InvalidSecurityGroupRuleId.NotFound", "The rule '" + id + "' does not exist", 400};
+  }
+  return std::nullopt;
 }
 
 }  // namespace stratus::ec2::actions

@@ -47,12 +47,13 @@ std::map<std::string, Attachment> Attachments(const json& instances) {
   return out;
 }
 
-void VolumeItem(pugi::xml_node item, const json& vol, const std::map<std::string, Attachment>& att) {
+void VolumeItem(pugi::xml_node item, const json& vol, const std::map<std::string, Attachment>& att,
+                const std::string& zone) {
   std::string id = Ec2Id("vol", Uid(vol));
   AddText(item, "volumeId", id);
   AddText(item, "size", std::to_string(SizeGiB(vol)));
   AddText(item, "snapshotId", "");
-  AddText(item, "availabilityZone", "default");
+  AddText(item, "availabilityZone", zone);
   std::string state = VolumeState(vol);
   auto a = att.find(Name(vol));
   AddText(item, "status", a != att.end() && state != "deleting" ? "in-use" : state);
@@ -70,10 +71,27 @@ void VolumeItem(pugi::xml_node item, const json& vol, const std::map<std::string
   AddText(item, "volumeType", "standard");
   AddBool(item, "encrypted", false);
   AddBool(item, "multiAttachEnabled", false);
-  auto tag = AddItem(AddSet(item, "tagSet"));
-  AddText(tag, "key", "Name");
-  AddText(tag, "value", Name(vol));
+  AddTagSet(item, vol);
 }
+
+// The zone of the node that holds the volume (the default zone before it is placed).
+std::string VolumeZone(const json& vol, const std::map<std::string, std::string>& node_zone, const ApiOptions& o) {
+  std::string node = Str(vol, "status", "node");
+  if (node.empty()) node = Str(vol, "spec", "nodeName");
+  auto it = node_zone.find(node);
+  return it != node_zone.end() ? it->second : DefaultZone(o);
+}
+
+std::map<std::string, std::string> NodeZones(ApiClient* api, const ApiOptions& o) {
+  std::map<std::string, std::string> out;
+  auto nodes = api->List("nodes", "", {});
+  if (nodes.ok()) {
+    for (const auto& n : (*nodes)["items"]) out[Name(n)] = ZoneOfNode(n, o);
+  }
+  return out;
+}
+
+constexpr const char* kModificationAnnotation = "ec2.stratus.io/modification";
 
 // The caller's volume named by VolumeId.
 std::optional<Error> NamedVolume(ApiClient* api, const Call& c, json* out) {
@@ -113,26 +131,42 @@ Status SetInstanceVolumes(ApiClient* api, const std::string& ns, const json& ins
 
 }  // namespace
 
-std::optional<Error> CreateVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+std::optional<Error> CreateVolume(Api*, ApiClient* api, const ApiOptions& o, const Call& c, Response* r) {
   if (c.params.Has("SnapshotId")) return InvalidParameterValue("SnapshotId: volume snapshots are not served yet");
   long long size = 0;
   Error e;
   if (!c.params.Has("Size")) return MissingParameter("Size");
   if (!c.params.Int("Size", 1, 1, 16384, &size, &e)) return e;
-  std::string name = TagValue(c.params, "volume", "Name");
+  if (auto vt = c.params.Get("VolumeType"); vt && *vt != "standard" && *vt != "gp2" && *vt != "gp3") {
+    return InvalidParameterValue("VolumeType '" + *vt + "' is not served (standard, gp2 and gp3 are one kind here)");
+  }
+  // A zone is where the volume's node must be: the zone's nodes (a label), or anywhere for the default zone.
+  std::string zone = DefaultZone(o);
+  json spec = {{"size", std::to_string(size) + "Gi"}};
+  if (auto z = c.params.Get("AvailabilityZone"); z && !z->empty() && *z != DefaultZone(o)) {
+    auto zones = NodeZones(api, o);
+    std::string node;
+    for (const auto& [n, nz] : zones) {
+      if (nz == *z && node.empty()) node = n;
+    }
+    if (node.empty()) return InvalidParameterValue("Invalid availability zone: [" + *z + "]");
+    spec["nodeName"] = node;
+    zone = *z;
+  }
+  Tags tags;
+  if (auto err = SpecTags(c.params, {"volume"}, "volume", &tags)) return err;
+  std::string name = NameFromTags(tags, true);
   json md = json::object();
   if (!name.empty()) {
-    if (!ValidateDns1123Label(name, "Name").ok()) {
-      return InvalidParameterValue("the Name tag '" + name + "' must be a DNS label here");
-    }
     md["name"] = name;
   } else {
     md["generateName"] = "vol-";
   }
+  PutTags(&md, tags);
   json obj = {{"apiVersion", "stratus.io/v1"},
               {"kind", "Volume"},
               {"metadata", md},
-              {"spec", {{"size", std::to_string(size) + "Gi"}}}};
+              {"spec", spec}};
   auto made = api->Create("volumes", c.caller->ns, obj);
   if (!made.ok()) {
     if (made.status().code() == Code::kAlreadyExists) {
@@ -147,22 +181,24 @@ std::optional<Error> CreateVolume(Api*, ApiClient* api, const ApiOptions&, const
   AddText(r->root(), "volumeId", Ec2Id("vol", Uid(*made)));
   AddText(r->root(), "size", std::to_string(size));
   AddText(r->root(), "snapshotId", "");
-  AddText(r->root(), "availabilityZone", c.params.Get("AvailabilityZone").value_or("default"));
+  AddText(r->root(), "availabilityZone", zone);
   AddText(r->root(), "status", "creating");
   AddText(r->root(), "createTime", Str(*made, "metadata", "creationTimestamp"));
   AddText(r->root(), "volumeType", "standard");
   AddBool(r->root(), "encrypted", false);
+  AddTagSet(r->root(), *made);
   return std::nullopt;
 }
 
-std::optional<Error> DescribeVolumes(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+std::optional<Error> DescribeVolumes(Api*, ApiClient* api, const ApiOptions& o, const Call& c, Response* r) {
   std::vector<std::string> ids;
   if (auto e = IdList(c.params, "VolumeId", VolumeIdPattern(), "InvalidVolumeID.Malformed", &ids)) return e;
   std::vector<Filter> filters;
   Error fe;
   if (!c.params.Filters(&filters, &fe)) return fe;
   for (const auto& f : filters) {
-    if (f.name != "status" && f.name != "volume-id" && f.name != "attachment.instance-id") {
+    if (f.name != "status" && f.name != "volume-id" && f.name != "attachment.instance-id" &&
+        f.name != "availability-zone" && f.name != "size" && !IsTagFilter(f.name)) {
       return Error{"InvalidParameterValue", "The filter '" + f.name + "' is invalid", 400};
     }
   }
@@ -171,6 +207,7 @@ std::optional<Error> DescribeVolumes(Api*, ApiClient* api, const ApiOptions&, co
   auto insts = api->List("instances", c.caller->ns, {});
   if (!insts.ok()) return FromStatus(insts.status());
   auto att = Attachments(*insts);
+  auto zones = NodeZones(api, o);
   std::set<std::string> wanted(ids.begin(), ids.end()), seen;
   auto set = AddSet(r->root(), "volumeSet");
   for (const auto& v : (*list)["items"]) {
@@ -182,10 +219,15 @@ std::optional<Error> DescribeVolumes(Api*, ApiClient* api, const ApiOptions&, co
     std::string inst_id = a != att.end() ? Ec2Id("i", Uid(a->second.instance)) : "";
     bool match = true;
     for (const auto& f : filters) {
-      const std::string& val = f.name == "status" ? state : f.name == "volume-id" ? id : inst_id;
-      match = match && std::find(f.values.begin(), f.values.end(), val) != f.values.end();
+      if (IsTagFilter(f.name)) {
+        match = match && TagFilterMatches(f, v);
+        continue;
+      }
+      std::string val = f.name == "status" ? state : f.name == "volume-id" ? id : f.name == "size" ? std::to_string(SizeGiB(v))
+                      : f.name == "availability-zone" ? VolumeZone(v, zones, o) : inst_id;
+      match = match && AnyMatch(f.values, val);
     }
-    if (match) VolumeItem(AddItem(set), v, att);
+    if (match) VolumeItem(AddItem(set), v, att, VolumeZone(v, zones, o));
   }
   for (const auto& id : wanted) {
     if (!seen.count(id)) return Error{"InvalidVolume.NotFound", "The volume '" + id + "' does not exist.", 400};
@@ -296,6 +338,119 @@ std::optional<Error> DetachVolume(Api*, ApiClient* api, const ApiOptions&, const
     return std::nullopt;
   }
   return Error{"IncorrectState", "the instance kept changing; try again", 400};
+}
+
+namespace {
+
+// What ModifyVolume recorded (original and target size, start time), as EC2's volumeModification: completed once
+// the volume's capacity has reached the target.
+void ModificationItem(pugi::xml_node item, const json& vol) {
+  json m = json::object();
+  if (vol.contains("metadata") && vol["metadata"].contains("annotations") && vol["metadata"]["annotations"].is_object()) {
+    m = json::parse(vol["metadata"]["annotations"].value(kModificationAnnotation, "{}"), nullptr, false);
+    if (!m.is_object()) m = json::object();
+  }
+  long long target = m.value("targetSize", 0LL);
+  auto cap = ParseQuantityBytes(Str(vol, "status", "capacity"));
+  bool done = cap.ok() && target > 0 && static_cast<long long>(*cap >> 30) >= target;
+  AddText(item, "volumeId", Ec2IdOf(vol));
+  AddText(item, "modificationState", done ? "completed" : "modifying");
+  AddText(item, "targetSize", std::to_string(target));
+  AddText(item, "originalSize", std::to_string(m.value("originalSize", 0LL)));
+  AddText(item, "targetVolumeType", "standard");
+  AddText(item, "originalVolumeType", "standard");
+  AddText(item, "progress", done ? "100" : "0");
+  AddText(item, "startTime", m.value("startTime", std::string()));
+}
+
+}  // namespace
+
+// ModifyVolume: a bigger Size (GiB; volumes only grow), applied live to an attached volume where the node can.
+std::optional<Error> ModifyVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  json vol;
+  if (auto e = NamedVolume(api, c, &vol)) return e;
+  if (c.params.Has("Iops") || c.params.Has("Throughput") || c.params.Has("MultiAttachEnabled")) {
+    return InvalidParameterValue("only Size is modified here (volumes have no IOPS, throughput or multi-attach)");
+  }
+  if (auto vt = c.params.Get("VolumeType"); vt && *vt != "standard" && *vt != "gp2" && *vt != "gp3") {
+    return InvalidParameterValue("VolumeType '" + *vt + "' is not served");
+  }
+  long long size = 0, now = SizeGiB(vol);
+  Error e;
+  if (!c.params.Has("Size")) return MissingParameter("Size");
+  if (!c.params.Int("Size", 1, 1, 16384, &size, &e)) return e;
+  if (size < now) {
+    return InvalidParameterValue("New size cannot be smaller than existing size (" + std::to_string(now) + " GiB)");
+  }
+  if (size == now) return InvalidParameterValue("New size must differ from the existing size (" + std::to_string(now) + " GiB)");
+  json mod = {{"originalSize", now}, {"targetSize", size}, {"startTime", NowRfc3339()}};
+  json patch = {{"metadata", {{"resourceVersion", Str(vol, "metadata", "resourceVersion")},
+                              {"annotations", {{kModificationAnnotation, mod.dump()}}}}},
+                {"spec", {{"size", std::to_string(size) + "Gi"}}}};
+  auto p = api->Patch("volumes", c.caller->ns, Name(vol), patch);
+  if (!p.ok()) {
+    if (p.status().code() == Code::kConflict) return Error{"IncorrectModificationState", "the volume is changing; try again", 400};
+    if (p.status().code() == Code::kInvalid) return InvalidParameterValue(p.status().message());
+    if (p.status().reason() == "QuotaExceeded") return Error{"VolumeLimitExceeded", p.status().message(), 400};
+    return FromStatus(p.status());
+  }
+  ModificationItem(r->root().append_child("volumeModification"), *p);
+  return std::nullopt;
+}
+
+std::optional<Error> DescribeVolumesModifications(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  std::vector<std::string> ids;
+  if (auto e = IdList(c.params, "VolumeId", VolumeIdPattern(), "InvalidVolumeID.Malformed", &ids)) return e;
+  auto list = api->List("volumes", c.caller->ns, {});
+  if (!list.ok()) return FromStatus(list.status());
+  std::set<std::string> wanted(ids.begin(), ids.end()), seen;
+  auto set = AddSet(r->root(), "volumeModificationSet");
+  for (const auto& v : (*list)["items"]) {
+    std::string id = Ec2IdOf(v);
+    if (!wanted.empty() && !wanted.count(id)) continue;
+    seen.insert(id);
+    if (!v.contains("metadata") || !v["metadata"].contains("annotations") ||
+        !v["metadata"]["annotations"].contains(kModificationAnnotation)) {
+      continue;
+    }
+    ModificationItem(AddItem(set), v);
+  }
+  for (const auto& id : wanted) {
+    if (!seen.count(id)) return Error{"InvalidVolume.NotFound", "The volume '" + id + "' does not exist.", 400};
+  }
+  return std::nullopt;
+}
+
+// DescribeVolumeStatus: "ok" for a volume that is available or in use, "impaired" for a failed one.
+std::optional<Error> DescribeVolumeStatus(Api*, ApiClient* api, const ApiOptions& o, const Call& c, Response* r) {
+  std::vector<std::string> ids;
+  if (auto e = IdList(c.params, "VolumeId", VolumeIdPattern(), "InvalidVolumeID.Malformed", &ids)) return e;
+  auto list = api->List("volumes", c.caller->ns, {});
+  if (!list.ok()) return FromStatus(list.status());
+  auto zones = NodeZones(api, o);
+  std::set<std::string> wanted(ids.begin(), ids.end()), seen;
+  auto set = AddSet(r->root(), "volumeStatusSet");
+  for (const auto& v : (*list)["items"]) {
+    std::string id = Ec2IdOf(v);
+    if (!wanted.empty() && !wanted.count(id)) continue;
+    seen.insert(id);
+    std::string state = VolumeState(v);
+    std::string status = state == "error" ? "impaired" : state == "creating" ? "insufficient-data" : "ok";
+    auto item = AddItem(set);
+    AddText(item, "volumeId", id);
+    AddText(item, "availabilityZone", VolumeZone(v, zones, o));
+    auto vs = item.append_child("volumeStatus");
+    AddText(vs, "status", status);
+    auto d = AddItem(AddSet(vs, "details"));
+    AddText(d, "name", "io-enabled");
+    AddText(d, "status", status == "ok" ? "passed" : status == "impaired" ? "failed" : "insufficient-data");
+    AddSet(item, "eventsSet");
+    AddSet(item, "actionsSet");
+  }
+  for (const auto& id : wanted) {
+    if (!seen.count(id)) return Error{"InvalidVolume.NotFound", "The volume '" + id + "' does not exist.", 400};
+  }
+  return std::nullopt;
 }
 
 }  // namespace stratus::ec2::actions

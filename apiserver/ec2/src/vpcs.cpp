@@ -54,7 +54,7 @@ std::optional<Error> DescribeVpcs(Api*, ApiClient*, const ApiOptions&, const Cal
   return std::nullopt;
 }
 
-std::optional<Error> DescribeSubnets(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+std::optional<Error> DescribeSubnets(Api*, ApiClient* api, const ApiOptions& o, const Call& c, Response* r) {
   static const std::regex kId("subnet-[0-9a-f]{8,17}");
   std::vector<std::string> ids;
   if (auto e = IdList(c.params, "SubnetId", kId, "InvalidSubnetID.Malformed", &ids)) return e;
@@ -63,7 +63,7 @@ std::optional<Error> DescribeSubnets(Api*, ApiClient* api, const ApiOptions&, co
   if (!c.params.Filters(&filters, &fe)) return fe;
   for (const auto& f : filters) {
     if (f.name != "vpc-id" && f.name != "subnet-id" && f.name != "cidr-block" && f.name != "state" &&
-        f.name != "tag:Name") {
+        f.name != "availability-zone" && f.name != "default-for-az" && !IsTagFilter(f.name)) {
       return Error{"InvalidParameterValue", "The filter '" + f.name + "' is invalid", 400};
     }
   }
@@ -78,11 +78,16 @@ std::optional<Error> DescribeSubnets(Api*, ApiClient* api, const ApiOptions&, co
     seen.insert(id);
     bool match = true;
     for (const auto& f : filters) {
+      if (IsTagFilter(f.name)) {
+        match = match && TagFilterMatches(f, net);
+        continue;
+      }
       std::string v = f.name == "vpc-id"       ? vpc
                       : f.name == "subnet-id"  ? id
                       : f.name == "cidr-block" ? Str(net, "spec", "cidr")
                       : f.name == "state"      ? SubnetState(net)
-                                               : Name(net);
+                      : f.name == "availability-zone" ? DefaultZone(o)
+                                               : (Name(net) == "default" ? "true" : "false");
       match = match && AnyMatch(f.values, v);
     }
     if (!match) continue;
@@ -94,16 +99,105 @@ std::optional<Error> DescribeSubnets(Api*, ApiClient* api, const ApiOptions&, co
     AddText(item, "vpcId", vpc);
     AddText(item, "cidrBlock", Str(net, "spec", "cidr"));
     AddText(item, "availableIpAddressCount", std::to_string(FreeAddresses(net)));
-    AddText(item, "availabilityZone", "default");
+    AddText(item, "availabilityZone", DefaultZone(o));  // a Network spans the nodes that run its instances
     AddBool(item, "defaultForAz", Name(net) == "default");
     AddBool(item, "mapPublicIpOnLaunch", false);
-    auto tag = AddItem(AddSet(item, "tagSet"));
-    AddText(tag, "key", "Name");
-    AddText(tag, "value", Name(net));
+    AddTagSet(item, net);
   }
   for (const auto& id : wanted) {
     if (!seen.count(id)) return Error{"InvalidSubnetID.NotFound", "The subnet ID '" + id + "' does not exist", 400};
   }
+  return std::nullopt;
+}
+
+// CreateSubnet: a Network with CidrBlock (a /16 to /28, as EC2 allows), in the caller's one VPC; named by its Name
+// tag when that is a DNS label. The network is `nat` (its instances reach out), like a default VPC's subnets.
+std::optional<Error> CreateSubnet(Api*, ApiClient* api, const ApiOptions& o, const Call& c, Response* r) {
+  auto vpc = c.params.Get("VpcId");
+  if (!vpc || vpc->empty()) return MissingParameter("VpcId");
+  if (*vpc != VpcId(c.caller->ns)) return Error{"InvalidVpcID.NotFound", "The vpc ID '" + *vpc + "' does not exist", 400};
+  auto cidr = c.params.Get("CidrBlock");
+  if (!cidr || cidr->empty()) return MissingParameter("CidrBlock");
+  static const std::regex kCidr("([0-9]{1,3}\\.){3}[0-9]{1,3}/([0-9]{1,2})");
+  std::smatch m;
+  if (!std::regex_match(*cidr, m, kCidr)) return InvalidParameterValue("Value (" + *cidr + ") for parameter cidrBlock is invalid. This is not a valid CIDR block.");
+  int bits = std::stoi(m[2]);
+  if (bits < 16 || bits > 28) return Error{"InvalidSubnet.Range", "The CIDR '" + *cidr + "' is invalid (a /16 to /28).", 400};
+  if (auto z = c.params.Get("AvailabilityZone"); z && !z->empty() && *z != DefaultZone(o)) {
+    return InvalidParameterValue("Value (" + *z + ") for parameter availabilityZone is invalid: subnets are in " + DefaultZone(o));
+  }
+  if (c.params.Has("Ipv6CidrBlock") || c.params.Has("Ipv6Native")) return InvalidParameterValue("IPv6 subnets are not served");
+  auto nets = api->List("networks", c.caller->ns, {});
+  if (!nets.ok()) return FromStatus(nets.status());
+  for (const auto& n : (*nets)["items"]) {
+    if (Str(n, "spec", "cidr") == *cidr) return Error{"InvalidSubnet.Conflict", "The CIDR '" + *cidr + "' conflicts with another subnet", 400};
+  }
+  Tags tags;
+  if (auto err = SpecTags(c.params, {"subnet"}, "subnet", &tags)) return err;
+  std::string name = NameFromTags(tags, true);
+  json md = name.empty() ? json{{"generateName", "subnet-"}} : json{{"name", name}};
+  PutTags(&md, tags);
+  json obj = {{"apiVersion", "stratus.io/v1"}, {"kind", "Network"}, {"metadata", md}, {"spec", {{"cidr", *cidr}, {"mode", "nat"}}}};
+  auto made = api->Create("networks", c.caller->ns, obj);
+  if (!made.ok()) {
+    if (made.status().code() == Code::kAlreadyExists) return InvalidParameterValue("a subnet named '" + name + "' already exists");
+    if (made.status().code() == Code::kInvalid || made.status().code() == Code::kBadRequest) {
+      // The network admission refuses ranges that overlap another network's: EC2's InvalidSubnet.Conflict.
+      if (made.status().message().find("overlap") != std::string::npos) return Error{"InvalidSubnet.Conflict", made.status().message(), 400};
+      return InvalidParameterValue(made.status().message());
+    }
+    if (made.status().reason() == "QuotaExceeded") return Error{"SubnetLimitExceeded", made.status().message(), 400};
+    return FromStatus(made.status());
+  }
+  auto item = r->root().append_child("subnet");
+  AddText(item, "subnetId", Ec2IdOf(*made));
+  AddText(item, "state", "pending");
+  AddText(item, "vpcId", *vpc);
+  AddText(item, "cidrBlock", *cidr);
+  AddText(item, "availableIpAddressCount", std::to_string(FreeAddresses(*made)));
+  AddText(item, "availabilityZone", DefaultZone(o));
+  AddBool(item, "defaultForAz", false);
+  AddBool(item, "mapPublicIpOnLaunch", false);
+  AddTagSet(item, *made);
+  return std::nullopt;
+}
+
+// DeleteSubnet: refused while instances use the Network (DependencyViolation, as EC2 does).
+std::optional<Error> DeleteSubnet(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  static const std::regex kId("subnet-[0-9a-f]{8,17}");
+  auto id = c.params.Get("SubnetId");
+  if (!id || id->empty()) return MissingParameter("SubnetId");
+  if (!std::regex_match(*id, kId)) return Error{"InvalidSubnetID.Malformed", "Invalid id: \"" + *id + "\"", 400};
+  auto nets = api->List("networks", c.caller->ns, {});
+  if (!nets.ok()) return FromStatus(nets.status());
+  json net;
+  for (const auto& n : (*nets)["items"]) {
+    if (Ec2IdOf(n) == *id) net = n;
+  }
+  if (net.is_null()) return Error{"InvalidSubnetID.NotFound", "The subnet ID '" + *id + "' does not exist", 400};
+  auto insts = api->List("instances", c.caller->ns, {});
+  if (!insts.ok()) return FromStatus(insts.status());
+  for (const auto& i : (*insts)["items"]) {
+    const json spec = i.value("spec", json::object());
+    bool uses = false;
+    if (spec.contains("networks") && spec["networks"].is_array() && !spec["networks"].empty()) {
+      for (const auto& nic : spec["networks"]) uses = uses || Str(nic, "network") == Name(net);
+    } else {
+      uses = Name(net) == "default";
+    }
+    if (uses) {
+      return Error{"DependencyViolation", "The subnet '" + *id + "' has dependencies (instance " + Ec2IdOf(i) +
+                                              ") and cannot be deleted.", 400};
+    }
+  }
+  auto d = api->Delete("networks", c.caller->ns, Name(net), Uid(net));
+  if (!d.ok() && d.status().code() != Code::kNotFound) {
+    if (d.status().code() == Code::kConflict || d.status().code() == Code::kForbidden) {
+      return Error{"DependencyViolation", d.status().message(), 400};
+    }
+    return FromStatus(d.status());
+  }
+  AddBool(r->root(), "return", true);
   return std::nullopt;
 }
 

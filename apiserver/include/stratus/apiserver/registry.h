@@ -110,6 +110,10 @@ class Registry {
   Status ValidateObject(const ResourceInfo& r, const json& obj) const;
   Status RunValidators(const ResourceInfo& r, const json& obj) const;
 
+  // After an Instance left the store: an Event (reason Terminated, label kTombstoneLabel) that keeps what EC2's
+  // describe-instances shows of a terminated instance. Best effort.
+  void RecordTombstone(const json& gone);
+
   // Writes each Quota's status (used, hard) when it differs from what the objects use now.
   void RefreshQuotaStatus();
 

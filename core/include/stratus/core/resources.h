@@ -10,6 +10,11 @@ namespace stratus {
 inline constexpr const char* kGroup = "stratus.io";
 inline constexpr const char* kVersion = "v1";
 inline constexpr const char* kApiVersion = "stratus.io/v1";
+// When an Instance leaves the store the API server records an Event labelled kTombstoneLabel=Instance whose
+// kTombstoneAnnotation holds what the instance was (JSON: instanceType, image, keyName, nodeName, launchTime):
+// EC2 tools still see a terminated instance for an hour.
+inline constexpr const char* kTombstoneLabel = "stratus.io/tombstone";
+inline constexpr const char* kTombstoneAnnotation = "stratus.io/tombstone";
 
 struct ResourceInfo {
   std::string kind;        // Instance

@@ -11,6 +11,7 @@
 
 #include "stratus/core/api_client.h"
 #include "stratus/ec2/errors.h"
+#include "stratus/ec2/ids.h"
 #include "stratus/ec2/sigv4.h"
 
 namespace stratus::ec2 {
@@ -36,15 +37,15 @@ struct ApiOptions {
   // namespace: the main API's authorization. kUnauthorized (the user is gone or disabled) answers AuthFailure,
   // kForbidden UnauthorizedOperation. Unset: every verified key may do everything in its namespace.
   std::function<Status(const AccessKey& key, const std::string& verb, const std::string& plural)> authorize;
+  // The tail of an instance's serial console log (GetConsoleOutput), read from its node's agent. kNotFound when
+  // there is none yet. Unset: GetConsoleOutput answers an empty output.
+  std::function<StatusOr<std::string>(const std::string& ns, const std::string& instance)> console_output;
 };
 
 struct Reply {
   int http = 200;
   std::string body;  // text/xml
 };
-
-// EC2's stable id for an object of this uid: `prefix` + "-" + 17 lowercase hex digits (i-, ami-, vol-, ...).
-std::string Ec2Id(const std::string& prefix, const std::string& uid);
 
 class Api {
  public:
