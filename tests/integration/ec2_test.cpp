@@ -5,12 +5,13 @@
 
 #include <fstream>
 
+#include "aws_cli.h"
 #include "harness.h"
 
 namespace stratus::testing {
 namespace {
 
-const char* kAws = "/usr/bin/aws";
+const char* kAws = kAwsCli;
 
 class Ec2Test : public ::testing::Test {
  protected:
@@ -28,18 +29,9 @@ class Ec2Test : public ::testing::Test {
 
   // Runs `aws ec2 ARGS...` against the endpoint with the given credentials and nothing from the machine's config.
   RunResult Aws(std::vector<std::string> args, const std::string& key_id, const std::string& secret) {
-    args.insert(args.begin(), {kAws, "ec2"});
-    std::vector<std::string> common = {"--endpoint-url", (Secure() ? "https://" : "http://") + ec2_port_.hostport(),
-                                       "--region", "us-east-1", "--output", "json", "--cli-connect-timeout", "10"};
-    if (Secure()) common.insert(common.end(), {"--ca-bundle", server_->ca_file()});
-    args.insert(args.end(), common.begin(), common.end());
-    std::string home = (dir_.path() / "home").string();
-    std::filesystem::create_directories(home);
-    return stratus::testing::Run(args, "",
-               {"HOME=" + home, "AWS_ACCESS_KEY_ID=" + key_id, "AWS_SECRET_ACCESS_KEY=" + secret,
-                "AWS_CONFIG_FILE=" + home + "/none", "AWS_SHARED_CREDENTIALS_FILE=" + home + "/none",
-                "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=", "AWS_MAX_ATTEMPTS=1"},
-               120);
+    AwsCli aws{(Secure() ? "https://" : "http://") + ec2_port_.hostport(), Secure() ? server_->ca_file() : "",
+               (dir_.path() / "home").string(), key_id, secret};
+    return aws(std::move(args));
   }
 
   // The EC2 endpoint on https (the main API's certificate): Ec2TlsTest.
@@ -48,14 +40,9 @@ class Ec2Test : public ::testing::Test {
   virtual std::vector<std::string> ExtraFlags() { return {}; }
 
   json CreateAccessKey(const std::string& name, const std::string& user, const std::string& ns) {
-    auto r = server_->Http("POST", "/apis/stratus.io/v1/accesskeys",
-                           json{{"apiVersion", "stratus.io/v1"},
-                                {"kind", "AccessKey"},
-                                {"metadata", {{"name", name}}},
-                                {"spec", {{"user", user}, {"namespace", ns}}}}
-                               .dump());
-    EXPECT_EQ(r.code, 201) << r.body;
-    return r.Json();
+    json k = stratus::testing::CreateAccessKey(*server_, name, user, ns);
+    EXPECT_FALSE(k.is_null()) << "AccessKey " << name << " not made";
+    return k;
   }
 
   TempDir dir_;

@@ -35,7 +35,7 @@ std::optional<Error> DescribeRegions(Api*, ApiClient*, const ApiOptions& o, cons
   return std::nullopt;
 }
 
-// Zones are the nodes' stratus.io/zone labels; nodes without one are in the default zone (region + "a").
+// Zones are the nodes' stratus.io/zone labels; nodes without one are in the default zone.
 std::optional<Error> DescribeAvailabilityZones(Api*, ApiClient* api, const ApiOptions& o, const Call& c, Response* r) {
   std::vector<std::string> names;
   Error e;

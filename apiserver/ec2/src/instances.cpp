@@ -305,7 +305,8 @@ std::optional<Error> RootDiskFrom(const Params& p, json* spec) {
 
 }  // namespace
 
-std::string DefaultZone(const ApiOptions& o) { return o.region + "a"; }
+// The zone of nodes without a stratus.io/zone label; agents label theirs "default" (--zone) unless told otherwise.
+std::string DefaultZone(const ApiOptions&) { return "default"; }
 
 std::string ZoneOfNode(const json& node, const ApiOptions& o) {
   if (node.contains("metadata") && node["metadata"].contains("labels") && node["metadata"]["labels"].is_object()) {
@@ -556,6 +557,8 @@ std::optional<Error> RunInstances(Api*, ApiClient* api, const ApiOptions& o, con
     json nic = {{"network", network}};
     if (private_ip && !private_ip->empty()) nic["ip"] = *private_ip;
     spec["networks"] = json::array({nic});
+  } else if (api->Get("networks", c.caller->ns, "default").ok()) {
+    spec["networks"] = json::array({{{"network", "default"}}});  // the default VPC's default subnet, as in EC2
   }
   if (auto err = RootDiskFrom(c.params, &spec)) return err;
   // Security groups by name (SecurityGroup.N) or id (SecurityGroupId.N).

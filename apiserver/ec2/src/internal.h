@@ -114,7 +114,7 @@ std::optional<Error> RebootInstances(Api*, ApiClient* api, const ApiOptions&, co
 std::optional<Error> GetConsoleOutput(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> DescribeInstanceAttribute(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> ModifyInstanceAttribute(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
-// Zones: a node's stratus.io/zone label, else the default zone (the region's name + "a").
+// Zones: a node's stratus.io/zone label (what `stratusd agent --zone` sets), else the default zone, "default".
 std::string DefaultZone(const ApiOptions& o);
 std::string ZoneOfNode(const json& node, const ApiOptions& o);
 // Images (images.cpp).

@@ -1,0 +1,215 @@
+// The seed's workflow end to end with the real awscli on real TCG guests, as a tenant (a member of `default` with an
+// access key): zones and images, a key pair imported, two instances run and waited for, their private addresses,
+// a security group, a 1 GiB volume created, attached (the guest sees the disk appear), detached, stop/start/reboot
+// (the guest boots again), the console output, terminate and wait terminated, the volume and key deleted; and at
+// each step the same objects through `stratusctl get`. Runs in the network namespace libvirtd runs in.
+#include <gtest/gtest.h>
+
+#include "../integration/aws_cli.h"
+#include "e2e.h"
+
+namespace stratus::testing {
+namespace {
+
+class Ec2E2eTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    E2eTest::SetUp();
+    if (HasFatalFailure()) return;
+    std::string why = PrivateNetnsProblem();
+    if (!why.empty()) GTEST_FAIL() << why;
+    if (!fs::exists(kAwsCli)) GTEST_FAIL() << kAwsCli << " is missing: scripts/install-deps.sh installs awscli";
+    if (!fs::exists(fs::path(GuestDir()) / "rootfs.qcow2")) GTEST_FAIL() << "missing rootfs.qcow2: run build-guest.sh";
+  }
+};
+
+json Parse(const RunResult& r) {
+  json j = json::parse(r.out, nullptr, false);
+  return j.is_discarded() ? json::object() : j;
+}
+
+TEST_F(Ec2E2eTest, AwscliDrivesTheWholeWorkflowOnRealGuests) {
+  ReservedPort agent_port = ReservePort();
+  ReservedPort ec2_port = ReservePort();
+  std::vector<std::string> flags = {"--agent=true", "--networking", "true", "--netns", NetnsName(),
+                                    "--ec2-listen", ec2_port.hostport(), "--secure"};
+  for (auto& f : AgentFlags(agent_port)) flags.push_back(f);
+  ServerProcess server(dir_.path() / "data", flags);
+  ASSERT_TRUE(server.Start()) << server.log();
+  auto t0 = std::chrono::steady_clock::now();
+  auto say = [&](const std::string& what) {
+    std::cout << "[ e2e ] " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
+              << " s: " << what << std::endl;
+  };
+
+  // The operator's part: images, a flavor and the default subnet (stratusctl as admin).
+  auto ap = server.Ctl({"apply", "-f", "-"},
+                       "apiVersion: stratus.io/v1\nkind: Image\nmetadata: {name: demo-kernel}\nspec: {type: kernel, "
+                       "source: {url: file://" + GuestDir() + "/vmlinuz}}\n---\n"
+                       "apiVersion: stratus.io/v1\nkind: Image\nmetadata: {name: demo-initrd}\nspec: {type: ramdisk, "
+                       "source: {url: file://" + GuestDir() + "/initrd.img}}\n---\n"
+                       "apiVersion: stratus.io/v1\nkind: Image\nmetadata: {name: demo-rootfs}\nspec: {type: disk, "
+                       "source: {url: file://" + GuestDir() + "/rootfs.qcow2}}\n---\n"
+                       "apiVersion: stratus.io/v1\nkind: InstanceType\nmetadata: {name: m1.small}\n"
+                       "spec: {vcpus: 1, memoryMiB: 256}\n---\n"
+                       "apiVersion: stratus.io/v1\nkind: Network\nmetadata: {name: default}\n"
+                       "spec: {cidr: 10.79.0.0/24, mode: nat}\n");
+  ASSERT_EQ(ap.exit_code, 0) << ap.out << ap.err;
+  // The tenant: alice, a member of `default`, with an access key.
+  ASSERT_FALSE(server.MakeUser("alice", "default", "member").empty());
+  json key = CreateAccessKey(server, "alice-key", "alice", "default");
+  ASSERT_TRUE(key.contains("status")) << key.dump();
+  AwsCli aws{"https://" + ec2_port.hostport(), server.ca_file(), (dir_.path() / "home").string(),
+             key["spec"].value("accessKeyId", ""), key["status"].value("secretAccessKey", "")};
+  std::vector<std::string> ids;
+  auto get_json = [&](const std::string& what) { return json::parse(server.Ctl({"get", what, "-o", "json"}).out, nullptr, false); };
+  auto console = [&](const std::string& id) {
+    RunResult r = aws({"get-console-output", "--instance-id", id});
+    return Parse(r).value("Output", std::string());
+  };
+  auto dump = [&] {
+    std::string out = "\n--- instances:\n" + server.Http("GET", std::string(kNs) + "/instances").body;
+    for (const auto& id : ids) out += "\n--- console of " + id + ":\n" + console(id);
+    return out + "\n--- server:\n" + server.log();
+  };
+
+  // Zones and images.
+  RunResult r = aws({"describe-availability-zones"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Parse(r)["AvailabilityZones"][0].value("ZoneName", ""), "default") << r.out;
+  r = aws({"describe-images", "--owners", "self"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, std::string> image;  // name -> id
+  json images = Parse(r);
+  for (const auto& i : images["Images"]) image[i.value("Name", "")] = i.value("ImageId", "");
+  ASSERT_EQ(image["demo-rootfs"].rfind("ami-", 0), 0u) << r.out;
+  ASSERT_EQ(image["demo-kernel"].rfind("aki-", 0), 0u) << r.out;
+  ASSERT_EQ(image["demo-initrd"].rfind("ari-", 0), 0u) << r.out;
+
+  // A key pair, imported.
+  std::string keyfile = (dir_.path() / "laptop").string();
+  ASSERT_EQ(stratus::testing::Run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice@laptop", "-f", keyfile}).exit_code, 0);
+  r = aws({"import-key-pair", "--key-name", "laptop", "--public-key-material", "fileb://" + keyfile + ".pub"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(get_json("keypair/laptop").is_object());
+
+  // Two instances, booted from the root-filesystem image with the kernel and ramdisk.
+  r = aws({"run-instances", "--image-id", image["demo-rootfs"], "--kernel-id", image["demo-kernel"], "--ramdisk-id",
+           image["demo-initrd"], "--count", "2", "--instance-type", "m1.small", "--key-name", "laptop",
+           "--tag-specifications", "ResourceType=instance,Tags=[{Key=team,Value=e2e}]"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json run = Parse(r);
+  for (const auto& i : run["Instances"]) ids.push_back(i.value("InstanceId", ""));
+  ASSERT_EQ(ids.size(), 2u) << r.out;
+  for (const auto& id : ids) {
+    json listed = json::parse(server.Ctl({"get", "instances", "-l", "ec2.stratus.io/id=" + id, "-o", "json"}).out, nullptr, false);
+    ASSERT_EQ(listed.value("items", json::array()).size(), 1u) << "stratusctl finds " << id << " by its EC2 id";
+    domains_.push_back("stratus_default_" + listed["items"][0]["metadata"].value("name", ""));
+  }
+  say("run-instances answered");
+  r = aws({"wait", "instance-running", "--instance-ids", ids[0], ids[1]}, 600);
+  ASSERT_EQ(r.exit_code, 0) << r.err << dump();
+  say("instances running");
+  for (const auto& id : ids) {
+    ASSERT_TRUE(Eventually([&] { return console(id).find("STRATUS-ROOTFS-BOOTED dev=/dev/vda") != std::string::npos; }, 180, 1000))
+        << id << " booted its root disk" << dump();
+  }
+  // Their private addresses, as stratusctl shows them.
+  r = aws({"describe-instances", "--filters", "Name=tag:team,Values=e2e", "Name=instance-state-name,Values=running"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, std::string> ip;
+  json described = Parse(r);
+  for (const auto& res : described["Reservations"]) {
+    for (const auto& i : res["Instances"]) ip[i.value("InstanceId", "")] = i.value("PrivateIpAddress", "");
+  }
+  ASSERT_EQ(ip.size(), 2u) << r.out;
+  json insts = get_json("instances");
+  for (const auto& id : ids) {
+    EXPECT_EQ(ip[id].rfind("10.79.0.", 0), 0u) << r.out;
+    bool same = false;
+    for (const auto& i : insts["items"]) {
+      if (i["metadata"]["labels"].value("ec2.stratus.io/id", "") == id) same = i["status"]["addresses"][0].value("ip", "") == ip[id];
+    }
+    EXPECT_TRUE(same) << id << " " << ip[id] << " " << insts.dump();
+  }
+
+  // A security group, authorized.
+  r = aws({"create-security-group", "--group-name", "web", "--description", "web servers"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string sg = Parse(r).value("GroupId", "");
+  r = aws({"authorize-security-group-ingress", "--group-id", sg, "--protocol", "tcp", "--port", "8080", "--cidr", "10.79.0.0/24"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json group = get_json("securitygroup/web");
+  ASSERT_TRUE(group.is_object());
+  EXPECT_EQ(group["spec"]["ingress"][0].value("cidr", ""), "10.79.0.0/24") << group.dump();
+
+  // A 1 GiB volume: available, attached (the guest sees vdf appear), detached (and disappear).
+  r = aws({"create-volume", "--size", "1", "--availability-zone", "default"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string vol = Parse(r).value("VolumeId", "");
+  r = aws({"wait", "volume-available", "--volume-ids", vol}, 300);
+  ASSERT_EQ(r.exit_code, 0) << r.err << dump();
+  json vols = json::parse(server.Ctl({"get", "volumes", "-l", "ec2.stratus.io/id=" + vol, "-o", "json"}).out, nullptr, false);
+  ASSERT_EQ(vols.value("items", json::array()).size(), 1u);
+  EXPECT_EQ(vols["items"][0]["status"].value("phase", ""), "Available");
+  r = aws({"attach-volume", "--volume-id", vol, "--instance-id", ids[0], "--device", "/dev/sdf"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = aws({"wait", "volume-in-use", "--volume-ids", vol}, 300);
+  ASSERT_EQ(r.exit_code, 0) << r.err << dump();
+  // The guest's kernel names disks in the order they appear (libvirt's target vdf is its vdb): look for the size.
+  auto disk_line = [&](const std::string& what) {
+    std::string out = console(ids[0]);
+    for (size_t at = 0; (at = out.find(what, at)) != std::string::npos; ++at) {
+      std::string line = out.substr(at, out.find('\n', at) - at);
+      if (line.find("bytes=1073741824") != std::string::npos || what == "STRATUS-DISK-REMOVED") return line;
+    }
+    return std::string();
+  };
+  ASSERT_TRUE(Eventually([&] { return !disk_line("STRATUS-DISK-ADDED").empty(); }, 120, 1000))
+      << "the guest sees the attached 1 GiB disk" << dump();
+  say("volume attached and seen by the guest");
+  r = aws({"detach-volume", "--volume-id", vol});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = aws({"wait", "volume-available", "--volume-ids", vol}, 300);
+  ASSERT_EQ(r.exit_code, 0) << r.err << dump();
+  ASSERT_TRUE(Eventually([&] { return !disk_line("STRATUS-DISK-REMOVED").empty(); }, 120, 1000))
+      << "the guest sees the disk go" << dump();
+
+  // Stop and start one, reboot the other: each boots its root disk again.
+  r = aws({"stop-instances", "--instance-ids", ids[1]});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = aws({"wait", "instance-stopped", "--instance-ids", ids[1]}, 300);
+  ASSERT_EQ(r.exit_code, 0) << r.err << dump();
+  r = aws({"start-instances", "--instance-ids", ids[1]});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = aws({"reboot-instances", "--instance-ids", ids[0]});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = aws({"wait", "instance-running", "--instance-ids", ids[1]}, 300);
+  ASSERT_EQ(r.exit_code, 0) << r.err << dump();
+  for (const auto& id : ids) {
+    ASSERT_TRUE(Eventually([&] { return console(id).find("STRATUS-ROOTFS-BOOTED dev=/dev/vda bytes=") != std::string::npos &&
+                                        console(id).find(" boot=2") != std::string::npos; }, 180, 1000))
+        << id << " booted a second time" << dump();
+  }
+  say("stopped, started and rebooted");
+
+  // Terminate both and wait until EC2 says terminated; stratusctl has nothing left.
+  r = aws({"terminate-instances", "--instance-ids", ids[0], ids[1]});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = aws({"wait", "instance-terminated", "--instance-ids", ids[0], ids[1]}, 300);
+  ASSERT_EQ(r.exit_code, 0) << r.err << dump();
+  EXPECT_EQ(get_json("instances").value("items", json::array()).size(), 0u);
+  say("terminated");
+
+  r = aws({"delete-volume", "--volume-id", vol});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = aws({"delete-security-group", "--group-id", sg});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = aws({"delete-key-pair", "--key-name", "laptop"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Eventually([&] { return get_json("volumes").value("items", json::array()).empty(); }, 60)) << dump();
+  EXPECT_FALSE(get_json("keypair/laptop").is_object());
+}
+
+}  // namespace
+}  // namespace stratus::testing
