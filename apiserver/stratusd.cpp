@@ -25,6 +25,7 @@
 #include "stratus/apiserver/console.h"
 #include "stratus/apiserver/local_client.h"
 #include "stratus/apiserver/registry.h"
+#include "stratus/image/image.h"
 #include "stratus/network/validation.h"
 #include "stratus/apiserver/server.h"
 #include "stratus/apiserver/sqlite_store.h"
@@ -334,6 +335,7 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   // Admission that needs the reconcilers' own rules: refused at the API, not discovered on every node.
   registry.AddValidator("Network", network::ValidateNetwork);
   registry.AddValidator("SecurityGroup", network::ValidateSecurityGroup);
+  registry.AddValidator("Image", image::ValidateImage);
   auto default_quota = ParseQuotaAmounts(f.default_quota);
   if (!default_quota.ok()) {
     std::cerr << "error: --default-quota: " << default_quota.status().message() << "\n";

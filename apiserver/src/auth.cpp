@@ -222,7 +222,21 @@ bool Authorizer::NodeAllows(const UserInfo& user, const RequestAttributes& a, co
     return kind == "Volume" || a.subresource == "status" || finalizers_only();
   }
   if (kind == "Network") return a.subresource == "status" || finalizers_only();  // a network spans nodes
-  if (kind == "Image") return a.subresource == "status";
+  if (kind == "Image") {
+    if (a.subresource == "status") return true;
+    // The data of an Image captured from a volume, uploaded once by the node that holds that volume.
+    if (a.subresource != "upload" || a.verb != "update") return false;
+    auto img = registry_->store()->GetStored({a.resource->plural, a.ns, a.name});
+    if (!img.ok()) return false;
+    const json& o = *img->object;
+    if (o.contains("status") && o["status"].is_object() && o["status"].contains("upload")) return false;
+    std::string from = o.contains("spec") && o["spec"].contains("source") && o["spec"]["source"].is_object()
+                           ? o["spec"]["source"].value("volume", "")
+                           : "";
+    if (from.empty()) return false;
+    auto vol = registry_->store()->GetStored({"volumes", a.ns, from});
+    return vol.ok() && placed_here(*vol->object);
+  }
   return false;
 }
 

@@ -1,7 +1,8 @@
 // The seed's workflow end to end with the real awscli on real TCG guests, as a tenant (a member of `default` with an
 // access key): zones and images, a key pair imported, two instances run and waited for, their private addresses,
 // a security group, a 1 GiB volume created, attached (the guest sees the disk appear), detached, stop/start/reboot
-// (the guest boots again), the console output, terminate and wait terminated, the volume and key deleted; and at
+// (the guest boots again), the console output, an image of a running instance's root disk that a new instance
+// boots, terminate and wait terminated, the volume and key deleted; and at
 // each step the same objects through `stratusctl get`. Runs in the network namespace libvirtd runs in.
 #include <gtest/gtest.h>
 
@@ -193,10 +194,32 @@ TEST_F(Ec2E2eTest, AwscliDrivesTheWholeWorkflowOnRealGuests) {
   }
   say("stopped, started and rebooted");
 
-  // Terminate both and wait until EC2 says terminated; stratusctl has nothing left.
-  r = aws({"terminate-instances", "--instance-ids", ids[0], ids[1]});
+  // An image of the first instance's root disk (crash-consistent, the guest keeps running); an instance launched
+  // from it boots that disk: its boot counter goes on from the copy's.
+  r = aws({"create-image", "--instance-id", ids[0], "--name", "web snapshot (e2e)", "--no-reboot"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = aws({"wait", "instance-terminated", "--instance-ids", ids[0], ids[1]}, 300);
+  std::string snap = Parse(r).value("ImageId", "");
+  ASSERT_EQ(snap.rfind("ami-", 0), 0u) << r.out;
+  r = aws({"wait", "image-available", "--image-ids", snap}, 600);
+  ASSERT_EQ(r.exit_code, 0) << r.err << server.Ctl({"get", "images", "-o", "yaml"}).out << dump();
+  say("image captured");
+  r = aws({"run-instances", "--image-id", snap, "--count", "1", "--instance-type", "m1.small"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string from_snap = Parse(r)["Instances"][0].value("InstanceId", "");
+  ids.push_back(from_snap);
+  json listed = json::parse(server.Ctl({"get", "instances", "-l", "ec2.stratus.io/id=" + from_snap, "-o", "json"}).out, nullptr, false);
+  ASSERT_EQ(listed.value("items", json::array()).size(), 1u);
+  domains_.push_back("stratus_default_" + listed["items"][0]["metadata"].value("name", ""));
+  EXPECT_EQ(listed["items"][0]["spec"].value("kernelImage", ""), "demo-kernel") << "the image's kernel by default";
+  ASSERT_TRUE(Eventually([&] { return console(from_snap).find("STRATUS-ROOTFS-BOOTED dev=/dev/vda") != std::string::npos; }, 180, 1000))
+      << dump();
+  std::string booted = console(from_snap);
+  EXPECT_EQ(booted.find(" boot=1"), std::string::npos) << "booted a fresh disk, not the copy: " << booted;
+
+  // Terminate both and wait until EC2 says terminated; stratusctl has nothing left.
+  r = aws({"terminate-instances", "--instance-ids", ids[0], ids[1], ids[2]});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = aws({"wait", "instance-terminated", "--instance-ids", ids[0], ids[1], ids[2]}, 300);
   ASSERT_EQ(r.exit_code, 0) << r.err << dump();
   EXPECT_EQ(get_json("instances").value("items", json::array()).size(), 0u);
   say("terminated");
@@ -204,6 +227,8 @@ TEST_F(Ec2E2eTest, AwscliDrivesTheWholeWorkflowOnRealGuests) {
   r = aws({"delete-volume", "--volume-id", vol});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = aws({"delete-security-group", "--group-id", sg});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = aws({"deregister-image", "--image-id", snap});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   r = aws({"delete-key-pair", "--key-name", "laptop"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -59,6 +59,16 @@ std::optional<Error> OneImage(ApiClient* api, const Call& c, json* out) {
   return Error{"InvalidAMIID.NotFound", "The image id '[" + *id + "]' does not exist", 400};
 }
 
+// An AMI name as EC2 allows it: 3-128 characters of letters, digits, ( ) [ ] space . / - ' @ _.
+std::optional<Error> CheckImageName(const std::string& name) {
+  if (name.size() < 3 || name.size() > 128) return InvalidParameterValue("Name must be 3 to 128 characters long");
+  static const std::regex kEc2Name("[A-Za-z0-9()\\[\\] ./\\-'@_]+");
+  if (!std::regex_match(name, kEc2Name)) {
+    return InvalidParameterValue("Name may contain letters, digits, ( ) [ ] space . / - ' @ _ only");
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string ImageDefault(const json& image, const std::string& param) {
@@ -135,11 +145,7 @@ std::optional<Error> DescribeImages(Api*, ApiClient* api, const ApiOptions&, con
 std::optional<Error> RegisterImage(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
   auto name = c.params.Get("Name");
   if (!name || name->empty()) return MissingParameter("Name");
-  if (name->size() < 3 || name->size() > 128) return InvalidParameterValue("Name must be 3 to 128 characters long");
-  static const std::regex kEc2Name("[A-Za-z0-9()\\[\\] ./\\-'@_]+");
-  if (!std::regex_match(*name, kEc2Name)) {
-    return InvalidParameterValue("Name may contain letters, digits, ( ) [ ] space . / - ' @ _ only");
-  }
+  if (auto err = CheckImageName(*name)) return err;
   auto location = c.params.Get("ImageLocation");
   if (!location || location->empty()) {
     return MissingParameter("ImageLocation");  // no snapshots to register from: an image comes from a URL
@@ -231,6 +237,75 @@ std::optional<Error> DescribeImageAttribute(Api*, ApiClient* api, const ApiOptio
   if (*attr == "blockDeviceMapping") AddSet(r->root(), "blockDeviceMapping");
   if (*attr == "sriovNetSupport") value("sriovNetSupport", "");
   if (*attr == "bootMode") value("bootMode", "legacy-bios");
+  return std::nullopt;
+}
+
+// CreateImage: a disk Image captured from the instance's root volume (spec.source.volume) by the node that holds
+// it: a crash-consistent copy of the running disk (NoReboot is how it is always done: the guest is not stopped),
+// with the instance's kernel and ramdisk as the image's defaults.
+std::optional<Error> CreateImage(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
+  static const std::regex kInstance("i-[0-9a-f]{8,17}");
+  auto inst_id = c.params.Get("InstanceId");
+  if (!inst_id || inst_id->empty()) return MissingParameter("InstanceId");
+  if (!std::regex_match(*inst_id, kInstance)) return Error{"InvalidInstanceID.Malformed", "Invalid id: \"" + *inst_id + "\"", 400};
+  auto name = c.params.Get("Name");
+  if (!name || name->empty()) return MissingParameter("Name");
+  if (auto err = CheckImageName(*name)) return err;
+  auto description = c.params.Get("Description");
+  if (description && description->size() > 255) return InvalidParameterValue("Description is longer than 255 characters");
+  bool no_reboot = false;
+  Error e;
+  if (!c.params.Bool("NoReboot", false, &no_reboot, &e)) return e;
+  if (c.params.Has("BlockDeviceMapping.1.DeviceName")) return InvalidParameterValue("BlockDeviceMapping: only the root volume is captured");
+  auto insts = api->List("instances", c.caller->ns, {});
+  if (!insts.ok()) return FromStatus(insts.status());
+  json inst;
+  for (const auto& i : (*insts)["items"]) {
+    if (Ec2IdOf(i) == *inst_id) inst = i;
+  }
+  if (inst.is_null()) return Error{"InvalidInstanceID.NotFound", "The instance ID '" + *inst_id + "' does not exist", 400};
+  std::string root = Str(inst, "status", "rootVolume");
+  if (Str(inst, "spec", "image").empty()) {
+    return Error{"InvalidParameterValue", "instance " + *inst_id + " boots without a root volume (no image); nothing to capture", 400};
+  }
+  if (root.empty() || inst["metadata"].contains("deletionTimestamp")) {
+    return Error{"IncorrectInstanceState", "The instance '" + *inst_id + "' has no root volume yet", 400};
+  }
+  auto images = api->List("images", c.caller->ns, {});
+  if (!images.ok()) return FromStatus(images.status());
+  json md = json::object();
+  for (const auto& img : (*images)["items"]) {
+    if (ImageName(img) == *name) return Error{"InvalidAMIName.Duplicate", "AMI name " + *name + " is already in use", 400};
+  }
+  // The instance's kernel and ramdisk become the image's defaults.
+  for (const auto& [field, key] : {std::pair<const char*, const char*>{"kernelImage", kKernelAnnotation}, {"ramdiskImage", kRamdiskAnnotation}}) {
+    std::string want = Str(inst, "spec", field);
+    for (const auto& img : (*images)["items"]) {
+      if (!want.empty() && Name(img) == want) md["annotations"][key] = Ec2IdOf(img);
+    }
+  }
+  if (ValidateDns1123Label(*name, "Name").ok()) {
+    md["name"] = *name;
+  } else {
+    md["generateName"] = "ami-";
+    md["annotations"][kNameAnnotation] = *name;
+  }
+  if (description && !description->empty()) md["annotations"][kDescriptionAnnotation] = *description;
+  Tags tags;
+  if (auto err = SpecTags(c.params, {"image"}, "image", &tags)) return err;
+  PutTags(&md, tags);
+  json obj = {{"apiVersion", "stratus.io/v1"},
+              {"kind", "Image"},
+              {"metadata", md},
+              {"spec", {{"type", "disk"}, {"source", {{"volume", root}}}}}};
+  auto made = api->Create("images", c.caller->ns, obj);
+  if (!made.ok()) {
+    if (made.status().code() == Code::kAlreadyExists) return Error{"InvalidAMIName.Duplicate", "AMI name " + *name + " is already in use", 400};
+    if (made.status().code() == Code::kInvalid || made.status().code() == Code::kBadRequest) return InvalidParameterValue(made.status().message());
+    if (made.status().reason() == "QuotaExceeded") return Error{"ResourceLimitExceeded", made.status().message(), 400};
+    return FromStatus(made.status());
+  }
+  AddText(r->root(), "imageId", Ec2IdOf(*made));
   return std::nullopt;
 }
 

@@ -122,6 +122,7 @@ std::optional<Error> DescribeImages(Api*, ApiClient* api, const ApiOptions&, con
 std::optional<Error> RegisterImage(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> DeregisterImage(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> DescribeImageAttribute(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> CreateImage(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 // The EC2 id an image was registered with as its default kernel ("KernelId") or ramdisk ("RamdiskId"), or "".
 std::string ImageDefault(const json& image, const std::string& param);
 // More of volumes (volumes.cpp), security groups and subnets.

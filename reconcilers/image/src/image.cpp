@@ -134,9 +134,62 @@ StatusOr<FormatInfo> DetectFormat(const std::string& path) {
   return f;
 }
 
+std::string SourceVolume(const json& image) {
+  if (!image.contains("spec") || !image["spec"].contains("source") || !image["spec"]["source"].is_object()) return "";
+  return image["spec"]["source"].value("volume", "");
+}
+
+Status ValidateImage(const json& image) {
+  if (!image.contains("spec") || !image["spec"].is_object() || !image["spec"].contains("source")) return Status::Ok();
+  const json& src = image["spec"]["source"];
+  if (!src.is_object()) return Status::Ok();  // the schema names that
+  bool url = src.contains("url"), volume = src.contains("volume");
+  if (url == volume) {
+    return InvalidError("spec.source: name exactly one of url and volume",
+                        {{"spec.source", "name exactly one of url and volume", "FieldValueInvalid"}});
+  }
+  if (volume && image["spec"].value("type", "disk") != "disk") {
+    return InvalidError("spec.source.volume: only a disk image is captured from a volume",
+                        {{"spec.source.volume", "only a disk image is captured from a volume", "FieldValueInvalid"}});
+  }
+  return Status::Ok();
+}
+
+CaptureDecision DecideCapture(const json& image, const json& volume, const std::string& node) {
+  CaptureDecision d;
+  std::string from = SourceVolume(image);
+  bool uploaded = image.contains("status") && image["status"].is_object() && image["status"].contains("upload");
+  if (from.empty() || uploaded) return d;  // not captured, or captured already: import like any upload
+  d.action = CaptureDecision::Action::kWait;
+  if (!volume.is_object()) {
+    d.message = "waiting for volume " + from + " to capture";
+    return d;
+  }
+  const json st = volume.value("status", json::object());
+  std::string holder = st.value("node", "");
+  std::string phase = st.value("phase", "");
+  if (holder.empty() || (phase != "Available" && phase != "InUse")) {
+    d.message = "waiting for volume " + from + " to be ready (phase " + (phase.empty() ? "none" : phase) + ")";
+    return d;
+  }
+  if (holder != node) {
+    d.message = "volume " + from + " is captured by node " + holder;
+    return d;
+  }
+  d.path = st.value("path", "");
+  if (d.path.empty()) {
+    d.message = "volume " + from + " reports no path yet";
+    return d;
+  }
+  d.action = CaptureDecision::Action::kCapture;
+  return d;
+}
+
 std::string SourceUrl(const json& image, const std::string& api_url, std::string* waiting) {
   const json& spec = image["spec"];
-  if (spec.contains("source") && spec["source"].is_object()) return spec["source"].value("url", "");
+  if (spec.contains("source") && spec["source"].is_object() && !spec["source"].value("url", "").empty()) {
+    return spec["source"].value("url", "");
+  }
   bool uploaded = image.contains("status") && image["status"].is_object() && image["status"].contains("upload");
   if (!uploaded) {
     *waiting = "waiting for the image data: upload it with `stratusctl upload image/" + MetaString(image, "name") +
@@ -259,6 +312,49 @@ Status ImageReconciler::Import(const json& img, const std::string& volume) {
   return Status::Ok();
 }
 
+Status ImageReconciler::Capture(const json& img, const std::string& path) {
+  std::string key = runtime::KeyFor(img);
+  auto [ns, name] = runtime::SplitKey(key);
+  auto fail = [&](const Status& s) {
+    Status r = Report(img, {{"phase", "Failed"}, {"reason", "CaptureFailed"}, {"message", s.message()}});
+    if (!r.ok()) spdlog::warn("image failure not reported: image={} error={}", key, r.message());
+    events_.Record(img, "Warning", "CaptureFailed", s.message());
+    return s;
+  };
+  if (api_url_.empty()) return fail(Status(Code::kUnavailable, "this agent does not know the API server's URL to upload to"));
+  std::error_code ec;
+  fs::create_directories(work_dir_, ec);
+  std::string tmp = (fs::path(work_dir_) / (CacheVolumeName(img) + ".capture.qcow2")).string();
+  fs::remove(tmp, ec);
+  Status r = Report(img, {{"phase", "Capturing"}, {"progress", 0}, {"reason", "Capturing"},
+                          {"message", "copying volume " + SourceVolume(img)}});
+  if (!r.ok()) return r;
+  // -U: the volume may be in use by a running guest; the copy is crash-consistent, as a power cut would leave it.
+  auto c = ExecChecked({"qemu-img", "convert", "-U", "-O", "qcow2", path, tmp}, 1800);
+  if (!c.ok()) {
+    fs::remove(tmp, ec);
+    return fail(c.status());
+  }
+  HttpClientOptions co;
+  co.bearer_token = api_token_;
+  co.ca_file = api_ca_file_;
+  co.timeout_seconds = 600;
+  auto http = NewHttpApiClient(api_url_, co);
+  int last = -1;
+  auto up = http->UploadFile("images", ns, name, tmp, [&](uint64_t done, uint64_t total) {
+    int pct = total ? static_cast<int>(done * 100 / total) : 0;
+    if (pct / 10 == last / 10) return;
+    last = pct;
+    (void)Report(img, {{"phase", "Capturing"}, {"progress", pct}, {"reason", "Uploading"},
+                       {"message", "uploading the copy of volume " + SourceVolume(img)}});
+  });
+  fs::remove(tmp, ec);
+  if (!up.ok()) return fail(up.status());
+  events_.Record(img, "Normal", "Captured", "volume " + SourceVolume(img) + " copied on node " + node_ + " and uploaded");
+  spdlog::info("image captured: image={} volume={} node={}", key, SourceVolume(img), node_);
+  return Status::Ok();
+}
+
 StatusOr<runtime::Result> ImageReconciler::Reconcile(const std::string& key) {
   json img = images_->Get(key);
   if (img.is_null() || !MetaString(img, "deletionTimestamp").empty()) return runtime::Result::Done();
@@ -271,6 +367,23 @@ StatusOr<runtime::Result> ImageReconciler::Reconcile(const std::string& key) {
     Status d = storage_->DeleteVolume(pool_, volume);
     if (!d.ok()) return d;
     existing = Status(Code::kNotFound, "removed partial import");
+  }
+  if (!SourceVolume(img).empty()) {
+    auto [ns, name] = runtime::SplitKey(key);
+    auto vol = client_->Get("volumes", ns, SourceVolume(img));
+    if (!vol.ok() && vol.status().code() != Code::kNotFound) return vol.status();
+    CaptureDecision d = DecideCapture(img, vol.ok() ? *vol : json(), node_);
+    if (d.action == CaptureDecision::Action::kWait) {
+      Status r = Report(img, {{"phase", "Pending"}, {"progress", nullptr}, {"reason", "AwaitingCapture"},
+                              {"message", d.message}});
+      if (!r.ok()) return r;
+      return runtime::Result::After(std::chrono::seconds(5));  // volumes are not watched here: look again
+    }
+    if (d.action == CaptureDecision::Action::kCapture) {
+      Status s = Capture(img, d.path);
+      if (!s.ok()) return s;
+      return runtime::Result::Done();  // the upload changes status.upload, which wakes us to import it
+    }
   }
   std::string waiting;
   if (SourceUrl(img, api_url_, &waiting).empty()) {

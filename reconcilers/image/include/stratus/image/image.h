@@ -34,6 +34,21 @@ StatusOr<FormatInfo> DetectFormat(const std::string& path);
 // (`api_url` + .../images/NAME/upload). Empty with `*waiting` set when the data has not been uploaded yet.
 std::string SourceUrl(const json& image, const std::string& api_url, std::string* waiting);
 
+// An Image captured from a Volume (spec.source.volume: EC2's CreateImage, Glance's image from a server): the node
+// that holds the volume copies it (crash-consistent: qemu-img convert -U of the live file) and uploads the copy
+// to the API server; from then on every node imports it like any uploaded image.
+struct CaptureDecision {
+  enum class Action { kNone, kWait, kCapture } action = Action::kNone;
+  std::string message;  // why we wait
+  std::string path;     // kCapture: the volume's file
+};
+// Pure: what this node does about `image`'s source volume. `volume` is the Volume object (null when missing).
+CaptureDecision DecideCapture(const json& image, const json& volume, const std::string& node);
+// spec.source.volume, or "".
+std::string SourceVolume(const json& image);
+// Admission: spec.source names exactly one of url and volume; a volume only for a disk image.
+Status ValidateImage(const json& image);
+
 // The pool volume name caching an Image (stable across restarts; derived from its uid).
 std::string CacheVolumeName(const json& image);
 
@@ -60,6 +75,8 @@ class ImageReconciler : public runtime::Reconciler {
 
  private:
   Status Import(const json& img, const std::string& volume);
+  // Copies the volume file at `path` and uploads the copy as the image's data.
+  Status Capture(const json& img, const std::string& path);
   // Writes this node's entry (only the fields given; null removes one) unless it already says so.
   Status Report(const json& img, json entry);
 
