@@ -186,7 +186,8 @@ bool Authorizer::NodeAllows(const UserInfo& user, const RequestAttributes& a, co
   const std::string& kind = a.resource->kind;
   const std::string node = user.NodeName();
   static const std::set<std::string> kReads = {"Instance", "Volume",       "Network",   "Image", "SecurityGroup",
-                                               "Node",     "InstanceType", "Namespace", "Event", "Quota"};
+                                               "Node",     "InstanceType", "Namespace", "Event", "Quota",
+                                               "Address",  "AddressPool"};
   if (IsRead(a.verb)) return kReads.count(kind) > 0;
   if (kind == "Event") return a.verb == "create" || a.verb == "update" || a.verb == "patch";
   if (kind == "Node") {
