@@ -533,6 +533,12 @@ const std::map<std::string, Handler>& Handlers() {
       {"AuthorizeSecurityGroupEgress", AuthorizeSecurityGroupEgress},
       {"RevokeSecurityGroupIngress", RevokeSecurityGroupIngress},
       {"RevokeSecurityGroupEgress", RevokeSecurityGroupEgress},
+      // Addresses (addresses.cpp)
+      {"AllocateAddress", AllocateAddress},
+      {"AssociateAddress", AssociateAddress},
+      {"DisassociateAddress", DisassociateAddress},
+      {"ReleaseAddress", ReleaseAddress},
+      {"DescribeAddresses", DescribeAddresses},
   };
   return h;
 }
@@ -671,6 +677,10 @@ Reply Api::Handle(const SignedRequest& req, std::chrono::system_clock::time_poin
         {"AuthorizeSecurityGroupEgress", {"patch", "securitygroups"}},
         {"RevokeSecurityGroupIngress", {"patch", "securitygroups"}},
         {"RevokeSecurityGroupEgress", {"patch", "securitygroups"}},
+        // Addresses (addresses.cpp)
+        {"AllocateAddress", {"create", "addresses"}},  {"AssociateAddress", {"patch", "addresses"}},
+        {"DisassociateAddress", {"patch", "addresses"}}, {"ReleaseAddress", {"delete", "addresses"}},
+        {"DescribeAddresses", {"list", "addresses"}},
     };
     auto need = kNeeds.find(*action);
     if (need != kNeeds.end()) {

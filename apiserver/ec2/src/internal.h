@@ -77,6 +77,14 @@ std::optional<Error> RevokeSecurityGroupEgress(Api*, ApiClient* api, const ApiOp
 // VPCs and subnets (vpcs.cpp): a namespace is one default VPC, each Network a subnet.
 std::optional<Error> DescribeVpcs(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> DescribeSubnets(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+// Addresses (addresses.cpp): Elastic IPs onto Address objects from the default AddressPool.
+// The label that marks the pool AllocateAddress takes from ("stratus.io/default-pool": "true").
+const char* address_default_label();
+std::optional<Error> AllocateAddress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> AssociateAddress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DisassociateAddress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> ReleaseAddress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DescribeAddresses(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 // The value of tag `key` for `resource` in TagSpecification.N (api.cpp).
 std::string TagValue(const Params& p, const std::string& resource, const std::string& key);
 // Instance types (flavors).
