@@ -84,9 +84,19 @@ StatusOr<PoolTable> PoolTableFromJson(const json& j) {
 
 PoolPlan PlanPool(const PoolConfig& pool, PoolTable table, const std::vector<json>& addresses) {
   PoolPlan p;
+  // Holders that are gone free their address first, so a newcomer (a re-created Address too) can have it.
+  std::set<std::string> existing;
+  for (const auto& a : addresses) existing.insert(MetaString(a, "uid"));
+  for (auto it = table.begin(); it != table.end();) {
+    if (!existing.count(it->second.uid)) {
+      it = table.erase(it);
+      p.changed = true;
+    } else {
+      ++it;
+    }
+  }
   std::map<std::string, uint32_t> held;  // uid -> ip
   for (const auto& [ip, h] : table) held[h.uid] = ip;
-  std::set<std::string> existing;
   std::vector<const json*> order;
   for (const auto& a : addresses) order.push_back(&a);
   // Oldest first (then by name), so a fixed request of a newer Address never takes what an older one asked for.
@@ -99,7 +109,6 @@ PoolPlan PlanPool(const PoolConfig& pool, PoolTable table, const std::vector<jso
   for (const json* ap : order) {
     const json& a = *ap;
     std::string uid = MetaString(a, "uid"), key = KeyOf(a);
-    existing.insert(uid);
     Outcome& out = p.outcomes[key];
     auto h = held.find(uid);
     if (h != held.end()) {
@@ -148,14 +157,6 @@ PoolPlan PlanPool(const PoolConfig& pool, PoolTable table, const std::vector<jso
       out.ip = ip;
       p.changed = true;
       break;
-    }
-  }
-  for (auto it = table.begin(); it != table.end();) {
-    if (!existing.count(it->second.uid)) {
-      it = table.erase(it);  // the Address is gone: its ip is free again
-      p.changed = true;
-    } else {
-      ++it;
     }
   }
   p.table = std::move(table);

@@ -68,7 +68,7 @@ struct PoolPlan {
 // Pure: allocates for every Address in `addresses` (all Addresses naming the pool, any namespace). Holders keep
 // their address; newcomers are served oldest first, a fixed spec.ip when usable and free, else hash(uid) into the
 // pool and linear probing to the next free address. Terminating Addresses keep what they hold and get nothing new.
-// Entries whose uid is no longer among `addresses` are freed.
+// Entries whose uid is no longer among `addresses` are freed first (a re-created Address is a new holder).
 PoolPlan PlanPool(const PoolConfig& pool, PoolTable table, const std::vector<json>& addresses);
 
 // What the cluster shows about an Address's association (gathered by the reconciler from its caches).
