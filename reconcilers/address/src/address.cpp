@@ -298,7 +298,8 @@ StatusOr<runtime::Result> AddressReconciler::Reconcile(const std::string& key) {
   for (const auto& a : mine) {
     const Outcome& o = plan.outcomes[KeyOf(a)];
     json want = DecideAddressStatus(a, o, key, Associate(a));
-    if (!o.error.empty() && runtime::GetCondition(a, "Allocated").value("message", "") != o.error) {
+    json was = runtime::GetCondition(a, "Allocated");
+    if (!o.error.empty() && (!was.is_object() || was.value("message", "") != o.error)) {
       events_.Record(a, "Warning", o.reason, o.error);
     }
     Status s = WriteAddressStatus(a, want);
