@@ -235,7 +235,7 @@ TEST(AddressNatTest, RulesetTable) {
        {Fip("203.0.113.5", "10.44.0.7")},
        {"oifname \"st-aaaaaaaaaaaa\" ip daddr 10.44.0.7 ct status dnat accept",
         "oifname \"st-aaaaaaaaaaaa\" drop",
-        "chain dnat-prerouting {", "type nat hook prerouting priority dstnat; policy accept;",
+        "chain dnat-prerouting {", "type nat hook prerouting priority -100; policy accept;",
         "ip daddr 203.0.113.5 dnat ip to 10.44.0.7",
         "chain dnat-output {", "ip daddr 203.0.113.5 dnat ip to 10.44.0.7",
         "ip saddr 10.44.0.7 ip daddr != 10.44.0.0/24 oifname != \"st-aaaaaaaaaaaa\" snat ip to 203.0.113.5",

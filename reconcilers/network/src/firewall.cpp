@@ -322,7 +322,7 @@ StatusOr<std::string> RenderRuleset(const FirewallInput& in) {
     // Inbound for a floating address goes to its instance, from outside (prerouting) and from this host (output).
     for (const char* hook : {"prerouting", "output"}) {
       o << "  chain dnat-" << hook << " {\n";
-      o << "    type nat hook " << hook << " priority dstnat; policy accept;\n";
+      o << "    type nat hook " << hook << " priority -100; policy accept;\n";  // dstnat: older nft refuses the name in inet output
       for (const auto& f : floating) {
         o << "    ip daddr " << FormatIpv4(f.public_ip) << " dnat ip to " << FormatIpv4(f.private_ip) << "\n";
       }
