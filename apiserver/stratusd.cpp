@@ -36,6 +36,7 @@
 #include "stratus/core/schema.h"
 #include "stratus/core/tls.h"
 #include "stratus/ipam/ipam.h"
+#include "stratus/address/address.h"
 #include "stratus/nodelifecycle/nodelifecycle.h"
 #include "stratus/placement/placement.h"
 #include "stratus/runtime/controller.h"
@@ -180,6 +181,11 @@ struct ClusterControllers {
     // One worker: the allocation table of a network has a single writer here (and optimistic concurrency
     // against any other).
     ipam_ctl = std::make_unique<runtime::Controller>(ipam.get(), 1);
+    // Floating addresses: one worker, as IPAM (each pool's table has a single writer here, and optimistic
+    // concurrency against any other).
+    addresses = std::make_unique<address::AddressReconciler>(client, informers->For("addresspools"),
+                                                             informers->For("addresses"), instances, networks);
+    address_ctl = std::make_unique<runtime::Controller>(addresses.get(), 1);
     // Single writers of the top-level Image and Network status, from the nodes' own entries.
     image_summary = std::make_unique<summary::SummaryReconciler>(client, "images", images, nodes, summary::SummarizeImage);
     network_summary =
@@ -194,6 +200,7 @@ struct ClusterControllers {
     // Each controller's workers wait until the caches its reconciler reads have listed.
     placement_ctl->Start();
     ipam_ctl->Start();
+    address_ctl->Start();
     volume_placement_ctl->Start();
     lifecycle_ctl->Start();
     for (auto& c : summary_ctls) c->Start();
@@ -202,10 +209,13 @@ struct ClusterControllers {
     placement_ctl->Stop();
     volume_placement_ctl->Stop();
     ipam_ctl->Stop();
+    address_ctl->Stop();
     lifecycle_ctl->Stop();
     for (auto& c : summary_ctls) c->Stop();
   }
   std::unique_ptr<stratus::ipam::IpamReconciler> ipam;
+  std::unique_ptr<stratus::address::AddressReconciler> addresses;
+  std::unique_ptr<stratus::runtime::Controller> address_ctl;
   std::unique_ptr<stratus::placement::PlacementReconciler> placement;
   std::unique_ptr<stratus::placement::VolumePlacementReconciler> volume_placement;
   std::unique_ptr<stratus::nodelifecycle::NodeLifecycleReconciler> lifecycle;

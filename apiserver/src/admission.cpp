@@ -53,6 +53,12 @@ Status AdmitUpdate(const ResourceInfo& r, const json& cur, const json& next) {
     for (const char* f : {"user", "role"}) Immutable(cur, next, f, &causes);
   } else if (r.kind == "AccessKey") {
     for (const char* f : {"accessKeyId", "user", "namespace"}) Immutable(cur, next, f, &causes);
+  } else if (r.kind == "Address") {
+    // The address is allocated once from one pool; association (spec.instance) is what changes.
+    for (const char* f : {"pool", "ip"}) Immutable(cur, next, f, &causes);
+  } else if (r.kind == "AddressPool") {
+    // Allocations are recorded against this range; another range would strand them.
+    Immutable(cur, next, "cidr", &causes);
   } else if (r.kind == "Instance") {
     Immutable(cur, next, "image", &causes);
     json a = SpecField(cur, "rootDisk"), b = SpecField(next, "rootDisk");
@@ -67,7 +73,32 @@ Status AdmitUpdate(const ResourceInfo& r, const json& cur, const json& next) {
   return Refuse(r, next, std::move(causes));
 }
 
+namespace {
+
+// A pool is kept while Addresses name it: deleting it would strand their ips (and let them be handed out again
+// if a pool with that range came back). Delete or move the Addresses first.
+Status AdmitPoolDelete(const json& obj, const Store& store) {
+  std::string name = MetaString(obj, "name");
+  StoreListOptions lo;
+  lo.plural = "addresses";
+  std::vector<std::string> users;
+  for (const auto& a : store.List(lo).items) {
+    const json& spec = (*a)["spec"];
+    if (spec.is_object() && spec.value("pool", "") == name) {
+      users.push_back(MetaString(*a, "namespace") + "/" + MetaString(*a, "name"));
+    }
+  }
+  if (users.empty()) return Status::Ok();
+  std::string who;
+  for (size_t i = 0; i < users.size() && i < 5; ++i) who += (i ? ", " : "") + users[i];
+  if (users.size() > 5) who += " and " + std::to_string(users.size() - 5) + " more";
+  return Status(Code::kConflict, "addresspool \"" + name + "\" is used by Address " + who + "; delete those first");
+}
+
+}  // namespace
+
 Status AdmitDelete(const ResourceInfo& r, const json& obj, const Store& store) {
+  if (r.kind == "AddressPool") return AdmitPoolDelete(obj, store);
   if (r.kind != "Volume") return Status::Ok();
   std::string ns = MetaString(obj, "namespace"), name = MetaString(obj, "name");
   StoreListOptions lo;

@@ -27,7 +27,8 @@ bool IsRead(const std::string& verb) { return verb == "get" || verb == "list" ||
 
 // What members create, change and delete; admins also manage the namespace's RoleBindings.
 const std::set<std::string>& CloudKinds() {
-  static const std::set<std::string> k = {"Instance", "Volume", "Network", "Image", "KeyPair", "SecurityGroup"};
+  static const std::set<std::string> k = {"Instance", "Volume",        "Network", "Image",
+                                          "KeyPair",  "SecurityGroup", "Address"};
   return k;
 }
 // Credentials: never readable by a viewer role, only by cluster-admin.
@@ -186,7 +187,8 @@ bool Authorizer::NodeAllows(const UserInfo& user, const RequestAttributes& a, co
   const std::string& kind = a.resource->kind;
   const std::string node = user.NodeName();
   static const std::set<std::string> kReads = {"Instance", "Volume",       "Network",   "Image", "SecurityGroup",
-                                               "Node",     "InstanceType", "Namespace", "Event", "Quota"};
+                                               "Node",     "InstanceType", "Namespace", "Event", "Quota",
+                                               "Address",  "AddressPool"};
   if (IsRead(a.verb)) return kReads.count(kind) > 0;
   if (kind == "Event") return a.verb == "create" || a.verb == "update" || a.verb == "patch";
   if (kind == "Node") {

@@ -12,7 +12,7 @@ namespace {
 const std::map<std::string, std::string>& Counted() {
   static const std::map<std::string, std::string> k = {{"Instance", "instances"},     {"Volume", "volumes"},
                                                        {"Network", "networks"},       {"SecurityGroup", "securitygroups"},
-                                                       {"KeyPair", "keypairs"}};
+                                                       {"KeyPair", "keypairs"},       {"Address", "addresses"}};
   return k;
 }
 
@@ -27,7 +27,8 @@ int64_t IntField(const json& o, const char* a, const char* b) {
 
 const std::vector<std::string>& QuotaResources() {
   static const std::vector<std::string> r = {"instances", "cores",          "ramMiB",  "volumes",
-                                             "gigabytes", "networks",       "securityGroups", "keyPairs"};
+                                             "gigabytes", "networks",       "securityGroups", "keyPairs",
+                                             "addresses"};
   return r;
 }
 
@@ -67,7 +68,13 @@ class Quotas::Reservation {
   std::string key_;
 };
 
-Quotas::Quotas(const Store* store, QuotaAmounts defaults) : store_(store), defaults_(std::move(defaults)) {}
+// Floating addresses are scarce (public addresses): unless the server's defaults say otherwise, a namespace holds at
+// most 10, as nova-network's floating_ips quota.
+inline constexpr int64_t kDefaultAddresses = 10;
+
+Quotas::Quotas(const Store* store, QuotaAmounts defaults) : store_(store), defaults_(std::move(defaults)) {
+  defaults_.emplace("addresses", kDefaultAddresses);
+}
 
 Quotas::Namespace* Quotas::Ns(const std::string& ns) {
   std::lock_guard lock(mu_);
@@ -102,6 +109,8 @@ QuotaAmounts Quotas::UsageOf(const std::string& kind, const json& obj) const {
     u["securityGroups"] = 1;
   } else if (kind == "KeyPair") {
     u["keyPairs"] = 1;
+  } else if (kind == "Address") {
+    u["addresses"] = 1;
   }
   return u;
 }

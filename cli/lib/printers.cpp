@@ -217,6 +217,30 @@ std::vector<Column> ColumnsFor(const ResourceInfo& r) {
             {"EGRESS", [](const json& o, int64_t) { return ArraySize(o, "spec.egress"); }},
             {"AGE", age}};
   }
+  if (k == "Address") {
+    return {{"IP", Path({"status.ip", "spec.ip"})},
+            {"POOL", Path({"spec.pool"})},
+            {"INSTANCE", Path({"spec.instance"})},
+            {"PRIVATE-IP", Path({"status.privateIp"})},
+            {"PHASE", [](const json& o, int64_t) { return Phase(o); }},
+            {"AGE", age},
+            {"NODE", Path({"status.node"}), true},
+            {"READY", [](const json& o, int64_t) { return Ready(o); }, true}};
+  }
+  if (k == "AddressPool") {
+    return {{"CIDR", Path({"spec.cidr"})},
+            {"INTERFACE", Path({"spec.interface"})},
+            {"ALLOCATED", Path({"status.allocated"}, "0")},
+            {"FREE", Path({"status.free"})},
+            {"AGE", age},
+            {"DEFAULT", [](const json& o, int64_t) {
+               // EC2's AllocateAddress takes from the pool labelled stratus.io/default-pool=true.
+               const json& md = o.contains("metadata") ? o["metadata"] : json();
+               bool d = md.is_object() && md.contains("labels") && md["labels"].is_object() &&
+                        md["labels"].value("stratus.io/default-pool", "") == "true";
+               return std::string(d ? "true" : "false");
+             }, true}};
+  }
   return {{"AGE", age}};
 }
 

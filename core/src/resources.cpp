@@ -23,6 +23,8 @@ const std::vector<ResourceInfo>& AllResources() {
       {"Token", "tokens", "token", false, {}, false, {}},
       {"RoleBinding", "rolebindings", "rolebinding", true, {"rb"}, false, {}},
       {"ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, {"crb"}, false, {}},
+      {"Address", "addresses", "address", true, {"addr", "eip", "fip"}, true, {"all"}},
+      {"AddressPool", "addresspools", "addresspool", false, {"ap"}, true, {}},
   };
   return kAll;
 }

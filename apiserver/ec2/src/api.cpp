@@ -141,6 +141,12 @@ const std::map<std::string, Handler>& Handlers() {
       {"DescribeVolumeStatus", DescribeVolumeStatus},
       {"DescribeVolumesModifications", DescribeVolumesModifications},
       {"DescribeSecurityGroupRules", DescribeSecurityGroupRules},
+      // Addresses (addresses.cpp)
+      {"AllocateAddress", AllocateAddress},
+      {"AssociateAddress", AssociateAddress},
+      {"DisassociateAddress", DisassociateAddress},
+      {"ReleaseAddress", ReleaseAddress},
+      {"DescribeAddresses", DescribeAddresses},
   };
   return h;
 }
@@ -274,6 +280,10 @@ Reply Api::Handle(const SignedRequest& req, std::chrono::system_clock::time_poin
         {"DescribeVolumeStatus", {"list", "volumes"}},
         {"DescribeVolumesModifications", {"list", "volumes"}},
         {"DescribeSecurityGroupRules", {"list", "securitygroups"}},
+        // Addresses (addresses.cpp)
+        {"AllocateAddress", {"create", "addresses"}},  {"AssociateAddress", {"patch", "addresses"}},
+        {"DisassociateAddress", {"patch", "addresses"}}, {"ReleaseAddress", {"delete", "addresses"}},
+        {"DescribeAddresses", {"list", "addresses"}},
     };
     auto need = kNeeds.find(*action);
     if (need == kNeeds.end()) {  // every action is in the table: one left out is refused, never let through

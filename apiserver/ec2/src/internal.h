@@ -132,6 +132,16 @@ std::optional<Error> DescribeVolumesModifications(Api*, ApiClient* api, const Ap
 std::optional<Error> DescribeSecurityGroupRules(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> CreateSubnet(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> DeleteSubnet(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+// Addresses (addresses.cpp): Elastic IPs onto Address objects from the default AddressPool.
+// The label that marks the pool AllocateAddress takes from ("stratus.io/default-pool": "true").
+const char* address_default_label();
+std::optional<Error> AllocateAddress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> AssociateAddress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DisassociateAddress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> ReleaseAddress(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DescribeAddresses(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+// The value of tag `key` for `resource` in TagSpecification.N (api.cpp).
+std::string TagValue(const Params& p, const std::string& resource, const std::string& key);
 // Instance types (flavors).
 std::optional<Error> DescribeInstanceTypes(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 

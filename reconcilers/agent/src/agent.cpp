@@ -417,7 +417,8 @@ Status NodeAgent::Start() {
     nopt.netns = m.opts.netns;
     nopt.owner_mark = OwnerMark(m.owner);
     m.net_rec = std::make_unique<network::NetworkReconciler>(m.client, m.networks, m.all_instances, m.groups,
-                                                             m.netdev.get(), nopt);
+                                                             m.netdev.get(), nopt, m.informers->For("addresses"),
+                                                             m.informers->For("addresspools"));
     m.net_ctl = std::make_unique<runtime::Controller>(m.net_rec.get(), 1);
   }
   m.inst_rec = std::make_unique<instance::InstanceReconciler>(m.client, m.instances, m.images, m.flavors, m.hv.get(),

@@ -183,6 +183,17 @@ StatusOr<std::string> RenderRuleset(const FirewallInput& in) {
     nics.emplace_back(&n, *mac);
   }
   std::sort(nics.begin(), nics.end(), [](const auto& a, const auto& b) { return a.first->tap < b.first->tap; });
+  std::set<uint32_t> publics;
+  for (const auto& f : in.floating) {
+    Status s = CheckIf(f.bridge, "bridge of address " + f.owner);
+    if (!s.ok()) return s;
+    if (f.public_ip == 0 || f.private_ip == 0) return InvalidError("address " + f.owner + ": no ip");
+    if (!publics.insert(f.public_ip).second) {
+      return InvalidError("address " + f.owner + ": " + FormatIpv4(f.public_ip) + " is listed twice");
+    }
+  }
+  std::vector<FloatingFirewall> floating = in.floating;
+  std::sort(floating.begin(), floating.end(), [](const auto& a, const auto& b) { return a.public_ip < b.public_ip; });
   std::vector<NetworkFirewall> nets = in.networks;
   std::sort(nets.begin(), nets.end(), [](const auto& a, const auto& b) { return a.bridge < b.bridge; });
 
@@ -192,7 +203,7 @@ StatusOr<std::string> RenderRuleset(const FirewallInput& in) {
   o << "delete table bridge " << kNftTable << "\n";
   o << "table inet " << kNftTable << "\n";
   o << "delete table inet " << kNftTable << "\n";
-  if (nets.empty() && nics.empty()) return o.str();
+  if (nets.empty() && nics.empty() && floating.empty()) return o.str();
 
   // ---- bridge: anti-spoofing per tap ----
   o << "table bridge " << kNftTable << " {\n";
@@ -241,6 +252,13 @@ StatusOr<std::string> RenderRuleset(const FirewallInput& in) {
   if (!filtered.empty()) {
     o << vmap("iifname", "saddr", "out-");
     o << vmap("oifname", "daddr", "in-");
+  }
+  // Floating addresses: connections DNATed to an instance (the vmap above has already applied its security
+  // groups) and its own traffic out, before any network's isolation.
+  for (const auto& f : floating) {
+    o << "    # address " << Comment(f.owner) << "\n";
+    o << "    oifname " << Quote(f.bridge) << " ip daddr " << FormatIpv4(f.private_ip) << " ct status dnat accept\n";
+    o << "    iifname " << Quote(f.bridge) << " ip saddr " << FormatIpv4(f.private_ip) << " accept\n";
   }
   for (const auto& n : nets) {
     std::string br = Quote(n.bridge);
@@ -300,10 +318,26 @@ StatusOr<std::string> RenderRuleset(const FirewallInput& in) {
     }
     o << "  }\n";
   }
+  if (!floating.empty()) {
+    // Inbound for a floating address goes to its instance, from outside (prerouting) and from this host (output).
+    for (const char* hook : {"prerouting", "output"}) {
+      o << "  chain dnat-" << hook << " {\n";
+      o << "    type nat hook " << hook << " priority -100; policy accept;\n";  // dstnat: older nft refuses the name in inet output
+      for (const auto& f : floating) {
+        o << "    ip daddr " << FormatIpv4(f.public_ip) << " dnat ip to " << FormatIpv4(f.private_ip) << "\n";
+      }
+      o << "  }\n";
+    }
+  }
   bool any_nat = std::any_of(nets.begin(), nets.end(), [](const auto& n) { return n.mode == "nat"; });
-  if (any_nat) {
+  if (any_nat || !floating.empty()) {
     o << "  chain postrouting {\n";
     o << "    type nat hook postrouting priority srcnat; policy accept;\n";
+    // First: an instance with a floating address leaves through it rather than through the node's masquerade.
+    for (const auto& f : floating) {
+      o << "    ip saddr " << FormatIpv4(f.private_ip) << " ip daddr != " << f.network.ToString() << " oifname != "
+        << Quote(f.bridge) << " snat ip to " << FormatIpv4(f.public_ip) << "\n";
+    }
     for (const auto& n : nets) {
       if (n.mode != "nat") continue;
       std::string c = n.cidr.ToString();

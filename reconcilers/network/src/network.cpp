@@ -58,9 +58,10 @@ std::string Join(const std::vector<std::string>& v, const std::string& sep) {
 }  // namespace
 
 NetworkReconciler::NetworkReconciler(ApiClient* client, runtime::Informer* networks, runtime::Informer* instances,
-                                     runtime::Informer* groups, host::NetDev* netdev, Options opts)
-    : client_(client), networks_(networks), instances_(instances), groups_(groups), netdev_(netdev),
-      opts_(std::move(opts)), events_(client, "network", opts_.node) {}
+                                     runtime::Informer* groups, host::NetDev* netdev, Options opts,
+                                     runtime::Informer* addresses, runtime::Informer* pools)
+    : client_(client), networks_(networks), instances_(instances), groups_(groups), addresses_(addresses),
+      pools_(pools), netdev_(netdev), opts_(std::move(opts)), events_(client, "network", opts_.node) {}
 
 std::vector<std::string> NetworkReconciler::NetworkKeys(const std::string& key, const json&) {
   return {key, kFirewallKey};
@@ -396,13 +397,81 @@ StatusOr<std::string> NetworkReconciler::RenderNodeRuleset() {
       in.nics.push_back(std::move(nic));
     }
   }
+  in.floating = LocalFloating().rules;
   return RenderRuleset(in);
 }
 
-StatusOr<runtime::Result> NetworkReconciler::SyncFirewall() {
-  if (!networks_->HasSynced() || !instances_->HasSynced() || !groups_->HasSynced()) {
-    return runtime::Result::After(std::chrono::milliseconds(500));
+NetworkReconciler::Floating NetworkReconciler::LocalFloating() {
+  Floating out;
+  if (!addresses_ || !pools_) return out;
+  std::map<std::string, std::pair<Ipv4Net, std::string>> pools;  // name -> (cidr, interface)
+  for (const auto& p : pools_->List()) {
+    if (!p.contains("spec") || !p["spec"].is_object()) continue;
+    auto cidr = ParseCidr(p["spec"].value("cidr", ""));
+    std::string ifname = p["spec"].value("interface", "");
+    if (!cidr.ok() || !host::ValidateIfName(ifname, "spec.interface").ok()) continue;
+    pools[MetaString(p, "name")] = {*cidr, ifname};
+    out.pools[ifname].push_back(*cidr);
   }
+  for (const auto& a : addresses_->List()) {
+    if (!a.contains("spec") || !a["spec"].is_object() || !a.contains("status") || !a["status"].is_object()) continue;
+    std::string ns = MetaString(a, "namespace");
+    std::string inst_name = a["spec"].value("instance", "");
+    auto pub = ParseIpv4(a["status"].value("ip", ""));  // the pool's record, written by the address reconciler
+    auto pool = pools.find(a["spec"].value("pool", ""));
+    if (inst_name.empty() || !pub.ok() || pool == pools.end() || !pool->second.first.Contains(*pub)) continue;
+    if (!MetaString(a, "deletionTimestamp").empty()) continue;
+    json inst = instances_->Get(ns + "/" + inst_name);
+    if (inst.is_null() || NodeOf(inst) != opts_.node) continue;  // another node's lane
+    auto nics = NicsOf(inst);
+    if (nics.empty() || nics[0].first != 0) continue;
+    json net = networks_->Get(ns + "/" + nics[0].second);
+    if (net.is_null()) continue;
+    auto cfg = ParseNetwork(net);
+    auto t = AllocationsFromJson(StatusAllocations(net));
+    if (!cfg.ok() || !t.ok()) continue;
+    uint32_t priv = Lookup(*t, MetaString(inst, "uid"), 0);
+    if (!priv) continue;
+    FloatingFirewall f;
+    f.owner = ns + "/" + MetaString(a, "name");
+    f.public_ip = *pub;
+    f.private_ip = priv;
+    f.bridge = BridgeName(cfg->ns, cfg->name);
+    f.network = cfg->cidr;
+    out.rules.push_back(f);
+    out.want[pool->second.second].insert(FormatIpv4(*pub) + "/32");
+  }
+  return out;
+}
+
+Status NetworkReconciler::SyncFloatingAddresses(const Floating& f) {
+  std::map<std::string, host::LinkState> seen;
+  std::vector<Ipv4Net> all;
+  for (const auto& [ifname, cidrs] : f.pools) {
+    all.insert(all.end(), cidrs.begin(), cidrs.end());
+    auto l = netdev_->Link(ifname);
+    if (!l.ok()) return l.status();
+    seen[ifname] = *l;
+    if (!l->exists && f.want.count(ifname)) {
+      spdlog::warn("network: node {} has no interface {} for floating addresses", opts_.node, ifname);
+    }
+  }
+  Status first;
+  for (const auto& s : PlanFloatingAddresses(f.want, seen, all)) {
+    Status st = s.kind == StepKind::kAddAddress ? netdev_->AddAddress(s.target, s.arg)
+                                                : netdev_->DeleteAddress(s.target, s.arg);
+    if (!st.ok()) {
+      spdlog::warn("network: {} {} on {}: {}", StepKindName(s.kind), s.arg, s.target, st.message());
+      if (first.ok()) first = st;
+    } else {
+      spdlog::info("network: {} on node {}: {}", StepKindName(s.kind), opts_.node, s.reason);
+    }
+  }
+  return first;
+}
+
+StatusOr<runtime::Result> NetworkReconciler::SyncFirewall() {
+  if (!runtime::AllSynced(Reads())) return runtime::Result::After(std::chrono::milliseconds(500));
   auto ruleset = RenderNodeRuleset();
   if (!ruleset.ok()) return ruleset.status();
   std::lock_guard lock(host_mu_);
@@ -424,6 +493,9 @@ StatusOr<runtime::Result> NetworkReconciler::SyncFirewall() {
     if (drifted) spdlog::warn("network: nftables table inet {} was missing on node {}: restored", kNftTable, opts_.node);
     applied_ruleset_ = *ruleset;
   }
+  // After the ruleset: an address answered on the interface is DNATed from its first packet.
+  Status fs = SyncFloatingAddresses(LocalFloating());
+  if (!fs.ok()) return fs;
   // Bridges of Networks that no longer exist (deleted while this agent was down, or torn down elsewhere).
   std::set<std::string> desired;
   for (const auto& obj : networks_->List()) {
@@ -443,7 +515,11 @@ StatusOr<runtime::Result> NetworkReconciler::SyncFirewall() {
 }
 
 std::vector<runtime::WatchSpec> NetworkReconciler::Watches() {
-  return {{networks_, NetworkKeys}, {instances_, InstanceKeys}, {groups_, SecurityGroupKeys}};
+  std::vector<runtime::WatchSpec> w = {{networks_, NetworkKeys}, {instances_, InstanceKeys}, {groups_, SecurityGroupKeys}};
+  // Floating addresses live in the node's ruleset and on the pools' interfaces: any change wakes the ruleset.
+  if (addresses_) w.push_back({addresses_, SecurityGroupKeys});
+  if (pools_) w.push_back({pools_, SecurityGroupKeys});
+  return w;
 }
 
 }  // namespace stratus::network

@@ -173,4 +173,36 @@ std::vector<std::string> OrphanBridges(const std::vector<std::string>& observed,
   return out;
 }
 
+std::vector<Step> PlanFloatingAddresses(const std::map<std::string, std::set<std::string>>& want,
+                                        const std::map<std::string, host::LinkState>& seen,
+                                        const std::vector<Ipv4Net>& pools) {
+  std::vector<Step> steps;
+  static const std::set<std::string> kNone;
+  for (const auto& [ifname, link] : seen) {
+    if (!link.exists) continue;
+    auto w = want.find(ifname);
+    const std::set<std::string>& wanted = w == want.end() ? kNone : w->second;
+    for (const auto& a : link.ipv4) {
+      auto slash = a.find('/');
+      if (slash == std::string::npos || a.substr(slash) != "/32") continue;
+      auto ip = ParseIpv4(a.substr(0, slash));
+      if (!ip.ok()) continue;
+      bool ours = std::any_of(pools.begin(), pools.end(), [&](const Ipv4Net& p) { return p.Contains(*ip); });
+      if (ours && !wanted.count(a)) {
+        steps.push_back({StepKind::kDeleteAddress, ifname, a, 0, "floating address " + a + " is no longer associated here"});
+      }
+    }
+  }
+  for (const auto& [ifname, addrs] : want) {
+    auto l = seen.find(ifname);
+    if (l == seen.end() || !l->second.exists) continue;
+    for (const auto& a : addrs) {
+      if (std::find(l->second.ipv4.begin(), l->second.ipv4.end(), a) == l->second.ipv4.end()) {
+        steps.push_back({StepKind::kAddAddress, ifname, a, 0, "floating address " + a + " associated here"});
+      }
+    }
+  }
+  return steps;
+}
+
 }  // namespace stratus::network

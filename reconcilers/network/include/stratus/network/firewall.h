@@ -74,9 +74,21 @@ struct NicFirewall {
   NicRules rules;
 };
 
+// A floating address associated with an instance NIC on this node: inbound traffic for `public_ip` is DNATed to
+// `private_ip` (then filtered by the NIC's security groups like any ingress), and the NIC's traffic leaving its
+// network is SNATed to `public_ip` (ahead of the network's masquerade).
+struct FloatingFirewall {
+  std::string owner;       // namespace/name of the Address, for comments
+  uint32_t public_ip = 0;
+  uint32_t private_ip = 0;
+  std::string bridge;      // the bridge of the instance's network
+  Ipv4Net network;         // the cidr of that network (traffic inside it is not SNATed)
+};
+
 struct FirewallInput {
   std::vector<NetworkFirewall> networks;
   std::vector<NicFirewall> nics;
+  std::vector<FloatingFirewall> floating;
 };
 
 // The whole ruleset in `nft -f` syntax: it first deletes our two tables (creating them empty first so the

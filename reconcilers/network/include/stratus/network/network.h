@@ -47,10 +47,18 @@ class NetworkReconciler : public runtime::Reconciler {
 
   // `networks`, `instances` and `groups` are informers over all namespaces of networks, instances (all nodes:
   // peer groups and "in use" need them) and securitygroups. `netdev` acts in this process's network namespace.
+  // `addresses` and `pools` (optional, all namespaces) bring floating addresses: for each Address whose
+  // spec.instance runs on this node, DNAT/SNAT in the ruleset and the /32 on its pool's interface.
   NetworkReconciler(ApiClient* client, runtime::Informer* networks, runtime::Informer* instances,
-                    runtime::Informer* groups, host::NetDev* netdev, Options opts);
+                    runtime::Informer* groups, host::NetDev* netdev, Options opts,
+                    runtime::Informer* addresses = nullptr, runtime::Informer* pools = nullptr);
   std::string Name() const override { return "network"; }
-  std::vector<const runtime::Informer*> Reads() const override { return {networks_, instances_, groups_}; }
+  std::vector<const runtime::Informer*> Reads() const override {
+    std::vector<const runtime::Informer*> r = {networks_, instances_, groups_};
+    if (addresses_) r.push_back(addresses_);
+    if (pools_) r.push_back(pools_);
+    return r;
+  }
   std::vector<runtime::WatchSpec> Watches() override;
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
@@ -63,9 +71,19 @@ class NetworkReconciler : public runtime::Reconciler {
   // The ruleset this node should have now (exposed for tests and `describe`).
   StatusOr<std::string> RenderNodeRuleset();
 
+  // The floating addresses this node makes reachable now, and the /32s they need on the pools' interfaces
+  // (interface -> "ip/32"); `pools` receives every pool's cidr by interface (what may be swept).
+  struct Floating {
+    std::vector<FloatingFirewall> rules;
+    std::map<std::string, std::set<std::string>> want;
+    std::map<std::string, std::vector<Ipv4Net>> pools;
+  };
+  Floating LocalFloating();
+
  private:
   StatusOr<runtime::Result> ReconcileNetwork(const std::string& key);
   StatusOr<runtime::Result> SyncFirewall();
+  Status SyncFloatingAddresses(const Floating& f);
   Status Teardown(const std::string& bridge, const std::string& vlan_link);
   // True when `link` carries another Stratus' owner mark (see Options::owner_mark).
   bool Foreign(const host::LinkState& link) const {
@@ -82,6 +100,8 @@ class NetworkReconciler : public runtime::Reconciler {
   runtime::Informer* networks_;
   runtime::Informer* instances_;
   runtime::Informer* groups_;
+  runtime::Informer* addresses_ = nullptr;
+  runtime::Informer* pools_ = nullptr;
   host::NetDev* netdev_;
   Options opts_;
   runtime::EventRecorder events_;

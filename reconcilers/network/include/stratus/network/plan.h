@@ -89,6 +89,15 @@ std::vector<Step> PlanNetwork(const DesiredNetwork& want, const ObservedNetwork&
 // The steps that remove the network from the host: stop dnsmasq, delete the bridge and VLAN link.
 std::vector<Step> PlanTeardown(const std::string& bridge, const std::string& vlan_link, const ObservedNetwork& seen);
 
+// Floating addresses answered on the pools' interfaces: each associated address of an instance on this node is
+// added to its pool's interface as a /32 (so the kernel answers ARP for it and the DNAT in the ruleset takes the
+// traffic), and any /32 inside a pool's cidr on a pool interface that is no longer wanted is removed (addresses of
+// the pools are ours; nothing else on those interfaces is touched). `want`: interface -> "a.b.c.d/32";
+// `seen`: the state of each pool interface. A missing interface gets no steps (the caller reports it).
+std::vector<Step> PlanFloatingAddresses(const std::map<std::string, std::set<std::string>>& want,
+                                        const std::map<std::string, host::LinkState>& seen,
+                                        const std::vector<Ipv4Net>& pools);
+
 // Bridges carrying our prefix that no desired network claims (left behind by a network deleted while the agent
 // was down): to be torn down.
 std::vector<std::string> OrphanBridges(const std::vector<std::string>& observed, const std::set<std::string>& desired);
