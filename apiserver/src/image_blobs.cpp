@@ -54,7 +54,8 @@ StatusOr<ImageBlobs::Upload> ImageBlobs::Begin(const std::string& ns, const std:
   if (!MetaString(*img, "deletionTimestamp").empty()) {
     return Status(Code::kConflict, "image \"" + name + "\" is being deleted");
   }
-  if ((*img)["spec"].contains("source")) {
+  const json& spec = (*img)["spec"];
+  if (spec.contains("source") && spec["source"].is_object() && spec["source"].contains("url")) {
     return Status(Code::kConflict, "image \"" + name + "\" imports from spec.source.url; only an image without "
                                    "spec.source takes uploaded data");
   }
