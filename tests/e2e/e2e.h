@@ -125,4 +125,15 @@ class E2eTest : public ::testing::Test {
   std::vector<std::string> domains_;
 };
 
+// E2e tests whose guests have private addresses: libvirtd must run in a network namespace of its own.
+class NetnsE2eTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    E2eTest::SetUp();
+    if (HasFatalFailure()) return;
+    std::string why = PrivateNetnsProblem();
+    if (!why.empty()) GTEST_FAIL() << why;
+  }
+};
+
 }  // namespace stratus::testing

@@ -12,13 +12,11 @@
 namespace stratus::testing {
 namespace {
 
-class Ec2E2eTest : public E2eTest {
+class Ec2E2eTest : public NetnsE2eTest {
  protected:
   void SetUp() override {
-    E2eTest::SetUp();
+    NetnsE2eTest::SetUp();
     if (HasFatalFailure()) return;
-    std::string why = PrivateNetnsProblem();
-    if (!why.empty()) GTEST_FAIL() << why;
     if (!fs::exists(kAwsCli)) GTEST_FAIL() << kAwsCli << " is missing: scripts/install-deps.sh installs awscli";
     if (!fs::exists(fs::path(GuestDir()) / "rootfs.qcow2")) GTEST_FAIL() << "missing rootfs.qcow2: run build-guest.sh";
   }

@@ -14,16 +14,14 @@
 namespace stratus::testing {
 namespace {
 
-class NetworkE2eTest : public E2eTest {
+class NetworkE2eTest : public NetnsE2eTest {
  protected:
   void SetUp() override {
-    E2eTest::SetUp();
+    NetnsE2eTest::SetUp();
     if (HasFatalFailure()) return;
-    std::string why = PrivateNetnsProblem();
-    if (!why.empty()) GTEST_FAIL() << why;
   }
   void TearDown() override {
-    E2eTest::TearDown();
+    NetnsE2eTest::TearDown();
     // dnsmasq daemonises away from the agent: stop the ones our agent started (pid files in our data dir) when a
     // failed test left them running.
     std::error_code ec;

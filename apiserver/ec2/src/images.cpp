@@ -69,6 +69,33 @@ std::optional<Error> CheckImageName(const std::string& name) {
   return std::nullopt;
 }
 
+// Makes the disk Image RegisterImage and CreateImage describe: named by `name` when that is a DNS label (else
+// generated, the EC2 name kept in an annotation), with its description and tags, and answers its id.
+std::optional<Error> MakeImage(ApiClient* api, const Call& c, Response* r, const std::string& name,
+                               const std::optional<std::string>& description, json md, const json& source) {
+  if (ValidateDns1123Label(name, "Name").ok()) {
+    md["name"] = name;
+  } else {
+    md["generateName"] = "ami-";
+    md["annotations"][kNameAnnotation] = name;
+  }
+  if (description && !description->empty()) md["annotations"][kDescriptionAnnotation] = *description;
+  Tags tags;
+  if (auto err = SpecTags(c.params, {"image"}, "image", &tags)) return err;
+  PutTags(&md, tags);
+  json obj = {{"apiVersion", "stratus.io/v1"}, {"kind", "Image"}, {"metadata", md},
+              {"spec", {{"type", "disk"}, {"source", source}}}};
+  auto made = api->Create("images", c.caller->ns, obj);
+  if (!made.ok()) {
+    if (made.status().code() == Code::kAlreadyExists) return Error{"InvalidAMIName.Duplicate", "AMI name " + name + " is already in use", 400};
+    if (made.status().code() == Code::kInvalid || made.status().code() == Code::kBadRequest) return InvalidParameterValue(made.status().message());
+    if (made.status().reason() == "QuotaExceeded") return Error{"ResourceLimitExceeded", made.status().message(), 400};
+    return FromStatus(made.status());
+  }
+  AddText(r->root(), "imageId", Ec2IdOf(*made));
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string ImageDefault(const json& image, const std::string& param) {
@@ -177,29 +204,7 @@ std::optional<Error> RegisterImage(Api*, ApiClient* api, const ApiOptions&, cons
     if (!found) return Error{"InvalidAMIID.NotFound", "The image id '[" + *id + "]' does not exist", 400};
     md["annotations"][key] = *id;
   }
-  if (ValidateDns1123Label(*name, "Name").ok()) {
-    md["name"] = *name;
-  } else {
-    md["generateName"] = "ami-";
-    md["annotations"][kNameAnnotation] = *name;
-  }
-  if (description && !description->empty()) md["annotations"][kDescriptionAnnotation] = *description;
-  Tags tags;
-  if (auto err = SpecTags(c.params, {"image"}, "image", &tags)) return err;
-  PutTags(&md, tags);
-  json obj = {{"apiVersion", "stratus.io/v1"},
-              {"kind", "Image"},
-              {"metadata", md},
-              {"spec", {{"type", "disk"}, {"source", {{"url", *location}}}}}};
-  auto made = api->Create("images", c.caller->ns, obj);
-  if (!made.ok()) {
-    if (made.status().code() == Code::kAlreadyExists) return Error{"InvalidAMIName.Duplicate", "AMI name " + *name + " is already in use", 400};
-    if (made.status().code() == Code::kInvalid || made.status().code() == Code::kBadRequest) return InvalidParameterValue(made.status().message());
-    if (made.status().reason() == "QuotaExceeded") return Error{"ResourceLimitExceeded", made.status().message(), 400};
-    return FromStatus(made.status());
-  }
-  AddText(r->root(), "imageId", Ec2IdOf(*made));
-  return std::nullopt;
+  return MakeImage(api, c, r, *name, description, md, {{"url", *location}});
 }
 
 std::optional<Error> DeregisterImage(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r) {
@@ -284,29 +289,7 @@ std::optional<Error> CreateImage(Api*, ApiClient* api, const ApiOptions&, const 
       if (!want.empty() && Name(img) == want) md["annotations"][key] = Ec2IdOf(img);
     }
   }
-  if (ValidateDns1123Label(*name, "Name").ok()) {
-    md["name"] = *name;
-  } else {
-    md["generateName"] = "ami-";
-    md["annotations"][kNameAnnotation] = *name;
-  }
-  if (description && !description->empty()) md["annotations"][kDescriptionAnnotation] = *description;
-  Tags tags;
-  if (auto err = SpecTags(c.params, {"image"}, "image", &tags)) return err;
-  PutTags(&md, tags);
-  json obj = {{"apiVersion", "stratus.io/v1"},
-              {"kind", "Image"},
-              {"metadata", md},
-              {"spec", {{"type", "disk"}, {"source", {{"volume", root}}}}}};
-  auto made = api->Create("images", c.caller->ns, obj);
-  if (!made.ok()) {
-    if (made.status().code() == Code::kAlreadyExists) return Error{"InvalidAMIName.Duplicate", "AMI name " + *name + " is already in use", 400};
-    if (made.status().code() == Code::kInvalid || made.status().code() == Code::kBadRequest) return InvalidParameterValue(made.status().message());
-    if (made.status().reason() == "QuotaExceeded") return Error{"ResourceLimitExceeded", made.status().message(), 400};
-    return FromStatus(made.status());
-  }
-  AddText(r->root(), "imageId", Ec2IdOf(*made));
-  return std::nullopt;
+  return MakeImage(api, c, r, *name, description, md, {{"volume", root}});
 }
 
 }  // namespace stratus::ec2::actions
