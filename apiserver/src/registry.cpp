@@ -361,12 +361,11 @@ void Registry::UpdateFrom(const ResourceInfo& r, const ObjectKey& key, const Sto
   if (!next.ok()) return done(next.status());
   if (*next == *cur.object) return done(cur);  // no-op: keep the resourceVersion
   if (IsDeleting(*next) && !HasFinalizers(*next)) {
-    store_->DeleteAsync(key, expected_rv, [this, key, gone = *next, done = std::move(done)](StatusOr<StoredObject> d) {
-      if (d.ok()) {
-        spdlog::debug("object finalized and removed: key={}", key.ToString());
-        RecordTombstone(gone);
-      }
-      done(std::move(d));
+    RecordTombstone(*next, [this, key, expected_rv, done = std::move(done)]() mutable {
+      store_->DeleteAsync(key, expected_rv, [key, done = std::move(done)](StatusOr<StoredObject> d) {
+        if (d.ok()) spdlog::debug("object finalized and removed: key={}", key.ToString());
+        done(std::move(d));
+      });
     });
     return;
   }
@@ -535,19 +534,18 @@ void Registry::DeleteAttempt(const ResourceInfo* r, ObjectKey key, std::string p
     next["metadata"]["deletionTimestamp"] = NowRfc3339();
     store_->UpdateAsync(key, std::move(next), cur_rv, std::move(finish));
   } else {
-    store_->DeleteAsync(key, cur_rv, [this, gone = obj, finish = std::move(finish)](StatusOr<StoredObject> res) {
-      if (res.ok()) RecordTombstone(gone);
-      finish(std::move(res));
+    RecordTombstone(obj, [this, key, cur_rv, finish = std::move(finish)]() mutable {
+      store_->DeleteAsync(key, cur_rv, std::move(finish));
     });
   }
 }
 
-void Registry::RecordTombstone(const json& gone) {
-  if (gone.value("kind", "") != "Instance") return;
+void Registry::RecordTombstone(const json& gone, std::function<void()> then) {
   const ResourceInfo* events = FindByKind("Event");
-  if (events == nullptr) return;
   std::string ns = MetaString(gone, "namespace"), name = MetaString(gone, "name"), uid = MetaString(gone, "uid");
-  if (ns.empty() || name.empty() || uid.size() < 8) return;
+  if (gone.value("kind", "") != "Instance" || events == nullptr || ns.empty() || name.empty() || uid.size() < 8) {
+    return then();
+  }
   // What a terminated instance still shows (EC2's describe-instances lists it as terminated for an hour).
   const json spec = gone.value("spec", json::object());
   json shown = json::object();
@@ -570,9 +568,13 @@ void Registry::RecordTombstone(const json& gone) {
              {"firstTimestamp", now},
              {"lastTimestamp", now},
              {"source", {{"component", "apiserver"}}}};
-  CreateAsync(*events, ns, std::move(ev), [ns, name](StatusOr<StoredObject> res) {
+  CreateAsync(*events, ns, std::move(ev), [ns, name, then = std::move(then)](StatusOr<StoredObject> res) {
     // A namespace being emptied refuses new objects: its instances leave no tombstone, as they leave nothing else.
-    if (!res.ok()) spdlog::debug("tombstone not recorded: instance={}/{} error={}", ns, name, res.status().ToString());
+    // A removal retried after a conflict finds its tombstone made already.
+    if (!res.ok() && res.status().code() != Code::kAlreadyExists) {
+      spdlog::debug("tombstone not recorded: instance={}/{} error={}", ns, name, res.status().ToString());
+    }
+    then();
   });
 }
 

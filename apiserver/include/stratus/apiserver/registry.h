@@ -110,9 +110,11 @@ class Registry {
   Status ValidateObject(const ResourceInfo& r, const json& obj) const;
   Status RunValidators(const ResourceInfo& r, const json& obj) const;
 
-  // After an Instance left the store: an Event (reason Terminated, label kTombstoneLabel) that keeps what EC2's
-  // describe-instances shows of a terminated instance. Best effort.
-  void RecordTombstone(const json& gone);
+  // Before an Instance leaves the store: an Event (reason Terminated, label kTombstoneLabel) that keeps what EC2's
+  // describe-instances shows of a terminated instance; then `then` (the removal). Written first, so that a reader
+  // that no longer finds the Instance finds its tombstone (a live Instance wins over one). Best effort: `then`
+  // runs whatever the Event's write answered; for other kinds at once.
+  void RecordTombstone(const json& gone, std::function<void()> then);
 
   // Writes each Quota's status (used, hard) when it differs from what the objects use now.
   void RefreshQuotaStatus();
