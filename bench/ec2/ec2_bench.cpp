@@ -582,6 +582,7 @@ struct Options {
   int run_timeout_s = 300;
   int request_timeout_ms = 300000;
   std::string json_file;
+  bool phase_run = true, phase_describe = true;
 };
 
 double ProcCpuSeconds(int pid) {
@@ -636,9 +637,9 @@ void RunInstances(Target* t, const Options& o, int n) {
   }
 }
 
-// Polls DescribeInstances every 100 ms until every id in t->ids is running (16). Returns the number of polls;
-// throws after the timeout.
-int WaitRunning(const Target& t, const Options& o, Clock::time_point since, int* running_out) {
+// Polls DescribeInstances every 100 ms until every id in t.ids is running (16) -- or, with no ids, until it lists
+// exactly `total` instances, all running. Returns the number of polls; throws after --run-timeout.
+int WaitRunning(const Target& t, const Options& o, Clock::time_point since, int total, int* running_out) {
   int polls = 0;
   while (true) {
     Response r = Call(t, kDescribe, o.request_timeout_ms);
@@ -646,15 +647,33 @@ int WaitRunning(const Target& t, const Options& o, Clock::time_point since, int*
     if (r.code != 200) throw std::runtime_error(t.name + ": DescribeInstances: " + ErrorOf(r));
     auto states = InstanceStates(r.body);
     int running = 0;
-    for (const auto& id : t.ids) running += states.count(id) && states[id] == 16;
+    bool done;
+    if (!t.ids.empty()) {
+      for (const auto& id : t.ids) running += states.count(id) && states[id] == 16;
+      done = running == int(t.ids.size());
+    } else {
+      for (const auto& [id, code] : states) running += code == 16;
+      done = running == total && int(states.size()) == total;
+    }
     *running_out = running;
-    if (running == int(t.ids.size())) return polls;
+    if (done) return polls;
     if (SecondsSince(since) > o.run_timeout_s) {
-      throw std::runtime_error(t.name + ": only " + std::to_string(running) + " of " + std::to_string(t.ids.size()) +
-                               " instances running after " + std::to_string(o.run_timeout_s) + " s");
+      throw std::runtime_error(t.name + ": only " + std::to_string(running) + " of " +
+                               std::to_string(t.ids.empty() ? total : int(t.ids.size())) + " instances running after " +
+                               std::to_string(o.run_timeout_s) + " s");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
+}
+
+// The image RunInstances uses: the first ami- DescribeImages shows.
+void FindImage(Target* t, const Options& o) {
+  if (!t->image.empty()) return;
+  Response r = Call(*t, "Action=DescribeImages&Version=2016-11-15", o.request_timeout_ms);
+  if (r.code != 200) throw std::runtime_error(t->name + ": DescribeImages: " + ErrorOf(r));
+  t->image = FirstText(r.body, "imageId", "ami-");
+  if (t->image.empty()) throw std::runtime_error(t->name + ": DescribeImages shows no ami- image");
+  Log(t->name + ": image " + t->image);
 }
 
 std::string Fmt(double v, int prec = 1) {
@@ -669,6 +688,21 @@ std::vector<int> ParseList(const std::string& s) {
   std::string p;
   while (std::getline(in, p, ',')) out.push_back(std::stoi(p));
   return out;
+}
+
+void PrintRun(const Options& o, const std::vector<Target>& targets, std::map<std::string, json>& run_res) {
+  if (!o.phase_run || o.run <= 0) return;
+  std::cout << "\n### RunInstances of " << o.run << " instances (" << (o.run + o.batch - 1) / o.batch << " calls of "
+            << o.batch << ") until all are running\n\n";
+  std::cout << "| target | calls returned | **all running** | DescribeInstances polls | server CPU s |\n"
+               "|---|---:|---:|---:|---:|\n";
+  for (const auto& t : targets) {
+    const json& r = run_res[t.name];
+    std::cout << "| " << t.name << " | " << Fmt(r["calls_returned_s"].get<double>(), 2) << " s | **"
+              << Fmt(r["all_running_s"].get<double>(), 2) << " s** | " << r["describe_polls"].get<int>() << " | "
+              << Fmt(r["server_cpu_s"].get<double>(), 2) << " |\n";
+  }
+  std::cout << std::flush;
 }
 
 int Main(int argc, char** argv) {
@@ -698,11 +732,16 @@ int Main(int argc, char** argv) {
     else if (a == "--run-timeout") o.run_timeout_s = std::stoi(next());
     else if (a == "--request-timeout") o.request_timeout_ms = std::stoi(next()) * 1000;
     else if (a == "--json") o.json_file = next();
+    else if (a == "--phases") {
+      std::string p = next();
+      o.phase_run = p.find("run") != std::string::npos;
+      o.phase_describe = p.find("describe") != std::string::npos;
+    }
     else if (a == "-h" || a == "--help") {
       std::cout << "usage: ec2_bench --stratus URL --stratus-key-id ID --stratus-secret SECRET [--moto URL]\n"
                    "  [--stratus-pid PID] [--moto-pid PID] [--clients 1,8,32] [--duration 10] [--min-requests 10]\n"
                    "  [--instances 1000] [--run 200] [--batch 20] [--instance-type m1.small] [--run-timeout 300]\n"
-                   "  [--request-timeout 300] [--json FILE]\n";
+                   "  [--request-timeout 300] [--phases run,describe] [--json FILE]\n";
       return 0;
     } else {
       throw std::runtime_error("unknown argument " + a);
@@ -729,21 +768,15 @@ int Main(int argc, char** argv) {
   json out = {{"options",
                {{"clients", o.clients}, {"duration_s", o.duration}, {"min_requests", o.min_requests},
                 {"instances", o.instances}, {"run", o.run}, {"batch", o.batch}, {"instance_type", o.instance_type}}}};
-  // The image each RunInstances uses: the first ami- DescribeImages shows.
-  for (auto& t : targets) {
-    Response r = Call(t, "Action=DescribeImages&Version=2016-11-15", o.request_timeout_ms);
-    if (r.code != 200) throw std::runtime_error(t.name + ": DescribeImages: " + ErrorOf(r));
-    t.image = FirstText(r.body, "imageId", "ami-");
-    if (t.image.empty()) throw std::runtime_error(t.name + ": DescribeImages shows no ami- image");
-    Response d = Call(t, kDescribe, o.request_timeout_ms);
-    if (d.code != 200) throw std::runtime_error(t.name + ": DescribeInstances: " + ErrorOf(d));
-    if (!InstanceStates(d.body).empty()) throw std::runtime_error(t.name + ": not empty; start it fresh");
-    Log(t.name + ": image " + t.image);
-  }
-
   // 1. RunInstances of --run instances until all are running.
   std::map<std::string, json> run_res;
-  if (o.run > 0) {
+  if (o.phase_run && o.run > 0) {
+    for (auto& t : targets) {
+      FindImage(&t, o);
+      Response d = Call(t, kDescribe, o.request_timeout_ms);
+      if (d.code != 200) throw std::runtime_error(t.name + ": DescribeInstances: " + ErrorOf(d));
+      if (!InstanceStates(d.body).empty()) throw std::runtime_error(t.name + ": has instances already; start it fresh");
+    }
     for (auto& t : targets) {
       Log(t.name + ": RunInstances of " + std::to_string(o.run) + " in calls of " + std::to_string(o.batch));
       double cpu0 = ProcCpuSeconds(t.pid);
@@ -751,7 +784,7 @@ int Main(int argc, char** argv) {
       RunInstances(&t, o, o.run);
       double returned = SecondsSince(t0);
       int running = 0;
-      int polls = WaitRunning(t, o, t0, &running);
+      int polls = WaitRunning(t, o, t0, 0, &running);
       double total = SecondsSince(t0);
       double cpu1 = ProcCpuSeconds(t.pid);
       run_res[t.name] = {{"instances", o.run},      {"calls", (o.run + o.batch - 1) / o.batch},
@@ -763,22 +796,36 @@ int Main(int argc, char** argv) {
   }
   out["run"] = run_res;
 
-  // 2. Preload up to --instances, all running.
+  if (!o.phase_describe) {
+    PrintRun(o, targets, run_res);
+    if (!o.json_file.empty()) std::ofstream(o.json_file) << out.dump(1) << "\n";
+    return 0;
+  }
+  // 2. Preload: RunInstances until the target lists --instances instances (what it holds already counts: run.sh may
+  // have applied Instances through the main API), then wait until all are running.
   for (auto& t : targets) {
-    int more = o.instances - int(t.ids.size());
+    t.ids.clear();
+    Response d = Call(t, kDescribe, o.request_timeout_ms);
+    if (d.code != 200) throw std::runtime_error(t.name + ": DescribeInstances: " + ErrorOf(d));
+    int have = int(InstanceStates(d.body).size());
+    int more = o.instances - have;
     auto t0 = Clock::now();
+    if (more < 0) throw std::runtime_error(t.name + " holds " + std::to_string(have) + " instances, more than --instances");
     if (more > 0) {
-      Log(t.name + ": preloading " + std::to_string(more) + " more instances");
+      Log(t.name + ": has " + std::to_string(have) + " instances; RunInstances of " + std::to_string(more) + " more");
+      FindImage(&t, o);
       RunInstances(&t, o, more);
+      t.ids.clear();
     }
     int running = 0;
-    WaitRunning(t, o, t0, &running);
+    WaitRunning(t, o, t0, o.instances, &running);
     Log(t.name + ": " + std::to_string(running) + " instances running (preload " + Fmt(SecondsSince(t0), 1) + " s)");
-    out["preload"][t.name] = {{"instances", running}, {"seconds", SecondsSince(t0)}, {"server_rss_mib", RssMiB(t.pid)}};
+    out["preload"][t.name] = {{"had", have},
+                              {"ran", std::max(more, 0)},
+                              {"instances", running},
+                              {"seconds", SecondsSince(t0)},
+                              {"server_rss_mib", RssMiB(t.pid)}};
   }
-  // Let the reconcilers settle (status writes after Running) before measuring reads.
-  std::this_thread::sleep_for(std::chrono::seconds(2));
-
   // 3. DescribeInstances of all of them at each concurrency level; stratus then moto per level.
   std::map<std::string, std::map<int, Stats>> res;
   for (int c : o.clients) {
@@ -860,17 +907,7 @@ int Main(int argc, char** argv) {
       if (!s.first_error.empty()) std::cout << "  - " << c << " connections, first error: " << s.first_error << "\n";
     }
   }
-  if (o.run > 0) {
-    std::cout << "\n### RunInstances of " << o.run << " instances (" << (o.run + o.batch - 1) / o.batch
-              << " calls of " << o.batch << ") until all are running\n\n";
-    std::cout << "| target | calls returned | **all running** | DescribeInstances polls | server CPU s |\n|---|---:|---:|---:|---:|\n";
-    for (const auto& t : targets) {
-      const json& r = run_res[t.name];
-      std::cout << "| " << t.name << " | " << Fmt(r["calls_returned_s"].get<double>(), 2) << " s | **"
-                << Fmt(r["all_running_s"].get<double>(), 2) << " s** | " << r["describe_polls"].get<int>() << " | "
-                << Fmt(r["server_cpu_s"].get<double>(), 2) << " |\n";
-    }
-  }
+  PrintRun(o, targets, run_res);
   std::cout << std::flush;
   if (!o.json_file.empty()) std::ofstream(o.json_file) << out.dump(1) << "\n";
   for (const auto& t : targets) {
