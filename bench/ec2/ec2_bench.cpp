@@ -20,7 +20,8 @@
 //
 // Usage: ec2_bench --stratus URL --stratus-key-id ID --stratus-secret SECRET [--moto URL] [--stratus-pid PID]
 //                  [--moto-pid PID] [--clients 1,8,32] [--duration 10] [--min-requests 10] [--instances 1000]
-//                  [--run 200] [--batch 20] [--instance-type m1.small] [--run-timeout 300] [--json FILE]
+//                  [--run 200] [--batch 20] [--instance-type m1.small] [--run-timeout 300] [--phases run,describe]
+//                  [--json FILE]
 // Prints markdown to stdout; --json writes every number. Exit 3 when a target stopped answering.
 
 #include <arpa/inet.h>

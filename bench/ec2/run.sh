@@ -72,7 +72,7 @@ cleanup() {
   stop_pid "$MOTO_PID"
   cp "$WORK"/*.log "$OUT/" 2>/dev/null
   if [[ ${BENCH_KEEP_DATA:-0} = 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-  exit $rc
+  exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -210,4 +210,4 @@ timeout "${BENCH_TIMEOUT:-900}" "$BENCH" --phases describe --stratus "$EC2_URL" 
   tee -a "$OUT/results.md" || rc=${PIPESTATUS[0]}
 echo "- load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/results.md"
 if [[ $rc -ne 0 ]]; then log "ec2_bench (part 2) exited with status $rc (3: a server stopped answering; 124: timed out)"; fi
-exit $rc
+exit "$rc"
