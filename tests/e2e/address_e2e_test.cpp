@@ -38,23 +38,8 @@ class AddressE2eTest : public NetnsE2eTest {
   void SetUp() override {
     NetnsE2eTest::SetUp();
     if (HasFatalFailure()) return;
-    std::string tag = std::to_string(::getpid() % 100000);
-    outside_ = "st-out-" + tag;
-    node_if_ = "fip" + tag;
-    outside_if_ = "fipo" + tag;
-    ASSERT_EQ(Ip({"netns", "add", outside_}).exit_code, 0);
-    made_netns_ = true;
-    auto r = Ip({"-n", NetnsName(), "link", "add", node_if_, "type", "veth", "peer", "name", outside_if_, "netns", outside_});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    for (auto args : std::vector<std::vector<std::string>>{
-             {"-n", NetnsName(), "addr", "add", "10.98.0.1/24", "dev", node_if_},
-             {"-n", NetnsName(), "link", "set", node_if_, "up"},
-             {"-n", outside_, "addr", "add", "10.98.0.2/24", "dev", outside_if_},
-             {"-n", outside_, "link", "set", outside_if_, "up"},
-             {"-n", outside_, "link", "set", "lo", "up"}}) {
-      r = Ip(args);
-      ASSERT_EQ(r.exit_code, 0) << r.err;
-    }
+    std::string err = outside_.Make("fip", "10.98.0");
+    ASSERT_TRUE(err.empty()) << err;
   }
   void TearDown() override {
     if (listener_ > 0) {
@@ -62,8 +47,6 @@ class AddressE2eTest : public NetnsE2eTest {
       ::waitpid(listener_, nullptr, 0);
     }
     NetnsE2eTest::TearDown();
-    // The node's end goes with its peer's namespace.
-    if (made_netns_) (void)Ip({"netns", "del", outside_});
     std::error_code ec;
     fs::path nets = dir_.path() / "data" / "agent" / "networks";
     if (!fs::exists(nets, ec)) return;
@@ -75,18 +58,8 @@ class AddressE2eTest : public NetnsE2eTest {
       if (cmd.find(e.path().string()) != std::string::npos) ::kill(static_cast<pid_t>(pid), SIGTERM);
     }
   }
-  static RunResult Ip(std::vector<std::string> args) {
-    args.insert(args.begin(), "/bin/ip");
-    return stratus::testing::Run(args, "", {}, 30);
-  }
-  // An HTTP GET from the outside namespace; the body, "" when nothing answered.
-  std::string OutsideGet(const std::string& url) {
-    auto r = stratus::testing::Run({"/bin/ip", "netns", "exec", outside_, "/usr/bin/curl", "-s", "--max-time", "3", url}, "", {}, 30);
-    return r.exit_code == 0 ? r.out : "";
-  }
 
-  std::string outside_, node_if_, outside_if_;
-  bool made_netns_ = false;
+  OutsideNetns outside_;
   pid_t listener_ = 0;
 };
 
@@ -110,7 +83,7 @@ TEST_F(AddressE2eTest, FloatingAddressInAndOut) {
 
   // The outside listener the guest probes.
   std::string listener_log = (dir_.path() / "outside.log").string();
-  listener_ = SpawnLogged({"/bin/ip", "netns", "exec", outside_, "/usr/bin/python3", "-u", "-c", kOutsideListener,
+  listener_ = SpawnLogged({"/bin/ip", "netns", "exec", outside_.name, "/usr/bin/python3", "-u", "-c", kOutsideListener,
                            "10.98.0.2", "8081"},
                           listener_log);
   ASSERT_TRUE(Eventually([&] { return ReadFile(listener_log).find("LISTENING") != std::string::npos; }, 30))
@@ -124,7 +97,7 @@ TEST_F(AddressE2eTest, FloatingAddressInAndOut) {
              "apiVersion: stratus.io/v1\nkind: SecurityGroup\nmetadata: {name: web}\nspec:\n  ingress:\n"
              "    - {protocol: tcp, fromPort: 8080, toPort: 8080, cidr: 0.0.0.0/0}\n---\n"
              "apiVersion: stratus.io/v1\nkind: AddressPool\nmetadata: {name: fip-" + tag + "}\n"
-             "spec: {cidr: 10.98.0.16/28, interface: " + node_if_ + "}\n---\n"
+             "spec: {cidr: 10.98.0.16/28, interface: " + outside_.node_if + "}\n---\n"
              "apiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: " + vm + "}\nspec:\n  instanceType: m1.small\n"
              "  kernelImage: demo-kernel\n  ramdiskImage: demo-initrd\n"
              "  kernelArgs: \"stratus.hostname=" + vm + " stratus.listen=8080 stratus.probe=10.98.0.2:8081\"\n"
@@ -146,12 +119,10 @@ TEST_F(AddressE2eTest, FloatingAddressInAndOut) {
   ASSERT_EQ(fip.rfind("10.98.0.", 0), 0u) << addr.dump(2);
 
   // The node answers the address on the pool's interface.
-  EXPECT_TRUE(Eventually([&] {
-    return Ip({"-n", NetnsName(), "-4", "addr", "show", "dev", node_if_}).out.find(fip + "/32") != std::string::npos;
-  }, 60)) << dump();
+  EXPECT_TRUE(Eventually([&] { return outside_.NodeHas(fip); }, 60)) << dump();
 
   // 1. Inbound: the outside reaches the guest's listener through the floating address (DNAT, group allows 8080).
-  EXPECT_TRUE(Eventually([&] { return OutsideGet("http://" + fip + ":8080/").find("STRATUS-PEER " + vm) != std::string::npos; },
+  EXPECT_TRUE(Eventually([&] { return outside_.Get("http://" + fip + ":8080/").find("STRATUS-PEER " + vm) != std::string::npos; },
                          90, 500))
       << "outside -> " << fip << ":8080" << dump();
 
@@ -166,21 +137,19 @@ TEST_F(AddressE2eTest, FloatingAddressInAndOut) {
                   "apiVersion: stratus.io/v1\nkind: SecurityGroup\nmetadata: {name: web}\nspec:\n  ingress:\n"
                   "    - {protocol: tcp, fromPort: 22, toPort: 22, cidr: 0.0.0.0/0}\n");
   ASSERT_EQ(ap.exit_code, 0) << ap.err;
-  EXPECT_TRUE(Eventually([&] { return OutsideGet("http://" + fip + ":8080/").empty(); }, 60, 500)) << dump();
+  EXPECT_TRUE(Eventually([&] { return outside_.Get("http://" + fip + ":8080/").empty(); }, 60, 500)) << dump();
   ap = server.Ctl({"apply", "-f", "-"},
                   "apiVersion: stratus.io/v1\nkind: SecurityGroup\nmetadata: {name: web}\nspec:\n  ingress:\n"
                   "    - {protocol: tcp, fromPort: 8080, toPort: 8080, cidr: 0.0.0.0/0}\n");
   ASSERT_EQ(ap.exit_code, 0) << ap.err;
-  EXPECT_TRUE(Eventually([&] { return !OutsideGet("http://" + fip + ":8080/").empty(); }, 60, 500)) << dump();
+  EXPECT_TRUE(Eventually([&] { return !outside_.Get("http://" + fip + ":8080/").empty(); }, 60, 500)) << dump();
 
   // 4. Disassociated: the /32 leaves the interface and the address answers no more.
   auto p = server.Http("PATCH", std::string(kNs) + "/addresses/pub", R"({"spec":{"instance":null}})",
                        "application/merge-patch+json");
   ASSERT_EQ(p.code, 200) << p.body;
-  EXPECT_TRUE(Eventually([&] {
-    return Ip({"-n", NetnsName(), "-4", "addr", "show", "dev", node_if_}).out.find(fip + "/32") == std::string::npos;
-  }, 60)) << dump();
-  EXPECT_TRUE(Eventually([&] { return OutsideGet("http://" + fip + ":8080/").empty(); }, 30, 500)) << dump();
+  EXPECT_TRUE(Eventually([&] { return !outside_.NodeHas(fip); }, 60)) << dump();
+  EXPECT_TRUE(Eventually([&] { return outside_.Get("http://" + fip + ":8080/").empty(); }, 30, 500)) << dump();
 
   // Delete everything; the bridge goes with its network.
   EXPECT_EQ(server.Ctl({"delete", "address", "pub"}).exit_code, 0);

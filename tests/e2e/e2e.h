@@ -136,4 +136,58 @@ class NetnsE2eTest : public E2eTest {
   }
 };
 
+// An "outside" for floating addresses: a network namespace of its own, joined to the node's (NetnsName()) by a veth
+// pair. The node's end (`node_if`, PREFIX.1/24) serves as an AddressPool's interface; the outside end has PREFIX.2.
+// Removed with its namespace (the node's end goes with its peer).
+class OutsideNetns {
+ public:
+  OutsideNetns() = default;
+  OutsideNetns(const OutsideNetns&) = delete;
+  OutsideNetns& operator=(const OutsideNetns&) = delete;
+  ~OutsideNetns() {
+    if (made_) (void)Ip({"netns", "del", name});
+  }
+  // `tag` keeps names apart (at most 6 characters: interface names have 15); `prefix` is "A.B.C". "" or what failed.
+  std::string Make(const std::string& tag, const std::string& prefix) {
+    std::string id = tag + std::to_string(::getpid() % 100000);
+    name = "st-out-" + id;
+    node_if = "n" + id;
+    outside_if = "o" + id;
+    node_ip = prefix + ".1";
+    outside_ip = prefix + ".2";
+    RunResult r = Ip({"netns", "add", name});
+    if (r.exit_code != 0) return "ip netns add " + name + ": " + r.err;
+    made_ = true;
+    for (auto args : std::vector<std::vector<std::string>>{
+             {"-n", NetnsName(), "link", "add", node_if, "type", "veth", "peer", "name", outside_if, "netns", name},
+             {"-n", NetnsName(), "addr", "add", node_ip + "/24", "dev", node_if},
+             {"-n", NetnsName(), "link", "set", node_if, "up"},
+             {"-n", name, "addr", "add", outside_ip + "/24", "dev", outside_if},
+             {"-n", name, "link", "set", outside_if, "up"},
+             {"-n", name, "link", "set", "lo", "up"}}) {
+      r = Ip(args);
+      if (r.exit_code != 0) return "ip " + args[2] + " " + args[3] + ": " + r.err;
+    }
+    return "";
+  }
+  // An HTTP GET from the outside; the body, "" when nothing answered within 3 s.
+  std::string Get(const std::string& url) const {
+    auto r = Run({"/bin/ip", "netns", "exec", name, "/usr/bin/curl", "-s", "--max-time", "3", url}, "", {}, 30);
+    return r.exit_code == 0 ? r.out : "";
+  }
+  // Whether the node answers `ip` on its end (the /32 a floating address puts there).
+  bool NodeHas(const std::string& ip) const {
+    return Ip({"-n", NetnsName(), "-4", "addr", "show", "dev", node_if}).out.find(ip + "/32") != std::string::npos;
+  }
+  static RunResult Ip(std::vector<std::string> args) {
+    args.insert(args.begin(), "/bin/ip");
+    return Run(args, "", {}, 30);
+  }
+
+  std::string name, node_if, outside_if, node_ip, outside_ip;
+
+ private:
+  bool made_ = false;
+};
+
 }  // namespace stratus::testing

@@ -1,9 +1,10 @@
 // The seed's workflow end to end with the real awscli on real TCG guests, as a tenant (a member of `default` with an
 // access key): zones and images, a key pair imported, two instances run and waited for, their private addresses,
 // a security group, a 1 GiB volume created, attached (the guest sees the disk appear), detached, stop/start/reboot
-// (the guest boots again), the console output, an image of a running instance's root disk that a new instance
-// boots, terminate and wait terminated, the volume and key deleted; and at
-// each step the same objects through `stratusctl get`. Runs in the network namespace libvirtd runs in.
+// (the guest boots again), a floating address allocated and associated through which an "outside" network
+// namespace reaches the guest's listener, the console output, an image of a running instance's root disk that a new
+// instance boots, terminate and wait terminated, the volume and key deleted; and at each step the same objects
+// through `stratusctl get`. Runs in the network namespace libvirtd runs in.
 #include <gtest/gtest.h>
 
 #include "../integration/aws_cli.h"
@@ -19,7 +20,10 @@ class Ec2E2eTest : public NetnsE2eTest {
     if (HasFatalFailure()) return;
     if (!fs::exists(kAwsCli)) GTEST_FAIL() << kAwsCli << " is missing: scripts/install-deps.sh installs awscli";
     if (!fs::exists(fs::path(GuestDir()) / "rootfs.qcow2")) GTEST_FAIL() << "missing rootfs.qcow2: run build-guest.sh";
+    std::string err = outside_.Make("ec2", "10.97.0");
+    ASSERT_TRUE(err.empty()) << err;
   }
+  OutsideNetns outside_;
 };
 
 json Parse(const RunResult& r) {
@@ -52,7 +56,9 @@ TEST_F(Ec2E2eTest, AwscliDrivesTheWholeWorkflowOnRealGuests) {
                        "apiVersion: stratus.io/v1\nkind: InstanceType\nmetadata: {name: m1.small}\n"
                        "spec: {vcpus: 1, memoryMiB: 256}\n---\n"
                        "apiVersion: stratus.io/v1\nkind: Network\nmetadata: {name: default}\n"
-                       "spec: {cidr: 10.79.0.0/24, mode: nat}\n");
+                       "spec: {cidr: 10.79.0.0/24, mode: nat}\n---\n"
+                       "apiVersion: stratus.io/v1\nkind: AddressPool\nmetadata: {name: public-" + outside_.node_if + "}\n"
+                       "spec: {cidr: 10.97.0.16/28, interface: " + outside_.node_if + "}\n");
   ASSERT_EQ(ap.exit_code, 0) << ap.out << ap.err;
   // The tenant: alice, a member of `default`, with an access key.
   ASSERT_FALSE(server.MakeUser("alice", "default", "member").empty());
@@ -60,7 +66,7 @@ TEST_F(Ec2E2eTest, AwscliDrivesTheWholeWorkflowOnRealGuests) {
   ASSERT_TRUE(key.contains("status")) << key.dump();
   AwsCli aws{"https://" + ec2_port.hostport(), server.ca_file(), (dir_.path() / "home").string(),
              key["spec"].value("accessKeyId", ""), key["status"].value("secretAccessKey", "")};
-  std::vector<std::string> ids;
+  std::vector<std::string> ids, names;  // EC2 ids and the Instances' names
   auto get_json = [&](const std::string& what) { return json::parse(server.Ctl({"get", what, "-o", "json"}).out, nullptr, false); };
   auto console = [&](const std::string& id) {
     RunResult r = aws({"get-console-output", "--instance-id", id});
@@ -103,7 +109,8 @@ TEST_F(Ec2E2eTest, AwscliDrivesTheWholeWorkflowOnRealGuests) {
   for (const auto& id : ids) {
     json listed = json::parse(server.Ctl({"get", "instances", "-l", "ec2.stratus.io/id=" + id, "-o", "json"}).out, nullptr, false);
     ASSERT_EQ(listed.value("items", json::array()).size(), 1u) << "stratusctl finds " << id << " by its EC2 id";
-    domains_.push_back("stratus_default_" + listed["items"][0]["metadata"].value("name", ""));
+    names.push_back(listed["items"][0]["metadata"].value("name", ""));
+    domains_.push_back("stratus_default_" + names.back());
   }
   say("run-instances answered");
   r = aws({"wait", "instance-running", "--instance-ids", ids[0], ids[1]}, 600);
@@ -174,7 +181,11 @@ TEST_F(Ec2E2eTest, AwscliDrivesTheWholeWorkflowOnRealGuests) {
   ASSERT_TRUE(Eventually([&] { return !disk_line("STRATUS-DISK-REMOVED").empty(); }, 120, 1000))
       << "the guest sees the disk go" << dump();
 
-  // Stop and start one, reboot the other: each boots its root disk again.
+  // Stop and start one, reboot the other: each boots its root disk again. The operator gives the stopped one a
+  // listener on 8080 (the test guest's kernel argument), which it has from its next start on.
+  auto ka = server.Http("PATCH", std::string(kNs) + "/instances/" + names[1], R"({"spec":{"kernelArgs":"stratus.listen=8080"}})",
+                        "application/merge-patch+json");
+  ASSERT_EQ(ka.code, 200) << ka.body;
   r = aws({"stop-instances", "--instance-ids", ids[1]});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = aws({"wait", "instance-stopped", "--instance-ids", ids[1]}, 300);
@@ -191,6 +202,40 @@ TEST_F(Ec2E2eTest, AwscliDrivesTheWholeWorkflowOnRealGuests) {
         << id << " booted a second time" << dump();
   }
   say("stopped, started and rebooted");
+
+  // A floating address: the web group lets the outside's 10.97.0.0/24 in on 8080 and goes onto the listening
+  // instance; allocated from the pool, associated, the outside reaches the guest's listener through it (DNAT).
+  ASSERT_TRUE(Eventually([&] { return console(ids[1]).find("STRATUS-LISTEN 8080") != std::string::npos; }, 120, 1000))
+      << dump();
+  r = aws({"authorize-security-group-ingress", "--group-id", sg, "--protocol", "tcp", "--port", "8080", "--cidr", "10.97.0.0/24"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = aws({"modify-instance-attribute", "--instance-id", ids[1], "--groups", sg});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = aws({"allocate-address", "--domain", "vpc"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string alloc = Parse(r).value("AllocationId", ""), fip = Parse(r).value("PublicIp", "");
+  ASSERT_EQ(alloc.rfind("eipalloc-", 0), 0u) << r.out;
+  ASSERT_EQ(fip.rfind("10.97.0.", 0), 0u) << r.out;
+  r = aws({"associate-address", "--instance-id", ids[1], "--allocation-id", alloc});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string assoc = Parse(r).value("AssociationId", "");
+  ASSERT_EQ(assoc.rfind("eipassoc-", 0), 0u) << r.out;
+  json addrs = json::parse(server.Ctl({"get", "addresses", "-l", "ec2.stratus.io/id=" + alloc, "-o", "json"}).out, nullptr, false);
+  ASSERT_EQ(addrs.value("items", json::array()).size(), 1u) << addrs.dump();
+  EXPECT_EQ(addrs["items"][0]["spec"].value("instance", ""), names[1]) << addrs.dump();
+  ASSERT_TRUE(Eventually([&] { return outside_.Get("http://" + fip + ":8080/").find("STRATUS-PEER") != std::string::npos; }, 120, 1000))
+      << "outside -> " << fip << ":8080" << dump();
+  r = aws({"describe-addresses", "--allocation-ids", alloc});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Parse(r)["Addresses"][0].value("InstanceId", ""), ids[1]) << r.out;
+  EXPECT_EQ(Parse(r)["Addresses"][0].value("PrivateIpAddress", ""), ip[ids[1]]) << r.out;
+  say("reached through floating address " + fip);
+  r = aws({"disassociate-address", "--association-id", assoc});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Eventually([&] { return !outside_.NodeHas(fip); }, 60)) << "the /32 leaves the node" << dump();
+  EXPECT_TRUE(Eventually([&] { return outside_.Get("http://" + fip + ":8080/").empty(); }, 60, 1000)) << dump();
+  r = aws({"release-address", "--allocation-id", alloc});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
 
   // An image of the first instance's root disk (crash-consistent, the guest keeps running); an instance launched
   // from it boots that disk: its boot counter goes on from the copy's.
