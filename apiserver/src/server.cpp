@@ -10,11 +10,13 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -23,6 +25,7 @@
 #include "stratus/apiserver/auth.h"
 #include "stratus/apiserver/image_blobs.h"
 #include "stratus/apiserver/rate_limit.h"
+#include "stratus/apiserver/table.h"
 #include "stratus/apiserver/query.h"
 #include "stratus/apiserver/watch_filter.h"
 #include "stratus/core/object.h"
@@ -584,12 +587,26 @@ struct ApiServer::Impl {
     }
 
     if (m == methods::GET) {
+      // kubectl get asks for a meta.k8s.io Table: the columns stratusctl get prints.
+      std::optional<IncludeObject> table;
+      auto accept = req.headers().find("Accept");
+      if (accept != req.headers().end() && WantsTable(accept->second)) {
+        auto inc = ParseIncludeObject(query.count("includeObject") ? query.at("includeObject") : "");
+        if (!inc.ok()) return ReplyStatus(req, inc.status());
+        table = *inc;
+      }
       if (!name.empty()) {
         *verb = "GET";
         at.verb = "get";
         if (!Allowed(req, call)) return 403;
         auto enc = registry->GetEncoded(*r, ns, name);
         if (!enc.ok()) return ReplyStatus(req, enc.status());
+        if (table) {
+          json o = json::parse(**enc);
+          json meta = {{"resourceVersion", MetaString(o, "resourceVersion")}};
+          Reply(req, 200, TableOf(*r, {&o}, meta, *table, std::time(nullptr)));
+          return 200;
+        }
         ReplyJsonText(req, 200, **enc);
         return 200;
       }
@@ -599,7 +616,7 @@ struct ApiServer::Impl {
       if (!Allowed(req, call)) return 403;
       if (params->watch) {
         *verb = "WATCH";
-        return StartWatch(req, *r, ns, *params);
+        return StartWatch(req, *r, ns, *params, table);
       }
       *verb = "LIST";
       ListRequest lr;
@@ -609,6 +626,13 @@ struct ApiServer::Impl {
       lr.limit = params->limit;
       auto list = registry->ListEncoded(*r, ns, lr);
       if (!list.ok()) return ReplyStatus(req, list.status());
+      if (table) {
+        json l = json::parse(*list);
+        std::vector<const json*> items;
+        for (const auto& o : l["items"]) items.push_back(&o);
+        Reply(req, 200, TableOf(*r, items, l["metadata"], *table, std::time(nullptr)));
+        return 200;
+      }
       ReplyJsonText(req, 200, std::move(*list));
       return 200;
     }
@@ -883,7 +907,14 @@ struct ApiServer::Impl {
 
   // --- watch ---------------------------------------------------------------------------------------------------
 
-  int StartWatch(http_request& req, const ResourceInfo& r, const std::string& ns, const ListParams& params) {
+  // With `table`, every event's object is a one-row Table (kubectl get -w), else the object itself.
+  int StartWatch(http_request& req, const ResourceInfo& r, const std::string& ns, const ListParams& params,
+                 std::optional<IncludeObject> table) {
+    auto line = [r, table](const std::string& type, const json& o, const std::string& encoded) {
+      if (!table) return WatchLine(type, encoded);
+      json meta = {{"resourceVersion", MetaString(o, "resourceVersion")}};
+      return WatchLine(type, TableOf(r, {&o}, meta, *table, std::time(nullptr)).dump(-1, ' ', false, json::error_handler_t::replace));
+    };
     auto ls = LabelSelector::Parse(params.label_selector);
     if (!ls.ok()) return ReplyStatus(req, ls.status());
     auto fs = FieldSelector::Parse(params.field_selector);
@@ -908,18 +939,18 @@ struct ApiServer::Impl {
         const json& o = *cur.items[i];
         if (!filter->Matches(o)) continue;
         filter->Seed(o);
-        stream->Send(WatchLine("ADDED", *cur.encoded[i]));
+        stream->Send(line("ADDED", o, *cur.encoded[i]));
       }
       after = cur.rv;
     }
     std::weak_ptr<WatchStream> weak = stream;
     // The sink runs on the store's publishing thread only, so the filter needs no lock.
-    auto sub = registry->store()->Watch(r.plural, wns, after, [weak, filter](const StoreEvent& e) {
+    auto sub = registry->store()->Watch(r.plural, wns, after, [weak, filter, line](const StoreEvent& e) {
       auto s = weak.lock();
       if (!s) return;
       std::string type = filter->Translate(e.type, *e.object);
       if (type.empty()) return;
-      s->Send(WatchLine(type, *e.encoded));
+      s->Send(line(type, *e.object, *e.encoded));
     });
     if (!sub.ok()) return ReplyStatus(req, sub.status());
     stream->sub = std::move(*sub);

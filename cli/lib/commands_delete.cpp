@@ -3,7 +3,7 @@
 #include "lib/commands.h"
 #include "lib/common.h"
 #include "lib/manifests.h"
-#include "lib/printers.h"
+#include "stratus/core/columns.h"
 #include "lib/targets.h"
 #include "lib/util.h"
 #include "stratus/core/object.h"

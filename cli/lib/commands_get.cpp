@@ -4,7 +4,7 @@
 
 #include "lib/commands.h"
 #include "lib/common.h"
-#include "lib/printers.h"
+#include "stratus/core/columns.h"
 #include "lib/table.h"
 #include "lib/targets.h"
 #include "lib/util.h"

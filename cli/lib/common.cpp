@@ -2,7 +2,7 @@
 
 #include <ctime>
 
-#include "lib/printers.h"
+#include "stratus/core/columns.h"
 #include "lib/util.h"
 #include "stratus/core/object.h"
 #include "stratus/core/yaml.h"

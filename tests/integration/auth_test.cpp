@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
 #include <regex>
 
 #include "harness.h"
@@ -354,6 +355,26 @@ TEST(AuthKubectlTest, KubectlWithAGeneratedKubeconfigActsAsThatUser) {
   auto get = kubectl(config, {"get", "volumes.stratus.io"});
   EXPECT_EQ(get.exit_code, 0) << get.err;
   EXPECT_NE(get.out.find("data-1"), std::string::npos) << get.out;
+  // kubectl prints the columns stratusctl prints (the server answers its Table request), narrow and wide.
+  auto words = [](const std::string& out) {
+    std::istringstream first(out.substr(0, out.find('\n')));
+    std::vector<std::string> w;
+    for (std::string x; first >> x;) w.push_back(x);
+    return w;
+  };
+  for (std::vector<std::string> extra : {std::vector<std::string>{}, std::vector<std::string>{"-o", "wide"}}) {
+    std::vector<std::string> kargs = {"get", "volumes.stratus.io"};
+    std::vector<std::string> sargs = {StratusctlBin(), "--server", server.url(), "--certificate-authority",
+                                      server.ca_file(), "--token", alice, "-n", "team-a", "get", "volumes"};
+    kargs.insert(kargs.end(), extra.begin(), extra.end());
+    sargs.insert(sargs.end(), extra.begin(), extra.end());
+    auto k = kubectl(config, kargs);
+    auto s = stratus::testing::Run(sargs, "", env);
+    ASSERT_EQ(k.exit_code, 0) << k.err;
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+    EXPECT_GT(words(k.out).size(), 2u) << k.out;
+    EXPECT_EQ(words(k.out), words(s.out)) << "kubectl:\n" << k.out << "stratusctl:\n" << s.out;
+  }
   // Across namespaces: refused, in Kubernetes' words.
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"get", "volumes.stratus.io", "-n", "team-b"},

@@ -1,5 +1,5 @@
-// How stratusctl shows objects: table columns per kind (as `get` prints them), and small accessors that the
-// printers, `describe` and `wait` share.
+// How objects are shown as tables, by stratusctl get and by the API server's meta.k8s.io Table: columns per kind,
+// and small accessors that the printers, `describe` and `wait` share.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +9,7 @@
 #include "stratus/core/resources.h"
 #include "stratus/core/status.h"
 
-namespace stratus::cli {
+namespace stratus {
 
 struct TableOptions {
   bool wide = false;            // -o wide: extra columns
@@ -39,4 +39,4 @@ std::string LabelsText(const json& obj);
 // "Downloading 45%, Ready=False (Downloading: fetching http://...)". Used by `wait` to show progress.
 std::string ProgressSummary(const json& obj);
 
-}  // namespace stratus::cli
+}  // namespace stratus

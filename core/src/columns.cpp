@@ -1,11 +1,11 @@
-#include "lib/printers.h"
+#include "stratus/core/columns.h"
 
 #include <functional>
 
-#include "lib/util.h"
+#include "stratus/core/json_text.h"
 #include "stratus/core/object.h"
 
-namespace stratus::cli {
+namespace stratus {
 
 namespace {
 
@@ -354,4 +354,4 @@ std::string ProgressSummary(const json& obj) {
   return Join(parts, ", ");
 }
 
-}  // namespace stratus::cli
+}  // namespace stratus
