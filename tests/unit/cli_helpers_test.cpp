@@ -3,7 +3,7 @@
 
 #include "lib/common.h"
 #include "lib/diff.h"
-#include "lib/printers.h"
+#include "stratus/core/columns.h"
 #include "lib/table.h"
 #include "lib/targets.h"
 #include "lib/util.h"
