@@ -58,14 +58,13 @@
 #include "stratus/core/sha256.h"
 #include "stratus/ec2/sigv4.h"
 
+#include "common/bench_common.h"
+
 using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using namespace bench;  // Clock, MsSince, Response, ResponseParser, /proc readings, Fmt
 
 namespace {
 
-double MsSince(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
 double SecondsSince(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
 
 void Log(const std::string& s) { std::cerr << "[ec2_bench] " << s << std::endl; }
@@ -145,118 +144,6 @@ const char* kDescribe = "Action=DescribeInstances&Version=2016-11-15";
 
 // ------------------------------------------------------------------------------------------------------------------
 // HTTP/1.1: incremental response parser (Content-Length or chunked) and an epoll closed-loop driver.
-
-struct Response {
-  int code = 0;
-  std::string body;
-};
-
-class ResponseParser {
- public:
-  void Reset() {
-    buf_.clear();
-    pos_ = 0;
-    state_ = kHead;
-    resp_ = Response();
-    chunked_ = false;
-    len_ = -1;
-    close_ = false;
-  }
-  bool Feed(const char* p, size_t n) {
-    buf_.append(p, n);
-    while (true) {
-      switch (state_) {
-        case kHead: {
-          auto e = buf_.find("\r\n\r\n", pos_);
-          if (e == std::string::npos) return false;
-          ParseHead(buf_.substr(pos_, e - pos_));
-          pos_ = e + 4;
-          if (chunked_) {
-            state_ = kChunkSize;
-          } else if (len_ >= 0) {
-            state_ = kBody;
-          } else {
-            throw std::runtime_error("response without Content-Length or chunked encoding");
-          }
-          break;
-        }
-        case kBody:
-          if (buf_.size() - pos_ < size_t(len_)) return false;
-          resp_.body = buf_.substr(pos_, size_t(len_));
-          pos_ += size_t(len_);
-          state_ = kDone;
-          return true;
-        case kChunkSize: {
-          auto e = buf_.find("\r\n", pos_);
-          if (e == std::string::npos) return false;
-          size_t sz = std::strtoul(buf_.c_str() + pos_, nullptr, 16);
-          pos_ = e + 2;
-          if (sz == 0) {
-            state_ = kTrailer;
-          } else {
-            len_ = (long long)sz;
-            state_ = kChunkData;
-          }
-          break;
-        }
-        case kChunkData:
-          if (buf_.size() - pos_ < size_t(len_) + 2) return false;
-          resp_.body.append(buf_, pos_, size_t(len_));
-          pos_ += size_t(len_) + 2;
-          state_ = kChunkSize;
-          break;
-        case kTrailer: {
-          auto e = buf_.find("\r\n", pos_);
-          if (e == std::string::npos) return false;
-          bool empty = e == pos_;
-          pos_ = e + 2;
-          if (empty) {
-            state_ = kDone;
-            return true;
-          }
-          break;
-        }
-        case kDone:
-          return true;
-      }
-    }
-  }
-  bool started() const { return !buf_.empty(); }
-  bool close_after() const { return close_; }
-  Response& response() { return resp_; }
-
- private:
-  void ParseHead(const std::string& head) {
-    std::istringstream in(head);
-    std::string line;
-    std::getline(in, line);
-    auto sp = line.find(' ');
-    if (line.compare(0, 5, "HTTP/") != 0 || sp == std::string::npos) throw std::runtime_error("bad status line: " + line);
-    resp_.code = std::atoi(line.c_str() + sp + 1);
-    if (line.compare(0, 8, "HTTP/1.0") == 0) close_ = true;
-    while (std::getline(in, line)) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      auto colon = line.find(':');
-      if (colon == std::string::npos) continue;
-      std::string name = line.substr(0, colon), value = line.substr(colon + 1);
-      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-      std::transform(value.begin(), value.end(), value.begin(), [](unsigned char c) { return std::tolower(c); });
-      if (name == "content-length") len_ = std::atoll(value.c_str());
-      if (name == "transfer-encoding" && value.find("chunked") != std::string::npos) chunked_ = true;
-      if (name == "connection" && value.find("close") != std::string::npos) close_ = true;
-      if (name == "connection" && value.find("keep-alive") != std::string::npos) close_ = false;
-    }
-    if (resp_.code == 204 || resp_.code == 304) len_ = 0;
-  }
-
-  enum State { kHead, kBody, kChunkSize, kChunkData, kTrailer, kDone } state_ = kHead;
-  std::string buf_;
-  size_t pos_ = 0;
-  Response resp_;
-  bool chunked_ = false;
-  long long len_ = -1;
-  bool close_ = false;
-};
 
 int ConnectTo(const Target& t) {
   addrinfo hints{};
@@ -586,40 +473,6 @@ struct Options {
   bool phase_run = true, phase_describe = true;
 };
 
-double ProcCpuSeconds(int pid) {
-  if (pid <= 0) return -1;
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string text;
-  if (!std::getline(f, text)) return -1;
-  auto close = text.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::istringstream in(text.substr(close + 2));
-  std::string field;
-  double utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && in >> field; ++i) {
-    if (i == 14) utime = std::stod(field);
-    if (i == 15) stime = std::stod(field);
-  }
-  return (utime + stime) / double(sysconf(_SC_CLK_TCK));
-}
-
-double SelfCpuSeconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  auto sec = [](const timeval& tv) { return double(tv.tv_sec) + double(tv.tv_usec) / 1e6; };
-  return sec(ru.ru_utime) + sec(ru.ru_stime);
-}
-
-double RssMiB(int pid) {
-  if (pid <= 0) return -1;
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  }
-  return -1;
-}
-
 // RunInstances of `n` instances in calls of at most `batch`; appends the ids made to t->ids.
 void RunInstances(Target* t, const Options& o, int n) {
   for (int done = 0; done < n;) {
@@ -675,12 +528,6 @@ void FindImage(Target* t, const Options& o) {
   t->image = FirstText(r.body, "imageId", "ami-");
   if (t->image.empty()) throw std::runtime_error(t->name + ": DescribeImages shows no ami- image");
   Log(t->name + ": image " + t->image);
-}
-
-std::string Fmt(double v, int prec = 1) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.*f", prec, v);
-  return b;
 }
 
 std::vector<int> ParseList(const std::string& s) {
