@@ -37,7 +37,7 @@ bool IsCredential(const std::string& kind) { return kind == "Token" || kind == "
 // Paths every authenticated caller may read (Kubernetes' system:discovery).
 bool IsDiscoveryPath(const std::string& p) {
   return p == "/" || p == "/api" || p == "/apis" || p == "/apis/stratus.io" || p == "/apis/stratus.io/v1" ||
-         p == "/version";
+         p == "/version" || p == "/openapi";
 }
 
 std::string Spec(const json& o, const char* field) {

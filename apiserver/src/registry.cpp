@@ -445,30 +445,61 @@ void Registry::PatchAsync(const ResourceInfo& r, const std::string& ns, const st
                std::move(done));
 }
 
+StatusOr<json> Registry::Patched(const ResourceInfo& r, const ObjectKey& key, const json& curobj, const json& patch,
+                                 bool json_patch, bool* pins) const {
+  json patched;
+  if (json_patch) {
+    try {
+      patched = curobj.patch(patch);
+    } catch (const std::exception& e) {
+      return Status(Code::kInvalid, std::string("the JSON patch could not be applied: ") + e.what());
+    }
+  } else {
+    patched = ApplyMergePatch(curobj, patch);
+  }
+  if (!patched.is_object()) return BadRequest("the patched object is not an object");
+  std::string rv_text = MetaString(patched, "resourceVersion");
+  *pins = rv_text != curobj.at("metadata").value("resourceVersion", "");
+  if (*pins && ResourceVersionOf(patched) != ResourceVersionOf(curobj)) return ModifiedConflict(r, key.name);
+  if (MetaString(patched, "name") != key.name) return BadRequest("metadata.name cannot be changed by a patch");
+  return patched;
+}
+
+StatusOr<json> Registry::DryRunCreate(const ResourceInfo& r, const std::string& ns, json obj) const {
+  return PrepareCreate(r, ns, std::move(obj));
+}
+
+StatusOr<json> Registry::DryRunUpdate(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                                      const json* obj, const json* patch, bool json_patch, bool status_only) const {
+  ObjectKey key{r.plural, r.namespaced ? ns : "", name};
+  auto cur = store_->Get(key);
+  if (!cur.ok()) return NotFound(Describe(r, name) + " not found");
+  if (obj == nullptr && patch == nullptr) return **cur;  // a delete: what is stored stays as it is
+  json next;
+  if (patch != nullptr) {
+    if (!json_patch && !patch->is_object()) return BadRequest("a merge patch must be a JSON object");
+    if (json_patch && !patch->is_array()) return BadRequest("a JSON patch must be an array of operations");
+    bool pins = false;
+    auto p = Patched(r, key, **cur, *patch, json_patch, &pins);
+    if (!p.ok()) return p.status();
+    next = std::move(*p);
+  } else {
+    next = *obj;
+  }
+  return PrepareUpdate(r, key, **cur, std::move(next), status_only);
+}
+
 void Registry::PatchAttempt(const ResourceInfo* r, ObjectKey key, std::shared_ptr<const json> patch,
                             bool status_only, bool json_patch, int attempt, Done done) {
   if (attempt >= kMaxConflictRetries) return done(TooManyWriters(*r, key.name));
   auto cur = store_->GetStored(key);
   if (!cur.ok()) return done(NotFound(Describe(*r, key.name) + " not found"));
   const json& curobj = *cur->object;
-  json patched;
-  if (json_patch) {
-    try {
-      patched = curobj.patch(*patch);
-    } catch (const std::exception& e) {
-      return done(Status(Code::kInvalid, std::string("the JSON patch could not be applied: ") + e.what()));
-    }
-  } else {
-    patched = ApplyMergePatch(curobj, *patch);
-  }
-  if (!patched.is_object()) return done(BadRequest("the patched object is not an object"));
   uint64_t cur_rv = ResourceVersionOf(curobj);
-  std::string rv_text = MetaString(patched, "resourceVersion");
-  uint64_t pinned = ResourceVersionOf(patched);
-  bool pins = rv_text != curobj.at("metadata").value("resourceVersion", "");
-  if (pins && pinned != cur_rv) return done(ModifiedConflict(*r, key.name));
-  if (MetaString(patched, "name") != key.name) return done(BadRequest("metadata.name cannot be changed by a patch"));
-  UpdateFrom(*r, key, *cur, std::move(patched), status_only, cur_rv,
+  bool pins = false;
+  auto patched = Patched(*r, key, curobj, *patch, json_patch, &pins);
+  if (!patched.ok()) return done(patched.status());
+  UpdateFrom(*r, key, *cur, std::move(*patched), status_only, cur_rv,
              [this, r, key, patch, status_only, json_patch, pins, attempt, done](StatusOr<StoredObject> res) {
                if (!res.ok() && res.status().code() == Code::kConflict && !pins) {
                  return PatchAttempt(r, key, patch, status_only, json_patch, attempt + 1, done);

@@ -24,6 +24,7 @@
 #include "stratus/apiserver/console.h"
 #include "stratus/apiserver/auth.h"
 #include "stratus/apiserver/image_blobs.h"
+#include "stratus/apiserver/openapi.h"
 #include "stratus/apiserver/rate_limit.h"
 #include "stratus/apiserver/table.h"
 #include "stratus/apiserver/query.h"
@@ -500,6 +501,32 @@ struct ApiServer::Impl {
       Reply(req, 200, {{"major", "0"}, {"minor", "1"}, {"gitVersion", "v0.1.0"}, {"platform", "linux/amd64"}});
       return 200;
     }
+    if (seg[0] == "openapi") {
+      *verb = "OPENAPI";
+      if (!allowed_path("/openapi")) return 403;
+      static const OpenApiDocs docs = BuildOpenApi(SchemaRegistry::Builtin());
+      if (seg.size() == 2 && seg[1] == "v3") {
+        Reply(req, 200, docs.discovery);
+        return 200;
+      }
+      if (seg.size() == 5 && seg[1] == "v3" && seg[2] == "apis" && seg[3] == kGroup && seg[4] == kVersion) {
+        http_response resp(web::http::status_codes::OK);
+        resp.headers().add("ETag", "\"" + docs.hash + "\"");
+        auto inm = req.headers().find("If-None-Match");
+        if (inm != req.headers().end() && inm->second == "\"" + docs.hash + "\"") {
+          http_response nm(web::http::status_codes::NotModified);
+          nm.headers().add("ETag", "\"" + docs.hash + "\"");
+          Send(req, nm);
+          return 304;
+        }
+        resp.headers().add("Cache-Control", query.count("hash") ? "public, immutable" : "no-cache, private");
+        resp.set_body(docs.group_doc, "application/json");
+        Send(req, resp);
+        return 200;
+      }
+      // No /openapi/v2: kubectl 1.32 uses v3 for explain and for finding server-side field validation.
+      return ReplyStatus(req, NotFound("the server could not find the requested resource"));
+    }
     if (seg.size() == 1 && seg[0] == "api") {
       if (!allowed_path("/api")) return 403;
       Reply(req, 200, {{"kind", "APIVersions"}, {"versions", json::array()}, {"serverAddressByClientCIDRs", json::array()}});
@@ -636,6 +663,12 @@ struct ApiServer::Impl {
       ReplyJsonText(req, 200, std::move(*list));
       return 200;
     }
+    // Server-side dry run (kubectl --dry-run=server, kubectl diff): validated and admitted, never stored.
+    bool dry_run = query.count("dryRun") > 0;
+    if (dry_run && query.at("dryRun") != "All") {
+      return ReplyStatus(req, BadRequest("dryRun: Unsupported value: \"" + query.at("dryRun") +
+                                         "\": supported values: \"All\""));
+    }
     if (m == methods::POST) {
       *verb = "CREATE";
       if (!name.empty()) return ReplyStatus(req, Status(Code::kMethodNotAllowed, "POST to a named object is not allowed; POST to the collection"));
@@ -645,6 +678,7 @@ struct ApiServer::Impl {
       at.verb = "create";
       at.name = body->is_object() ? MetaString(*body, "name") : "";
       if (!Allowed(req, call, &*body)) return 403;
+      if (dry_run) return ReplyResult(req, registry->DryRunCreate(*r, ns, std::move(*body)), 201);
       Registry::Done done = ReplyWhenDone(req, activity, call, 201);
       if (r->kind == "AccessKey" && !opts.ec2_master_key.empty()) done = RevealSecretOnce(std::move(done));
       if (r->kind == "Token") done = RevealTokenOnce(&*body, std::move(done));
@@ -661,6 +695,7 @@ struct ApiServer::Impl {
       if (!body.ok()) return ReplyStatus(req, body.status());
       at.verb = "update";
       if (!Allowed(req, call, &*body)) return 403;
+      if (dry_run) return ReplyResult(req, registry->DryRunUpdate(*r, ns, name, &*body, nullptr, false, status_only));
       registry->UpdateAsync(*r, ns, name, std::move(*body), status_only, ReplyWhenDone(req, activity, call, 200));
       return kPending;
     }
@@ -671,6 +706,7 @@ struct ApiServer::Impl {
       if (!body.ok()) return ReplyStatus(req, body.status());
       at.verb = "patch";
       if (!Allowed(req, call, &*body)) return 403;
+      if (dry_run) return ReplyResult(req, registry->DryRunUpdate(*r, ns, name, nullptr, &*body, jp, status_only));
       registry->PatchAsync(*r, ns, name, std::move(*body), status_only, jp, ReplyWhenDone(req, activity, call, 200));
       return kPending;
     }
@@ -689,7 +725,16 @@ struct ApiServer::Impl {
         if (opts_json->is_object() && opts_json->contains("preconditions") && (*opts_json)["preconditions"].is_object()) {
           uid = (*opts_json)["preconditions"].value("uid", "");
         }
+        // DeleteOptions carry kubectl's dry run in the body: ["All"].
+        if (opts_json->is_object() && opts_json->contains("dryRun")) {
+          const json& d = (*opts_json)["dryRun"];
+          if (d != json::array({"All"}) && d != json::array()) {
+            return ReplyStatus(req, BadRequest("dryRun: Unsupported value: " + d.dump() + ": supported values: \"All\""));
+          }
+          if (!d.empty()) dry_run = true;
+        }
       }
+      if (dry_run) return ReplyResult(req, registry->DryRunUpdate(*r, ns, name, nullptr, nullptr, false, false));
       std::function<void()> after;
       if (r->kind == "Image" && blobs) {
         after = [this] {

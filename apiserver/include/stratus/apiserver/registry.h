@@ -65,6 +65,13 @@ class Registry {
   StatusOr<json> Delete(const ResourceInfo& r, const std::string& ns, const std::string& name,
                         const std::string& precondition_uid);
 
+  // Server-side dry runs (?dryRun=All): the object a create, update or patch would store, validated and admitted,
+  // with nothing written. DryRunUpdate takes the new object (PUT) or a patch; with neither, it is a delete's
+  // dry run and answers the stored object.
+  StatusOr<json> DryRunCreate(const ResourceInfo& r, const std::string& ns, json obj) const;
+  StatusOr<json> DryRunUpdate(const ResourceInfo& r, const std::string& ns, const std::string& name, const json* obj,
+                              const json* patch, bool json_patch, bool status_only) const;
+
   StatusOr<json> Get(const ResourceInfo& r, const std::string& ns, const std::string& name) const;
   // The stored JSON text of one object (what Get returns, serialized once when it was written).
   StatusOr<EncodedPtr> GetEncoded(const ResourceInfo& r, const std::string& ns, const std::string& name) const;
@@ -96,6 +103,9 @@ class Registry {
   // The next state of `cur` for an update (validated and admitted), or why not.
   StatusOr<json> PrepareUpdate(const ResourceInfo& r, const ObjectKey& key, const json& cur, json obj,
                                bool status_only) const;
+  // `curobj` with `patch` applied; *pins tells whether the patch names a resourceVersion (then it must match).
+  StatusOr<json> Patched(const ResourceInfo& r, const ObjectKey& key, const json& curobj, const json& patch,
+                         bool json_patch, bool* pins) const;
   void UpdateFrom(const ResourceInfo& r, const ObjectKey& key, const StoredObject& cur, json obj, bool status_only,
                   uint64_t expected_rv, Done done);
   // One attempt of Update/Patch/Delete; on a conflict it may be retried (attempt + 1) from the Done.

@@ -1,0 +1,136 @@
+// kubectl v1.32 against stratusd with no flags: apply with its default (server-side) validation, which it chooses
+// from /openapi/v3; explain from the same document; diff and --dry-run=server, which must store nothing; get with
+// the Table columns; delete -f. Skipped only when kubectl is absent.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "harness.h"
+
+namespace stratus::testing {
+namespace {
+
+const std::string kApi = "/apis/stratus.io/v1";
+
+class KubectlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* other = std::getenv("STRATUS_TEST_KUBECTL");
+    bin_ = other != nullptr && *other ? other : "/usr/bin/kubectl";
+    if (!std::filesystem::exists(bin_)) GTEST_SKIP() << bin_ << " is not installed";
+    server_ = std::make_unique<ServerProcess>(dir_.path() / "data", std::vector<std::string>{"--secure"});
+    ASSERT_TRUE(server_->Start()) << server_->log();
+    home_ = (dir_.path() / "home").string();
+    std::filesystem::create_directories(home_);
+  }
+  RunResult Kubectl(std::vector<std::string> args, const std::string& in = "") {
+    std::string config = (dir_.path() / "data" / "admin.kubeconfig").string();
+    args.insert(args.begin(), {bin_, "--kubeconfig", config});
+    return stratus::testing::Run(args, in, {"HOME=" + home_, "KUBECONFIG="}, 120);
+  }
+  std::string Write(const std::string& name, const std::string& text) {
+    std::string p = (dir_.path() / name).string();
+    std::ofstream(p) << text;
+    return p;
+  }
+  json Get(const std::string& path) {
+    auto r = server_->Http("GET", kApi + path);
+    return r.code == 200 ? json::parse(r.body) : json();
+  }
+
+  TempDir dir_;
+  std::string bin_, home_;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+std::string Manifest(int memory, const std::string& extra = "") {
+  return "apiVersion: stratus.io/v1\nkind: InstanceType\nmetadata: {name: m1.tiny}\nspec: {vcpus: 1, memoryMiB: " +
+         std::to_string(memory) + "}\n---\napiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: web-1}\n"
+         "spec:\n  instanceType: m1.tiny\n  kernelImage: kernel\n" + extra;
+}
+
+TEST_F(KubectlTest, ApplyExplainDiffDryRunGetAndDeleteWithNoFlags) {
+  std::string m = Write("m.yaml", Manifest(256));
+  // apply with kubectl's default validation (no --validate=false), then again: unchanged.
+  auto r = Kubectl({"apply", "-f", m});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("instance.stratus.io/web-1 created"), std::string::npos) << r.out;
+  r = Kubectl({"apply", "-f", m});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("instance.stratus.io/web-1 unchanged"), std::string::npos) << r.out;
+
+  // An unknown field: that object is refused by the server, naming the field, and left as it was (kubectl applies
+  // each object of a file on its own, as it does against Kubernetes).
+  r = Kubectl({"apply", "-f", Write("bad.yaml", Manifest(256, "  powerState: Stopped\n  bogusField: 1\n"))});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.err.find("spec.bogusField"), std::string::npos) << r.err;
+  json web = Get("/namespaces/default/instances/web-1");
+  EXPECT_FALSE(web["spec"].contains("bogusField")) << web.dump();
+  EXPECT_NE(web["spec"].value("powerState", ""), "Stopped") << web.dump();
+
+  // explain reads the OpenAPI v3 document: the schema's own descriptions.
+  r = Kubectl({"explain", "instance.spec.networks"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("KIND:       Instance"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("network\t<string> -required-"), std::string::npos) << r.out;
+
+  // diff: a change shows (exit 1) and is not stored; the same file shows nothing (exit 0).
+  std::string m2 = Write("m2.yaml", Manifest(512));
+  r = Kubectl({"diff", "-f", m2});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("+  memoryMiB: 512"), std::string::npos) << r.out;
+  EXPECT_EQ(Get("/instancetypes/m1.tiny")["spec"].value("memoryMiB", 0), 256);
+  r = Kubectl({"diff", "-f", m});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+
+  // Server-side dry runs of apply, create and delete store nothing.
+  r = Kubectl({"apply", "--dry-run=server", "-f", m2});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("(server dry run)"), std::string::npos) << r.out;
+  EXPECT_EQ(Get("/instancetypes/m1.tiny")["spec"].value("memoryMiB", 0), 256);
+  r = Kubectl({"create", "--dry-run=server", "-f", "-"},
+              "apiVersion: stratus.io/v1\nkind: InstanceType\nmetadata: {name: m1.new}\nspec: {vcpus: 1, memoryMiB: 128}\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(server_->Http("GET", kApi + "/instancetypes/m1.new").code, 404);
+  r = Kubectl({"delete", "--dry-run=server", "-f", m});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(server_->Http("GET", kApi + "/namespaces/default/instances/web-1").code, 200);
+
+  // A real change through apply.
+  r = Kubectl({"apply", "-f", m2});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Get("/instancetypes/m1.tiny")["spec"].value("memoryMiB", 0), 512);
+
+  // get: the columns stratusctl prints (STATUS, NODE, IP; -o wide adds TYPE).
+  r = Kubectl({"get", "instances"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string header = r.out.substr(0, r.out.find('\n'));
+  for (const char* col : {"NAME", "STATUS", "READY", "NODE", "IP", "AGE"}) {
+    EXPECT_NE(header.find(col), std::string::npos) << col << " in " << r.out;
+  }
+  EXPECT_EQ(header.find("TYPE"), std::string::npos) << r.out;
+  r = Kubectl({"get", "instances", "-o", "wide"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("m1.tiny"), std::string::npos) << r.out;
+
+  r = Kubectl({"delete", "-f", m2});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(server_->Http("GET", kApi + "/instancetypes/m1.tiny").code, 404);
+}
+
+TEST_F(KubectlTest, OpenApiDiscoveryPointsAtTheGroupDocument) {
+  auto d = server_->Http("GET", "/openapi/v3");
+  ASSERT_EQ(d.code, 200) << d.body;
+  json disc = json::parse(d.body);
+  std::string url = disc["paths"]["apis/stratus.io/v1"].value("serverRelativeURL", "");
+  ASSERT_EQ(url.rfind("/openapi/v3/apis/stratus.io/v1?hash=", 0), 0u) << d.body;
+  auto doc = server_->Http("GET", url);
+  ASSERT_EQ(doc.code, 200);
+  json j = json::parse(doc.body);
+  EXPECT_TRUE(j["components"]["schemas"].contains("io.stratus.v1.Instance"));
+  EXPECT_EQ(server_->Http("GET", "/openapi/v3/apis/other/v1").code, 404);
+}
+
+}  // namespace
+}  // namespace stratus::testing
