@@ -669,6 +669,15 @@ struct ApiServer::Impl {
       return ReplyStatus(req, BadRequest("dryRun: Unsupported value: \"" + query.at("dryRun") +
                                          "\": supported values: \"All\""));
     }
+    // fieldValidation: every request is validated strictly (the schemas reject unknown fields); Warn and Ignore are
+    // accepted names but not yet softer.
+    if (query.count("fieldValidation")) {
+      const std::string& fv = query.at("fieldValidation");
+      if (fv != "Strict" && fv != "Warn" && fv != "Ignore") {
+        return ReplyStatus(req, BadRequest("fieldValidation: Unsupported value: \"" + fv +
+                                           "\": supported values: \"Ignore\", \"Strict\", \"Warn\""));
+      }
+    }
     if (m == methods::POST) {
       *verb = "CREATE";
       if (!name.empty()) return ReplyStatus(req, Status(Code::kMethodNotAllowed, "POST to a named object is not allowed; POST to the collection"));

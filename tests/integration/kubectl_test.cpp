@@ -130,6 +130,17 @@ TEST_F(KubectlTest, OpenApiDiscoveryPointsAtTheGroupDocument) {
   json j = json::parse(doc.body);
   EXPECT_TRUE(j["components"]["schemas"].contains("io.stratus.v1.Instance"));
   EXPECT_EQ(server_->Http("GET", "/openapi/v3/apis/other/v1").code, 404);
+  // The query parameters the document promises are checked by name.
+  std::string it = R"({"apiVersion":"stratus.io/v1","kind":"InstanceType","metadata":{"name":"t1"},"spec":{"vcpus":1,"memoryMiB":64}})";
+  auto bad = server_->Http("POST", kApi + "/instancetypes?fieldValidation=Loose", it);
+  EXPECT_EQ(bad.code, 400) << bad.body;
+  EXPECT_NE(bad.body.find("fieldValidation"), std::string::npos) << bad.body;
+  bad = server_->Http("POST", kApi + "/instancetypes?dryRun=Some", it);
+  EXPECT_EQ(bad.code, 400) << bad.body;
+  auto dry = server_->Http("POST", kApi + "/instancetypes?dryRun=All&fieldValidation=Strict", it);
+  EXPECT_EQ(dry.code, 201) << dry.body;
+  EXPECT_EQ(server_->Http("GET", kApi + "/instancetypes/t1").code, 404);
+  EXPECT_EQ(server_->Http("POST", kApi + "/instancetypes", it).code, 201);
 }
 
 }  // namespace
