@@ -101,6 +101,7 @@ stratus::StatusOr<std::string> AgentToken(const std::string& server, const strat
   HttpClientOptions co;
   co.bearer_token = *bootstrap;
   co.ca_file = opts.api_ca_file;
+  co.field_manager = "stratus-agent";
   auto client = NewHttpApiClient(server, co);
   json req = {{"apiVersion", "stratus.io/v1"},
               {"kind", "Token"},
@@ -409,8 +410,9 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
             << "); agents join with --bootstrap-token-file "
             << (std::filesystem::path(data_dir) / "bootstrap.token").string() << std::endl;
   auto local = NewLocalApiClient(&registry);
-  // The EC2 Query API: a translation onto the same objects, served in-process.
-  auto ec2_keys = ec2::NewObjectAccessKeys(local.get(), *master_key);
+  // The EC2 Query API: a translation onto the same objects, served in-process, writing as its own field manager.
+  auto ec2_local = NewLocalApiClient(&registry, "stratus-ec2");
+  auto ec2_keys = ec2::NewObjectAccessKeys(ec2_local.get(), *master_key);
   ec2::ApiOptions ec2_opts;
   ec2_opts.region = f.ec2_region;
   // EC2 callers are authorized as their key's user, by the same RoleBindings as the main API.
@@ -434,7 +436,7 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   ec2_opts.console_output = [&registry](const std::string& ns, const std::string& name) {
     return ReadConsoleLog(registry, ns, name, 64 * 1024, 10);
   };
-  ec2::Api ec2_api(local.get(), ec2_keys.get(), ec2_opts);
+  ec2::Api ec2_api(ec2_local.get(), ec2_keys.get(), ec2_opts);
   std::unique_ptr<ec2::Listener> ec2_listener;
   if (!f.ec2_listen.empty() && f.ec2_listen != "off") {
     // TLS like the main API (its certificate), plain http only when the main API is.
@@ -491,6 +493,7 @@ int RunAgent(const std::string& server, stratus::agent::Options opts, const std:
   stratus::HttpClientOptions copts;
   copts.bearer_token = *token;
   copts.ca_file = opts.api_ca_file;
+  copts.field_manager = "stratus-agent";
   auto client = stratus::NewHttpApiClient(server, copts);
   if (opts.api_url.empty()) opts.api_url = server;
   opts.api_token = *token;  // uploaded image data is fetched from the API with it

@@ -72,6 +72,12 @@ int Run(int argc, char** argv) {
   auto* apply_cmd = app.add_subcommand("apply", "Create or update objects from YAML/JSON manifests");
   apply_cmd->add_option("-f,--filename", apply.files, "File, directory or - (stdin); repeatable")->required();
   apply_cmd->add_flag("-R,--recursive", apply.recursive, "Include subdirectories of directories given with -f");
+  apply_cmd->add_flag("--server-side", apply.server_side,
+                      "Let the server merge (server-side apply): fields other managers own are conflicts");
+  apply_cmd->add_flag("--force-conflicts", apply.force_conflicts,
+                      "With --server-side: take over the conflicting fields instead of failing");
+  apply_cmd->add_option("--field-manager", apply.field_manager, "Name this client's changes are recorded under")
+      ->capture_default_str();
 
   // get
   GetOptions get;
@@ -259,6 +265,7 @@ int Run(int argc, char** argv) {
   client_opts.bearer_token = settings->token;
   client_opts.ca_file = settings->ca_file;
   client_opts.insecure_skip_tls_verify = insecure_skip_tls_verify || settings->insecure;
+  client_opts.field_manager = "stratusctl";
   std::unique_ptr<ApiClient> client = NewHttpApiClient(settings->server, client_opts);
   env.client = client.get();
 

@@ -48,7 +48,7 @@ std::string Str(const json& obj, const char* field) { return MetaString(obj, fie
 
 class LocalApiClient : public ApiClient {
  public:
-  explicit LocalApiClient(Registry* registry) : registry_(registry) {}
+  LocalApiClient(Registry* registry, std::string manager) : registry_(registry), manager_(std::move(manager)) {}
 
   StatusOr<json> Get(const std::string& plural, const std::string& ns, const std::string& name) override {
     return Guard([&]() -> StatusOr<json> {
@@ -76,7 +76,7 @@ class LocalApiClient : public ApiClient {
       std::string n = ns.empty() ? Str(obj, "namespace") : ns;
       auto r = Resource(plural, n, "", false);
       if (!r.ok()) return r.status();
-      return registry_->Create(**r, (*r)->namespaced ? n : "", obj);
+      return registry_->Create(**r, (*r)->namespaced ? n : "", obj, manager_);
     });
   }
 
@@ -95,7 +95,20 @@ class LocalApiClient : public ApiClient {
       if (!r.ok()) return r.status();
       Status sub = CheckSubresource(**r, subresource);
       if (!sub.ok()) return sub;
-      return registry_->Patch(**r, ns, name, patch, subresource == "status");
+      return registry_->Patch(**r, ns, name, patch, subresource == "status", false, manager_);
+    });
+  }
+
+  StatusOr<json> Apply(const std::string& plural, const std::string& ns, const json& config,
+                       const std::string& field_manager, bool force) override {
+    return Guard([&]() -> StatusOr<json> {
+      std::string name = Str(config, "name");
+      if (name.empty()) return BadRequest("metadata.name: Required value: an apply configuration needs a name");
+      std::string n = ns.empty() ? Str(config, "namespace") : ns;
+      auto r = Resource(plural, n, name, false);
+      if (!r.ok()) return r.status();
+      return registry_->Apply(**r, (*r)->namespaced ? n : "", name, config,
+                              field_manager.empty() ? manager_ : field_manager, force);
     });
   }
 
@@ -195,7 +208,7 @@ class LocalApiClient : public ApiClient {
         Status sub = CheckSubresource(**r, "status");
         if (!sub.ok()) return sub;
       }
-      return registry_->Update(**r, (*r)->namespaced ? n : "", name, obj, status_only);
+      return registry_->Update(**r, (*r)->namespaced ? n : "", name, obj, status_only, manager_);
     });
   }
 
@@ -285,10 +298,13 @@ class LocalApiClient : public ApiClient {
   }
 
   Registry* registry_;
+  std::string manager_;
 };
 
 }  // namespace
 
-std::unique_ptr<ApiClient> NewLocalApiClient(Registry* registry) { return std::make_unique<LocalApiClient>(registry); }
+std::unique_ptr<ApiClient> NewLocalApiClient(Registry* registry, const std::string& field_manager) {
+  return std::make_unique<LocalApiClient>(registry, field_manager);
+}
 
 }  // namespace stratus

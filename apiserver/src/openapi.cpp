@@ -127,7 +127,9 @@ OpenApiDocs BuildOpenApi(const SchemaRegistry& schemas) {
 
     json patch = Operation(r, "patch", "patch", Ref(r.kind), WriteParams(true));
     // No application/strategic-merge-patch+json: kubectl then sends a JSON merge patch, which this server applies.
-    patch["requestBody"] = Body({"application/merge-patch+json", "application/json-patch+json"}, {{"type", "object"}});
+    patch["requestBody"] = Body({"application/merge-patch+json", "application/json-patch+json",
+                                 "application/apply-patch+yaml"},
+                                {{"type", "object"}});
     json put = Operation(r, "replace", "put", Ref(r.kind), WriteParams(false));
     put["requestBody"] = Body({"application/json", "application/yaml"}, Ref(r.kind));
     paths[coll + "/{name}"] = {{"parameters", item_params},

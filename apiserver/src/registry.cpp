@@ -9,6 +9,7 @@
 #include <set>
 
 #include "stratus/apiserver/admission.h"
+#include "stratus/apiserver/managed_fields.h"
 #include "stratus/core/merge.h"
 #include "stratus/core/object.h"
 #include "stratus/core/selector.h"
@@ -30,15 +31,7 @@ std::string RandomSuffix() {
   return s;
 }
 
-// Everything a user owns in an object: all but status and server-managed metadata.
-json UserView(const json& obj) {
-  json v = obj;
-  v.erase("status");
-  if (v.contains("metadata") && v["metadata"].is_object()) {
-    for (const char* f : {"resourceVersion", "generation", "managedFields"}) v["metadata"].erase(f);
-  }
-  return v;
-}
+std::string ManagerName(const std::string& m) { return m.empty() ? "unknown" : m; }
 
 // The part whose change bumps metadata.generation: spec, or for kinds without spec everything but metadata/status.
 json GenerationView(const json& obj) {
@@ -113,7 +106,8 @@ Status Registry::CheckNamespace(const ResourceInfo& r, const std::string& ns) co
   return Status::Ok();
 }
 
-StatusOr<json> Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, json obj) const {
+StatusOr<json> Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, json obj,
+                                       const std::optional<std::string>& manager) const {
   if (!obj.is_object()) return BadRequest("the request body must be a JSON or YAML object");
   std::string kind = obj.value("kind", "");
   if (obj.contains("kind") && kind != r.kind) {
@@ -148,16 +142,22 @@ StatusOr<json> Registry::PrepareCreate(const ResourceInfo& r, const std::string&
   md["creationTimestamp"] = NowRfc3339();
   md["generation"] = 1;
   if (r.has_status) obj.erase("status");
+  if (manager) {
+    md.erase("managedFields");
+    std::string now = md["creationTimestamp"];
+    obj = RecordUpdate(nullptr, std::move(obj), ManagerName(*manager), now);
+  }
+  json& md2 = obj["metadata"];
   if (std::string id = ec2::Ec2IdOf(obj); !id.empty()) {
     // Recorded once, from the uid: what EC2 tools call this object (`-l ec2.stratus.io/id=i-...` finds it).
-    if (!md.contains("labels") || md["labels"].is_null()) md["labels"] = json::object();
-    if (md["labels"].is_object()) md["labels"][ec2::kIdLabel] = id;  // else the schema names the problem
+    if (!md2.contains("labels") || md2["labels"].is_null()) md2["labels"] = json::object();
+    if (md2["labels"].is_object()) md2["labels"][ec2::kIdLabel] = id;  // else the schema names the problem
   }
   if (r.kind == "Namespace") obj["status"] = {{"phase", "Active"}};
   if (r.kind == "AccessKey") {
     // The server picks the id (from the uid: a new object is a new key); the secret is never stored.
     obj.erase("status");
-    if (obj.contains("spec") && obj["spec"].is_object()) obj["spec"]["accessKeyId"] = ec2::AccessKeyIdFor(md["uid"]);
+    if (obj.contains("spec") && obj["spec"].is_object()) obj["spec"]["accessKeyId"] = ec2::AccessKeyIdFor(md2["uid"]);
   }
   if (r.kind == "Token") {
     // The API server makes the secret and sets its hash (server.cpp); the token itself is never stored.
@@ -195,8 +195,9 @@ Registry::Done Holding(std::shared_ptr<Quotas::Reservation> held, Registry::Done
 
 void Registry::SetDefaultQuota(QuotaAmounts defaults) { quotas_ = std::make_unique<Quotas>(store_, std::move(defaults)); }
 
-void Registry::CreateAsync(const ResourceInfo& r, const std::string& ns, json obj, Done done) {
-  auto next = PrepareCreate(r, ns, std::move(obj));
+void Registry::CreateAsync(const ResourceInfo& r, const std::string& ns, json obj, Done done,
+                           const std::string& manager) {
+  auto next = PrepareCreate(r, ns, std::move(obj), manager);
   if (!next.ok()) return done(next.status());
   ObjectKey key = KeyOf(r.plural, *next);
   auto held = quotas_->Reserve(r, key, nullptr, *next);
@@ -281,7 +282,7 @@ StatusOr<std::string> Registry::ListEncoded(const ResourceInfo& r, const std::st
 }
 
 StatusOr<json> Registry::PrepareUpdate(const ResourceInfo& r, const ObjectKey& key, const json& cur, json obj,
-                                       bool status_only) const {
+                                       bool status_only, const std::optional<std::string>& manager) const {
   json next;
   if (status_only) {
     next = cur;
@@ -321,6 +322,9 @@ StatusOr<json> Registry::PrepareUpdate(const ResourceInfo& r, const ObjectKey& k
     if (GenerationView(next) != GenerationView(cur)) {
       md["generation"] = cmd.value("generation", int64_t{1}) + 1;
     }
+    if (manager) {
+      next = RecordUpdate(&cur, std::move(next), ManagerName(*manager), NowRfc3339());
+    }
     if (IsDeleting(cur) && next.contains("metadata") && next["metadata"].contains("finalizers")) {
       // A terminating object may lose finalizers but not gain new ones.
       std::set<std::string> had;
@@ -355,13 +359,11 @@ StatusOr<json> Registry::PrepareUpdate(const ResourceInfo& r, const ObjectKey& k
   return next;
 }
 
-void Registry::UpdateFrom(const ResourceInfo& r, const ObjectKey& key, const StoredObject& cur, json obj,
-                          bool status_only, uint64_t expected_rv, Done done) {
-  auto next = PrepareUpdate(r, key, *cur.object, std::move(obj), status_only);
-  if (!next.ok()) return done(next.status());
-  if (*next == *cur.object) return done(cur);  // no-op: keep the resourceVersion
-  if (IsDeleting(*next) && !HasFinalizers(*next)) {
-    RecordTombstone(*next, [this, key, expected_rv, done = std::move(done)]() mutable {
+void Registry::WritePrepared(const ResourceInfo& r, const ObjectKey& key, const StoredObject& cur, json next,
+                             bool status_only, uint64_t expected_rv, Done done) {
+  if (next == *cur.object) return done(cur);  // no-op: keep the resourceVersion
+  if (IsDeleting(next) && !HasFinalizers(next)) {
+    RecordTombstone(next, [this, key, expected_rv, done = std::move(done)]() mutable {
       store_->DeleteAsync(key, expected_rv, [key, done = std::move(done)](StatusOr<StoredObject> d) {
         if (d.ok()) spdlog::debug("object finalized and removed: key={}", key.ToString());
         done(std::move(d));
@@ -371,11 +373,11 @@ void Registry::UpdateFrom(const ResourceInfo& r, const ObjectKey& key, const Sto
   }
   std::shared_ptr<Quotas::Reservation> held;
   if (!status_only) {
-    auto reserved = quotas_->Reserve(r, key, cur.object.get(), *next);
+    auto reserved = quotas_->Reserve(r, key, cur.object.get(), next);
     if (!reserved.ok()) return done(reserved.status());
     held = std::move(*reserved);
   }
-  store_->UpdateAsync(key, std::move(*next), expected_rv, Holding(std::move(held), std::move(done)));
+  store_->UpdateAsync(key, std::move(next), expected_rv, Holding(std::move(held), std::move(done)));
 }
 
 namespace {
@@ -393,7 +395,7 @@ Status TooManyWriters(const ResourceInfo& r, const std::string& name) {
 }  // namespace
 
 void Registry::UpdateAsync(const ResourceInfo& r, const std::string& ns, const std::string& name, json obj,
-                           bool status_only, Done done) {
+                           bool status_only, Done done, const std::string& manager) {
   if (!obj.is_object()) return done(BadRequest("the request body must be a JSON or YAML object"));
   if (obj.contains("kind") && obj["kind"] != r.kind) {
     return done(BadRequest("the kind in the body (" + obj["kind"].dump() +
@@ -416,33 +418,35 @@ void Registry::UpdateAsync(const ResourceInfo& r, const std::string& ns, const s
                              {{"metadata.resourceVersion", "must be a positive integer"}}));
   }
   ObjectKey key{r.plural, r.namespaced ? ns : "", name};
-  UpdateAttempt(&r, std::move(key), std::make_shared<const json>(std::move(obj)), status_only, pinned, 0,
+  UpdateAttempt(&r, std::move(key), std::make_shared<const json>(std::move(obj)), status_only, pinned, manager, 0,
                 std::move(done));
 }
 
 void Registry::UpdateAttempt(const ResourceInfo* r, ObjectKey key, std::shared_ptr<const json> obj, bool status_only,
-                             uint64_t pinned, int attempt, Done done) {
+                             uint64_t pinned, std::string manager, int attempt, Done done) {
   if (attempt >= kMaxConflictRetries) return done(TooManyWriters(*r, key.name));
   auto cur = store_->GetStored(key);
   if (!cur.ok()) return done(NotFound(Describe(*r, key.name) + " not found"));
   uint64_t cur_rv = ResourceVersionOf(*cur->object);
   if (pinned && pinned != cur_rv) return done(ModifiedConflict(*r, key.name));
-  UpdateFrom(*r, key, *cur, *obj, status_only, cur_rv,
-             [this, r, key, obj, status_only, pinned, attempt, done](StatusOr<StoredObject> res) {
-               if (!res.ok() && res.status().code() == Code::kConflict && !pinned) {
-                 return UpdateAttempt(r, key, obj, status_only, pinned, attempt + 1, done);
-               }
-               done(std::move(res));
-             });
+  auto next = PrepareUpdate(*r, key, *cur->object, *obj, status_only, manager);
+  if (!next.ok()) return done(next.status());
+  WritePrepared(*r, key, *cur, std::move(*next), status_only, cur_rv,
+                [this, r, key, obj, status_only, pinned, manager, attempt, done](StatusOr<StoredObject> res) {
+                  if (!res.ok() && res.status().code() == Code::kConflict && !pinned) {
+                    return UpdateAttempt(r, key, obj, status_only, pinned, manager, attempt + 1, done);
+                  }
+                  done(std::move(res));
+                });
 }
 
 void Registry::PatchAsync(const ResourceInfo& r, const std::string& ns, const std::string& name, json patch,
-                          bool status_only, bool json_patch, Done done) {
+                          bool status_only, bool json_patch, Done done, const std::string& manager) {
   if (!json_patch && !patch.is_object()) return done(BadRequest("a merge patch must be a JSON object"));
   if (json_patch && !patch.is_array()) return done(BadRequest("a JSON patch must be an array of operations"));
   ObjectKey key{r.plural, r.namespaced ? ns : "", name};
-  PatchAttempt(&r, std::move(key), std::make_shared<const json>(std::move(patch)), status_only, json_patch, 0,
-               std::move(done));
+  PatchAttempt(&r, std::move(key), std::make_shared<const json>(std::move(patch)), status_only, json_patch, manager,
+               0, std::move(done));
 }
 
 StatusOr<json> Registry::Patched(const ResourceInfo& r, const ObjectKey& key, const json& curobj, const json& patch,
@@ -465,12 +469,14 @@ StatusOr<json> Registry::Patched(const ResourceInfo& r, const ObjectKey& key, co
   return patched;
 }
 
-StatusOr<json> Registry::DryRunCreate(const ResourceInfo& r, const std::string& ns, json obj) const {
-  return PrepareCreate(r, ns, std::move(obj));
+StatusOr<json> Registry::DryRunCreate(const ResourceInfo& r, const std::string& ns, json obj,
+                                      const std::string& manager) const {
+  return PrepareCreate(r, ns, std::move(obj), manager);
 }
 
 StatusOr<json> Registry::DryRunUpdate(const ResourceInfo& r, const std::string& ns, const std::string& name,
-                                      const json* obj, const json* patch, bool json_patch, bool status_only) const {
+                                      const json* obj, const json* patch, bool json_patch, bool status_only,
+                                      const std::string& manager) const {
   ObjectKey key{r.plural, r.namespaced ? ns : "", name};
   auto cur = store_->Get(key);
   if (!cur.ok()) return NotFound(Describe(r, name) + " not found");
@@ -486,11 +492,11 @@ StatusOr<json> Registry::DryRunUpdate(const ResourceInfo& r, const std::string& 
   } else {
     next = *obj;
   }
-  return PrepareUpdate(r, key, **cur, std::move(next), status_only);
+  return PrepareUpdate(r, key, **cur, std::move(next), status_only, manager);
 }
 
 void Registry::PatchAttempt(const ResourceInfo* r, ObjectKey key, std::shared_ptr<const json> patch,
-                            bool status_only, bool json_patch, int attempt, Done done) {
+                            bool status_only, bool json_patch, std::string manager, int attempt, Done done) {
   if (attempt >= kMaxConflictRetries) return done(TooManyWriters(*r, key.name));
   auto cur = store_->GetStored(key);
   if (!cur.ok()) return done(NotFound(Describe(*r, key.name) + " not found"));
@@ -499,13 +505,15 @@ void Registry::PatchAttempt(const ResourceInfo* r, ObjectKey key, std::shared_pt
   bool pins = false;
   auto patched = Patched(*r, key, curobj, *patch, json_patch, &pins);
   if (!patched.ok()) return done(patched.status());
-  UpdateFrom(*r, key, *cur, std::move(*patched), status_only, cur_rv,
-             [this, r, key, patch, status_only, json_patch, pins, attempt, done](StatusOr<StoredObject> res) {
-               if (!res.ok() && res.status().code() == Code::kConflict && !pins) {
-                 return PatchAttempt(r, key, patch, status_only, json_patch, attempt + 1, done);
-               }
-               done(std::move(res));
-             });
+  auto next = PrepareUpdate(*r, key, curobj, std::move(*patched), status_only, manager);
+  if (!next.ok()) return done(next.status());
+  WritePrepared(*r, key, *cur, std::move(*next), status_only, cur_rv,
+                [this, r, key, patch, status_only, json_patch, pins, manager, attempt, done](StatusOr<StoredObject> res) {
+                  if (!res.ok() && res.status().code() == Code::kConflict && !pins) {
+                    return PatchAttempt(r, key, patch, status_only, json_patch, manager, attempt + 1, done);
+                  }
+                  done(std::move(res));
+                });
 }
 
 void Registry::DeleteAsync(const ResourceInfo& r, const std::string& ns, const std::string& name,
@@ -609,18 +617,122 @@ void Registry::RecordTombstone(const json& gone, std::function<void()> then) {
   });
 }
 
-StatusOr<json> Registry::Create(const ResourceInfo& r, const std::string& ns, json obj) {
-  return AwaitWrite([&](Done d) { CreateAsync(r, ns, std::move(obj), std::move(d)); });
+StatusOr<json> Registry::Create(const ResourceInfo& r, const std::string& ns, json obj, const std::string& manager) {
+  return AwaitWrite([&](Done d) { CreateAsync(r, ns, std::move(obj), std::move(d), manager); });
 }
 
 StatusOr<json> Registry::Update(const ResourceInfo& r, const std::string& ns, const std::string& name, json obj,
-                                bool status_only) {
-  return AwaitWrite([&](Done d) { UpdateAsync(r, ns, name, std::move(obj), status_only, std::move(d)); });
+                                bool status_only, const std::string& manager) {
+  return AwaitWrite([&](Done d) { UpdateAsync(r, ns, name, std::move(obj), status_only, std::move(d), manager); });
 }
 
 StatusOr<json> Registry::Patch(const ResourceInfo& r, const std::string& ns, const std::string& name,
-                               const json& patch, bool status_only, bool json_patch) {
-  return AwaitWrite([&](Done d) { PatchAsync(r, ns, name, patch, status_only, json_patch, std::move(d)); });
+                               const json& patch, bool status_only, bool json_patch, const std::string& manager) {
+  return AwaitWrite(
+      [&](Done d) { PatchAsync(r, ns, name, patch, status_only, json_patch, std::move(d), manager); });
+}
+
+StatusOr<json> Registry::Apply(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                               const json& config, const std::string& manager, bool force) {
+  return AwaitWrite([&](Done d) { ApplyAsync(r, ns, name, config, manager, force, std::move(d)); });
+}
+
+// --- server-side apply -------------------------------------------------------------------------------------------
+
+namespace {
+
+// What an apply configuration must say about itself: its kind, version and name (the path's).
+Status CheckApplyConfig(const ResourceInfo& r, const std::string& ns, const std::string& name, const json& config) {
+  if (!config.is_object()) return BadRequest("an apply configuration must be a YAML or JSON object");
+  if (!config.contains("apiVersion") || !config.contains("kind")) {
+    return BadRequest("an apply configuration must set apiVersion and kind (" + std::string(kApiVersion) + ", " +
+                      r.kind + ")");
+  }
+  if (config["kind"] != r.kind) {
+    return BadRequest("the kind in the body (" + config["kind"].dump() + ") does not match the resource in the path (" +
+                      r.plural + ")");
+  }
+  if (config["apiVersion"] != kApiVersion) {
+    return BadRequest("apiVersion " + config["apiVersion"].dump() + " is not served here; use " + kApiVersion);
+  }
+  std::string body_name = MetaString(config, "name");
+  if (body_name != name) {
+    return BadRequest("the name of the object (" + body_name + ") does not match the name on the URL (" + name + ")");
+  }
+  std::string body_ns = MetaString(config, "namespace");
+  if (r.namespaced && !body_ns.empty() && body_ns != ns) {
+    return BadRequest("the namespace of the object (" + body_ns + ") does not match the namespace on the URL (" + ns +
+                      ")");
+  }
+  if (config.contains("metadata") && config["metadata"].is_object() && config["metadata"].contains("managedFields")) {
+    return BadRequest("metadata.managedFields must be left out of an apply configuration");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<json> Registry::PrepareApply(const ResourceInfo& r, const ObjectKey& key, const StoredObject* cur,
+                                      const json& config, const std::string& manager, bool force) const {
+  json cfg = config;
+  if (r.has_status) cfg.erase("status");  // the main resource's apply owns no status (as Kubernetes resets it)
+  if (cur == nullptr) {
+    auto merged = ServerSideApply(nullptr, cfg, manager, force, NowRfc3339());
+    if (!merged.ok()) return merged.status();
+    return PrepareCreate(r, key.ns, std::move(*merged), std::nullopt);
+  }
+  auto merged = ServerSideApply(cur->object.get(), cfg, manager, force, NowRfc3339());
+  if (!merged.ok()) return merged.status();
+  return PrepareUpdate(r, key, *cur->object, std::move(*merged), false, std::nullopt);
+}
+
+void Registry::ApplyAsync(const ResourceInfo& r, const std::string& ns, const std::string& name, json config,
+                          const std::string& manager, bool force, Done done) {
+  Status s = CheckApplyConfig(r, ns, name, config);
+  if (!s.ok()) return done(s);
+  if (manager.empty()) return done(BadRequest("fieldManager: Required value: is required for apply patch"));
+  bool pins = !MetaString(config, "resourceVersion").empty();
+  ObjectKey key{r.plural, r.namespaced ? ns : "", name};
+  ApplyAttempt(&r, std::move(key), std::make_shared<const json>(std::move(config)), manager, force, pins, 0,
+               std::move(done));
+}
+
+void Registry::ApplyAttempt(const ResourceInfo* r, ObjectKey key, std::shared_ptr<const json> config,
+                            std::string manager, bool force, bool pins, int attempt, Done done) {
+  if (attempt >= kMaxConflictRetries) return done(TooManyWriters(*r, key.name));
+  auto retry = [this, r, key, config, manager, force, pins, attempt, done](StatusOr<StoredObject> res) {
+    // Lost a race with another writer (or a create with another create): merge again onto what won.
+    bool lost = !res.ok() && !pins &&
+                (res.status().code() == Code::kAlreadyExists ||
+                 (res.status().code() == Code::kConflict && res.status().causes().empty()));
+    if (lost) return ApplyAttempt(r, key, config, manager, force, pins, attempt + 1, done);
+    done(std::move(res));
+  };
+  auto cur = store_->GetStored(key);
+  if (!cur.ok()) {
+    if (pins) return done(NotFound(Describe(*r, key.name) + " not found"));
+    auto next = PrepareApply(*r, key, nullptr, *config, manager, force);
+    if (!next.ok()) return done(next.status());
+    auto held = quotas_->Reserve(*r, key, nullptr, *next);
+    if (!held.ok()) return done(held.status());
+    store_->CreateAsync(key, std::move(*next), Holding(std::move(*held), std::move(retry)));
+    return;
+  }
+  uint64_t cur_rv = ResourceVersionOf(*cur->object);
+  if (pins && ResourceVersionOf(*config) != cur_rv) return done(ModifiedConflict(*r, key.name));
+  auto next = PrepareApply(*r, key, &*cur, *config, manager, force);
+  if (!next.ok()) return done(next.status());
+  WritePrepared(*r, key, *cur, std::move(*next), false, cur_rv, std::move(retry));
+}
+
+StatusOr<json> Registry::DryRunApply(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                                     const json& config, const std::string& manager, bool force) const {
+  Status s = CheckApplyConfig(r, ns, name, config);
+  if (!s.ok()) return s;
+  if (manager.empty()) return BadRequest("fieldManager: Required value: is required for apply patch");
+  ObjectKey key{r.plural, r.namespaced ? ns : "", name};
+  auto cur = store_->GetStored(key);
+  return PrepareApply(r, key, cur.ok() ? &*cur : nullptr, config, manager, force);
 }
 
 StatusOr<json> Registry::Delete(const ResourceInfo& r, const std::string& ns, const std::string& name,

@@ -310,15 +310,18 @@ struct ApiServer::Impl {
   }
 
   // Parses the request body (already read by Handle) after checking its Content-Type and size.
-  StatusOr<json> ReadBody(http_request& req, const std::vector<unsigned char>& bytes, bool patch, bool* json_patch) {
+  StatusOr<json> ReadBody(http_request& req, const std::vector<unsigned char>& bytes, bool patch, bool* json_patch,
+                          bool* apply = nullptr) {
     std::string ct = ContentTypeBase(req);
     if (patch) {
       if (ct == "application/json-patch+json") {
         *json_patch = true;
+      } else if (ct == "application/apply-patch+yaml" && apply != nullptr) {
+        *apply = true;
       } else if (ct != "application/merge-patch+json") {
         return Status(Code::kUnsupportedMediaType,
-                      "the body of a PATCH must have Content-Type application/merge-patch+json or "
-                      "application/json-patch+json (got \"" + ct + "\")");
+                      "the body of a PATCH must have Content-Type application/merge-patch+json, "
+                      "application/json-patch+json or application/apply-patch+yaml (got \"" + ct + "\")");
       }
     } else if (!ct.empty() && ct != "application/json" && !IsYamlType(ct)) {
       return Status(Code::kUnsupportedMediaType,
@@ -337,7 +340,7 @@ struct ApiServer::Impl {
     }
     std::string text(bytes.begin(), bytes.end());
     if (text.find_first_not_of(" \t\r\n") == std::string::npos) return BadRequest("the request body is empty");
-    if (IsYamlType(ct)) return ParseJsonOrYaml(text);
+    if (IsYamlType(ct) || (apply != nullptr && *apply)) return ParseJsonOrYaml(text);
     return ParseJson(text);
   }
 
@@ -678,6 +681,26 @@ struct ApiServer::Impl {
                                            "\": supported values: \"Ignore\", \"Strict\", \"Warn\""));
       }
     }
+    // Who makes this change, for managedFields: the fieldManager parameter, else the User-Agent's product name.
+    std::string manager;
+    if (query.count("fieldManager")) {
+      manager = query.at("fieldManager");
+      if (manager.empty() || manager.size() > 128 ||
+          manager.find_first_of(std::string("\0\r\n\t", 4)) != std::string::npos) {
+        return ReplyStatus(req, BadRequest("fieldManager: Invalid value: must be 1 to 128 printable characters"));
+      }
+    } else {
+      auto ua = req.headers().find("User-Agent");
+      if (ua != req.headers().end()) manager = ua->second.substr(0, std::min(ua->second.find('/'), size_t{128}));
+    }
+    bool force = false;
+    if (query.count("force")) {
+      const std::string& f = query.at("force");
+      if (f != "true" && f != "false") {
+        return ReplyStatus(req, BadRequest("force: Invalid value: \"" + f + "\": must be true or false"));
+      }
+      force = f == "true";
+    }
     if (m == methods::POST) {
       *verb = "CREATE";
       if (!name.empty()) return ReplyStatus(req, Status(Code::kMethodNotAllowed, "POST to a named object is not allowed; POST to the collection"));
@@ -687,11 +710,11 @@ struct ApiServer::Impl {
       at.verb = "create";
       at.name = body->is_object() ? MetaString(*body, "name") : "";
       if (!Allowed(req, call, &*body)) return 403;
-      if (dry_run) return ReplyResult(req, registry->DryRunCreate(*r, ns, std::move(*body)), 201);
+      if (dry_run) return ReplyResult(req, registry->DryRunCreate(*r, ns, std::move(*body), manager), 201);
       Registry::Done done = ReplyWhenDone(req, activity, call, 201);
       if (r->kind == "AccessKey" && !opts.ec2_master_key.empty()) done = RevealSecretOnce(std::move(done));
       if (r->kind == "Token") done = RevealTokenOnce(&*body, std::move(done));
-      registry->CreateAsync(*r, ns, std::move(*body), std::move(done));
+      registry->CreateAsync(*r, ns, std::move(*body), std::move(done), manager);
       return kPending;
     }
     if (name.empty()) {
@@ -704,19 +727,46 @@ struct ApiServer::Impl {
       if (!body.ok()) return ReplyStatus(req, body.status());
       at.verb = "update";
       if (!Allowed(req, call, &*body)) return 403;
-      if (dry_run) return ReplyResult(req, registry->DryRunUpdate(*r, ns, name, &*body, nullptr, false, status_only));
-      registry->UpdateAsync(*r, ns, name, std::move(*body), status_only, ReplyWhenDone(req, activity, call, 200));
+      if (dry_run) {
+        return ReplyResult(req, registry->DryRunUpdate(*r, ns, name, &*body, nullptr, false, status_only, manager));
+      }
+      registry->UpdateAsync(*r, ns, name, std::move(*body), status_only, ReplyWhenDone(req, activity, call, 200),
+                            manager);
       return kPending;
     }
     if (m == methods::PATCH) {
       *verb = "PATCH";
-      bool jp = false;
-      auto body = ReadBody(req, body_bytes, true, &jp);
+      bool jp = false, apply = false;
+      auto body = ReadBody(req, body_bytes, true, &jp, &apply);
       if (!body.ok()) return ReplyStatus(req, body.status());
       at.verb = "patch";
+      if (apply) {
+        // Server-side apply creates what is missing: the caller must also be allowed to create.
+        if (status_only) {
+          return ReplyStatus(req, BadRequest("server-side apply to the status subresource is not supported; status "
+                                             "is written by the object's reconciler"));
+        }
+        if (!query.count("fieldManager")) {
+          return ReplyStatus(req, BadRequest("fieldManager: Required value: is required for apply patch"));
+        }
+        if (!Allowed(req, call, &*body)) return 403;
+        if (!registry->Get(*r, ns, name).ok()) {
+          at.verb = "create";
+          if (!Allowed(req, call, &*body)) return 403;
+        }
+        if (dry_run) return ReplyResult(req, registry->DryRunApply(*r, ns, name, *body, manager, force));
+        registry->ApplyAsync(*r, ns, name, std::move(*body), manager, force, ReplyWhenDone(req, activity, call, 200));
+        return kPending;
+      }
+      if (force) {
+        return ReplyStatus(req, BadRequest("force: Forbidden: may not be specified for non-apply patch"));
+      }
       if (!Allowed(req, call, &*body)) return 403;
-      if (dry_run) return ReplyResult(req, registry->DryRunUpdate(*r, ns, name, nullptr, &*body, jp, status_only));
-      registry->PatchAsync(*r, ns, name, std::move(*body), status_only, jp, ReplyWhenDone(req, activity, call, 200));
+      if (dry_run) {
+        return ReplyResult(req, registry->DryRunUpdate(*r, ns, name, nullptr, &*body, jp, status_only, manager));
+      }
+      registry->PatchAsync(*r, ns, name, std::move(*body), status_only, jp, ReplyWhenDone(req, activity, call, 200),
+                           manager);
       return kPending;
     }
     if (m == methods::DEL) {

@@ -29,6 +29,9 @@ struct Env {
 struct ApplyOptions {
   std::vector<std::string> files;
   bool recursive = false;
+  bool server_side = false;     // PATCH application/apply-patch+yaml instead of the client-side three-way merge
+  bool force_conflicts = false;  // server-side: take over fields other managers own
+  std::string field_manager = "stratusctl";
 };
 int RunApply(Env& env, const ApplyOptions& opts);
 

@@ -41,6 +41,28 @@ int RunApply(Env& env, const ApplyOptions& opts) {
       failed = true;
       continue;
     }
+    if (opts.server_side) {
+      // The server merges; the configuration goes as the user wrote it, without client-side apply's annotation.
+      json config = prepared->modified;
+      if (config["metadata"].contains("annotations")) {
+        config["metadata"]["annotations"].erase(kLastAppliedAnnotation);
+        if (config["metadata"]["annotations"].empty()) config["metadata"].erase("annotations");
+      }
+      auto applied = env.client->Apply(prepared->resource->plural, prepared->ns, config, opts.field_manager,
+                                       opts.force_conflicts);
+      if (!applied.ok()) {
+        *env.err << "error: " << m.source << ": " << prepared->Ref() << ": " << applied.status().ToString() << "\n";
+        failed = true;
+        if (applied.status().code() == Code::kUnavailable) break;
+        continue;
+      }
+      *env.out << prepared->Ref() << " serverside-applied" << std::endl;
+      continue;
+    }
+    if (opts.force_conflicts) {
+      *env.err << "error: --force-conflicts only works with --server-side\n";
+      return 1;
+    }
     auto action = ApplyObject(*env.client, *prepared);
     if (!action.ok()) {
       *env.err << "error: " << m.source << ": " << prepared->Ref() << ": " << action.status().ToString() << "\n";

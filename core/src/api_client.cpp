@@ -192,6 +192,19 @@ class HttpApiClient : public ApiClient {
     return DoJson(http::methods::PATCH, *path, &patch, kMergePatch);
   }
 
+  StatusOr<json> Apply(const std::string& plural, const std::string& ns, const json& config,
+                       const std::string& field_manager, bool force) override {
+    std::string name = MetaName(config);
+    if (name.empty()) return BadRequest("metadata.name: Required value: an apply configuration needs a name");
+    auto path = Path(plural, NamespaceFor(ns, config), name);
+    if (!path.ok()) return path.status();
+    std::string q;
+    AddQuery(q, "fieldManager", field_manager.empty() ? opts_.field_manager : field_manager);
+    if (force) AddQuery(q, "force", "true");
+    // JSON is YAML: the body goes as JSON text under the apply media type.
+    return DoJson(http::methods::PATCH, *path + q, &config, "application/apply-patch+yaml");
+  }
+
   StatusOr<json> Delete(const std::string& plural, const std::string& ns, const std::string& name,
                         const std::string& precondition_uid) override {
     auto path = Path(plural, ns, name);
@@ -296,6 +309,13 @@ class HttpApiClient : public ApiClient {
   std::unique_ptr<httpc::http_client> MakeClient(std::chrono::seconds timeout) const {
     auto c = std::make_unique<httpc::http_client>(web::uri(utility::conversions::to_string_t(server_)),
                                                   Config(timeout));
+    if (!opts_.field_manager.empty()) {
+      std::string agent = opts_.field_manager + "/v1";
+      c->add_handler([agent](http::http_request req, std::shared_ptr<http::http_pipeline_stage> next) {
+        req.headers()["User-Agent"] = agent;
+        return next->propagate(req);
+      });
+    }
     if (!opts_.bearer_token.empty()) {
       std::string header = "Bearer " + opts_.bearer_token;
       c->add_handler([header](http::http_request req, std::shared_ptr<http::http_pipeline_stage> next) {

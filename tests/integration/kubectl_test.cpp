@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include "harness.h"
 
@@ -117,6 +118,91 @@ TEST_F(KubectlTest, ApplyExplainDiffDryRunGetAndDeleteWithNoFlags) {
   r = Kubectl({"delete", "-f", m2});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(server_->Http("GET", kApi + "/instancetypes/m1.tiny").code, 404);
+}
+
+// Server-side apply as kubectl does it: managedFields name kubectl's manager, another manager's change to a field
+// is a conflict that names the field and that manager, and --force-conflicts takes the field over. stratusctl's
+// --server-side goes the same way.
+TEST_F(KubectlTest, ServerSideApplyConflictsNameFieldAndManager) {
+  std::string m = Write("m.yaml", Manifest(256));
+  auto r = Kubectl({"apply", "--server-side", "-f", m});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("instancetype.stratus.io/m1.tiny serverside-applied"), std::string::npos) << r.out;
+  json t = Get("/instancetypes/m1.tiny");
+  ASSERT_TRUE(t["metadata"]["managedFields"].is_array()) << t.dump();
+  EXPECT_EQ(t["metadata"]["managedFields"][0]["manager"], "kubectl") << t.dump();
+  EXPECT_EQ(t["metadata"]["managedFields"][0]["operation"], "Apply") << t.dump();
+
+  // Someone changes memoryMiB by hand: the field is theirs now.
+  r = Kubectl({"patch", "instancetype", "m1.tiny", "--type=merge", "-p", R"({"spec":{"memoryMiB":300}})"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Kubectl({"apply", "--server-side", "-f", m});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.err.find("conflict"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("kubectl-patch"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(".spec.memoryMiB"), std::string::npos) << r.err;
+  EXPECT_EQ(Get("/instancetypes/m1.tiny")["spec"].value("memoryMiB", 0), 300);
+
+  r = Kubectl({"apply", "--server-side", "--force-conflicts", "-f", m});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Get("/instancetypes/m1.tiny")["spec"].value("memoryMiB", 0), 256);
+
+  // stratusctl: its own manager, so kubectl's fields are a conflict for it too.
+  std::string m3 = Write("m3.yaml", Manifest(384));
+  r = server_->Ctl({"apply", "--server-side", "-f", m3});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.err.find("conflict with \"kubectl\""), std::string::npos) << r.err;
+  r = server_->Ctl({"apply", "--server-side", "--force-conflicts", "-f", m3});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("instancetype/m1.tiny serverside-applied"), std::string::npos) << r.out;
+  EXPECT_EQ(Get("/instancetypes/m1.tiny")["spec"].value("memoryMiB", 0), 384);
+
+  // The request itself: apply needs a fieldManager; force is for apply only.
+  std::string cfg = R"({"apiVersion":"stratus.io/v1","kind":"InstanceType","metadata":{"name":"m1.tiny"},"spec":{"vcpus":1}})";
+  auto h = server_->Http("PATCH", kApi + "/instancetypes/m1.tiny", cfg, "application/apply-patch+yaml");
+  EXPECT_EQ(h.code, 400) << h.body;
+  EXPECT_NE(h.body.find("fieldManager"), std::string::npos) << h.body;
+  h = server_->Http("PATCH", kApi + "/instancetypes/m1.tiny?force=true", R"({"spec":{"vcpus":1}})",
+                    "application/merge-patch+json");
+  EXPECT_EQ(h.code, 400) << h.body;
+}
+
+// get -w streams changes; wait --for=condition=Ready returns when the condition turns True.
+TEST_F(KubectlTest, GetWatchAndWaitForCondition) {
+  ASSERT_EQ(Kubectl({"apply", "-f", Write("m.yaml", Manifest(256))}).exit_code, 0);
+  auto watches = [&] {
+    auto r = server_->Http("GET", "/metrics");
+    auto at = r.body.find("\nstratus_apiserver_watches ");
+    return at == std::string::npos ? -1 : std::stoi(r.body.substr(at + 27));
+  };
+  int before = watches();
+  auto watching = std::async(std::launch::async, [&] {
+    return Kubectl({"get", "instancetypes", "-w", "--request-timeout=10s"});
+  });
+  // Change the object once kubectl's watch is open (the server counts it), not after some time.
+  for (int i = 0; i < 400 && watches() <= before; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_GT(watches(), before);
+  ASSERT_EQ(Kubectl({"label", "instancetype", "m1.tiny", "tier=gold"}).exit_code, 0);
+  ASSERT_EQ(Kubectl({"delete", "instancetype", "m1.tiny"}).exit_code, 0);
+  auto w = watching.get();
+  // The listing, then the label change and the deletion as further rows of the same object.
+  size_t rows = 0;
+  for (size_t at = w.out.find("m1.tiny"); at != std::string::npos; at = w.out.find("m1.tiny", at + 1)) ++rows;
+  EXPECT_GE(rows, 3u) << w.out << w.err;
+
+  auto waiting = std::async(std::launch::async, [&] {
+    return Kubectl({"wait", "--for=condition=Ready", "instance/web-1", "--timeout=60s"});
+  });
+  // No agent here: the status a node agent would write, written by hand.
+  json st = {{"status", {{"phase", "Running"}, {"conditions", json::array({{{"type", "Ready"}, {"status", "True"},
+                                                                             {"reason", "Running"},
+                                                                             {"lastTransitionTime", "2026-12-04T00:00:00Z"}}})}}}};
+  auto p = server_->Http("PATCH", kApi + "/namespaces/default/instances/web-1/status", st.dump(),
+                         "application/merge-patch+json");
+  ASSERT_EQ(p.code, 200) << p.body;
+  auto wr = waiting.get();
+  EXPECT_EQ(wr.exit_code, 0) << wr.out << wr.err;
+  EXPECT_NE(wr.out.find("condition met"), std::string::npos) << wr.out;
 }
 
 TEST_F(KubectlTest, OpenApiDiscoveryPointsAtTheGroupDocument) {

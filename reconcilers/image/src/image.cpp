@@ -339,6 +339,7 @@ Status ImageReconciler::Capture(const json& img, const std::string& path) {
   co.bearer_token = api_token_;
   co.ca_file = api_ca_file_;
   co.timeout_seconds = 600;
+  co.field_manager = "stratus-agent";
   auto http = NewHttpApiClient(api_url_, co);
   int last = -1;
   auto up = http->UploadFile("images", ns, name, tmp, [&](uint64_t done, uint64_t total) {

@@ -10,7 +10,9 @@
 
 namespace stratus {
 
-// `registry` must outlive the client and every Watch running on it.
-std::unique_ptr<ApiClient> NewLocalApiClient(Registry* registry);
+// `registry` must outlive the client and every Watch running on it. Its writes are `field_manager`'s
+// (metadata.managedFields), as an HTTP client's are its User-Agent's.
+std::unique_ptr<ApiClient> NewLocalApiClient(Registry* registry,
+                                             const std::string& field_manager = "stratus-controller-manager");
 
 }  // namespace stratus

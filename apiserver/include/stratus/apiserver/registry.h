@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include <atomic>
@@ -42,35 +43,49 @@ class Registry {
   // watch event published, or with the error. May run on the store's writer thread or on the calling thread.
   using Done = WriteDone;
 
+  // Every spec/metadata write names its field manager (the fieldManager parameter, or the client's User-Agent);
+  // the fields it changes become that manager's in metadata.managedFields (managed_fields.h). Empty: "unknown".
+
   // Creates `obj` in `ns` (ignored for cluster-scoped kinds). Server fields are set; status is dropped for kinds
   // with a status subresource.
-  void CreateAsync(const ResourceInfo& r, const std::string& ns, json obj, Done done);
+  void CreateAsync(const ResourceInfo& r, const std::string& ns, json obj, Done done, const std::string& manager = "");
   // PUT. With `status_only`, only `status` is taken from `obj`; otherwise `status` is ignored.
   void UpdateAsync(const ResourceInfo& r, const std::string& ns, const std::string& name, json obj,
-                   bool status_only, Done done);
+                   bool status_only, Done done, const std::string& manager = "");
   // PATCH (merge patch, or JSON patch when `json_patch`), retried on conflict unless the patch pins
   // metadata.resourceVersion.
   void PatchAsync(const ResourceInfo& r, const std::string& ns, const std::string& name, json patch,
-                  bool status_only, bool json_patch, Done done);
+                  bool status_only, bool json_patch, Done done, const std::string& manager = "");
+  // Server-side apply (PATCH application/apply-patch+yaml): merges `config` into the object as `manager`'s
+  // intent, creating the object when it does not exist; 409 naming the fields other managers own with other
+  // values unless `force`. Retried on store conflicts unless the configuration pins metadata.resourceVersion.
+  void ApplyAsync(const ResourceInfo& r, const std::string& ns, const std::string& name, json config,
+                  const std::string& manager, bool force, Done done);
   // Two-phase delete: with finalizers, sets deletionTimestamp and returns the object; else removes it.
   void DeleteAsync(const ResourceInfo& r, const std::string& ns, const std::string& name,
                    std::string precondition_uid, Done done);
 
   // The same writes, waiting for the result (for in-process callers; never from a Done).
-  StatusOr<json> Create(const ResourceInfo& r, const std::string& ns, json obj);
+  StatusOr<json> Create(const ResourceInfo& r, const std::string& ns, json obj, const std::string& manager = "");
   StatusOr<json> Update(const ResourceInfo& r, const std::string& ns, const std::string& name, json obj,
-                        bool status_only);
+                        bool status_only, const std::string& manager = "");
   StatusOr<json> Patch(const ResourceInfo& r, const std::string& ns, const std::string& name, const json& patch,
-                       bool status_only, bool json_patch = false);
+                       bool status_only, bool json_patch = false, const std::string& manager = "");
+  StatusOr<json> Apply(const ResourceInfo& r, const std::string& ns, const std::string& name, const json& config,
+                       const std::string& manager, bool force);
   StatusOr<json> Delete(const ResourceInfo& r, const std::string& ns, const std::string& name,
                         const std::string& precondition_uid);
 
   // Server-side dry runs (?dryRun=All): the object a create, update or patch would store, validated and admitted,
   // with nothing written. DryRunUpdate takes the new object (PUT) or a patch; with neither, it is a delete's
   // dry run and answers the stored object.
-  StatusOr<json> DryRunCreate(const ResourceInfo& r, const std::string& ns, json obj) const;
+  StatusOr<json> DryRunCreate(const ResourceInfo& r, const std::string& ns, json obj,
+                              const std::string& manager = "") const;
   StatusOr<json> DryRunUpdate(const ResourceInfo& r, const std::string& ns, const std::string& name, const json* obj,
-                              const json* patch, bool json_patch, bool status_only) const;
+                              const json* patch, bool json_patch, bool status_only,
+                              const std::string& manager = "") const;
+  StatusOr<json> DryRunApply(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                             const json& config, const std::string& manager, bool force) const;
 
   StatusOr<json> Get(const ResourceInfo& r, const std::string& ns, const std::string& name) const;
   // The stored JSON text of one object (what Get returns, serialized once when it was written).
@@ -99,20 +114,28 @@ class Registry {
   Store* store() const { return store_; }
 
  private:
-  StatusOr<json> PrepareCreate(const ResourceInfo& r, const std::string& ns, json obj) const;
+  // `manager` records the write's fields in managedFields; nullopt when an apply has set them already.
+  StatusOr<json> PrepareCreate(const ResourceInfo& r, const std::string& ns, json obj,
+                               const std::optional<std::string>& manager) const;
   // The next state of `cur` for an update (validated and admitted), or why not.
   StatusOr<json> PrepareUpdate(const ResourceInfo& r, const ObjectKey& key, const json& cur, json obj,
-                               bool status_only) const;
+                               bool status_only, const std::optional<std::string>& manager) const;
+  // The object an apply would store: the merged configuration, prepared as a create (`*exists` false) or update.
+  StatusOr<json> PrepareApply(const ResourceInfo& r, const ObjectKey& key, const StoredObject* cur,
+                              const json& config, const std::string& manager, bool force) const;
+  void ApplyAttempt(const ResourceInfo* r, ObjectKey key, std::shared_ptr<const json> config, std::string manager,
+                    bool force, bool pins, int attempt, Done done);
   // `curobj` with `patch` applied; *pins tells whether the patch names a resourceVersion (then it must match).
   StatusOr<json> Patched(const ResourceInfo& r, const ObjectKey& key, const json& curobj, const json& patch,
                          bool json_patch, bool* pins) const;
-  void UpdateFrom(const ResourceInfo& r, const ObjectKey& key, const StoredObject& cur, json obj, bool status_only,
-                  uint64_t expected_rv, Done done);
+  // Writes `next` (already prepared) over `cur`: a no-op, a finalized removal, or an update.
+  void WritePrepared(const ResourceInfo& r, const ObjectKey& key, const StoredObject& cur, json next,
+                     bool status_only, uint64_t expected_rv, Done done);
   // One attempt of Update/Patch/Delete; on a conflict it may be retried (attempt + 1) from the Done.
   void UpdateAttempt(const ResourceInfo* r, ObjectKey key, std::shared_ptr<const json> obj, bool status_only,
-                     uint64_t pinned, int attempt, Done done);
+                     uint64_t pinned, std::string manager, int attempt, Done done);
   void PatchAttempt(const ResourceInfo* r, ObjectKey key, std::shared_ptr<const json> patch, bool status_only,
-                    bool json_patch, int attempt, Done done);
+                    bool json_patch, std::string manager, int attempt, Done done);
   void DeleteAttempt(const ResourceInfo* r, ObjectKey key, std::string precondition_uid, int attempt, Done done);
   // Runs the list query shared by List and ListEncoded.
   StatusOr<StoreListResult> Query(const ResourceInfo& r, const std::string& ns, const ListRequest& req) const;

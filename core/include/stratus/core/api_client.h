@@ -39,6 +39,14 @@ class ApiClient {
   // merge-patch+json; `subresource` is "" or "status".
   virtual StatusOr<json> Patch(const std::string& plural, const std::string& ns, const std::string& name,
                                const json& patch, const std::string& subresource = "") = 0;
+  // Server-side apply (PATCH application/apply-patch+yaml) of `config`, a partial object with apiVersion, kind and
+  // metadata.name, as `field_manager` ("" = this client's own name); `force` takes over fields other managers
+  // own. Creates the object when it does not exist. Default: kMethodNotAllowed.
+  virtual StatusOr<json> Apply(const std::string& plural, const std::string& ns, const json& config,
+                               const std::string& field_manager, bool force) {
+    (void)plural, (void)ns, (void)config, (void)field_manager, (void)force;
+    return Status(Code::kMethodNotAllowed, "this client does not do server-side apply");
+  }
   // Returns the object as it is after the call (with deletionTimestamp when finalizers hold it) or a Status.
   virtual StatusOr<json> Delete(const std::string& plural, const std::string& ns, const std::string& name,
                                 const std::string& precondition_uid = "") = 0;
@@ -66,6 +74,8 @@ struct HttpClientOptions {
   std::string bearer_token;   // sent as `Authorization: Bearer TOKEN` on every request when not empty
   std::string ca_file;        // PEM file of the CA that https servers are verified against ("" = system CAs)
   bool insecure_skip_tls_verify = false;  // https without verifying the server's certificate (tests, debugging)
+  // Sent as the User-Agent ("NAME/v1"): the server names this client's writes after it in managedFields.
+  std::string field_manager = "stratus-client";
 };
 
 // HTTP implementation over cpprestsdk. `server` is a base URL such as https://127.0.0.1:8774.
