@@ -35,6 +35,7 @@
 #include "stratus/core/object.h"
 #include "stratus/core/schema.h"
 #include "stratus/core/tls.h"
+#include "stratus/gitops/gitops.h"
 #include "stratus/ipam/ipam.h"
 #include "stratus/address/address.h"
 #include "stratus/nodelifecycle/nodelifecycle.h"
@@ -160,7 +161,8 @@ int WaitForTermination(const sigset_t& set) {
 
 // Cluster-wide reconcilers run by the server: placement (instances, volumes), IPAM and node lifecycle.
 struct ClusterControllers {
-  ClusterControllers(stratus::ApiClient* client, stratus::runtime::InformerFactory* informers, const ServerFlags& f) {
+  ClusterControllers(stratus::ApiClient* client, stratus::ApiClient* gitops_client,
+                     stratus::runtime::InformerFactory* informers, const ServerFlags& f) {
     using namespace stratus;
     runtime::Informer* instances = informers->For("instances");
     runtime::Informer* nodes = informers->For("nodes");
@@ -197,6 +199,12 @@ struct ClusterControllers {
     lifecycle = std::make_unique<nodelifecycle::NodeLifecycleReconciler>(client, nodes,
                                                                          std::chrono::seconds(f.node_grace_seconds));
     lifecycle_ctl = std::make_unique<runtime::Controller>(lifecycle.get(), 1);
+    // GitOps: repositories cached under the data dir; its applies go through their own client, whose writes are
+    // the stratus-gitops field manager's. Two workers: one slow repository does not hold up another.
+    fetcher = gitops::NewLibgit2Fetcher((std::filesystem::path(f.data_dir) / "gitops").string());
+    gitops = std::make_unique<gitops::ManifestSourceReconciler>(gitops_client, informers->For("manifestsources"),
+                                                                fetcher.get());
+    gitops_ctl = std::make_unique<runtime::Controller>(gitops.get(), 2);
     informers->Start();
     // Each controller's workers wait until the caches its reconciler reads have listed.
     placement_ctl->Start();
@@ -204,6 +212,7 @@ struct ClusterControllers {
     address_ctl->Start();
     volume_placement_ctl->Start();
     lifecycle_ctl->Start();
+    gitops_ctl->Start();
     for (auto& c : summary_ctls) c->Start();
   }
   ~ClusterControllers() {
@@ -212,8 +221,12 @@ struct ClusterControllers {
     ipam_ctl->Stop();
     address_ctl->Stop();
     lifecycle_ctl->Stop();
+    gitops_ctl->Stop();
     for (auto& c : summary_ctls) c->Stop();
   }
+  std::unique_ptr<stratus::gitops::GitFetcher> fetcher;
+  std::unique_ptr<stratus::gitops::ManifestSourceReconciler> gitops;
+  std::unique_ptr<stratus::runtime::Controller> gitops_ctl;
   std::unique_ptr<stratus::ipam::IpamReconciler> ipam;
   std::unique_ptr<stratus::address::AddressReconciler> addresses;
   std::unique_ptr<stratus::runtime::Controller> address_ctl;
@@ -347,6 +360,7 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   registry.AddValidator("Network", network::ValidateNetwork);
   registry.AddValidator("SecurityGroup", network::ValidateSecurityGroup);
   registry.AddValidator("Image", image::ValidateImage);
+  registry.AddValidator("ManifestSource", gitops::ValidateManifestSource);
   auto default_quota = ParseQuotaAmounts(f.default_quota);
   if (!default_quota.ok()) {
     std::cerr << "error: --default-quota: " << default_quota.status().message() << "\n";
@@ -450,7 +464,8 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   }
   // One informer per collection for the cluster reconcilers and the embedded agent alike.
   auto informers = std::make_unique<runtime::InformerFactory>(local.get());
-  auto cluster = std::make_unique<ClusterControllers>(local.get(), informers.get(), f);
+  auto gitops_local = NewLocalApiClient(&registry, gitops::kFieldManager);
+  auto cluster = std::make_unique<ClusterControllers>(local.get(), gitops_local.get(), informers.get(), f);
   std::unique_ptr<AgentRunner> agent;
   if (f.agent) {
     if (aopts.data_dir.empty()) aopts.data_dir = (std::filesystem::path(data_dir) / "agent").string();

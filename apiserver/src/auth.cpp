@@ -27,12 +27,12 @@ bool IsRead(const std::string& verb) { return verb == "get" || verb == "list" ||
 
 // What members create, change and delete; admins also manage the namespace's RoleBindings.
 const std::set<std::string>& CloudKinds() {
-  static const std::set<std::string> k = {"Instance", "Volume",        "Network", "Image",
-                                          "KeyPair",  "SecurityGroup", "Address"};
+  static const std::set<std::string> k = {"Instance", "Volume",  "Network",        "Image", "KeyPair",
+                                          "SecurityGroup", "Address", "ManifestSource", "Secret"};
   return k;
 }
 // Credentials: never readable by a viewer role, only by cluster-admin.
-bool IsCredential(const std::string& kind) { return kind == "Token" || kind == "AccessKey"; }
+bool IsCredential(const std::string& kind) { return kind == "Token" || kind == "AccessKey" || kind == "Secret"; }
 
 // Paths every authenticated caller may read (Kubernetes' system:discovery).
 bool IsDiscoveryPath(const std::string& p) {
@@ -173,7 +173,10 @@ bool Authorizer::NamespaceRoleAllows(const std::string& user, const RequestAttri
   for (const auto& b : registry_->store()->List(lo).items) {
     if (Spec(*b, "user") != user) continue;
     std::string role = Spec(*b, "role");
-    if (read) return true;  // every role reads everything in its namespace
+    // Every role reads everything in its namespace but Secrets, which only members and admins (who could make
+    // a ManifestSource use them anyway) read.
+    if (read && (!IsCredential(kind) || role == "member" || role == "admin")) return true;
+    if (read) continue;
     if ((role == "member" || role == "admin") && CloudKinds().count(kind)) return true;
     if (role == "admin" && kind == "RoleBinding") return true;
   }

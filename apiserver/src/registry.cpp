@@ -10,6 +10,7 @@
 
 #include "stratus/apiserver/admission.h"
 #include "stratus/apiserver/managed_fields.h"
+#include "stratus/core/base64.h"
 #include "stratus/core/merge.h"
 #include "stratus/core/object.h"
 #include "stratus/core/selector.h"
@@ -50,6 +51,18 @@ bool HasFinalizers(const json& obj) {
 }
 
 bool IsDeleting(const json& obj) { return !MetaString(obj, "deletionTimestamp").empty(); }
+
+// A Secret's stringData goes into data, base64-encoded (as Kubernetes does): what is stored has data only.
+void FoldStringData(const ResourceInfo& r, json& obj) {
+  if (r.kind != "Secret" || !obj.contains("stringData")) return;
+  if (obj["stringData"].is_object()) {
+    if (!obj.contains("data") || !obj["data"].is_object()) obj["data"] = json::object();
+    for (auto it = obj["stringData"].begin(); it != obj["stringData"].end(); ++it) {
+      if (it.value().is_string()) obj["data"][it.key()] = Base64Encode(it.value().get<std::string>());
+    }
+    obj.erase("stringData");
+  }  // else the schema names the problem
+}
 
 }  // namespace
 
@@ -142,6 +155,7 @@ StatusOr<json> Registry::PrepareCreate(const ResourceInfo& r, const std::string&
   md["creationTimestamp"] = NowRfc3339();
   md["generation"] = 1;
   if (r.has_status) obj.erase("status");
+  FoldStringData(r, obj);
   if (manager) {
     md.erase("managedFields");
     std::string now = md["creationTimestamp"];
@@ -318,6 +332,7 @@ StatusOr<json> Registry::PrepareUpdate(const ResourceInfo& r, const ObjectKey& k
         next.erase("status");
       }
     }
+    FoldStringData(r, next);
     schemas_->ApplyDefaults(r.kind, next);
     if (GenerationView(next) != GenerationView(cur)) {
       md["generation"] = cmd.value("generation", int64_t{1}) + 1;

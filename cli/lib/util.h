@@ -7,14 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "stratus/core/duration.h"
 #include "stratus/core/json_text.h"
 #include "stratus/core/status.h"
 
 namespace stratus::cli {
 
-// Parses a duration as kubectl accepts it: "60s", "2m", "1h", "1h30m", "500ms", "1.5h" or a bare number of
-// seconds ("90"). Returns kBadRequest naming the text when malformed or negative.
-StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text);
+// ParseDuration (as kubectl accepts durations) lives in core/duration.h.
+using stratus::ParseDuration;
 // "1m30s" style rendering of a duration (for messages).
 std::string FormatDuration(std::chrono::milliseconds d);
 

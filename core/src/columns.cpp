@@ -227,6 +227,28 @@ std::vector<Column> ColumnsFor(const ResourceInfo& r) {
             {"NODE", Path({"status.node"}), true},
             {"READY", [](const json& o, int64_t) { return Ready(o); }, true}};
   }
+  if (k == "ManifestSource") {
+    return {{"URL", Path({"spec.url"})},
+            {"REVISION", [](const json& o, int64_t) { return OrNone(JsonText(o, "status.revision").substr(0, 12)); }},
+            {"LAST APPLIED", [](const json& o, int64_t now) {
+               std::string t = JsonText(o, "status.lastAppliedTime");
+               return t.empty() ? std::string("<none>") : AgeSince(t, now);
+             }},
+            {"READY", [](const json& o, int64_t) { return Ready(o); }},
+            {"AGE", age},
+            {"PATH", Path({"spec.path"}), true},
+            {"MESSAGE", [](const json& o, int64_t) {
+               const json* c = FindCondition(o, "Ready");
+               return OrNone(c == nullptr ? "" : JsonText(*c, "message"));
+             }, true}};
+  }
+  if (k == "Secret") {
+    return {{"TYPE", Path({"type"})},
+            {"DATA", [](const json& o, int64_t) {
+               return std::to_string(o.contains("data") && o["data"].is_object() ? o["data"].size() : 0);
+             }},
+            {"AGE", age}};
+  }
   if (k == "AddressPool") {
     return {{"CIDR", Path({"spec.cidr"})},
             {"INTERFACE", Path({"spec.interface"})},

@@ -25,6 +25,8 @@ const std::vector<ResourceInfo>& AllResources() {
       {"ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, {"crb"}, false, {}},
       {"Address", "addresses", "address", true, {"addr", "eip", "fip"}, true, {"all"}},
       {"AddressPool", "addresspools", "addresspool", false, {"ap"}, true, {}},
+      {"ManifestSource", "manifestsources", "manifestsource", true, {"msrc", "gitrepo"}, true, {}},
+      {"Secret", "secrets", "secret", true, {}, false, {}},
   };
   return kAll;
 }
