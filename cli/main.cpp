@@ -78,6 +78,10 @@ int Run(int argc, char** argv) {
                       "With --server-side: take over the conflicting fields instead of failing");
   apply_cmd->add_option("--field-manager", apply.field_manager, "Name this client's changes are recorded under")
       ->capture_default_str();
+  apply_cmd->add_flag("--prune", apply.prune,
+                      "Delete objects matching -l that the files no longer hold (try --dry-run first)");
+  apply_cmd->add_option("-l,--selector", apply.selector, "With --prune: the label selector of the objects it may delete");
+  apply_cmd->add_flag("--dry-run", apply.dry_run, "Print what would be created, configured and pruned; change nothing");
 
   // get
   GetOptions get;

@@ -32,6 +32,11 @@ struct ApplyOptions {
   bool server_side = false;     // PATCH application/apply-patch+yaml instead of the client-side three-way merge
   bool force_conflicts = false;  // server-side: take over fields other managers own
   std::string field_manager = "stratusctl";
+  // --prune -l SELECTOR: afterwards, delete the objects matching the selector that the files no longer hold (in
+  // the namespaces the files touch, of the kinds they hold and the cloud kinds), as kubectl apply --prune does.
+  bool prune = false;
+  std::string selector;
+  bool dry_run = false;  // print what apply (and prune) would do; write nothing
 };
 int RunApply(Env& env, const ApplyOptions& opts);
 

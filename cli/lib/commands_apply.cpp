@@ -5,13 +5,76 @@
 #include "lib/diff.h"
 #include "lib/manifests.h"
 #include "lib/util.h"
+#include "stratus/core/object.h"
 #include "stratus/core/yaml.h"
 
+#include <set>
+
 namespace stratus::cli {
+
+namespace {
+
+// The kinds --prune looks at besides those in the files: what a tenant makes.
+const std::vector<std::string>& PruneKinds() {
+  static const std::vector<std::string> k = {"Instance", "Volume", "Network", "Image", "KeyPair",
+                                             "SecurityGroup", "Address", "ManifestSource", "Secret"};
+  return k;
+}
+
+// Deletes (or with dry_run, names) the objects matching `selector` in the applied namespaces that the files do
+// not hold. False when some listing or deletion failed.
+bool Prune(Env& env, const ApplyOptions& opts, const std::set<std::string>& applied,
+           const std::set<const ResourceInfo*>& kinds_in_files, const std::set<std::string>& namespaces) {
+  std::set<const ResourceInfo*> kinds = kinds_in_files;
+  for (const auto& k : PruneKinds()) kinds.insert(FindByKind(k));
+  bool ok = true;
+  for (const ResourceInfo* r : kinds) {
+    std::set<std::string> where = r->namespaced ? namespaces : std::set<std::string>{""};
+    for (const auto& ns : where) {
+      ListOptions lo;
+      lo.label_selector = opts.selector;
+      auto list = ListAll(*env.client, r->plural, ns, lo);
+      if (!list.ok()) {
+        *env.err << "error: prune: listing " << r->plural << ": " << list.status().ToString() << "\n";
+        ok = false;
+        continue;
+      }
+      for (const auto& o : (*list)["items"]) {
+        std::string name = MetaString(o, "name");
+        if (applied.count(r->kind + "/" + ns + "/" + name)) continue;
+        if (!MetaString(o, "deletionTimestamp").empty()) continue;  // already going
+        if (!opts.dry_run) {
+          auto d = env.client->Delete(r->plural, ns, name, MetaString(o, "uid"));
+          if (!d.ok() && d.status().code() != Code::kNotFound) {
+            *env.err << "error: prune: " << r->singular << "/" << name << ": " << d.status().ToString() << "\n";
+            ok = false;
+            continue;
+          }
+        }
+        *env.out << r->singular << "/" << name << " pruned" << (opts.dry_run ? " (dry run)" : "") << std::endl;
+      }
+    }
+  }
+  return ok;
+}
+
+}  // namespace
 
 int RunApply(Env& env, const ApplyOptions& opts) {
   if (opts.files.empty()) {
     *env.err << "error: must specify -f FILE, -f DIR or -f - (stdin)\n";
+    return 1;
+  }
+  if (opts.force_conflicts && !opts.server_side) {
+    *env.err << "error: --force-conflicts only works with --server-side\n";
+    return 1;
+  }
+  if (opts.prune && opts.selector.empty()) {
+    *env.err << "error: --prune needs -l SELECTOR: the label selector of the objects it may delete\n";
+    return 1;
+  }
+  if (!opts.selector.empty() && !opts.prune) {
+    *env.err << "error: -l/--selector only works with --prune\n";
     return 1;
   }
   LoadedManifests loaded = LoadManifests(opts.files, opts.recursive, *env.in);
@@ -20,10 +83,14 @@ int RunApply(Env& env, const ApplyOptions& opts) {
     *env.err << "error: " << source << ": " << status.ToString() << "\n";
     failed = true;
   }
-  if (loaded.objects.empty() && !failed) {
+  if (loaded.objects.empty() && !failed && !opts.prune) {
     *env.err << "error: no objects passed to apply\n";
     return 1;
   }
+  std::set<std::string> applied;  // Kind/namespace/name
+  std::set<const ResourceInfo*> kinds;
+  std::set<std::string> namespaces;
+  const char* dry = opts.dry_run ? " (dry run)" : "";
   for (const auto& m : loaded.objects) {
     auto prepared = PrepareForApply(m.object, env.ns, env.ns_explicit);
     if (!prepared.ok()) {
@@ -41,6 +108,20 @@ int RunApply(Env& env, const ApplyOptions& opts) {
       failed = true;
       continue;
     }
+    applied.insert(prepared->resource->kind + "/" + prepared->ns + "/" + prepared->name);
+    kinds.insert(prepared->resource);
+    if (prepared->resource->namespaced) namespaces.insert(prepared->ns);
+    if (opts.dry_run) {
+      auto preview = PreviewApply(*env.client, *prepared);
+      if (!preview.ok()) {
+        *env.err << "error: " << m.source << ": " << prepared->Ref() << ": " << preview.status().ToString() << "\n";
+        failed = true;
+        continue;
+      }
+      const char* what = preview->live.is_null() ? "created" : preview->patch.empty() ? "unchanged" : "configured";
+      *env.out << prepared->Ref() << " " << what << dry << std::endl;
+      continue;
+    }
     if (opts.server_side) {
       // The server merges; the configuration goes as the user wrote it, without client-side apply's annotation.
       json config = prepared->modified;
@@ -48,20 +129,16 @@ int RunApply(Env& env, const ApplyOptions& opts) {
         config["metadata"]["annotations"].erase(kLastAppliedAnnotation);
         if (config["metadata"]["annotations"].empty()) config["metadata"].erase("annotations");
       }
-      auto applied = env.client->Apply(prepared->resource->plural, prepared->ns, config, opts.field_manager,
-                                       opts.force_conflicts);
-      if (!applied.ok()) {
-        *env.err << "error: " << m.source << ": " << prepared->Ref() << ": " << applied.status().ToString() << "\n";
+      auto result = env.client->Apply(prepared->resource->plural, prepared->ns, config, opts.field_manager,
+                                      opts.force_conflicts);
+      if (!result.ok()) {
+        *env.err << "error: " << m.source << ": " << prepared->Ref() << ": " << result.status().ToString() << "\n";
         failed = true;
-        if (applied.status().code() == Code::kUnavailable) break;
+        if (result.status().code() == Code::kUnavailable) break;
         continue;
       }
       *env.out << prepared->Ref() << " serverside-applied" << std::endl;
       continue;
-    }
-    if (opts.force_conflicts) {
-      *env.err << "error: --force-conflicts only works with --server-side\n";
-      return 1;
     }
     auto action = ApplyObject(*env.client, *prepared);
     if (!action.ok()) {
@@ -71,6 +148,15 @@ int RunApply(Env& env, const ApplyOptions& opts) {
       continue;
     }
     *env.out << prepared->Ref() << " " << ApplyActionName(*action) << std::endl;
+  }
+  if (opts.prune) {
+    if (failed) {
+      // Something in the files was not applied (or not read): what they hold is uncertain, so nothing is deleted.
+      *env.err << "error: nothing pruned: fix the errors above first\n";
+      return 1;
+    }
+    if (namespaces.empty()) namespaces.insert(env.ns.empty() ? "default" : env.ns);
+    if (!Prune(env, opts, applied, kinds, namespaces)) failed = true;
   }
   return failed ? 1 : 0;
 }

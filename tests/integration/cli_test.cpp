@@ -125,6 +125,48 @@ TEST_F(CliTest, ThreeWayApplyRemovesFieldsDroppedFromTheFile) {
   EXPECT_EQ(server_->Ctl({"diff", "-f", f.string()}).exit_code, 0);
 }
 
+// apply --prune -l: objects with the selector that the files no longer hold are deleted (after a dry run that
+// changes nothing); objects without the label, and other namespaces, are never touched.
+TEST_F(CliTest, ApplyPruneDeletesOnlySelectedObjectsThatLeftTheFiles) {
+  auto vol = [](const std::string& name, const std::string& labels) {
+    return "apiVersion: stratus.io/v1\nkind: Volume\nmetadata: {name: " + name + ", labels: {" + labels +
+           "}}\nspec: {size: 1Gi}\n---\n";
+  };
+  fs::path d = dir_.path() / "manifests";
+  fs::create_directories(d);
+  WriteFile(d / "a.yaml", vol("a", "app: shop"));
+  WriteFile(d / "b.yaml", vol("b", "app: shop"));
+  auto first = server_->Ctl({"apply", "-f", d.string()});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  // Objects made another way: one labelled for another app, one unlabelled, one in another namespace.
+  ASSERT_EQ(server_->Ctl({"apply", "-f", "-"}, vol("other", "app: blog") + vol("loose", "")).exit_code, 0);
+  ASSERT_EQ(server_->Ctl({"apply", "-f", "-"}, "apiVersion: stratus.io/v1\nkind: Namespace\nmetadata: {name: team2}\n")
+                .exit_code,
+            0);
+  ASSERT_EQ(server_->Ctl({"apply", "-n", "team2", "-f", "-"}, vol("c", "app: shop")).exit_code, 0);
+
+  fs::remove(d / "b.yaml");
+  auto dry = server_->Ctl({"apply", "-f", d.string(), "--prune", "-l", "app=shop", "--dry-run"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.out << dry.err;
+  EXPECT_NE(dry.out.find("volume/a unchanged (dry run)"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("volume/b pruned (dry run)"), std::string::npos) << dry.out;
+  EXPECT_EQ(server_->Http("GET", PathOf("volumes", "default", "b")).code, 200);  // a dry run deletes nothing
+
+  auto pr = server_->Ctl({"apply", "-f", d.string(), "--prune", "-l", "app=shop"});
+  ASSERT_EQ(pr.exit_code, 0) << pr.out << pr.err;
+  EXPECT_NE(pr.out.find("volume/b pruned"), std::string::npos) << pr.out;
+  ASSERT_TRUE(Eventually([&] { return server_->Http("GET", PathOf("volumes", "default", "b")).code == 404; }));
+  for (const auto& [ns, name] : std::vector<std::pair<std::string, std::string>>{
+           {"default", "a"}, {"default", "other"}, {"default", "loose"}, {"team2", "c"}}) {
+    EXPECT_EQ(server_->Http("GET", PathOf("volumes", ns, name)).code, 200) << ns << "/" << name;
+  }
+  // --prune without a selector, and a selector without --prune, are refused before anything is written.
+  auto no_sel = server_->Ctl({"apply", "-f", d.string(), "--prune"});
+  EXPECT_NE(no_sel.exit_code, 0);
+  EXPECT_NE(no_sel.err.find("-l SELECTOR"), std::string::npos) << no_sel.err;
+  EXPECT_NE(server_->Ctl({"apply", "-f", d.string(), "-l", "app=shop"}).exit_code, 0);
+}
+
 TEST_F(CliTest, ApplyFromStdinMultiDocumentAndErrorsNameTheField) {
   std::string docs =
       "apiVersion: stratus.io/v1\nkind: KeyPair\nmetadata: {name: k1}\nspec: {publicKey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK1 k1}\n"
