@@ -119,7 +119,13 @@ struct Call {
   RequestAttributes attrs;  // the authorization verb, resource, namespace, name
   std::string resource;     // the metrics' resource label (a plural, or "")
   bool audited = false;     // its audit line is written (once, before the answer where it can be)
+  std::vector<std::string> warnings;  // sent as Warning headers with a successful answer (fieldValidation=Warn)
 };
+
+// Kubernetes' form of a warning: `299 - "text"` (kubectl prints "Warning: text").
+void AddWarnings(web::http::http_response& resp, const std::vector<std::string>& warnings) {
+  for (const auto& w : warnings) resp.headers().add("Warning", "299 - " + json(w).dump());
+}
 
 bool IsMutating(const std::string& method) {
   return method == methods::POST || method == methods::PUT || method == methods::PATCH || method == methods::DEL;
@@ -215,15 +221,17 @@ struct ApiServer::Impl {
     Reply(req, s.http_code(), s.ToJson());
     return s.http_code();
   }
-  int ReplyResult(http_request& req, const StatusOr<json>& r, int ok_code = 200) {
+  int ReplyResult(http_request& req, const StatusOr<json>& r, int ok_code = 200,
+                  const std::vector<std::string>& warnings = {}) {
     if (!r.ok()) return ReplyStatus(req, r.status());
-    Reply(req, ok_code, *r);
+    ReplyJsonText(req, ok_code, r->dump(-1, ' ', false, json::error_handler_t::replace), warnings);
     return ok_code;
   }
   // Replies with JSON text as it is (an object's stored encoding, a list spliced from them).
-  void ReplyJsonText(http_request& req, int code, std::string text) {
+  void ReplyJsonText(http_request& req, int code, std::string text, const std::vector<std::string>& warnings = {}) {
     http_response resp(static_cast<web::http::status_code>(code));
     resp.set_body(std::move(text), "application/json");
+    AddWarnings(resp, warnings);
     Send(req, resp);
   }
 
@@ -244,7 +252,7 @@ struct ApiServer::Impl {
       try {
         if (res.ok()) {
           if (after) after();
-          ReplyJsonText(r, ok_code, *res->encoded);
+          ReplyJsonText(r, ok_code, *res->encoded, call.warnings);
         } else {
           ReplyStatus(r, res.status());
         }
@@ -672,15 +680,22 @@ struct ApiServer::Impl {
       return ReplyStatus(req, BadRequest("dryRun: Unsupported value: \"" + query.at("dryRun") +
                                          "\": supported values: \"All\""));
     }
-    // fieldValidation: every request is validated strictly (the schemas reject unknown fields); Warn and Ignore are
-    // accepted names but not yet softer.
+    // fieldValidation: Strict (the default here) refuses unknown fields naming them; Warn drops them and says so
+    // in Warning headers; Ignore drops them silently.
+    std::string field_validation = "Strict";
     if (query.count("fieldValidation")) {
-      const std::string& fv = query.at("fieldValidation");
-      if (fv != "Strict" && fv != "Warn" && fv != "Ignore") {
-        return ReplyStatus(req, BadRequest("fieldValidation: Unsupported value: \"" + fv +
+      field_validation = query.at("fieldValidation");
+      if (field_validation != "Strict" && field_validation != "Warn" && field_validation != "Ignore") {
+        return ReplyStatus(req, BadRequest("fieldValidation: Unsupported value: \"" + field_validation +
                                            "\": supported values: \"Ignore\", \"Strict\", \"Warn\""));
       }
     }
+    auto soften = [&](json* body) {
+      if (field_validation == "Strict" || !body->is_object()) return;
+      for (const auto& f : registry->schemas()->DropUnknownFields(r->kind, *body)) {
+        if (field_validation == "Warn") call.warnings.push_back("unknown field \"" + f + "\"");
+      }
+    };
     // Who makes this change, for managedFields: the fieldManager parameter, else the User-Agent's product name.
     std::string manager;
     if (query.count("fieldManager")) {
@@ -709,8 +724,11 @@ struct ApiServer::Impl {
       if (!body.ok()) return ReplyStatus(req, body.status());
       at.verb = "create";
       at.name = body->is_object() ? MetaString(*body, "name") : "";
+      soften(&*body);
       if (!Allowed(req, call, &*body)) return 403;
-      if (dry_run) return ReplyResult(req, registry->DryRunCreate(*r, ns, std::move(*body), manager), 201);
+      if (dry_run) {
+        return ReplyResult(req, registry->DryRunCreate(*r, ns, std::move(*body), manager), 201, call.warnings);
+      }
       Registry::Done done = ReplyWhenDone(req, activity, call, 201);
       if (r->kind == "AccessKey" && !opts.ec2_master_key.empty()) done = RevealSecretOnce(std::move(done));
       if (r->kind == "Token") done = RevealTokenOnce(&*body, std::move(done));
@@ -726,9 +744,11 @@ struct ApiServer::Impl {
       auto body = ReadBody(req, body_bytes, false, &jp);
       if (!body.ok()) return ReplyStatus(req, body.status());
       at.verb = "update";
+      soften(&*body);
       if (!Allowed(req, call, &*body)) return 403;
       if (dry_run) {
-        return ReplyResult(req, registry->DryRunUpdate(*r, ns, name, &*body, nullptr, false, status_only, manager));
+        return ReplyResult(req, registry->DryRunUpdate(*r, ns, name, &*body, nullptr, false, status_only, manager),
+                           200, call.warnings);
       }
       registry->UpdateAsync(*r, ns, name, std::move(*body), status_only, ReplyWhenDone(req, activity, call, 200),
                             manager);
@@ -740,6 +760,7 @@ struct ApiServer::Impl {
       auto body = ReadBody(req, body_bytes, true, &jp, &apply);
       if (!body.ok()) return ReplyStatus(req, body.status());
       at.verb = "patch";
+      if (!jp) soften(&*body);  // a merge patch or apply configuration reads like a partial object
       if (apply) {
         // Server-side apply creates what is missing: the caller must also be allowed to create.
         if (status_only) {
@@ -754,7 +775,7 @@ struct ApiServer::Impl {
           at.verb = "create";
           if (!Allowed(req, call, &*body)) return 403;
         }
-        if (dry_run) return ReplyResult(req, registry->DryRunApply(*r, ns, name, *body, manager, force));
+        if (dry_run) return ReplyResult(req, registry->DryRunApply(*r, ns, name, *body, manager, force), 200, call.warnings);
         registry->ApplyAsync(*r, ns, name, std::move(*body), manager, force, ReplyWhenDone(req, activity, call, 200));
         return kPending;
       }
@@ -763,7 +784,8 @@ struct ApiServer::Impl {
       }
       if (!Allowed(req, call, &*body)) return 403;
       if (dry_run) {
-        return ReplyResult(req, registry->DryRunUpdate(*r, ns, name, nullptr, &*body, jp, status_only, manager));
+        return ReplyResult(req, registry->DryRunUpdate(*r, ns, name, nullptr, &*body, jp, status_only, manager), 200,
+                           call.warnings);
       }
       registry->PatchAsync(*r, ns, name, std::move(*body), status_only, jp, ReplyWhenDone(req, activity, call, 200),
                            manager);

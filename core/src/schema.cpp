@@ -794,6 +794,27 @@ void Defaults(const Node& s, json& v) {
   }
 }
 
+// Removes the keys the schema does not know (fieldValidation=Warn|Ignore), recording their paths.
+void DropUnknown(const Node& s, json& v, const std::string& path, std::vector<std::string>* dropped) {
+  if (s.t == Type::kObject && v.is_object()) {
+    for (auto it = v.begin(); it != v.end();) {
+      const std::string key = it.key();
+      if (const Node* p = s.Property(key)) {
+        DropUnknown(*p, it.value(), ChildPath(path, key), dropped);
+      } else if (s.additional == Additional::kSchema) {
+        DropUnknown(*s.additional_schema, it.value(), path + "[" + key + "]", dropped);
+      } else if (s.additional == Additional::kForbidden && !s.preserve_unknown) {
+        dropped->push_back(ChildPath(path, key));
+        it = v.erase(it);
+        continue;
+      }
+      ++it;
+    }
+  } else if (s.t == Type::kArray && v.is_array() && s.items) {
+    for (size_t i = 0; i < v.size(); ++i) DropUnknown(*s.items, v[i], path + "[" + std::to_string(i) + "]", dropped);
+  }
+}
+
 // Checks every default declared in the tree against its own schema (a broken schema file fails to load).
 Status CheckDefaults(const Node& n, const std::string& where, std::set<const Node*>* done) {
   if (!done->insert(&n).second) return Status::Ok();
@@ -1020,6 +1041,13 @@ Status SchemaRegistry::Validate(const std::string& kind, const json& obj) const 
 void SchemaRegistry::ApplyDefaults(const std::string& kind, json& obj) const {
   const Node* root = impl_->Find(kind);
   if (root) Defaults(*root, obj);
+}
+
+std::vector<std::string> SchemaRegistry::DropUnknownFields(const std::string& kind, json& obj) const {
+  std::vector<std::string> dropped;
+  const Node* root = impl_->Find(kind);
+  if (root) DropUnknown(*root, obj, "", &dropped);
+  return dropped;
 }
 
 StatusOr<std::string> SchemaRegistry::Explain(const std::string& kind_in, const std::string& field_path) const {

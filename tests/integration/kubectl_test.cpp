@@ -167,6 +167,23 @@ TEST_F(KubectlTest, ServerSideApplyConflictsNameFieldAndManager) {
   EXPECT_EQ(h.code, 400) << h.body;
 }
 
+// fieldValidation as kubectl sends it: --validate=warn drops unknown fields and says so (the Warning header kubectl
+// prints); --validate=ignore drops them silently; strict (the default) refuses (the first test).
+TEST_F(KubectlTest, FieldValidationWarnAndIgnoreDropUnknownFields) {
+  std::string bogus = Write("bogus.yaml", Manifest(256, "  bogusField: 1\n  powerState: Stopped\n"));
+  auto r = Kubectl({"apply", "--validate=warn", "-f", bogus});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("unknown field \"spec.bogusField\""), std::string::npos) << r.err;
+  json web = Get("/namespaces/default/instances/web-1");
+  EXPECT_FALSE(web["spec"].contains("bogusField")) << web.dump();
+  EXPECT_EQ(web["spec"].value("powerState", ""), "Stopped");  // the known fields are applied
+  std::string other = Write("other.yaml", Manifest(320, "  bogusField: 2\n"));
+  r = Kubectl({"apply", "--validate=ignore", "-f", other});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.err.find("unknown field"), std::string::npos) << r.err;
+  EXPECT_EQ(Get("/instancetypes/m1.tiny")["spec"].value("memoryMiB", 0), 320);
+}
+
 // get -w streams changes; wait --for=condition=Ready returns when the condition turns True.
 TEST_F(KubectlTest, GetWatchAndWaitForCondition) {
   ASSERT_EQ(Kubectl({"apply", "-f", Write("m.yaml", Manifest(256))}).exit_code, 0);

@@ -112,6 +112,7 @@ class Registry {
   void ReconcileNamespaces();
 
   Store* store() const { return store_; }
+  const SchemaRegistry* schemas() const { return schemas_; }
 
  private:
   // `manager` records the write's fields in managedFields; nullopt when an apply has set them already.

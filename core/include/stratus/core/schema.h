@@ -35,6 +35,10 @@ class SchemaRegistry {
   // Fills in defaults declared by the schema, recursively, for fields absent in `obj` (never overwrites).
   void ApplyDefaults(const std::string& kind, json& obj) const;
 
+  // Removes the fields of `obj` (a whole object, or a merge patch of one) that the schema of `kind` does not
+  // declare, and returns their paths (`spec.bogus`): what fieldValidation=Warn reports and Ignore drops.
+  std::vector<std::string> DropUnknownFields(const std::string& kind, json& obj) const;
+
   // Human-readable documentation of `kind` or of a dotted field path inside it (`instance.spec.networks`),
   // formatted like `kubectl explain`: KIND, VERSION, FIELD, DESCRIPTION, FIELDS with types.
   StatusOr<std::string> Explain(const std::string& kind, const std::string& field_path) const;
