@@ -19,7 +19,7 @@ TEST_F(GitOpsE2eTest, CommittedInstanceBootsAndLeavesWithItsSource) {
     std::vector<std::string> a = {"/usr/bin/git", "-c", "user.name=Test", "-c", "user.email=test@example.com",
                                   "-c", "init.defaultBranch=main", "-C", dir_.path().string()};
     a.insert(a.end(), args.begin(), args.end());
-    return Run(a, "", {"HOME=" + dir_.path().string(), "GIT_CONFIG_NOSYSTEM=1"});
+    return stratus::testing::Run(a, "", {"HOME=" + dir_.path().string(), "GIT_CONFIG_NOSYSTEM=1"});
   };
   ASSERT_EQ(git({"init", "-q", "--bare", "-b", "main", bare.string()}).exit_code, 0);
   ASSERT_EQ(git({"clone", "-q", bare.string(), work.string()}).exit_code, 0);
