@@ -60,6 +60,8 @@ struct ServerFlags {
   int node_grace_seconds = 40;
   double cpu_overcommit = 4.0;
   double memory_overcommit = 1.0;
+  double disk_overcommit = 1.0;
+  std::string scheduler_strategy = "spread";
   int placement_workers = 8;
   std::string ec2_listen = "127.0.0.1:8773";  // "off" turns the EC2 endpoint off
   std::string ec2_region = "us-east-1";
@@ -173,8 +175,11 @@ struct ClusterControllers {
     placement::Options po;
     po.cpu_overcommit = f.cpu_overcommit;
     po.memory_overcommit = f.memory_overcommit;
+    po.disk_overcommit = f.disk_overcommit;
+    po.strategy = f.scheduler_strategy;
     po.heartbeat_grace_seconds = f.node_grace_seconds;
-    placement = std::make_unique<placement::PlacementReconciler>(client, instances, nodes, flavors, po, volumes, images);
+    placement = std::make_unique<placement::PlacementReconciler>(client, instances, nodes, flavors, po, volumes, images,
+                                                                 informers->For("instancegroups"));
     // Several workers: each decides and assumes under the capacity cache's lock (so they never overcommit a node)
     // and then writes its bind outside it, so the binds of a burst share the store's group commits.
     placement_ctl = std::make_unique<runtime::Controller>(placement.get(), f.placement_workers);
@@ -564,6 +569,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 86400));
   server->add_option("--cpu-overcommit", f.cpu_overcommit, "vcpus placed per allocatable host cpu")->capture_default_str();
   server->add_option("--memory-overcommit", f.memory_overcommit, "memory placed per allocatable MiB")->capture_default_str();
+  server->add_option("--disk-overcommit", f.disk_overcommit, "root-disk bytes placed per byte of pool capacity")
+      ->capture_default_str();
+  server->add_option("--scheduler-strategy", f.scheduler_strategy,
+                     "spread (emptiest node first) or pack (fullest node first)")
+      ->check(CLI::IsMember({"spread", "pack"}))
+      ->capture_default_str();
   server->add_option("--placement-workers", f.placement_workers,
                      "instances (and volumes) placement binds at once; decisions stay one at a time")
       ->capture_default_str()

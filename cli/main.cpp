@@ -209,6 +209,12 @@ int Run(int argc, char** argv) {
   start_cmd->add_option("targets", start.args, "instance/NAME...")->required();
   auto* stop_cmd = app.add_subcommand("stop", "Shut instances down (spec.powerState: Stopped)");
   stop_cmd->add_option("targets", stop.args, "instance/NAME...")->required();
+  CordonOptions cordon, uncordon;
+  uncordon.cordon = false;
+  auto* cordon_cmd = app.add_subcommand("cordon", "Keep placement from putting new instances on nodes");
+  cordon_cmd->add_option("nodes", cordon.nodes, "NODE...")->required();
+  auto* uncordon_cmd = app.add_subcommand("uncordon", "Let placement use nodes again");
+  uncordon_cmd->add_option("nodes", uncordon.nodes, "NODE...")->required();
 
   UploadOptions upload;
   auto* upload_cmd = app.add_subcommand("upload", "Upload the data of an Image created without spec.source");
@@ -300,6 +306,8 @@ int Run(int argc, char** argv) {
   if (restart_cmd->parsed()) return RunPower(env, restart);
   if (start_cmd->parsed()) return RunPower(env, start);
   if (stop_cmd->parsed()) return RunPower(env, stop);
+  if (cordon_cmd->parsed()) return RunCordon(env, cordon);
+  if (uncordon_cmd->parsed()) return RunCordon(env, uncordon);
   if (upload_cmd->parsed()) return RunUpload(env, upload);
   if (create_ak_cmd->parsed()) return RunCreateAccessKey(env, create_ak);
   if (create_token_cmd->parsed()) return RunCreateToken(env, create_token);

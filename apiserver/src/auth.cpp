@@ -28,7 +28,7 @@ bool IsRead(const std::string& verb) { return verb == "get" || verb == "list" ||
 // What members create, change and delete; admins also manage the namespace's RoleBindings.
 const std::set<std::string>& CloudKinds() {
   static const std::set<std::string> k = {"Instance", "Volume",  "Network",        "Image", "KeyPair",
-                                          "SecurityGroup", "Address", "ManifestSource", "Secret"};
+                                          "SecurityGroup", "Address", "ManifestSource", "Secret", "InstanceGroup"};
   return k;
 }
 // Credentials: never readable by a viewer role, only by cluster-admin.

@@ -127,6 +127,13 @@ struct PowerOptions {
 // Declarative power actions: patch spec.powerState / spec.restartRequestedAt.
 int RunPower(Env& env, const PowerOptions& opts);
 
+struct CordonOptions {
+  bool cordon = true;              // false: uncordon
+  std::vector<std::string> nodes;  // NAME or node/NAME
+};
+// cordon/uncordon: Node spec.unschedulable (placement puts nothing new there; what runs stays).
+int RunCordon(Env& env, const CordonOptions& opts);
+
 struct UploadOptions {
   std::string target;  // image/NAME or NAME
   std::string file;

@@ -46,6 +46,22 @@ int RunLogs(Env& env, const LogsOptions& opts) {
   return 0;
 }
 
+int RunCordon(Env& env, const CordonOptions& opts) {
+  int rc = 0;
+  for (std::string name : opts.nodes) {
+    if (name.rfind("node/", 0) == 0) name = name.substr(5);
+    if (name.rfind("nodes/", 0) == 0) name = name.substr(6);
+    auto r = env.client->Patch("nodes", "", name, {{"spec", {{"unschedulable", opts.cordon}}}});
+    if (!r.ok()) {
+      *env.err << "error: node/" << name << ": " << r.status().ToString() << "\n";
+      rc = 1;
+      continue;
+    }
+    *env.out << "node/" << name << (opts.cordon ? " cordoned" : " uncordoned") << "\n";
+  }
+  return rc;
+}
+
 int RunPower(Env& env, const PowerOptions& opts) {
   auto names = InstanceNames(opts.args);
   if (!names.ok()) {

@@ -242,6 +242,9 @@ std::vector<Column> ColumnsFor(const ResourceInfo& r) {
                return OrNone(c == nullptr ? "" : JsonText(*c, "message"));
              }, true}};
   }
+  if (k == "InstanceGroup") {
+    return {{"POLICY", Path({"spec.policy"})}, {"AGE", age}};
+  }
   if (k == "Secret") {
     return {{"TYPE", Path({"type"})},
             {"DATA", [](const json& o, int64_t) {

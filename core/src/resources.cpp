@@ -27,6 +27,7 @@ const std::vector<ResourceInfo>& AllResources() {
       {"AddressPool", "addresspools", "addresspool", false, {"ap"}, true, {}},
       {"ManifestSource", "manifestsources", "manifestsource", true, {"msrc", "gitrepo"}, true, {}},
       {"Secret", "secrets", "secret", true, {}, false, {}},
+      {"InstanceGroup", "instancegroups", "instancegroup", true, {"ig", "servergroup"}, false, {}},
   };
   return kAll;
 }

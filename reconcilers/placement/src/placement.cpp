@@ -11,88 +11,13 @@
 
 namespace stratus::placement {
 
-std::string Decision::Message(size_t total_nodes) const {
-  std::string m = "0/" + std::to_string(total_nodes) + " nodes can run this instance";
-  if (total_nodes == 0) return m + ": no nodes are registered";
-  m += ": ";
-  for (size_t i = 0; i < reasons.size(); ++i) m += (i ? "; " : "") + reasons[i];
-  return m;
-}
-
-Decision Choose(const Demand& d, const json& node_selector, const std::vector<NodeView>& nodes, const Options& o) {
-  Decision out;
-  double best = -1;
-  for (const auto& n : nodes) {
-    if (!n.ready) {
-      out.reasons.push_back(n.name + ": not Ready" + (n.not_ready_reason.empty() ? "" : " (" + n.not_ready_reason + ")"));
-      continue;
-    }
-    if (n.unschedulable) {
-      out.reasons.push_back(n.name + ": unschedulable (cordoned)");
-      continue;
-    }
-    std::string mismatch;
-    if (node_selector.is_object()) {
-      for (const auto& [k, v] : node_selector.items()) {
-        auto it = n.labels.find(k);
-        if (it == n.labels.end() || *it != v) {
-          mismatch = k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
-          break;
-        }
-      }
-    }
-    if (!mismatch.empty()) {
-      out.reasons.push_back(n.name + ": does not match nodeSelector " + mismatch);
-      continue;
-    }
-    if (!d.pinned_node.empty() && n.name != d.pinned_node) {
-      out.reasons.push_back(n.name + ": does not hold " + d.pinned_why + " (on node " + d.pinned_node + ")");
-      continue;
-    }
-    int64_t cpu_cap = static_cast<int64_t>(n.alloc_vcpus * o.cpu_overcommit);
-    int64_t mem_cap = static_cast<int64_t>(static_cast<double>(n.alloc_memory_mib) * o.memory_overcommit);
-    int64_t cpu_free = cpu_cap - n.used_vcpus;
-    int64_t mem_free = mem_cap - n.used_memory_mib;
-    std::vector<std::string> why;
-    if (d.vcpus > cpu_free) {
-      why.push_back("insufficient vcpus (need " + std::to_string(d.vcpus) + ", free " +
-                    std::to_string(std::max<int64_t>(cpu_free, 0)) + " of " + std::to_string(cpu_cap) + ")");
-    }
-    if (d.memory_mib > mem_free) {
-      why.push_back("insufficient memory (need " + std::to_string(d.memory_mib) + " MiB, free " +
-                    std::to_string(std::max<int64_t>(mem_free, 0)) + " MiB of " + std::to_string(mem_cap) + " MiB)");
-    }
-    if (d.root_bytes > 0) {
-      int64_t free = PoolFree(n, d.root_pool);
-      std::string pool = d.root_pool.empty() ? "default pool" : "pool " + d.root_pool;
-      if (free < 0) {
-        why.push_back("no " + pool);
-      } else if (static_cast<int64_t>(d.root_bytes) > free) {
-        why.push_back("insufficient storage for the root disk in the " + pool + " (need " +
-                      FormatQuantityBytes(d.root_bytes) + ", free " + std::to_string(free >> 20) + " MiB)");
-      }
-    }
-    if (!why.empty()) {
-      std::string line = n.name + ": ";
-      for (size_t i = 0; i < why.size(); ++i) line += (i ? ", " : "") + why[i];
-      out.reasons.push_back(line);
-      continue;
-    }
-    double score = mem_cap > 0 ? static_cast<double>(mem_free - d.memory_mib) / static_cast<double>(mem_cap) : 0;
-    if (score > best || (score == best && n.name < out.node)) {
-      best = score;
-      out.node = n.name;
-    }
-  }
-  return out;
-}
-
 void ReadPools(const json& node, NodeView* v) {
   if (!node.contains("status") || !node["status"].contains("pools")) return;
   for (const auto& p : node["status"]["pools"]) {
     if (p.value("images", false)) continue;
     std::string name = p.value("name", "");
     v->pool_free[name] = p.value("availableBytes", int64_t{0});
+    v->pool_capacity[name] = p.value("capacityBytes", int64_t{0});
     if (p.value("default", false)) v->default_pool = name;
   }
 }
@@ -170,7 +95,9 @@ void CapacityCache::UnbindLocked(const std::string& uid) {
   } else if (--s.flavors[it->second.flavor] <= 0) {
     s.flavors.erase(it->second.flavor);
   }
-  if (s.vcpus == 0 && s.memory_mib == 0 && s.flavors.empty()) sums_.erase(it->second.node);
+  --s.instances;
+  if (!it->second.group.empty() && --s.groups[it->second.group] <= 0) s.groups.erase(it->second.group);
+  if (s.vcpus == 0 && s.memory_mib == 0 && s.flavors.empty() && s.instances <= 0) sums_.erase(it->second.node);
   bound_.erase(it);
 }
 
@@ -189,6 +116,7 @@ void CapacityCache::Observe(const json& inst, bool deleted) {
   assumed_.erase(uid);       // the cache shows the bind now: counted below, once
   BoundEntry e;
   e.node = node;
+  if (!spec.value("instanceGroup", "").empty()) e.group = MetaString(inst, "namespace") + "/" + spec.value("instanceGroup", "");
   if (spec.contains("resources") && spec["resources"].is_object()) {
     e.resources.vcpus = spec["resources"].value("vcpus", 1);
     e.resources.memory_mib = spec["resources"].value("memoryMiB", int64_t{256});
@@ -197,6 +125,8 @@ void CapacityCache::Observe(const json& inst, bool deleted) {
     if (e.flavor.empty()) return;  // no demand to count (DemandOf would fail too)
   }
   NodeSum& s = sums_[node];
+  ++s.instances;
+  if (!e.group.empty()) ++s.groups[e.group];
   if (e.flavor.empty()) {
     s.vcpus += e.resources.vcpus;
     s.memory_mib += e.resources.memory_mib;
@@ -234,6 +164,8 @@ void CapacityCache::AddToLocked(std::vector<NodeView>* nodes, const std::map<std
     if (v == by_name.end()) continue;
     v->second->used_vcpus += s.vcpus;
     v->second->used_memory_mib += s.memory_mib;
+    v->second->instances += s.instances;
+    for (const auto& [g, count] : s.groups) v->second->group_members[g] += count;
     for (const auto& [flavor, count] : s.flavors) {
       auto f = flavors.find(flavor);
       if (f == flavors.end()) continue;  // an unknown flavor counts nothing, as DemandOf fails for it
@@ -247,6 +179,8 @@ void CapacityCache::AddToLocked(std::vector<NodeView>* nodes, const std::map<std
     if (v == by_name.end()) continue;
     v->second->used_vcpus += a.demand.vcpus;
     v->second->used_memory_mib += a.demand.memory_mib;
+    ++v->second->instances;
+    if (!a.demand.group.empty()) ++v->second->group_members[a.demand.group];
     if (a.demand.root_bytes > 0) {
       auto pf = v->second->pool_free.find(a.demand.root_pool.empty() ? v->second->default_pool : a.demand.root_pool);
       if (pf != v->second->pool_free.end()) pf->second -= static_cast<int64_t>(a.demand.root_bytes);
@@ -284,7 +218,14 @@ std::vector<NodeView> ViewNodes(const std::vector<json>& nodes, int64_t now, con
       v.not_ready_reason = "heartbeat missed";
     }
     v.unschedulable = n.contains("spec") && n["spec"].value("unschedulable", false);
+    if (n.contains("spec") && n["spec"].is_object()) {
+      v.cpu_ratio = n["spec"].value("cpuAllocationRatio", 0.0);
+      v.ram_ratio = n["spec"].value("ramAllocationRatio", 0.0);
+      v.disk_ratio = n["spec"].value("diskAllocationRatio", 0.0);
+    }
     if (n["metadata"].contains("labels")) v.labels = n["metadata"]["labels"];
+    if (v.labels.is_object()) v.zone = v.labels.value(kZoneLabel, "");
+    if (st.contains("nodeInfo") && st["nodeInfo"].is_object()) v.arch = st["nodeInfo"].value("arch", "");
     if (st.contains("allocatable")) {
       v.alloc_vcpus = st["allocatable"].value("vcpus", 0);
       v.alloc_memory_mib = st["allocatable"].value("memoryMiB", int64_t{0});
@@ -298,9 +239,9 @@ std::vector<NodeView> ViewNodes(const std::vector<json>& nodes, int64_t now, con
 
 PlacementReconciler::PlacementReconciler(ApiClient* client, runtime::Informer* instances, runtime::Informer* nodes,
                                          runtime::Informer* flavors, Options opts, runtime::Informer* volumes,
-                                         runtime::Informer* images)
+                                         runtime::Informer* images, runtime::Informer* groups)
     : client_(client), instances_(instances), nodes_(nodes), flavors_(flavors), volumes_(volumes), images_(images),
-      opts_(opts), events_(client, "placement"), cache_(std::make_shared<CapacityCache>()) {
+      groups_(groups), opts_(opts), events_(client, "placement"), cache_(std::make_shared<CapacityCache>()) {
   // Bound usage follows the instance cache event by event. Handlers run before the informer reports synced (and a
   // late handler first gets every cached object), so the cache is complete before any decision.
   std::shared_ptr<CapacityCache> cache = cache_;
@@ -349,6 +290,29 @@ StatusOr<runtime::Result> PlacementReconciler::Reconcile(const std::string& key)
   }
   // Storage: the root disk needs room in a pool; attached volumes pin the instance to their node.
   const json& spec = inst["spec"];
+  demand->zone = spec.value("availabilityZone", "");
+  if (!spec.value("instanceGroup", "").empty()) {
+    std::string group = spec.value("instanceGroup", "");
+    json g = groups_ != nullptr ? groups_->Get(ns + "/" + group) : json();
+    if (g.is_null()) {
+      std::string msg = "waiting: InstanceGroup \"" + group + "\" does not exist";
+      desired["status"]["phase"] = "Pending";
+      if (runtime::SetCondition(desired, "Scheduled", "False", "WaitingForInstanceGroup", msg)) {
+        auto u = runtime::UpdateStatusIfChanged(client_, "instances", inst, desired);
+        if (!u.ok()) return u.status();
+        events_.Record(inst, "Warning", "FailedScheduling", msg);
+      }
+      return runtime::Result::After(std::chrono::seconds(10));
+    }
+    demand->group = ns + "/" + group;
+    demand->group_policy = g["spec"].value("policy", "");
+  }
+  for (const char* img_field : {"image", "kernelImage"}) {
+    if (images_ == nullptr || spec.value(img_field, "").empty()) continue;
+    json img = images_->Get(ns + "/" + spec.value(img_field, ""));
+    if (!img.is_null() && img.contains("spec")) demand->arch = img["spec"].value("architecture", "");
+    if (!demand->arch.empty()) break;
+  }
   if (!spec.value("image", "").empty()) {
     json rd = spec.value("rootDisk", json::object());
     demand->root_pool = rd.value("pool", "");
@@ -406,7 +370,13 @@ StatusOr<runtime::Result> PlacementReconciler::Reconcile(const std::string& key)
   runtime::SetCondition(after, "Scheduled", "True", "Scheduled", "bound to node " + d.node);
   auto u = runtime::UpdateStatusIfChanged(client_, "instances", *p, after);
   if (!u.ok()) spdlog::debug("placement: status update failed: instance={} error={}", key, u.status().message());
-  events_.Record(*p, "Normal", "Scheduled", "bound to node " + d.node);
+  std::string weights;
+  for (size_t i = 0; i < d.weights.size() && i < 5; ++i) {
+    char w[32];
+    std::snprintf(w, sizeof(w), "%.2f", d.weights[i].second);
+    weights += (i ? ", " : "") + d.weights[i].first + "=" + w;
+  }
+  events_.Record(*p, "Normal", "Scheduled", "bound to node " + d.node + " (weights: " + weights + ")");
   spdlog::info("placement: bound: instance={} node={}", key, d.node);
   return runtime::Result::Done();
 }
@@ -424,7 +394,7 @@ runtime::KeyMapper UnboundKeys(runtime::Informer* inf) {
 std::vector<runtime::WatchSpec> PlacementReconciler::Watches() {
   // Nodes, flavors and placed volumes change what fits: every unscheduled instance is looked at again.
   return {{instances_, nullptr}, {nodes_, UnboundKeys(instances_)}, {flavors_, UnboundKeys(instances_)},
-          {volumes_, UnboundKeys(instances_)}};
+          {volumes_, UnboundKeys(instances_)}, {groups_, UnboundKeys(instances_)}};
 }
 
 

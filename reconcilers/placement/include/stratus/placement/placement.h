@@ -1,5 +1,6 @@
-// The placement reconciler (the scheduler): binds each Instance without spec.nodeName to a Ready node with
-// enough unreserved vcpus and memory, honouring nodeSelector, and explains every rejection when nothing fits.
+// The placement reconciler (the scheduler): binds each Instance without spec.nodeName to a node, as
+// nova-scheduler does: filters (each named) drop the nodes that cannot take it, weighers rank the rest, and when
+// nothing fits the message names, per node, the filter that rejected it and why.
 #pragma once
 
 #include <map>
@@ -19,8 +20,14 @@ namespace stratus::placement {
 struct Options {
   double cpu_overcommit = 4.0;     // Nova's cpu_allocation_ratio default is 16; small hosts want less
   double memory_overcommit = 1.0;  // Nova's ram_allocation_ratio
+  double disk_overcommit = 1.0;    // Nova's disk_allocation_ratio (root disks in node pools)
   int heartbeat_grace_seconds = 40;
+  // Weighers: "spread" prefers the emptiest node (free RAM, free vcpus, fewest instances), "pack" the fullest.
+  std::string strategy = "spread";
+  double ram_weight = 1.0, cpu_weight = 1.0, load_weight = 0.5, group_weight = 2.0;
 };
+// The node label that names a node's availability zone (EC2's zones are these too).
+inline constexpr const char* kZoneLabel = "stratus.io/zone";
 constexpr int kMaxPlacementWorkers = 64;
 
 struct Demand {
@@ -30,6 +37,10 @@ struct Demand {
   std::string root_pool;        // empty: the node's default pool
   std::string pinned_node;      // the node holding the instance's volumes (local storage), if any
   std::string pinned_why;       // e.g. "volume data-1"
+  std::string zone;             // spec.availabilityZone ("" = any)
+  std::string arch;             // architecture its image requires ("" = any)
+  std::string group;            // "namespace/name" of its InstanceGroup ("" = none)
+  std::string group_policy;     // affinity | anti-affinity | soft-affinity | soft-anti-affinity
 };
 
 struct NodeView {
@@ -43,17 +54,41 @@ struct NodeView {
   int used_vcpus = 0;
   int64_t used_memory_mib = 0;
   std::map<std::string, int64_t> pool_free;  // volume pools: free bytes (minus volumes placed but not made)
+  std::map<std::string, int64_t> pool_capacity;
   std::string default_pool;
+  std::string zone;    // label stratus.io/zone
+  std::string arch;    // status.nodeInfo.arch
+  double cpu_ratio = 0, ram_ratio = 0, disk_ratio = 0;  // spec.*AllocationRatio (0: the server's)
+  int instances = 0;                                    // bound and assumed instances (load)
+  std::map<std::string, int> group_members;             // InstanceGroup -> its instances here
 };
 
 struct Decision {
   std::string node;                 // empty when nothing fits
-  std::vector<std::string> reasons; // one line per rejected node
+  std::vector<std::string> reasons; // one line per rejected node: "NODE: why [FilterName]"
+  std::vector<std::pair<std::string, double>> weights;  // the nodes that passed, best first, with their weight
   std::string Message(size_t total_nodes) const;
 };
 
-// Pure decision: filters nodes (Ready, schedulable, nodeSelector, capacity with overcommit) and scores the rest
-// by the most free memory share (spreads), ties by name.
+// One filter: "" when `node` can take the instance, else why not.
+struct Filter {
+  const char* name;
+  std::string (*check)(const Demand& d, const json& node_selector, const NodeView& n, const Options& o);
+};
+// In order: ComputeFilter (Ready, not cordoned), AvailabilityZoneFilter, NodeSelectorFilter, ArchitectureFilter,
+// VolumePinFilter, CoreFilter, RamFilter, DiskFilter, ServerGroupAffinityFilter, ServerGroupAntiAffinityFilter.
+const std::vector<Filter>& Filters();
+// Each weigher's raw value for a node that passed (higher = better before its multiplier); weights are the sum of
+// multiplier x value normalised to [0, 1] over the candidates, as nova's weighers are.
+struct Weigher {
+  const char* name;
+  double (*value)(const Demand& d, const NodeView& n, const Options& o);
+  double (*multiplier)(const Demand& d, const Options& o);
+};
+const std::vector<Weigher>& Weighers();
+
+// Pure decision: the filters drop nodes (the first failing filter is the node's reason), the weighers rank the
+// rest; ties by name.
 Decision Choose(const Demand& demand, const json& node_selector, const std::vector<NodeView>& nodes,
                 const Options& opts);
 
@@ -109,11 +144,14 @@ class CapacityCache {
     std::string node;
     std::string flavor;  // empty: explicit spec.resources in `resources`
     Demand resources;
+    std::string group;   // "namespace/InstanceGroup" or ""
   };
   struct NodeSum {
     int vcpus = 0;                          // explicit spec.resources
     int64_t memory_mib = 0;
     std::map<std::string, int> flavors;     // instanceType -> bound instances of it
+    int instances = 0;                      // every bound instance (load)
+    std::map<std::string, int> groups;      // InstanceGroup -> bound members
   };
   struct Assumption {
     std::string node;
@@ -175,13 +213,13 @@ std::string VolumeDecisionMessage(const Decision& d, size_t total_nodes);
 // retried with backoff. Usage of bound instances is kept current by a handler on the instance informer.
 class PlacementReconciler : public runtime::Reconciler {
  public:
-  // `volumes` and `images` may be null (no storage constraints then).
+  // `volumes`, `images` and `groups` (InstanceGroups) may be null (no such constraints then).
   PlacementReconciler(ApiClient* client, runtime::Informer* instances, runtime::Informer* nodes,
                       runtime::Informer* flavors, Options opts, runtime::Informer* volumes = nullptr,
-                      runtime::Informer* images = nullptr);
+                      runtime::Informer* images = nullptr, runtime::Informer* groups = nullptr);
   std::string Name() const override { return "placement"; }
   std::vector<const runtime::Informer*> Reads() const override {
-    return {instances_, nodes_, flavors_, volumes_, images_};
+    return {instances_, nodes_, flavors_, volumes_, images_, groups_};
   }
   std::vector<runtime::WatchSpec> Watches() override;
 
@@ -196,6 +234,7 @@ class PlacementReconciler : public runtime::Reconciler {
   runtime::Informer* flavors_;
   runtime::Informer* volumes_;
   runtime::Informer* images_;
+  runtime::Informer* groups_;
   Options opts_;
   runtime::EventRecorder events_;
   // Shared with the instance informer's handler, which may outlive this reconciler.

@@ -1,0 +1,191 @@
+// Filters and weighers of the placement reconciler, nova-scheduler's way: every filter is named, so "no valid
+// host" says which one turned each node down.
+#include <algorithm>
+#include <cmath>
+
+#include "stratus/core/quantity.h"
+#include "stratus/placement/placement.h"
+
+namespace stratus::placement {
+namespace {
+
+double Ratio(double node, double server) { return node > 0 ? node : server; }
+int64_t CpuCap(const NodeView& n, const Options& o) {
+  return static_cast<int64_t>(n.alloc_vcpus * Ratio(n.cpu_ratio, o.cpu_overcommit));
+}
+int64_t RamCap(const NodeView& n, const Options& o) {
+  return static_cast<int64_t>(static_cast<double>(n.alloc_memory_mib) * Ratio(n.ram_ratio, o.memory_overcommit));
+}
+int GroupHere(const Demand& d, const NodeView& n) {
+  auto it = n.group_members.find(d.group);
+  return it == n.group_members.end() ? 0 : it->second;
+}
+int GroupAnywhere(const Demand& d, const std::vector<NodeView>& nodes) {
+  int total = 0;
+  for (const auto& n : nodes) total += GroupHere(d, n);
+  return total;
+}
+
+std::string ComputeFilter(const Demand&, const json&, const NodeView& n, const Options&) {
+  if (!n.ready) return "not Ready" + (n.not_ready_reason.empty() ? "" : " (" + n.not_ready_reason + ")");
+  if (n.unschedulable) return "unschedulable (cordoned)";
+  return "";
+}
+
+std::string ZoneFilter(const Demand& d, const json&, const NodeView& n, const Options&) {
+  if (d.zone.empty() || n.zone == d.zone) return "";
+  return "in availability zone " + (n.zone.empty() ? std::string("<none>") : "\"" + n.zone + "\"") +
+         ", the instance asks for \"" + d.zone + "\"";
+}
+
+std::string SelectorFilter(const Demand&, const json& sel, const NodeView& n, const Options&) {
+  if (!sel.is_object()) return "";
+  for (const auto& [k, v] : sel.items()) {
+    auto it = n.labels.find(k);
+    if (it == n.labels.end() || *it != v) {
+      return "does not match nodeSelector " + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+    }
+  }
+  return "";
+}
+
+std::string ArchFilter(const Demand& d, const json&, const NodeView& n, const Options&) {
+  if (d.arch.empty() || n.arch == d.arch) return "";
+  return "architecture " + (n.arch.empty() ? std::string("unknown") : n.arch) + ", the image needs " + d.arch;
+}
+
+std::string PinFilter(const Demand& d, const json&, const NodeView& n, const Options&) {
+  if (d.pinned_node.empty() || n.name == d.pinned_node) return "";
+  return "does not hold " + d.pinned_why + " (on node " + d.pinned_node + ")";
+}
+
+std::string CoreFilter(const Demand& d, const json&, const NodeView& n, const Options& o) {
+  int64_t cap = CpuCap(n, o), free = cap - n.used_vcpus;
+  if (d.vcpus <= free) return "";
+  return "insufficient vcpus (need " + std::to_string(d.vcpus) + ", free " + std::to_string(std::max<int64_t>(free, 0)) +
+         " of " + std::to_string(cap) + ")";
+}
+
+std::string RamFilter(const Demand& d, const json&, const NodeView& n, const Options& o) {
+  int64_t cap = RamCap(n, o), free = cap - n.used_memory_mib;
+  if (d.memory_mib <= free) return "";
+  return "insufficient memory (need " + std::to_string(d.memory_mib) + " MiB, free " +
+         std::to_string(std::max<int64_t>(free, 0)) + " MiB of " + std::to_string(cap) + " MiB)";
+}
+
+std::string DiskFilter(const Demand& d, const json&, const NodeView& n, const Options& o) {
+  if (d.root_bytes == 0) return "";
+  int64_t free = PoolFree(n, d.root_pool);
+  std::string pool = d.root_pool.empty() ? "default pool" : "pool " + d.root_pool;
+  if (free < 0) return "no " + pool;
+  // Overcommitted disk (thin qcow2 root disks): the ratio lends capacity beyond what is physically free.
+  double ratio = Ratio(n.disk_ratio, o.disk_overcommit);
+  auto cap_it = n.pool_capacity.find(d.root_pool.empty() ? n.default_pool : d.root_pool);
+  if (ratio > 1 && cap_it != n.pool_capacity.end()) {
+    free += static_cast<int64_t>(static_cast<double>(cap_it->second) * (ratio - 1));
+  }
+  if (static_cast<int64_t>(d.root_bytes) <= free) return "";
+  return "insufficient storage for the root disk in the " + pool + " (need " + FormatQuantityBytes(d.root_bytes) +
+         ", free " + std::to_string(free >> 20) + " MiB)";
+}
+
+// Hard group policies need the whole picture: these two are checked in Choose, where every node is known.
+std::string NoCheck(const Demand&, const json&, const NodeView&, const Options&) { return ""; }
+
+double FreeRam(const Demand& d, const NodeView& n, const Options& o) {
+  int64_t cap = RamCap(n, o);
+  return cap > 0 ? static_cast<double>(cap - n.used_memory_mib - d.memory_mib) / static_cast<double>(cap) : 0;
+}
+double FreeCpu(const Demand& d, const NodeView& n, const Options& o) {
+  int64_t cap = CpuCap(n, o);
+  return cap > 0 ? static_cast<double>(cap - n.used_vcpus - d.vcpus) / static_cast<double>(cap) : 0;
+}
+double Load(const Demand&, const NodeView& n, const Options&) { return -static_cast<double>(n.instances); }
+double Members(const Demand& d, const NodeView& n, const Options&) { return GroupHere(d, n); }
+
+double Spread(const Options& o) { return o.strategy == "pack" ? -1.0 : 1.0; }
+double RamMult(const Demand&, const Options& o) { return Spread(o) * o.ram_weight; }
+double CpuMult(const Demand&, const Options& o) { return Spread(o) * o.cpu_weight; }
+double LoadMult(const Demand&, const Options& o) { return Spread(o) * o.load_weight; }
+double GroupMult(const Demand& d, const Options& o) {
+  if (d.group_policy == "soft-affinity") return o.group_weight;
+  if (d.group_policy == "soft-anti-affinity") return -o.group_weight;
+  return 0;
+}
+
+}  // namespace
+
+std::string Decision::Message(size_t total_nodes) const {
+  std::string m = "0/" + std::to_string(total_nodes) + " nodes can run this instance";
+  if (total_nodes == 0) return m + ": no nodes are registered";
+  m += ": ";
+  for (size_t i = 0; i < reasons.size(); ++i) m += (i ? "; " : "") + reasons[i];
+  return m;
+}
+
+const std::vector<Filter>& Filters() {
+  static const std::vector<Filter> f = {
+      {"ComputeFilter", ComputeFilter}, {"AvailabilityZoneFilter", ZoneFilter},
+      {"NodeSelectorFilter", SelectorFilter}, {"ArchitectureFilter", ArchFilter},
+      {"VolumePinFilter", PinFilter}, {"CoreFilter", CoreFilter}, {"RamFilter", RamFilter},
+      {"DiskFilter", DiskFilter}, {"ServerGroupAffinityFilter", NoCheck},
+      {"ServerGroupAntiAffinityFilter", NoCheck}};
+  return f;
+}
+
+const std::vector<Weigher>& Weighers() {
+  static const std::vector<Weigher> w = {{"RAMWeigher", FreeRam, RamMult},
+                                         {"CPUWeigher", FreeCpu, CpuMult},
+                                         {"LoadWeigher", Load, LoadMult},
+                                         {"ServerGroupSoftAffinityWeigher", Members, GroupMult}};
+  return w;
+}
+
+Decision Choose(const Demand& d, const json& node_selector, const std::vector<NodeView>& nodes, const Options& o) {
+  Decision out;
+  int members = d.group.empty() ? 0 : GroupAnywhere(d, nodes);
+  std::vector<const NodeView*> passed;
+  for (const auto& n : nodes) {
+    std::string why, filter;
+    for (const auto& f : Filters()) {
+      why = f.check(d, node_selector, n, o);
+      if (!why.empty()) {
+        filter = f.name;
+        break;
+      }
+    }
+    if (why.empty() && d.group_policy == "affinity" && members > 0 && GroupHere(d, n) == 0) {
+      why = "not where the other members of InstanceGroup " + d.group + " run (affinity)";
+      filter = "ServerGroupAffinityFilter";
+    }
+    if (why.empty() && d.group_policy == "anti-affinity" && GroupHere(d, n) > 0) {
+      why = "already runs " + std::to_string(GroupHere(d, n)) + " member(s) of InstanceGroup " + d.group +
+            " (anti-affinity)";
+      filter = "ServerGroupAntiAffinityFilter";
+    }
+    if (!why.empty()) {
+      out.reasons.push_back(n.name + ": " + why + " [" + filter + "]");
+      continue;
+    }
+    passed.push_back(&n);
+  }
+  if (passed.empty()) return out;
+  std::vector<double> total(passed.size(), 0);
+  for (const auto& w : Weighers()) {
+    double mult = w.multiplier(d, o);
+    if (mult == 0) continue;
+    std::vector<double> v;
+    for (const auto* n : passed) v.push_back(w.value(d, *n, o));
+    auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    double span = *hi - *lo;
+    for (size_t i = 0; i < v.size(); ++i) total[i] += mult * (span > 0 ? (v[i] - *lo) / span : 0);
+  }
+  for (size_t i = 0; i < passed.size(); ++i) out.weights.emplace_back(passed[i]->name, total[i]);
+  std::stable_sort(out.weights.begin(), out.weights.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
+  out.node = out.weights.front().first;
+  return out;
+}
+
+}  // namespace stratus::placement
