@@ -3,7 +3,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config git ca-certificates openssl curl ccache
   libcpprest-dev libyaml-cpp-dev libsqlite3-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libcli11-dev libpugixml-dev libssl-dev libgit2-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcli11-dev libpugixml-dev libssl-dev libgit2-dev libcurl4-openssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libvirt-dev libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils busybox-static cpio
   etcd-server etcd-client sqlite3 python3 python3-boto3 awscli openssh-client
   libnl-route-3-dev libnftables-dev nftables dnsmasq-base iproute2)
