@@ -23,6 +23,7 @@
 #include "stratus/agent/agent.h"
 #include "stratus/apiserver/auth.h"
 #include "stratus/apiserver/console.h"
+#include "stratus/apiserver/etcd_store.h"
 #include "stratus/apiserver/local_client.h"
 #include "stratus/apiserver/registry.h"
 #include "stratus/image/image.h"
@@ -61,6 +62,8 @@ struct ServerFlags {
   double cpu_overcommit = 4.0;
   double memory_overcommit = 1.0;
   double disk_overcommit = 1.0;
+  std::string store = "sqlite";
+  std::string etcd_endpoints, etcd_prefix = "/stratus/", etcd_ca_file, etcd_cert_file, etcd_key_file;
   std::string scheduler_strategy = "spread";
   int placement_workers = 8;
   std::string ec2_listen = "127.0.0.1:8773";  // "off" turns the EC2 endpoint off
@@ -351,11 +354,26 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   // Termination signals are blocked in every thread (main does it first); this thread waits for them below.
   sigset_t set = TerminationSignals();
 
-  SqliteStoreOptions so;
-  so.path = (std::filesystem::path(data_dir) / "stratus.db").string();
-  so.history_window = f.history;
-  so.synchronous_full = f.sync_full;
-  auto store = OpenSqliteStore(so);
+  StatusOr<std::unique_ptr<Store>> store = Status(Code::kInternal, "no store");
+  if (f.store == "etcd") {
+    // Desired state in etcd (HA); the data dir keeps the rest (TLS, tokens' files, uploads, the agent's state).
+    EtcdStoreOptions eo;
+    std::stringstream eps(f.etcd_endpoints);
+    for (std::string ep; std::getline(eps, ep, ',');) {
+      if (!ep.empty()) eo.endpoints.push_back(ep);
+    }
+    eo.prefix = f.etcd_prefix;
+    eo.ca_file = f.etcd_ca_file;
+    eo.cert_file = f.etcd_cert_file;
+    eo.key_file = f.etcd_key_file;
+    store = OpenEtcdStore(eo);
+  } else {
+    SqliteStoreOptions so;
+    so.path = (std::filesystem::path(data_dir) / "stratus.db").string();
+    so.history_window = f.history;
+    so.synchronous_full = f.sync_full;
+    store = OpenSqliteStore(so);
+  }
   if (!store.ok()) {
     std::cerr << "error: " << store.status().message() << "\n";
     return 1;
@@ -560,6 +578,14 @@ int main(int argc, char** argv) {
   server->add_flag("--insecure-http", f.insecure_http,
                    "serve plain http instead of https (only where TLS is not wanted, e.g. tests)");
   server->add_option("--max-body-bytes", f.max_body, "largest accepted request body")->capture_default_str();
+  server->add_option("--store", f.store, "where desired state lives: sqlite (embedded, in the data dir) or etcd")
+      ->check(CLI::IsMember({"sqlite", "etcd"}))
+      ->capture_default_str();
+  server->add_option("--etcd-endpoints", f.etcd_endpoints, "with --store etcd: URL,URL,... of etcd's client endpoints");
+  server->add_option("--etcd-prefix", f.etcd_prefix, "key prefix of this cluster's objects in etcd")->capture_default_str();
+  server->add_option("--etcd-ca-file", f.etcd_ca_file, "CA of etcd's https certificate");
+  server->add_option("--etcd-cert-file", f.etcd_cert_file, "client certificate for etcd (--client-cert-auth)");
+  server->add_option("--etcd-key-file", f.etcd_key_file, "key of the client certificate");
   server->add_option("--watch-history", f.history, "changes kept for watch resume; older versions get 410")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{10000000}));

@@ -17,6 +17,7 @@
 
 #include "stratus/apiserver/etcd_store.h"
 #include "stratus/apiserver/sqlite_store.h"
+#include "../etcd_process.h"
 
 namespace stratus {
 namespace {
@@ -33,36 +34,6 @@ bool WaitUntil(F pred, int seconds = 20) {
   return pred();
 }
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
-pid_t Spawn(std::vector<std::string> argv, const std::string& log) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    FILE* f = std::fopen(log.c_str(), "a");
-    if (f) {
-      ::dup2(fileno(f), 1);
-      ::dup2(fileno(f), 2);
-    }
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
 class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -77,40 +48,22 @@ class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
       store_ = std::move(OpenSqliteStore(o)).value();
       return;
     }
-    if (!fs::exists("/usr/bin/etcd")) GTEST_FAIL() << "etcd is missing: scripts/install-deps.sh installs etcd-server";
-    // A port picked free may be taken before etcd binds it (ctest -j): then try again with others.
-    for (int attempt = 0; attempt < 5 && !store_; ++attempt) {
-      int client = FreePort(), peer = FreePort();
-      url_ = "http://127.0.0.1:" + std::to_string(client);
-      std::string purl = "http://127.0.0.1:" + std::to_string(peer);
-      etcd_ = Spawn({"/usr/bin/etcd", "--name", "s", "--data-dir", (dir_ / ("etcd" + std::to_string(attempt))).string(),
-                     "--listen-client-urls", url_, "--advertise-client-urls", url_, "--listen-peer-urls", purl,
-                     "--initial-advertise-peer-urls", purl, "--initial-cluster", "s=" + purl, "--log-level", "error"},
-                    (dir_ / "etcd.log").string());
-      EtcdStoreOptions o;
-      o.endpoints = {url_};
-      o.prefix = "/conformance/";
-      WaitUntil([&] {
-        int st = 0;
-        if (::waitpid(etcd_, &st, WNOHANG) == etcd_) return true;  // exited: port taken, try again
-        auto s = OpenEtcdStore(o);
-        if (s.ok()) store_ = std::move(*s);
-        return store_ != nullptr;
-      });
-      if (!store_) {
-        ::kill(etcd_, SIGKILL);
-        ::waitpid(etcd_, nullptr, 0);
-        etcd_ = 0;
-      }
+    if (!fs::exists(testing::EtcdProcess::kBinary)) {
+      GTEST_FAIL() << "etcd is missing: scripts/install-deps.sh installs etcd-server";
     }
+    etcd_.Start(dir_ / "etcd", [&](const std::string& url) {
+      EtcdStoreOptions o;
+      o.endpoints = {url};
+      o.prefix = "/conformance/";
+      auto s = OpenEtcdStore(o);
+      if (s.ok()) store_ = std::move(*s);
+      return store_ != nullptr;
+    });
     ASSERT_TRUE(store_) << "etcd did not start";
   }
   void TearDown() override {
     store_.reset();
-    if (etcd_ > 0) {
-      ::kill(etcd_, SIGKILL);
-      ::waitpid(etcd_, nullptr, 0);
-    }
+    etcd_.Stop();
     fs::remove_all(dir_);
   }
   static json Obj(const std::string& name, int v, const std::string& ns = "default") {
@@ -127,7 +80,7 @@ class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
       o.history_window = now - rv;
       store_ = std::move(OpenSqliteStore(o)).value();
     } else {
-      pid_t p = Spawn({"/usr/bin/etcdctl", "--endpoints", url_, "compact", std::to_string(rv)},
+      pid_t p = testing::EtcdProcess::Spawn({"/usr/bin/etcdctl", "--endpoints", etcd_.url(), "compact", std::to_string(rv)},
                       (dir_ / "etcdctl.log").string());
       int st = 0;
       ::waitpid(p, &st, 0);
@@ -136,8 +89,7 @@ class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
   }
 
   fs::path dir_;
-  std::string url_;
-  pid_t etcd_ = 0;
+  testing::EtcdProcess etcd_;
   std::unique_ptr<Store> store_;
 };
 
