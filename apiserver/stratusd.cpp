@@ -44,6 +44,7 @@
 #include "stratus/runtime/controller.h"
 #include "stratus/runtime/informer.h"
 #include "stratus/runtime/informer_factory.h"
+#include "stratus/runtime/leader.h"
 #include "stratus/summary/summary.h"
 #include "stratus/ec2/api.h"
 #include "stratus/ec2/keys.h"
@@ -62,6 +63,7 @@ struct ServerFlags {
   double cpu_overcommit = 4.0;
   double memory_overcommit = 1.0;
   double disk_overcommit = 1.0;
+  int lease_seconds = 15;
   std::string store = "sqlite";
   std::string etcd_endpoints, etcd_prefix = "/stratus/", etcd_ca_file, etcd_cert_file, etcd_key_file;
   std::string scheduler_strategy = "spread";
@@ -185,65 +187,63 @@ struct ClusterControllers {
                                                                  informers->For("instancegroups"));
     // Several workers: each decides and assumes under the capacity cache's lock (so they never overcommit a node)
     // and then writes its bind outside it, so the binds of a burst share the store's group commits.
-    placement_ctl = std::make_unique<runtime::Controller>(placement.get(), f.placement_workers);
+    specs.push_back({placement.get(), f.placement_workers});
     volume_placement = std::make_unique<placement::VolumePlacementReconciler>(client, volumes, nodes, instances, po);
-    volume_placement_ctl = std::make_unique<runtime::Controller>(volume_placement.get(), f.placement_workers);
+    specs.push_back({volume_placement.get(), f.placement_workers});
     ipam = std::make_unique<ipam::IpamReconciler>(client, networks, instances);
     // One worker: the allocation table of a network has a single writer here (and optimistic concurrency
     // against any other).
-    ipam_ctl = std::make_unique<runtime::Controller>(ipam.get(), 1);
+    specs.push_back({ipam.get(), 1});
     // Floating addresses: one worker, as IPAM (each pool's table has a single writer here, and optimistic
     // concurrency against any other).
     addresses = std::make_unique<address::AddressReconciler>(client, informers->For("addresspools"),
                                                              informers->For("addresses"), instances, networks);
-    address_ctl = std::make_unique<runtime::Controller>(addresses.get(), 1);
+    specs.push_back({addresses.get(), 1});
     // Single writers of the top-level Image and Network status, from the nodes' own entries.
     image_summary = std::make_unique<summary::SummaryReconciler>(client, "images", images, nodes, summary::SummarizeImage);
     network_summary =
         std::make_unique<summary::SummaryReconciler>(client, "networks", networks, nodes, summary::SummarizeNetwork);
     for (auto* rec : {image_summary.get(), network_summary.get()}) {
-      summary_ctls.push_back(std::make_unique<runtime::Controller>(rec, 1));
+      specs.push_back({rec, 1});
     }
     lifecycle = std::make_unique<nodelifecycle::NodeLifecycleReconciler>(client, nodes,
                                                                          std::chrono::seconds(f.node_grace_seconds));
-    lifecycle_ctl = std::make_unique<runtime::Controller>(lifecycle.get(), 1);
+    specs.push_back({lifecycle.get(), 1});
     // GitOps: repositories cached under the data dir; its applies go through their own client, whose writes are
     // the stratus-gitops field manager's. Two workers: one slow repository does not hold up another.
     fetcher = gitops::NewLibgit2Fetcher((std::filesystem::path(f.data_dir) / "gitops").string());
     gitops = std::make_unique<gitops::ManifestSourceReconciler>(gitops_client, informers->For("manifestsources"),
                                                                 fetcher.get());
-    gitops_ctl = std::make_unique<runtime::Controller>(gitops.get(), 2);
+    specs.push_back({gitops.get(), 2});
+    // The caches are kept warm on every server; only the leader runs the workers (Lead/Unlead).
     informers->Start();
-    // Each controller's workers wait until the caches its reconciler reads have listed.
-    placement_ctl->Start();
-    ipam_ctl->Start();
-    address_ctl->Start();
-    volume_placement_ctl->Start();
-    lifecycle_ctl->Start();
-    gitops_ctl->Start();
-    for (auto& c : summary_ctls) c->Start();
   }
-  ~ClusterControllers() {
-    placement_ctl->Stop();
-    volume_placement_ctl->Stop();
-    ipam_ctl->Stop();
-    address_ctl->Stop();
-    lifecycle_ctl->Stop();
-    gitops_ctl->Stop();
-    for (auto& c : summary_ctls) c->Stop();
+  ~ClusterControllers() { Unlead(); }
+  // Called by the leader elector: this server now runs the cluster reconcilers (fresh controllers over the same
+  // reconcilers and caches; each controller's workers wait until the caches its reconciler reads have listed).
+  void Lead() {
+    std::lock_guard lock(mu);
+    if (!running.empty()) return;
+    for (const auto& [rec, workers] : specs) running.push_back(std::make_unique<stratus::runtime::Controller>(rec, workers));
+    for (auto& c : running) c->Start();
   }
+  // Another server leads now (or this one stops): the workers stop before the lease can pass on.
+  void Unlead() {
+    std::lock_guard lock(mu);
+    for (auto& c : running) c->Stop();
+    running.clear();
+  }
+  std::mutex mu;
+  std::vector<std::pair<stratus::runtime::Reconciler*, int>> specs;
+  std::vector<std::unique_ptr<stratus::runtime::Controller>> running;
   std::unique_ptr<stratus::gitops::GitFetcher> fetcher;
   std::unique_ptr<stratus::gitops::ManifestSourceReconciler> gitops;
-  std::unique_ptr<stratus::runtime::Controller> gitops_ctl;
   std::unique_ptr<stratus::ipam::IpamReconciler> ipam;
   std::unique_ptr<stratus::address::AddressReconciler> addresses;
-  std::unique_ptr<stratus::runtime::Controller> address_ctl;
   std::unique_ptr<stratus::placement::PlacementReconciler> placement;
   std::unique_ptr<stratus::placement::VolumePlacementReconciler> volume_placement;
   std::unique_ptr<stratus::nodelifecycle::NodeLifecycleReconciler> lifecycle;
   std::unique_ptr<stratus::summary::SummaryReconciler> image_summary, network_summary;
-  std::unique_ptr<stratus::runtime::Controller> placement_ctl, lifecycle_ctl, volume_placement_ctl, ipam_ctl;
-  std::vector<std::unique_ptr<stratus::runtime::Controller>> summary_ctls;
 };
 
 // Starts the agent, retrying in the background while libvirt is unreachable, until `stop`.
@@ -339,6 +339,21 @@ stratus::Status ConfigureTls(const ServerFlags& f, stratus::ApiServerOptions* ao
   std::cerr << "stratusd: TLS CA " << files->ca_cert << " (stratusctl --certificate-authority, curl --cacert)"
             << std::endl;
   return stratus::Status::Ok();
+}
+
+// This server's identity for leader election: the host name and an id kept in the data dir (made once).
+std::string ServerIdentity(const std::string& data_dir) {
+  std::string path = (std::filesystem::path(data_dir) / "server-id").string();
+  std::ifstream in(path);
+  std::string id;
+  if (!(in && std::getline(in, id) && !id.empty())) {
+    id = stratus::NewUuid().substr(0, 8);
+    stratus::Status w = stratus::WriteFileAtomic(path, id + "\n", 0600);
+    if (!w.ok()) spdlog::warn("server id not saved: path={} error={}", path, w.message());
+  }
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  return std::string(host) + "_" + id;
 }
 
 int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
@@ -489,6 +504,17 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   auto informers = std::make_unique<runtime::InformerFactory>(local.get());
   auto gitops_local = NewLocalApiClient(&registry, gitops::kFieldManager);
   auto cluster = std::make_unique<ClusterControllers>(local.get(), gitops_local.get(), informers.get(), f);
+  // The cluster reconcilers run on one server at a time: the holder of the Lease "stratus-controllers" (several
+  // servers share one etcd). A server's identity is stable across its restarts, so a restarted leader leads again
+  // at once instead of waiting for its own old lease to expire.
+  runtime::LeaderOptions lo;
+  lo.identity = ServerIdentity(data_dir);
+  lo.duration = std::chrono::milliseconds(f.lease_seconds * 1000);
+  lo.renew_deadline = lo.duration * 2 / 3;
+  lo.retry = std::max(std::chrono::milliseconds(200), lo.duration * 2 / 15);
+  ClusterControllers* cc = cluster.get();
+  auto elector = std::make_unique<runtime::LeaderElector>(local.get(), lo, [cc] { cc->Lead(); }, [cc] { cc->Unlead(); });
+  elector->Start();
   std::unique_ptr<AgentRunner> agent;
   if (f.agent) {
     if (aopts.data_dir.empty()) aopts.data_dir = (std::filesystem::path(data_dir) / "agent").string();
@@ -510,6 +536,7 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
     ExitNow(0);
   }
   agent.reset();
+  elector.reset();  // stops leading (the workers stop) and releases the lease to the next server
   cluster.reset();
   informers.reset();
   registry.StopBackground();
@@ -586,6 +613,10 @@ int main(int argc, char** argv) {
   server->add_option("--etcd-ca-file", f.etcd_ca_file, "CA of etcd's https certificate");
   server->add_option("--etcd-cert-file", f.etcd_cert_file, "client certificate for etcd (--client-cert-auth)");
   server->add_option("--etcd-key-file", f.etcd_key_file, "key of the client certificate");
+  server->add_option("--leader-lease-seconds", f.lease_seconds,
+                     "leader election of the cluster reconcilers: lease duration (renew deadline 2/3 of it)")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   server->add_option("--watch-history", f.history, "changes kept for watch resume; older versions get 410")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{10000000}));

@@ -242,6 +242,15 @@ std::vector<Column> ColumnsFor(const ResourceInfo& r) {
                return OrNone(c == nullptr ? "" : JsonText(*c, "message"));
              }, true}};
   }
+  if (k == "Lease") {
+    return {{"HOLDER", Path({"spec.holderIdentity"})},
+            {"RENEWED", [](const json& o, int64_t now) {
+               std::string t = JsonText(o, "spec.renewTime");
+               return t.empty() ? std::string("<none>") : AgeSince(t, now);
+             }},
+            {"TRANSITIONS", Path({"spec.leaseTransitions"}, "0")},
+            {"AGE", age}};
+  }
   if (k == "InstanceGroup") {
     return {{"POLICY", Path({"spec.policy"})}, {"AGE", age}};
   }

@@ -28,6 +28,7 @@ const std::vector<ResourceInfo>& AllResources() {
       {"ManifestSource", "manifestsources", "manifestsource", true, {"msrc", "gitrepo"}, true, {}},
       {"Secret", "secrets", "secret", true, {}, false, {}},
       {"InstanceGroup", "instancegroups", "instancegroup", true, {"ig", "servergroup"}, false, {}},
+      {"Lease", "leases", "lease", false, {}, false, {}},
   };
   return kAll;
 }

@@ -21,7 +21,7 @@ TEST(EtcdServersTest, TwoServersShareOneStoreAndSurviveEachOther) {
   ASSERT_TRUE(etcd.Start(dir.path() / "etcd", [](const std::string& url) {
     return stratus::testing::Run({"/usr/bin/etcdctl", "--endpoints", url, "endpoint", "health"}).exit_code == 0;
   }));
-  std::vector<std::string> flags = {"--store", "etcd", "--etcd-endpoints", etcd.url()};
+  std::vector<std::string> flags = {"--store", "etcd", "--etcd-endpoints", etcd.url(), "--leader-lease-seconds", "3"};
   ServerProcess a(dir.path() / "a", flags);
   ASSERT_TRUE(a.Start()) << a.log();
   // The servers of one cluster share its credentials: the first one's token files (as an operator copies them).
@@ -32,6 +32,12 @@ TEST(EtcdServersTest, TwoServersShareOneStoreAndSurviveEachOther) {
   ServerProcess b(dir.path() / "b", flags);
   ASSERT_TRUE(b.Start()) << b.log();
   ASSERT_EQ(a.token(), b.token());
+  // One leader runs the cluster reconcilers: a, which started first.
+  auto holder = [&](ServerProcess& s) {
+    return s.Http("GET", "/apis/stratus.io/v1/leases/stratus-controllers").Json()["spec"].value("holderIdentity", "");
+  };
+  auto id_of = [&](const char* d) { return ReadFile(dir.path() / d / "server-id").substr(0, 8); };
+  ASSERT_TRUE(Eventually([&] { return holder(b).find(id_of("a")) != std::string::npos; }, 20)) << holder(b);
 
   // A watch on b, from now, while 20 volumes are created through a.
   std::string rv = b.Http("GET", kVolumes).Json()["metadata"].value("resourceVersion", "");
@@ -55,8 +61,22 @@ TEST(EtcdServersTest, TwoServersShareOneStoreAndSurviveEachOther) {
   }
   EXPECT_EQ(added, made);
 
-  // a dies; b has every acknowledged write and keeps serving writes.
+  // a dies; b has every acknowledged write and keeps serving writes, and takes the lead (within the lease).
   a.Kill(SIGKILL);
+  auto killed = std::chrono::steady_clock::now();
+  ASSERT_TRUE(Eventually([&] { return holder(b).find(id_of("b")) != std::string::npos; }, 30)) << holder(b);
+  double failover = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  std::cout << "[ etcd ] leader failover after kill -9: " << failover << " s (lease 3 s)\n";
+  // The cluster reconcilers run on b now: an instance made after the failover is placed.
+  AgentProcess agent(b, "node-x", dir.path());
+  ASSERT_EQ(b.Ctl({"apply", "-f", "-"}, "apiVersion: stratus.io/v1\nkind: InstanceType\nmetadata: {name: t}\n"
+                                      "spec: {vcpus: 1, memoryMiB: 64}\n---\napiVersion: stratus.io/v1\nkind: Instance\n"
+                                      "metadata: {name: late}\nspec: {instanceType: t, kernelImage: k}\n").exit_code,
+            0);
+  EXPECT_TRUE(Eventually([&] {
+    return b.Http("GET", "/apis/stratus.io/v1/namespaces/default/instances/late").Json()["spec"].value("nodeName", "") ==
+           "node-x";
+  }, 60)) << agent.log();
   auto list = b.Http("GET", kVolumes).Json();
   EXPECT_EQ(list["items"].size(), 20u);
   auto c = b.Http("POST", kVolumes, json{{"metadata", {{"name", "after"}}}, {"spec", {{"size", "1Gi"}}}}.dump());
@@ -70,6 +90,7 @@ TEST(EtcdServersTest, TwoServersShareOneStoreAndSurviveEachOther) {
   // a comes back and sees everything.
   ASSERT_TRUE(a.Start()) << a.log();
   EXPECT_EQ(a.Http("GET", kVolumes).Json()["items"].size(), 21u);
+  EXPECT_NE(holder(a).find(id_of("b")), std::string::npos) << "b keeps leading: " << holder(a);
 }
 
 }  // namespace
