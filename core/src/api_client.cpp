@@ -575,10 +575,92 @@ Status HttpApiClient::Watch(const std::string& plural, const std::string& ns, co
   }
 }
 
+// Several API servers of one cluster (on one etcd): requests go to the current one; when it cannot be reached
+// (kUnavailable: refused, unreachable, shutting down), the same request goes to the next, which becomes current.
+// Timeouts are not failed over (a write that timed out may have been applied).
+class FailoverApiClient : public ApiClient {
+ public:
+  explicit FailoverApiClient(std::vector<std::unique_ptr<ApiClient>> clients) : clients_(std::move(clients)) {}
+
+  static Status StatusOf(const Status& s) { return s; }
+  template <typename T>
+  static Status StatusOf(const StatusOr<T>& s) {
+    return s.status();
+  }
+  template <typename F>
+  auto Try(F f) -> decltype(f(std::declval<ApiClient&>())) {
+    size_t start = current_.load();
+    decltype(f(std::declval<ApiClient&>())) last = Status(Code::kUnavailable, "no API server");
+    for (size_t i = 0; i < clients_.size(); ++i) {
+      size_t at = (start + i) % clients_.size();
+      last = f(*clients_[at]);
+      if (StatusOf(last).code() != Code::kUnavailable) {
+        current_ = at;
+        return last;
+      }
+    }
+    return last;
+  }
+
+  StatusOr<json> Get(const std::string& p, const std::string& ns, const std::string& n) override {
+    return Try([&](ApiClient& c) { return c.Get(p, ns, n); });
+  }
+  StatusOr<json> List(const std::string& p, const std::string& ns, const ListOptions& o) override {
+    return Try([&](ApiClient& c) { return c.List(p, ns, o); });
+  }
+  StatusOr<json> Create(const std::string& p, const std::string& ns, const json& obj) override {
+    return Try([&](ApiClient& c) { return c.Create(p, ns, obj); });
+  }
+  StatusOr<json> Update(const std::string& p, const std::string& ns, const json& obj) override {
+    return Try([&](ApiClient& c) { return c.Update(p, ns, obj); });
+  }
+  StatusOr<json> UpdateStatus(const std::string& p, const std::string& ns, const json& obj) override {
+    return Try([&](ApiClient& c) { return c.UpdateStatus(p, ns, obj); });
+  }
+  StatusOr<json> Patch(const std::string& p, const std::string& ns, const std::string& n, const json& patch,
+                       const std::string& sub) override {
+    return Try([&](ApiClient& c) { return c.Patch(p, ns, n, patch, sub); });
+  }
+  StatusOr<json> Apply(const std::string& p, const std::string& ns, const json& config, const std::string& manager,
+                       bool force) override {
+    return Try([&](ApiClient& c) { return c.Apply(p, ns, config, manager, force); });
+  }
+  StatusOr<json> Delete(const std::string& p, const std::string& ns, const std::string& n,
+                        const std::string& uid) override {
+    return Try([&](ApiClient& c) { return c.Delete(p, ns, n, uid); });
+  }
+  Status Watch(const std::string& p, const std::string& ns, const ListOptions& o,
+               const std::function<bool(const WatchEvent&)>& on_event, const std::atomic<bool>* stop) override {
+    return Try([&](ApiClient& c) { return c.Watch(p, ns, o, on_event, stop); });
+  }
+  StatusOr<std::string> GetRaw(const std::string& path) override {
+    return Try([&](ApiClient& c) { return c.GetRaw(path); });
+  }
+  StatusOr<json> PostRaw(const std::string& path, const json& body) override {
+    return Try([&](ApiClient& c) { return c.PostRaw(path, body); });
+  }
+  StatusOr<json> UploadFile(const std::string& p, const std::string& ns, const std::string& n, const std::string& file,
+                            const std::function<void(uint64_t, uint64_t)>& progress) override {
+    return Try([&](ApiClient& c) { return c.UploadFile(p, ns, n, file, progress); });
+  }
+
+ private:
+  std::vector<std::unique_ptr<ApiClient>> clients_;
+  std::atomic<size_t> current_{0};
+};
+
 }  // namespace
 
 std::unique_ptr<ApiClient> NewHttpApiClient(const std::string& server, const HttpClientOptions& opts) {
-  return std::make_unique<HttpApiClient>(server, opts);
+  if (server.find(',') == std::string::npos) return std::make_unique<HttpApiClient>(server, opts);
+  std::vector<std::unique_ptr<ApiClient>> clients;
+  std::stringstream in(server);
+  for (std::string one; std::getline(in, one, ',');) {
+    if (!one.empty()) clients.push_back(std::make_unique<HttpApiClient>(one, opts));
+  }
+  if (clients.size() == 1) return std::move(clients.front());
+  return std::make_unique<FailoverApiClient>(std::move(clients));
 }
+
 
 }  // namespace stratus

@@ -81,6 +81,11 @@ TEST(EtcdServersTest, TwoServersShareOneStoreAndSurviveEachOther) {
   EXPECT_EQ(list["items"].size(), 20u);
   auto c = b.Http("POST", kVolumes, json{{"metadata", {{"name", "after"}}}, {"spec", {{"size", "1Gi"}}}}.dump());
   EXPECT_EQ(c.code, 201) << c.body;
+  // A client given both servers fails over to the one that answers (a is down).
+  auto ctl = stratus::testing::Run({StratusctlBin(), "--server", a.url() + "," + b.url(), "get", "volumes"}, "",
+                 {"STRATUS_TOKEN=" + b.token(), "HOME=" + (dir.path() / "home").string(), "STRATUS_CONFIG="});
+  EXPECT_EQ(ctl.exit_code, 0) << ctl.err;
+  EXPECT_NE(ctl.out.find("after"), std::string::npos) << ctl.out;
   // A conflicting write through b (stale resourceVersion) is refused as on one server.
   json v0 = b.Http("GET", kVolumes + "/v0").Json();
   json stale = v0;

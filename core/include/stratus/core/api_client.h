@@ -78,7 +78,8 @@ struct HttpClientOptions {
   std::string field_manager = "stratus-client";
 };
 
-// HTTP implementation over cpprestsdk. `server` is a base URL such as https://127.0.0.1:8774.
+// HTTP implementation over cpprestsdk. `server` is a base URL such as https://127.0.0.1:8774, or several separated
+// by commas (API servers of one cluster): a server that cannot be reached is failed over to the next.
 std::unique_ptr<ApiClient> NewHttpApiClient(const std::string& server, const HttpClientOptions& opts);
 inline std::unique_ptr<ApiClient> NewHttpApiClient(const std::string& server, int timeout_seconds = 30) {
   HttpClientOptions o;
