@@ -98,5 +98,40 @@ TEST(EtcdServersTest, TwoServersShareOneStoreAndSurviveEachOther) {
   EXPECT_NE(holder(a).find(id_of("b")), std::string::npos) << "b keeps leading: " << holder(a);
 }
 
+// A single-host cloud grows into an HA one: its SQLite store is copied into etcd with every uid kept, and the same
+// data dir serves from etcd afterwards. A destination that holds objects is refused.
+TEST(EtcdServersTest, MigrateStoreCopiesEverythingKeepingUids) {
+  if (!fs::exists(EtcdProcess::kBinary)) GTEST_FAIL() << "etcd is missing: scripts/install-deps.sh installs etcd-server";
+  TempDir dir;
+  std::string uid;
+  {
+    ServerProcess single(dir.path() / "d");
+    ASSERT_TRUE(single.Start()) << single.log();
+    auto c = single.Http("POST", kVolumes, json{{"metadata", {{"name", "keep"}}}, {"spec", {{"size", "1Gi"}}}}.dump());
+    ASSERT_EQ(c.code, 201) << c.body;
+    uid = c.Json()["metadata"].value("uid", "");
+    ASSERT_EQ(single.Kill(SIGTERM), 0);
+  }
+  EtcdProcess etcd;
+  ASSERT_TRUE(etcd.Start(dir.path() / "etcd", [](const std::string& url) {
+    return stratus::testing::Run({"/usr/bin/etcdctl", "--endpoints", url, "endpoint", "health"}).exit_code == 0;
+  }));
+  std::vector<std::string> migrate = {StratusdBin(), "migrate-store", "--from", "sqlite:" + (dir.path() / "d").string(),
+                                      "--to", "etcd:" + etcd.url()};
+  auto m = stratus::testing::Run(migrate);
+  ASSERT_EQ(m.exit_code, 0) << m.out << m.err;
+  EXPECT_NE(m.err.find("copied"), std::string::npos) << m.err;
+  auto again = stratus::testing::Run(migrate);
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("already holds"), std::string::npos) << again.err;
+  auto bad = stratus::testing::Run({StratusdBin(), "migrate-store", "--from", "mysql:x", "--to", "etcd:" + etcd.url()});
+  EXPECT_NE(bad.err.find("sqlite:DATA_DIR or etcd:"), std::string::npos) << bad.err;
+
+  ServerProcess ha(dir.path() / "d", {"--store", "etcd", "--etcd-endpoints", etcd.url()});
+  ASSERT_TRUE(ha.Start()) << ha.log();
+  json v = ha.Http("GET", kVolumes + "/keep").Json();
+  EXPECT_EQ(v["metadata"].value("uid", ""), uid) << v.dump();
+}
+
 }  // namespace
 }  // namespace stratus::testing
