@@ -101,12 +101,6 @@ PP=$(free_port)
 while [[ $PP = "$SP" || $PP = "$EP" ]]; do PP=$(free_port); done
 
 mkdir -p "$DATA/stratus" "$DATA/etcd"
-# BENCH_STRATUSD_ARGS: extra server flags to compare settings (e.g. "--http-threads 8").
-# shellcheck disable=SC2086
-"$STRATUSD" server --listen "127.0.0.1:$SP" --data-dir "$DATA/stratus" --agent=false --ec2-listen=off --insecure-http ${BENCH_STRATUSD_ARGS:-} \
-  >"$DATA/stratusd.log" 2>&1 &
-STRATUS_PID=$!
-
 # etcd with its production defaults (fsync of the WAL on every commit); only addresses and logging are set.
 "$ETCD" --name bench --data-dir "$DATA/etcd/data" \
   --listen-client-urls "http://127.0.0.1:$EP" --advertise-client-urls "http://127.0.0.1:$EP" \
@@ -115,8 +109,18 @@ STRATUS_PID=$!
   >"$DATA/etcd.log" 2>&1 &
 ETCD_PID=$!
 
-wait_http "http://127.0.0.1:$SP/healthz" "$STRATUS_PID" stratusd "$DATA/stratusd.log"
 wait_http "http://127.0.0.1:$EP/health" "$ETCD_PID" etcd "$DATA/etcd.log"
+# BENCH_STRATUSD_ARGS: extra server flags to compare settings (e.g. "--http-threads 8"). BENCH_STORE=etcd runs
+# stratusd on the same etcd (its own key prefix) instead of its embedded SQLite store: stratusd-on-etcd next to raw etcd.
+STORE_ARGS=""
+if [[ ${BENCH_STORE:-sqlite} = etcd ]]; then
+  STORE_ARGS="--store etcd --etcd-endpoints http://127.0.0.1:$EP --etcd-prefix /stratus-bench/"
+fi
+# shellcheck disable=SC2086
+"$STRATUSD" server --listen "127.0.0.1:$SP" --data-dir "$DATA/stratus" --agent=false --ec2-listen=off --insecure-http $STORE_ARGS ${BENCH_STRATUSD_ARGS:-} \
+  >"$DATA/stratusd.log" 2>&1 &
+STRATUS_PID=$!
+wait_http "http://127.0.0.1:$SP/healthz" "$STRATUS_PID" stratusd "$DATA/stratusd.log"
 # The first administrator's token, made at the server's first start.
 STRATUS_TOKEN=$(cat "$DATA/stratus/admin.token")
 export STRATUS_TOKEN
@@ -127,7 +131,7 @@ JSON_OUT=${BENCH_JSON:-$BUILD/bench-results.json}
   echo
   # shellcheck disable=SC1091
   echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); host: $(nproc) cores, $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
-  echo "- stratusd: $STRATUSD (127.0.0.1:$SP); etcd: $("$ETCD" --version | head -1) (127.0.0.1:$EP)"
+  echo "- stratusd: $STRATUSD (127.0.0.1:$SP, store ${BENCH_STORE:-sqlite}); etcd: $("$ETCD" --version | head -1) (127.0.0.1:$EP)"
   echo "- data dirs: $DATA ($(findmnt -no FSTYPE -T "$DATA" 2>/dev/null || stat -f -c %T "$DATA"))"
   echo "- load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo

@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 
 #include "stratus/core/base64.h"
@@ -50,15 +51,15 @@ struct CurlInit {
 
 class EtcdStore;
 
-// One etcd watch: a streaming POST /v3/watch read on a thread of its own until the subscription is destroyed.
+// A local subscription to the store's event feed; destroying it stops delivery.
 class EtcdWatch : public StoreWatch {
  public:
-  ~EtcdWatch() override {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  EtcdWatch(EtcdStore* store, uint64_t id) : store_(store), id_(id) {}
+  ~EtcdWatch() override;
+
+ private:
+  EtcdStore* store_;
+  uint64_t id_;
 };
 
 class EtcdStore : public Store {
@@ -74,6 +75,78 @@ class EtcdStore : public Store {
     }
     cv_.notify_all();
     for (auto& t : writers_) t.join();
+    feed_stop_ = true;
+    if (feed_.joinable()) feed_.join();
+  }
+
+  // The cache: every object under the prefix, listed at one revision, then kept current by one etcd watch from the
+  // next revision (the feed). Reads are served from it; a write completes once the feed has applied it.
+  Status Load() {
+    std::map<ObjectKey, StoredObject> objects;
+    uint64_t at = 0;
+    std::string from = o_.prefix, end = PrefixEnd(o_.prefix);
+    while (true) {
+      json body = {{"key", B64(from)}, {"range_end", B64(end)}, {"limit", "1000"}};
+      if (at) body["revision"] = std::to_string(at);
+      auto r = Call("/v3/kv/range", body, o_.timeout_seconds);
+      if (!r.ok()) return r.status();
+      if (!at) at = Int((*r)["header"]["revision"]);
+      const json kvs = r->value("kvs", json::array());
+      for (const auto& kv : kvs) {
+        std::string key = Unb64(kv["key"]);
+        from = key + std::string(1, '\0');
+        ObjectKey k;
+        if (!ParseKey(key, &k)) continue;
+        objects[k] = Decode(Unb64(kv["value"]), Int(kv["mod_revision"]));
+      }
+      if (!r->value("more", false) || kvs.empty()) break;
+    }
+    {
+      std::unique_lock lock(data_mu_);
+      objects_ = std::move(objects);
+    }
+    {
+      std::lock_guard lock(watch_mu_);
+      history_.clear();
+      floor_ = at;
+    }
+    SetRevision(at);
+    return Status::Ok();
+  }
+  void StartFeed() {
+    feed_ = std::thread([this] { Feed(); });
+  }
+
+  bool ParseKey(const std::string& key, ObjectKey* k) const {
+    if (key.compare(0, o_.prefix.size(), o_.prefix) != 0) return false;
+    std::string rest = key.substr(o_.prefix.size());  // plural/ns/name
+    size_t a = rest.find('/'), b = rest.find('/', a + 1);
+    if (a == std::string::npos || b == std::string::npos) return false;
+    *k = {rest.substr(0, a), rest.substr(a + 1, b - a - 1), rest.substr(b + 1)};
+    return true;
+  }
+  void SetRevision(uint64_t rv) {
+    {
+      std::lock_guard lock(rv_mu_);
+      rv_ = std::max(rv_, rv);
+    }
+    SetPublished(rv);
+  }
+  // Revision whose event every subscriber has been given (what a completing write waits for).
+  void SetPublished(uint64_t rv) {
+    {
+      std::lock_guard lock(rv_mu_);
+      published_ = std::max(published_, rv);
+    }
+    rv_cv_.notify_all();
+  }
+  // Waits until the feed has applied revision `rv` (this server's own write), so that a read after the write's
+  // completion sees it and its watch event has been published, as the Store contract says.
+  void AwaitRevision(uint64_t rv) {
+    std::unique_lock lock(rv_mu_);
+    if (!rv_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return published_ >= rv || feed_stop_.load(); })) {
+      spdlog::warn("etcd store: revision {} not seen on the watch within 30 s (cache at {})", rv, published_);
+    }
   }
 
   // POST `path` with `body` to the first endpoint that answers; the parsed answer, or the error.
@@ -194,7 +267,9 @@ class EtcdStore : public Store {
       if (!(*r).value("succeeded", false)) {
         return done(Status(Code::kAlreadyExists, key.plural + " \"" + key.name + "\" already exists"));
       }
-      done(Decode(value, Int((*r)["header"]["revision"])));
+      uint64_t rev = Int((*r)["header"]["revision"]);
+      AwaitRevision(rev);
+      done(Decode(value, rev));
     });
   }
 
@@ -209,7 +284,9 @@ class EtcdStore : public Store {
       auto r = Txn(k, cmp, &value);
       if (!r.ok()) return done(r.status());
       if (!(*r).value("succeeded", false)) return done(Refused(key, *r));
-      done(Decode(value, Int((*r)["header"]["revision"])));
+      uint64_t rev = Int((*r)["header"]["revision"]);
+      AwaitRevision(rev);
+      done(Decode(value, rev));
     });
   }
 
@@ -228,7 +305,9 @@ class EtcdStore : public Store {
         return done(NotFound(key.plural + " \"" + key.name + "\" not found"));
       }
       // The last state, carrying the deletion's revision (as the deletion's watch event shows it).
-      done(Decode(Unb64(resp["prev_kvs"][0]["value"]), Int((*r)["header"]["revision"])));
+      uint64_t rev = Int((*r)["header"]["revision"]);
+      AwaitRevision(rev);
+      done(Decode(Unb64(resp["prev_kvs"][0]["value"]), rev));
     });
   }
 
@@ -240,88 +319,82 @@ class EtcdStore : public Store {
   // --- reads -----------------------------------------------------------------------------------------------------
 
   StatusOr<StoredObject> GetStored(const ObjectKey& key) const override {
-    auto r = Call("/v3/kv/range", {{"key", B64(KeyOf(key))}}, o_.timeout_seconds);
-    if (!r.ok()) return r.status();
-    if (!r->contains("kvs") || (*r)["kvs"].empty()) return NotFound(key.plural + " \"" + key.name + "\" not found");
-    const json& kv = (*r)["kvs"][0];
-    return Decode(Unb64(kv["value"]), Int(kv["mod_revision"]));
+    std::shared_lock lock(data_mu_);
+    auto it = objects_.find(key);
+    if (it == objects_.end()) return NotFound(key.plural + " \"" + key.name + "\" not found");
+    return it->second;
   }
 
   StoreListResult List(const StoreListOptions& opts) const override {
     StoreListResult out;
-    std::string prefix = o_.prefix + opts.plural + "/" + (opts.ns.empty() ? "" : opts.ns + "/");
-    std::string end = PrefixEnd(prefix);
-    std::string from = prefix;
-    if (!opts.after_name.empty()) from = o_.prefix + opts.plural + "/" + opts.after_name + std::string(1, '\0');
-    uint64_t at = 0;  // every page reads the revision of the first
-    std::string last_key;
-    while (true) {
-      json body = {{"key", B64(from)}, {"range_end", B64(end)}, {"limit", "500"}};
-      if (at) body["revision"] = std::to_string(at);
-      auto r = Call("/v3/kv/range", body, o_.timeout_seconds);
-      if (!r.ok()) {
-        spdlog::warn("etcd list failed: plural={} error={}", opts.plural, r.status().message());
-        return out;
-      }
-      if (!at) at = Int((*r)["header"]["revision"]);
-      const json kvs = r->value("kvs", json::array());
-      for (const auto& kv : kvs) {
-        std::string key = Unb64(kv["key"]);
-        from = key + std::string(1, '\0');
-        StoredObject s = Decode(Unb64(kv["value"]), Int(kv["mod_revision"]));
-        if (opts.filter && !opts.filter(*s.object)) continue;
-        if (opts.limit && out.items.size() == opts.limit) {
-          out.last_name = last_key.substr(o_.prefix.size() + opts.plural.size() + 1);
-          out.rv = at;
-          return out;
-        }
-        out.items.push_back(s.object);
-        out.encoded.push_back(s.encoded);
-        last_key = key;
-      }
-      if (!r->value("more", false) || kvs.empty()) break;
+    std::shared_lock lock(data_mu_);
+    out.rv = CurrentRevision();
+    ObjectKey start{opts.plural, opts.ns, ""};
+    if (!opts.after_name.empty()) {
+      auto slash = opts.after_name.find('/');
+      start.ns = opts.after_name.substr(0, slash);
+      start.name = slash == std::string::npos ? "" : opts.after_name.substr(slash + 1);
     }
-    out.rv = at;
+    auto it = objects_.lower_bound(start);
+    if (!opts.after_name.empty() && it != objects_.end() && it->first == start) ++it;
+    const ObjectKey* last = nullptr;
+    for (; it != objects_.end(); ++it) {
+      if (it->first.plural != opts.plural) break;
+      if (!opts.ns.empty() && it->first.ns != opts.ns) break;
+      if (opts.filter && !opts.filter(*it->second.object)) continue;
+      if (opts.limit && out.items.size() == opts.limit) {
+        out.last_name = last->ns + "/" + last->name;
+        break;
+      }
+      out.items.push_back(it->second.object);
+      out.encoded.push_back(it->second.encoded);
+      last = &it->first;
+    }
     return out;
   }
 
   uint64_t CurrentRevision() const override {
-    auto r = Call("/v3/kv/range", {{"key", B64(o_.prefix)}, {"limit", "1"}}, o_.timeout_seconds);
-    return r.ok() ? Int((*r)["header"]["revision"]) : 0;
+    std::lock_guard lock(rv_mu_);
+    return rv_;
   }
-  uint64_t OldestWatchableRevision() const override { return compacted_.load(); }
+  uint64_t OldestWatchableRevision() const override {
+    std::lock_guard lock(watch_mu_);
+    return history_.empty() ? floor_ : history_.front().rv - 1;
+  }
 
-  // --- watch -----------------------------------------------------------------------------------------------------
+  // --- watch: local subscribers of the feed, replayed from the kept history ---------------------------------------
 
   StatusOr<std::unique_ptr<StoreWatch>> Watch(const std::string& plural, const std::string& ns, uint64_t after_rv,
                                               std::function<void(const StoreEvent&)> sink) override {
-    std::string prefix = o_.prefix + (plural.empty() ? "" : plural + "/" + (ns.empty() ? "" : ns + "/"));
-    // A revision older than etcd's compaction: Gone now, not later on the stream.
-    if (after_rv > 0) {
-      auto probe = Call("/v3/kv/range", {{"key", B64(prefix)}, {"limit", "1"}, {"revision", std::to_string(after_rv)}},
-                        o_.timeout_seconds);
-      if (!probe.ok() && probe.status().code() == Code::kGone) {
-        return Status(Code::kGone, "resourceVersion " + std::to_string(after_rv) + " is too old: " +
-                                       probe.status().message());
-      }
+    std::lock_guard lock(watch_mu_);
+    uint64_t oldest = history_.empty() ? floor_ : history_.front().rv - 1;
+    uint64_t current = CurrentRevision();
+    if (after_rv < oldest) {
+      return Status(Code::kGone, "too old resource version: " + std::to_string(after_rv) + " (" +
+                                     std::to_string(oldest) + ")");
     }
-    auto w = std::make_unique<EtcdWatch>();
-    EtcdWatch* raw = w.get();
-    ++watches_;
-    w->thread_ = std::thread([this, raw, prefix, plural, ns, after_rv, sink = std::move(sink)] {
-      Stream(raw, prefix, plural, ns, after_rv, sink);
-      --watches_;
-    });
-    return std::unique_ptr<StoreWatch>(std::move(w));
+    if (after_rv > current) {
+      return Status(Code::kGone, "resource version " + std::to_string(after_rv) + " is newer than the store's " +
+                                     std::to_string(current));
+    }
+    for (const auto& e : history_) {
+      if (e.rv <= after_rv) continue;
+      if (!plural.empty() && plural != e.key.plural) continue;
+      if (!ns.empty() && ns != e.key.ns) continue;
+      sink(e);
+    }
+    uint64_t id = next_watch_++;
+    watchers_[id] = Watcher{plural, ns, std::move(sink)};
+    return std::unique_ptr<StoreWatch>(new EtcdWatch(this, id));
+  }
+  void Unwatch(uint64_t id) {
+    std::lock_guard lock(watch_mu_);
+    watchers_.erase(id);
   }
 
   struct StreamState {
-    const EtcdStore* store;
-    EtcdWatch* watch;
-    std::string plural, ns;
+    EtcdStore* store;
     std::string buf;
-    uint64_t next = 0;  // resume from here after a broken stream
-    const std::function<void(const StoreEvent&)>* sink;
     bool gone = false;
   };
 
@@ -334,51 +407,66 @@ class EtcdStore : public Store {
       st->buf.erase(0, nl + 1);
       st->store->OnLine(st, line);
     }
-    return st->watch->stop_ ? 0 : size * n;  // 0 aborts the transfer
+    return st->store->feed_stop_ ? 0 : size * n;  // 0 aborts the transfer
   }
   static int OnProgress(void* p, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-    return static_cast<StreamState*>(p)->watch->stop_ ? 1 : 0;
+    return static_cast<StreamState*>(p)->store->feed_stop_ ? 1 : 0;
   }
 
-  void OnLine(StreamState* st, const std::string& line) const {
+  // One line of the feed: apply each event to the cache, publish it to the subscribers, then advance the revision.
+  void OnLine(StreamState* st, const std::string& line) {
     json j = json::parse(line, nullptr, false);
     if (!j.is_object() || !j.contains("result")) return;
     const json& res = j["result"];
     if (Int(res.value("compact_revision", json("0"))) > 0) {
-      compacted_ = std::max<uint64_t>(compacted_.load(), Int(res["compact_revision"]));
       st->gone = true;
       return;
     }
     for (const auto& ev : res.value("events", json::array())) {
       const json& kv = ev["kv"];
-      std::string key = Unb64(kv["key"]);
-      std::string rest = key.substr(o_.prefix.size());  // plural/ns/name
-      size_t a = rest.find('/'), b = rest.find('/', a + 1);
-      if (a == std::string::npos || b == std::string::npos) continue;
       StoreEvent e;
-      e.key = {rest.substr(0, a), rest.substr(a + 1, b - a - 1), rest.substr(b + 1)};
-      if (!st->ns.empty() && e.key.ns != st->ns) continue;
+      if (!ParseKey(Unb64(kv["key"]), &e.key)) continue;
       e.rv = Int(kv["mod_revision"]);
+      if (e.rv <= CurrentRevision()) continue;  // replayed after a resume
       bool deleted = ev.value("type", "PUT") == "DELETE";
       StoredObject s = deleted ? Decode(Unb64(ev.value("prev_kv", json::object()).value("value", json(""))), e.rv)
                                : Decode(Unb64(kv["value"]), e.rv);
       e.type = deleted ? "DELETED" : (Int(kv["create_revision"]) == e.rv ? "ADDED" : "MODIFIED");
       e.object = s.object;
       e.encoded = s.encoded;
-      st->next = e.rv;
-      (*st->sink)(e);
+      {
+        // The object and the cache's revision change together: a list is consistent at the revision it reports.
+        std::unique_lock lock(data_mu_);
+        if (deleted) {
+          objects_.erase(e.key);
+        } else {
+          objects_[e.key] = s;
+        }
+        std::lock_guard rl(rv_mu_);
+        rv_ = std::max(rv_, e.rv);
+      }
+      {
+        std::lock_guard lock(watch_mu_);
+        for (auto& [id, w] : watchers_) {
+          if (!w.plural.empty() && w.plural != e.key.plural) continue;
+          if (!w.ns.empty() && w.ns != e.key.ns) continue;
+          w.sink(e);
+        }
+        history_.push_back(e);
+        while (history_.size() > kHistory) history_.pop_front();
+      }
+      SetPublished(e.rv);
     }
   }
 
-  void Stream(EtcdWatch* w, const std::string& prefix, const std::string& plural, const std::string& ns,
-              uint64_t after_rv, const std::function<void(const StoreEvent&)>& sink) {
-    StreamState st{this, w, plural, ns, "", after_rv, &sink};
+  void Feed() {
     size_t ep = 0;
-    while (!w->stop_ && !st.gone) {
+    while (!feed_stop_) {
+      StreamState st{this, "", false};
       json body = {{"create_request",
-                    {{"key", B64(prefix)},
-                     {"range_end", B64(PrefixEnd(prefix))},
-                     {"start_revision", std::to_string(st.next + 1)},
+                    {{"key", B64(o_.prefix)},
+                     {"range_end", B64(PrefixEnd(o_.prefix))},
+                     {"start_revision", std::to_string(CurrentRevision() + 1)},
                      {"prev_kv", true}}}};
       std::string payload = body.dump();
       CURL* c = curl_easy_init();
@@ -398,15 +486,26 @@ class EtcdStore : public Store {
       CURLcode rc = curl_easy_perform(c);
       curl_slist_free_all(h);
       curl_easy_cleanup(c);
-      if (w->stop_ || st.gone) break;
-      spdlog::debug("etcd watch stream ended: prefix={} error={}; resuming after {}", prefix, curl_easy_strerror(rc),
-                    st.next);
+      if (feed_stop_) break;
+      if (st.gone) {
+        // The revision to resume from was compacted away: list everything again (subscribers may have missed
+        // changes: they are told by the history floor, and resume with 410).
+        spdlog::warn("etcd store: watch compacted at revision {}; reloading", CurrentRevision());
+        Status l = Load();
+        if (!l.ok()) spdlog::warn("etcd store: reload failed: {}", l.message());
+        continue;
+      }
+      spdlog::debug("etcd store: watch ended: endpoint={} error={}; resuming after {}", url, curl_easy_strerror(rc),
+                    CurrentRevision());
       ++ep;  // another member, if there is one
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
 
-  size_t WatchCount() const override { return watches_.load(); }
+  size_t WatchCount() const override {
+    std::lock_guard lock(watch_mu_);
+    return watchers_.size();
+  }
 
  private:
   static CURL* Handle() {
@@ -424,9 +523,28 @@ class EtcdStore : public Store {
   std::deque<std::function<void()>> queue_;
   bool stopping_ = false;
   std::vector<std::thread> writers_;
-  std::atomic<size_t> watches_{0};
-  mutable std::atomic<uint64_t> compacted_{0};
+
+  static constexpr size_t kHistory = 10000;  // changes kept for watches to resume from (as --watch-history)
+  struct Watcher {
+    std::string plural, ns;
+    std::function<void(const StoreEvent&)> sink;
+  };
+  mutable std::shared_mutex data_mu_;
+  std::map<ObjectKey, StoredObject> objects_;
+  mutable std::mutex rv_mu_;
+  std::condition_variable rv_cv_;
+  uint64_t rv_ = 0;
+  uint64_t published_ = 0;
+  mutable std::mutex watch_mu_;
+  std::deque<StoreEvent> history_;
+  uint64_t floor_ = 0;
+  std::map<uint64_t, Watcher> watchers_;
+  uint64_t next_watch_ = 1;
+  std::atomic<bool> feed_stop_{false};
+  std::thread feed_;
 };
+
+EtcdWatch::~EtcdWatch() { store_->Unwatch(id_); }
 
 }  // namespace
 
@@ -438,8 +556,9 @@ StatusOr<std::unique_ptr<Store>> OpenEtcdStore(const EtcdStoreOptions& opts) {
     }
   }
   auto s = std::make_unique<EtcdStore>(opts);
-  auto probe = s->Call("/v3/kv/range", {{"key", B64(opts.prefix)}, {"limit", "1"}}, opts.timeout_seconds);
-  if (!probe.ok()) return probe.status();
+  Status l = s->Load();
+  if (!l.ok()) return l;
+  s->StartFeed();
   return std::unique_ptr<Store>(std::move(s));
 }
 
