@@ -11,6 +11,7 @@
 #include <shared_mutex>
 #include <thread>
 
+#include "object_index.h"
 #include "stratus/core/base64.h"
 
 namespace stratus {
@@ -164,13 +165,7 @@ class EtcdStore : public Store {
       curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Collect);
       curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
       curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(timeout_seconds));
-      curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 3L);
-      curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-      Tls(c);
-      struct curl_slist* h = curl_slist_append(nullptr, "Content-Type: application/json");
-      curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-      CURLcode rc = curl_easy_perform(c);
-      curl_slist_free_all(h);
+      CURLcode rc = Perform(c);
       if (rc != CURLE_OK) {
         last = Status(Code::kUnavailable, "etcd at " + ep + ": " + curl_easy_strerror(rc));
         continue;  // the next endpoint
@@ -192,6 +187,18 @@ class EtcdStore : public Store {
       return j;
     }
     return last;
+  }
+
+  // What every request to etcd sets (a JSON POST, TLS settings, a connect timeout) before it runs it.
+  CURLcode Perform(CURL* c) const {
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 3L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    Tls(c);
+    struct curl_slist* h = curl_slist_append(nullptr, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    CURLcode rc = curl_easy_perform(c);
+    curl_slist_free_all(h);
+    return rc;
   }
 
   void Tls(CURL* c) const {
@@ -326,31 +333,8 @@ class EtcdStore : public Store {
   }
 
   StoreListResult List(const StoreListOptions& opts) const override {
-    StoreListResult out;
     std::shared_lock lock(data_mu_);
-    out.rv = CurrentRevision();
-    ObjectKey start{opts.plural, opts.ns, ""};
-    if (!opts.after_name.empty()) {
-      auto slash = opts.after_name.find('/');
-      start.ns = opts.after_name.substr(0, slash);
-      start.name = slash == std::string::npos ? "" : opts.after_name.substr(slash + 1);
-    }
-    auto it = objects_.lower_bound(start);
-    if (!opts.after_name.empty() && it != objects_.end() && it->first == start) ++it;
-    const ObjectKey* last = nullptr;
-    for (; it != objects_.end(); ++it) {
-      if (it->first.plural != opts.plural) break;
-      if (!opts.ns.empty() && it->first.ns != opts.ns) break;
-      if (opts.filter && !opts.filter(*it->second.object)) continue;
-      if (opts.limit && out.items.size() == opts.limit) {
-        out.last_name = last->ns + "/" + last->name;
-        break;
-      }
-      out.items.push_back(it->second.object);
-      out.encoded.push_back(it->second.encoded);
-      last = &it->first;
-    }
-    return out;
+    return ListObjects(objects_, opts, CurrentRevision());
   }
 
   uint64_t CurrentRevision() const override {
@@ -368,21 +352,9 @@ class EtcdStore : public Store {
                                               std::function<void(const StoreEvent&)> sink) override {
     std::lock_guard lock(watch_mu_);
     uint64_t oldest = history_.empty() ? floor_ : history_.front().rv - 1;
-    uint64_t current = CurrentRevision();
-    if (after_rv < oldest) {
-      return Status(Code::kGone, "too old resource version: " + std::to_string(after_rv) + " (" +
-                                     std::to_string(oldest) + ")");
-    }
-    if (after_rv > current) {
-      return Status(Code::kGone, "resource version " + std::to_string(after_rv) + " is newer than the store's " +
-                                     std::to_string(current));
-    }
-    for (const auto& e : history_) {
-      if (e.rv <= after_rv) continue;
-      if (!plural.empty() && plural != e.key.plural) continue;
-      if (!ns.empty() && ns != e.key.ns) continue;
-      sink(e);
-    }
+    Status start = CheckWatchStart(after_rv, oldest, CurrentRevision());
+    if (!start.ok()) return start;
+    ReplayHistory(history_, plural, ns, after_rv, sink);
     uint64_t id = next_watch_++;
     watchers_[id] = Watcher{plural, ns, std::move(sink)};
     return std::unique_ptr<StoreWatch>(new EtcdWatch(this, id));
@@ -478,13 +450,7 @@ class EtcdStore : public Store {
       curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
       curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
       curl_easy_setopt(c, CURLOPT_XFERINFODATA, &st);
-      curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 3L);
-      curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-      Tls(c);
-      struct curl_slist* h = curl_slist_append(nullptr, "Content-Type: application/json");
-      curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-      CURLcode rc = curl_easy_perform(c);
-      curl_slist_free_all(h);
+      CURLcode rc = Perform(c);
       curl_easy_cleanup(c);
       if (feed_stop_) break;
       if (st.gone) {

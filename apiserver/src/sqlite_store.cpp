@@ -1,5 +1,7 @@
 #include "stratus/apiserver/sqlite_store.h"
 
+#include "object_index.h"
+
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
@@ -466,31 +468,8 @@ void SqliteStore::RunBatch(std::vector<std::unique_ptr<Op>>& batch) {
 }
 
 StoreListResult SqliteStore::List(const StoreListOptions& opts) const {
-  StoreListResult out;
   std::shared_lock lock(data_mu_);
-  out.rv = rv_;
-  ObjectKey start{opts.plural, opts.ns, ""};
-  if (!opts.after_name.empty()) {
-    auto slash = opts.after_name.find('/');
-    start.ns = opts.after_name.substr(0, slash);
-    start.name = slash == std::string::npos ? "" : opts.after_name.substr(slash + 1);
-  }
-  auto it = objects_.lower_bound(start);
-  if (!opts.after_name.empty() && it != objects_.end() && it->first == start) ++it;
-  const ObjectKey* last = nullptr;
-  for (; it != objects_.end(); ++it) {
-    if (it->first.plural != opts.plural) break;
-    if (!opts.ns.empty() && it->first.ns != opts.ns) break;
-    if (opts.filter && !opts.filter(*it->second.object)) continue;
-    if (opts.limit && out.items.size() == opts.limit) {
-      out.last_name = last->ns + "/" + last->name;
-      break;
-    }
-    out.items.push_back(it->second.object);
-    out.encoded.push_back(it->second.encoded);
-    last = &it->first;
-  }
-  return out;
+  return ListObjects(objects_, opts, rv_);
 }
 
 StatusOr<std::unique_ptr<StoreWatch>> SqliteStore::Watch(const std::string& plural, const std::string& ns,
@@ -503,21 +482,9 @@ StatusOr<std::unique_ptr<StoreWatch>> SqliteStore::Watch(const std::string& plur
     std::shared_lock dl(data_mu_);
     current = rv_;
   }
-  if (after_rv < oldest) {
-    return Status(Code::kGone, "too old resource version: " + std::to_string(after_rv) + " (" +
-                                   std::to_string(oldest) + ")");
-  }
-  if (after_rv > current) {
-    // A version from the future (e.g. another store): treat as "from now" would silently skip; refuse instead.
-    return Status(Code::kGone, "resource version " + std::to_string(after_rv) + " is newer than the store's " +
-                                   std::to_string(current));
-  }
-  for (const auto& e : history_) {
-    if (e.rv <= after_rv) continue;
-    if (!plural.empty() && plural != e.key.plural) continue;
-    if (!ns.empty() && ns != e.key.ns) continue;
-    sink(e);
-  }
+  Status start = CheckWatchStart(after_rv, oldest, current);
+  if (!start.ok()) return start;
+  ReplayHistory(history_, plural, ns, after_rv, sink);
   uint64_t id = next_watch_id_++;
   watchers_[id] = Watcher{plural, ns, std::move(sink)};
   return std::unique_ptr<StoreWatch>(new SqliteWatch(this, id));
