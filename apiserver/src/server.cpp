@@ -30,6 +30,7 @@
 #include "stratus/apiserver/query.h"
 #include "stratus/apiserver/watch_filter.h"
 #include "stratus/core/object.h"
+#include "stratus/core/sshkey.h"
 #include "stratus/core/selector.h"
 #include "stratus/core/tls.h"
 #include "stratus/core/yaml.h"
@@ -303,6 +304,31 @@ struct ApiServer::Impl {
       }
       done(std::move(res));
     };
+  }
+
+  // A KeyPair created without a public key: the server makes the pair, stores the public half and answers the
+  // private key in status.privateKey, this once (Nova's and EC2's create-key-pair).
+  StatusOr<Registry::Done> RevealPrivateKeyOnce(json* body, Registry::Done done) {
+    if (!body->is_object()) return done;
+    if (!body->contains("spec") || !(*body)["spec"].is_object()) (*body)["spec"] = json::object();
+    json& spec = (*body)["spec"];
+    if (spec.contains("publicKey") && !(spec["publicKey"].is_string() && spec["publicKey"].get<std::string>().empty())) {
+      return done;
+    }
+    std::string type = spec.value("keyType", "ed25519");
+    auto key = GenerateSshKey(type, MetaString(*body, "name"));
+    if (!key.ok()) {
+      return InvalidError("spec.keyType: " + key.status().message(), {{"spec.keyType", key.status().message()}});
+    }
+    spec["publicKey"] = key->public_openssh;
+    return Registry::Done([private_key = key->private_key, done = std::move(done)](StatusOr<StoredObject> res) {
+      if (res.ok() && res->object) {
+        json o = *res->object;
+        o["status"] = {{"privateKey", private_key}};
+        res->encoded = std::make_shared<const std::string>(o.dump());
+      }
+      done(std::move(res));
+    });
   }
 
   // A created AccessKey's response carries its secret access key, this once (it is derived, never stored).
@@ -732,6 +758,11 @@ struct ApiServer::Impl {
       Registry::Done done = ReplyWhenDone(req, activity, call, 201);
       if (r->kind == "AccessKey" && !opts.ec2_master_key.empty()) done = RevealSecretOnce(std::move(done));
       if (r->kind == "Token") done = RevealTokenOnce(&*body, std::move(done));
+      if (r->kind == "KeyPair") {
+        auto with_key = RevealPrivateKeyOnce(&*body, std::move(done));
+        if (!with_key.ok()) return ReplyStatus(req, with_key.status());
+        done = std::move(*with_key);
+      }
       registry->CreateAsync(*r, ns, std::move(*body), std::move(done), manager);
       return kPending;
     }

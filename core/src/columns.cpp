@@ -1,5 +1,7 @@
 #include "stratus/core/columns.h"
 
+#include "stratus/core/sshkey.h"
+
 #include <functional>
 
 #include "stratus/core/json_text.h"
@@ -210,7 +212,15 @@ std::vector<Column> ColumnsFor(const ResourceInfo& r) {
     return {{"STATUS", [](const json& o, int64_t) { return Phase(o, "Active"); }}, {"AGE", age}};
   }
   if (k == "KeyPair") {
-    return {{"FINGERPRINT", Path({"status.fingerprint"})}, {"AGE", age}};
+    return {{"TYPE", [](const json& o, int64_t) {
+               auto k = ParseSshPublicKey(JsonText(o, "spec.publicKey"));
+               return k.ok() ? k->type : std::string("<none>");
+             }},
+            {"FINGERPRINT", [](const json& o, int64_t) {
+               auto k = ParseSshPublicKey(JsonText(o, "spec.publicKey"));
+               return k.ok() ? SshFingerprint(*k) : std::string("<none>");
+             }},
+            {"AGE", age}};
   }
   if (k == "SecurityGroup") {
     return {{"INGRESS", [](const json& o, int64_t) { return ArraySize(o, "spec.ingress"); }},
