@@ -352,8 +352,8 @@ TEST(SchemaRejectTest, Ranges) {
                "spec.ingress[0].fromPort", "must be <= 65535");
   EXPECT_CAUSE(Check(Obj("InstanceType", "m1.x", {{"vcpus", 1}, {"memoryMiB", 1}}, false)), "spec.memoryMiB",
                "must be >= 64");
-  EXPECT_CAUSE(Check(Instance({{"instanceType", "m1.small"}, {"userData", std::string(65537, 'x')}})),
-               "spec.userData", "must be no more than 65536 characters");
+  EXPECT_CAUSE(Check(Instance({{"instanceType", "m1.small"}, {"userData", std::string(16385, 'x')}})),
+               "spec.userData", "must be no more than 16384 characters");
   json many = json::array();
   for (int i = 0; i < 30; ++i) many.push_back({{"volume", "v" + std::to_string(i)}, {"device", "vdb"}});
   EXPECT_CAUSE(Check(Instance({{"instanceType", "m1.small"}, {"volumes", many}})), "spec.volumes", "at most 25");
@@ -476,7 +476,9 @@ TEST(SchemaRejectTest, RequiredFields) {
   EXPECT_CAUSE(Check(no_spec), "spec", "Required value", "FieldValueRequired");
   EXPECT_CAUSE(Check(Obj("Volume", "v", json::object())), "spec.size", "Required value", "FieldValueRequired");
   EXPECT_CAUSE(Check(Obj("Network", "n", json::object())), "spec.cidr", "Required value");
-  EXPECT_CAUSE(Check(Obj("KeyPair", "k", json::object())), "spec.publicKey", "Required value");
+  EXPECT_CAUSE(Check(Obj("Address", "a", json::object())), "spec.pool", "Required value");
+  // A KeyPair may leave its public key out (the server makes the pair), but not name an unknown key type.
+  EXPECT_CAUSE(Check(Obj("KeyPair", "k", {{"keyType", "dsa"}})), "spec.keyType", "Unsupported value");
   EXPECT_CAUSE(Check(Obj("InstanceType", "t", json::object(), false)), "spec.vcpus", "Required value");
   EXPECT_CAUSE(Check(Instance({{"resources", {{"vcpus", 1}}}})), "spec.resources.memoryMiB", "Required value");
   EXPECT_CAUSE(Check(Instance({{"instanceType", "a"}, {"volumes", {{{"device", "vdb"}}}}})), "spec.volumes[0].volume",
