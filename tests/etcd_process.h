@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "spawn.h"
+
 namespace stratus::testing {
 
 class EtcdProcess {
@@ -57,18 +59,7 @@ class EtcdProcess {
   const std::string& url() const { return url_; }
 
   static pid_t Spawn(std::vector<std::string> argv, const std::string& log) {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-    return pid;
+    return SpawnLogged(std::move(argv), log);
   }
 
  private:

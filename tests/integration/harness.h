@@ -23,6 +23,8 @@
 #include <sstream>
 #include <string>
 #include <thread>
+
+#include "../spawn.h"
 #include <vector>
 
 #include <cpprest/http_client.h>
@@ -138,22 +140,6 @@ class ReservedPort {
 };
 
 inline ReservedPort ReservePort() { return ReservedPort::Make(); }
-
-// Starts argv[0] with its output appended to `log` (no shell); returns the child's pid.
-inline pid_t SpawnLogged(std::vector<std::string> argv, const std::string& log) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  return pid;
-}
 
 struct RunResult {
   int exit_code = -1;

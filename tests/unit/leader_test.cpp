@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "registry_env.h"
+#include "wait_for.h"
 #include "stratus/apiserver/local_client.h"
 
 namespace stratus::runtime {
@@ -24,15 +25,7 @@ class LeaderTest : public RegistryEnv {
     return o;
   }
   json Lease() { return *reg_->Get(R("Lease"), "", "stratus-controllers"); }
-  template <typename F>
-  bool Until(F f, int seconds = 10) {
-    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-    while (std::chrono::steady_clock::now() < end) {
-      if (f()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return f();
-  }
+  static bool Until(const std::function<bool()>& f) { return testing_env::WaitFor(f, std::chrono::seconds(10)); }
 };
 
 TEST_F(LeaderTest, OneHolderRenewalsKeepItExpiryPassesIt) {

@@ -18,21 +18,14 @@
 #include "stratus/apiserver/etcd_store.h"
 #include "stratus/apiserver/sqlite_store.h"
 #include "../etcd_process.h"
+#include "wait_for.h"
 
 namespace stratus {
 namespace {
 
 namespace fs = std::filesystem;
 
-template <typename F>
-bool WaitUntil(F pred, int seconds = 20) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
+bool WaitUntil(const std::function<bool()>& pred) { return testing_env::WaitFor(pred, std::chrono::seconds(20)); }
 
 class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
  protected:
