@@ -7,6 +7,7 @@
 #include <atomic>
 #include <thread>
 
+#include "fake_clock.h"
 #include "registry_env.h"
 #include "wait_for.h"
 #include "stratus/apiserver/local_client.h"
@@ -95,6 +96,33 @@ TEST_F(LeaderTest, ALeaderThatCannotRenewStopsLeading) {
   EXPECT_EQ(leading.load(), 0);
   stop = true;
   renew.join();
+}
+
+TEST_F(LeaderTest, ACandidateTriesAgainTheMomentTheHoldersLeaseRunsOut) {
+  auto client = NewLocalApiClient(reg_.get());
+  LeaderOptions o = Opts("a");
+  o.duration = std::chrono::seconds(15);
+  o.retry = std::chrono::seconds(10);
+  LeaderElector a(client.get(), o, [] {}, [] {});
+  ASSERT_TRUE(a.TryAcquireOrRenew());  // a holds the lease for 15 s, then dies without releasing it
+  testing::FakeClock clock;
+  o.identity = "b";
+  auto t0 = clock.Now();
+  LeaderElector b(client.get(), o, [] {}, [] {}, &clock);
+  b.Start();
+  // First look at t0: a's lease is fresh; b retries after its retry period.
+  ASSERT_TRUE(clock.WaitForWaiters(1));
+  EXPECT_EQ(clock.NextDeadline(), t0 + std::chrono::seconds(10));
+  EXPECT_FALSE(b.IsLeader());
+  clock.Advance(std::chrono::seconds(10));
+  // Same record seen since t0: the lease runs out at t0 + 15 s, before the next retry (t0 + 20 s).
+  ASSERT_TRUE(clock.WaitForWaiterDueBy(t0 + std::chrono::milliseconds(15001)));
+  EXPECT_EQ(clock.NextDeadline(), t0 + std::chrono::milliseconds(15001));
+  EXPECT_FALSE(b.IsLeader());
+  clock.Advance(std::chrono::milliseconds(5001));
+  ASSERT_TRUE(Until([&] { return b.IsLeader(); }));
+  EXPECT_EQ(Lease()["spec"]["holderIdentity"], "b");
+  b.Stop();
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "stratus/core/object.h"
 
 namespace stratus::runtime {
@@ -51,8 +53,13 @@ bool LeaderElector::TryAcquireOrRenew() {
   }
   int64_t held_for = spec.value("leaseDurationSeconds", secs);
   if (!holder.empty() && holder != o_.identity && now < observed_at_ + std::chrono::seconds(held_for)) {
-    return false;  // someone else holds it and renewed within its duration, as this server saw it
+    // Someone else holds it and renewed within its duration, as this server saw it: try again at the next retry or
+    // the moment it would expire, whichever comes first (a crashed holder is replaced one lease after its last
+    // renewal, not up to one retry period later).
+    expires_at_ = observed_at_ + std::chrono::seconds(held_for);
+    return false;
   }
+  expires_at_ = {};
   json next = *cur;
   if (holder != o_.identity) {
     next["spec"]["acquireTime"] = stamp;
@@ -89,8 +96,14 @@ void LeaderElector::Loop() {
       spdlog::warn("leader election: lost the lease: lease={} identity={}", o_.lease, o_.identity);
       stopped_();
     }
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(o_.retry);
+    if (!held && expires_at_ != Clock::time_point{}) {
+      auto until = std::chrono::duration_cast<std::chrono::milliseconds>(expires_at_ - now) +
+                   std::chrono::milliseconds(1);
+      wait = std::clamp(until, std::chrono::milliseconds(1), wait);
+    }
     lock.lock();
-    clock_->WaitFor(lock, cv_, o_.retry, [&] { return stop_; });
+    clock_->WaitFor(lock, cv_, wait, [&] { return stop_; });
   }
 }
 

@@ -1,6 +1,7 @@
 // Leader election over a Lease object (client-go's leaderelection): one of several servers holds the lease and
 // runs the cluster reconcilers. Timings as Kubernetes' defaults: the lease lasts 15 s, the holder renews every 2 s
 // and gives up leading (stops its workers) when it could not renew for 10 s, before anyone else may take over.
+// A candidate tries again at the retry period or the moment the holder's lease runs out, whichever comes first.
 // Expiry is judged by each candidate's own clock from when it last saw the lease change (its resourceVersion; never by comparing
 // timestamps written by other machines), and every write is conditional on the lease's resourceVersion, so two
 // candidates never both believe they hold it.
@@ -50,6 +51,7 @@ class LeaderElector {
   std::string observed_;                 // holder + renewTime last seen
   Clock::time_point observed_at_{};
   Clock::time_point last_renew_{};
+  Clock::time_point expires_at_{};       // when another holder's lease runs out, as this server saw it
   std::atomic<bool> leading_{false};
   std::mutex mu_;
   std::condition_variable cv_;
