@@ -745,6 +745,9 @@ int main(int argc, char** argv) {
       ao.heartbeat = std::chrono::seconds(std::stoi(r[0]));
       return true;
     }, "seconds between heartbeats (default 10)");
+    a->add_option("--seed-disks", ao.seed_disks,
+                  "give instances a NoCloud seed cdrom (hostname, key pair, user data, network-config; needs xorriso)")
+        ->capture_default_str();
     a->add_option("--networking", ao.networking,
                   "run the node's network reconciler (bridges, dnsmasq, nftables) and give instances NICs")
         ->capture_default_str();

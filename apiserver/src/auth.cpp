@@ -184,7 +184,9 @@ bool Authorizer::NamespaceRoleAllows(const std::string& user, const RequestAttri
 }
 
 // Kubernetes' NodeRestriction: a node reads what its reconcilers need, writes its own Node, the status of what
-// is placed on it, the root volumes of its instances and Events; never credentials or KeyPairs.
+// is placed on it, the root volumes of its instances and Events; never credentials. A KeyPair only by name (get,
+// never list or watch) while an instance placed on the node names it in spec.keyName (its public key goes into
+// that instance's NoCloud seed), as Kubernetes' node authorizer lets a node read the Secrets its pods use.
 bool Authorizer::NodeAllows(const UserInfo& user, const RequestAttributes& a, const json* body) const {
   if (!a.resource) return IsDiscoveryPath(a.path);
   const std::string& kind = a.resource->kind;
@@ -192,6 +194,20 @@ bool Authorizer::NodeAllows(const UserInfo& user, const RequestAttributes& a, co
   static const std::set<std::string> kReads = {"Instance", "Volume",       "Network",   "Image", "SecurityGroup",
                                                "Node",     "InstanceType", "Namespace", "Event", "Quota",
                                                "Address",  "AddressPool"};
+  auto placed_here = [&](const json& o) {
+    std::string n = Spec(o, "nodeName");
+    if (n.empty() && o.contains("status") && o["status"].is_object()) n = o["status"].value("node", "");
+    return n == node;
+  };
+  if (kind == "KeyPair") {
+    if (a.verb != "get" || a.name.empty() || a.ns.empty()) return false;
+    StoreListOptions list;
+    list.plural = "instances";
+    list.ns = a.ns;
+    list.limit = 1;
+    list.filter = [&](const json& inst) { return Spec(inst, "keyName") == a.name && placed_here(inst); };
+    return !registry_->store()->List(list).items.empty();
+  }
   if (IsRead(a.verb)) return kReads.count(kind) > 0;
   if (kind == "Event") return a.verb == "create" || a.verb == "update" || a.verb == "patch";
   if (kind == "Node") {
@@ -200,11 +216,6 @@ bool Authorizer::NodeAllows(const UserInfo& user, const RequestAttributes& a, co
     if (a.verb == "create" && body) name = MetaString(*body, "name");
     return name == node;
   }
-  auto placed_here = [&](const json& o) {
-    std::string n = Spec(o, "nodeName");
-    if (n.empty() && o.contains("status") && o["status"].is_object()) n = o["status"].value("node", "");
-    return n == node;
-  };
   // A merge patch of metadata.finalizers alone (what a node's reconciler adds and removes on what it manages).
   auto finalizers_only = [&] {
     if (a.verb != "patch" || !body || !body->is_object() || body->size() != 1 || !body->contains("metadata")) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 extern char** environ;
@@ -111,6 +112,22 @@ StatusOr<std::string> ExecChecked(const std::vector<std::string>& argv, int time
     return Internal(cmd + " failed (exit " + std::to_string(r->exit_code) + "): " + err);
   }
   return r->out;
+}
+
+bool ProgramInPath(const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos) return false;
+  const char* path = getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    if (access((dir + "/" + name).c_str(), X_OK) == 0) return true;
+    start = end + 1;
+  }
+  return false;
 }
 
 }  // namespace stratus

@@ -230,6 +230,17 @@ TEST_F(AuthTest, NodeCredentialStaysInItsLane) {
     EXPECT_EQ(Can(n1, "list", kind, "").code(), Code::kForbidden) << kind;
     EXPECT_EQ(Can(n1, "get", kind, "t", "x").code(), Code::kForbidden) << kind;
   }
+  // Except, by name, a KeyPair that an instance placed on it names (its public key goes into the seed).
+  Make("Instance", "t", {{"metadata", {{"name", "keyed"}}},
+                         {"spec", {{"instanceType", "m1.small"}, {"image", "img"}, {"nodeName", "n1"}, {"keyName", "k1"}}}});
+  Make("Instance", "t", {{"metadata", {{"name", "keyed2"}}},
+                         {"spec", {{"instanceType", "m1.small"}, {"image", "img"}, {"nodeName", "n2"}, {"keyName", "k2"}}}});
+  EXPECT_TRUE(Can(n1, "get", "KeyPair", "t", "k1").ok());
+  EXPECT_EQ(Can(n1, "get", "KeyPair", "t", "k2").code(), Code::kForbidden);  // named by an instance on n2
+  EXPECT_EQ(Can(n1, "get", "KeyPair", "other", "k1").code(), Code::kForbidden);  // another namespace
+  EXPECT_EQ(Can(n1, "list", "KeyPair", "t").code(), Code::kForbidden);
+  EXPECT_EQ(Can(n1, "watch", "KeyPair", "t").code(), Code::kForbidden);
+  EXPECT_EQ(Can(n1, "update", "KeyPair", "t", "k1").code(), Code::kForbidden);
   // Its own Node only.
   json node1 = {{"metadata", {{"name", "n1"}}}}, node2 = {{"metadata", {{"name", "n2"}}}};
   EXPECT_TRUE(Can(n1, "create", "Node", "", "n1", "", &node1).ok());

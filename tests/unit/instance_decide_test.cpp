@@ -433,6 +433,66 @@ TEST(InstanceDecideTest, NicsAreWiredFromIpamAndHotplugged) {
   EXPECT_EQ(runtime::GetCondition(d.status, "NetworkReady")["message"], "spec.networks[0].ip: 10.9.0.1 is the gateway");
 }
 
+TEST(InstanceDecideTest, TheSeedCarriesTheKeyUserDataAndAddressesAndIsWrittenBeforeTheDefine) {
+  Observed o = Base();
+  o.seeding = true;
+  OnNetwork(o, true);
+  o.inst["spec"]["keyName"] = "laptop";
+  o.inst["spec"]["userData"] = "#!/bin/sh\necho hello\n";
+  // A missing KeyPair: nothing is defined, and the reason names the field.
+  Decision d = Decide(o, Opts());
+  EXPECT_TRUE(Kinds(d).empty());
+  EXPECT_EQ(Phase(d), "Pending");
+  EXPECT_EQ(Reason(d, "Ready"), "KeyPairNotFound");
+  EXPECT_EQ(runtime::GetCondition(d.status, "Ready")["message"],
+            "spec.keyName: key pair \"laptop\" does not exist in namespace default");
+  // With the key: the seed is written, then the domain defined with it as a read-only cdrom.
+  o.key_pair = {{"metadata", {{"name", "laptop"}}}, {"spec", {{"publicKey", "ssh-ed25519 AAAAC3Nz laptop"}}}};
+  d = Decide(o, Opts());
+  ASSERT_EQ(Kinds(d), (std::vector<Kind>{Kind::kWriteSeed, Kind::kDefine, Kind::kStart}));
+  const Action& w = d.actions[0];
+  EXPECT_EQ(w.name, SeedPath("/var/lib/stratus/agent", "default", "web-1"));
+  EXPECT_NE(w.seed_files.at("meta-data").find(kUid), std::string::npos);
+  EXPECT_NE(w.seed_files.at("meta-data").find("web-1"), std::string::npos);
+  EXPECT_NE(w.seed_files.at("user-data").find("ssh-ed25519 AAAAC3Nz laptop"), std::string::npos);
+  EXPECT_NE(w.seed_files.at("user-data").find("echo hello"), std::string::npos);
+  EXPECT_NE(w.seed_files.at("network-config").find("10.9.0.5/24"), std::string::npos);
+  EXPECT_NE(w.seed_files.at("network-config").find("10.9.0.1"), std::string::npos);  // the gateway (nat)
+  EXPECT_TRUE(HasEvent(d, "SeedWritten"));
+  const auto& disks = d.actions[1].domain.disks;
+  ASSERT_EQ(disks.size(), 1u);
+  EXPECT_EQ(disks[0].device, "cdrom");
+  EXPECT_EQ(disks[0].target, kSeedTarget);
+  EXPECT_EQ(disks[0].path, w.name);
+  EXPECT_TRUE(disks[0].read_only);
+  // The same inputs on the node already: nothing rewritten, and a running domain with that cdrom is left alone.
+  o.seed_stamp = w.seed_stamp;
+  Exists(o, DomainState::kRunning, disks);
+  o.domain.persistent_nics = d.actions[1].domain.nics;
+  o.domain.live_nics = d.actions[1].domain.nics;
+  d = Decide(o, Opts());
+  EXPECT_TRUE(Kinds(d).empty());
+  // New user data: the seed is rewritten (for the next start); the running domain is not redefined or touched.
+  o.inst["spec"]["userData"] = "#!/bin/sh\necho again\n";
+  d = Decide(o, Opts());
+  ASSERT_EQ(Kinds(d), std::vector<Kind>{Kind::kWriteSeed});
+  EXPECT_TRUE(HasEvent(d, "SeedUpdated"));
+  // The key pair deleted while the instance runs: it keeps running with the seed it has, with a warning.
+  o.key_pair = json();
+  d = Decide(o, Opts());
+  EXPECT_TRUE(Kinds(d).empty());
+  EXPECT_EQ(Phase(d), "Running");
+  EXPECT_TRUE(HasEvent(d, "KeyPairNotFound"));
+}
+
+TEST(InstanceDecideTest, WithoutASeedWriterNoCdromIsAttached) {
+  Observed o = Base();
+  o.inst["spec"]["keyName"] = "laptop";  // not read: this node writes no seeds
+  Decision d = Decide(o, Opts());
+  ASSERT_EQ(Kinds(d), (std::vector<Kind>{Kind::kDefine, Kind::kStart}));
+  EXPECT_TRUE(d.actions[0].domain.disks.empty());
+}
+
 TEST(InstanceDecideTest, WaitingIsToldOnceAndInUseIsAWarning) {
   Observed o = Base();
   AsksForData(o);

@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "stratus/agent/owner.h"
+#include "stratus/core/exec.h"
 #include "stratus/core/object.h"
 #include "stratus/host/hypervisor.h"
 #include "stratus/host/storage.h"
@@ -43,6 +44,7 @@ struct NodeAgent::Impl {
   // Networking (opt-in): every Network, every Instance (peers, in-use checks), every SecurityGroup.
   runtime::Informer *networks = nullptr, *all_instances = nullptr, *groups = nullptr;
   std::unique_ptr<host::NetDev> netdev;
+  std::unique_ptr<host::SeedDisks> seeds;   // NoCloud seed writer of the instance reconciler (null: none)
   std::unique_ptr<network::Leases> leases;  // the node's dnsmasq leases, read by the instance reconciler
   std::unique_ptr<network::NetworkReconciler> net_rec;
   int netns_lock_fd = -1;  // host::LockNetworkNamespace, held while networking runs
@@ -391,6 +393,15 @@ Status NodeAgent::Start() {
   iopt.image_pool = m.ImagePool();
   iopt.virt_type = m.virt_type;
   iopt.shutdown_timeout = m.opts.shutdown_timeout;
+  if (m.opts.seed_disks && !m.seeds) {
+    if (ProgramInPath("xorriso")) {
+      m.seeds = host::NewIsoSeedDisks();
+    } else {
+      spdlog::warn("agent: xorriso not found (Debian's xorriso): instances get no NoCloud seed, so no key pair "
+                   "or user data reaches their guests: node={}", m.opts.node);
+    }
+  }
+  iopt.seeds = m.seeds.get();
   if (m.opts.networking && !m.opts.netns.empty() && !fs::exists("/run/netns/" + m.opts.netns)) {
     m.failure_reason = "NetworkNamespaceMissing";
     return InvalidError("--netns " + m.opts.netns + ": no such network namespace (/run/netns/" + m.opts.netns +

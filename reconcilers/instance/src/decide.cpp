@@ -2,11 +2,15 @@
 #include "stratus/instance/decide.h"
 
 #include <filesystem>
+#include <optional>
 
 #include "stratus/core/object.h"
 #include "stratus/core/quantity.h"
+#include "stratus/core/sha256.h"
 #include "stratus/host/names.h"
 #include "stratus/instance/instance.h"
+#include "stratus/instance/seed.h"
+#include "stratus/network/ipam.h"
 #include "stratus/network/plan.h"
 #include "stratus/runtime/conditions.h"
 #include "stratus/volume/volume.h"
@@ -19,6 +23,10 @@ std::string DomainName(const std::string& ns, const std::string& name) { return 
 
 std::string ConsoleLogPath(const std::string& data_dir, const std::string& ns, const std::string& name) {
   return (fs::path(data_dir) / "instances" / (ns + "_" + name) / "console.log").string();
+}
+
+std::string SeedPath(const std::string& data_dir, const std::string& ns, const std::string& name) {
+  return (fs::path(data_dir) / "instances" / (ns + "_" + name) / "seed.iso").string();
 }
 
 host::DomainSpec BuildDomainSpec(const json& inst, const Resolved& r, const Options& opts) {
@@ -41,6 +49,15 @@ host::DomainSpec BuildDomainSpec(const json& inst, const Resolved& r, const Opti
   if (r.root_disk && args.find("root=") == std::string::npos) args += " root=/dev/vda";
   if (!d.kernel_path.empty()) d.cmdline = args;
   d.disks = r.disks;
+  if (!r.seed_path.empty()) {
+    host::DomainSpec::Disk seed;
+    seed.path = r.seed_path;
+    seed.format = "raw";
+    seed.device = "cdrom";
+    seed.target = kSeedTarget;
+    seed.read_only = true;
+    d.disks.push_back(seed);
+  }
   d.nics = r.nics;
   d.serial_log_path = ConsoleLogPath(opts.data_dir, ns, name);
   return d;
@@ -234,6 +251,75 @@ std::string DecideRootVolume(const Observed& o, const Options& opts, Decision* d
   return "";
 }
 
+// Why an instance's seed cannot be made: the condition reason and message.
+struct SeedWait {
+  std::string reason, message;
+};
+
+// The NoCloud seed of `o.inst` (cloud-init's cidata: meta-data, user-data with the KeyPair's public key,
+// network-config with the IPAM addresses of r->addresses): written when its stamp (a digest of the three files)
+// differs from the one on the node, and attached (r->seed_path). Returns why it cannot be made.
+std::optional<SeedWait> DecideSeed(const Observed& o, const Options& opts, Resolved* r, Decision* d) {
+  const json& spec = o.inst["spec"];
+  const std::string ns = MetaString(o.inst, "namespace"), name = MetaString(o.inst, "name");
+  SeedInput in;
+  in.instance_id = MetaString(o.inst, "uid");
+  in.hostname = name;
+  in.user_data = spec.value("userData", "");
+  const std::string key_name = spec.value("keyName", "");
+  if (!key_name.empty()) {
+    std::string pub = o.key_pair.is_null() ? "" : o.key_pair["spec"].value("publicKey", "");
+    if (pub.empty()) {
+      return SeedWait{"KeyPairNotFound", "spec.keyName: " + (o.key_pair_error.empty()
+                                                                  ? "key pair \"" + key_name + "\" does not exist "
+                                                                    "in namespace " + ns
+                                                                  : o.key_pair_error)};
+    }
+    in.ssh_keys.push_back(pub);
+  }
+  for (const auto& a : r->addresses) {
+    SeedNic nic;
+    nic.mac = a.value("mac", "");
+    auto cfg = network::ParseNetwork(Lookup(o.networks, a.value("network", "")));
+    if (cfg.ok()) {
+      nic.address = a.value("ip", "") + "/" + std::to_string(cfg->cidr.prefix);
+      if (cfg->mode != "isolated") nic.gateway = FormatIpv4(cfg->gateway);
+      for (uint32_t dns : cfg->dns) nic.dns.push_back(FormatIpv4(dns));
+    }
+    in.nics.push_back(std::move(nic));
+  }
+  auto seed = MakeSeed(in);
+  if (!seed.ok()) return SeedWait{"InvalidUserData", seed.status().message()};
+  std::map<std::string, std::string> files = {
+      {"meta-data", seed->meta_data}, {"user-data", seed->user_data}, {"network-config", seed->network_config}};
+  Sha256 h;
+  for (const auto& [file, data] : files) {
+    std::string framed = file + '\0' + std::to_string(data.size()) + '\0' + data;
+    h.Update(framed.data(), framed.size());
+  }
+  std::string stamp = h.Hex();
+  r->seed_path = SeedPath(opts.data_dir, ns, name);
+  if (o.seed_stamp != stamp) {
+    Action a{Action::Kind::kWriteSeed};
+    a.name = r->seed_path;
+    a.seed_files = std::move(files);
+    a.seed_stamp = stamp;
+    if (o.seed_stamp.empty()) {
+      a.event_reason = "SeedWritten";
+      a.event_message = "NoCloud seed written (" + std::to_string(in.ssh_keys.size()) + " key(s), " +
+                        std::to_string(in.user_data.size()) + " bytes of user data)";
+    } else {
+      a.event_reason = "SeedUpdated";
+      a.event_message = "NoCloud seed rewritten (key pair, user data or addresses changed); the guest reads it at "
+                        "its next start";
+    }
+    a.fail_condition = "Ready";
+    a.fail_reason = "SeedFailed";
+    d->actions.push_back(std::move(a));
+  }
+  return std::nullopt;
+}
+
 void HotplugDisks(const Observed& o, const std::vector<host::DomainSpec::Disk>& want, Decision* d) {
   const auto& live = *o.domain.live_disks;
   for (const auto& l : live) {
@@ -423,14 +509,29 @@ Decision Decide(const Observed& o, const Options& opts) {
                           Join(all));
     return wait("Pending", std::chrono::seconds(3));
   }
+  if (o.seeding) {
+    if (auto why = DecideSeed(o, opts, &r, &d)) {
+      if (!exists) {
+        runtime::SetCondition(d.status, "Ready", "False", why->reason, why->message);
+        return wait("Pending", std::chrono::seconds(5));
+      }
+      // A running instance keeps the seed it booted with.
+      if (!o.seed_stamp.empty()) r.seed_path = SeedPath(opts.data_dir, ns, name);
+      d.events.push_back({"Warning", why->reason, why->message + " (the seed is not rewritten)"});
+    }
+  }
   host::DomainSpec ds = BuildDomainSpec(inst, r, opts);
+  std::vector<host::DomainSpec::Disk> virtio_disks;  // what hot-plug manages (the seed cdrom is not hot-plugged)
+  for (const auto& disk : ds.disks) {
+    if (disk.device == "disk") virtio_disks.push_back(disk);
+  }
   int64_t gen = inst["metadata"].value("generation", int64_t{1});
   int64_t observed = prior.value("observedGeneration", int64_t{0});
   bool disks_differ = false;
   if (exists && o.domain.persistent_disks) {
     std::vector<host::DomainSpec::Disk> have;
     for (const auto& disk : *o.domain.persistent_disks) {
-      if (disk.device == "disk") have.push_back(disk);
+      if (disk.device == "disk" || (disk.device == "cdrom" && disk.target == kSeedTarget)) have.push_back(disk);
     }
     disks_differ = have.size() != ds.disks.size();
     for (size_t i = 0; !disks_differ && i < have.size(); ++i) {
@@ -453,7 +554,7 @@ Decision Decide(const Observed& o, const Options& opts) {
   }
   st["domainUUID"] = exists ? info.uuid : ds.uuid;
   const bool running = o.domain.running();
-  if (running && o.domain.live_disks) HotplugDisks(o, ds.disks, &d);
+  if (running && o.domain.live_disks) HotplugDisks(o, virtio_disks, &d);
   if (running && o.networking && o.domain.live_nics) HotplugNics(o, ds.nics, &d);
 
   // 4. Power state.

@@ -107,6 +107,17 @@ StatusOr<Observed> InstanceReconciler::Observe(const json& inst) {
       o.networks[net_name] = std::move(net);
     }
   }
+  if (opts_.seeds != nullptr) {
+    o.seeding = true;
+    o.seed_stamp = opts_.seeds->Stamp(SeedPath(opts_.data_dir, ns, name));
+    const std::string key_name = spec.value("keyName", "");
+    if (!key_name.empty()) {
+      // Read by name (a node may get the KeyPairs its instances name, never list them): not cached.
+      auto kp = client_->Get("keypairs", ns, key_name);
+      if (kp.ok()) o.key_pair = std::move(*kp);
+      else if (kp.status().code() != Code::kNotFound) o.key_pair_error = kp.status().message();
+    }
+  }
   auto dom = ObserveDomain(DomainName(ns, name), true);
   if (!dom.ok()) return dom.status();
   o.domain = std::move(*dom);
@@ -134,6 +145,10 @@ StatusOr<Result> InstanceReconciler::Act(const json& inst, Decision d) {
         if (!p.ok()) s = p.status();
         break;
       }
+      case Action::Kind::kWriteSeed:
+        s = opts_.seeds != nullptr ? opts_.seeds->Write(a.name, a.seed_files, a.seed_stamp)
+                                   : Status(Code::kInternal, "no seed writer");
+        break;
       case Action::Kind::kDefine: {
         std::error_code ec;
         fs::create_directories(fs::path(a.domain.serial_log_path).parent_path(), ec);

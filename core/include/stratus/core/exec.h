@@ -27,6 +27,9 @@ StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int out_fd, int err_
 // returns its exit code and output (each capped at 4 MiB). kInternal when it cannot be started.
 StatusOr<ExecResult> Exec(const std::vector<std::string>& argv, int timeout_seconds = 60);
 
+// True when `name` is an executable file in one of PATH's directories (what Spawn and Exec would find).
+bool ProgramInPath(const std::string& name);
+
 // Like Exec, but a non-zero exit becomes kInternal naming the command and its stderr.
 StatusOr<std::string> ExecChecked(const std::vector<std::string>& argv, int timeout_seconds = 60);
 

@@ -45,6 +45,9 @@ struct Options {
   // With networking: the network namespace (name under /run/netns) the network reconciler acts in — the one
   // libvirtd runs in, so that its taps meet our bridges there. "" = this process's namespace.
   std::string netns;
+  // Give every instance a NoCloud seed (cloud-init's cidata cdrom: hostname, the KeyPair's key, user data,
+  // network-config), written with Debian's xorriso. Off, or xorriso missing: instances boot without one.
+  bool seed_disks = true;
   bool debug_endpoints = false;             // fault injection for tests: destroy/undefine domains behind our back
   // Shared informers (the embedded agent uses the server's, so each collection is watched once per process);
   // null: the agent makes and owns its own.

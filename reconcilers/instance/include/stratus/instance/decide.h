@@ -46,6 +46,12 @@ struct Observed {
   std::map<std::string, json> volumes;   // by name: every Volume the instance asks for or holds that exists
   std::map<std::string, json> networks;  // by name: every Network of spec.networks that exists
   std::map<std::string, bool> leased;    // "<mac> <ip>" -> the node's DHCP server has leased it
+  // The NoCloud seed (only when the agent writes seeds): the KeyPair spec.keyName names (null when there is none
+  // or it could not be read; `key_pair_error` then says why) and the stamp of the seed on the node ("" = none).
+  bool seeding = false;
+  json key_pair;
+  std::string key_pair_error;
+  std::string seed_stamp;
   ObservedDomain domain;
   std::chrono::system_clock::time_point now;
 };
@@ -55,6 +61,7 @@ struct Action {
   enum class Kind {
     kCreateRootVolume,  // volume: the Volume object to create
     kGrowRootVolume,    // name, size
+    kWriteSeed,         // name (the image's path), seed_files, seed_stamp
     kDefine,            // domain
     kDetachDisk,        // target
     kAttachDisk,        // disk
@@ -72,6 +79,8 @@ struct Action {
   host::DomainSpec domain;
   host::DomainSpec::Disk disk;
   host::DomainSpec::Nic nic;
+  std::map<std::string, std::string> seed_files;
+  std::string seed_stamp;
   // Recorded when the action succeeds (reason empty: nothing).
   std::string event_type = "Normal", event_reason, event_message;
   // When it fails: the condition set to False with this reason and the error as message (type empty: the error

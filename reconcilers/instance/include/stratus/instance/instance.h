@@ -9,6 +9,7 @@
 
 #include "stratus/core/api_client.h"
 #include "stratus/host/hypervisor.h"
+#include "stratus/host/seed_disk.h"
 #include "stratus/host/storage.h"
 #include "stratus/instance/decide.h"
 #include "stratus/network/leases.h"
@@ -32,12 +33,19 @@ struct Options {
   // yet is looked at again every `lease_poll`.
   network::Leases* leases = nullptr;
   std::chrono::milliseconds lease_poll{2000};
+  // Writes each instance's NoCloud seed (meta-data, user-data with the KeyPair's key, network-config) and attaches
+  // it as a cdrom (not owned). Null: no seed, as a node without xorriso.
+  host::SeedDisks* seeds = nullptr;
 };
 
 // libvirt domain name of an Instance: "stratus_<namespace>_<name>" ('_' cannot occur in either part).
 std::string DomainName(const std::string& ns, const std::string& name);
 // Where the serial console of an Instance is written.
 std::string ConsoleLogPath(const std::string& data_dir, const std::string& ns, const std::string& name);
+// Where its NoCloud seed image is written (beside the console log).
+std::string SeedPath(const std::string& data_dir, const std::string& ns, const std::string& name);
+// The seed's device: a read-only IDE cdrom (the guest's /dev/sr0), so the virtio disks keep their names.
+inline constexpr const char* kSeedTarget = "hdc";
 
 // Builds the DomainSpec for `inst` given resolved inputs (pure; unit-tested).
 struct Resolved {
@@ -48,6 +56,7 @@ struct Resolved {
   std::vector<host::DomainSpec::Disk> disks;  // root first, then data volumes
   std::vector<host::DomainSpec::Nic> nics;    // spec.networks order
   json addresses = json::array();             // [{network, ip, mac, interface[, leased]}] of the NICs
+  std::string seed_path;                      // the NoCloud seed, attached as cdrom kSeedTarget ("" = none)
 };
 host::DomainSpec BuildDomainSpec(const json& inst, const Resolved& r, const Options& opts);
 
