@@ -235,6 +235,25 @@ int Run(int argc, char** argv) {
   create_token_cmd->add_option("--expires-at", create_token.expires_at, "when it stops working (RFC 3339)");
   create_token_cmd->add_option("--description", create_token.description, "what the token is for");
 
+  CreateKeyPairOptions create_kp;
+  auto* create_kp_cmd = create_cmd->add_subcommand(
+      "keypair", "An SSH key pair made by the server; the private key is saved for `stratusctl ssh`");
+  create_kp_cmd->add_option("name", create_kp.name, "name of the KeyPair object")->required();
+  create_kp_cmd->add_option("--type", create_kp.type, "ed25519 or rsa")->capture_default_str();
+  create_kp_cmd->add_option("--key-dir", create_kp.key_dir,
+                            "where to save the private key (default $STRATUS_KEY_DIR, else ~/.stratus/keys)");
+
+  SshOptions ssh;
+  auto* ssh_cmd = app.add_subcommand("ssh", "Log in to an instance (or run COMMAND there) with ssh");
+  ssh_cmd->add_option("target", ssh.target, "instance/NAME")->required();
+  ssh_cmd->add_option("-i,--identity", ssh.identity,
+                      "private key file (default: the saved key of the instance's keyName)");
+  ssh_cmd->add_option("-l,--login", ssh.user, "user to log in as")->capture_default_str();
+  ssh_cmd->add_option("--network", ssh.network, "use the instance's address on this network");
+  ssh_cmd->add_option("--key-dir", ssh.key_dir, "where saved keys are (default $STRATUS_KEY_DIR, else ~/.stratus/keys)");
+  ssh_cmd->add_option("command", ssh.command, "-- COMMAND [ARG...]: run it instead of a login shell");
+  ssh_cmd->positionals_at_end();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -311,6 +330,8 @@ int Run(int argc, char** argv) {
   if (upload_cmd->parsed()) return RunUpload(env, upload);
   if (create_ak_cmd->parsed()) return RunCreateAccessKey(env, create_ak);
   if (create_token_cmd->parsed()) return RunCreateToken(env, create_token);
+  if (create_kp_cmd->parsed()) return RunCreateKeyPair(env, create_kp);
+  if (ssh_cmd->parsed()) return RunSsh(env, ssh);
   std::cerr << "error: unknown command\n";
   return 1;
 }

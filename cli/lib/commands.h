@@ -157,6 +157,32 @@ struct CreateTokenOptions {
 // Makes a bearer token for a user and prints it (shown only this once).
 int RunCreateToken(Env& env, const CreateTokenOptions& opts);
 
+struct CreateKeyPairOptions {
+  std::string name;
+  std::string type = "ed25519";  // ed25519 | rsa (the server makes the pair)
+  std::string key_dir;           // "" = KeyDir()
+};
+// `stratusctl create keypair NAME`: the server makes the pair; the private key, answered only this once, is saved
+// as KeyDir()/NAMESPACE/NAME (mode 0600), where `stratusctl ssh` finds it.
+int RunCreateKeyPair(Env& env, const CreateKeyPairOptions& opts);
+
+struct SshOptions {
+  std::string target;                // instance/NAME or NAME
+  std::string identity;              // -i FILE ("" = the saved key of the instance's keyName, when there is one)
+  std::string user = "root";         // -l USER
+  std::string network;               // the address on this network ("" = the first address)
+  std::vector<std::string> command;  // after --: run this instead of a login shell
+  std::string key_dir;               // "" = KeyDir()
+  std::string ssh_command;           // "" = $STRATUS_SSH_COMMAND, else "ssh" (split on spaces; no shell)
+};
+// Where saved private keys live: $STRATUS_KEY_DIR, else ~/.stratus/keys.
+std::string KeyDir();
+// The ssh command line for `inst` (pure): the address from status.addresses, the key file, a known_hosts entry
+// per instance uid (HostKeyAlias, so a reused address never trips a host-key warning), the command.
+StatusOr<std::vector<std::string>> SshArgv(const json& inst, const std::string& ns, const SshOptions& opts);
+// `stratusctl ssh instance/NAME [-- COMMAND]`: runs ssh (replacing this process) to the instance's address.
+int RunSsh(Env& env, const SshOptions& opts);
+
 // The global options that say which API server to reach and how (see ResolveGlobal).
 struct GlobalOptions {
   std::string config;      // --config FILE ("" = env STRATUS_CONFIG, else ~/.stratus/config)

@@ -7,27 +7,6 @@
 #include "targets.h"
 
 namespace stratus::cli {
-namespace {
-
-// Resolves `instance/NAME` or `NAME` (kind defaults to instance) to instance names.
-StatusOr<std::vector<std::string>> InstanceNames(const std::vector<std::string>& args) {
-  std::vector<std::string> names;
-  for (const auto& a : args) {
-    auto slash = a.find('/');
-    if (slash == std::string::npos) {
-      names.push_back(a);
-      continue;
-    }
-    auto r = ResolveKind(a.substr(0, slash));
-    if (!r.ok()) return r.status();
-    if ((*r)->kind != "Instance") return BadRequest("only instances have this action, not " + (*r)->plural);
-    names.push_back(a.substr(slash + 1));
-  }
-  if (names.empty()) return BadRequest("name an instance: instance/NAME");
-  return names;
-}
-
-}  // namespace
 
 int RunLogs(Env& env, const LogsOptions& opts) {
   auto names = InstanceNames({opts.target});

@@ -22,4 +22,7 @@ StatusOr<const ResourceInfo*> ResolveKind(const std::string& typed);
 // "all" category. Names given with several kinds are an error (as in kubectl).
 StatusOr<std::vector<Target>> ParseTargets(const std::vector<std::string>& args);
 
+// Resolves `instance/NAME` or `NAME` (the kind defaults to instance) to instance names; another kind is an error.
+StatusOr<std::vector<std::string>> InstanceNames(const std::vector<std::string>& args);
+
 }  // namespace stratus::cli

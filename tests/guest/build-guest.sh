@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds Stratus' test guest from Debian packages only (nothing but the Debian archive is contacted):
 #   OUTDIR/vmlinuz      Debian's cloud kernel (linux-image-*-cloud-amd64)
-#   OUTDIR/initrd.img   busybox-static initramfs (cpio newc, gzip) with the virtio modules and Stratus' /init
+#   OUTDIR/initrd.img   busybox-static initramfs (cpio newc, gzip) with the virtio, IDE cdrom and iso9660 modules,
+#                       Debian's dropbear (SSH server) with its libraries, and Stratus' /init, which acts as a small
+#                       cloud-init: it reads the NoCloud seed (cidata cdrom), sets the hostname, installs the
+#                       authorized keys, starts dropbear and runs a #! user-data script
 #   OUTDIR/rootfs.qcow2 small ext4 root filesystem (mkfs.ext4 -d, no mounting) holding /stratus-init.sh
 #   OUTDIR/SHA256SUMS   checksums of the three (also printed)
 # Usage: tests/guest/build-guest.sh [OUTDIR]   (default /var/lib/stratus/guest, what examples/images.yaml uses)
@@ -18,12 +21,14 @@ SCRIPT="$(readlink -f "${BASH_SOURCE[0]}")"
 OUTDIR="${1:-/var/lib/stratus/guest}"
 ROOTFS_SIZE="${STRATUS_ROOTFS_SIZE:-64M}"
 MODULES=(virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover
-  virtio_net virtio_blk button evdev)
+  virtio_net virtio_blk button evdev ata_piix sr_mod isofs)
+# Debian packages whose files the SSH server needs (dropbear and the libraries it links, found by readelf).
+SSH_DEBS=(dropbear-bin libtomcrypt1 libtommath1 libgmp10 zlib1g libcrypt1 libc6)
 OUTPUTS=(vmlinuz initrd.img rootfs.qcow2)
 
 log() { echo "build-guest: $*" >&2; }
 die() { log "error: $*"; exit 1; }
-for t in apt-get apt-cache dpkg-deb cpio gzip mkfs.ext4 qemu-img sha256sum flock; do
+for t in apt-get apt-cache dpkg-deb cpio gzip mkfs.ext4 qemu-img sha256sum flock readelf; do
   command -v "$t" >/dev/null 2>&1 || die "$t not found (run scripts/install-deps.sh)"
 done
 
@@ -87,6 +92,9 @@ fetch_deb() { # PKG -> path of the cached .deb
 }
 KDEB="$(fetch_deb "$KPKG")" || die "cannot download $KPKG"
 BDEB="$(fetch_deb busybox-static)" || BDEB=""
+
+SSH_DEB_FILES=()
+for p in "${SSH_DEBS[@]}"; do SSH_DEB_FILES+=("$(fetch_deb "$p")") || die "cannot download $p"; done
 
 WORK="$(mktemp -d "$OUTDIR/.build.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
@@ -155,6 +163,32 @@ log "modules: ${ORDER[*]}"
 echo stratus-guest >"$IR/etc/hostname"
 echo 'root:x:0:0:root:/root:/bin/sh' >"$IR/etc/passwd"
 echo 'root:x:0:' >"$IR/etc/group"
+echo /bin/sh >"$IR/etc/shells"
+
+# The SSH server: dropbear from its Debian package, with every shared library it needs (NEEDED entries, followed
+# recursively) from the packages' files, and the dynamic loader where the binary expects it.
+SR="$WORK/ssh"
+for d in "${SSH_DEB_FILES[@]}"; do dpkg-deb -x "$d" "$SR"; done
+install -D -m 0755 "$SR/usr/sbin/dropbear" "$IR/usr/sbin/dropbear"
+LIBDIR=lib/x86_64-linux-gnu
+mkdir -p "$IR/$LIBDIR" "$IR/lib64"
+copy_libs() { # ELF: copy the libraries it needs that are not copied yet
+  local lib path
+  for lib in $(readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+    [ -e "$IR/$LIBDIR/$lib" ] && continue
+    path="$(find "$SR/lib" "$SR/usr/lib" -name "$lib" 2>/dev/null | head -n1)"
+    [ -n "$path" ] || die "library $lib (needed by ${1##*/}) is not in ${SSH_DEBS[*]}"
+    cp -L "$path" "$IR/$LIBDIR/$lib"
+    copy_libs "$IR/$LIBDIR/$lib"
+  done
+}
+copy_libs "$IR/usr/sbin/dropbear"
+LOADER="$(find "$SR/lib" "$SR/usr/lib" -name 'ld-linux-x86-64.so.2' | head -n1)"
+[ -n "$LOADER" ] || die "no ld-linux-x86-64.so.2 in libc6"
+cp -L "$LOADER" "$IR/$LIBDIR/ld-linux-x86-64.so.2"
+ln -sf "/$LIBDIR/ld-linux-x86-64.so.2" "$IR/lib64/ld-linux-x86-64.so.2"
+mkdir -p "$IR/etc/dropbear" "$IR/var/run"
+log "ssh: dropbear with $(ls "$IR/$LIBDIR" | tr '\n' ' ')"
 
 cat >"$IR/usr/share/udhcpc/default.script" <<'EOF'
 #!/bin/sh
@@ -208,7 +242,7 @@ i=0; while [ $i -lt 10 ] && ! grep -q ' vd[a-z]*$' /proc/partitions && [ -n "$(l
   sleep 0.1; i=$((i + 1))
 done
 
-disks() { awk 'NR > 2 && $4 !~ /^(ram|loop)/ {printf " %s:%sKiB", $4, $3}' /proc/partitions; }
+disks() { awk 'NR > 2 && $4 !~ /^(ram|loop|sr)/ {printf " %s:%sKiB", $4, $3}' /proc/partitions; }
 nics() { for n in /sys/class/net/*; do n="${n##*/}"; printf ' %s:%s' "$n" "$(cat /sys/class/net/$n/address)"; done; }
 UP="$(cut -d' ' -f1 /proc/uptime)"
 echo "STRATUS-GUEST-BOOTED kernel=$KVER uptime=${UP}s"
@@ -217,6 +251,49 @@ echo "STRATUS-NICS$(nics)"
 
 MARKER="$(param stratus.marker)"
 [ -z "$MARKER" ] || echo "STRATUS-MARKER $MARKER"
+
+# NoCloud seed (cloud-init's "cidata" data source, an ISO 9660 cdrom): what a cloud image does at boot. The IDE
+# probe is asynchronous: wait up to 3 s for the cdrom to appear.
+SEED=""
+i=0; while [ $i -lt 30 ] && [ ! -b /dev/sr0 ]; do sleep 0.1; i=$((i + 1)); done
+if [ -b /dev/sr0 ]; then
+  mkdir -p /seed
+  if mount -t iso9660 -o ro /dev/sr0 /seed 2>/dev/null && [ -f /seed/meta-data ]; then SEED=/seed; fi
+fi
+SEED_SCRIPT=""
+if [ -n "$SEED" ]; then
+  # meta-data: local-hostname
+  h="$(sed -n 's/^local-hostname: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$SEED/meta-data" | head -n1)"
+  [ -z "$h" ] || hostname "$h"
+  # user-data: a #! script, a #cloud-config, or a MIME multipart of those (cloud-init's merge)
+  UD="$SEED/user-data"
+  first="$(head -n1 "$UD" 2>/dev/null)"
+  case "$first" in
+    Content-Type:\ multipart/*)
+      b="$(echo "$first" | sed -n 's/.*boundary="\([^"]*\)".*/\1/p')"
+      awk -v b="--$b" -v out=/run/user-data. '
+        $0 == b || $0 == b "--" { n++; hdr = 1; type = ""; next }
+        hdr && /^Content-Type:/ { type = ($0 ~ /x-shellscript/) ? "sh" : ($0 ~ /cloud-config/) ? "cfg" : "other"; next }
+        hdr && /^$/ { hdr = 0; next }
+        !hdr && n > 0 && type != "" { print > (out type) }
+      ' "$UD"
+      ;;
+    \#!*) cp "$UD" /run/user-data.sh ;;
+    *) cp "$UD" /run/user-data.cfg ;;
+  esac
+  # ssh_authorized_keys from the cloud-config: one "- KEY" line each (the YAML emitter may quote a key)
+  mkdir -p /root/.ssh && chmod 0700 /root /root/.ssh
+  sed -n 's/^ *- *"\{0,1\}\(\(ssh-\|ecdsa-\)[^"]*\)"\{0,1\} *$/\1/p' /run/user-data.cfg 2>/dev/null \
+    >/root/.ssh/authorized_keys
+  chmod 0600 /root/.ssh/authorized_keys
+  [ -f /run/user-data.sh ] && SEED_SCRIPT=/run/user-data.sh
+  echo "STRATUS-SEED hostname=$(hostname) keys=$(wc -l </root/.ssh/authorized_keys) script=${SEED_SCRIPT:+yes}${SEED_SCRIPT:-no}"
+  # The SSH server, when there is a key to log in with (host keys made on first use).
+  if [ -s /root/.ssh/authorized_keys ] && [ -x /usr/sbin/dropbear ]; then
+    if /usr/sbin/dropbear -R -s -p 22 -P /var/run/dropbear.pid; then echo "STRATUS-SSH port=22"
+    else echo "STRATUS-WARN dropbear failed to start"; fi
+  fi
+fi
 
 # Power button (virsh shutdown / ACPI) -> clean poweroff
 for ev in /sys/class/input/event*; do
@@ -261,6 +338,12 @@ for target in $(param stratus.probe | tr ',' ' '); do
      sleep 1
    done) &
 done
+
+# The user-data script runs once the network is being configured (cloud-init's final stage), in the background;
+# its output goes to the console.
+if [ -n "$SEED_SCRIPT" ]; then
+  (echo "STRATUS-USERDATA start"; sh "$SEED_SCRIPT"; echo "STRATUS-USERDATA exit=$?") &
+fi
 
 # Root disk: /dev/vda with ext4 holding /stratus-init.sh
 ROOTDEV=""

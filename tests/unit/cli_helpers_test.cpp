@@ -1,6 +1,13 @@
 // stratusctl's pure helpers: durations, tables, diffs, argument parsing, printers and wait conditions.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "lib/commands.h"
 #include "lib/common.h"
 #include "lib/diff.h"
 #include "stratus/core/columns.h"
@@ -225,6 +232,51 @@ TEST(CliWait, ConditionMustDescribeTheCurrentGeneration) {
   EXPECT_FALSE(WaitSpecMet(ready, obj));
   EXPECT_TRUE(WaitSpecMet(*ParseWaitFor("condition=Ready=False"), obj));
   EXPECT_TRUE(WaitSpecMet(*ParseWaitFor("phase=running"), obj));
+}
+
+}  // namespace
+}  // namespace stratus::cli
+
+namespace stratus::cli {
+namespace {
+
+TEST(SshArgvTest, AddressKeyAndHostKeyPerInstance) {
+  std::string dir = (std::filesystem::temp_directory_path() / ("stratus-keys-" + std::to_string(::getpid()))).string();
+  std::filesystem::create_directories(dir + "/team");
+  std::ofstream(dir + "/team/laptop") << "-----BEGIN OPENSSH PRIVATE KEY-----\n";
+  json inst = {{"metadata", {{"name", "web"}, {"uid", "u-1"}}},
+               {"spec", {{"keyName", "laptop"}}},
+               {"status", {{"phase", "Running"},
+                           {"addresses", {{{"network", "lan"}, {"ip", "10.0.0.5"}}, {{"network", "db"}, {"ip", "10.1.0.7"}}}}}}};
+  SshOptions o;
+  o.key_dir = dir;
+  o.ssh_command = "ip netns exec guests ssh";
+  o.command = {"hostname", "-s"};
+  auto argv = SshArgv(inst, "team", o);
+  ASSERT_TRUE(argv.ok()) << argv.status().message();
+  std::vector<std::string> want = {"ip", "netns", "exec", "guests", "ssh",
+                                   "-o", "HostKeyAlias=stratus-u-1", "-o", "UserKnownHostsFile=" + dir + "/known_hosts",
+                                   "-o", "StrictHostKeyChecking=accept-new", "-i", dir + "/team/laptop", "-o",
+                                   "IdentitiesOnly=yes", "-l", "root", "10.0.0.5", "--", "hostname", "-s"};
+  EXPECT_EQ(*argv, want);
+  // Another network's address; no saved key for another namespace (ssh's own keys then).
+  o.network = "db";
+  o.command.clear();
+  argv = SshArgv(inst, "other", o);
+  ASSERT_TRUE(argv.ok());
+  EXPECT_EQ(argv->back(), "10.1.0.7");
+  EXPECT_EQ(std::find(argv->begin(), argv->end(), "-i"), argv->end());
+  // Clear errors: an unknown network, no address yet.
+  o.network = "wan";
+  argv = SshArgv(inst, "team", o);
+  ASSERT_FALSE(argv.ok());
+  EXPECT_EQ(argv.status().message(), "instance web has no address on network wan (it has addresses on: lan, db)");
+  o.network.clear();
+  inst["status"] = {{"phase", "Pending"}};
+  argv = SshArgv(inst, "team", o);
+  ASSERT_FALSE(argv.ok());
+  EXPECT_NE(argv.status().message().find("has no address yet (phase Pending)"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
