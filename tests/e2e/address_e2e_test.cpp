@@ -46,17 +46,7 @@ class AddressE2eTest : public NetnsE2eTest {
       ::kill(listener_, SIGKILL);
       ::waitpid(listener_, nullptr, 0);
     }
-    NetnsE2eTest::TearDown();
-    std::error_code ec;
-    fs::path nets = dir_.path() / "data" / "agent" / "networks";
-    if (!fs::exists(nets, ec)) return;
-    for (const auto& e : fs::directory_iterator(nets, ec)) {  // dnsmasq of a failed test
-      std::ifstream pf(e.path() / "dnsmasq.pid");
-      long pid = 0;
-      if (!(pf >> pid) || pid <= 1) continue;
-      std::string cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
-      if (cmd.find(e.path().string()) != std::string::npos) ::kill(static_cast<pid_t>(pid), SIGTERM);
-    }
+    NetnsE2eTest::TearDown();  // stops our dnsmasq too
   }
 
   OutsideNetns outside_;

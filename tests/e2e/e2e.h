@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -125,7 +126,8 @@ class E2eTest : public ::testing::Test {
   std::vector<std::string> domains_;
 };
 
-// E2e tests whose guests have private addresses: libvirtd must run in a network namespace of its own.
+// E2e tests whose guests have private addresses: libvirtd must run in a network namespace of its own. Their
+// server's data dir is DIR/data (the embedded agent's: DIR/data/agent).
 class NetnsE2eTest : public E2eTest {
  protected:
   void SetUp() override {
@@ -133,6 +135,21 @@ class NetnsE2eTest : public E2eTest {
     if (HasFatalFailure()) return;
     std::string why = PrivateNetnsProblem();
     if (!why.empty()) GTEST_FAIL() << why;
+  }
+  void TearDown() override {
+    E2eTest::TearDown();
+    // dnsmasq daemonises away from the agent: stop the ones our agent started (pid files in our data dir) when the
+    // test ended with its networks still there, so that the next run's dnsmasq on a bridge of that name can start.
+    std::error_code ec;
+    fs::path nets = dir_.path() / "data" / "agent" / "networks";
+    if (!fs::exists(nets, ec)) return;
+    for (const auto& e : fs::directory_iterator(nets, ec)) {
+      std::ifstream pf(e.path() / "dnsmasq.pid");
+      long pid = 0;
+      if (!(pf >> pid) || pid <= 1) continue;
+      std::string cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+      if (cmd.find(e.path().string()) != std::string::npos) ::kill(static_cast<pid_t>(pid), SIGTERM);
+    }
   }
 };
 

@@ -14,28 +14,7 @@
 namespace stratus::testing {
 namespace {
 
-class NetworkE2eTest : public NetnsE2eTest {
- protected:
-  void SetUp() override {
-    NetnsE2eTest::SetUp();
-    if (HasFatalFailure()) return;
-  }
-  void TearDown() override {
-    NetnsE2eTest::TearDown();
-    // dnsmasq daemonises away from the agent: stop the ones our agent started (pid files in our data dir) when a
-    // failed test left them running.
-    std::error_code ec;
-    fs::path nets = dir_.path() / "data" / "agent" / "networks";
-    if (!fs::exists(nets, ec)) return;
-    for (const auto& e : fs::directory_iterator(nets, ec)) {
-      std::ifstream pf(e.path() / "dnsmasq.pid");
-      long pid = 0;
-      if (!(pf >> pid) || pid <= 1) continue;
-      std::string cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
-      if (cmd.find(e.path().string()) != std::string::npos) ::kill(static_cast<pid_t>(pid), SIGTERM);
-    }
-  }
-};
+using NetworkE2eTest = NetnsE2eTest;
 
 // The lines of `log` that start with `prefix`.
 std::vector<std::string> Lines(const std::string& log, const std::string& prefix) {

@@ -1,0 +1,172 @@
+// Into the guest, on qemu:///system (TCG) inside the guests' network namespace: a KeyPair made by the server
+// (`stratusctl create keypair`, private key saved once), an Instance naming it with a #! user-data script, and
+// the guest's NoCloud seed: the guest takes its hostname from meta-data, the key from user-data and runs the
+// script (its marker on the console); then `ssh -i KEY root@ADDRESS hostname` answers the instance's name, and
+// so do `stratusctl ssh instance/NAME -- hostname` and an interactive `stratusctl ssh` in a pseudo-terminal.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "e2e.h"
+
+namespace stratus::testing {
+namespace {
+
+// Runs `argv` on a new pseudo-terminal (as a user's terminal would): writes each of `inputs` once the output so
+// far contains its trigger, and returns everything read until the program exits (or `timeout_s`, then killed).
+struct PtyStep {
+  std::string wait_for;  // "" = at once
+  std::string input;
+};
+std::string RunInPty(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                     const std::vector<PtyStep>& steps, int timeout_s, int* exit_code) {
+  int master = -1;
+  pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  if (pid < 0) return "forkpty failed";
+  if (pid == 0) {
+    std::vector<char*> a, e;
+    for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+    a.push_back(nullptr);
+    for (const auto& s : env) e.push_back(const_cast<char*>(s.c_str()));
+    for (char** p = environ; *p; ++p) e.push_back(*p);
+    e.push_back(nullptr);
+    execve(a[0], a.data(), e.data());
+    _exit(127);
+  }
+  std::string out;
+  size_t next = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  int status = 0;
+  bool exited = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    while (next < steps.size() && out.find(steps[next].wait_for) != std::string::npos) {
+      (void)!write(master, steps[next].input.data(), steps[next].input.size());
+      ++next;
+    }
+    pollfd p{master, POLLIN, 0};
+    if (poll(&p, 1, 200) > 0) {
+      char buf[4096];
+      ssize_t n = read(master, buf, sizeof buf);
+      if (n > 0) out.append(buf, static_cast<size_t>(n));
+      else if (n <= 0 && waitpid(pid, &status, WNOHANG) == pid) {
+        exited = true;
+        break;
+      }
+    } else if (waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      break;
+    }
+  }
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  close(master);
+  *exit_code = exited && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+using GuestAccessE2eTest = NetnsE2eTest;
+
+TEST_F(GuestAccessE2eTest, KeyPairUserDataAndSsh) {
+  if (stratus::testing::Run({"/usr/bin/ssh", "-V"}).exit_code != 0) GTEST_FAIL() << "ssh is missing: scripts/install-deps.sh installs openssh-client";
+  ReservedPort agent_port = ReservePort();
+  std::vector<std::string> flags = {"--agent=true", "--networking", "true", "--netns", NetnsName()};
+  for (auto& f : AgentFlags(agent_port)) flags.push_back(f);
+  fs::path data = dir_.path() / "data";
+  ServerProcess server(data, flags);
+  ASSERT_TRUE(server.Start()) << server.log();
+  std::string name = "ssh-" + std::to_string(::getpid());
+  domains_ = {"stratus_default_" + name};
+
+  // The key pair: made by the server, the private key saved by stratusctl (HOME is the server's data dir/home).
+  auto kp = server.Ctl({"create", "keypair", "laptop"});
+  ASSERT_EQ(kp.exit_code, 0) << kp.err;
+  fs::path key = data / "home" / ".stratus" / "keys" / "default" / "laptop";
+  ASSERT_TRUE(fs::exists(key)) << kp.out;
+  EXPECT_EQ(fs::status(key).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_NE(ReadFile(key).find("BEGIN OPENSSH PRIVATE KEY"), std::string::npos);
+  EXPECT_NE(kp.out.find("fingerprint: SHA256:"), std::string::npos) << kp.out;
+  // Made once: a second create refuses to overwrite the saved key.
+  EXPECT_NE(server.Ctl({"create", "keypair", "laptop"}).exit_code, 0);
+
+  std::string manifests = Manifests(name);
+  manifests = manifests.substr(0, manifests.find("apiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: " + name));
+  manifests +=
+      "apiVersion: stratus.io/v1\nkind: Network\nmetadata: {name: lan}\nspec: {cidr: 10.78.0.0/24}\n---\n"
+      "apiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: " + name + "}\nspec:\n"
+      "  instanceType: m1.small\n  kernelImage: demo-kernel\n  ramdiskImage: demo-initrd\n"
+      "  networks: [{network: lan}]\n  keyName: laptop\n"
+      "  userData: |\n    #!/bin/sh\n    echo \"USERDATA-RAN on $(hostname) as $(id -u)\"\n";
+  auto a = server.Ctl({"apply", "-f", "-"}, manifests);
+  ASSERT_EQ(a.exit_code, 0) << a.err << manifests;
+
+  // The guest read its seed: hostname and key from it, and the script ran.
+  std::string logs;
+  ASSERT_TRUE(Eventually([&] {
+    logs = server.Ctl({"logs", "instance/" + name}).out;
+    return logs.find("USERDATA-RAN on " + name + " as 0") != std::string::npos &&
+           logs.find("STRATUS-SSH port=22") != std::string::npos;
+  }, 240)) << "console:\n" << logs << "\n" << server.log();
+  EXPECT_NE(logs.find("STRATUS-SEED hostname=" + name + " keys=1 script=yes"), std::string::npos) << logs;
+  std::string ip;
+  ASSERT_TRUE(Eventually([&] {
+    json inst = server.Http("GET", std::string(kNs) + "/instances/" + name).Json();
+    const json addrs = inst["status"].value("addresses", json::array());
+    if (addrs.empty() || !addrs[0].value("leased", false)) return false;
+    ip = addrs[0].value("ip", "");
+    return true;
+  }, 120)) << server.Http("GET", std::string(kNs) + "/instances/" + name).body << "\nconsole:\n"
+           << server.Ctl({"logs", "instance/" + name}).out;
+
+  // ssh -i with the saved key, from inside the guests' namespace.
+  std::vector<std::string> ssh = {"/bin/ip", "netns", "exec", NetnsName(), "/usr/bin/ssh", "-i", key.string(),
+                                  "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                  "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "root@" + ip, "hostname"};
+  RunResult r;
+  ASSERT_TRUE(Eventually([&] {
+    r = stratus::testing::Run(ssh, "", {"HOME=" + (data / "home").string()}, 60);
+    return r.exit_code == 0;
+  }, 60)) << r.err;
+  EXPECT_EQ(r.out, name + "\n");
+  // Without the key: refused (the guest takes keys only).
+  std::vector<std::string> no_key = ssh;
+  no_key.erase(no_key.begin() + 5, no_key.begin() + 7);
+  EXPECT_NE(stratus::testing::Run(no_key, "", {"HOME=" + (data / "home").string()}, 60).exit_code, 0);
+
+  // stratusctl ssh: the address from status, the saved key by keyName; ssh runs in the namespace via the wrapper.
+  std::vector<std::string> ctl = {StratusctlBin(), "--server", server.url(), "ssh", "instance/" + name};
+  std::vector<std::string> env = {"STRATUS_TOKEN=" + server.token(), "HOME=" + (data / "home").string(),
+                                  "STRATUS_CONFIG=", "STRATUS_SSH_COMMAND=/bin/ip netns exec " + NetnsName() + " /usr/bin/ssh"};
+  std::vector<std::string> one = ctl;
+  one.insert(one.end(), {"--", "cat", "/proc/sys/kernel/hostname"});
+  r = stratus::testing::Run(one, "", env, 60);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, name + "\n");
+  EXPECT_TRUE(fs::exists(data / "home" / ".stratus" / "keys" / "known_hosts"));  // the host key, by instance uid
+
+  // Interactively, in a terminal: a shell prompt, a command, exit.
+  int code = -1;
+  std::string session = RunInPty(ctl, env,
+                                 {{"", "echo INTERACTIVE-$((6*7)) on $(hostname)\n"},
+                                  {"INTERACTIVE-42 on " + name, "exit\n"}},
+                                 90, &code);
+  EXPECT_NE(session.find("INTERACTIVE-42 on " + name), std::string::npos) << session;
+  EXPECT_EQ(code, 0) << session;
+
+  // Gone with the instance: the domain and its seed; the network's bridge, dnsmasq and rules with the network.
+  fs::path seed = data / "agent" / "instances" / ("default_" + name) / "seed.iso";
+  EXPECT_TRUE(fs::exists(seed));
+  EXPECT_EQ(server.Ctl({"delete", "instance", name, "--wait", "--timeout", "120s"}).exit_code, 0);
+  EXPECT_FALSE(fs::exists(seed));
+  EXPECT_EQ(DomainCount("stratus_default_" + name), 0);
+  EXPECT_EQ(server.Ctl({"delete", "network", "lan", "--wait", "--timeout", "120s"}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace stratus::testing
