@@ -209,6 +209,21 @@ int Run(int argc, char** argv) {
   start_cmd->add_option("targets", start.args, "instance/NAME...")->required();
   auto* stop_cmd = app.add_subcommand("stop", "Shut instances down (spec.powerState: Stopped)");
   stop_cmd->add_option("targets", stop.args, "instance/NAME...")->required();
+  PowerOptions pause, suspend, resume, resize;
+  pause.action = "pause";
+  suspend.action = "suspend";
+  resume.action = "resume";
+  resize.action = "resize";
+  auto* pause_cmd = app.add_subcommand("pause", "Pause instances: vCPUs stopped, memory kept (powerState: Paused)");
+  pause_cmd->add_option("targets", pause.args, "instance/NAME...")->required();
+  auto* suspend_cmd = app.add_subcommand("suspend", "Save instances' memory to disk and stop them (powerState: Suspended)");
+  suspend_cmd->add_option("targets", suspend.args, "instance/NAME...")->required();
+  auto* resume_cmd = app.add_subcommand("resume", "Run paused or suspended instances again (powerState: Running)");
+  resume_cmd->add_option("targets", resume.args, "instance/NAME...")->required();
+  auto* resize_cmd = app.add_subcommand("resize", "Change an instance's type (spec.instanceType; applied at its next restart)");
+  std::string resize_target;
+  resize_cmd->add_option("target", resize_target, "instance/NAME")->required();
+  resize_cmd->add_option("type", resize.instance_type, "the InstanceType")->required();
   CordonOptions cordon, uncordon;
   uncordon.cordon = false;
   auto* cordon_cmd = app.add_subcommand("cordon", "Keep placement from putting new instances on nodes");
@@ -325,6 +340,13 @@ int Run(int argc, char** argv) {
   if (restart_cmd->parsed()) return RunPower(env, restart);
   if (start_cmd->parsed()) return RunPower(env, start);
   if (stop_cmd->parsed()) return RunPower(env, stop);
+  if (pause_cmd->parsed()) return RunPower(env, pause);
+  if (suspend_cmd->parsed()) return RunPower(env, suspend);
+  if (resume_cmd->parsed()) return RunPower(env, resume);
+  if (resize_cmd->parsed()) {
+    resize.args = {resize_target};
+    return RunPower(env, resize);
+  }
   if (cordon_cmd->parsed()) return RunCordon(env, cordon);
   if (uncordon_cmd->parsed()) return RunCordon(env, uncordon);
   if (upload_cmd->parsed()) return RunUpload(env, upload);

@@ -121,10 +121,11 @@ struct LogsOptions {
 int RunLogs(Env& env, const LogsOptions& opts);
 
 struct PowerOptions {
-  std::string action;             // restart | start | stop
+  std::string action;             // restart | start | stop | pause | suspend | resume | resize
   std::vector<std::string> args;  // instance/NAME... or NAME...
+  std::string instance_type;      // resize: the new spec.instanceType
 };
-// Declarative power actions: patch spec.powerState / spec.restartRequestedAt.
+// Declarative power actions: patch spec.powerState / spec.restartRequestedAt (resize: spec.instanceType).
 int RunPower(Env& env, const PowerOptions& opts);
 
 struct CordonOptions {

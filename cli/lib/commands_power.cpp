@@ -57,6 +57,18 @@ int RunPower(Env& env, const PowerOptions& opts) {
     } else if (opts.action == "start") {
       patch = {{"spec", {{"powerState", "Running"}}}};
       done = "started";
+    } else if (opts.action == "pause") {
+      patch = {{"spec", {{"powerState", "Paused"}}}};
+      done = "pause requested";
+    } else if (opts.action == "suspend") {
+      patch = {{"spec", {{"powerState", "Suspended"}}}};
+      done = "suspend requested";
+    } else if (opts.action == "resume") {
+      patch = {{"spec", {{"powerState", "Running"}}}};
+      done = "resume requested";
+    } else if (opts.action == "resize") {
+      patch = {{"spec", {{"instanceType", opts.instance_type}}}};
+      done = "resized to " + opts.instance_type + " (applies at the next restart when it runs)";
     } else {
       patch = {{"spec", {{"powerState", "Stopped"}}}};
       done = "stop requested";

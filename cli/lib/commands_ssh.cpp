@@ -72,7 +72,7 @@ int RunCreateKeyPair(Env& env, const CreateKeyPairOptions& opts) {
   }
   *env.out << "keypair/" << opts.name << " created; private key saved to " << path << "\n";
   auto pub = ParseSshPublicKey(made->value("spec", json::object()).value("publicKey", ""));
-  if (pub.ok()) *env.out << "fingerprint: " << SshFingerprint(*pub) << "\n";
+  if (pub.ok()) *env.out << "fingerprint: SHA256:" << SshFingerprint(*pub) << "\n";
   return 0;
 }
 
@@ -118,11 +118,11 @@ StatusOr<std::vector<std::string>> SshArgv(const json& inst, const std::string& 
                            "UserKnownHostsFile=" + (fs::path(dir) / "known_hosts").string(), "-o",
                            "StrictHostKeyChecking=accept-new"});
   if (!identity.empty()) argv.insert(argv.end(), {"-i", identity, "-o", "IdentitiesOnly=yes"});
-  argv.insert(argv.end(), {"-l", opts.user, ip});
-  if (!opts.command.empty()) {
-    argv.push_back("--");
-    argv.insert(argv.end(), opts.command.begin(), opts.command.end());
-  }
+  // "--" ends ssh's options before the host: everything after the host is the remote command, as given.
+  argv.insert(argv.end(), {"-l", opts.user, "--", ip});
+  auto cmd = opts.command.begin();
+  if (cmd != opts.command.end() && *cmd == "--") ++cmd;  // the argument parser may keep the separator
+  argv.insert(argv.end(), cmd, opts.command.end());
   return argv;
 }
 

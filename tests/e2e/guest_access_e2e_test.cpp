@@ -2,7 +2,9 @@
 // (`stratusctl create keypair`, private key saved once), an Instance naming it with a #! user-data script, and
 // the guest's NoCloud seed: the guest takes its hostname from meta-data, the key from user-data and runs the
 // script (its marker on the console); then `ssh -i KEY root@ADDRESS hostname` answers the instance's name, and
-// so do `stratusctl ssh instance/NAME -- hostname` and an interactive `stratusctl ssh` in a pseudo-terminal.
+// so do `stratusctl ssh instance/NAME -- hostname` and an interactive `stratusctl ssh` in a pseudo-terminal. Then
+// the instance verbs on the same guest: pause/resume (memory kept), suspend/resume (memory saved to disk and
+// restored, not rebooted) and a resize that waits for a restart, which power-cycles it into its new size.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <pty.h>
@@ -158,6 +160,63 @@ TEST_F(GuestAccessE2eTest, KeyPairUserDataAndSsh) {
                                  90, &code);
   EXPECT_NE(session.find("INTERACTIVE-42 on " + name), std::string::npos) << session;
   EXPECT_EQ(code, 0) << session;
+
+  // The instance verbs, on the same guest. A helper: one command over ssh (fails fast while the guest is away).
+  auto remote = [&](const std::string& cmd) {
+    std::vector<std::string> argv = ssh;
+    argv.back() = cmd;
+    argv.insert(argv.end() - 2, {"-o", "ConnectTimeout=4"});
+    return stratus::testing::Run(argv, "", {"HOME=" + (data / "home").string()}, 30);
+  };
+  auto phase_is = [&](const std::string& want) {
+    return Eventually([&] {
+      json inst = server.Http("GET", std::string(kNs) + "/instances/" + name).Json();
+      return inst["status"].value("phase", "") == want;
+    }, 120);
+  };
+  const std::string dom = "stratus_default_" + name;
+  auto domstate = [&] { return Virsh({"domstate", dom}).out; };
+  // pause: the vCPUs stop (ssh cannot get through), memory is kept; resume: it answers again.
+  ASSERT_EQ(remote("echo kept > /tmp/mark").exit_code, 0);
+  ASSERT_EQ(server.Ctl({"pause", "instance/" + name}).exit_code, 0);
+  ASSERT_TRUE(phase_is("Paused")) << server.Ctl({"describe", "instance/" + name}).out << server.log();
+  EXPECT_NE(domstate().find("paused"), std::string::npos) << domstate();
+  EXPECT_NE(remote("true").exit_code, 0);
+  ASSERT_EQ(server.Ctl({"resume", "instance/" + name}).exit_code, 0);
+  ASSERT_TRUE(phase_is("Running"));
+  ASSERT_TRUE(Eventually([&] { return remote("cat /tmp/mark").out == "kept\n"; }, 60));
+  // suspend: the memory goes to the node's disk and the domain stops; resume restores it (no reboot: the file in
+  // the guest's RAM is still there).
+  ASSERT_EQ(server.Ctl({"suspend", "instance/" + name}).exit_code, 0);
+  ASSERT_TRUE(phase_is("Suspended")) << server.Ctl({"describe", "instance/" + name}).out;
+  EXPECT_NE(domstate().find("shut off"), std::string::npos) << domstate();
+  EXPECT_NE(Virsh({"dominfo", dom}).out.find("Managed save:   yes"), std::string::npos) << Virsh({"dominfo", dom}).out;
+  ASSERT_EQ(server.Ctl({"resume", "instance/" + name}).exit_code, 0);
+  ASSERT_TRUE(phase_is("Running"));
+  RunResult mark;
+  ASSERT_TRUE(Eventually([&] { return (mark = remote("cat /tmp/mark")).out == "kept\n"; }, 90)) << mark.err;
+  // resize: the new type waits for a restart (RestartRequired says so), which power-cycles it into the new size.
+  ASSERT_EQ(server.Ctl({"apply", "-f", "-"}, "apiVersion: stratus.io/v1\nkind: InstanceType\nmetadata: {name: m1.wide}\n"
+                                              "spec: {vcpus: 2, memoryMiB: 320}\n").exit_code, 0);
+  ASSERT_EQ(server.Ctl({"resize", "instance/" + name, "m1.wide"}).exit_code, 0);
+  std::string pending;
+  ASSERT_TRUE(Eventually([&] {
+    json inst = server.Http("GET", std::string(kNs) + "/instances/" + name).Json();
+    for (const auto& c : inst["status"].value("conditions", json::array())) {
+      if (c.value("type", "") == "RestartRequired" && c.value("status", "") == "True") pending = c.value("message", "");
+    }
+    return !pending.empty();
+  }, 60));
+  EXPECT_EQ(pending, "runs with 1 vCPU and 256 MiB; 2 vCPU and 320 MiB apply when it is restarted (stratusctl restart)");
+  EXPECT_EQ(remote("grep -c ^processor /proc/cpuinfo").out, "1\n");
+  ASSERT_EQ(server.Ctl({"restart", "instance/" + name}).exit_code, 0);
+  RunResult cpus;
+  ASSERT_TRUE(Eventually([&] { return (cpus = remote("grep -c ^processor /proc/cpuinfo")).out == "2\n"; }, 120))
+      << cpus.out << cpus.err;
+  json after = server.Http("GET", std::string(kNs) + "/instances/" + name).Json();
+  for (const auto& c : after["status"].value("conditions", json::array())) {
+    EXPECT_NE(c.value("type", ""), "RestartRequired") << c.dump();
+  }
 
   // Gone with the instance: the domain and its seed; the network's bridge, dnsmasq and rules with the network.
   fs::path seed = data / "agent" / "instances" / ("default_" + name) / "seed.iso";

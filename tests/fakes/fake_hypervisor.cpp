@@ -101,6 +101,11 @@ StatusOr<host::DomainInfo> FakeHypervisor::Lookup(const std::string& name) {
   i.instance_uid = it->second.instance_uid;
   i.state = it->second.state;
   i.persistent = true;
+  i.managed_save = it->second.managed_save;
+  if (Running(it->second)) {
+    i.vcpus = it->second.live_vcpus;
+    i.memory_mib = it->second.live_memory_mib;
+  }
   return i;
 }
 
@@ -125,8 +130,45 @@ Status FakeHypervisor::Start(const std::string& name) {
   if (Running(it->second)) return Status(Code::kConflict, "domain is already running");
   if (Status s = Enter("Start", name); !s.ok()) return s;
   it->second.state = DomainState::kRunning;
+  if (it->second.managed_save) {  // restored as saved
+    it->second.managed_save = false;
+    return Status::Ok();
+  }
   it->second.live_disks = it->second.spec.disks;
   it->second.live_nics = it->second.spec.nics;
+  it->second.live_vcpus = it->second.spec.vcpus;
+  it->second.live_memory_mib = it->second.spec.memory_mib;
+  return Status::Ok();
+}
+
+Status FakeHypervisor::Pause(const std::string& name) {
+  std::lock_guard l(mu_);
+  auto it = domains_.find(name);
+  if (it == domains_.end()) return NotFound("domain " + name);
+  if (!Running(it->second)) return Status(Code::kConflict, "domain is not running");
+  if (Status s = Enter("Pause", name); !s.ok()) return s;
+  it->second.state = DomainState::kPaused;
+  return Status::Ok();
+}
+
+Status FakeHypervisor::Resume(const std::string& name) {
+  std::lock_guard l(mu_);
+  auto it = domains_.find(name);
+  if (it == domains_.end()) return NotFound("domain " + name);
+  if (!Running(it->second)) return Status(Code::kConflict, "domain is not running");
+  if (Status s = Enter("Resume", name); !s.ok()) return s;
+  it->second.state = DomainState::kRunning;
+  return Status::Ok();
+}
+
+Status FakeHypervisor::ManagedSave(const std::string& name) {
+  std::lock_guard l(mu_);
+  auto it = domains_.find(name);
+  if (it == domains_.end()) return NotFound("domain " + name);
+  if (!Running(it->second)) return Status(Code::kConflict, "domain is not running");
+  if (Status s = Enter("ManagedSave", name); !s.ok()) return s;
+  it->second.state = DomainState::kShutoff;
+  it->second.managed_save = true;
   return Status::Ok();
 }
 

@@ -21,6 +21,9 @@ class FakeHypervisor : public host::Hypervisor {
     std::vector<host::DomainSpec::Disk> live_disks;  // while running
     std::vector<host::DomainSpec::Nic> live_nics;
     std::string instance_uid;  // <metadata>; a domain made by someone else may carry another or none
+    bool managed_save = false;  // memory saved (ManagedSave); the next Start restores the saved configuration
+    int live_vcpus = 0;         // the running configuration (from the definition at Start, or the save)
+    uint64_t live_memory_mib = 0;
   };
 
   // --- test controls ---
@@ -49,6 +52,9 @@ class FakeHypervisor : public host::Hypervisor {
   Status Reboot(const std::string& name) override;
   Status Undefine(const std::string& name) override;
   Status Reset(const std::string& name) override;
+  Status Pause(const std::string& name) override;
+  Status Resume(const std::string& name) override;
+  Status ManagedSave(const std::string& name) override;
   Status AttachDisk(const std::string& name, const host::DomainSpec::Disk& disk) override;
   Status DetachDisk(const std::string& name, const std::string& target) override;
   Status BlockResize(const std::string& name, const std::string& target, uint64_t bytes) override;

@@ -287,7 +287,7 @@ if [ -n "$SEED" ]; then
     >/root/.ssh/authorized_keys
   chmod 0600 /root/.ssh/authorized_keys
   [ -f /run/user-data.sh ] && SEED_SCRIPT=/run/user-data.sh
-  echo "STRATUS-SEED hostname=$(hostname) keys=$(wc -l </root/.ssh/authorized_keys) script=${SEED_SCRIPT:+yes}${SEED_SCRIPT:-no}"
+  echo "STRATUS-SEED hostname=$(hostname) keys=$(wc -l </root/.ssh/authorized_keys) script=$([ -n "$SEED_SCRIPT" ] && echo yes || echo no)"
   # The SSH server, when there is a key to log in with (host keys made on first use).
   if [ -s /root/.ssh/authorized_keys ] && [ -x /usr/sbin/dropbear ]; then
     if /usr/sbin/dropbear -R -s -p 22 -P /var/run/dropbear.pid; then echo "STRATUS-SSH port=22"

@@ -251,13 +251,13 @@ TEST(SshArgvTest, AddressKeyAndHostKeyPerInstance) {
   SshOptions o;
   o.key_dir = dir;
   o.ssh_command = "ip netns exec guests ssh";
-  o.command = {"hostname", "-s"};
+  o.command = {"--", "hostname", "-s"};  // as CLI11 hands it over after "--"
   auto argv = SshArgv(inst, "team", o);
   ASSERT_TRUE(argv.ok()) << argv.status().message();
   std::vector<std::string> want = {"ip", "netns", "exec", "guests", "ssh",
                                    "-o", "HostKeyAlias=stratus-u-1", "-o", "UserKnownHostsFile=" + dir + "/known_hosts",
                                    "-o", "StrictHostKeyChecking=accept-new", "-i", dir + "/team/laptop", "-o",
-                                   "IdentitiesOnly=yes", "-l", "root", "10.0.0.5", "--", "hostname", "-s"};
+                                   "IdentitiesOnly=yes", "-l", "root", "--", "10.0.0.5", "hostname", "-s"};
   EXPECT_EQ(*argv, want);
   // Another network's address; no saved key for another namespace (ssh's own keys then).
   o.network = "db";

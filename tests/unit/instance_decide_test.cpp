@@ -485,6 +485,83 @@ TEST(InstanceDecideTest, TheSeedCarriesTheKeyUserDataAndAddressesAndIsWrittenBef
   EXPECT_TRUE(HasEvent(d, "KeyPairNotFound"));
 }
 
+TEST(InstanceDecideTest, PauseSuspendAndResume) {
+  Observed o = Base();
+  Exists(o, DomainState::kRunning);
+  o.inst["spec"]["powerState"] = "Paused";
+  Decision d = Decide(o, Opts());
+  EXPECT_EQ(Kinds(d), std::vector<Kind>{Kind::kPause});
+  EXPECT_EQ(Phase(d), "Paused");
+  EXPECT_EQ(Reason(d, "Ready"), "Paused");
+  o.domain.info.state = DomainState::kPaused;
+  EXPECT_TRUE(Kinds(Decide(o, Opts())).empty());  // paused already
+  o.inst["spec"]["powerState"] = "Running";
+  d = Decide(o, Opts());
+  EXPECT_EQ(Kinds(d), std::vector<Kind>{Kind::kResume});
+  EXPECT_EQ(Phase(d), "Running");
+  // Suspended from paused or running: the memory is saved and the domain stops.
+  o.inst["spec"]["powerState"] = "Suspended";
+  d = Decide(o, Opts());
+  EXPECT_EQ(Kinds(d), std::vector<Kind>{Kind::kManagedSave});
+  EXPECT_EQ(Phase(d), "Suspended");
+  o.domain.info.state = DomainState::kShutoff;
+  o.domain.info.managed_save = true;
+  d = Decide(o, Opts());
+  EXPECT_TRUE(Kinds(d).empty());
+  EXPECT_EQ(Phase(d), "Suspended");
+  // Resume: the start restores the saved memory (told as such).
+  o.inst["spec"]["powerState"] = "Running";
+  d = Decide(o, Opts());
+  EXPECT_EQ(Kinds(d), std::vector<Kind>{Kind::kStart});
+  EXPECT_TRUE(HasEvent(d, "Restored"));
+  // Suspended while off without a save image: nothing to save, it says so.
+  o.domain.info.managed_save = false;
+  o.inst["spec"]["powerState"] = "Suspended";
+  d = Decide(o, Opts());
+  EXPECT_TRUE(Kinds(d).empty());
+  EXPECT_EQ(Phase(d), "Stopped");
+  EXPECT_NE(runtime::GetCondition(d.status, "Ready")["message"].get<std::string>().find("nothing to save"),
+            std::string::npos);
+  // Paused from off: started, then paused.
+  o.inst["spec"]["powerState"] = "Paused";
+  EXPECT_EQ(Kinds(Decide(o, Opts())), (std::vector<Kind>{Kind::kStart, Kind::kPause}));
+  // Stopped from paused: resumed first, so that the guest hears the ACPI request.
+  o.domain.info.state = DomainState::kPaused;
+  o.domain.live_disks = o.domain.persistent_disks;
+  o.domain.live_nics = o.domain.persistent_nics;
+  o.inst["spec"]["powerState"] = "Stopped";
+  EXPECT_EQ(Kinds(Decide(o, Opts())), (std::vector<Kind>{Kind::kResume, Kind::kShutdown}));
+}
+
+TEST(InstanceDecideTest, AResizeOfARunningInstanceWaitsForARestartThatPowerCycles) {
+  Observed o = Base();
+  Exists(o, DomainState::kRunning);
+  o.domain.info.vcpus = 1;
+  o.domain.info.memory_mib = 128;
+  EXPECT_TRUE(runtime::GetCondition(Decide(o, Opts()).status, "RestartRequired").is_null());
+  // The type changed (a new generation): redefined, and the running domain says what it waits for.
+  o.inst["metadata"]["generation"] = 2;
+  o.inst["spec"]["resources"] = {{"vcpus", 2}, {"memoryMiB", 256}};
+  Decision d = Decide(o, Opts());
+  ASSERT_EQ(Kinds(d), std::vector<Kind>{Kind::kDefine});
+  EXPECT_EQ(d.actions[0].domain.vcpus, 2);
+  json c = runtime::GetCondition(d.status, "RestartRequired");
+  ASSERT_FALSE(c.is_null());
+  EXPECT_EQ(c["status"], "True");
+  EXPECT_EQ(c["message"], "runs with 1 vCPU and 128 MiB; 2 vCPU and 256 MiB apply when it is restarted (stratusctl restart)");
+  // A restart request: a power cycle (a reboot would keep the running size), not a reboot.
+  o.inst["status"]["observedGeneration"] = 2;
+  o.inst["spec"]["restartRequestedAt"] = "2027-01-15T08:00:00Z";
+  d = Decide(o, Opts());
+  EXPECT_EQ(Kinds(d), (std::vector<Kind>{Kind::kDestroy, Kind::kStart}));
+  EXPECT_TRUE(runtime::GetCondition(d.status, "RestartRequired").is_null());
+  // Once it runs with the new size, nothing is pending.
+  o.inst["status"]["restartedAt"] = "2027-01-15T08:00:00Z";
+  o.domain.info.vcpus = 2;
+  o.domain.info.memory_mib = 256;
+  EXPECT_TRUE(Kinds(Decide(o, Opts())).empty());
+}
+
 TEST(InstanceDecideTest, WithoutASeedWriterNoCdromIsAttached) {
   Observed o = Base();
   o.inst["spec"]["keyName"] = "laptop";  // not read: this node writes no seeds

@@ -32,7 +32,8 @@ std::pair<int, std::string> InstanceState(const json& inst) {
   if (inst.contains("metadata") && inst["metadata"].contains("deletionTimestamp")) return {32, "shutting-down"};
   if (phase == "Running") return {16, "running"};
   if (phase == "Stopping") return {64, "stopping"};
-  if (phase == "Stopped" || phase == "Failed") return {80, "stopped"};
+  // EC2 has no paused state; a suspended instance is what EC2 calls hibernated, which it shows as stopped.
+  if (phase == "Stopped" || phase == "Failed" || phase == "Paused" || phase == "Suspended") return {80, "stopped"};
   if (phase == "Terminating") return {32, "shutting-down"};
   return {0, "pending"};
 }

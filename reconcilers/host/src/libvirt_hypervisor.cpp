@@ -295,6 +295,15 @@ StatusOr<DomainInfo> Describe(virDomainPtr d, const std::string& name) {
   }
   info.state = MapState(state);
   info.persistent = virDomainIsPersistent(d) == 1;
+  info.managed_save = virDomainHasManagedSaveImage(d, 0) == 1;
+  if (virDomainIsActive(d) == 1) {
+    virDomainInfo di{};
+    if (virDomainGetInfo(d, &di) == 0) {
+      info.vcpus = di.nrVirtCpu;
+      info.memory_mib = di.maxMem / 1024;
+    }
+  }
+  TakeLastError();  // the extras above are best effort
   auto uid = InstanceUid(d, name);
   if (!uid.ok()) {
     if (uid.status().code() == Code::kNotFound) return DomainInfo{name, "", "", DomainState::kNotFound, false};
@@ -521,6 +530,40 @@ class LibvirtHypervisor final : public Hypervisor {
       if (virDomainReboot(d->get(), 0) == 0) return Status::Ok();
       TakeLastError();
       return HardRestart(d->get(), name);
+    });
+  }
+
+  Status Pause(const std::string& name) override {
+    return conn_->Call([&](virConnectPtr c) -> Status {
+      auto d = FindDomain(c, name);
+      if (!d.ok()) return d.status();
+      if (!IsActive(d->get())) return Status(Code::kConflict, "domain " + name + " is not running");
+      int state = 0, reason = 0;
+      if (virDomainGetState(d->get(), &state, &reason, 0) == 0 && state == VIR_DOMAIN_PAUSED) return Status::Ok();
+      if (virDomainSuspend(d->get()) == 0) return Status::Ok();
+      return LastErrorStatus("pausing domain " + name);
+    });
+  }
+
+  Status Resume(const std::string& name) override {
+    return conn_->Call([&](virConnectPtr c) -> Status {
+      auto d = FindDomain(c, name);
+      if (!d.ok()) return d.status();
+      if (!IsActive(d->get())) return Status(Code::kConflict, "domain " + name + " is not running");
+      int state = 0, reason = 0;
+      if (virDomainGetState(d->get(), &state, &reason, 0) == 0 && state != VIR_DOMAIN_PAUSED) return Status::Ok();
+      if (virDomainResume(d->get()) == 0) return Status::Ok();
+      return LastErrorStatus("resuming domain " + name);
+    });
+  }
+
+  Status ManagedSave(const std::string& name) override {
+    return conn_->Call([&](virConnectPtr c) -> Status {
+      auto d = FindDomain(c, name);
+      if (!d.ok()) return d.status();
+      if (!IsActive(d->get())) return Status(Code::kConflict, "domain " + name + " is not running");
+      if (virDomainManagedSave(d->get(), 0) == 0) return Status::Ok();
+      return LastErrorStatus("saving domain " + name);
     });
   }
 

@@ -557,13 +557,39 @@ Decision Decide(const Observed& o, const Options& opts) {
   if (running && o.domain.live_disks) HotplugDisks(o, virtio_disks, &d);
   if (running && o.networking && o.domain.live_nics) HotplugNics(o, ds.nics, &d);
 
-  // 4. Power state.
+  // 4. Power state: Running, Paused (vCPUs stopped, memory kept), Suspended (memory saved to disk, domain off;
+  // a start restores it) or Stopped.
   d.next = Result::After(opts.resync);
-  if (spec.value("powerState", "Running") == "Running") {
+  const std::string want = spec.value("powerState", "Running");
+  const bool paused = info.state == host::DomainState::kPaused;
+  // The running configuration against the definition (an instanceType change): applied at the next cold start.
+  const bool resize_pending = running && info.vcpus > 0 &&
+                              (info.vcpus != ds.vcpus || info.memory_mib != ds.memory_mib);
+  if (resize_pending) {
+    runtime::SetCondition(d.status, "RestartRequired", "True", "ResizePending",
+                          "runs with " + std::to_string(info.vcpus) + " vCPU and " + std::to_string(info.memory_mib) +
+                              " MiB; " + std::to_string(ds.vcpus) + " vCPU and " + std::to_string(ds.memory_mib) +
+                              " MiB apply when it is restarted (stratusctl restart)");
+  } else {
+    runtime::RemoveCondition(d.status, "RestartRequired");
+  }
+  if (want == "Running" || want == "Paused") {
     st.erase("shutdownStartedAt");
     std::string restart_req = spec.value("restartRequestedAt", "");
-    if (!restart_req.empty() && restart_req != prior.value("restartedAt", "")) {
-      if (running) {
+    if (want == "Running" && !restart_req.empty() && restart_req != prior.value("restartedAt", "")) {
+      if (running && resize_pending) {
+        // A reboot keeps the running configuration: power-cycle so the new size applies.
+        d.actions.push_back(Action{Action::Kind::kDestroy});
+        Action a{Action::Kind::kStart};
+        a.event_reason = "Restarted";
+        a.event_message = "domain " + dom + " power-cycled on request, with " + std::to_string(ds.vcpus) +
+                          " vCPU and " + std::to_string(ds.memory_mib) + " MiB";
+        a.fail_condition = "Ready";
+        a.fail_reason = "StartFailed";
+        a.fail_phase = "Failed";
+        d.actions.push_back(std::move(a));
+        runtime::RemoveCondition(d.status, "RestartRequired");
+      } else if (running) {
         Action a{Action::Kind::kReboot};
         a.event_reason = "Restarted";
         a.event_message = "domain " + dom + " restarted on request";
@@ -574,17 +600,61 @@ Decision Decide(const Observed& o, const Options& opts) {
     if (!running) {
       bool was_ours = prior.value("phase", "") == "Running";
       Action a{Action::Kind::kStart};
-      a.event_reason = was_ours ? "Repaired" : "Started";
-      a.event_message = was_ours ? "domain " + dom + " was not running; started it again"
-                                 : "domain " + dom + " started on node " + opts.node;
+      if (info.managed_save) {
+        a.event_reason = "Restored";
+        a.event_message = "domain " + dom + " restored from its saved memory";
+      } else {
+        a.event_reason = was_ours ? "Repaired" : "Started";
+        a.event_message = was_ours ? "domain " + dom + " was not running; started it again"
+                                   : "domain " + dom + " started on node " + opts.node;
+      }
       a.fail_condition = "Ready";
       a.fail_reason = "StartFailed";
       a.fail_phase = "Failed";
       d.actions.push_back(std::move(a));
     }
-    st["phase"] = "Running";
-    st["powerState"] = "Running";
-    runtime::SetCondition(d.status, "Ready", "True", "Running", "domain " + dom + " is running on node " + opts.node);
+    if (want == "Running" && paused) {
+      Action a{Action::Kind::kResume};
+      a.event_reason = "Resumed";
+      a.event_message = "domain " + dom + " resumed";
+      d.actions.push_back(std::move(a));
+    } else if (want == "Paused" && !paused) {
+      Action a{Action::Kind::kPause};
+      a.event_reason = "Paused";
+      a.event_message = "domain " + dom + " paused (its vCPUs stopped, memory kept)";
+      a.fail_condition = "Ready";
+      a.fail_reason = "PauseFailed";
+      d.actions.push_back(std::move(a));
+    }
+    st["phase"] = want;
+    st["powerState"] = want;
+    if (want == "Running") {
+      runtime::SetCondition(d.status, "Ready", "True", "Running", "domain " + dom + " is running on node " + opts.node);
+    } else {
+      runtime::SetCondition(d.status, "Ready", "False", "Paused", "powerState is Paused (stratusctl resume)");
+    }
+  } else if (want == "Suspended") {
+    st.erase("shutdownStartedAt");
+    if (running) {
+      Action a{Action::Kind::kManagedSave};
+      a.event_reason = "Suspended";
+      a.event_message = "domain " + dom + "'s memory saved and the domain stopped; powerState Running restores it";
+      a.fail_condition = "Ready";
+      a.fail_reason = "SuspendFailed";
+      d.actions.push_back(std::move(a));
+    }
+    if (running || info.managed_save) {
+      st["phase"] = "Suspended";
+      st["powerState"] = "Suspended";
+      runtime::SetCondition(d.status, "Ready", "False", "Suspended",
+                            "powerState is Suspended: memory saved on node " + opts.node + " (stratusctl resume)");
+    } else {
+      // Off without a saved image (it was stopped): there is nothing to save.
+      st["phase"] = "Stopped";
+      st["powerState"] = "Stopped";
+      runtime::SetCondition(d.status, "Ready", "False", "Stopped",
+                            "powerState is Suspended, but the domain was off: nothing to save");
+    }
   } else {  // Stopped
     if (running) {
       // The graceful-shutdown deadline lives on the object, so an agent restart does not extend it.
@@ -593,6 +663,7 @@ Decision Decide(const Observed& o, const Options& opts) {
       auto started = since_s < 0 ? o.now : std::chrono::system_clock::from_time_t(static_cast<std::time_t>(since_s));
       if (since_s < 0) st["shutdownStartedAt"] = FormatRfc3339(std::chrono::system_clock::to_time_t(o.now));
       if (o.now - started < opts.shutdown_timeout) {
+        if (paused) d.actions.push_back(Action{Action::Kind::kResume});  // a paused guest cannot hear ACPI
         d.actions.push_back(Action{Action::Kind::kShutdown});
         runtime::SetCondition(d.status, "Ready", "False", "Stopping", "graceful shutdown requested");
         return wait("Stopping", std::chrono::seconds(1));

@@ -162,6 +162,9 @@ StatusOr<Result> InstanceReconciler::Act(const json& inst, Decision d) {
       case Action::Kind::kDetachNic: s = hv_->DetachNic(dom, a.mac); break;
       case Action::Kind::kAttachNic: s = hv_->AttachNic(dom, a.nic); break;
       case Action::Kind::kReboot: s = hv_->Reboot(dom); break;
+      case Action::Kind::kPause: s = hv_->Pause(dom); break;
+      case Action::Kind::kResume: s = hv_->Resume(dom); break;
+      case Action::Kind::kManagedSave: s = hv_->ManagedSave(dom); break;
       case Action::Kind::kStart: {
         std::error_code ec;
         fs::create_directories(fs::path(ConsoleLogPath(opts_.data_dir, ns, name)).parent_path(), ec);

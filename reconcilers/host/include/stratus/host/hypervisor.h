@@ -54,6 +54,9 @@ struct DomainInfo {
   std::string instance_uid;    // from <metadata>; empty when the domain is not Stratus'
   DomainState state = DomainState::kNotFound;
   bool persistent = false;
+  bool managed_save = false;   // a managed save image exists: the next start restores it
+  int vcpus = 0;               // while active: the running configuration's vCPUs and memory
+  uint64_t memory_mib = 0;
 };
 
 struct HostCapacity {
@@ -82,6 +85,14 @@ class Hypervisor {
   // Undefines (removing managed save/NVRAM); Ok when absent.
   virtual Status Undefine(const std::string& name) = 0;
 
+  // Pauses the vCPUs of a running domain (virDomainSuspend; nova's pause); Ok when paused already. kConflict when
+  // it is not running.
+  virtual Status Pause(const std::string& name) = 0;
+  // Lets a paused domain run again (virDomainResume); Ok when it runs already. kConflict when it is not active.
+  virtual Status Resume(const std::string& name) = 0;
+  // Saves a running domain's memory to libvirt's managed save image and stops it (virDomainManagedSave; nova's
+  // suspend); the next Start restores it. kConflict when it is not active.
+  virtual Status ManagedSave(const std::string& name) = 0;
   // Hard reset of a running domain (virDomainReset), for when the guest ignores an ACPI reboot.
   virtual Status Reset(const std::string& name) = 0;
   // Hot-plugs `disk` into the running domain and adds it to the persistent definition (each part only when

@@ -69,6 +69,9 @@ struct Action {
     kAttachNic,         // nic
     kReboot,
     kStart,
+    kPause,
+    kResume,
+    kManagedSave,       // nova's suspend: memory to libvirt's managed save image, domain stopped
     kShutdown,          // a failure is only logged: the guest may ignore or miss ACPI, the deadline decides
     kDestroy,
   };
