@@ -60,7 +60,20 @@ Status AdmitUpdate(const ResourceInfo& r, const json& cur, const json& next) {
     // Allocations are recorded against this range; another range would strand them.
     Immutable(cur, next, "cidr", &causes);
   } else if (r.kind == "Instance") {
-    Immutable(cur, next, "image", &causes);
+    // spec.image changes only as a rebuild (the root volume is made again from the new image), never silently.
+    json a_img = SpecField(cur, "image"), b_img = SpecField(next, "image");
+    if (a_img != b_img) {
+      json policy = SpecField(next, "rebuildPolicy");
+      if (a_img.is_null() || b_img.is_null()) {
+        causes.push_back({"spec.image", "may not be added or removed (was " +
+                                            (a_img.is_null() ? std::string("unset") : a_img.dump()) + ")",
+                          "FieldValueForbidden"});
+      } else if (!(policy.is_string() && policy.get<std::string>() == "Recreate")) {
+        causes.push_back({"spec.image", "may only change with spec.rebuildPolicy: Recreate, which rebuilds the "
+                                        "instance from the new image (was " + a_img.dump() + ")",
+                          "FieldValueForbidden"});
+      }
+    }
     json a = SpecField(cur, "rootDisk"), b = SpecField(next, "rootDisk");
     if (!a.is_object()) a = json::object();
     if (!b.is_object()) b = json::object();
@@ -116,6 +129,8 @@ Status AdmitDelete(const ResourceInfo& r, const json& obj, const Store& store) {
     if (obj["metadata"].contains("ownerReferences")) {
       for (const auto& o : obj["metadata"]["ownerReferences"]) {
         if (o.value("kind", "") == "Instance" && o.value("uid", "") == MetaString(*i, "uid")) {
+          // A rebuild: its node deletes the root volume made from the old image (and makes a new one).
+          if (RebuildReplaces(*i, obj)) continue;
           return Status(Code::kConflict, "volume \"" + name + "\" is the root disk of instance \"" +
                                              MetaString(*i, "name") + "\"; delete the instance instead (the root "
                                              "volume goes with it unless rootDisk.deleteOnTermination is false)");

@@ -122,4 +122,13 @@ ObjectKey KeyOf(const std::string& plural, const json& obj) {
   return {plural, MetaString(obj, "namespace"), MetaString(obj, "name")};
 }
 
+bool RebuildReplaces(const json& inst, const json& root_volume) {
+  if (!inst.is_object() || !inst.contains("spec") || !inst["spec"].is_object()) return false;
+  if (!root_volume.is_object() || !root_volume.contains("spec") || !root_volume["spec"].is_object()) return false;
+  const json& spec = inst["spec"];
+  const json& src = root_volume["spec"].contains("source") ? root_volume["spec"]["source"] : json();
+  std::string from = src.is_object() ? src.value("image", "") : "";
+  return spec.value("rebuildPolicy", "") == "Recreate" && !from.empty() && spec.value("image", "") != from;
+}
+
 }  // namespace stratus

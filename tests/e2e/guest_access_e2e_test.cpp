@@ -4,7 +4,8 @@
 // script (its marker on the console); then `ssh -i KEY root@ADDRESS hostname` answers the instance's name, and
 // so do `stratusctl ssh instance/NAME -- hostname` and an interactive `stratusctl ssh` in a pseudo-terminal. Then
 // the instance verbs on the same guest: pause/resume (memory kept), suspend/resume (memory saved to disk and
-// restored, not rebooted) and a resize that waits for a restart, which power-cycles it into its new size.
+// restored, not rebooted), a resize that waits for a restart, which power-cycles it into its new size, and a
+// rebuild from another image that keeps the address and the data volume.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <pty.h>
@@ -99,11 +100,18 @@ TEST_F(GuestAccessE2eTest, KeyPairUserDataAndSsh) {
 
   std::string manifests = Manifests(name);
   manifests = manifests.substr(0, manifests.find("apiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: " + name));
+  // The root disk from an image (two names for the guest's root filesystem, to rebuild from one to the other) and
+  // a data volume (the guest writes a marker on it at first sight).
+  for (const char* img : {"root-a", "root-b"}) {
+    manifests += std::string("apiVersion: stratus.io/v1\nkind: Image\nmetadata: {name: ") + img +
+                 "}\nspec: {type: disk, source: {url: file://" + GuestDir() + "/rootfs.qcow2}}\n---\n";
+  }
   manifests +=
+      "apiVersion: stratus.io/v1\nkind: Volume\nmetadata: {name: data}\nspec: {size: 16Mi, format: qcow2}\n---\n"
       "apiVersion: stratus.io/v1\nkind: Network\nmetadata: {name: lan}\nspec: {cidr: 10.78.0.0/24}\n---\n"
       "apiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: " + name + "}\nspec:\n"
-      "  instanceType: m1.small\n  kernelImage: demo-kernel\n  ramdiskImage: demo-initrd\n"
-      "  networks: [{network: lan}]\n  keyName: laptop\n"
+      "  instanceType: m1.small\n  image: root-a\n  kernelImage: demo-kernel\n  ramdiskImage: demo-initrd\n"
+      "  volumes: [{volume: data, device: vdb}]\n  networks: [{network: lan}]\n  keyName: laptop\n"
       "  userData: |\n    #!/bin/sh\n    echo \"USERDATA-RAN on $(hostname) as $(id -u)\"\n";
   auto a = server.Ctl({"apply", "-f", "-"}, manifests);
   ASSERT_EQ(a.exit_code, 0) << a.err << manifests;
@@ -217,6 +225,30 @@ TEST_F(GuestAccessE2eTest, KeyPairUserDataAndSsh) {
   for (const auto& c : after["status"].value("conditions", json::array())) {
     EXPECT_NE(c.value("type", ""), "RestartRequired") << c.dump();
   }
+
+  // rebuild: a new spec.image alone is refused, naming rebuildPolicy; with rebuildPolicy Recreate the root volume is
+  // made again from it (the boot count on the root disk starts over), while the address, the data volume (its
+  // marker) and the key stay.
+  std::string marker_cmd = "dd if=/dev/vdb bs=512 count=1 2>/dev/null | tr -d '\\000' | head -n1";
+  std::string data_marker = remote(marker_cmd).out;
+  EXPECT_EQ(data_marker.rfind("STRATUS-VOL ", 0), 0u) << data_marker;
+  EXPECT_EQ(remote("cat /mnt/root/var/boot-count").out, "2\n");  // first boot, then the resize's power cycle
+  auto patch = server.Http("PATCH", std::string(kNs) + "/instances/" + name, R"({"spec":{"image":"root-b"}})",
+                           "application/merge-patch+json");
+  EXPECT_EQ(patch.code, 422) << patch.body;
+  EXPECT_NE(patch.body.find("spec.image: may only change with spec.rebuildPolicy: Recreate"), std::string::npos)
+      << patch.body;
+  patch = server.Http("PATCH", std::string(kNs) + "/instances/" + name,
+                      R"({"spec":{"image":"root-b","rebuildPolicy":"Recreate"}})", "application/merge-patch+json");
+  ASSERT_EQ(patch.code, 200) << patch.body;
+  RunResult boots;
+  ASSERT_TRUE(Eventually([&] { return (boots = remote("cat /mnt/root/var/boot-count")).out == "1\n"; }, 180))
+      << boots.out << boots.err << server.Ctl({"describe", "instance/" + name}).out << server.log();
+  EXPECT_EQ(remote(marker_cmd).out, data_marker);
+  json rebuilt = server.Http("GET", std::string(kNs) + "/instances/" + name).Json();
+  EXPECT_EQ(rebuilt["status"]["addresses"][0].value("ip", ""), ip);
+  json root_vol = server.Http("GET", std::string(kNs) + "/volumes/" + name + "-root").Json();
+  EXPECT_EQ(root_vol["spec"]["source"].value("image", ""), "root-b");
 
   // Gone with the instance: the domain and its seed; the network's bridge, dnsmasq and rules with the network.
   fs::path seed = data / "agent" / "instances" / ("default_" + name) / "seed.iso";

@@ -485,6 +485,56 @@ TEST(InstanceDecideTest, TheSeedCarriesTheKeyUserDataAndAddressesAndIsWrittenBef
   EXPECT_TRUE(HasEvent(d, "KeyPairNotFound"));
 }
 
+TEST(InstanceDecideTest, ANewImageRebuildsOnlyWithRecreateAndKeepsTheIdentity) {
+  Observed o = Base();
+  o.inst["spec"].erase("kernelImage");
+  o.inst["spec"]["image"] = "debian-12";
+  o.image = {{"metadata", {{"name", "debian-12"}}}, {"spec", {{"type", "disk"}}}, {"status", {{"virtualSize", 1 << 30}}}};
+  o.root_volume = {{"metadata", {{"name", "web-1-root"}, {"uid", "v1"}, {"ownerReferences", {{{"uid", kUid}}}}}},
+                   {"spec", {{"size", "1Gi"}, {"nodeName", "node-a"}, {"source", {{"image", "debian-11"}}}}},
+                   {"status", {{"path", "/pool/web-1-root"}, {"attachment", {{"instance", "web-1"}}}}}};
+  o.volumes["web-1-root"] = o.root_volume;
+  host::DomainSpec::Disk root;
+  root.path = "/pool/web-1-root";
+  root.target = "vda";
+  Exists(o, DomainState::kRunning, {root});
+  // No rebuildPolicy: the running disk stays, and the instance says why it does not match.
+  Decision d = Decide(o, Opts());
+  EXPECT_TRUE(Kinds(d).empty()) << (d.actions.empty() ? 0 : static_cast<int>(d.actions[0].kind));
+  EXPECT_EQ(Phase(d), "Running");
+  json c = runtime::GetCondition(d.status, "RebuildRequired");
+  ASSERT_FALSE(c.is_null());
+  EXPECT_EQ(c["message"], "spec.image is \"debian-12\" but root volume web-1-root was made from \"debian-11\"; set "
+                          "spec.rebuildPolicy: Recreate to rebuild from it (the root volume is replaced; addresses "
+                          "and data volumes stay)");
+  // Recreate: the domain goes (powered off, undefined), then the old root volume (by its uid).
+  o.inst["spec"]["rebuildPolicy"] = "Recreate";
+  d = Decide(o, Opts());
+  ASSERT_EQ(Kinds(d), (std::vector<Kind>{Kind::kDestroy, Kind::kUndefine, Kind::kDeleteRootVolume}));
+  EXPECT_EQ(d.actions[2].name, "web-1-root");
+  EXPECT_EQ(d.actions[2].target, "v1");
+  EXPECT_EQ(Phase(d), "Rebuilding");
+  EXPECT_EQ(Reason(d, "Ready"), "Rebuilding");
+  EXPECT_TRUE(runtime::GetCondition(d.status, "RebuildRequired").is_null());
+  EXPECT_TRUE(d.status["status"]["volumes"].empty());
+  // While the old one is being deleted: wait, touch nothing, and say nothing is attached (also when the write of
+  // the pass that deleted it was lost).
+  o.domain = ObservedDomain{};
+  o.root_volume["metadata"]["deletionTimestamp"] = "2027-01-15T08:00:00Z";
+  o.inst["status"]["volumes"] = json::array({{{"name", "web-1-root"}, {"device", "vda"}}});
+  d = Decide(o, Opts());
+  EXPECT_TRUE(Kinds(d).empty());
+  EXPECT_EQ(Phase(d), "Rebuilding");
+  EXPECT_TRUE(d.status["status"]["volumes"].empty());
+  // Gone: a new one from the new image, with the same name (and then the usual first boot).
+  o.root_volume = json();
+  o.volumes.clear();
+  d = Decide(o, Opts());
+  ASSERT_EQ(Kinds(d), std::vector<Kind>{Kind::kCreateRootVolume});
+  EXPECT_EQ(d.actions[0].volume["spec"]["source"]["image"], "debian-12");
+  EXPECT_EQ(MetaString(d.actions[0].volume, "name"), "web-1-root");
+}
+
 TEST(InstanceDecideTest, PauseSuspendAndResume) {
   Observed o = Base();
   Exists(o, DomainState::kRunning);

@@ -230,5 +230,24 @@ TEST(VolumeDecideTest, DeletionWaitsForItsUsers) {
   EXPECT_FALSE(DecideDelete(o).delete_storage);
 }
 
+TEST(VolumeDecideTest, ARootVolumeBeingRebuiltAwayIsNotAskedFor) {
+  Observed o = Base();
+  Made(o);
+  o.vol["metadata"]["name"] = "web-1-root";
+  o.vol["spec"]["source"] = {{"image", "deb-11"}};
+  json inst = {{"metadata", {{"name", "web-1"}, {"namespace", "default"}}},
+               {"spec", {{"image", "deb-11"}}},
+               {"status", {{"rootVolume", "web-1-root"}}}};
+  o.instances = {inst};
+  EXPECT_EQ(DecideDelete(o).users, std::vector<std::string>{"web-1"});
+  // Another image alone does not let go of it; a rebuild (Recreate) does, once the domain no longer has it.
+  o.instances[0]["spec"]["image"] = "deb-12";
+  EXPECT_EQ(DecideDelete(o).users.size(), 1u);
+  o.instances[0]["spec"]["rebuildPolicy"] = "Recreate";
+  EXPECT_TRUE(DecideDelete(o).users.empty());
+  o.instances[0]["status"]["volumes"] = json::array({{{"name", "web-1-root"}, {"device", "vda"}}});
+  EXPECT_EQ(DecideDelete(o).users.size(), 1u);
+}
+
 }  // namespace
 }  // namespace stratus::volume

@@ -363,10 +363,43 @@ TEST(AdmissionTest, InstanceImageAndRootDisk) {
   EXPECT_EQ(AdmitUpdate(R("Instance"), cur, next).causes()[0].field, "spec.rootDisk.size");
   json other = cur;
   other["spec"]["image"] = "ubuntu";
-  EXPECT_EQ(AdmitUpdate(R("Instance"), cur, other).causes()[0].field, "spec.image");
+  Status s = AdmitUpdate(R("Instance"), cur, other);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.causes()[0].field, "spec.image");
+  EXPECT_NE(s.message().find("may only change with spec.rebuildPolicy: Recreate"), std::string::npos) << s.message();
+  // A rebuild: another image with rebuildPolicy Recreate; never adding or removing the image.
+  other["spec"]["rebuildPolicy"] = "Recreate";
+  EXPECT_TRUE(AdmitUpdate(R("Instance"), cur, other).ok());
+  json none = other;
+  none["spec"].erase("image");
+  EXPECT_NE(AdmitUpdate(R("Instance"), cur, none).message().find("may not be added or removed"), std::string::npos);
 }
 
 using AdmissionStoreTest = RegistryEnv;
+
+TEST_F(AdmissionStoreTest, ARootVolumeGoesWithItsInstanceOrForARebuild) {
+  json inst = {{"apiVersion", "stratus.io/v1"},
+               {"kind", "Instance"},
+               {"metadata", {{"name", "web"}}},
+               {"spec", {{"resources", {{"vcpus", 1}, {"memoryMiB", 128}}}, {"image", "deb-11"}}}};
+  auto made = reg_->Create(R("Instance"), "default", inst);
+  ASSERT_TRUE(made.ok());
+  json root = {{"apiVersion", "stratus.io/v1"},
+               {"kind", "Volume"},
+               {"metadata", {{"name", "web-root"},
+                             {"ownerReferences", {{{"apiVersion", "stratus.io/v1"}, {"kind", "Instance"},
+                                                   {"name", "web"}, {"uid", MetaString(*made, "uid")}}}}}},
+               {"spec", {{"size", "1Gi"}, {"source", {{"image", "deb-11"}}}}}};
+  ASSERT_TRUE(reg_->Create(R("Volume"), "default", root).ok());
+  auto d = reg_->Delete(R("Volume"), "default", "web-root", "");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().code(), Code::kConflict);
+  EXPECT_NE(d.status().message().find("is the root disk of instance \"web\""), std::string::npos);
+  // Rebuilding from another image: its node may delete the old root volume.
+  ASSERT_TRUE(reg_->Patch(R("Instance"), "default", "web", {{"spec", {{"image", "deb-12"}, {"rebuildPolicy", "Recreate"}}}},
+                          false).ok());
+  EXPECT_TRUE(reg_->Delete(R("Volume"), "default", "web-root", "").ok());
+}
 
 TEST_F(AdmissionStoreTest, AttachedVolumeCannotBeDeletedUntilDetached) {
   json vol = {{"apiVersion", "stratus.io/v1"}, {"kind", "Volume"}, {"metadata", {{"name", "data"}}}, {"spec", {{"size", "1Gi"}}}};

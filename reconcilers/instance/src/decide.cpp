@@ -189,8 +189,9 @@ void ResolveNics(const Observed& o, Resolved* r, std::vector<std::string>* waiti
 }
 
 // The root Volume of an instance with spec.image: made (owned by the instance) when missing, grown to
-// rootDisk.size. Returns why the instance must wait, or "".
-std::string DecideRootVolume(const Observed& o, const Options& opts, Decision* d) {
+// rootDisk.size, and made again from a new spec.image when spec.rebuildPolicy is Recreate (`*rebuilding` then).
+// Returns why the instance must wait, or "".
+std::string DecideRootVolume(const Observed& o, const Options& opts, Decision* d, bool* rebuilding) {
   const json& spec = o.inst["spec"];
   const std::string ns = MetaString(o.inst, "namespace"), name = MetaString(o.inst, "name");
   const std::string uid = MetaString(o.inst, "uid");
@@ -236,6 +237,47 @@ std::string DecideRootVolume(const Observed& o, const Options& opts, Decision* d
   if (!OwnedBy(rv, uid)) {
     return "a Volume named " + root + " already exists and does not belong to this instance; delete or "
            "rename it so the root disk can be made";
+  }
+  // A new spec.image: rebuild (Recreate) or say that the running disk is from the old one (never silently).
+  const std::string img_name = spec.value("image", "");
+  const json src = rv["spec"].value("source", json::object());
+  const std::string from = src.is_object() ? src.value("image", "") : "";
+  if (!from.empty() && from != img_name) {
+    if (!RebuildReplaces(o.inst, rv)) {
+      runtime::SetCondition(d->status, "RebuildRequired", "True", "ImageChanged",
+                            "spec.image is \"" + img_name + "\" but root volume " + root + " was made from \"" +
+                                from + "\"; set spec.rebuildPolicy: Recreate to rebuild from it (the root volume is "
+                                "replaced; addresses and data volumes stay)");
+    } else {
+      *rebuilding = true;
+      runtime::RemoveCondition(d->status, "RebuildRequired");
+      d->status["status"]["volumes"] = json::array();  // the domain goes (or is gone): nothing is attached
+      if (!MetaString(rv, "deletionTimestamp").empty()) {
+        return "rebuilding from image \"" + img_name + "\": root volume " + root + " (from \"" + from +
+               "\") is being deleted";
+      }
+      // The domain goes first (its definition names the old disk), then the old root volume; the next passes make
+      // the new one and define and start the domain again, with the same uid, MACs, addresses and data volumes.
+      if (o.domain.info.state != host::DomainState::kNotFound) {
+        if (o.domain.running()) d->actions.push_back(Action{Action::Kind::kDestroy});
+        Action undef{Action::Kind::kUndefine};
+        undef.fail_condition = "Ready";
+        undef.fail_reason = "RebuildFailed";
+        d->actions.push_back(std::move(undef));
+      }
+      Action del{Action::Kind::kDeleteRootVolume};
+      del.fail_condition = "Ready";
+      del.fail_reason = "RebuildFailed";
+      del.name = root;
+      del.target = MetaString(rv, "uid");
+      del.event_reason = "Rebuilding";
+      del.event_message = "root volume " + root + " (from image \"" + from + "\") deleted to rebuild from image \"" +
+                          img_name + "\"";
+      d->actions.push_back(std::move(del));
+      return "rebuilding from image \"" + img_name + "\": deleting root volume " + root;
+    }
+  } else {
+    runtime::RemoveCondition(d->status, "RebuildRequired");
   }
   std::string want = rd.value("size", "");  // grow to rootDisk.size, never shrink
   if (!want.empty()) {
@@ -448,9 +490,14 @@ Decision Decide(const Observed& o, const Options& opts) {
   if (not_ready.empty() && r.kernel_path.empty() && spec.value("image", "").empty()) {
     not_ready = "nothing to boot: set spec.image (a disk image) or spec.kernelImage";
   }
+  bool rebuilding = false;
   if (not_ready.empty() && !spec.value("image", "").empty()) {
-    not_ready = o.manages_volumes ? DecideRootVolume(o, opts, &d)
+    not_ready = o.manages_volumes ? DecideRootVolume(o, opts, &d, &rebuilding)
                                   : "this agent does not manage volumes, so spec.image cannot be used";
+  }
+  if (rebuilding && !not_ready.empty()) {
+    runtime::SetCondition(d.status, "Ready", "False", "Rebuilding", not_ready);
+    return wait("Rebuilding", std::chrono::seconds(2));
   }
   if (!not_ready.empty()) {
     if (runtime::SetCondition(d.status, "ImagesReady", "False", "ImageNotReady", not_ready)) {

@@ -177,6 +177,12 @@ StatusOr<Result> InstanceReconciler::Act(const json& inst, Decision d) {
         }
         break;
       case Action::Kind::kDestroy: s = hv_->Destroy(dom); break;
+      case Action::Kind::kUndefine: s = hv_->Undefine(dom); break;
+      case Action::Kind::kDeleteRootVolume: {
+        auto del = client_->Delete("volumes", ns, a.name, a.target);
+        if (!del.ok() && del.status().code() != Code::kNotFound) s = del.status();
+        break;
+      }
     }
     if (!s.ok()) {
       if (!a.fail_condition.empty()) {

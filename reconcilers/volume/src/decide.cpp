@@ -169,7 +169,8 @@ DeleteDecision DecideDelete(const Observed& o) {
   for (const auto& i : o.instances) {
     bool asks = false;
     if (MetaString(i, "deletionTimestamp").empty()) {
-      for (const auto& u : VolumesOf(i)) asks |= u.volume == name;
+      // A root volume an instance is being rebuilt away from is no longer asked for.
+      for (const auto& u : VolumesOf(i)) asks |= u.volume == name && !(u.root && RebuildReplaces(i, o.vol));
     }
     if (asks || ReportsAttached(i, name)) d.users.push_back(MetaString(i, "name"));
   }

@@ -43,4 +43,9 @@ std::string MetaString(const json& obj, const char* field);
 uint64_t ResourceVersionOf(const json& obj);  // 0 when absent or unparsable
 ObjectKey KeyOf(const std::string& plural, const json& obj);
 
+// True when Instance `inst` is being rebuilt away from `root_volume` (its root Volume): spec.rebuildPolicy is
+// Recreate and spec.image names another image than the one the volume was made from. Its node then deletes that
+// volume and makes a new one; nothing else may hold on to it meanwhile.
+bool RebuildReplaces(const json& inst, const json& root_volume);
+
 }  // namespace stratus

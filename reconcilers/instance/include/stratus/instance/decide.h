@@ -74,6 +74,8 @@ struct Action {
     kManagedSave,       // nova's suspend: memory to libvirt's managed save image, domain stopped
     kShutdown,          // a failure is only logged: the guest may ignore or miss ACPI, the deadline decides
     kDestroy,
+    kUndefine,          // the domain's definition (a rebuild defines it again)
+    kDeleteRootVolume,  // name, target (its uid, as a precondition)
   };
   explicit Action(Kind k) : kind(k) {}
   Kind kind;
