@@ -199,27 +199,27 @@ int Run(int argc, char** argv) {
   auto* logs_cmd = app.add_subcommand("logs", "Print an instance's serial console");
   logs_cmd->add_option("target", logs.target, "instance/NAME")->required();
   logs_cmd->add_option("--tail-bytes", logs.tail_bytes, "Only the last N bytes");
-  PowerOptions restart, start, stop;
-  restart.action = "restart";
-  start.action = "start";
-  stop.action = "stop";
-  auto* restart_cmd = app.add_subcommand("restart", "Reboot instances (sets spec.restartRequestedAt)");
-  restart_cmd->add_option("targets", restart.args, "instance/NAME...")->required();
-  auto* start_cmd = app.add_subcommand("start", "Power instances on (spec.powerState: Running)");
-  start_cmd->add_option("targets", start.args, "instance/NAME...")->required();
-  auto* stop_cmd = app.add_subcommand("stop", "Shut instances down (spec.powerState: Stopped)");
-  stop_cmd->add_option("targets", stop.args, "instance/NAME...")->required();
-  PowerOptions pause, suspend, resume, resize;
-  pause.action = "pause";
-  suspend.action = "suspend";
-  resume.action = "resume";
+  // The power verbs: each patches spec (powerState, restartRequestedAt) of the instances it names.
+  struct PowerCmd {
+    const char* name;
+    const char* help;
+    PowerOptions opts;
+    CLI::App* cmd = nullptr;
+  };
+  std::vector<PowerCmd> power = {
+      {"restart", "Reboot instances (sets spec.restartRequestedAt)", {}},
+      {"start", "Power instances on (spec.powerState: Running)", {}},
+      {"stop", "Shut instances down (spec.powerState: Stopped)", {}},
+      {"pause", "Pause instances: vCPUs stopped, memory kept (powerState: Paused)", {}},
+      {"suspend", "Save instances' memory to disk and stop them (powerState: Suspended)", {}},
+      {"resume", "Run paused or suspended instances again (powerState: Running)", {}}};
+  for (auto& p : power) {
+    p.opts.action = p.name;
+    p.cmd = app.add_subcommand(p.name, p.help);
+    p.cmd->add_option("targets", p.opts.args, "instance/NAME...")->required();
+  }
+  PowerOptions resize;
   resize.action = "resize";
-  auto* pause_cmd = app.add_subcommand("pause", "Pause instances: vCPUs stopped, memory kept (powerState: Paused)");
-  pause_cmd->add_option("targets", pause.args, "instance/NAME...")->required();
-  auto* suspend_cmd = app.add_subcommand("suspend", "Save instances' memory to disk and stop them (powerState: Suspended)");
-  suspend_cmd->add_option("targets", suspend.args, "instance/NAME...")->required();
-  auto* resume_cmd = app.add_subcommand("resume", "Run paused or suspended instances again (powerState: Running)");
-  resume_cmd->add_option("targets", resume.args, "instance/NAME...")->required();
   auto* resize_cmd = app.add_subcommand("resize", "Change an instance's type (spec.instanceType; applied at its next restart)");
   std::string resize_target;
   resize_cmd->add_option("target", resize_target, "instance/NAME")->required();
@@ -337,12 +337,9 @@ int Run(int argc, char** argv) {
   if (version_cmd->parsed()) return RunVersion(env, version);
   if (api_resources_cmd->parsed()) return RunApiResources(env, api_resources);
   if (logs_cmd->parsed()) return RunLogs(env, logs);
-  if (restart_cmd->parsed()) return RunPower(env, restart);
-  if (start_cmd->parsed()) return RunPower(env, start);
-  if (stop_cmd->parsed()) return RunPower(env, stop);
-  if (pause_cmd->parsed()) return RunPower(env, pause);
-  if (suspend_cmd->parsed()) return RunPower(env, suspend);
-  if (resume_cmd->parsed()) return RunPower(env, resume);
+  for (auto& p : power) {
+    if (p.cmd->parsed()) return RunPower(env, p.opts);
+  }
   if (resize_cmd->parsed()) {
     resize.args = {resize_target};
     return RunPower(env, resize);

@@ -293,6 +293,20 @@ std::string DecideRootVolume(const Observed& o, const Options& opts, Decision* d
   return "";
 }
 
+// One step with the event it tells when done and, with `fail_reason`, the Ready condition it sets when it fails.
+Action Step(Action::Kind kind, std::string reason, std::string message, std::string fail_reason = "",
+            std::string fail_phase = "") {
+  Action a{kind};
+  a.event_reason = std::move(reason);
+  a.event_message = std::move(message);
+  if (!fail_reason.empty()) {
+    a.fail_condition = "Ready";
+    a.fail_reason = std::move(fail_reason);
+    a.fail_phase = std::move(fail_phase);
+  }
+  return a;
+}
+
 // Why an instance's seed cannot be made: the condition reason and message.
 struct SeedWait {
   std::string reason, message;
@@ -627,14 +641,10 @@ Decision Decide(const Observed& o, const Options& opts) {
       if (running && resize_pending) {
         // A reboot keeps the running configuration: power-cycle so the new size applies.
         d.actions.push_back(Action{Action::Kind::kDestroy});
-        Action a{Action::Kind::kStart};
-        a.event_reason = "Restarted";
-        a.event_message = "domain " + dom + " power-cycled on request, with " + std::to_string(ds.vcpus) +
-                          " vCPU and " + std::to_string(ds.memory_mib) + " MiB";
-        a.fail_condition = "Ready";
-        a.fail_reason = "StartFailed";
-        a.fail_phase = "Failed";
-        d.actions.push_back(std::move(a));
+        d.actions.push_back(Step(Action::Kind::kStart, "Restarted",
+                                 "domain " + dom + " power-cycled on request, with " + std::to_string(ds.vcpus) +
+                                     " vCPU and " + std::to_string(ds.memory_mib) + " MiB",
+                                 "StartFailed", "Failed"));
         runtime::RemoveCondition(d.status, "RestartRequired");
       } else if (running) {
         Action a{Action::Kind::kReboot};
@@ -661,17 +671,10 @@ Decision Decide(const Observed& o, const Options& opts) {
       d.actions.push_back(std::move(a));
     }
     if (want == "Running" && paused) {
-      Action a{Action::Kind::kResume};
-      a.event_reason = "Resumed";
-      a.event_message = "domain " + dom + " resumed";
-      d.actions.push_back(std::move(a));
+      d.actions.push_back(Step(Action::Kind::kResume, "Resumed", "domain " + dom + " resumed"));
     } else if (want == "Paused" && !paused) {
-      Action a{Action::Kind::kPause};
-      a.event_reason = "Paused";
-      a.event_message = "domain " + dom + " paused (its vCPUs stopped, memory kept)";
-      a.fail_condition = "Ready";
-      a.fail_reason = "PauseFailed";
-      d.actions.push_back(std::move(a));
+      d.actions.push_back(Step(Action::Kind::kPause, "Paused",
+                               "domain " + dom + " paused (its vCPUs stopped, memory kept)", "PauseFailed"));
     }
     st["phase"] = want;
     st["powerState"] = want;
@@ -683,12 +686,9 @@ Decision Decide(const Observed& o, const Options& opts) {
   } else if (want == "Suspended") {
     st.erase("shutdownStartedAt");
     if (running) {
-      Action a{Action::Kind::kManagedSave};
-      a.event_reason = "Suspended";
-      a.event_message = "domain " + dom + "'s memory saved and the domain stopped; powerState Running restores it";
-      a.fail_condition = "Ready";
-      a.fail_reason = "SuspendFailed";
-      d.actions.push_back(std::move(a));
+      d.actions.push_back(Step(Action::Kind::kManagedSave, "Suspended",
+                               "domain " + dom + "'s memory saved and the domain stopped; powerState Running restores it",
+                               "SuspendFailed"));
     }
     if (running || info.managed_save) {
       st["phase"] = "Suspended";
