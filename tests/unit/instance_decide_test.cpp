@@ -612,6 +612,29 @@ TEST(InstanceDecideTest, AResizeOfARunningInstanceWaitsForARestartThatPowerCycle
   EXPECT_TRUE(Kinds(Decide(o, Opts())).empty());
 }
 
+TEST(InstanceDecideTest, OurStatusGoesOntoTheLatestObjectKeepingOtherWritersConditions) {
+  json latest = {{"metadata", {{"name", "web-1"}, {"resourceVersion", "9"}}},
+                 {"spec", {{"powerState", "Running"}}},
+                 {"status", {{"phase", "Scheduled"}, {"shutdownStartedAt", "x"},
+                             {"conditions", {{{"type", "Scheduled"}, {"status", "True"}},
+                                             {{"type", "AddressesAllocated"}, {"status", "True"}},
+                                             {{"type", "RestartRequired"}, {"status", "True"}},
+                                             {{"type", "Ready"}, {"status", "False"}}}}}}};
+  json ours = {{"metadata", {{"name", "web-1"}, {"resourceVersion", "7"}}},
+               {"status", {{"phase", "Running"}, {"restartedAt", "2027-01-15T08:00:00Z"},
+                           {"conditions", {{{"type", "Ready"}, {"status", "True"}},
+                                           {{"type", "Scheduled"}, {"status", "False"}}}}}}};
+  json out = WithOwnStatus(latest, ours);
+  EXPECT_EQ(out["metadata"]["resourceVersion"], "9");  // written against the latest version
+  EXPECT_EQ(out["status"]["phase"], "Running");
+  EXPECT_EQ(out["status"]["restartedAt"], "2027-01-15T08:00:00Z");  // the one-shot request is recorded
+  EXPECT_FALSE(out["status"].contains("shutdownStartedAt"));
+  std::map<std::string, std::string> got;
+  for (const auto& c : out["status"]["conditions"]) got[c["type"]] = c["status"];
+  EXPECT_EQ(got, (std::map<std::string, std::string>{{"Scheduled", "True"}, {"AddressesAllocated", "True"},
+                                                     {"Ready", "True"}}));  // ours replaced, dropped; theirs kept
+}
+
 TEST(InstanceDecideTest, WithoutASeedWriterNoCdromIsAttached) {
   Observed o = Base();
   o.inst["spec"]["keyName"] = "laptop";  // not read: this node writes no seeds

@@ -211,7 +211,10 @@ TEST(CapacityCacheTest, AssumedRootDiskLeavesItsPool) {
   n.default_pool = "default";
   Options o;
   CapacityCache cache;
-  Demand d{1, 64, 2 << 20};
+  Demand d;
+  d.vcpus = 1;
+  d.memory_mib = 64;
+  d.root_bytes = 2 << 20;
   EXPECT_EQ(cache.ChooseAndAssume("a", d, json::object(), {n}, kFlavors, o).node, "n1");
   Decision second = cache.ChooseAndAssume("b", d, json::object(), {n}, kFlavors, o);
   EXPECT_EQ(second.node, "");  // 2 MiB of 3 are assumed taken

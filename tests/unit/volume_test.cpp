@@ -165,8 +165,16 @@ NodeView StorageNode(const std::string& name, int64_t free_bytes) {
   return n;
 }
 
+// A demand of `vcpus` and `memory_mib`, nothing else.
+Demand Sized(int vcpus, int64_t memory_mib) {
+  Demand d;
+  d.vcpus = vcpus;
+  d.memory_mib = memory_mib;
+  return d;
+}
+
 TEST(VolumePlacementTest, PinnedToTheNodeOfItsVolumes) {
-  Demand d{1, 256};
+  Demand d = Sized(1, 256);
   std::map<std::string, json> vols = {
       {"a", {{"spec", {{"nodeName", "n2"}}}}}, {"b", {{"spec", {{"nodeName", "n2"}}}}}, {"c", {{"spec", json::object()}}}};
   json inst = {{"spec", {{"volumes", json::array({{{"volume", "a"}}, {{"volume", "b"}}})}}}};
@@ -183,7 +191,7 @@ TEST(VolumePlacementTest, PinnedToTheNodeOfItsVolumes) {
   EXPECT_EQ(none.node, "");
   EXPECT_NE(none.reasons[0].find("n1: does not hold volume a (on node n3)"), std::string::npos) << none.reasons[0];
 
-  Demand w{1, 256};
+  Demand w = Sized(1, 256);
   json waiting = {{"spec", {{"volumes", json::array({{{"volume", "c"}}})}}}};
   ASSERT_TRUE(PinToVolumes(waiting, vols, &w, &wait).ok());
   EXPECT_EQ(wait, "volume c is not placed on a node yet");
@@ -192,7 +200,7 @@ TEST(VolumePlacementTest, PinnedToTheNodeOfItsVolumes) {
   EXPECT_EQ(wait, "volume zz does not exist");
 
   vols["b"]["spec"]["nodeName"] = "n1";
-  Demand split{1, 256};
+  Demand split = Sized(1, 256);
   wait.clear();
   Status s = PinToVolumes(inst, vols, &split, &wait);
   EXPECT_FALSE(s.ok());
@@ -200,7 +208,7 @@ TEST(VolumePlacementTest, PinnedToTheNodeOfItsVolumes) {
 }
 
 TEST(VolumePlacementTest, RootDiskNeedsRoomInThePool) {
-  Demand d{1, 256};
+  Demand d = Sized(1, 256);
   d.root_bytes = 10ull << 30;
   Options o;
   auto c = Choose(d, json::object(), {StorageNode("small", 1 << 30), StorageNode("big", 20ll << 30)}, o);

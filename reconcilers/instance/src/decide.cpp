@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <set>
 
 #include "stratus/core/object.h"
 #include "stratus/core/quantity.h"
@@ -738,6 +739,31 @@ Decision Decide(const Observed& o, const Options& opts) {
     }
   }
   return d;
+}
+
+json WithOwnStatus(const json& latest, const json& ours) {
+  static const std::set<std::string> kOwned = {"Ready", "ImagesReady", "NetworkReady", "VolumesReady",
+                                               "RestartRequired", "RebuildRequired"};
+  json out = latest;
+  const json mine = ours.value("status", json::object());
+  json& st = out["status"];
+  if (!st.is_object()) st = json::object();
+  for (auto it = st.begin(); it != st.end();) {  // fields we dropped (e.g. shutdownStartedAt) go
+    if (it.key() != "conditions" && !mine.contains(it.key())) it = st.erase(it);
+    else ++it;
+  }
+  for (const auto& [k, v] : mine.items()) {
+    if (k != "conditions") st[k] = v;
+  }
+  json conditions = json::array();
+  for (const auto& c : st.value("conditions", json::array())) {
+    if (!kOwned.count(c.value("type", ""))) conditions.push_back(c);
+  }
+  for (const auto& c : mine.value("conditions", json::array())) {
+    if (kOwned.count(c.value("type", ""))) conditions.push_back(c);
+  }
+  st["conditions"] = conditions;
+  return out;
 }
 
 TeardownDecision DecideTeardown(const TeardownObserved& o) {

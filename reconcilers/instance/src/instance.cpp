@@ -216,6 +216,12 @@ StatusOr<Result> InstanceReconciler::Act(const json& inst, Decision d) {
     }
   }
   auto u = runtime::UpdateStatusIfChanged(client_, "instances", inst, d.status);
+  if (!u.ok() && u.status().code() == Code::kConflict && !d.actions.empty()) {
+    // Acted, but another writer (placement, IPAM) changed the object meanwhile: record what was done on the
+    // latest version, so that the retry does not repeat a one-shot action.
+    auto latest = client_->Get("instances", ns, name);
+    if (latest.ok()) u = runtime::UpdateStatusIfChanged(client_, "instances", *latest, WithOwnStatus(*latest, d.status));
+  }
   if (!u.ok()) return u.status();
   for (const auto& e : d.events) events_.Record(inst, e.type, e.reason, e.message);
   return d.next;

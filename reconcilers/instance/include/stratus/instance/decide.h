@@ -107,6 +107,14 @@ struct Decision {
 // What to do for an Instance bound to this node and not being deleted.
 Decision Decide(const Observed& o, const Options& opts);
 
+// `latest` (the Instance as the API has it now) with the status this reconciler decided in `ours` written onto it:
+// every status field but conditions from `ours`, and of the conditions only the ones this reconciler owns (Ready,
+// ImagesReady, NetworkReady, VolumesReady, RestartRequired, RebuildRequired: set, or removed when `ours` has
+// none), so that other writers' conditions (placement's Scheduled, IPAM's AddressesAllocated) stay. Used when the
+// status write after acting lost a race: what was done is recorded, so a retry does not do a one-shot action
+// (a restart request, a power cycle) again.
+json WithOwnStatus(const json& latest, const json& ours);
+
 // Teardown of a deleted Instance, decided the same way.
 struct TeardownObserved {
   json inst;

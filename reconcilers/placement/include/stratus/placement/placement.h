@@ -31,6 +31,8 @@ inline constexpr const char* kZoneLabel = "stratus.io/zone";
 constexpr int kMaxPlacementWorkers = 64;
 
 struct Demand {
+  Demand(int vcpus_ = 0, int64_t memory_mib_ = 0, uint64_t root_bytes_ = 0)
+      : vcpus(vcpus_), memory_mib(memory_mib_), root_bytes(root_bytes_) {}
   int vcpus = 0;
   int64_t memory_mib = 0;
   uint64_t root_bytes = 0;      // root volume made on the node (spec.image); checked against root_pool
