@@ -74,13 +74,17 @@ TEST_F(WatchMappingsTest, InstanceReconcilerIsWokenByItsImagesVolumesAndNetworks
   EXPECT_TRUE(Keys(specs, volumes_.get(), obj("unused")).empty());
   EXPECT_EQ(Keys(specs, networks_.get(), obj("lan")), std::vector<std::string>{"default/disk-user"});
   for (const auto& w : specs) {
-    if (w.informer == instances_.get()) EXPECT_EQ(w.resync, instance::InstanceReconciler::kDriftCheck);
+    if (w.informer == instances_.get()) {
+      EXPECT_EQ(w.resync, instance::InstanceReconciler::kDriftCheck);
+    }
   }
 
   // Without networking (and volumes) those sources are simply not watched.
   instance::InstanceReconciler plain(client_.get(), instances_.get(), images_.get(), nullptr, nullptr, nullptr, o);
   for (const auto& w : plain.Watches()) {
-    if (w.informer) EXPECT_TRUE(w.informer == instances_.get() || w.informer == images_.get());
+    if (w.informer) {
+      EXPECT_TRUE(w.informer == instances_.get() || w.informer == images_.get());
+    }
   }
 }
 

@@ -42,6 +42,24 @@ StatusOr<ObservedDomain> InstanceReconciler::ObserveDomain(const std::string& do
   return d;
 }
 
+StatusOr<json> InstanceReconciler::KeyPair(const std::string& ns, const std::string& name) {
+  const std::string key = ns + "/" + name;
+  auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(key_pairs_mu_);
+    auto it = key_pairs_.find(key);
+    if (it != key_pairs_.end() && now - it->second.read < kKeyPairTtl) return it->second.value;
+  }
+  auto kp = client_->Get("keypairs", ns, name);
+  // Only a pair is kept: a missing one (made right after the instance) or an error is asked again next pass.
+  if (kp.ok()) {
+    std::lock_guard lock(key_pairs_mu_);
+    if (key_pairs_.size() > 10000) key_pairs_.clear();  // bounded: many namespaces' keys churn through
+    key_pairs_.insert_or_assign(key, CachedKeyPair{kp, now});
+  }
+  return kp;
+}
+
 StatusOr<Observed> InstanceReconciler::Observe(const json& inst) {
   Observed o;
   o.inst = inst;
@@ -112,8 +130,7 @@ StatusOr<Observed> InstanceReconciler::Observe(const json& inst) {
     o.seed_stamp = opts_.seeds->Stamp(SeedPath(opts_.data_dir, ns, name));
     const std::string key_name = spec.value("keyName", "");
     if (!key_name.empty()) {
-      // Read by name (a node may get the KeyPairs its instances name, never list them): not cached.
-      auto kp = client_->Get("keypairs", ns, key_name);
+      auto kp = KeyPair(ns, key_name);
       if (kp.ok()) o.key_pair = std::move(*kp);
       else if (kp.status().code() != Code::kNotFound) o.key_pair_error = kp.status().message();
     }

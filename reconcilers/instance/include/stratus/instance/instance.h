@@ -94,6 +94,17 @@ class InstanceReconciler : public runtime::Reconciler {
   host::StoragePools* storage_;
   Options opts_;
   runtime::EventRecorder events_;
+  // KeyPairs read by name for seeds (a node may not list or watch them); one found is kept for kKeyPairTtl, so
+  // the drift check of many instances does not read one per instance every pass; a changed key reaches the seed
+  // within it.
+  StatusOr<json> KeyPair(const std::string& ns, const std::string& name);
+  static constexpr std::chrono::seconds kKeyPairTtl{60};
+  struct CachedKeyPair {
+    StatusOr<json> value;
+    std::chrono::steady_clock::time_point read;
+  };
+  std::mutex key_pairs_mu_;
+  std::map<std::string, CachedKeyPair> key_pairs_;
 };
 
 }  // namespace stratus::instance
