@@ -1,6 +1,7 @@
 // `stratusctl logs`, `restart`, `start`, `stop`: console output and power actions on Instances. Power actions
 // are declarative: they change spec (powerState, restartRequestedAt) and the node agent converges.
 #include <iostream>
+#include <map>
 
 #include "commands.h"
 #include "stratus/core/object.h"
@@ -51,27 +52,23 @@ int RunPower(Env& env, const PowerOptions& opts) {
   for (const auto& name : *names) {
     json patch;
     std::string done;
+    // The verbs that only set spec.powerState, and what they say when done.
+    static const std::map<std::string, std::pair<std::string, std::string>> kPowerStates = {
+        {"start", {"Running", "started"}},        {"stop", {"Stopped", "stop requested"}},
+        {"pause", {"Paused", "pause requested"}}, {"suspend", {"Suspended", "suspend requested"}},
+        {"resume", {"Running", "resume requested"}}};
     if (opts.action == "restart") {
       patch = {{"spec", {{"restartRequestedAt", NowRfc3339()}, {"powerState", "Running"}}}};
       done = "restart requested";
-    } else if (opts.action == "start") {
-      patch = {{"spec", {{"powerState", "Running"}}}};
-      done = "started";
-    } else if (opts.action == "pause") {
-      patch = {{"spec", {{"powerState", "Paused"}}}};
-      done = "pause requested";
-    } else if (opts.action == "suspend") {
-      patch = {{"spec", {{"powerState", "Suspended"}}}};
-      done = "suspend requested";
-    } else if (opts.action == "resume") {
-      patch = {{"spec", {{"powerState", "Running"}}}};
-      done = "resume requested";
     } else if (opts.action == "resize") {
       patch = {{"spec", {{"instanceType", opts.instance_type}}}};
       done = "resized to " + opts.instance_type + " (applies at the next restart when it runs)";
+    } else if (auto it = kPowerStates.find(opts.action); it != kPowerStates.end()) {
+      patch = {{"spec", {{"powerState", it->second.first}}}};
+      done = it->second.second;
     } else {
-      patch = {{"spec", {{"powerState", "Stopped"}}}};
-      done = "stop requested";
+      *env.err << "error: unknown action " << opts.action << "\n";
+      return 1;
     }
     auto r = env.client->Patch("instances", env.ns, name, patch);
     if (!r.ok()) {
