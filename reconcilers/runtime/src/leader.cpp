@@ -34,14 +34,7 @@ bool LeaderElector::TryAcquireOrRenew() {
                   {"metadata", {{"name", o_.lease}}},
                   {"spec", {{"holderIdentity", o_.identity}, {"leaseDurationSeconds", secs}, {"acquireTime", stamp},
                             {"renewTime", stamp}, {"leaseTransitions", 0}}}};
-    auto c = client_->Create("leases", "", lease);
-    if (!c.ok()) {
-      spdlog::debug("leader election: lease not created: {}", c.status().ToString());
-      return false;
-    }
-    observed_ = o_.identity + "@" + MetaString(*c, "resourceVersion");
-    observed_at_ = now;
-    return true;
+    return Wrote(client_->Create("leases", "", lease), "created", now);
   }
   json spec = cur->value("spec", json::object());
   std::string holder = spec.value("holderIdentity", "");
@@ -68,12 +61,16 @@ bool LeaderElector::TryAcquireOrRenew() {
   next["spec"]["holderIdentity"] = o_.identity;
   next["spec"]["leaseDurationSeconds"] = secs;
   next["spec"]["renewTime"] = stamp;
-  auto u = client_->Update("leases", "", next);  // conditional on the resourceVersion read above
-  if (!u.ok()) {
-    spdlog::debug("leader election: lease not updated: {}", u.status().ToString());
+  // Conditional on the resourceVersion read above.
+  return Wrote(client_->Update("leases", "", next), "updated", now);
+}
+
+bool LeaderElector::Wrote(const StatusOr<json>& written, const char* what, Clock::time_point now) {
+  if (!written.ok()) {
+    spdlog::debug("leader election: lease not {}: {}", what, written.status().ToString());
     return false;
   }
-  observed_ = o_.identity + "@" + MetaString(*u, "resourceVersion");
+  observed_ = o_.identity + "@" + MetaString(*written, "resourceVersion");  // our own write, seen now
   observed_at_ = now;
   return true;
 }

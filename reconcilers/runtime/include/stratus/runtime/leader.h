@@ -43,6 +43,8 @@ class LeaderElector {
  private:
   void Loop();
   void Release();
+  // After creating or updating the lease: true when `written` succeeded (this elector holds it, as of `now`).
+  bool Wrote(const StatusOr<json>& written, const char* what, Clock::time_point now);
 
   ApiClient* client_;
   LeaderOptions o_;
