@@ -188,7 +188,8 @@ struct ClusterControllers {
     // Several workers: each decides and assumes under the capacity cache's lock (so they never overcommit a node)
     // and then writes its bind outside it, so the binds of a burst share the store's group commits.
     specs.push_back({placement.get(), f.placement_workers});
-    volume_placement = std::make_unique<placement::VolumePlacementReconciler>(client, volumes, nodes, instances, po);
+    volume_placement = std::make_unique<placement::VolumePlacementReconciler>(client, volumes, nodes, instances, po,
+                                                                          informers->For("volumesnapshots"));
     specs.push_back({volume_placement.get(), f.placement_workers});
     ipam = std::make_unique<ipam::IpamReconciler>(client, networks, instances);
     // One worker: the allocation table of a network has a single writer here (and optimistic concurrency

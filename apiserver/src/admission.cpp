@@ -46,6 +46,8 @@ Status AdmitUpdate(const ResourceInfo& r, const json& cur, const json& next) {
     for (const char* f : {"source", "format", "pool"}) Immutable(cur, next, f, &causes);
     json node = SpecField(cur, "nodeName");
     if (node.is_string() && !node.get<std::string>().empty()) Immutable(cur, next, "nodeName", &causes);
+  } else if (r.kind == "VolumeSnapshot") {
+    Immutable(cur, next, "volume", &causes);  // a snapshot is of one volume at one time
   } else if (r.kind == "Token") {
     Immutable(cur, next, "user", &causes);
   } else if (r.kind == "RoleBinding" || r.kind == "ClusterRoleBinding") {
@@ -108,10 +110,80 @@ Status AdmitPoolDelete(const json& obj, const Store& store) {
   return Status(Code::kConflict, "addresspool \"" + name + "\" is used by Address " + who + "; delete those first");
 }
 
+std::string StatusField(const json& o, const char* field) {
+  return o.contains("status") && o["status"].is_object() ? o["status"].value(field, "") : "";
+}
+
+std::string Names(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < 5; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > 5) out += " and " + std::to_string(names.size() - 5) + " more";
+  return out;
+}
+
+// A snapshot is kept while volumes are qcow2 overlays over it (or are about to be made from it) and while an
+// image is still being captured from it.
+Status AdmitSnapshotDelete(const json& obj, const Store& store) {
+  std::string ns = MetaString(obj, "namespace"), name = MetaString(obj, "name");
+  StoreListOptions lo;
+  lo.plural = "volumes";
+  lo.ns = ns;
+  std::vector<std::string> volumes, images;
+  for (const auto& v : store.List(lo).items) {
+    const json& spec = (*v)["spec"];
+    bool from = spec.is_object() && spec.contains("source") && spec["source"].is_object() &&
+                spec["source"].value("snapshot", "") == name;
+    bool pending = from && StatusField(*v, "path").empty() && MetaString(*v, "deletionTimestamp").empty();
+    if (StatusField(*v, "backingSnapshot") == name || pending) volumes.push_back(MetaString(*v, "name"));
+  }
+  lo.plural = "images";
+  for (const auto& i : store.List(lo).items) {
+    const json& spec = (*i)["spec"];
+    bool from = spec.is_object() && spec.contains("source") && spec["source"].is_object() &&
+                spec["source"].value("snapshot", "") == name;
+    bool uploaded = (*i).contains("status") && (*i)["status"].is_object() && (*i)["status"].contains("upload");
+    if (from && !uploaded) images.push_back(MetaString(*i, "name"));
+  }
+  if (!volumes.empty()) {
+    return Status(Code::kConflict, "volumesnapshot \"" + name + "\" backs volume " + Names(volumes) +
+                                       " (a qcow2 overlay over the snapshot's data); delete those volumes first");
+  }
+  if (!images.empty()) {
+    return Status(Code::kConflict, "volumesnapshot \"" + name + "\" is being copied into image " + Names(images) +
+                                       "; delete it once the image is Ready");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+Status AdmitCreate(const ResourceInfo& r, const json& obj, const Store& store) {
+  if (r.kind != "VolumeSnapshot") return Status::Ok();
+  // A raw volume in use by a running guest: its copy is the whole disk, too long to pause the guest for.
+  std::string ns = MetaString(obj, "namespace");
+  std::string vol_name = SpecField(obj, "volume").is_string() ? SpecField(obj, "volume").get<std::string>() : "";
+  auto vol = store.Get({"volumes", ns, vol_name});
+  if (!vol.ok()) return Status::Ok();  // the snapshot waits for it, saying so
+  const json& v = **vol;
+  std::string holder = v.contains("status") && v["status"].is_object() && v["status"].contains("attachment") &&
+                               v["status"]["attachment"].is_object()
+                           ? v["status"]["attachment"].value("instance", "")
+                           : "";
+  if (StatusField(v, "format") != "raw" || holder.empty()) return Status::Ok();
+  auto inst = store.Get({"instances", ns, holder});
+  if (!inst.ok()) return Status::Ok();
+  std::string phase = StatusField(**inst, "phase");
+  if (phase != "Running" && phase != "Paused") return Status::Ok();
+  std::string msg = "volume \"" + vol_name + "\" is raw and in use by running instance \"" + holder +
+                    "\": a raw volume is copied whole, so it is snapshotted only while no guest writes it; stop the "
+                    "instance or detach the volume first";
+  return InvalidError("VolumeSnapshot \"" + MetaString(obj, "name") + "\" is invalid: spec.volume: " + msg,
+                      {{"spec.volume", msg, "FieldValueInvalid"}});
+}
 
 Status AdmitDelete(const ResourceInfo& r, const json& obj, const Store& store) {
   if (r.kind == "AddressPool") return AdmitPoolDelete(obj, store);
+  if (r.kind == "VolumeSnapshot") return AdmitSnapshotDelete(obj, store);
   if (r.kind != "Volume") return Status::Ok();
   std::string ns = MetaString(obj, "namespace"), name = MetaString(obj, "name");
   StoreListOptions lo;

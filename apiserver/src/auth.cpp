@@ -27,8 +27,9 @@ bool IsRead(const std::string& verb) { return verb == "get" || verb == "list" ||
 
 // What members create, change and delete; admins also manage the namespace's RoleBindings.
 const std::set<std::string>& CloudKinds() {
-  static const std::set<std::string> k = {"Instance", "Volume",  "Network",        "Image", "KeyPair",
-                                          "SecurityGroup", "Address", "ManifestSource", "Secret", "InstanceGroup"};
+  static const std::set<std::string> k = {"Instance",      "Volume",  "VolumeSnapshot", "Network", "Image",
+                                          "KeyPair",       "SecurityGroup", "Address", "ManifestSource", "Secret",
+                                          "InstanceGroup"};
   return k;
 }
 // Credentials: never readable by a viewer role, only by cluster-admin.
@@ -191,7 +192,7 @@ bool Authorizer::NodeAllows(const UserInfo& user, const RequestAttributes& a, co
   if (!a.resource) return IsDiscoveryPath(a.path);
   const std::string& kind = a.resource->kind;
   const std::string node = user.NodeName();
-  static const std::set<std::string> kReads = {"Instance", "Volume",       "Network",   "Image", "SecurityGroup",
+  static const std::set<std::string> kReads = {"Instance", "Volume", "VolumeSnapshot", "Network", "Image", "SecurityGroup",
                                                "Node",     "InstanceType", "Namespace", "Event", "Quota",
                                                "Address",  "AddressPool"};
   auto placed_here = [&](const json& o) {
@@ -237,6 +238,20 @@ bool Authorizer::NodeAllows(const UserInfo& user, const RequestAttributes& a, co
     // instances' root disks, which the node makes, grows, hands to their instance and deletes.
     return kind == "Volume" || a.subresource == "status" || finalizers_only();
   }
+  // A snapshot belongs to the node that took it, or before that to the node holding its volume.
+  auto snapshot_here = [&](const std::string& ns, const std::string& name) {
+    auto snap = registry_->store()->GetStored({"volumesnapshots", ns, name});
+    if (!snap.ok()) return false;
+    const json& o = *snap->object;
+    if (o.contains("status") && o["status"].is_object() && !o["status"].value("node", "").empty()) {
+      return o["status"].value("node", "") == node;
+    }
+    auto vol = registry_->store()->GetStored({"volumes", ns, Spec(o, "volume")});
+    return vol.ok() && placed_here(*vol->object);
+  };
+  if (kind == "VolumeSnapshot") {
+    return (a.subresource == "status" || finalizers_only()) && snapshot_here(a.ns, a.name);
+  }
   if (kind == "Network") return a.subresource == "status" || finalizers_only();  // a network spans nodes
   if (kind == "Image") {
     if (a.subresource == "status") return true;
@@ -246,9 +261,10 @@ bool Authorizer::NodeAllows(const UserInfo& user, const RequestAttributes& a, co
     if (!img.ok()) return false;
     const json& o = *img->object;
     if (o.contains("status") && o["status"].is_object() && o["status"].contains("upload")) return false;
-    std::string from = o.contains("spec") && o["spec"].contains("source") && o["spec"]["source"].is_object()
-                           ? o["spec"]["source"].value("volume", "")
-                           : "";
+    const json src = o.contains("spec") && o["spec"].is_object() ? o["spec"].value("source", json::object()) : json();
+    if (!src.is_object()) return false;
+    if (!src.value("snapshot", "").empty()) return snapshot_here(a.ns, src.value("snapshot", ""));
+    std::string from = src.value("volume", "");
     if (from.empty()) return false;
     auto vol = registry_->store()->GetStored({"volumes", a.ns, from});
     return vol.ok() && placed_here(*vol->object);

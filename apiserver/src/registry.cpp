@@ -186,6 +186,8 @@ StatusOr<json> Registry::PrepareCreate(const ResourceInfo& r, const std::string&
   if (!v.ok()) return v;
   v = RunValidators(r, obj);
   if (!v.ok()) return v;
+  v = AdmitCreate(r, obj, *store_);
+  if (!v.ok()) return v;
   Status nss = CheckNamespace(r, ns);
   if (!nss.ok()) return nss;
   return obj;

@@ -16,8 +16,8 @@ namespace {
 
 // The kinds --prune looks at besides those in the files: what a tenant makes.
 const std::vector<std::string>& PruneKinds() {
-  static const std::vector<std::string> k = {"Instance", "Volume", "Network", "Image", "KeyPair",
-                                             "SecurityGroup", "Address", "ManifestSource", "Secret"};
+  static const std::vector<std::string> k = {"Instance",      "Volume",  "VolumeSnapshot", "Network", "Image",
+                                             "KeyPair",       "SecurityGroup", "Address", "ManifestSource", "Secret"};
   return k;
 }
 

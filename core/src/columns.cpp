@@ -159,8 +159,19 @@ std::vector<Column> ColumnsFor(const ResourceInfo& r) {
                if (!img.empty()) return "image/" + img;
                std::string vol = JsonText(o, "spec.source.volume");
                if (!vol.empty()) return "volume/" + vol;
+               std::string snap = JsonText(o, "spec.source.snapshot");
+               if (!snap.empty()) return "volumesnapshot/" + snap;
                return std::string("<none>");
              }, true}};
+  }
+  if (k == "VolumeSnapshot") {
+    return {{"VOLUME", Path({"spec.volume"})},
+            {"SIZE", Path({"status.size"})},
+            {"PHASE", [](const json& o, int64_t) { return Phase(o); }},
+            {"NODE", Path({"status.node"})},
+            {"AGE", age},
+            {"PAUSED-MS", Path({"status.pausedMillis"}), true},
+            {"PATH", Path({"status.path"}), true}};
   }
   if (k == "Network") {
     return {{"CIDR", Path({"spec.cidr"})},

@@ -9,6 +9,7 @@ const std::vector<ResourceInfo>& AllResources() {
   static const std::vector<ResourceInfo> kAll = {
       {"Instance", "instances", "instance", true, {"inst", "vm"}, true, {"all"}},
       {"Volume", "volumes", "volume", true, {"vol"}, true, {"all"}},
+      {"VolumeSnapshot", "volumesnapshots", "volumesnapshot", true, {"vs", "snapshot", "snap"}, true, {"all"}},
       {"Network", "networks", "network", true, {"net"}, true, {"all"}},
       {"Image", "images", "image", true, {"img"}, true, {"all"}},
       {"KeyPair", "keypairs", "keypair", true, {"kp"}, false, {}},

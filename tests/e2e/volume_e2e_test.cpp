@@ -1,6 +1,7 @@
 // End to end on qemu:///system (TCG): an instance booted from a real ext4 root-filesystem image writes a marker
-// to its data volume; the volume grows live and the guest sees it; it is detached, the instance deleted, the
-// volume attached to a new instance that reads the same marker. And: kill -9 of the agent while volumes are
+// to its data volume; a snapshot of it is taken while the guest runs (paused for the copy); the volume grows
+// live and the guest sees it; it is detached, the instance deleted, the volume attached to a new instance that
+// reads the same marker, and so does a volume made from the snapshot (which cannot be deleted before it). And: kill -9 of the agent while volumes are
 // being created leaves no orphan storage and converges.
 #include <gtest/gtest.h>
 
@@ -54,6 +55,21 @@ TEST_F(VolumeE2eTest, DataOutlivesTheInstanceAndGrowsLive) {
   EXPECT_EQ(vol["status"]["phase"], "InUse");
   EXPECT_EQ(vol["status"]["attachment"]["instance"], vm1);
 
+  // A snapshot while the guest runs: its guest is paused for the copy and runs on after it.
+  a = server.Ctl({"apply", "-f", "-"}, "apiVersion: stratus.io/v1\nkind: VolumeSnapshot\nmetadata: {name: data-snap}\n"
+                                       "spec: {volume: data}\n");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  auto w = server.Ctl({"wait", "volumesnapshot/data-snap", "--for", "condition=Ready", "--timeout", "60s"});
+  ASSERT_EQ(w.exit_code, 0) << w.out << w.err << server.Http("GET", std::string(kNs) + "/volumesnapshots/data-snap").body;
+  json snap = server.Http("GET", std::string(kNs) + "/volumesnapshots/data-snap").Json();
+  EXPECT_EQ(snap["status"]["size"], "16Mi");
+  EXPECT_EQ(snap["status"]["format"], "qcow2");
+  EXPECT_TRUE(snap["status"].contains("pausedMillis")) << snap.dump();
+  EXPECT_TRUE(fs::exists(snap["status"].value("path", ""))) << snap.dump();
+  EXPECT_EQ(server.Http("GET", std::string(kNs) + "/instances/" + vm1).Json()["status"].value("phase", ""), "Running");
+  auto ev = server.Ctl({"describe", "volumesnapshot", "data-snap"});
+  EXPECT_NE(ev.out.find("paused for"), std::string::npos) << ev.out;
+
   // Live resize: the guest sees the new size.
   auto p = server.Http("PATCH", std::string(kNs) + "/volumes/data", R"({"spec":{"size":"32Mi"}})",
                        "application/merge-patch+json");
@@ -73,16 +89,31 @@ TEST_F(VolumeE2eTest, DataOutlivesTheInstanceAndGrowsLive) {
   }, 30));
   EXPECT_EQ(server.Http("GET", std::string(kNs) + "/volumes/" + vm1 + "-root").code, 404) << "root volume deleted";
 
-  // A new instance gets the volume and finds the marker the first one wrote.
+  // A new instance gets the volume and finds the marker the first one wrote; a volume made from the snapshot
+  // (a qcow2 overlay over it) carries the same marker.
   a = server.Ctl({"apply", "-f", "-"},
-                 DiskInstance(vm2, "stratus.volmarker=off", "  volumes: [{volume: data, device: vdb}]\n"));
+                 "apiVersion: stratus.io/v1\nkind: Volume\nmetadata: {name: restored}\n"
+                 "spec: {size: 16Mi, source: {snapshot: data-snap}}\n---\n" +
+                     DiskInstance(vm2, "stratus.volmarker=off",
+                                  "  volumes: [{volume: data, device: vdb}, {volume: restored, device: vdc}]\n"));
   ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
   EXPECT_TRUE(wait_log(vm2, "STRATUS-VOLUME-FOUND vdb " + token, 120)) << logs_of(vm2) << server.log();
   EXPECT_NE(logs_of(vm2).find("vdb:32768KiB"), std::string::npos) << "the grown size persisted";
+  EXPECT_TRUE(wait_log(vm2, "STRATUS-VOLUME-FOUND vdc " + token, 30)) << logs_of(vm2);
+  json restored = server.Http("GET", std::string(kNs) + "/volumes/restored").Json();
+  EXPECT_EQ(restored["status"].value("backingSnapshot", ""), "data-snap") << restored.dump();
+  // The snapshot backs it: its deletion is refused, naming the volume.
+  auto refused = server.Ctl({"delete", "volumesnapshot", "data-snap"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE((refused.out + refused.err).find("backs volume restored"), std::string::npos) << refused.out << refused.err;
 
   d = server.Ctl({"delete", "instance", vm2, "--wait", "--timeout", "90s"});
   ASSERT_EQ(d.exit_code, 0) << d.out << d.err;
   d = server.Ctl({"delete", "volume", "data", "--wait", "--timeout", "60s"});
+  ASSERT_EQ(d.exit_code, 0) << d.out << d.err;
+  d = server.Ctl({"delete", "volume", "restored", "--wait", "--timeout", "60s"});
+  ASSERT_EQ(d.exit_code, 0) << d.out << d.err;
+  d = server.Ctl({"delete", "volumesnapshot", "data-snap", "--wait", "--timeout", "60s"});
   ASSERT_EQ(d.exit_code, 0) << d.out << d.err;
   fs::path pool = dir_.path() / "data" / "agent" / "pools" / "default";
   EXPECT_TRUE(fs::is_empty(pool)) << "no volume files left behind";

@@ -143,6 +143,31 @@ StatusOr<host::VolumeInfo> FakeStoragePools::CloneVolume(const std::string& pool
   return Make(pool, name, bytes > src ? bytes : src, format);
 }
 
+StatusOr<host::VolumeInfo> FakeStoragePools::CopyOpenVolume(const std::string& pool, const std::string& name,
+                                                            const std::string& source_pool,
+                                                            const std::string& source_name,
+                                                            const std::string& format) {
+  std::function<void()> hook;
+  {
+    std::lock_guard l(mu_);
+    hook = copy_hook_;
+  }
+  if (hook) hook();
+  std::lock_guard l(mu_);
+  auto sp = pools_.find(source_pool);
+  if (sp == pools_.end() || !sp->second.volumes.count(source_name)) return NotFound("volume " + source_name);
+  uint64_t src = sp->second.volumes[source_name].capacity_bytes;
+  if (Status s = Enter("CopyOpenVolume", pool + "/" + name + " from " + source_pool + "/" + source_name); !s.ok()) {
+    return s;
+  }
+  return Make(pool, name, src, format);
+}
+
+void FakeStoragePools::SetCopyHook(std::function<void()> hook) {
+  std::lock_guard l(mu_);
+  copy_hook_ = std::move(hook);
+}
+
 StatusOr<std::vector<host::VolumeInfo>> FakeStoragePools::ListVolumes(const std::string& pool) {
   std::lock_guard l(mu_);
   auto p = pools_.find(pool);

@@ -2,6 +2,7 @@
 // (name, path, capacity, format), failures injected per operation, and a record of what changed. Thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -20,6 +21,8 @@ class FakeStoragePools : public host::StoragePools {
   void RemoveVolume(const std::string& pool, const std::string& name);  // lost behind our back
   bool HasVolume(const std::string& pool, const std::string& name) const;
   std::vector<std::string> TakeCalls();  // "Op pool/name" lines of every change, in order
+  // Runs during each CopyOpenVolume, before the copy is made (what the guest does meanwhile).
+  void SetCopyHook(std::function<void()> hook);
 
   // --- host::StoragePools ---
   Status EnsurePool(const host::PoolConfig& pool) override;
@@ -37,6 +40,9 @@ class FakeStoragePools : public host::StoragePools {
   StatusOr<host::VolumeInfo> CloneVolume(const std::string& pool, const std::string& name,
                                          const std::string& source_pool, const std::string& source_name,
                                          uint64_t bytes, const std::string& format) override;
+  StatusOr<host::VolumeInfo> CopyOpenVolume(const std::string& pool, const std::string& name,
+                                            const std::string& source_pool, const std::string& source_name,
+                                            const std::string& format) override;
   StatusOr<std::vector<host::VolumeInfo>> ListVolumes(const std::string& pool) override;
   Status RemovePool(const std::string& pool) override;
 
@@ -52,6 +58,7 @@ class FakeStoragePools : public host::StoragePools {
   };
   std::map<std::string, PoolState> pools_;
   std::map<std::string, Status> fail_next_;
+  std::function<void()> copy_hook_;
   std::vector<std::string> calls_;
 };
 

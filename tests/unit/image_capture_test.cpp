@@ -17,6 +17,11 @@ json Vol(const std::string& node, const std::string& phase, const std::string& p
   return {{"metadata", {{"name", "root"}}}, {"status", {{"node", node}, {"phase", phase}, {"path", path}}}};
 }
 
+json Snap(const std::string& snapshot) {
+  return {{"metadata", {{"name", "img"}, {"namespace", "default"}}},
+          {"spec", {{"type", "disk"}, {"source", {{"snapshot", snapshot}}}}}};
+}
+
 TEST(DecideCaptureTest, OnlyTheNodeHoldingTheReadyVolumeCopiesItOnce) {
   using A = CaptureDecision::Action;
   struct Case {
@@ -36,6 +41,12 @@ TEST(DecideCaptureTest, OnlyTheNodeHoldingTheReadyVolumeCopiesItOnce) {
       {"no path yet", Img("root"), Vol("n1", "InUse", ""), "n1", A::kWait, "no path"},
       {"uploaded already: import it", Img("root", true), Vol("n1", "InUse"), "n1", A::kNone, ""},
       {"not from a volume", json{{"spec", {{"source", {{"url", "http://x/y"}}}}}}, Vol("n1", "InUse"), "n1", A::kNone, ""},
+      // From a VolumeSnapshot: ready once its phase is Ready (a volume's phases do not count).
+      {"snapshot ready", Snap("s1"), Vol("n1", "Ready"), "n1", A::kCapture, ""},
+      {"snapshot still copying", Snap("s1"), Vol("n1", "Creating"), "n1", A::kWait, "snapshot s1 to be ready"},
+      {"snapshot phase is not a volume's", Snap("s1"), Vol("n1", "InUse"), "n1", A::kWait, "to be ready"},
+      {"snapshot on another node", Snap("s1"), Vol("n2", "Ready"), "n1", A::kWait, "snapshot s1 is captured by node n2"},
+      {"snapshot missing", Snap("s1"), json(), "n1", A::kWait, "waiting for snapshot s1"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);
@@ -57,6 +68,11 @@ TEST(ValidateImageTest, SourceNamesExactlyOneOfUrlAndVolume) {
   Status kernel = ValidateImage({{"spec", {{"type", "kernel"}, {"source", {{"volume", "root"}}}}}});
   EXPECT_EQ(kernel.code(), Code::kInvalid);
   EXPECT_NE(kernel.message().find("spec.source.volume"), std::string::npos);
+  EXPECT_TRUE(ValidateImage(Snap("s1")).ok());
+  EXPECT_EQ(ValidateImage({{"spec", {{"source", {{"snapshot", "s1"}, {"volume", "root"}}}}}}).code(), Code::kInvalid);
+  Status ramdisk = ValidateImage({{"spec", {{"type", "ramdisk"}, {"source", {{"snapshot", "s1"}}}}}});
+  EXPECT_EQ(ramdisk.code(), Code::kInvalid);
+  EXPECT_NE(ramdisk.message().find("spec.source.snapshot"), std::string::npos);
 }
 
 }  // namespace

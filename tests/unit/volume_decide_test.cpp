@@ -137,6 +137,30 @@ TEST(VolumeDecideTest, SourcesAndPools) {
             "spec.pool: node node-a has no pool \"slow\" (it has: default, fast)");
 }
 
+TEST(VolumeDecideTest, FromASnapshotAnOverlayThatKeepsItOrACopy) {
+  Observed o = Base();
+  o.vol["spec"]["source"] = {{"snapshot", "s1"}};
+  o.source_kind = "snapshot";
+  o.source_waiting = "waiting for snapshot \"s1\" to be Ready (Creating)";
+  Decision d = Decide(o, Opts());
+  EXPECT_FALSE(d.create.has_value());
+  EXPECT_EQ(Reason(d.status, "Ready"), "WaitingForSource");
+  // Ready: in a dir pool, a qcow2 overlay over the snapshot's data, recorded so the snapshot is kept.
+  o.source_waiting.clear();
+  o.source = {"stratus-node-a-default", "snap-1", "/pool/snap-1", "qcow2", uint64_t{1} << 30};
+  d = Decide(o, Opts());
+  ASSERT_TRUE(d.create.has_value());
+  EXPECT_EQ(d.create->method, CreatePlan::Method::kBackingFile);
+  EXPECT_EQ(d.create->source_path, "/pool/snap-1");
+  EXPECT_EQ(d.status["status"]["backingSnapshot"], "s1");
+  // A raw volume (or an LVM pool) is a full copy: it does not keep the snapshot.
+  o.vol["spec"]["format"] = "raw";
+  d = Decide(o, Opts());
+  ASSERT_TRUE(d.create.has_value());
+  EXPECT_EQ(d.create->method, CreatePlan::Method::kFullCopy);
+  EXPECT_FALSE(d.status["status"].contains("backingSnapshot"));
+}
+
 TEST(VolumeDecideTest, TheHolderIsReservedAttachedAndReleased) {
   Observed o = Base();
   Made(o);

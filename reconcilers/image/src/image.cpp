@@ -134,51 +134,64 @@ StatusOr<FormatInfo> DetectFormat(const std::string& path) {
   return f;
 }
 
-std::string SourceVolume(const json& image) {
-  if (!image.contains("spec") || !image["spec"].contains("source") || !image["spec"]["source"].is_object()) return "";
-  return image["spec"]["source"].value("volume", "");
+CaptureSource SourceToCapture(const json& image) {
+  CaptureSource c;
+  if (!image.contains("spec") || !image["spec"].contains("source") || !image["spec"]["source"].is_object()) return c;
+  const json& src = image["spec"]["source"];
+  if (!src.value("volume", "").empty()) {
+    c = {"volume", "volumes", src.value("volume", "")};
+  } else if (!src.value("snapshot", "").empty()) {
+    c = {"snapshot", "volumesnapshots", src.value("snapshot", "")};
+  }
+  return c;
 }
 
 Status ValidateImage(const json& image) {
   if (!image.contains("spec") || !image["spec"].is_object() || !image["spec"].contains("source")) return Status::Ok();
   const json& src = image["spec"]["source"];
   if (!src.is_object()) return Status::Ok();  // the schema names that
-  bool url = src.contains("url"), volume = src.contains("volume");
-  if (url == volume) {
-    return InvalidError("spec.source: name exactly one of url and volume",
-                        {{"spec.source", "name exactly one of url and volume", "FieldValueInvalid"}});
+  int named = 0;
+  for (const char* f : {"url", "volume", "snapshot"}) named += src.contains(f) ? 1 : 0;
+  if (named != 1) {
+    return InvalidError("spec.source: name exactly one of url, volume and snapshot",
+                        {{"spec.source", "name exactly one of url, volume and snapshot", "FieldValueInvalid"}});
   }
-  if (volume && image["spec"].value("type", "disk") != "disk") {
-    return InvalidError("spec.source.volume: only a disk image is captured from a volume",
-                        {{"spec.source.volume", "only a disk image is captured from a volume", "FieldValueInvalid"}});
+  for (const char* f : {"volume", "snapshot"}) {
+    if (src.contains(f) && image["spec"].value("type", "disk") != "disk") {
+      std::string field = std::string("spec.source.") + f;
+      std::string msg = std::string("only a disk image is captured from a ") + f;
+      return InvalidError(field + ": " + msg, {{field, msg, "FieldValueInvalid"}});
+    }
   }
   return Status::Ok();
 }
 
-CaptureDecision DecideCapture(const json& image, const json& volume, const std::string& node) {
+CaptureDecision DecideCapture(const json& image, const json& source, const std::string& node) {
   CaptureDecision d;
-  std::string from = SourceVolume(image);
+  CaptureSource from = SourceToCapture(image);
   bool uploaded = image.contains("status") && image["status"].is_object() && image["status"].contains("upload");
-  if (from.empty() || uploaded) return d;  // not captured, or captured already: import like any upload
+  if (from.name.empty() || uploaded) return d;  // not captured, or captured already: import like any upload
   d.action = CaptureDecision::Action::kWait;
-  if (!volume.is_object()) {
-    d.message = "waiting for volume " + from + " to capture";
+  const std::string what = from.kind + " " + from.name;
+  if (!source.is_object()) {
+    d.message = "waiting for " + what + " to capture";
     return d;
   }
-  const json st = volume.value("status", json::object());
+  const json st = source.value("status", json::object());
   std::string holder = st.value("node", "");
   std::string phase = st.value("phase", "");
-  if (holder.empty() || (phase != "Available" && phase != "InUse")) {
-    d.message = "waiting for volume " + from + " to be ready (phase " + (phase.empty() ? "none" : phase) + ")";
+  bool ready = from.kind == "snapshot" ? phase == "Ready" : (phase == "Available" || phase == "InUse");
+  if (holder.empty() || !ready) {
+    d.message = "waiting for " + what + " to be ready (phase " + (phase.empty() ? "none" : phase) + ")";
     return d;
   }
   if (holder != node) {
-    d.message = "volume " + from + " is captured by node " + holder;
+    d.message = what + " is captured by node " + holder;
     return d;
   }
   d.path = st.value("path", "");
   if (d.path.empty()) {
-    d.message = "volume " + from + " reports no path yet";
+    d.message = what + " reports no path yet";
     return d;
   }
   d.action = CaptureDecision::Action::kCapture;
@@ -326,8 +339,10 @@ Status ImageReconciler::Capture(const json& img, const std::string& path) {
   fs::create_directories(work_dir_, ec);
   std::string tmp = (fs::path(work_dir_) / (CacheVolumeName(img) + ".capture.qcow2")).string();
   fs::remove(tmp, ec);
+  const CaptureSource from = SourceToCapture(img);
+  const std::string what = from.kind + " " + from.name;
   Status r = Report(img, {{"phase", "Capturing"}, {"progress", 0}, {"reason", "Capturing"},
-                          {"message", "copying volume " + SourceVolume(img)}});
+                          {"message", "copying " + what}});
   if (!r.ok()) return r;
   // -U: the volume may be in use by a running guest; the copy is crash-consistent, as a power cut would leave it.
   auto c = ExecChecked({"qemu-img", "convert", "-U", "-O", "qcow2", path, tmp}, 1800);
@@ -347,12 +362,12 @@ Status ImageReconciler::Capture(const json& img, const std::string& path) {
     if (pct / 10 == last / 10) return;
     last = pct;
     (void)Report(img, {{"phase", "Capturing"}, {"progress", pct}, {"reason", "Uploading"},
-                       {"message", "uploading the copy of volume " + SourceVolume(img)}});
+                       {"message", "uploading the copy of " + what}});
   });
   fs::remove(tmp, ec);
   if (!up.ok()) return fail(up.status());
-  events_.Record(img, "Normal", "Captured", "volume " + SourceVolume(img) + " copied on node " + node_ + " and uploaded");
-  spdlog::info("image captured: image={} volume={} node={}", key, SourceVolume(img), node_);
+  events_.Record(img, "Normal", "Captured", what + " copied on node " + node_ + " and uploaded");
+  spdlog::info("image captured: image={} source={} node={}", key, what, node_);
   return Status::Ok();
 }
 
@@ -369,16 +384,16 @@ StatusOr<runtime::Result> ImageReconciler::Reconcile(const std::string& key) {
     if (!d.ok()) return d;
     existing = Status(Code::kNotFound, "removed partial import");
   }
-  if (!SourceVolume(img).empty()) {
+  if (CaptureSource from = SourceToCapture(img); !from.name.empty()) {
     auto [ns, name] = runtime::SplitKey(key);
-    auto vol = client_->Get("volumes", ns, SourceVolume(img));
-    if (!vol.ok() && vol.status().code() != Code::kNotFound) return vol.status();
-    CaptureDecision d = DecideCapture(img, vol.ok() ? *vol : json(), node_);
+    auto src = client_->Get(from.plural, ns, from.name);
+    if (!src.ok() && src.status().code() != Code::kNotFound) return src.status();
+    CaptureDecision d = DecideCapture(img, src.ok() ? *src : json(), node_);
     if (d.action == CaptureDecision::Action::kWait) {
       Status r = Report(img, {{"phase", "Pending"}, {"progress", nullptr}, {"reason", "AwaitingCapture"},
                               {"message", d.message}});
       if (!r.ok()) return r;
-      return runtime::Result::After(std::chrono::seconds(5));  // volumes are not watched here: look again
+      return runtime::Result::After(std::chrono::seconds(5));  // sources are not watched here: look again
     }
     if (d.action == CaptureDecision::Action::kCapture) {
       Status s = Capture(img, d.path);

@@ -122,8 +122,8 @@ std::string VolumeDecisionMessage(const Decision& d, size_t total_nodes) {
 
 VolumePlacementReconciler::VolumePlacementReconciler(ApiClient* client, runtime::Informer* volumes,
                                                      runtime::Informer* nodes, runtime::Informer* instances,
-                                                     Options opts)
-    : client_(client), volumes_(volumes), nodes_(nodes), instances_(instances), opts_(opts),
+                                                     Options opts, runtime::Informer* snapshots)
+    : client_(client), volumes_(volumes), nodes_(nodes), instances_(instances), opts_(opts), snapshots_(snapshots),
       events_(client, "volume-placement"), cache_(std::make_shared<PoolSpaceCache>()) {
   std::shared_ptr<PoolSpaceCache> cache = cache_;
   volumes_->AddHandler([cache](const std::string&, const json& obj, bool deleted) { cache->Observe(obj, deleted); });
@@ -161,6 +161,15 @@ StatusOr<runtime::Result> VolumePlacementReconciler::Reconcile(const std::string
       return unscheduled("WaitingForSource", "source volume " + src + " is not placed yet", std::chrono::seconds(2));
     }
     why = "source volume " + src;
+  } else if (spec.contains("source") && !spec["source"].value("snapshot", "").empty()) {
+    std::string src = spec["source"]["snapshot"];
+    json sn = snapshots_ ? snapshots_->Get(ns + "/" + src) : json();
+    if (sn.is_null()) return unscheduled("WaitingForSource", "snapshot " + src + " does not exist", std::chrono::seconds(5));
+    pinned = sn.contains("status") && sn["status"].is_object() ? sn["status"].value("node", "") : "";
+    if (pinned.empty()) {
+      return unscheduled("WaitingForSource", "snapshot " + src + " is not taken yet", std::chrono::seconds(2));
+    }
+    why = "snapshot " + src;
   }
   if (pinned.empty() && instances_ != nullptr) {
     for (const auto& i : instances_->List()) {
@@ -204,7 +213,10 @@ StatusOr<runtime::Result> VolumePlacementReconciler::Reconcile(const std::string
 }
 
 std::vector<runtime::WatchSpec> VolumePlacementReconciler::Watches() {
-  return {{volumes_, nullptr}, {nodes_, UnboundKeys(volumes_)}, {instances_, UnboundKeys(volumes_)}};
+  std::vector<runtime::WatchSpec> w = {
+      {volumes_, nullptr}, {nodes_, UnboundKeys(volumes_)}, {instances_, UnboundKeys(volumes_)}};
+  if (snapshots_ != nullptr) w.push_back({snapshots_, UnboundKeys(volumes_)});
+  return w;
 }
 
 }  // namespace stratus::placement

@@ -12,8 +12,8 @@ using runtime::Result;
 const char* MethodName(CreatePlan::Method m) {
   switch (m) {
     case CreatePlan::Method::kBlank: return "blank";
-    case CreatePlan::Method::kBackingFile: return "qcow2 over the cached image";
-    case CreatePlan::Method::kFullCopy: return "full copy of the image";
+    case CreatePlan::Method::kBackingFile: return "qcow2 overlay";
+    case CreatePlan::Method::kFullCopy: return "full copy";
     case CreatePlan::Method::kCloneVolume: return "full copy of the source volume";
   }
   return "";
@@ -106,6 +106,9 @@ Decision Decide(const Observed& o, const Options& opts) {
       d.creating = std::move(creating);
     }
     st["format"] = plan->format;
+    if (o.source_kind == "snapshot" && plan->method == CreatePlan::Method::kBackingFile) {
+      st["backingSnapshot"] = vol["spec"]["source"].value("snapshot", "");  // it keeps the snapshot
+    }
     d.create = *plan;
   }
 

@@ -1,5 +1,7 @@
 #include "stratus/volume/volume.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "stratus/core/object.h"
@@ -21,8 +23,9 @@ std::string VolumeReconciler::StorageName(const json& volume) { return "vol-" + 
 
 VolumeReconciler::VolumeReconciler(ApiClient* client, runtime::Informer* volumes, runtime::Informer* instances,
                                    runtime::Informer* images, host::StoragePools* storage, host::Hypervisor* hv,
-                                   Options opts)
-    : client_(client), volumes_(volumes), instances_(instances), images_(images), storage_(storage), hv_(hv),
+                                   Options opts, runtime::Informer* snapshots)
+    : client_(client), volumes_(volumes), instances_(instances), images_(images), snapshots_(snapshots),
+      storage_(storage), hv_(hv),
       opts_(std::move(opts)), events_(client, "volume-agent", opts_.node) {}
 
 std::vector<json> VolumeReconciler::InstancesIn(const std::string& ns) const {
@@ -100,6 +103,33 @@ StatusOr<Observed> VolumeReconciler::Observe(const json& vol) {
         auto it = opts_.pools.find(sp.empty() ? opts_.default_pool : sp);
         if (it == opts_.pools.end()) return Internal("source volume's pool is not configured on this node");
         auto src = storage_->Volume(it->second.libvirt_name, StorageName(sv));
+        if (!src.ok()) return src.status();
+        o.source.pool = it->second.libvirt_name;
+        o.source.name = src->name;
+        o.source.path = src->path;
+        o.source.format = src->format.empty() ? "raw" : src->format;
+        o.source.virtual_bytes = src->capacity_bytes;
+      }
+    } else if (spec.contains("source") && !spec["source"].value("snapshot", "").empty()) {
+      o.source_kind = "snapshot";
+      std::string snap_name = spec["source"]["snapshot"];
+      json sn = snapshots_ ? snapshots_->Get(ns + "/" + snap_name) : json();
+      if (snapshots_ == nullptr) {
+        o.source_waiting = "this agent does not watch VolumeSnapshots";
+      } else if (sn.is_null()) {
+        o.source_waiting = "snapshot \"" + snap_name + "\" does not exist";
+      } else if (!MetaString(sn, "deletionTimestamp").empty()) {
+        o.source_waiting = "snapshot \"" + snap_name + "\" is being deleted";
+      } else if (StatusString(sn, "phase") != "Ready" || StatusString(sn, "path").empty()) {
+        o.source_waiting = "waiting for snapshot \"" + snap_name + "\" to be Ready (" +
+                           (StatusString(sn, "phase").empty() ? "Pending" : StatusString(sn, "phase")) + ")";
+      } else if (StatusString(sn, "node") != opts_.node) {
+        o.source_waiting = "snapshot \"" + snap_name + "\" is on node \"" + StatusString(sn, "node") + "\", not on " +
+                           opts_.node + " (local storage: volumes are made next to their snapshot)";
+      } else {
+        auto it = opts_.pools.find(StatusString(sn, "pool").empty() ? opts_.default_pool : StatusString(sn, "pool"));
+        if (it == opts_.pools.end()) return Internal("snapshot's pool is not configured on this node");
+        auto src = storage_->Volume(it->second.libvirt_name, "snap-" + MetaString(sn, "uid"));
         if (!src.ok()) return src.status();
         o.source.pool = it->second.libvirt_name;
         o.source.name = src->name;
@@ -246,7 +276,7 @@ StatusOr<Result> VolumeReconciler::Reconcile(const std::string& key) {
 
 std::vector<runtime::WatchSpec> VolumeReconciler::Watches() {
   runtime::Informer* volumes = volumes_;
-  return {
+  std::vector<runtime::WatchSpec> w = {
       // Its own objects, with a drift check of what is on the node.
       {volumes_, nullptr, kDriftCheck},
       // An instance changing what it asks for (or what its domain has) wakes the volumes concerned, old and new.
@@ -257,6 +287,19 @@ std::vector<runtime::WatchSpec> VolumeReconciler::Watches() {
          for (const auto& u : VolumesOf(inst)) keys.push_back(ns + "/" + u.volume);
          if (inst.contains("status") && inst["status"].contains("volumes")) {
            for (const auto& v : inst["status"]["volumes"]) keys.push_back(ns + "/" + v.value("name", ""));
+         }
+         return keys;
+       }},
+      // A snapshot becoming Ready wakes the volumes made from it.
+      {snapshots_,
+       [volumes](const std::string&, const json& snap) {
+         std::vector<std::string> keys;
+         std::string ns = MetaString(snap, "namespace"), name = MetaString(snap, "name");
+         for (const auto& v : volumes->List()) {
+           if (MetaString(v, "namespace") == ns && v["spec"].contains("source") &&
+               v["spec"]["source"].value("snapshot", "") == name) {
+             keys.push_back(runtime::KeyFor(v));
+           }
          }
          return keys;
        }},
@@ -274,6 +317,9 @@ std::vector<runtime::WatchSpec> VolumeReconciler::Watches() {
          return keys;
        }},
   };
+  w.erase(std::remove_if(w.begin(), w.end(), [](const runtime::WatchSpec& s) { return s.informer == nullptr; }),
+          w.end());
+  return w;
 }
 
 }  // namespace stratus::volume

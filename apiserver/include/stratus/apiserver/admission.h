@@ -14,8 +14,13 @@ namespace stratus {
 // never shrinks.
 Status AdmitUpdate(const ResourceInfo& r, const json& cur, const json& next);
 
+// kInvalid naming spec.volume when a VolumeSnapshot is of a raw volume that a running instance uses (a raw copy
+// is the whole disk; the guest would be paused for all of it).
+Status AdmitCreate(const ResourceInfo& r, const json& obj, const Store& store);
+
 // kConflict naming the dependents when `obj` may not be deleted now: a Volume that an Instance lists in
-// spec.volumes, or the root volume of an Instance that still exists.
+// spec.volumes, or the root volume of an Instance that still exists; a VolumeSnapshot that a volume is an overlay
+// over (or is about to be made from), or that an image is still being captured from.
 Status AdmitDelete(const ResourceInfo& r, const json& obj, const Store& store);
 
 }  // namespace stratus

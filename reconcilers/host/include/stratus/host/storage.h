@@ -84,6 +84,13 @@ class StoragePools {
   virtual StatusOr<VolumeInfo> CloneVolume(const std::string& pool, const std::string& name,
                                            const std::string& source_pool, const std::string& source_name,
                                            uint64_t bytes, const std::string& format) = 0;
+  // A copy of a volume that a guest may hold open (QEMU's image lock is shared for the read, as `qemu-img
+  // convert -U`): a new volume of the source's size in `format`, standing alone (the source's backing chain is
+  // followed). The caller makes it point-in-time by keeping writers off meanwhile (the guest paused, or the
+  // volume unattached). Nothing is left behind on failure.
+  virtual StatusOr<VolumeInfo> CopyOpenVolume(const std::string& pool, const std::string& name,
+                                              const std::string& source_pool, const std::string& source_name,
+                                              const std::string& format) = 0;
   virtual StatusOr<std::vector<VolumeInfo>> ListVolumes(const std::string& pool) = 0;
   // Stops and undefines the pool; its directory / volume group and their data stay. Ok when absent.
   virtual Status RemovePool(const std::string& pool) = 0;

@@ -34,19 +34,26 @@ StatusOr<FormatInfo> DetectFormat(const std::string& path);
 // (`api_url` + .../images/NAME/upload). Empty with `*waiting` set when the data has not been uploaded yet.
 std::string SourceUrl(const json& image, const std::string& api_url, std::string* waiting);
 
-// An Image captured from a Volume (spec.source.volume: EC2's CreateImage, Glance's image from a server): the node
-// that holds the volume copies it (crash-consistent: qemu-img convert -U of the live file) and uploads the copy
-// to the API server; from then on every node imports it like any uploaded image.
+// An Image captured from a Volume (spec.source.volume: EC2's CreateImage, Glance's image from a server) or from a
+// VolumeSnapshot (spec.source.snapshot): the node that holds it copies it (a live volume crash-consistent:
+// qemu-img convert -U of the live file) and uploads the copy to the API server; from then on every node imports
+// it like any uploaded image.
+struct CaptureSource {
+  std::string kind;    // "volume" | "snapshot" ("" when the image is not captured)
+  std::string plural;  // volumes | volumesnapshots
+  std::string name;
+};
+// spec.source.volume or spec.source.snapshot.
+CaptureSource SourceToCapture(const json& image);
 struct CaptureDecision {
   enum class Action { kNone, kWait, kCapture } action = Action::kNone;
   std::string message;  // why we wait
-  std::string path;     // kCapture: the volume's file
+  std::string path;     // kCapture: the volume's (snapshot's) file
 };
-// Pure: what this node does about `image`'s source volume. `volume` is the Volume object (null when missing).
-CaptureDecision DecideCapture(const json& image, const json& volume, const std::string& node);
-// spec.source.volume, or "".
-std::string SourceVolume(const json& image);
-// Admission: spec.source names exactly one of url and volume; a volume only for a disk image.
+// Pure: what this node does about `image`'s source volume or snapshot. `source` is that object (null when
+// missing); a volume is ready when Available or InUse, a snapshot when Ready.
+CaptureDecision DecideCapture(const json& image, const json& source, const std::string& node);
+// Admission: spec.source names exactly one of url, volume and snapshot; the last two only for a disk image.
 Status ValidateImage(const json& image);
 
 // The pool volume name caching an Image (stable across restarts; derived from its uid).

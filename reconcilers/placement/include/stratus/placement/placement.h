@@ -249,14 +249,18 @@ class PlacementReconciler : public runtime::Reconciler {
   const CapacityCache& cache() const { return *cache_; }
 };
 
-// Binds each Volume without spec.nodeName: next to its source volume, next to the bound instance that asks for
-// it, or else on the Ready node whose pool has the most free space that fits it. Explains when nothing fits.
+// Binds each Volume without spec.nodeName: next to its source volume or snapshot, next to the bound instance that
+// asks for it, or else on the Ready node whose pool has the most free space that fits it. Explains when nothing
+// fits. Without `snapshots`, volumes made from a snapshot stay unbound.
 class VolumePlacementReconciler : public runtime::Reconciler {
  public:
   VolumePlacementReconciler(ApiClient* client, runtime::Informer* volumes, runtime::Informer* nodes,
-                            runtime::Informer* instances, Options opts);
+                            runtime::Informer* instances, Options opts, runtime::Informer* snapshots = nullptr);
   std::string Name() const override { return "volume-placement"; }
-  std::vector<const runtime::Informer*> Reads() const override { return {volumes_, nodes_, instances_}; }
+  std::vector<const runtime::Informer*> Reads() const override {
+    if (snapshots_ == nullptr) return {volumes_, nodes_, instances_};
+    return {volumes_, nodes_, instances_, snapshots_};
+  }
   std::vector<runtime::WatchSpec> Watches() override;
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
   // For tests: the pool space this reconciler decides against.
@@ -268,6 +272,7 @@ class VolumePlacementReconciler : public runtime::Reconciler {
   runtime::Informer* nodes_;
   runtime::Informer* instances_;
   Options opts_;
+  runtime::Informer* snapshots_;
   runtime::EventRecorder events_;
   std::shared_ptr<PoolSpaceCache> cache_;  // shared with the volume informer's handler
 };

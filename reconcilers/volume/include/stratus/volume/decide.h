@@ -15,7 +15,7 @@
 
 namespace stratus::volume {
 
-// How a CreatePlan makes the volume, in words ("qcow2 over the cached image").
+// How a CreatePlan makes the volume, in words ("qcow2 overlay").
 const char* MethodName(CreatePlan::Method m);
 
 struct Observed {

@@ -57,8 +57,8 @@ struct SourceInfo {
   uint64_t virtual_bytes = 0;
 };
 // How to create a volume of `requested` bytes in a pool of `pool_type` from `source` (null: blank). `kind` is
-// "image" or "volume". A qcow2 volume in a dir pool from an image is a qcow2 overlay on the cached image
-// (backing file, instant); raw volumes and logical pools get a full copy; volumes clone volumes by copy.
+// "image", "volume" or "snapshot". A qcow2 volume in a dir pool from an image or a snapshot is a qcow2 overlay
+// on it (backing file, instant); raw volumes and logical pools get a full copy; volumes clone volumes by copy.
 // kInvalid when the request is smaller than the source (the message names spec.size).
 StatusOr<CreatePlan> PlanCreate(const std::string& pool_type, const std::string& format, uint64_t requested,
                                 const std::string& kind, const SourceInfo* source);
@@ -87,11 +87,16 @@ struct Observed;  // decide.h
 
 class VolumeReconciler : public runtime::Reconciler {
  public:
-  // `volumes` and `images` see every namespace; `instances` those bound to this node.
+  // `volumes`, `images` and `snapshots` see every namespace; `instances` those bound to this node. Without
+  // `snapshots`, volumes made from a snapshot wait.
   VolumeReconciler(ApiClient* client, runtime::Informer* volumes, runtime::Informer* instances,
-                   runtime::Informer* images, host::StoragePools* storage, host::Hypervisor* hv, Options opts);
+                   runtime::Informer* images, host::StoragePools* storage, host::Hypervisor* hv, Options opts,
+                   runtime::Informer* snapshots = nullptr);
   std::string Name() const override { return "volume"; }
-  std::vector<const runtime::Informer*> Reads() const override { return {volumes_, instances_, images_}; }
+  std::vector<const runtime::Informer*> Reads() const override {
+    if (snapshots_ == nullptr) return {volumes_, instances_, images_};
+    return {volumes_, instances_, images_, snapshots_};
+  }
   std::vector<runtime::WatchSpec> Watches() override;
   // How often every volume on the node is looked at again even when nothing changed (storage drift).
   static constexpr std::chrono::milliseconds kDriftCheck{10000};
@@ -111,6 +116,7 @@ class VolumeReconciler : public runtime::Reconciler {
   runtime::Informer* volumes_;
   runtime::Informer* instances_;
   runtime::Informer* images_;
+  runtime::Informer* snapshots_;
   host::StoragePools* storage_;
   host::Hypervisor* hv_;
   Options opts_;
