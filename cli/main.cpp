@@ -259,6 +259,10 @@ int Run(int argc, char** argv) {
                             "where to save the private key (default $STRATUS_KEY_DIR, else ~/.stratus/keys)");
 
   SshOptions ssh;
+  ConsoleOptions console;
+  auto* console_cmd = app.add_subcommand("console", "Attach to an instance's serial console (Ctrl-] leaves)");
+  console_cmd->add_option("target", console.target, "instance/NAME")->required();
+  console_cmd->add_flag("--read-only", console.read_only, "watch only; never type into the console");
   auto* ssh_cmd = app.add_subcommand("ssh", "Log in to an instance (or run COMMAND there) with ssh");
   ssh_cmd->add_option("target", ssh.target, "instance/NAME")->required();
   ssh_cmd->add_option("-i,--identity", ssh.identity,
@@ -351,6 +355,7 @@ int Run(int argc, char** argv) {
   if (create_token_cmd->parsed()) return RunCreateToken(env, create_token);
   if (create_kp_cmd->parsed()) return RunCreateKeyPair(env, create_kp);
   if (ssh_cmd->parsed()) return RunSsh(env, ssh);
+  if (console_cmd->parsed()) return RunConsole(env, console);
   std::cerr << "error: unknown command\n";
   return 1;
 }

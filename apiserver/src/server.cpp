@@ -30,6 +30,7 @@
 #include "stratus/apiserver/query.h"
 #include "stratus/apiserver/watch_filter.h"
 #include "stratus/core/object.h"
+#include "stratus/core/stream_read.h"
 #include "stratus/core/sshkey.h"
 #include "stratus/core/selector.h"
 #include "stratus/core/tls.h"
@@ -86,6 +87,29 @@ struct WatchStream {
     if (closed) return;
     closed = true;
     buf.close(std::ios_base::out);  // synchronous too; not waited for, as in Send
+  }
+};
+
+// One attached console: the agent's chunked output copied into a buffer the listener streams to the client.
+struct ConsoleStream {
+  concurrency::streams::producer_consumer_buffer<uint8_t> buf;
+  pplx::cancellation_token_source cts;  // ends the agent's request
+  std::mutex mu;
+  bool closed = false;
+  bool Put(const uint8_t* data, size_t n, size_t max_buffer) {
+    std::lock_guard lock(mu);
+    if (closed) return false;
+    if (buf.in_avail() > max_buffer) return false;  // the client stopped reading
+    buf.putn_nocopy(data, n);  // copied synchronously; not waited for (see WatchStream::Send)
+    buf.sync();
+    return true;
+  }
+  void Close() {
+    std::lock_guard lock(mu);
+    if (closed) return;
+    closed = true;
+    cts.cancel();
+    buf.close(std::ios_base::out);
   }
 };
 
@@ -157,6 +181,7 @@ struct ApiServer::Impl {
 
   std::mutex watches_mu;
   std::list<std::shared_ptr<WatchStream>> watches;
+  std::list<std::shared_ptr<ConsoleStream>> console_streams;  // guarded by watches_mu; ended by Stop()
   bool draining = false;  // guarded by watches_mu: Stop() has begun; no new watch may stay open
   std::atomic<bool> refusing{false};  // new requests get 503 while the server stops
   std::thread janitor;
@@ -637,6 +662,22 @@ struct ApiServer::Impl {
       if (!Allowed(req, call)) return 403;
       return ProxyLog(req, ns, name, query);
     }
+    if (sub == "console" && r->kind == "Instance") {
+      *verb = "CONSOLE";
+      // Watching a console is reading the instance; typing into it (the writer) is creating on instances/console.
+      at.verb = m == methods::POST ? "create" : "get";
+      if (m != methods::GET && m != methods::POST && m != methods::DEL) {
+        return ReplyStatus(req, Status(Code::kMethodNotAllowed, "console: GET attaches, POST sends input, DELETE detaches"));
+      }
+      if (!Allowed(req, call)) return 403;
+      bool write = false;
+      if (m == methods::GET && query["readOnly"] != "true") {
+        RequestAttributes w = at;
+        w.verb = "create";
+        write = !authz || authz->Authorize(call.user, w, nullptr).ok();
+      }
+      return ProxyConsole(req, ns, name, query, body_bytes, write);
+    }
     if (!sub.empty() && sub != "status") {
       return ReplyStatus(req, NotFound("subresource \"" + sub + "\" of " + r->plural + " is not served"));
     }
@@ -1016,41 +1057,47 @@ struct ApiServer::Impl {
                std::map<std::string, std::string>& query) {
     auto agent_url = AgentUrlOfInstance(*registry, ns, name);
     if (!agent_url.ok()) return ReplyStatus(req, agent_url.status());
-    std::string agent = *agent_url;
     std::string tail = query["tailBytes"];
     if (!tail.empty() && tail.find_first_not_of("0123456789") != std::string::npos) {
       return ReplyStatus(req, BadRequest("tailBytes: must be a non-negative integer"));
     }
-    // Asynchronous all the way: this runs on cpprestsdk's pool, and the client's I/O needs that same pool, so
-    // waiting here (.get()) could leave every pool thread waiting for work only the pool can do.
+    web::uri_builder b;
+    b.append_path("logs");
+    b.append_path(ns, true);
+    b.append_path(name, true);
+    if (!tail.empty()) b.append_query("tailBytes", tail);
+    return ForwardToAgent(req, methods::GET, *agent_url, b.to_string(), {}, "text/plain; charset=utf-8");
+  }
+
+  // Sends `method uri` with `body` to the agent at `agent` and answers `req` with what it answers: its Status when
+  // it fails, else its code and body as `type`. Asynchronous all the way: this runs on cpprestsdk's pool, and
+  // the client's I/O needs that same pool, so waiting here (.get()) could leave every pool thread waiting for
+  // work only the pool can do.
+  int ForwardToAgent(http_request& req, const web::http::method& method, const std::string& agent,
+                     const std::string& uri, const std::vector<unsigned char>& body, const std::string& type) {
+    auto unreachable = [agent](const std::string& why) {
+      return Status(Code::kUnavailable, "cannot reach the agent at " + agent + ": " + why);
+    };
     try {
-      web::http::client::http_client_config cfg;
-      cfg.set_timeout(std::chrono::seconds(10));
-      cfg.set_max_redirects(0);  // agents never redirect (and see core/src/api_client.cpp: Config)
-      auto client = std::make_shared<web::http::client::http_client>(agent, cfg);
-      web::uri_builder b;
-      b.append_path("logs");
-      b.append_path(ns, true);
-      b.append_path(name, true);
-      if (!tail.empty()) b.append_query("tailBytes", tail);
-      auto unreachable = [agent](const std::string& why) {
-        return Status(Code::kUnavailable, "cannot reach the agent at " + agent + ": " + why);
-      };
-      client->request(methods::GET, b.to_string())
+      auto client = std::make_shared<web::http::client::http_client>(agent, AgentClientConfig(10));
+      web::http::http_request out(method);
+      out.set_request_uri(uri);
+      if (!body.empty()) out.set_body(body);
+      client->request(out)
           .then([client](web::http::http_response resp) {
-            return resp.extract_vector().then([resp](std::vector<unsigned char> body) {
-              return std::make_pair(resp.status_code(), std::string(body.begin(), body.end()));
+            return resp.extract_vector().then([resp](std::vector<unsigned char> bytes) {
+              return std::make_pair(resp.status_code(), std::string(bytes.begin(), bytes.end()));
             });
           })
-          .then([this, req, unreachable, hold = std::make_shared<Activity>(this)](
+          .then([this, req, unreachable, type, hold = std::make_shared<Activity>(this)](
                     pplx::task<std::pair<web::http::status_code, std::string>> t) mutable {
             auto held = std::move(hold);  // Stop() waits for this reply
             try {
               auto [code, text] = t.get();
-              if (code != 200) {
+              if (code < 200 || code > 299) {
                 ReplyStatus(req, Status::FromHttp(code, text));
               } else {
-                ReplyText(req, 200, text, "text/plain; charset=utf-8");
+                ReplyText(req, code, text, type);
               }
             } catch (const std::exception& e) {
               ReplyStatus(req, unreachable(e.what()));
@@ -1058,8 +1105,96 @@ struct ApiServer::Impl {
           });
       return 200;
     } catch (const std::exception& e) {
-      return ReplyStatus(req, Status(Code::kUnavailable, "cannot reach the agent at " + agent + ": " + e.what()));
+      return ReplyStatus(req, unreachable(e.what()));
     }
+  }
+  static web::http::client::http_client_config AgentClientConfig(int timeout_seconds) {
+    web::http::client::http_client_config cfg;
+    cfg.set_timeout(std::chrono::seconds(timeout_seconds));
+    cfg.set_max_redirects(0);  // agents never redirect (and see core/src/api_client.cpp: Config)
+    return cfg;
+  }
+
+  // --- interactive consoles: proxied to the agent of the instance's node ----------------------------------------
+  // GET streams the output (the agent's chunked body copied through; X-Stratus-Console-Writer says whether this
+  // session may type), POST sends the body as input, DELETE detaches. `session` is the client's token.
+  int ProxyConsole(http_request& req, const std::string& ns, const std::string& name,
+                   std::map<std::string, std::string>& query, const std::vector<unsigned char>& body, bool write) {
+    auto agent_url = AgentUrlOfInstance(*registry, ns, name);
+    if (!agent_url.ok()) return ReplyStatus(req, agent_url.status());
+    web::uri_builder b;
+    b.append_path("console");
+    b.append_path(ns, true);
+    b.append_path(name, true);
+    if (req.method() == methods::POST) b.append_path("input");
+    b.append_query("session", query["session"]);
+    if (req.method() != methods::GET) {
+      return ForwardToAgent(req, req.method(), *agent_url, b.to_string(), body, "text/plain");
+    }
+    if (write) b.append_query("write", "true");
+    auto stream = std::make_shared<ConsoleStream>();
+    {
+      std::lock_guard lock(watches_mu);
+      if (draining) return ReplyStatus(req, Status(Code::kUnavailable, "the API server is stopping"));
+      console_streams.push_back(stream);
+    }
+    // A thread of its own: it waits for the agent's output.
+    std::thread([this, req, stream, agent = *agent_url, uri = b.to_string(),
+                 hold = std::make_shared<Activity>(this)]() mutable {
+      auto held = std::move(hold);  // Stop() waits for the stream to end
+      auto forget = [&] {
+        stream->Close();
+        std::lock_guard lock(watches_mu);
+        console_streams.remove(stream);
+      };
+      web::http::http_response aresp;
+      try {
+        // The agent sends a NUL byte every 10 s on a quiet console: a minute of silence means it is gone.
+        web::http::client::http_client client(agent, AgentClientConfig(60));
+        aresp = client.request(methods::GET, uri, stream->cts.get_token()).get();
+        if (aresp.status_code() != 200) {
+          std::string text = aresp.extract_utf8string(true).get();
+          ReplyStatus(req, Status::FromHttp(aresp.status_code(), text));
+          forget();
+          return;
+        }
+        http_response resp(web::http::status_codes::OK);
+        std::string writer = aresp.headers().has("X-Stratus-Console-Writer") ? aresp.headers()["X-Stratus-Console-Writer"] : "false";
+        resp.headers().add("X-Stratus-Console-Writer", writer);
+        resp.headers().add("Cache-Control", "no-cache");
+        resp.set_body(stream->buf.create_istream(), "application/octet-stream");
+        {
+          std::lock_guard lock(inflight_mu);
+          ++inflight;
+        }
+        req.reply(resp).then([this, stream](pplx::task<void> t) {
+          try {
+            t.get();
+          } catch (...) {
+          }
+          stream->Close();  // the client went away (or the stream ended): end the agent's side too
+          std::lock_guard lock(inflight_mu);
+          if (--inflight == 0) inflight_cv.notify_all();
+        });
+        auto in = aresp.body().streambuf();
+        std::vector<uint8_t> chunk(8192);
+        for (;;) {
+          size_t n = ReadSome(in, chunk.data(), chunk.size());  // what is there, at least a byte; 0 at the end
+          if (n == 0 || !stream->Put(chunk.data(), n, size_t{1} << 20)) break;
+        }
+      } catch (const std::exception& e) {
+        bool replied = false;
+        {
+          std::lock_guard lock(stream->mu);
+          replied = stream->closed;
+        }
+        if (aresp.status_code() == 0 && !replied) {
+          ReplyStatus(req, Status(Code::kUnavailable, "cannot reach the agent at " + agent + ": " + e.what()));
+        }
+      }
+      forget();
+    }).detach();
+    return 200;
   }
 
   // --- watch ---------------------------------------------------------------------------------------------------
@@ -1294,6 +1429,7 @@ bool ApiServer::Stop(std::chrono::milliseconds grace) {
       m.metrics.WatchClosed();
     }
     m.watches.clear();
+    for (auto& c : m.console_streams) c->Close();  // their threads end and leave the list
   }
   // Let the ended watch streams and in-flight responses reach their clients (bounded by `grace`).
   auto deadline = Clock::now() + grace;

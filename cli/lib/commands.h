@@ -184,6 +184,21 @@ StatusOr<std::vector<std::string>> SshArgv(const json& inst, const std::string& 
 // `stratusctl ssh instance/NAME [-- COMMAND]`: runs ssh (replacing this process) to the instance's address.
 int RunSsh(Env& env, const SshOptions& opts);
 
+struct ConsoleOptions {
+  std::string target;      // instance/NAME or NAME
+  bool read_only = false;  // watch only, never the writer
+};
+// `stratusctl console instance/NAME`: attaches to the serial console both ways (raw terminal; Ctrl-] leaves).
+int RunConsole(Env& env, const ConsoleOptions& opts);
+// The typed bytes before the escape character (Ctrl-] by default), and whether it was typed.
+struct EscapeScan {
+  std::string send;
+  bool escaped = false;
+};
+EscapeScan ScanForEscape(const std::string& typed, char escape = 0x1d);
+// The console stream without the NUL bytes the agent sends to keep a quiet stream alive.
+std::string StripKeepalives(const std::string& bytes);
+
 // The global options that say which API server to reach and how (see ResolveGlobal).
 struct GlobalOptions {
   std::string config;      // --config FILE ("" = env STRATUS_CONFIG, else ~/.stratus/config)

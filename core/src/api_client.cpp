@@ -4,6 +4,7 @@
 // this file's boundary. Non-2xx responses carry Kubernetes Status bodies and become Status::FromHttp values.
 
 #include "stratus/core/api_client.h"
+#include "stratus/core/stream_read.h"
 
 #include <cpprest/filestream.h>
 #include <cpprest/http_client.h>
@@ -280,6 +281,27 @@ class HttpApiClient : public ApiClient {
   StatusOr<json> PostRaw(const std::string& path, const json& body) override {
     return DoJson(http::methods::POST, path.empty() || path[0] != '/' ? "/" + path : path, &body, kJson);
   }
+
+  StatusOr<std::string> SendRaw(const std::string& method, const std::string& path, const std::string& body) override {
+    if (!init_error_.ok()) return init_error_;
+    try {
+      http::http_request req(utility::conversions::to_string_t(method));
+      req.set_request_uri(utility::conversions::to_string_t(path.empty() || path[0] != '/' ? "/" + path : path));
+      if (!body.empty()) req.set_body(body, "application/octet-stream");
+      http::http_response resp = client_->request(req).get();
+      std::string text = resp.extract_utf8string(true).get();
+      if (resp.status_code() >= 200 && resp.status_code() < 300) return text;
+      return Status::FromHttp(resp.status_code(), text);
+    } catch (const http::http_exception& e) {
+      return FromHttpException(e);
+    } catch (const std::exception& e) {
+      return Unreachable(e.what());
+    }
+  }
+
+  Status StreamRaw(const std::string& path, int idle_seconds,
+                   const std::function<void(const std::map<std::string, std::string>&)>& on_open,
+                   const std::function<void(const std::string&)>& on_data, const std::atomic<bool>* stop) override;
 
  private:
   httpc::http_client_config Config(std::chrono::seconds timeout) const {
@@ -575,6 +597,50 @@ Status HttpApiClient::Watch(const std::string& plural, const std::string& ns, co
   }
 }
 
+Status HttpApiClient::StreamRaw(const std::string& path, int idle_seconds,
+                                const std::function<void(const std::map<std::string, std::string>&)>& on_open,
+                                const std::function<void(const std::string&)>& on_data, const std::atomic<bool>* stop) {
+  if (!init_error_.ok()) return init_error_;
+  pplx::cancellation_token_source cts;
+  StopWatcher watcher(stop, cts);
+  try {
+    auto client = MakeClient(std::chrono::seconds(idle_seconds));
+    http::http_request req(http::methods::GET);
+    req.set_request_uri(utility::conversions::to_string_t(path.empty() || path[0] != '/' ? "/" + path : path));
+    http::http_response resp = client->request(req, cts.get_token()).get();
+    if (resp.status_code() != 200) {
+      std::string body;
+      try {
+        body = resp.extract_utf8string(true).get();
+      } catch (const std::exception&) {
+      }
+      return Status::FromHttp(resp.status_code(), body);
+    }
+    std::map<std::string, std::string> headers;
+    for (const auto& [k, v] : resp.headers()) {
+      std::string lower = k;
+      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      headers[lower] = v;
+    }
+    on_open(headers);
+    auto in = resp.body().streambuf();
+    std::vector<uint8_t> chunk(8192);
+    for (;;) {
+      size_t n = ReadSome(in, chunk.data(), chunk.size());  // what is there (at least a byte); 0 at the end
+      if (n == 0) return Status::Ok();
+      on_data(std::string(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n)));
+    }
+  } catch (const pplx::task_canceled&) {
+    return Status::Ok();
+  } catch (const http::http_exception& e) {
+    if (watcher.stopped()) return Status::Ok();
+    return FromHttpException(e);
+  } catch (const std::exception& e) {
+    if (watcher.stopped()) return Status::Ok();
+    return Unreachable(e.what());
+  }
+}
+
 // Several API servers of one cluster (on one etcd): requests go to the current one; when it cannot be reached
 // (kUnavailable: refused, unreachable, shutting down), the same request goes to the next, which becomes current.
 // Timeouts are not failed over (a write that timed out may have been applied).
@@ -635,6 +701,14 @@ class FailoverApiClient : public ApiClient {
   }
   StatusOr<std::string> GetRaw(const std::string& path) override {
     return Try([&](ApiClient& c) { return c.GetRaw(path); });
+  }
+  StatusOr<std::string> SendRaw(const std::string& method, const std::string& path, const std::string& body) override {
+    return Try([&](ApiClient& c) { return c.SendRaw(method, path, body); });
+  }
+  Status StreamRaw(const std::string& path, int idle_seconds,
+                   const std::function<void(const std::map<std::string, std::string>&)>& on_open,
+                   const std::function<void(const std::string&)>& on_data, const std::atomic<bool>* stop) override {
+    return Try([&](ApiClient& c) { return c.StreamRaw(path, idle_seconds, on_open, on_data, stop); });
   }
   StatusOr<json> PostRaw(const std::string& path, const json& body) override {
     return Try([&](ApiClient& c) { return c.PostRaw(path, body); });

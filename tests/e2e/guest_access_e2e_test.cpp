@@ -2,13 +2,18 @@
 // (`stratusctl create keypair`, private key saved once), an Instance naming it with a #! user-data script, and
 // the guest's NoCloud seed: the guest takes its hostname from meta-data, the key from user-data and runs the
 // script (its marker on the console); then `ssh -i KEY root@ADDRESS hostname` answers the instance's name, and
-// so do `stratusctl ssh instance/NAME -- hostname` and an interactive `stratusctl ssh` in a pseudo-terminal. Then
+// so do `stratusctl ssh instance/NAME -- hostname` and an interactive `stratusctl ssh` in a pseudo-terminal;
+// `stratusctl console` types into the guest's serial console while a read-only session watches. Then
 // the instance verbs on the same guest: pause/resume (memory kept), suspend/resume (memory saved to disk and
 // restored, not rebooted), a resize that waits for a restart, which power-cycles it into its new size, and a
 // rebuild from another image that keeps the address and the data volume.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <pty.h>
+
+#include <atomic>
+#include <functional>
+#include <thread>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,8 +31,10 @@ struct PtyStep {
   std::string wait_for;  // "" = at once
   std::string input;
 };
+// `on_output`, when given, sees the output so far after each read.
 std::string RunInPty(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                     const std::vector<PtyStep>& steps, int timeout_s, int* exit_code) {
+                     const std::vector<PtyStep>& steps, int timeout_s, int* exit_code,
+                     const std::function<void(const std::string&)>& on_output = nullptr) {
   int master = -1;
   pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
   if (pid < 0) return "forkpty failed";
@@ -55,8 +62,10 @@ std::string RunInPty(const std::vector<std::string>& argv, const std::vector<std
     if (poll(&p, 1, 200) > 0) {
       char buf[4096];
       ssize_t n = read(master, buf, sizeof buf);
-      if (n > 0) out.append(buf, static_cast<size_t>(n));
-      else if (n <= 0 && waitpid(pid, &status, WNOHANG) == pid) {
+      if (n > 0) {
+        out.append(buf, static_cast<size_t>(n));
+        if (on_output) on_output(out);
+      } else if (n <= 0 && waitpid(pid, &status, WNOHANG) == pid) {
         exited = true;
         break;
       }
@@ -168,6 +177,38 @@ TEST_F(GuestAccessE2eTest, KeyPairUserDataAndSsh) {
                                  90, &code);
   EXPECT_NE(session.find("INTERACTIVE-42 on " + name), std::string::npos) << session;
   EXPECT_EQ(code, 0) << session;
+
+  // The serial console, both ways, in terminals: a read-only watcher attaches first (its typing is refused), then
+  // a writer types a command into the guest's console shell; both see its answer; Ctrl-] leaves.
+  std::vector<std::string> con = {StratusctlBin(), "--server", server.url(), "console", "instance/" + name};
+  std::vector<std::string> watch_argv = con;
+  watch_argv.push_back("--read-only");
+  std::atomic<bool> watching{false};
+  int watch_code = -1;
+  std::string watched;
+  std::thread watcher([&] {
+    watched = RunInPty(watch_argv, env, {{"escape character", "x"}, {"CONSOLE-42", "\x1d"}}, 120, &watch_code,
+                       [&](const std::string& out) {
+                         if (out.find("input is not sent") != std::string::npos) watching = true;
+                       });
+  });
+  bool attached = Eventually([&] { return watching.load(); }, 60);
+  std::string typed;
+  if (attached) {
+    typed = RunInPty(con, env, {{"escape character", "\r"}, {"escape character", "echo CONSOLE-$((6*7))\r"},
+                                {"CONSOLE-42", "\x1d"}}, 90, &code);
+  }
+  watcher.join();
+  ASSERT_TRUE(attached) << watched;
+  EXPECT_EQ(code, 0) << typed;
+  EXPECT_NE(typed.find("CONSOLE-42"), std::string::npos) << typed;
+  EXPECT_EQ(typed.find("(read-only)"), std::string::npos) << typed;
+  EXPECT_NE(typed.find("Disconnected from instance/" + name), std::string::npos) << typed;
+  EXPECT_EQ(watch_code, 0) << watched;
+  EXPECT_NE(watched.find("(read-only)"), std::string::npos) << watched;
+  EXPECT_NE(watched.find("CONSOLE-42"), std::string::npos) << watched;
+  // The console log (virtlogd writes the pty's output to it) has it too.
+  EXPECT_NE(server.Ctl({"logs", "instance/" + name}).out.find("CONSOLE-42"), std::string::npos);
 
   // The instance verbs, on the same guest. A helper: one command over ssh (fails fast while the guest is away).
   auto remote = [&](const std::string& cmd) {

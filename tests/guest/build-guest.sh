@@ -393,6 +393,9 @@ volume_seen() {
     *) echo "STRATUS-VOLUME-OTHER $d" ;;
   esac
 }
+# A shell on the serial console, as a cloud image's console login would give (stratusctl console types into it).
+setsid sh -c 'exec sh -i </dev/ttyS0 >/dev/ttyS0 2>&1' &
+echo "STRATUS-CONSOLE-SHELL"
 SEEN=""
 NICS_SEEN=" $(ls /sys/class/net | tr '\n' ' ')"
 while :; do

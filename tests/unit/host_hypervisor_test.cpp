@@ -102,7 +102,9 @@ TEST(DomainXmlTest, EscapesEveryUserString) {
   EXPECT_EQ(std::string(nic.child("mac").attribute("address").value()), s.nics[0].mac);
   EXPECT_EQ(std::string(nic.child("source").attribute("bridge").value()), s.nics[0].bridge);
   EXPECT_EQ(std::string(nic.child("target").attribute("dev").value()), s.nics[0].tap);
-  EXPECT_EQ(std::string(devices.child("serial").child("source").attribute("path").value()), s.serial_log_path);
+  EXPECT_EQ(std::string(devices.child("serial").attribute("type").value()), "pty");  // stratusctl console
+  EXPECT_EQ(std::string(devices.child("serial").child("log").attribute("file").value()), s.serial_log_path);
+  EXPECT_EQ(std::string(devices.child("serial").child("log").attribute("append").value()), "on");
 }
 
 TEST(DomainXmlTest, ShapeForDirectKernelBoot) {

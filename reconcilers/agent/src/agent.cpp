@@ -1,6 +1,7 @@
 #include "stratus/agent/agent.h"
 
 #include <cpprest/http_listener.h>
+#include <cpprest/producerconsumerstream.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <thread>
 
 #include "stratus/agent/owner.h"
 #include "stratus/core/exec.h"
@@ -23,6 +25,10 @@
 #include "stratus/runtime/controller.h"
 #include "stratus/runtime/informer.h"
 #include "stratus/runtime/informer_factory.h"
+#include "stratus/agent/console_hub.h"
+#include "stratus/host/console.h"
+#include "stratus/host/names.h"
+#include "stratus/snapshot/snapshot.h"
 #include "stratus/volume/volume.h"
 
 namespace stratus::agent {
@@ -40,11 +46,13 @@ struct NodeAgent::Impl {
   std::string virt_type;
   std::unique_ptr<runtime::InformerFactory> own_informers;  // when Options.informers is null
   runtime::InformerFactory* informers = nullptr;
-  runtime::Informer *instances = nullptr, *images = nullptr, *flavors = nullptr, *volumes = nullptr;
+  runtime::Informer *instances = nullptr, *images = nullptr, *flavors = nullptr, *volumes = nullptr,
+                    *snapshots = nullptr;
   // Networking (opt-in): every Network, every Instance (peers, in-use checks), every SecurityGroup.
   runtime::Informer *networks = nullptr, *all_instances = nullptr, *groups = nullptr;
   std::unique_ptr<host::NetDev> netdev;
-  std::unique_ptr<host::SeedDisks> seeds;   // NoCloud seed writer of the instance reconciler (null: none)
+  std::unique_ptr<host::SeedDisks> seeds;
+  std::shared_ptr<agent::ConsoleHub> consoles;  // interactive consoles (shared with their streaming threads)   // NoCloud seed writer of the instance reconciler (null: none)
   std::unique_ptr<network::Leases> leases;  // the node's dnsmasq leases, read by the instance reconciler
   std::unique_ptr<network::NetworkReconciler> net_rec;
   int netns_lock_fd = -1;  // host::LockNetworkNamespace, held while networking runs
@@ -52,7 +60,8 @@ struct NodeAgent::Impl {
   std::unique_ptr<image::ImageReconciler> image_rec;
   std::unique_ptr<instance::InstanceReconciler> inst_rec;
   std::unique_ptr<volume::VolumeReconciler> vol_rec;
-  std::unique_ptr<runtime::Controller> image_ctl, inst_ctl, vol_ctl;
+  std::unique_ptr<snapshot::SnapshotReconciler> snap_rec;
+  std::unique_ptr<runtime::Controller> image_ctl, inst_ctl, vol_ctl, snap_ctl;
   volume::Options vopts;  // the node's volume pools
   std::unique_ptr<web::http::experimental::listener::http_listener> listener;
   std::thread heartbeat;
@@ -198,6 +207,85 @@ struct NodeAgent::Impl {
     });
   }
 
+  // Interactive consoles: GET /console/NS/NAME?session=S[&write=true] streams the output (NUL bytes keep a
+  // quiet stream alive; the client drops them), POST /console/NS/NAME/input?session=S sends the body from the
+  // writer, DELETE /console/NS/NAME?session=S detaches.
+  void HandleConsole(http_request& req, const std::vector<std::string>& seg, std::map<std::string, std::string>& query) {
+    auto fail = [&](const Status& s) { Reply(req, s.http_code(), s.ToJson().dump(), "application/json"); };
+    if (!consoles) return fail(Status(Code::kUnavailable, "this agent serves no consoles"));
+    if (!ValidateDns1123Label(seg[1], "namespace").ok() || !ValidateDns1123Label(seg[2], "name").ok()) {
+      return fail(BadRequest("invalid instance name"));
+    }
+    const std::string id = query["session"];
+    if (Status v = agent::ValidateSessionId(id); !v.ok()) return fail(v);
+    if (instances == nullptr || instances->Get(seg[1] + "/" + seg[2]).is_null()) {
+      return fail(NotFound("instance " + seg[1] + "/" + seg[2] + " is not on node " + opts.node));
+    }
+    const std::string domain = host::DomainName(seg[1], seg[2]);
+    auto m = req.method();
+    if (seg.size() == 4 && seg[3] == "input" && m == web::http::methods::POST) {
+      // Read asynchronously: this runs on cpprestsdk's pool, which the body's own reading needs.
+      req.extract_vector().then([hub = consoles, domain, id, req](pplx::task<std::vector<unsigned char>> t) mutable {
+        try {
+          auto body = t.get();
+          Status s = hub->Input(domain, id, std::string(body.begin(), body.end()));
+          if (!s.ok()) return Reply(req, s.http_code(), s.ToJson().dump(), "application/json");
+          Reply(req, 204, "", "text/plain");
+        } catch (const std::exception& e) {
+          Reply(req, 400, BadRequest(std::string("cannot read the input: ") + e.what()).ToJson().dump(),
+                "application/json");
+        }
+      });
+      return;
+    }
+    if (seg.size() != 3) return fail(NotFound("not found"));
+    if (m == web::http::methods::DEL) {
+      consoles->Detach(domain, id);
+      return Reply(req, 204, "", "text/plain");
+    }
+    if (m != web::http::methods::GET) return fail(Status(Code::kMethodNotAllowed, "GET, POST .../input or DELETE"));
+    auto session = consoles->Attach(domain, id, query["write"] == "true");
+    if (!session.ok()) return fail(session.status());
+    StreamConsole(req, consoles, domain, *session);
+  }
+
+  // Streams a session's output as the chunked body of the reply, from a thread of its own (never a pool thread:
+  // it waits for output).
+  static void StreamConsole(http_request& req, std::shared_ptr<agent::ConsoleHub> hub, const std::string& domain,
+                            std::shared_ptr<agent::ConsoleSession> session) {
+    auto buf = std::make_shared<concurrency::streams::producer_consumer_buffer<uint8_t>>();
+    http_response r(web::http::status_codes::OK);
+    r.headers().add("X-Stratus-Console-Writer", session->writer() ? "true" : "false");
+    r.headers().add("Cache-Control", "no-cache");
+    r.set_body(buf->create_istream(), "application/octet-stream");
+    req.reply(r).then([session](pplx::task<void> t) {
+      try {
+        t.get();
+      } catch (...) {
+      }
+      session->Cancel();  // the client went away (or the body ended)
+    });
+    std::thread([hub, domain, session, buf] {
+      auto put = [&](const std::string& bytes) {
+        // Copied synchronously; the returned task is not waited for (see the API server's watch streams).
+        buf->putn_nocopy(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+        buf->sync();
+      };
+      for (;;) {
+        auto next = session->Next(std::chrono::seconds(10));
+        if (!next) break;
+        if (buf->in_avail() > (1u << 20)) break;  // the client stopped reading
+        put(next->empty() ? std::string(1, '\0') : *next);  // NUL: a keepalive on a quiet console
+      }
+      Status why = session->ended();
+      if (!why.ok() && why.message() != "the client went away") {
+        put("\r\n[stratus: console ended: " + why.message() + "]\r\n");
+      }
+      buf->close(std::ios_base::out);
+      hub->Detach(domain, session->id());
+    }).detach();
+  }
+
   void Handle(http_request req) {
     if (refusing.load()) return Reply(req, 503, Status(Code::kUnavailable, "the node agent is stopping").ToJson().dump(),
                                       "application/json");
@@ -226,6 +314,7 @@ struct NodeAgent::Impl {
         in.read(data.data(), static_cast<std::streamsize>(data.size()));
         return Reply(req, 200, data, "text/plain");
       }
+      if (seg.size() >= 3 && seg[0] == "console") return HandleConsole(req, seg, query);
       if (req.method() == web::http::methods::GET && seg.size() == 1 && seg[0] == "domains") {
         auto l = hv->List();
         if (!l.ok()) return Reply(req, 500, l.status().ToJson().dump(), "application/json");
@@ -327,6 +416,7 @@ Status NodeAgent::Start() {
   }
   m.conn = *conn;
   m.hv = host::NewLibvirtHypervisor(m.conn);
+  if (!m.consoles) m.consoles = std::make_shared<agent::ConsoleHub>(host::NewLibvirtConsoles(m.opts.libvirt_uri));
   m.storage = host::NewLibvirtStorage(m.conn);
   auto cap = m.hv->Capacity();
   if (!cap.ok()) {
@@ -382,6 +472,7 @@ Status NodeAgent::Start() {
   m.images = m.informers->For("images");
   m.flavors = m.informers->For("instancetypes");
   m.volumes = m.informers->For("volumes");
+  m.snapshots = m.informers->For("volumesnapshots");
 
   m.image_rec = std::make_unique<image::ImageReconciler>(m.client, m.images, m.storage.get(), m.ImagePool(),
                                                          (fs::path(m.opts.data_dir) / "tmp").string(), m.opts.node,
@@ -435,9 +526,12 @@ Status NodeAgent::Start() {
   m.inst_rec = std::make_unique<instance::InstanceReconciler>(m.client, m.instances, m.images, m.flavors, m.hv.get(),
                                                               m.storage.get(), iopt, m.volumes, m.networks);
   m.vol_rec = std::make_unique<volume::VolumeReconciler>(m.client, m.volumes, m.instances, m.images, m.storage.get(),
-                                                         m.hv.get(), m.vopts);
+                                                         m.hv.get(), m.vopts, m.snapshots);
+  m.snap_rec = std::make_unique<snapshot::SnapshotReconciler>(m.client, m.snapshots, m.volumes, m.storage.get(),
+                                                              m.hv.get(), m.vopts);
   // Each controller watches what its reconciler names (Reconciler::Watches).
   m.vol_ctl = std::make_unique<runtime::Controller>(m.vol_rec.get(), m.opts.workers);
+  m.snap_ctl = std::make_unique<runtime::Controller>(m.snap_rec.get(), 1);
   m.image_ctl = std::make_unique<runtime::Controller>(m.image_rec.get(), m.opts.workers);
   m.inst_ctl = std::make_unique<runtime::Controller>(m.inst_rec.get(), m.opts.workers);
   m.informers->Start();  // informers made after a shared factory started are running already
@@ -445,6 +539,7 @@ Status NodeAgent::Start() {
   m.image_ctl->Start();
   m.inst_ctl->Start();
   m.vol_ctl->Start();
+  m.snap_ctl->Start();
   Impl* impl = &m;
   m.heartbeat = std::thread([impl] { impl->HeartbeatLoop(); });
   try {
@@ -473,8 +568,10 @@ void NodeAgent::Stop() {
   // The endpoint is not closed (cpprestsdk's listener cannot be closed safely while connections are in flight;
   // see ApiServer::Stop): it answers 503 from now on, and ~NodeAgent leaves it to the process exit.
   m.refusing.store(true);
+  if (m.consoles) m.consoles->Shutdown();  // ends the console streams and their sessions
   if (m.net_ctl) m.net_ctl->Stop();
   if (m.vol_ctl) m.vol_ctl->Stop();
+  if (m.snap_ctl) m.snap_ctl->Stop();
   if (m.inst_ctl) m.inst_ctl->Stop();
   if (m.image_ctl) m.image_ctl->Stop();
   if (m.own_informers) m.own_informers->Stop();  // shared ones belong to whoever made the factory

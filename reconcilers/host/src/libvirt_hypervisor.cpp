@@ -112,15 +112,14 @@ std::string RenderDomain(const DomainSpec& spec) {
   pugi::xml_node devices = Elem(dom, "devices");
   for (const auto& d : spec.disks) AppendDisk(devices, d);
   for (const auto& n : spec.nics) AppendNic(devices, n);
-  // The serial console goes to a file; libvirt derives the matching <console> from serial port 0 itself.
+  // The serial console is a pty (libvirt's console stream attaches to it: stratusctl console) whose output
+  // virtlogd also writes to a file (stratusctl logs); libvirt derives the matching <console> from serial port 0.
   pugi::xml_node serial = Elem(devices, "serial");
+  Attr(serial, "type", "pty");
   if (!spec.serial_log_path.empty()) {
-    Attr(serial, "type", "file");
-    pugi::xml_node src = Elem(serial, "source");
-    Attr(src, "path", spec.serial_log_path);
-    Attr(src, "append", "on");  // keep the console across restarts (libvirt truncates it otherwise)
-  } else {
-    Attr(serial, "type", "pty");
+    pugi::xml_node log = Elem(serial, "log");
+    Attr(log, "file", spec.serial_log_path);
+    Attr(log, "append", "on");  // keep the console across restarts (libvirt truncates it otherwise)
   }
   Attr(Elem(serial, "target"), "port", "0");
   Attr(Elem(devices, "memballoon"), "model", "none");

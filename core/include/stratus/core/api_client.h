@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -61,6 +62,21 @@ class ApiClient {
     (void)path;
     (void)body;
     return Status(Code::kMethodNotAllowed, "this client does not send requests outside the resources");
+  }
+  // A raw request with a byte body (an instance console's input and detach); returns the answer's body.
+  // Default: kMethodNotAllowed.
+  virtual StatusOr<std::string> SendRaw(const std::string& method, const std::string& path, const std::string& body) {
+    (void)method, (void)path, (void)body;
+    return Status(Code::kMethodNotAllowed, "this client does not send raw requests");
+  }
+  // Streams the body of `GET path` (an instance's console) to `on_data` as it comes, after `on_open` got the
+  // answer's headers (names in lower case), until the server ends it, `stop` becomes true (Ok) or the stream breaks. `idle_seconds`:
+  // how long the stream may be silent. Default: kMethodNotAllowed.
+  virtual Status StreamRaw(const std::string& path, int idle_seconds,
+                           const std::function<void(const std::map<std::string, std::string>&)>& on_open,
+                           const std::function<void(const std::string&)>& on_data, const std::atomic<bool>* stop) {
+    (void)path, (void)idle_seconds, (void)on_open, (void)on_data, (void)stop;
+    return Status(Code::kMethodNotAllowed, "this client does not stream raw requests");
   }
   // Streams the local file `file` as the body of `PUT {object path}/upload` (image data); `progress(sent, total)`
   // is called as bytes leave. Returns the object as the server stored it. Default: kUnavailable.
