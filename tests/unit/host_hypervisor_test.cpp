@@ -140,7 +140,7 @@ TEST(DomainXmlTest, ShapeForDirectKernelBoot) {
   EXPECT_STREQ(nic.attribute("type").value(), "bridge");
   EXPECT_STREQ(nic.child("model").attribute("type").value(), "virtio");
   EXPECT_FALSE(nic.child("target")) << "libvirt picks the tap name when none is given";
-  EXPECT_STREQ(devices.child("serial").attribute("type").value(), "file");
+  EXPECT_STREQ(devices.child("serial").attribute("type").value(), "pty");  // console stream + virtlogd log
   EXPECT_STREQ(devices.child("serial").child("target").attribute("port").value(), "0");
   EXPECT_STREQ(devices.child("memballoon").attribute("model").value(), "none");
   EXPECT_FALSE(devices.child("graphics"));
