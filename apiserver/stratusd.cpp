@@ -462,6 +462,43 @@ int RunServer(const ServerFlags& f, stratus::agent::Options aopts) {
   registry.AddValidator("SecurityGroup", network::ValidateSecurityGroup);
   registry.AddValidator("Image", image::ValidateImage);
   registry.AddValidator("ManifestSource", gitops::ValidateManifestSource);
+  // A resize (spec.instanceType or spec.resources of a bound instance) must fit its node as placement counts it:
+  // refused here, naming the field and the node's reason, rather than found out when it restarts.
+  {
+    placement::Options fit;
+    fit.cpu_overcommit = f.cpu_overcommit;
+    fit.memory_overcommit = f.memory_overcommit;
+    Store* st = store->get();
+    registry.AddUpdateValidator("Instance", [st, fit](const json& cur, const json& next) -> Status {
+      const json& spec = next["spec"];
+      std::string node = spec.value("nodeName", "");
+      if (node.empty() || (cur["spec"].value("instanceType", "") == spec.value("instanceType", "") &&
+                           cur["spec"].value("resources", json()) == spec.value("resources", json()))) {
+        return Status::Ok();
+      }
+      const std::string field = spec.contains("resources") ? "spec.resources" : "spec.instanceType";
+      std::map<std::string, json> flavors;
+      StoreListOptions lo;
+      lo.plural = "instancetypes";
+      for (const auto& t : st->List(lo).items) flavors[MetaString(*t, "name")] = *t;
+      auto demand = placement::DemandOf(next, flavors);
+      if (!demand.ok()) return InvalidError(field + ": " + demand.status().message(), {{field, demand.status().message()}});
+      auto node_obj = st->Get({"nodes", "", node});
+      if (!node_obj.ok()) return Status::Ok();  // placement decides again when it comes
+      lo.plural = "instances";
+      const std::string uid = MetaString(next, "uid");
+      lo.filter = [&](const json& i) {
+        return i["spec"].value("nodeName", "") == node && MetaString(i, "uid") != uid &&
+               MetaString(i, "deletionTimestamp").empty();
+      };
+      std::vector<json> others;
+      for (const auto& i : st->List(lo).items) others.push_back(*i);
+      std::string why = placement::ResizeMisfit(*demand, **node_obj, others, flavors, fit);
+      if (why.empty()) return Status::Ok();
+      std::string msg = "the new size does not fit node " + why + "; choose a smaller type or move the instance";
+      return InvalidError(field + ": " + msg, {{field, msg, "FieldValueInvalid"}});
+    });
+  }
   auto default_quota = ParseQuotaAmounts(f.default_quota);
   if (!default_quota.ok()) {
     std::cerr << "error: --default-quota: " << default_quota.status().message() << "\n";

@@ -93,6 +93,9 @@ Status Registry::ValidateObject(const ResourceInfo& r, const json& obj) const {
 }
 
 void Registry::AddValidator(const std::string& kind, Validator v) { validators_[kind].push_back(std::move(v)); }
+void Registry::AddUpdateValidator(const std::string& kind, UpdateValidator v) {
+  update_validators_[kind].push_back(std::move(v));
+}
 
 Status Registry::RunValidators(const ResourceInfo& r, const json& obj) const {
   auto it = validators_.find(r.kind);
@@ -371,6 +374,16 @@ StatusOr<json> Registry::PrepareUpdate(const ResourceInfo& r, const ObjectKey& k
     if (next.value("spec", json()) != cur.value("spec", json())) {  // metadata-only writes pass as stored
       a = RunValidators(r, next);
       if (!a.ok()) return a;
+      if (auto it = update_validators_.find(r.kind); it != update_validators_.end()) {
+        for (const auto& uv : it->second) {
+          a = uv(cur, next);
+          if (!a.ok()) {
+            if (a.code() != Code::kInvalid) return a;
+            return InvalidError(r.kind + ".stratus.io \"" + MetaString(next, "name") + "\" is invalid: " + a.message(),
+                                a.causes());
+          }
+        }
+      }
     }
   }
   return next;

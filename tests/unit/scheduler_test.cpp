@@ -207,3 +207,29 @@ TEST(SchedulerTest, CapacityCacheCountsGroupMembersAndLoadIncludingAssumed) {
 
 }  // namespace
 }  // namespace stratus::placement
+
+namespace stratus::placement {
+namespace {
+
+TEST(ResizeTest, ANewSizeMustFitBesideTheOthersOnItsNode) {
+  json node = {{"metadata", {{"name", "node-a"}}},
+               {"spec", json::object()},
+               {"status", {{"allocatable", {{"vcpus", 4}, {"memoryMiB", 2048}}}}}};
+  std::map<std::string, json> flavors = {
+      {"m1.small", {{"metadata", {{"name", "m1.small"}}}, {"spec", {{"vcpus", 1}, {"memoryMiB", 512}}}}}};
+  auto on_node = [](const std::string& name, const std::string& type) {
+    return json{{"metadata", {{"name", name}}}, {"spec", {{"instanceType", type}, {"nodeName", "node-a"}}}};
+  };
+  std::vector<json> others = {on_node("a", "m1.small"), on_node("b", "m1.small"), on_node("c", "m1.gone")};
+  Options o = Opts();  // 1 vcpu per host cpu
+  EXPECT_EQ(ResizeMisfit(Demand(2, 1024), node, others, flavors, o), "") << "2 + 1 + 1 of 4 vcpus";
+  EXPECT_EQ(ResizeMisfit(Demand(3, 512), node, others, flavors, o),
+            "node-a: insufficient vcpus (need 3, free 2 of 4) [CoreFilter]");
+  EXPECT_EQ(ResizeMisfit(Demand(1, 1536), node, others, flavors, o),
+            "node-a: insufficient memory (need 1536 MiB, free 1024 MiB of 2048 MiB) [RamFilter]");
+  node["spec"]["cpuAllocationRatio"] = 2.0;  // the node's own ratio counts, as in placement
+  EXPECT_EQ(ResizeMisfit(Demand(3, 512), node, others, flavors, o), "");
+}
+
+}  // namespace
+}  // namespace stratus::placement

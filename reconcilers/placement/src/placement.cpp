@@ -203,6 +203,25 @@ Decision CapacityCache::ChooseAndAssume(const std::string& uid, const Demand& de
   return d;
 }
 
+std::string ResizeMisfit(const Demand& demand, const json& node, const std::vector<json>& others,
+                         const std::map<std::string, json>& flavors, const Options& opts) {
+  std::vector<NodeView> views = ViewNodes({node}, std::time(nullptr), opts);
+  if (views.empty()) return "";
+  NodeView& v = views[0];
+  for (const auto& o : others) {
+    auto d = DemandOf(o, flavors);
+    if (!d.ok()) continue;  // a flavor gone: placement counts nothing for it either
+    v.used_vcpus += d->vcpus;
+    v.used_memory_mib += d->memory_mib;
+  }
+  for (const auto& f : Filters()) {
+    if (std::string(f.name) != "CoreFilter" && std::string(f.name) != "RamFilter") continue;
+    std::string why = f.check(demand, json(), v, opts);
+    if (!why.empty()) return v.name + ": " + why + " [" + f.name + "]";
+  }
+  return "";
+}
+
 std::vector<NodeView> ViewNodes(const std::vector<json>& nodes, int64_t now, const Options& opts) {
   std::vector<NodeView> out;
   for (const auto& n : nodes) {

@@ -102,6 +102,9 @@ class Registry {
   // (kInvalid with field causes, reported as 422).
   using Validator = std::function<Status(const json& obj)>;
   void AddValidator(const std::string& kind, Validator v);
+  // The same for a change of spec that needs the object as it was (a resize checked against its node).
+  using UpdateValidator = std::function<Status(const json& cur, const json& next)>;
+  void AddUpdateValidator(const std::string& kind, UpdateValidator v);
 
   // Creates the `default` namespace when missing.
   Status Bootstrap();
@@ -156,6 +159,7 @@ class Registry {
   Store* store_;
   std::unique_ptr<Quotas> quotas_;
   std::map<std::string, std::vector<Validator>> validators_;  // by kind; set up before serving
+  std::map<std::string, std::vector<UpdateValidator>> update_validators_;
   const SchemaRegistry* schemas_;
   std::thread bg_;
   std::mutex bg_mu_;

@@ -171,6 +171,12 @@ class CapacityCache {
 // opts.heartbeat_grace_seconds is not Ready), cordon, labels, allocatable, pools. No usage counted yet.
 std::vector<NodeView> ViewNodes(const std::vector<json>& nodes, int64_t now, const Options& opts);
 
+// A resize of an instance bound to `node` (Nova's resize, here in place): "" when `demand` fits beside `others`
+// (the other instances bound there, with `flavors` by name), else the node's reason as CoreFilter and RamFilter
+// say it ("node-a: insufficient vcpus (need 8, free 3 of 8) [CoreFilter]").
+std::string ResizeMisfit(const Demand& demand, const json& node, const std::vector<json>& others,
+                         const std::map<std::string, json>& flavors, const Options& opts);
+
 // Pool space placement counts as taken: volumes the volume cache shows placed on a node but not made yet (status.path
 // empty; once made, the node's reported free space includes them), plus volumes *assumed* on a node — decided, their
 // bind not seen in the cache yet. Same life cycle as CapacityCache: Observe ends an assumption when the bind shows
