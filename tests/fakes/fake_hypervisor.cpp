@@ -105,6 +105,7 @@ StatusOr<host::DomainInfo> FakeHypervisor::Lookup(const std::string& name) {
   if (Running(it->second)) {
     i.vcpus = it->second.live_vcpus;
     i.memory_mib = it->second.live_memory_mib;
+    i.max_vcpus = it->second.live_max_vcpus;
   }
   return i;
 }
@@ -137,7 +138,19 @@ Status FakeHypervisor::Start(const std::string& name) {
   it->second.live_disks = it->second.spec.disks;
   it->second.live_nics = it->second.spec.nics;
   it->second.live_vcpus = it->second.spec.vcpus;
+  it->second.live_max_vcpus = std::max(it->second.spec.vcpus, it->second.spec.max_vcpus);
   it->second.live_memory_mib = it->second.spec.memory_mib;
+  return Status::Ok();
+}
+
+Status FakeHypervisor::SetVcpus(const std::string& name, int vcpus) {
+  std::lock_guard l(mu_);
+  auto it = domains_.find(name);
+  if (it == domains_.end()) return NotFound("domain " + name);
+  if (!Running(it->second)) return Status(Code::kConflict, "domain is not running");
+  if (vcpus > it->second.live_max_vcpus) return InvalidError("more vCPUs than the domain's maximum");
+  if (Status s = Enter("SetVcpus", name); !s.ok()) return s;
+  it->second.live_vcpus = vcpus;
   return Status::Ok();
 }
 

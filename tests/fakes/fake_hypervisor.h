@@ -23,6 +23,7 @@ class FakeHypervisor : public host::Hypervisor {
     std::string instance_uid;  // <metadata>; a domain made by someone else may carry another or none
     bool managed_save = false;  // memory saved (ManagedSave); the next Start restores the saved configuration
     int live_vcpus = 0;         // the running configuration (from the definition at Start, or the save)
+    int live_max_vcpus = 0;     // its hot-add ceiling
     uint64_t live_memory_mib = 0;
   };
 
@@ -53,6 +54,7 @@ class FakeHypervisor : public host::Hypervisor {
   Status Undefine(const std::string& name) override;
   Status Reset(const std::string& name) override;
   Status Pause(const std::string& name) override;
+  Status SetVcpus(const std::string& name, int vcpus) override;
   Status Resume(const std::string& name) override;
   Status ManagedSave(const std::string& name) override;
   Status AttachDisk(const std::string& name, const host::DomainSpec::Disk& disk) override;

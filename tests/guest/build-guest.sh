@@ -411,6 +411,10 @@ while :; do
     case "$NICS_NOW" in *" $n "*) ;; *) echo "STRATUS-NIC-REMOVED $n" ;; esac
   done
   NICS_SEEN="$NICS_NOW"
+  # vCPUs hot-added by a live resize come up offline: bring them online (what udev does on a cloud image).
+  for c in /sys/devices/system/cpu/cpu[0-9]*/online; do
+    if [ -f "$c" ] && [ "$(cat "$c")" = 0 ]; then echo 1 >"$c" && echo "STRATUS-CPU-ONLINE ${c%/online}"; fi
+  done
   NOW=""
   for b in /sys/block/vd*; do
     [ -e "$b/size" ] || continue

@@ -612,6 +612,41 @@ TEST(InstanceDecideTest, AResizeOfARunningInstanceWaitsForARestartThatPowerCycle
   EXPECT_TRUE(Kinds(Decide(o, Opts())).empty());
 }
 
+TEST(InstanceDecideTest, VcpusAreAddedLiveUpToTheCeilingAndTheRestWaits) {
+  Observed o = Base();
+  Exists(o, DomainState::kRunning);
+  o.domain.info.vcpus = 1;
+  o.domain.info.max_vcpus = 2;  // defined with room to grow (Options.max_vcpus)
+  o.domain.info.memory_mib = 128;
+  o.inst["metadata"]["generation"] = 2;
+  o.inst["spec"]["resources"] = {{"vcpus", 2}, {"memoryMiB", 128}};
+  Decision d = Decide(o, Opts());
+  ASSERT_EQ(Kinds(d), (std::vector<Kind>{Kind::kDefine, Kind::kSetVcpus}));
+  EXPECT_EQ(d.actions[1].domain.vcpus, 2);
+  EXPECT_EQ(d.actions[1].event_reason, "Resized");
+  EXPECT_TRUE(runtime::GetCondition(d.status, "RestartRequired").is_null()) << "nothing left for a restart";
+  // More memory too: the vCPU goes live, the memory waits, and the condition says what runs.
+  o.inst["spec"]["resources"] = {{"vcpus", 2}, {"memoryMiB", 256}};
+  d = Decide(o, Opts());
+  EXPECT_EQ(Kinds(d), (std::vector<Kind>{Kind::kDefine, Kind::kSetVcpus}));
+  EXPECT_EQ(runtime::GetCondition(d.status, "RestartRequired").value("message", ""),
+            "runs with 2 vCPU and 128 MiB; 2 vCPU and 256 MiB apply when it is restarted (stratusctl restart)");
+  // Past the ceiling, or fewer vCPUs: only a restart applies it.
+  o.inst["spec"]["resources"] = {{"vcpus", 3}, {"memoryMiB", 128}};
+  EXPECT_EQ(Kinds(Decide(o, Opts())), std::vector<Kind>{Kind::kDefine});
+  o.domain.info.vcpus = 2;
+  o.inst["spec"]["resources"] = {{"vcpus", 1}, {"memoryMiB", 128}};
+  EXPECT_EQ(Kinds(Decide(o, Opts())), std::vector<Kind>{Kind::kDefine});
+  // A hot-add that failed once is not tried again on every pass: the restart applies it.
+  o.domain.info.vcpus = 1;
+  o.inst["spec"]["resources"] = {{"vcpus", 2}, {"memoryMiB", 128}};
+  o.inst["status"]["conditions"] = {{{"type", "RestartRequired"}, {"status", "True"}, {"reason", "LiveResizeFailed"},
+                                     {"message", "vCPUs not added live (x)"}}};
+  d = Decide(o, Opts());
+  EXPECT_EQ(Kinds(d), std::vector<Kind>{Kind::kDefine});
+  EXPECT_EQ(runtime::GetCondition(d.status, "RestartRequired").value("reason", ""), "LiveResizeFailed");
+}
+
 TEST(InstanceDecideTest, OurStatusGoesOntoTheLatestObjectKeepingOtherWritersConditions) {
   json latest = {{"metadata", {{"name", "web-1"}, {"resourceVersion", "9"}}},
                  {"spec", {{"powerState", "Running"}}},

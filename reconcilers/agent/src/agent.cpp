@@ -484,6 +484,7 @@ Status NodeAgent::Start() {
   iopt.image_pool = m.ImagePool();
   iopt.virt_type = m.virt_type;
   iopt.shutdown_timeout = m.opts.shutdown_timeout;
+  iopt.max_vcpus = m.cap.vcpus;  // vCPUs can be hot-added up to the node's CPUs
   if (m.opts.seed_disks && !m.seeds) {
     if (ProgramInPath("xorriso")) {
       m.seeds = host::NewIsoSeedDisks();

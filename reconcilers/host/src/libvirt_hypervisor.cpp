@@ -90,7 +90,9 @@ std::string RenderDomain(const DomainSpec& spec) {
     TextElem(inst, "ref", spec.instance_ref);
   }
   Attr(TextElem(dom, "memory", std::to_string(spec.memory_mib)), "unit", "MiB");
-  TextElem(dom, "vcpu", std::to_string(spec.vcpus));
+  // Up to max_vcpus possible, vcpus present: the rest can be hot-added while it runs (a live resize).
+  pugi::xml_node vcpu = TextElem(dom, "vcpu", std::to_string(std::max(spec.vcpus, spec.max_vcpus)));
+  if (spec.max_vcpus > spec.vcpus) Attr(vcpu, "current", std::to_string(spec.vcpus));
 
   pugi::xml_node os = Elem(dom, "os");
   pugi::xml_node type = TextElem(os, "type", "hvm");
@@ -301,6 +303,8 @@ StatusOr<DomainInfo> Describe(virDomainPtr d, const std::string& name) {
       info.vcpus = di.nrVirtCpu;
       info.memory_mib = di.maxMem / 1024;
     }
+    int max = virDomainGetVcpusFlags(d, VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_VCPU_MAXIMUM);
+    info.max_vcpus = max > 0 ? max : info.vcpus;
   }
   TakeLastError();  // the extras above are best effort
   auto uid = InstanceUid(d, name);
@@ -529,6 +533,18 @@ class LibvirtHypervisor final : public Hypervisor {
       if (virDomainReboot(d->get(), 0) == 0) return Status::Ok();
       TakeLastError();
       return HardRestart(d->get(), name);
+    });
+  }
+
+  Status SetVcpus(const std::string& name, int vcpus) override {
+    return conn_->Call([&](virConnectPtr c) -> Status {
+      auto d = FindDomain(c, name);
+      if (!d.ok()) return d.status();
+      if (!IsActive(d->get())) return Status(Code::kConflict, "domain " + name + " is not running");
+      if (virDomainSetVcpusFlags(d->get(), static_cast<unsigned>(vcpus), VIR_DOMAIN_AFFECT_LIVE) == 0) {
+        return Status::Ok();
+      }
+      return LastErrorStatus("setting domain " + name + " to " + std::to_string(vcpus) + " vCPUs");
     });
   }
 

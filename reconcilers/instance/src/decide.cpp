@@ -39,6 +39,7 @@ host::DomainSpec BuildDomainSpec(const json& inst, const Resolved& r, const Opti
   d.instance_ref = ns + "/" + name;
   d.virt_type = opts.virt_type;
   d.vcpus = r.vcpus;
+  d.max_vcpus = std::max(r.vcpus, opts.max_vcpus);
   d.memory_mib = static_cast<uint64_t>(r.memory_mib);
   d.kernel_path = r.kernel_path;
   d.initrd_path = r.initrd_path;
@@ -624,12 +625,26 @@ Decision Decide(const Observed& o, const Options& opts) {
   d.next = Result::After(opts.resync);
   const std::string want = spec.value("powerState", "Running");
   const bool paused = info.state == host::DomainState::kPaused;
-  // The running configuration against the definition (an instanceType change): applied at the next cold start.
+  // The running configuration against the definition (an instanceType change): vCPUs are added live up to the
+  // domain's ceiling; anything else (memory, fewer vCPUs, past the ceiling) applies at the next cold start.
+  int live_vcpus = info.vcpus;
+  const json restart_cond = runtime::GetCondition(d.status, "RestartRequired");
+  const bool live_failed = restart_cond.is_object() && restart_cond.value("reason", "") == "LiveResizeFailed";
+  if (running && info.vcpus > 0 && ds.vcpus > info.vcpus && ds.vcpus <= info.max_vcpus && !live_failed) {
+    Action a = Step(Action::Kind::kSetVcpus, "Resized",
+                    "domain " + dom + " grown from " + std::to_string(info.vcpus) + " to " + std::to_string(ds.vcpus) +
+                        " vCPUs while running");
+    a.domain = ds;
+    d.actions.push_back(std::move(a));
+    live_vcpus = ds.vcpus;
+  }
   const bool resize_pending = running && info.vcpus > 0 &&
-                              (info.vcpus != ds.vcpus || info.memory_mib != ds.memory_mib);
-  if (resize_pending) {
+                              (live_vcpus != ds.vcpus || info.memory_mib != ds.memory_mib);
+  if (resize_pending && live_failed) {
+    // Said when the hot-add failed (Act); kept until the restart applies the size.
+  } else if (resize_pending) {
     runtime::SetCondition(d.status, "RestartRequired", "True", "ResizePending",
-                          "runs with " + std::to_string(info.vcpus) + " vCPU and " + std::to_string(info.memory_mib) +
+                          "runs with " + std::to_string(live_vcpus) + " vCPU and " + std::to_string(info.memory_mib) +
                               " MiB; " + std::to_string(ds.vcpus) + " vCPU and " + std::to_string(ds.memory_mib) +
                               " MiB apply when it is restarted (stratusctl restart)");
   } else {

@@ -182,6 +182,16 @@ StatusOr<Result> InstanceReconciler::Act(const json& inst, Decision d) {
       case Action::Kind::kPause: s = hv_->Pause(dom); break;
       case Action::Kind::kResume: s = hv_->Resume(dom); break;
       case Action::Kind::kManagedSave: s = hv_->ManagedSave(dom); break;
+      case Action::Kind::kSetVcpus:
+        if (Status v = hv_->SetVcpus(dom, a.domain.vcpus); !v.ok()) {
+          // Not fatal: the size applies at the next restart, as for any resize that cannot be done live.
+          runtime::SetCondition(d.status, "RestartRequired", "True", "LiveResizeFailed",
+                                "vCPUs not added live (" + v.message() + "); " + std::to_string(a.domain.vcpus) +
+                                    " vCPU apply when it is restarted (stratusctl restart)");
+          events_.Record(inst, "Warning", "ResizeFailed", v.message());
+          continue;
+        }
+        break;
       case Action::Kind::kStart: {
         std::error_code ec;
         fs::create_directories(fs::path(ConsoleLogPath(opts_.data_dir, ns, name)).parent_path(), ec);

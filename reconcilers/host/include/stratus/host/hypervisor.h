@@ -23,6 +23,7 @@ struct DomainSpec {
   std::string machine = "pc";      // libvirt's test driver accepts these too
   int vcpus = 1;
   uint64_t memory_mib = 256;
+  int max_vcpus = 0;            // vCPUs that may be added while it runs (hot-add ceiling); 0 = vcpus
   std::string kernel_path;      // direct kernel boot when set
   std::string initrd_path;
   std::string cmdline;
@@ -57,6 +58,7 @@ struct DomainInfo {
   bool managed_save = false;   // a managed save image exists: the next start restores it
   int vcpus = 0;               // while active: the running configuration's vCPUs and memory
   uint64_t memory_mib = 0;
+  int max_vcpus = 0;           // while active: how many vCPUs it can run (SetVcpus' ceiling)
 };
 
 struct HostCapacity {
@@ -90,6 +92,9 @@ class Hypervisor {
   virtual Status Pause(const std::string& name) = 0;
   // Lets a paused domain run again (virDomainResume); Ok when it runs already. kConflict when it is not active.
   virtual Status Resume(const std::string& name) = 0;
+  // Sets the vCPUs of a running domain (virDomainSetVcpusFlags, live): hot-adds up to its max_vcpus. kConflict
+  // when it is not running, kInvalid above its ceiling.
+  virtual Status SetVcpus(const std::string& name, int vcpus) = 0;
   // Saves a running domain's memory to libvirt's managed save image and stops it (virDomainManagedSave; nova's
   // suspend); the next Start restores it. kConflict when it is not active.
   virtual Status ManagedSave(const std::string& name) = 0;

@@ -72,6 +72,7 @@ struct Action {
     kPause,
     kResume,
     kManagedSave,       // nova's suspend: memory to libvirt's managed save image, domain stopped
+    kSetVcpus,          // domain.vcpus, hot-added to the running domain (a live resize)
     kShutdown,          // a failure is only logged: the guest may ignore or miss ACPI, the deadline decides
     kDestroy,
     kUndefine,          // the domain's definition (a rebuild defines it again)

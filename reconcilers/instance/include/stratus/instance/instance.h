@@ -36,6 +36,9 @@ struct Options {
   // Writes each instance's NoCloud seed (meta-data, user-data with the KeyPair's key, network-config) and attaches
   // it as a cdrom (not owned). Null: no seed, as a node without xorriso.
   host::SeedDisks* seeds = nullptr;
+  // vCPUs a domain may grow to while it runs (the node's CPUs): a resize that only adds vCPUs is applied live up
+  // to this; 0 = none (every resize waits for a restart).
+  int max_vcpus = 0;
 };
 
 // libvirt domain name of an Instance: "stratus_<namespace>_<name>" ('_' cannot occur in either part).
