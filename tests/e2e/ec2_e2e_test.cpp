@@ -1,6 +1,7 @@
 // The seed's workflow end to end with the real awscli on real TCG guests, as a tenant (a member of `default` with an
 // access key): zones and images, a key pair imported, two instances run and waited for, their private addresses,
-// a security group, a 1 GiB volume created, attached (the guest sees the disk appear), detached, stop/start/reboot
+// a security group, a 1 GiB volume created, attached (the guest sees the disk appear), detached, snapshotted and a
+// volume made from the snapshot (which cannot be deleted before that volume), stop/start/reboot
 // (the guest boots again), a floating address allocated and associated through which an "outside" network
 // namespace reaches the guest's listener, the console output, an image of a running instance's root disk that a new
 // instance boots, terminate and wait terminated, the volume and key deleted; and at each step the same objects
@@ -180,6 +181,27 @@ TEST_F(Ec2E2eTest, AwscliDrivesTheWholeWorkflowOnRealGuests) {
   ASSERT_EQ(r.exit_code, 0) << r.err << dump();
   ASSERT_TRUE(Eventually([&] { return !disk_line("STRATUS-DISK-REMOVED").empty(); }, 120, 1000))
       << "the guest sees the disk go" << dump();
+  // A snapshot of it, a volume from the snapshot (which then keeps the snapshot), and EC2's waiters on both.
+  r = aws({"create-snapshot", "--volume-id", vol, "--description", "e2e"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string ebs_snap = Parse(r).value("SnapshotId", "");
+  ASSERT_EQ(ebs_snap.rfind("snap-", 0), 0u) << r.out;
+  r = aws({"wait", "snapshot-completed", "--snapshot-ids", ebs_snap}, 300);
+  ASSERT_EQ(r.exit_code, 0) << r.err << dump();
+  r = aws({"create-volume", "--snapshot-id", ebs_snap, "--availability-zone", "default"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string vol2 = Parse(r).value("VolumeId", "");
+  EXPECT_EQ(Parse(r).value("Size", 0), 1) << r.out;
+  r = aws({"wait", "volume-available", "--volume-ids", vol2}, 300);
+  ASSERT_EQ(r.exit_code, 0) << r.err << dump();
+  r = aws({"delete-snapshot", "--snapshot-id", ebs_snap});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("InvalidSnapshot.InUse"), std::string::npos) << r.err;
+  r = aws({"delete-volume", "--volume-id", vol2});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(Eventually([&] { return aws({"delete-snapshot", "--snapshot-id", ebs_snap}).exit_code == 0; }, 60))
+      << "deleted once the volume over it is gone" << dump();
+  say("snapshot, volume from it, both deleted");
 
   // Stop and start one, reboot the other: each boots its root disk again. The operator gives the stopped one a
   // listener on 8080 (the test guest's kernel argument), which it has from its next start on.

@@ -5,7 +5,8 @@
 // so do `stratusctl ssh instance/NAME -- hostname` and an interactive `stratusctl ssh` in a pseudo-terminal;
 // `stratusctl console` types into the guest's serial console while a read-only session watches. Then
 // the instance verbs on the same guest: pause/resume (memory kept), suspend/resume (memory saved to disk and
-// restored, not rebooted), a resize that waits for a restart, which power-cycles it into its new size, and a
+// restored, not rebooted), a resize whose vCPU is added live and whose memory waits for a restart, which
+// power-cycles it into its new size, a resize too large for the node refused, and a
 // rebuild from another image that keeps the address and the data volume.
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -244,9 +245,19 @@ TEST_F(GuestAccessE2eTest, KeyPairUserDataAndSsh) {
   ASSERT_TRUE(phase_is("Running"));
   RunResult mark;
   ASSERT_TRUE(Eventually([&] { return (mark = remote("cat /tmp/mark")).out == "kept\n"; }, 90)) << mark.err;
-  // resize: the new type waits for a restart (RestartRequired says so), which power-cycles it into the new size.
+  // resize: vCPUs are added to the running guest; the rest of the new type waits for a restart (RestartRequired says
+  // so), which power-cycles it into the new size.
   ASSERT_EQ(server.Ctl({"apply", "-f", "-"}, "apiVersion: stratus.io/v1\nkind: InstanceType\nmetadata: {name: m1.wide}\n"
                                               "spec: {vcpus: 2, memoryMiB: 320}\n").exit_code, 0);
+  // A type larger than the node has room for is refused at once, naming the field and the node's reason.
+  ASSERT_EQ(server.Ctl({"apply", "-f", "-"}, "apiVersion: stratus.io/v1\nkind: InstanceType\nmetadata: {name: m1.huge}\n"
+                                              "spec: {vcpus: 64, memoryMiB: 256}\n").exit_code, 0);
+  RunResult huge = server.Ctl({"resize", "instance/" + name, "m1.huge"});
+  EXPECT_NE(huge.exit_code, 0);
+  EXPECT_NE(huge.err.find("spec.instanceType: the new size does not fit node"), std::string::npos) << huge.out << huge.err;
+  EXPECT_NE(huge.err.find("[CoreFilter]"), std::string::npos) << huge.err;
+  EXPECT_EQ(server.Http("GET", std::string(kNs) + "/instances/" + name).Json()["spec"].value("instanceType", ""),
+            "m1.small") << "nothing half-done";
   ASSERT_EQ(server.Ctl({"resize", "instance/" + name, "m1.wide"}).exit_code, 0);
   std::string pending;
   ASSERT_TRUE(Eventually([&] {
@@ -256,12 +267,21 @@ TEST_F(GuestAccessE2eTest, KeyPairUserDataAndSsh) {
     }
     return !pending.empty();
   }, 60));
-  EXPECT_EQ(pending, "runs with 1 vCPU and 256 MiB; 2 vCPU and 320 MiB apply when it is restarted (stratusctl restart)");
-  EXPECT_EQ(remote("grep -c ^processor /proc/cpuinfo").out, "1\n");
-  ASSERT_EQ(server.Ctl({"restart", "instance/" + name}).exit_code, 0);
+  // The vCPU was added live (up to the node's CPUs; the guest onlines it), the memory waits for the restart.
+  EXPECT_EQ(pending, "runs with 2 vCPU and 256 MiB; 2 vCPU and 320 MiB apply when it is restarted (stratusctl restart)");
   RunResult cpus;
-  ASSERT_TRUE(Eventually([&] { return (cpus = remote("grep -c ^processor /proc/cpuinfo")).out == "2\n"; }, 120))
-      << cpus.out << cpus.err;
+  ASSERT_TRUE(Eventually([&] { return (cpus = remote("grep -c ^processor /proc/cpuinfo")).out == "2\n"; }, 60))
+      << cpus.out << cpus.err << server.Ctl({"describe", "instance/" + name}).out;
+  std::string mem_before = remote("grep MemTotal /proc/meminfo").out;
+  ASSERT_EQ(server.Ctl({"restart", "instance/" + name}).exit_code, 0);
+  RunResult mem;
+  ASSERT_TRUE(Eventually([&] {
+    mem = remote("grep MemTotal /proc/meminfo");
+    return mem.exit_code == 0 && !mem.out.empty() && mem.out != mem_before;
+  }, 120)) << mem.out << mem.err;
+  EXPECT_GT(std::stol(mem.out.substr(mem.out.find_first_of("0123456789"))),
+            std::stol(mem_before.substr(mem_before.find_first_of("0123456789"))));
+  EXPECT_EQ(remote("grep -c ^processor /proc/cpuinfo").out, "2\n");
   json after = server.Http("GET", std::string(kNs) + "/instances/" + name).Json();
   for (const auto& c : after["status"].value("conditions", json::array())) {
     EXPECT_NE(c.value("type", ""), "RestartRequired") << c.dump();

@@ -696,5 +696,54 @@ TEST_F(Ec2ApiTest, SubnetsImagesAttributesAndVolumeGrowth) {
   EXPECT_NE(r.body.find("<volumeId>" + vol + "</volumeId>"), std::string::npos) << r.body;
 }
 
+TEST_F(Ec2ApiTest, SnapshotsOfVolumesAndVolumesFromSnapshots) {
+  Reply r = Call("Action=CreateVolume&Size=2&AvailabilityZone=default");
+  ASSERT_EQ(r.http, 200) << r.body;
+  std::string vol = Between(r.body, "<volumeId>", "</volumeId>");
+  r = Call("Action=CreateSnapshot&VolumeId=" + vol + "&Description=before%20upgrade"
+           "&TagSpecification.1.ResourceType=snapshot&TagSpecification.1.Tag.1.Key=Name&TagSpecification.1.Tag.1.Value=nightly");
+  ASSERT_EQ(r.http, 200) << r.body;
+  std::string snap = Between(r.body, "<snapshotId>", "</snapshotId>");
+  EXPECT_EQ(snap.rfind("snap-", 0), 0u) << r.body;
+  EXPECT_NE(r.body.find("<status>pending</status>"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("<volumeSize>2</volumeSize>"), std::string::npos) << r.body;
+  auto obj = reg_->Get(R("VolumeSnapshot"), "default", "nightly");
+  ASSERT_TRUE(obj.ok()) << "the Name tag names the VolumeSnapshot";
+  // Not taken yet: no volume from it.
+  r = Call("Action=CreateVolume&SnapshotId=" + snap + "&AvailabilityZone=default");
+  EXPECT_NE(r.body.find("IncorrectState"), std::string::npos) << r.body;
+  // Taken (what the node's reconciler reports): completed, and volumes come from it.
+  json taken = *obj;
+  taken["status"] = {{"phase", "Ready"}, {"size", "2Gi"}, {"node", "n1"}, {"path", "/p/snap"}};
+  ASSERT_TRUE(client_->UpdateStatus("volumesnapshots", "default", taken).ok());
+  r = Call("Action=DescribeSnapshots&Owner.1=self&Filter.1.Name=volume-id&Filter.1.Value.1=" + vol);
+  ASSERT_EQ(r.http, 200) << r.body;
+  EXPECT_NE(r.body.find("<snapshotId>" + snap + "</snapshotId>"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("<status>completed</status>"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("<description>before upgrade</description>"), std::string::npos) << r.body;
+  r = Call("Action=CreateVolume&SnapshotId=" + snap + "&Size=1&AvailabilityZone=default");
+  EXPECT_NE(r.body.find("minimum is 2GiB"), std::string::npos) << r.body;
+  r = Call("Action=CreateVolume&SnapshotId=" + snap + "&AvailabilityZone=default");
+  ASSERT_EQ(r.http, 200) << r.body;
+  std::string restored = Between(r.body, "<volumeId>", "</volumeId>");
+  EXPECT_NE(r.body.find("<size>2</size>"), std::string::npos) << "the snapshot's size by default: " << r.body;
+  r = Call("Action=DescribeVolumes&VolumeId.1=" + restored);
+  EXPECT_NE(r.body.find("<snapshotId>" + snap + "</snapshotId>"), std::string::npos) << r.body;
+  auto vols = reg_->List(R("Volume"), "default", {}).value()["items"];
+  bool from = false;
+  for (const auto& v : vols) from |= v["spec"].value("source", json::object()).value("snapshot", "") == "nightly";
+  EXPECT_TRUE(from);
+  // The volume being made from it keeps it.
+  r = Call("Action=DeleteSnapshot&SnapshotId=" + snap);
+  EXPECT_NE(r.body.find("InvalidSnapshot.InUse"), std::string::npos) << r.body;
+  // Another account sees nothing of it; ids are checked.
+  r = Call("Action=DescribeSnapshots&SnapshotId.1=" + snap, "bob");
+  EXPECT_NE(r.body.find("InvalidSnapshot.NotFound"), std::string::npos) << r.body;
+  r = Call("Action=DeleteSnapshot&SnapshotId=snap-nothex");
+  EXPECT_NE(r.body.find("InvalidSnapshotID.Malformed"), std::string::npos) << r.body;
+  r = Call("Action=CreateSnapshot&VolumeId=vol-0123456789abcdef0");
+  EXPECT_NE(r.body.find("InvalidVolume.NotFound"), std::string::npos) << r.body;
+}
+
 }  // namespace
 }  // namespace stratus::ec2

@@ -13,6 +13,7 @@ std::string Ec2Id(const std::string& prefix, const std::string& uid) {
 std::string Ec2Prefix(const std::string& kind, const json& obj) {
   if (kind == "Instance") return "i";
   if (kind == "Volume") return "vol";
+  if (kind == "VolumeSnapshot") return "snap";
   if (kind == "SecurityGroup") return "sg";
   if (kind == "KeyPair") return "key";
   if (kind == "Network") return "subnet";

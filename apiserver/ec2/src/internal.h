@@ -70,6 +70,12 @@ std::optional<Error> DescribeVolumes(Api*, ApiClient* api, const ApiOptions&, co
 std::optional<Error> DeleteVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> AttachVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> DetachVolume(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+// Snapshots (snapshots.cpp).
+std::optional<Error> CreateSnapshot(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DescribeSnapshots(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+std::optional<Error> DeleteSnapshot(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
+// The caller's VolumeSnapshot with EC2 id `id` (snap-...), or EC2's error.
+std::optional<Error> FindSnapshot(ApiClient* api, const Call& c, const std::string& id, json* out);
 // Security groups (securitygroups.cpp).
 std::optional<Error> CreateSecurityGroup(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);
 std::optional<Error> DescribeSecurityGroups(Api*, ApiClient* api, const ApiOptions&, const Call& c, Response* r);

@@ -27,6 +27,7 @@ const std::vector<Kind>& Kinds() {
   static const std::vector<Kind> k = {
       {"i", "instances", "instance", "InvalidInstanceID.NotFound"},
       {"vol", "volumes", "volume", "InvalidVolume.NotFound"},
+      {"snap", "volumesnapshots", "snapshot", "InvalidSnapshot.NotFound"},
       {"ami", "images", "image", "InvalidAMIID.NotFound"},
       {"aki", "images", "image", "InvalidAMIID.NotFound"},
       {"ari", "images", "image", "InvalidAMIID.NotFound"},

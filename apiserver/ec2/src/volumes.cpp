@@ -48,11 +48,14 @@ std::map<std::string, Attachment> Attachments(const json& instances) {
 }
 
 void VolumeItem(pugi::xml_node item, const json& vol, const std::map<std::string, Attachment>& att,
-                const std::string& zone) {
+                const std::string& zone, const std::map<std::string, std::string>& snapshot_ids) {
   std::string id = Ec2Id("vol", Uid(vol));
   AddText(item, "volumeId", id);
   AddText(item, "size", std::to_string(SizeGiB(vol)));
-  AddText(item, "snapshotId", "");
+  auto from = vol.contains("spec") && vol["spec"].contains("source") && vol["spec"]["source"].is_object()
+                  ? snapshot_ids.find(vol["spec"]["source"].value("snapshot", ""))
+                  : snapshot_ids.end();
+  AddText(item, "snapshotId", from != snapshot_ids.end() ? from->second : "");
   AddText(item, "availabilityZone", zone);
   std::string state = VolumeState(vol);
   auto a = att.find(Name(vol));
@@ -132,18 +135,38 @@ Status SetInstanceVolumes(ApiClient* api, const std::string& ns, const json& ins
 }  // namespace
 
 std::optional<Error> CreateVolume(Api*, ApiClient* api, const ApiOptions& o, const Call& c, Response* r) {
-  if (c.params.Has("SnapshotId")) return InvalidParameterValue("SnapshotId: volume snapshots are not served yet");
   long long size = 0;
   Error e;
-  if (!c.params.Has("Size")) return MissingParameter("Size");
-  if (!c.params.Int("Size", 1, 1, 16384, &size, &e)) return e;
+  // From a snapshot: at least its size (the default), on its node (placement pins it there).
+  json snap;
+  if (auto sid = c.params.Get("SnapshotId"); sid && !sid->empty()) {
+    if (auto err = FindSnapshot(api, c, *sid, &snap)) return err;
+    auto b = ParseQuantityBytes(Str(snap, "status", "size"));
+    if (Str(snap, "status", "phase") != "Ready" || !b.ok()) {
+      return Error{"IncorrectState", "Snapshot " + *sid + " is not completed yet", 400};
+    }
+    long long min = static_cast<long long>((*b + (1ull << 30) - 1) >> 30);
+    if (!c.params.Has("Size")) {
+      size = min;
+    } else {
+      if (!c.params.Int("Size", 1, 1, 16384, &size, &e)) return e;
+      if (size < min) {
+        return InvalidParameterValue("Volume of " + std::to_string(size) + "GiB is too small; minimum is " +
+                                     std::to_string(min) + "GiB (the snapshot's size)");
+      }
+    }
+  } else {
+    if (!c.params.Has("Size")) return MissingParameter("Size");
+    if (!c.params.Int("Size", 1, 1, 16384, &size, &e)) return e;
+  }
   if (auto vt = c.params.Get("VolumeType"); vt && *vt != "standard" && *vt != "gp2" && *vt != "gp3") {
     return InvalidParameterValue("VolumeType '" + *vt + "' is not served (standard, gp2 and gp3 are one kind here)");
   }
   // A zone is where the volume's node must be: the zone's nodes (a label), or anywhere for the default zone.
   std::string zone = DefaultZone(o);
   json spec = {{"size", std::to_string(size) + "Gi"}};
-  if (auto z = c.params.Get("AvailabilityZone"); z && !z->empty() && *z != DefaultZone(o)) {
+  if (!snap.is_null()) spec["source"] = {{"snapshot", Name(snap)}};
+  if (auto z = c.params.Get("AvailabilityZone"); z && !z->empty() && *z != DefaultZone(o) && snap.is_null()) {
     auto zones = NodeZones(api, o);
     std::string node;
     for (const auto& [n, nz] : zones) {
@@ -180,7 +203,7 @@ std::optional<Error> CreateVolume(Api*, ApiClient* api, const ApiOptions& o, con
   }
   AddText(r->root(), "volumeId", Ec2Id("vol", Uid(*made)));
   AddText(r->root(), "size", std::to_string(size));
-  AddText(r->root(), "snapshotId", "");
+  AddText(r->root(), "snapshotId", snap.is_null() ? "" : c.params.Get("SnapshotId").value_or(""));
   AddText(r->root(), "availabilityZone", zone);
   AddText(r->root(), "status", "creating");
   AddText(r->root(), "createTime", Str(*made, "metadata", "creationTimestamp"));
@@ -208,6 +231,10 @@ std::optional<Error> DescribeVolumes(Api*, ApiClient* api, const ApiOptions& o, 
   if (!insts.ok()) return FromStatus(insts.status());
   auto att = Attachments(*insts);
   auto zones = NodeZones(api, o);
+  std::map<std::string, std::string> snapshot_ids;  // name -> EC2 id
+  if (auto snaps = api->List("volumesnapshots", c.caller->ns, {}); snaps.ok()) {
+    for (const auto& sn : (*snaps)["items"]) snapshot_ids[Name(sn)] = Ec2Id("snap", Uid(sn));
+  }
   std::set<std::string> wanted(ids.begin(), ids.end()), seen;
   auto set = AddSet(r->root(), "volumeSet");
   for (const auto& v : (*list)["items"]) {
@@ -227,7 +254,7 @@ std::optional<Error> DescribeVolumes(Api*, ApiClient* api, const ApiOptions& o, 
                       : f.name == "availability-zone" ? VolumeZone(v, zones, o) : inst_id;
       match = match && AnyMatch(f.values, val);
     }
-    if (match) VolumeItem(AddItem(set), v, att, VolumeZone(v, zones, o));
+    if (match) VolumeItem(AddItem(set), v, att, VolumeZone(v, zones, o), snapshot_ids);
   }
   for (const auto& id : wanted) {
     if (!seen.count(id)) return Error{"InvalidVolume.NotFound", "The volume '" + id + "' does not exist.", 400};
