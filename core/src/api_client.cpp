@@ -261,22 +261,7 @@ class HttpApiClient : public ApiClient {
     return out;
   }
 
-  StatusOr<std::string> GetRaw(const std::string& path) override {
-    if (!init_error_.ok()) return init_error_;
-    std::string p = path.empty() || path[0] != '/' ? "/" + path : path;
-    try {
-      http::http_request req(http::methods::GET);
-      req.set_request_uri(utility::conversions::to_string_t(p));
-      http::http_response resp = client_->request(req).get();
-      std::string body = resp.extract_utf8string(true).get();
-      if (resp.status_code() >= 200 && resp.status_code() < 300) return body;
-      return Status::FromHttp(resp.status_code(), body);
-    } catch (const http::http_exception& e) {
-      return FromHttpException(e);
-    } catch (const std::exception& e) {
-      return Unreachable(e.what());
-    }
-  }
+  StatusOr<std::string> GetRaw(const std::string& path) override { return SendRaw(http::methods::GET, path, ""); }
 
   StatusOr<json> PostRaw(const std::string& path, const json& body) override {
     return DoJson(http::methods::POST, path.empty() || path[0] != '/' ? "/" + path : path, &body, kJson);

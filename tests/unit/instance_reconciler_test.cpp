@@ -57,14 +57,6 @@ class InstanceReconcilerTest : public testing_env::LocalApiTest {
                                                 &storage_, o);
   }
 
-  bool Cached(runtime::Informer* inf, const json& obj) {
-    uint64_t rv = ResourceVersionOf(obj);
-    std::string key = runtime::KeyFor(obj);
-    return WaitFor([&] {
-      json o = inf->Get(key);
-      return !o.is_null() && ResourceVersionOf(o) >= rv;
-    });
-  }
   // Reconciles web-1 once the cache shows the API's latest version of it.
   StatusOr<runtime::Result> Reconcile() {
     auto cur = client_->Get("instances", "default", "web-1");

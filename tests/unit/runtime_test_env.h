@@ -15,6 +15,8 @@
 #include "stratus/apiserver/registry.h"
 #include "stratus/apiserver/sqlite_store.h"
 #include "stratus/core/api_client.h"
+#include "stratus/core/object.h"
+#include "stratus/runtime/informer.h"
 #include "wait_for.h"
 
 namespace stratus::testing_env {
@@ -57,6 +59,16 @@ class LocalApiTest : public ::testing::Test {
     auto r = client_->Create(plural, ns, obj);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : json();
+  }
+
+  // Waits until `inf` shows `obj` at least at its resourceVersion.
+  static bool Cached(runtime::Informer* inf, const json& obj) {
+    uint64_t rv = ResourceVersionOf(obj);
+    std::string key = runtime::KeyFor(obj);
+    return WaitFor([&] {
+      json o = inf->Get(key);
+      return !o.is_null() && ResourceVersionOf(o) >= rv;
+    });
   }
 
   static bool WaitFor(const std::function<bool()>& pred,

@@ -211,14 +211,6 @@ class SnapshotReconcilerTest : public testing_env::LocalApiTest {
     for (auto* inf : {&snapshots_, &volumes_}) (*inf)->Stop();
     LocalApiTest::TearDown();
   }
-  bool Cached(runtime::Informer* inf, const json& obj) {
-    uint64_t rv = ResourceVersionOf(obj);
-    std::string key = runtime::KeyFor(obj);
-    return WaitFor([&] {
-      json o = inf->Get(key);
-      return !o.is_null() && ResourceVersionOf(o) >= rv;
-    });
-  }
   StatusOr<runtime::Result> Reconcile(const std::string& name = "s1") {
     auto cur = client_->Get("volumesnapshots", "default", name);
     if (cur.ok()) EXPECT_TRUE(Cached(snapshots_.get(), *cur));

@@ -65,6 +65,15 @@ bool RemoveCondition(json& obj, const std::string& type) {
   return false;
 }
 
+json DeleteBlockedStatus(const json& obj, const std::string& message, std::vector<PendingEvent>* events) {
+  json out = obj;
+  out["status"]["phase"] = "Deleting";
+  if (SetCondition(out, "Ready", "False", "DeleteBlocked", message)) {
+    events->push_back({"Warning", "DeleteBlocked", message});
+  }
+  return out;
+}
+
 bool SetCondition(json& obj, const std::string& type, const std::string& status, const std::string& reason,
                   const std::string& message) {
   if (!obj.is_object()) obj = json::object();

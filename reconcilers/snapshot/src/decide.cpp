@@ -114,13 +114,9 @@ DeleteDecision DecideDelete(const Observed& o) {
   if (!o.backed.empty()) {
     std::string who;
     for (const auto& v : o.backed) who += (who.empty() ? "" : ", ") + v;
-    std::string msg = "volume " + who + " is a qcow2 overlay over this snapshot; delete it first and the deletion "
-                      "proceeds";
-    d.status = o.snap;
-    d.status["status"]["phase"] = "Deleting";
-    if (runtime::SetCondition(d.status, "Ready", "False", "DeleteBlocked", msg)) {
-      d.events.push_back({"Warning", "DeleteBlocked", msg});
-    }
+    d.status = runtime::DeleteBlockedStatus(
+        o.snap, "volume " + who + " is a qcow2 overlay over this snapshot; delete it first and the deletion proceeds",
+        &d.events);
     return d;
   }
   d.delete_storage = o.pool.has_value();

@@ -180,13 +180,10 @@ DeleteDecision DecideDelete(const Observed& o) {
   if (!d.users.empty()) {
     std::string who;
     for (const auto& u : d.users) who += (who.empty() ? "" : ", ") + u;
-    std::string msg = "volume is attached to instance " + who + "; remove it from spec.volumes there (or delete "
-                      "the instance) and the deletion proceeds";
-    d.status = o.vol;
-    d.status["status"]["phase"] = "Deleting";
-    if (runtime::SetCondition(d.status, "Ready", "False", "DeleteBlocked", msg)) {
-      d.events.push_back({"Warning", "DeleteBlocked", msg});
-    }
+    d.status = runtime::DeleteBlockedStatus(o.vol,
+                                            "volume is attached to instance " + who + "; remove it from spec.volumes "
+                                            "there (or delete the instance) and the deletion proceeds",
+                                            &d.events);
     return d;
   }
   d.delete_storage = o.pool.has_value();

@@ -21,6 +21,24 @@ std::string StatusString(const json& obj, const char* field) {
 
 std::string VolumeReconciler::StorageName(const json& volume) { return "vol-" + MetaString(volume, "uid"); }
 
+namespace {
+// Maps a source object (an Image, a VolumeSnapshot) to the volumes of its namespace made from it
+// (spec.source.<field> names it).
+runtime::KeyMapper MadeFrom(runtime::Informer* volumes, const char* field) {
+  return [volumes, field](const std::string&, const json& src) {
+    std::vector<std::string> keys;
+    std::string ns = MetaString(src, "namespace"), name = MetaString(src, "name");
+    for (const auto& v : volumes->List()) {
+      if (MetaString(v, "namespace") == ns && v["spec"].contains("source") && v["spec"]["source"].is_object() &&
+          v["spec"]["source"].value(field, "") == name) {
+        keys.push_back(runtime::KeyFor(v));
+      }
+    }
+    return keys;
+  };
+}
+}  // namespace
+
 VolumeReconciler::VolumeReconciler(ApiClient* client, runtime::Informer* volumes, runtime::Informer* instances,
                                    runtime::Informer* images, host::StoragePools* storage, host::Hypervisor* hv,
                                    Options opts, runtime::Informer* snapshots)
@@ -290,32 +308,9 @@ std::vector<runtime::WatchSpec> VolumeReconciler::Watches() {
          }
          return keys;
        }},
-      // A snapshot becoming Ready wakes the volumes made from it.
-      {snapshots_,
-       [volumes](const std::string&, const json& snap) {
-         std::vector<std::string> keys;
-         std::string ns = MetaString(snap, "namespace"), name = MetaString(snap, "name");
-         for (const auto& v : volumes->List()) {
-           if (MetaString(v, "namespace") == ns && v["spec"].contains("source") &&
-               v["spec"]["source"].value("snapshot", "") == name) {
-             keys.push_back(runtime::KeyFor(v));
-           }
-         }
-         return keys;
-       }},
-      // A disk image becoming Ready wakes the volumes made from it.
-      {images_,
-       [volumes](const std::string&, const json& img) {
-         std::vector<std::string> keys;
-         std::string ns = MetaString(img, "namespace"), name = MetaString(img, "name");
-         for (const auto& v : volumes->List()) {
-           if (MetaString(v, "namespace") == ns && v["spec"].contains("source") &&
-               v["spec"]["source"].value("image", "") == name) {
-             keys.push_back(runtime::KeyFor(v));
-           }
-         }
-         return keys;
-       }},
+      // A snapshot or a disk image becoming Ready wakes the volumes made from it.
+      {snapshots_, MadeFrom(volumes, "snapshot")},
+      {images_, MadeFrom(volumes, "image")},
   };
   w.erase(std::remove_if(w.begin(), w.end(), [](const runtime::WatchSpec& s) { return s.informer == nullptr; }),
           w.end());

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "stratus/core/api_client.h"
 
@@ -53,6 +54,10 @@ Status ReportNodeEntry(ApiClient* client, const std::string& plural, const json&
 struct PendingEvent {
   std::string type, reason, message;
 };
+
+// `obj` as it is while its deletion waits for others: phase Deleting and Ready=False, reason DeleteBlocked, with
+// `message`; a Warning event of it is added to `events` when the message is new.
+json DeleteBlockedStatus(const json& obj, const std::string& message, std::vector<PendingEvent>* events);
 
 class EventRecorder {
  public:
