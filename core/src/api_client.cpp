@@ -449,6 +449,16 @@ class HttpApiClient : public ApiClient {
   std::unique_ptr<httpc::http_client> client_;
 };
 
+// The Status an answer other than 200 stands for (its body, when it can be read, says why).
+Status ErrorOf(http::http_response& resp) {
+  std::string body;
+  try {
+    body = resp.extract_utf8string(true).get();
+  } catch (const std::exception&) {
+  }
+  return Status::FromHttp(resp.status_code(), body);
+}
+
 // Cancels a request when `stop` becomes true (checked every 200ms) or when Finish() is called.
 class StopWatcher {
  public:
@@ -514,14 +524,7 @@ Status HttpApiClient::Watch(const std::string& plural, const std::string& ns, co
     } catch (const pplx::task_canceled&) {
       return Status::Ok();
     }
-    if (resp.status_code() != 200) {
-      std::string body;
-      try {
-        body = resp.extract_utf8string(true).get();
-      } catch (const std::exception&) {
-      }
-      return Status::FromHttp(resp.status_code(), body);
-    }
+    if (resp.status_code() != 200) return ErrorOf(resp);
     concurrency::streams::istream in = resp.body();
     while (true) {
       if (watcher.stopped()) {
@@ -593,14 +596,7 @@ Status HttpApiClient::StreamRaw(const std::string& path, int idle_seconds,
     http::http_request req(http::methods::GET);
     req.set_request_uri(utility::conversions::to_string_t(path.empty() || path[0] != '/' ? "/" + path : path));
     http::http_response resp = client->request(req, cts.get_token()).get();
-    if (resp.status_code() != 200) {
-      std::string body;
-      try {
-        body = resp.extract_utf8string(true).get();
-      } catch (const std::exception&) {
-      }
-      return Status::FromHttp(resp.status_code(), body);
-    }
+    if (resp.status_code() != 200) return ErrorOf(resp);
     std::map<std::string, std::string> headers;
     for (const auto& [k, v] : resp.headers()) {
       std::string lower = k;

@@ -54,6 +54,12 @@ std::vector<json> VolumeReconciler::InstancesIn(const std::string& ns) const {
   return out;
 }
 
+StatusOr<SourceInfo> VolumeReconciler::StorageSource(const std::string& pool, const std::string& name) {
+  auto src = storage_->Volume(pool, name);
+  if (!src.ok()) return src.status();
+  return SourceInfo{pool, src->name, src->path, src->format.empty() ? "raw" : src->format, src->capacity_bytes};
+}
+
 StatusOr<Observed> VolumeReconciler::Observe(const json& vol) {
   Observed o;
   o.vol = vol;
@@ -120,13 +126,9 @@ StatusOr<Observed> VolumeReconciler::Observe(const json& vol) {
         std::string sp = sv["spec"].value("pool", "");
         auto it = opts_.pools.find(sp.empty() ? opts_.default_pool : sp);
         if (it == opts_.pools.end()) return Internal("source volume's pool is not configured on this node");
-        auto src = storage_->Volume(it->second.libvirt_name, StorageName(sv));
+        auto src = StorageSource(it->second.libvirt_name, StorageName(sv));
         if (!src.ok()) return src.status();
-        o.source.pool = it->second.libvirt_name;
-        o.source.name = src->name;
-        o.source.path = src->path;
-        o.source.format = src->format.empty() ? "raw" : src->format;
-        o.source.virtual_bytes = src->capacity_bytes;
+        o.source = *src;
       }
     } else if (spec.contains("source") && !spec["source"].value("snapshot", "").empty()) {
       o.source_kind = "snapshot";
@@ -147,13 +149,9 @@ StatusOr<Observed> VolumeReconciler::Observe(const json& vol) {
       } else {
         auto it = opts_.pools.find(StatusString(sn, "pool").empty() ? opts_.default_pool : StatusString(sn, "pool"));
         if (it == opts_.pools.end()) return Internal("snapshot's pool is not configured on this node");
-        auto src = storage_->Volume(it->second.libvirt_name, "snap-" + MetaString(sn, "uid"));
+        auto src = StorageSource(it->second.libvirt_name, "snap-" + MetaString(sn, "uid"));
         if (!src.ok()) return src.status();
-        o.source.pool = it->second.libvirt_name;
-        o.source.name = src->name;
-        o.source.path = src->path;
-        o.source.format = src->format.empty() ? "raw" : src->format;
-        o.source.virtual_bytes = src->capacity_bytes;
+        o.source = *src;
       }
     }
   }

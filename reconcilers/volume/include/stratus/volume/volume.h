@@ -109,6 +109,8 @@ class VolumeReconciler : public runtime::Reconciler {
   // Everything Decide needs, from the caches, the API (what the cache may not show yet), storage and the holder's
   // domain. `vol` carries our finalizer.
   StatusOr<Observed> Observe(const json& vol);
+  // A volume in this node's storage (another volume, a snapshot) as the source of a copy or an overlay.
+  StatusOr<SourceInfo> StorageSource(const std::string& pool, const std::string& name);
   StatusOr<runtime::Result> Delete(const json& vol, const std::string& key);
   std::vector<json> InstancesIn(const std::string& ns) const;
 
