@@ -163,7 +163,12 @@ Status AdmitCreate(const ResourceInfo& r, const json& obj, const Store& store) {
   std::string ns = MetaString(obj, "namespace");
   std::string vol_name = SpecField(obj, "volume").is_string() ? SpecField(obj, "volume").get<std::string>() : "";
   auto vol = store.Get({"volumes", ns, vol_name});
-  if (!vol.ok()) return Status::Ok();  // the snapshot waits for it, saying so
+  if (!vol.ok()) {
+    // Nothing would ever take it (a snapshot belongs to its volume's node): say so now.
+    std::string msg = "volume \"" + vol_name + "\" does not exist in namespace " + ns;
+    return InvalidError("VolumeSnapshot \"" + MetaString(obj, "name") + "\" is invalid: spec.volume: " + msg,
+                        {{"spec.volume", msg, "FieldValueNotFound"}});
+  }
   const json& v = **vol;
   std::string holder = v.contains("status") && v["status"].is_object() && v["status"].contains("attachment") &&
                                v["status"]["attachment"].is_object()

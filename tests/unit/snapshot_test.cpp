@@ -342,6 +342,15 @@ TEST_F(SnapshotReconcilerTest, ARawVolumeInUseIsRefusedAtCreateNamingTheField) {
   EXPECT_TRUE(client_->Create("volumesnapshots", "default", SnapshotOf("s1", "data")).ok());
 }
 
+TEST_F(SnapshotReconcilerTest, ASnapshotOfNoVolumeIsRefusedNamingTheField) {
+  auto c = client_->Create("volumesnapshots", "default", SnapshotOf("s1", "nothing-here"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), Code::kInvalid);
+  EXPECT_NE(c.status().message().find("spec.volume: volume \"nothing-here\" does not exist in namespace default"),
+            std::string::npos)
+      << c.status().message();
+}
+
 TEST_F(SnapshotReconcilerTest, TheSourceVolumeIsImmutable) {
   MustCreate(SnapshotOf("s1", "data"), "volumesnapshots");
   auto p = client_->Patch("volumesnapshots", "default", "s1", {{"spec", {{"volume", "other"}}}});

@@ -14,8 +14,8 @@ namespace stratus {
 // never shrinks.
 Status AdmitUpdate(const ResourceInfo& r, const json& cur, const json& next);
 
-// kInvalid naming spec.volume when a VolumeSnapshot is of a raw volume that a running instance uses (a raw copy
-// is the whole disk; the guest would be paused for all of it).
+// kInvalid naming spec.volume when a VolumeSnapshot names no existing volume, or a raw volume that a running
+// instance uses (a raw copy is the whole disk; the guest would be paused for all of it).
 Status AdmitCreate(const ResourceInfo& r, const json& obj, const Store& store);
 
 // kConflict naming the dependents when `obj` may not be deleted now: a Volume that an Instance lists in
