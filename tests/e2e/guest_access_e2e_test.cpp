@@ -210,6 +210,17 @@ TEST_F(GuestAccessE2eTest, KeyPairUserDataAndSsh) {
   EXPECT_NE(watched.find("CONSOLE-42"), std::string::npos) << watched;
   // The console log (virtlogd writes the pty's output to it) has it too.
   EXPECT_NE(server.Ctl({"logs", "instance/" + name}).out.find("CONSOLE-42"), std::string::npos);
+  // A writer killed (no detach sent) does not keep the console: its dead stream is noticed by the keepalive and a
+  // new session becomes the writer.
+  int killed_code = 0;
+  RunInPty(con, env, {}, 5, &killed_code);  // SIGKILLed after 5 s
+  EXPECT_EQ(killed_code, -1);
+  std::string again;
+  EXPECT_TRUE(Eventually([&] {
+    int c = -1;
+    again = RunInPty(con, env, {{"escape character", "\x1d"}}, 20, &c);
+    return c == 0 && again.find("escape character") != std::string::npos && again.find("(read-only)") == std::string::npos;
+  }, 90)) << again;
 
   // The instance verbs, on the same guest. A helper: one command over ssh (fails fast while the guest is away).
   auto remote = [&](const std::string& cmd) {
