@@ -376,3 +376,42 @@ TEST_F(PlacementReconcilerTest, FailedBindForgetsItsAssumptionAndRetries) {
 
 }  // namespace
 }  // namespace stratus::placement
+
+namespace stratus::placement {
+namespace {
+
+TEST_F(PlacementReconcilerTest, AnImagesRequiredTraitsChooseTheNodesThatHaveThem) {
+  runtime::InformerOptions io;
+  io.plural = "images";
+  runtime::Informer images(client_.get(), io);
+  images.Start();
+  ASSERT_TRUE(images.WaitForSync(std::chrono::seconds(5)));
+  Options o;
+  o.cpu_overcommit = 1;
+  PlacementReconciler rec(client_.get(), instances_.get(), nodes_.get(), flavors_.get(), o, nullptr, &images);
+  MustCreate({{"apiVersion", "stratus.io/v1"},
+              {"kind", "Image"},
+              {"metadata", {{"name", "cuda"}, {"namespace", "default"}}},
+              {"spec", {{"type", "kernel"}, {"source", {{"url", "http://example.invalid/k"}}},
+                        {"requiredTraits", {"CUSTOM_GPU"}}}}},
+             "images");
+  auto p = client_->Patch("nodes", "", "n2", {{"spec", {{"traits", {"CUSTOM_GPU", "HW_CPU_X86_AVX2"}}}}});
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_FALSE(client_->Patch("nodes", "", "n1", {{"spec", {{"traits", {"not a trait"}}}}}).ok()) << "names checked";
+  MustCreate({{"apiVersion", "stratus.io/v1"},
+              {"kind", "Instance"},
+              {"metadata", {{"name", "trainer"}, {"namespace", "default"}}},
+              {"spec", {{"instanceType", "m1.small"}, {"kernelImage", "cuda"}}}},
+             "instances");
+  ASSERT_TRUE(WaitFor([&] {
+    return !images.Get("default/cuda").is_null() && !instances_->Get("default/trainer").is_null() &&
+           nodes_->Get("n2").value("spec", json::object()).contains("traits");
+  }));
+  ASSERT_TRUE(rec.Reconcile("default/trainer").ok());
+  json t = *client_->Get("instances", "default", "trainer");
+  EXPECT_EQ(t["spec"].value("nodeName", ""), "n2") << t.dump();
+  images.Stop();
+}
+
+}  // namespace
+}  // namespace stratus::placement

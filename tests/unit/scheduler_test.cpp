@@ -91,6 +91,21 @@ TEST(SchedulerTest, EveryFilterNamesItselfInTheNodesReason) {
   std::string msg = out.Message(nodes.size());
   EXPECT_EQ(msg.rfind("0/8 nodes can run this instance: down: ", 0), 0u) << msg;
 
+  // Traits an image requires: nodes without every one are dropped, naming what they lack.
+  NodeView plain = Host("plain");
+  NodeView gpu = Host("gpu");
+  gpu.traits = {"CUSTOM_GPU", "HW_CPU_X86_AVX2"};
+  NodeView half = Host("half");
+  half.traits = {"HW_CPU_X86_AVX2"};
+  Demand t = Small();
+  t.traits = {"CUSTOM_GPU", "HW_CPU_X86_AVX2"};
+  t.traits_of = "cuda";
+  Decision traited = Choose(t, json::object(), {plain, gpu, half}, Opts());
+  EXPECT_EQ(traited.node, "gpu");
+  EXPECT_EQ(ReasonFor(traited, "plain"),
+            "plain: lacks trait CUSTOM_GPU, HW_CPU_X86_AVX2 that image cuda requires [TraitsFilter]");
+  EXPECT_EQ(ReasonFor(traited, "half"), "half: lacks trait CUSTOM_GPU that image cuda requires [TraitsFilter]");
+
   d.pinned_node = "elsewhere";
   d.pinned_why = "volume data";
   Decision pinned = Choose(d, selector, {not_pinned}, Opts());

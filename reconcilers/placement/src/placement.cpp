@@ -245,6 +245,11 @@ std::vector<NodeView> ViewNodes(const std::vector<json>& nodes, int64_t now, con
     if (n["metadata"].contains("labels")) v.labels = n["metadata"]["labels"];
     if (v.labels.is_object()) v.zone = v.labels.value(kZoneLabel, "");
     if (st.contains("nodeInfo") && st["nodeInfo"].is_object()) v.arch = st["nodeInfo"].value("arch", "");
+    if (n.contains("spec") && n["spec"].is_object()) {
+      for (const auto& t : n["spec"].value("traits", json::array())) {
+        if (t.is_string()) v.traits.insert(t.get<std::string>());
+      }
+    }
     if (st.contains("allocatable")) {
       v.alloc_vcpus = st["allocatable"].value("vcpus", 0);
       v.alloc_memory_mib = st["allocatable"].value("memoryMiB", int64_t{0});
@@ -329,8 +334,13 @@ StatusOr<runtime::Result> PlacementReconciler::Reconcile(const std::string& key)
   for (const char* img_field : {"image", "kernelImage"}) {
     if (images_ == nullptr || spec.value(img_field, "").empty()) continue;
     json img = images_->Get(ns + "/" + spec.value(img_field, ""));
-    if (!img.is_null() && img.contains("spec")) demand->arch = img["spec"].value("architecture", "");
-    if (!demand->arch.empty()) break;
+    if (img.is_null() || !img.contains("spec")) continue;
+    if (demand->arch.empty()) demand->arch = img["spec"].value("architecture", "");
+    for (const auto& t : img["spec"].value("requiredTraits", json::array())) {
+      if (!t.is_string()) continue;
+      demand->traits.push_back(t.get<std::string>());
+      if (demand->traits_of.empty()) demand->traits_of = MetaString(img, "name");
+    }
   }
   if (!spec.value("image", "").empty()) {
     json rd = spec.value("rootDisk", json::object());

@@ -54,6 +54,15 @@ std::string ArchFilter(const Demand& d, const json&, const NodeView& n, const Op
   return "architecture " + (n.arch.empty() ? std::string("unknown") : n.arch) + ", the image needs " + d.arch;
 }
 
+std::string TraitsFilter(const Demand& d, const json&, const NodeView& n, const Options&) {
+  std::string missing;
+  for (const auto& t : d.traits) {
+    if (!n.traits.count(t)) missing += (missing.empty() ? "" : ", ") + t;
+  }
+  if (missing.empty()) return "";
+  return "lacks trait " + missing + " that image " + d.traits_of + " requires";
+}
+
 std::string PinFilter(const Demand& d, const json&, const NodeView& n, const Options&) {
   if (d.pinned_node.empty() || n.name == d.pinned_node) return "";
   return "does not hold " + d.pinned_why + " (on node " + d.pinned_node + ")";
@@ -127,7 +136,7 @@ const std::vector<Filter>& Filters() {
   static const std::vector<Filter> f = {
       {"ComputeFilter", ComputeFilter}, {"AvailabilityZoneFilter", ZoneFilter},
       {"NodeSelectorFilter", SelectorFilter}, {"ArchitectureFilter", ArchFilter},
-      {"VolumePinFilter", PinFilter}, {"CoreFilter", CoreFilter}, {"RamFilter", RamFilter},
+      {"TraitsFilter", TraitsFilter}, {"VolumePinFilter", PinFilter}, {"CoreFilter", CoreFilter}, {"RamFilter", RamFilter},
       {"DiskFilter", DiskFilter}, {"ServerGroupAffinityFilter", NoCheck},
       {"ServerGroupAntiAffinityFilter", NoCheck}};
   return f;

@@ -41,6 +41,8 @@ struct Demand {
   std::string pinned_why;       // e.g. "volume data-1"
   std::string zone;             // spec.availabilityZone ("" = any)
   std::string arch;             // architecture its image requires ("" = any)
+  std::vector<std::string> traits;  // traits its images require (Image spec.requiredTraits)
+  std::string traits_of;            // the image that requires them (for the message)
   std::string group;            // "namespace/name" of its InstanceGroup ("" = none)
   std::string group_policy;     // affinity | anti-affinity | soft-affinity | soft-anti-affinity
 };
@@ -60,6 +62,7 @@ struct NodeView {
   std::string default_pool;
   std::string zone;    // label stratus.io/zone
   std::string arch;    // status.nodeInfo.arch
+  std::set<std::string> traits;  // spec.traits
   double cpu_ratio = 0, ram_ratio = 0, disk_ratio = 0;  // spec.*AllocationRatio (0: the server's)
   int instances = 0;                                    // bound and assumed instances (load)
   std::map<std::string, int> group_members;             // InstanceGroup -> its instances here
@@ -78,7 +81,7 @@ struct Filter {
   std::string (*check)(const Demand& d, const json& node_selector, const NodeView& n, const Options& o);
 };
 // In order: ComputeFilter (Ready, not cordoned), AvailabilityZoneFilter, NodeSelectorFilter, ArchitectureFilter,
-// VolumePinFilter, CoreFilter, RamFilter, DiskFilter, ServerGroupAffinityFilter, ServerGroupAntiAffinityFilter.
+// TraitsFilter, VolumePinFilter, CoreFilter, RamFilter, DiskFilter, ServerGroupAffinityFilter, ServerGroupAntiAffinityFilter.
 const std::vector<Filter>& Filters();
 // Each weigher's raw value for a node that passed (higher = better before its multiplier); weights are the sum of
 // multiplier x value normalised to [0, 1] over the candidates, as nova's weighers are.
