@@ -207,8 +207,8 @@ struct ClusterControllers {
     for (auto* rec : {image_summary.get(), network_summary.get()}) {
       specs.push_back({rec, 1});
     }
-    lifecycle = std::make_unique<nodelifecycle::NodeLifecycleReconciler>(client, nodes,
-                                                                         std::chrono::seconds(f.node_grace_seconds));
+    lifecycle = std::make_unique<nodelifecycle::NodeLifecycleReconciler>(
+        client, nodes, std::chrono::seconds(f.node_grace_seconds), instances);
     specs.push_back({lifecycle.get(), 1});
     // GitOps: repositories cached under the data dir; its applies go through their own client, whose writes are
     // the stratus-gitops field manager's. Two workers: one slow repository does not hold up another.
