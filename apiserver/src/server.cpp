@@ -1148,12 +1148,14 @@ struct ApiServer::Impl {
         console_streams.remove(stream);
       };
       web::http::http_response aresp;
+      bool answered = false;  // the client has its answer (an error, or the stream's headers)
       try {
         // The agent sends a NUL byte every 10 s on a quiet console: a minute of silence means it is gone.
         web::http::client::http_client client(agent, AgentClientConfig(60));
         aresp = client.request(methods::GET, uri, stream->cts.get_token()).get();
         if (aresp.status_code() != 200) {
           std::string text = aresp.extract_utf8string(true).get();
+          answered = true;
           ReplyStatus(req, Status::FromHttp(aresp.status_code(), text));
           forget();
           return;
@@ -1167,6 +1169,7 @@ struct ApiServer::Impl {
           std::lock_guard lock(inflight_mu);
           ++inflight;
         }
+        answered = true;
         req.reply(resp).then([this, stream](pplx::task<void> t) {
           try {
             t.get();
@@ -1183,13 +1186,16 @@ struct ApiServer::Impl {
           if (n == 0 || !stream->Put(chunk.data(), n, size_t{1} << 20)) break;
         }
       } catch (const std::exception& e) {
-        bool replied = false;
-        {
-          std::lock_guard lock(stream->mu);
-          replied = stream->closed;
-        }
-        if (aresp.status_code() == 0 && !replied) {
-          ReplyStatus(req, Status(Code::kUnavailable, "cannot reach the agent at " + agent + ": " + e.what()));
+        // Unanswered yet: the agent could not be reached, or Stop() ended the request before it answered.
+        if (!answered) {
+          bool stopping_now = false;
+          {
+            std::lock_guard lock(stream->mu);
+            stopping_now = stream->closed;
+          }
+          ReplyStatus(req, stopping_now ? Status(Code::kUnavailable, "the API server is stopping")
+                                        : Status(Code::kUnavailable, "cannot reach the agent at " + agent + ": " +
+                                                                         e.what()));
         }
       }
       forget();

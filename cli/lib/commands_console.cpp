@@ -107,17 +107,21 @@ int RunConsole(Env& env, const ConsoleOptions& opts) {
   {
     RawTerminal raw(STDIN_FILENO);
     bool warned = false;
+    bool input_open = true;  // at the end of its input (< /dev/null, a pipe), the session only watches
     while (!escaped) {
-      pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {wake[0], POLLIN, 0}};
+      pollfd fds[2] = {{input_open ? STDIN_FILENO : -1, POLLIN, 0}, {wake[0], POLLIN, 0}};
       if (poll(fds, 2, -1) < 0) {
         if (errno == EINTR) continue;
         break;
       }
-      if (fds[1].revents) break;  // the stream ended
+      if (fds[1].revents) break;  // the stream ended (or could not start)
       if (!(fds[0].revents & (POLLIN | POLLHUP))) continue;
       char buf[4096];
       ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
-      if (n <= 0) break;  // end of input
+      if (n <= 0) {
+        input_open = false;
+        continue;
+      }
       EscapeScan scan = ScanForEscape(std::string(buf, static_cast<size_t>(n)));
       escaped = scan.escaped;
       if (scan.send.empty() || !opened) continue;

@@ -127,6 +127,26 @@ TEST_F(AgentTest, ApplyRunsStopStartRestartAndDeleteRemovesTheDomain) {
   EXPECT_FALSE(DomainExists("web-1"));
 }
 
+// stratusctl console through the API server to the agent: what cannot be attached says why and exits non-zero
+// (libvirt's test driver has no console streams), an instance that does not exist is 404, a bad session id is
+// refused by the agent, and the agent's endpoint answers without leaving a session behind.
+TEST_F(AgentTest, ConsoleRefusalsSayWhy) {
+  ASSERT_EQ(server_->Ctl({"apply", "-f", "-"}, InstanceYaml("con-1")).exit_code, 0);
+  ASSERT_TRUE(Eventually([&] { return Phase("con-1") == "Running"; })) << Get("con-1").dump(2) << server_->log();
+  auto r = server_->Ctl({"console", "instance/con-1"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("error: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("console"), std::string::npos) << r.err;
+  r = server_->Ctl({"console", "instance/nothing-here"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not found"), std::string::npos) << r.err;
+  auto bad = server_->Http("GET", std::string(kNs) + "/instances/con-1/console?session=bad%20id");
+  EXPECT_EQ(bad.code, 422) << bad.body;
+  auto input = server_->Http("POST", std::string(kNs) + "/instances/con-1/console?session=never-attached", "x",
+                             "application/octet-stream");
+  EXPECT_EQ(input.code, 404) << input.body;
+}
+
 TEST_F(AgentTest, DriftIsRepaired) {
   ASSERT_EQ(server_->Ctl({"apply", "-f", "-"}, InstanceYaml("drift")).exit_code, 0);
   ASSERT_TRUE(Eventually([&] { return Phase("drift") == "Running" && DomainRunning("drift"); })) << server_->log();
