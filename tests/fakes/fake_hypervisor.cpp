@@ -143,46 +143,46 @@ Status FakeHypervisor::Start(const std::string& name) {
   return Status::Ok();
 }
 
-Status FakeHypervisor::SetVcpus(const std::string& name, int vcpus) {
+Status FakeHypervisor::OnRunning(const std::string& name, const std::function<Status(Domain&)>& f) {
   std::lock_guard l(mu_);
   auto it = domains_.find(name);
   if (it == domains_.end()) return NotFound("domain " + name);
   if (!Running(it->second)) return Status(Code::kConflict, "domain is not running");
-  if (vcpus > it->second.live_max_vcpus) return InvalidError("more vCPUs than the domain's maximum");
-  if (Status s = Enter("SetVcpus", name); !s.ok()) return s;
-  it->second.live_vcpus = vcpus;
-  return Status::Ok();
+  return f(it->second);
+}
+
+Status FakeHypervisor::SetVcpus(const std::string& name, int vcpus) {
+  return OnRunning(name, [&](Domain& d) -> Status {
+    if (vcpus > d.live_max_vcpus) return InvalidError("more vCPUs than the domain's maximum");
+    if (Status s = Enter("SetVcpus", name); !s.ok()) return s;
+    d.live_vcpus = vcpus;
+    return Status::Ok();
+  });
 }
 
 Status FakeHypervisor::Pause(const std::string& name) {
-  std::lock_guard l(mu_);
-  auto it = domains_.find(name);
-  if (it == domains_.end()) return NotFound("domain " + name);
-  if (!Running(it->second)) return Status(Code::kConflict, "domain is not running");
-  if (Status s = Enter("Pause", name); !s.ok()) return s;
-  it->second.state = DomainState::kPaused;
-  return Status::Ok();
+  return OnRunning(name, [&](Domain& d) -> Status {
+    if (Status s = Enter("Pause", name); !s.ok()) return s;
+    d.state = DomainState::kPaused;
+    return Status::Ok();
+  });
 }
 
 Status FakeHypervisor::Resume(const std::string& name) {
-  std::lock_guard l(mu_);
-  auto it = domains_.find(name);
-  if (it == domains_.end()) return NotFound("domain " + name);
-  if (!Running(it->second)) return Status(Code::kConflict, "domain is not running");
-  if (Status s = Enter("Resume", name); !s.ok()) return s;
-  it->second.state = DomainState::kRunning;
-  return Status::Ok();
+  return OnRunning(name, [&](Domain& d) -> Status {
+    if (Status s = Enter("Resume", name); !s.ok()) return s;
+    d.state = DomainState::kRunning;
+    return Status::Ok();
+  });
 }
 
 Status FakeHypervisor::ManagedSave(const std::string& name) {
-  std::lock_guard l(mu_);
-  auto it = domains_.find(name);
-  if (it == domains_.end()) return NotFound("domain " + name);
-  if (!Running(it->second)) return Status(Code::kConflict, "domain is not running");
-  if (Status s = Enter("ManagedSave", name); !s.ok()) return s;
-  it->second.state = DomainState::kShutoff;
-  it->second.managed_save = true;
-  return Status::Ok();
+  return OnRunning(name, [&](Domain& d) -> Status {
+    if (Status s = Enter("ManagedSave", name); !s.ok()) return s;
+    d.state = DomainState::kShutoff;
+    d.managed_save = true;
+    return Status::Ok();
+  });
 }
 
 Status FakeHypervisor::Shutdown(const std::string& name) {
@@ -204,11 +204,9 @@ Status FakeHypervisor::Destroy(const std::string& name) {
 }
 
 Status FakeHypervisor::Reboot(const std::string& name) {
-  std::lock_guard l(mu_);
-  auto it = domains_.find(name);
-  if (it == domains_.end()) return NotFound("domain " + name);
-  if (!Running(it->second)) return Status(Code::kConflict, "domain is not running");
-  return Enter("Reboot", name);
+  return OnRunning(name, [&](Domain&) -> Status {
+    return Enter("Reboot", name);
+  });
 }
 
 Status FakeHypervisor::Undefine(const std::string& name) {

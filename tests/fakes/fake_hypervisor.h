@@ -4,6 +4,7 @@
 // persistent definition; a start makes the live configuration from it; hot-plug changes both.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -69,6 +70,8 @@ class FakeHypervisor : public host::Hypervisor {
  private:
   // Fails when `op` has an injected failure (consumed) and records the call otherwise.
   Status Enter(const std::string& op, const std::string& name);
+  // Runs `f` on domain `name` under the lock when it runs (or is paused); NotFound / kConflict otherwise.
+  Status OnRunning(const std::string& name, const std::function<Status(Domain&)>& f);
   static bool Running(const Domain& d) {
     return d.state == host::DomainState::kRunning || d.state == host::DomainState::kPaused;
   }

@@ -505,13 +505,13 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
   // ACPI power button; Ok when the domain is not running (or stops meanwhile).
-  Status Shutdown(const std::string& name) override { return OnActiveDomain(name, "shutting down", virDomainShutdown); }
+  Status Shutdown(const std::string& name) override { return StopIfActive(name, "shutting down", virDomainShutdown); }
 
   // Hard stop; Ok when the domain is not running (or stops meanwhile).
-  Status Destroy(const std::string& name) override { return OnActiveDomain(name, "destroying", virDomainDestroy); }
+  Status Destroy(const std::string& name) override { return StopIfActive(name, "destroying", virDomainDestroy); }
 
-  // Runs `op` on a running domain; Ok when it is, or meanwhile becomes, inactive or gone.
-  Status OnActiveDomain(const std::string& name, const char* what, int (*op)(virDomainPtr)) {
+  // Runs `op` (a way to stop it) on a running domain; Ok when it is, or meanwhile becomes, inactive or gone.
+  Status StopIfActive(const std::string& name, const char* what, int (*op)(virDomainPtr)) {
     return conn_->Call([&](virConnectPtr c) -> Status {
       auto d = FindDomain(c, name);
       if (!d.ok()) return d.status();
@@ -526,22 +526,16 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
   Status Reboot(const std::string& name) override {
-    return conn_->Call([&](virConnectPtr c) -> Status {
-      auto d = FindDomain(c, name);
-      if (!d.ok()) return d.status();
-      if (!IsActive(d->get())) return Status(Code::kConflict, "domain " + name + " is not running");
-      if (virDomainReboot(d->get(), 0) == 0) return Status::Ok();
+    return OnActive(name, [&](virDomainPtr d) -> Status {
+      if (virDomainReboot(d, 0) == 0) return Status::Ok();
       TakeLastError();
-      return HardRestart(d->get(), name);
+      return HardRestart(d, name);
     });
   }
 
   Status SetVcpus(const std::string& name, int vcpus) override {
-    return conn_->Call([&](virConnectPtr c) -> Status {
-      auto d = FindDomain(c, name);
-      if (!d.ok()) return d.status();
-      if (!IsActive(d->get())) return Status(Code::kConflict, "domain " + name + " is not running");
-      if (virDomainSetVcpusFlags(d->get(), static_cast<unsigned>(vcpus), VIR_DOMAIN_AFFECT_LIVE) == 0) {
+    return OnActive(name, [&](virDomainPtr d) -> Status {
+      if (virDomainSetVcpusFlags(d, static_cast<unsigned>(vcpus), VIR_DOMAIN_AFFECT_LIVE) == 0) {
         return Status::Ok();
       }
       return LastErrorStatus("setting domain " + name + " to " + std::to_string(vcpus) + " vCPUs");
@@ -549,47 +543,35 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
   Status Pause(const std::string& name) override {
-    return conn_->Call([&](virConnectPtr c) -> Status {
-      auto d = FindDomain(c, name);
-      if (!d.ok()) return d.status();
-      if (!IsActive(d->get())) return Status(Code::kConflict, "domain " + name + " is not running");
+    return OnActive(name, [&](virDomainPtr d) -> Status {
       int state = 0, reason = 0;
-      if (virDomainGetState(d->get(), &state, &reason, 0) == 0 && state == VIR_DOMAIN_PAUSED) return Status::Ok();
-      if (virDomainSuspend(d->get()) == 0) return Status::Ok();
+      if (virDomainGetState(d, &state, &reason, 0) == 0 && state == VIR_DOMAIN_PAUSED) return Status::Ok();
+      if (virDomainSuspend(d) == 0) return Status::Ok();
       return LastErrorStatus("pausing domain " + name);
     });
   }
 
   Status Resume(const std::string& name) override {
-    return conn_->Call([&](virConnectPtr c) -> Status {
-      auto d = FindDomain(c, name);
-      if (!d.ok()) return d.status();
-      if (!IsActive(d->get())) return Status(Code::kConflict, "domain " + name + " is not running");
+    return OnActive(name, [&](virDomainPtr d) -> Status {
       int state = 0, reason = 0;
-      if (virDomainGetState(d->get(), &state, &reason, 0) == 0 && state != VIR_DOMAIN_PAUSED) return Status::Ok();
-      if (virDomainResume(d->get()) == 0) return Status::Ok();
+      if (virDomainGetState(d, &state, &reason, 0) == 0 && state != VIR_DOMAIN_PAUSED) return Status::Ok();
+      if (virDomainResume(d) == 0) return Status::Ok();
       return LastErrorStatus("resuming domain " + name);
     });
   }
 
   Status ManagedSave(const std::string& name) override {
-    return conn_->Call([&](virConnectPtr c) -> Status {
-      auto d = FindDomain(c, name);
-      if (!d.ok()) return d.status();
-      if (!IsActive(d->get())) return Status(Code::kConflict, "domain " + name + " is not running");
-      if (virDomainManagedSave(d->get(), 0) == 0) return Status::Ok();
+    return OnActive(name, [&](virDomainPtr d) -> Status {
+      if (virDomainManagedSave(d, 0) == 0) return Status::Ok();
       return LastErrorStatus("saving domain " + name);
     });
   }
 
   Status Reset(const std::string& name) override {
-    return conn_->Call([&](virConnectPtr c) -> Status {
-      auto d = FindDomain(c, name);
-      if (!d.ok()) return d.status();
-      if (!IsActive(d->get())) return Status(Code::kConflict, "domain " + name + " is not running");
-      if (virDomainReset(d->get(), 0) == 0) return Status::Ok();
+    return OnActive(name, [&](virDomainPtr d) -> Status {
+      if (virDomainReset(d, 0) == 0) return Status::Ok();
       TakeLastError();
-      return HardRestart(d->get(), name);
+      return HardRestart(d, name);
     });
   }
 
@@ -743,6 +725,16 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
  private:
+  // Runs `f` on domain `name` when it is active (running or paused); kConflict naming it when it is not.
+  template <typename F>
+  Status OnActive(const std::string& name, F f) {
+    return conn_->Call([&](virConnectPtr c) -> Status {
+      auto d = FindDomain(c, name);
+      if (!d.ok()) return d.status();
+      if (!IsActive(d->get())) return Status(Code::kConflict, "domain " + name + " is not running");
+      return f(d->get());
+    });
+  }
   // Destroy + start: the fallback when the hypervisor cannot reboot or reset the guest in place.
   Status HardRestart(virDomainPtr d, const std::string& name) {
     if (IsActive(d) && virDomainDestroy(d) < 0) return LastErrorStatus("restarting domain " + name + " (destroy)");
