@@ -93,7 +93,8 @@ TEST_F(LeaderTest, ALeaderThatCannotRenewStopsLeading) {
     }
   });
   EXPECT_TRUE(Until([&] { return !a.IsLeader(); }));
-  EXPECT_EQ(leading.load(), 0);
+  // The stop callback runs right after IsLeader turns false, on the elector's thread: wait for it, not for time.
+  EXPECT_TRUE(Until([&] { return leading.load() == 0; })) << "leading=" << leading.load();
   stop = true;
   renew.join();
 }
