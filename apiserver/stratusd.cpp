@@ -26,6 +26,7 @@
 #include "stratus/apiserver/etcd_store.h"
 #include "stratus/apiserver/local_client.h"
 #include "stratus/apiserver/registry.h"
+#include "stratus/host/netdev.h"
 #include "stratus/image/image.h"
 #include "stratus/network/validation.h"
 #include "stratus/apiserver/server.h"
@@ -792,6 +793,10 @@ int main(int argc, char** argv) {
     a->add_option("--netns", ao.netns,
                   "with --networking: network namespace (ip netns name) that libvirtd runs in; bridges, dnsmasq and "
                   "nftables are made there");
+    a->add_option("--underlay-interface", ao.underlay_interface,
+                  "with --networking: the device (in --netns) that links the hosts; every nat or isolated Network "
+                  "joins a VXLAN segment over it, so one Network spans hosts")
+        ->check([](const std::string& v) { return stratus::host::ValidateIfName(v, "--underlay-interface").message(); });
     a->add_flag("--debug-endpoints", ao.debug_endpoints, "serve fault-injection endpoints (tests only)");
     if (is_agent) a->add_option("--data-dir", ao.data_dir, "agent state: image pool, console logs");
     else a->add_option("--agent-data-dir", ao.data_dir, "embedded agent state (default DATA_DIR/agent)");

@@ -1,7 +1,9 @@
 // Two real compute hosts on this machine (scripts/hosts-up.sh: a libvirtd and virtlogd each in network and mount
 // namespaces of their own, joined by an underlay bridge), each with its own `stratusd agent` joined to one API
-// server: an anti-affinity InstanceGroup puts its two TCG guests on different hosts, and each host's libvirtd runs
-// exactly its own one.
+// server, networking in its host's namespace with the underlay device "ul": an anti-affinity InstanceGroup puts
+// its two TCG guests on different hosts (each host's libvirtd runs exactly its own one); they share one Network,
+// which spans both hosts as a VXLAN segment: each leases its address from its own host's dnsmasq, they reach each
+// other, and a security group between them closes and reopens a port live (group-to-group across hosts).
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -14,10 +16,34 @@ namespace {
 using MultiHostE2eTest = E2eTest;
 
 struct Host {
-  std::string name, uri;
+  std::string name, uri, netns, underlay;
 };
 
-TEST_F(MultiHostE2eTest, AntiAffinitySpreadsAGroupOverTwoHosts) {
+// The last STRATUS-PROBE state for `target` in a guest's console ("open STRATUS-PEER x", "closed"), "" before any.
+std::string LastProbe(const std::string& log, const std::string& target) {
+  std::string prefix = "STRATUS-PROBE " + target + " ", last;
+  std::istringstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    auto at = line.find(prefix);
+    if (at != std::string::npos) last = line.substr(at + prefix.size());
+  }
+  return last;
+}
+
+std::string Guest(const std::string& name, const std::string& ip, const std::string& group, const std::string& probe) {
+  return "apiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: " + name + "}\nspec:\n"
+         "  instanceType: m1.small\n  kernelImage: demo-kernel\n  ramdiskImage: demo-initrd\n"
+         "  kernelArgs: \"stratus.hostname=" + name + " stratus.listen=8080 stratus.probe=" + probe + "\"\n"
+         "  instanceGroup: spread\n  networks: [{network: span, ip: " + ip + "}]\n  securityGroups: [" + group + "]\n";
+}
+
+std::string SecurityGroup(const std::string& name, const std::string& ingress) {
+  return "apiVersion: stratus.io/v1\nkind: SecurityGroup\nmetadata: {name: " + name + "}\nspec:\n  ingress:\n" + ingress;
+}
+
+TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
   const std::string prefix = "mh" + std::to_string(::getpid() % 100000);
   const std::string up = (fs::path(SourceDir()) / "scripts" / "hosts-up.sh").string();
   const std::string down = (fs::path(SourceDir()) / "scripts" / "hosts-down.sh").string();
@@ -33,7 +59,7 @@ TEST_F(MultiHostE2eTest, AntiAffinitySpreadsAGroupOverTwoHosts) {
   while (std::getline(lines, line)) {
     std::istringstream f(line);
     Host h;
-    f >> h.name >> h.uri;
+    f >> h.name >> h.uri >> h.netns >> h.underlay;
     if (!h.uri.empty()) hosts.push_back(h);
   }
   ASSERT_EQ(hosts.size(), 2u) << r.out;
@@ -48,7 +74,8 @@ TEST_F(MultiHostE2eTest, AntiAffinitySpreadsAGroupOverTwoHosts) {
                                   (dir_.path() / ("agent-" + hosts[i].name)).string(), "--bootstrap-token-file",
                                   server.bootstrap_token_file(), "--node", hosts[i].name, "--libvirt-uri", hosts[i].uri,
                                   "--agent-listen", ports.back().hostport(), "--reserved-memory-mib", "0",
-                                  "--virt-type", "qemu"};
+                                  "--virt-type", "qemu", "--networking", "true", "--netns", hosts[i].netns,
+                                  "--underlay-interface", "ul"};
     agents.push_back(SpawnLogged(a, (dir_.path() / (hosts[i].name + ".log")).string()));
   }
   struct Stop {
@@ -76,18 +103,38 @@ TEST_F(MultiHostE2eTest, AntiAffinitySpreadsAGroupOverTwoHosts) {
     return ready == 2;
   }, 90)) << server.Http("GET", "/apis/stratus.io/v1/nodes").body << agent_logs();
 
-  std::string yaml = Manifests("spread-a");
-  yaml += "  instanceGroup: spread\n---\napiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: spread-b}\nspec:\n"
-          "  instanceType: m1.small\n  kernelImage: demo-kernel\n  ramdiskImage: demo-initrd\n"
-          "  kernelArgs: stratus.marker=spread-b\n  instanceGroup: spread\n---\n"
-          "apiVersion: stratus.io/v1\nkind: InstanceGroup\nmetadata: {name: spread}\nspec: {policy: anti-affinity}\n";
+  // Both nodes report their underlay address (the other floods to it).
+  ASSERT_TRUE(Eventually([&] {
+    json nodes = server.Http("GET", "/apis/stratus.io/v1/nodes").Json();
+    int with = 0;
+    for (const auto& n : nodes.value("items", json::array())) {
+      with += !n.value("status", json::object()).value("underlay", json::object()).value("address", "").empty();
+    }
+    return with == 2;
+  }, 60)) << server.Http("GET", "/apis/stratus.io/v1/nodes").body << agent_logs();
+
+  // One network for both; A is in group web (8080 from the network), B in clients; each probes the other.
+  const std::string a_ip = "10.79.0.11", b_ip = "10.79.0.12";
+  std::string base = Manifests("x").substr(0, Manifests("x").find("---\napiVersion: stratus.io/v1\nkind: Instance\n"));
+  std::string yaml = base +
+                     "---\napiVersion: stratus.io/v1\nkind: Network\nmetadata: {name: span}\n"
+                     "spec: {cidr: 10.79.0.0/24, mode: nat}\n---\n"
+                     "apiVersion: stratus.io/v1\nkind: InstanceGroup\nmetadata: {name: spread}\nspec: {policy: anti-affinity}\n---\n" +
+                     SecurityGroup("web", "    - {protocol: tcp, fromPort: 8080, toPort: 8080, cidr: 10.79.0.0/24}\n") + "---\n" +
+                     SecurityGroup("clients", "    - {protocol: tcp, fromPort: 8080, toPort: 8080, cidr: 10.79.0.0/24}\n") + "---\n" +
+                     Guest("spread-a", a_ip, "web", b_ip + ":8080") + "---\n" + Guest("spread-b", b_ip, "clients", a_ip + ":8080");
   auto a = server.Ctl({"apply", "-f", "-"}, yaml);
   ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  auto logs_of = [&](const std::string& inst) { return server.Ctl({"logs", "instance/" + inst}).out; };
+  auto dump = [&] {
+    return "\n--- spread-a:\n" + logs_of("spread-a") + "\n--- spread-b:\n" + logs_of("spread-b") + "\n--- network:\n" +
+           server.Http("GET", std::string(kNs) + "/networks/span").body + "\n" + agent_logs();
+  };
   std::map<std::string, std::string> node_of;
   ASSERT_TRUE(Eventually([&] {
     for (const char* n : {"spread-a", "spread-b"}) {
       json inst = server.Http("GET", std::string(kNs) + "/instances/" + n).Json();
-      if (inst["status"].value("phase", "") != "Running") return false;
+      if (inst.value("status", json::object()).value("phase", "") != "Running") return false;
       node_of[n] = inst["spec"].value("nodeName", "");
     }
     return true;
@@ -99,10 +146,51 @@ TEST_F(MultiHostE2eTest, AntiAffinitySpreadsAGroupOverTwoHosts) {
     std::string want = node_of["spread-a"] == h.name ? "stratus_default_spread-a" : "stratus_default_spread-b";
     EXPECT_EQ(l.out, want + "\n\n") << h.name << ": " << l.out << l.err;
   }
-  EXPECT_TRUE(Eventually([&] {
-    return server.Ctl({"logs", "instance/spread-a"}).out.find("STRATUS-GUEST-BOOTED") != std::string::npos &&
-           server.Ctl({"logs", "instance/spread-b"}).out.find("STRATUS-GUEST-BOOTED") != std::string::npos;
-  }, 120)) << server.Ctl({"logs", "instance/spread-a"}).out;
+
+  // 1. Each guest leases its address from its own host's dnsmasq (DHCP does not cross the segment), with the
+  //    gateway on its own host as router.
+  for (const auto& [inst, ip] : {std::pair<std::string, std::string>{"spread-a", a_ip}, {"spread-b", b_ip}}) {
+    ASSERT_TRUE(Eventually([&] { return logs_of(inst).find("STRATUS-NET eth0 ip=" + ip + "/24 router=10.79.0.1") !=
+                                        std::string::npos; }, 180, 500))
+        << inst << " leased " << ip << dump();
+    // DHCP option 26: what fits in an underlay frame (1500) after the VXLAN header.
+    std::string log = logs_of(inst);
+    auto at = log.find("STRATUS-NET eth0 ip=" + ip);
+    EXPECT_NE(log.substr(at, log.find('\n', at) - at).find(" mtu=1450"), std::string::npos) << log.substr(at, 200);
+  }
+  // Both hosts' bridges joined VNI IPAM gave the network, flooding to the other host.
+  json net = server.Http("GET", std::string(kNs) + "/networks/span").Json();
+  json st = net.value("status", json::object());
+  uint32_t vni = st.value("vni", 0u);
+  EXPECT_GT(vni, 0u) << net.dump(2);
+  for (const auto& h : hosts) {
+    json entry = st.value("nodes", json::object()).value(h.name, json::object());
+    EXPECT_EQ(entry.value("vxlan", json::object()).value("vni", 0u), vni) << h.name << " " << net.dump(2);
+    std::string other = h.name == hosts[0].name ? hosts[1].underlay : hosts[0].underlay;
+    EXPECT_EQ(entry.value("vxlan", json::object()).value("peers", json::array()), json::array({other})) << net.dump(2);
+    EXPECT_EQ(entry.value("vxlan", json::object()).value("mtu", 0), 1450) << net.dump(2);
+  }
+
+  // 2. They reach each other across the hosts.
+  const std::string to_a = a_ip + ":8080", to_b = b_ip + ":8080";
+  EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of("spread-b"), to_a) == "open STRATUS-PEER spread-a"; }, 90, 500))
+      << "B reaches A across the hosts" << dump();
+  EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of("spread-a"), to_b) == "open STRATUS-PEER spread-b"; }, 90, 500))
+      << "A reaches B across the hosts" << dump();
+
+  // 3. Group web stops allowing 8080: B's connections to A (from the other host) are dropped on A's host; A still
+  //    reaches B.
+  a = server.Ctl({"apply", "-f", "-"}, SecurityGroup("web", "    - {protocol: tcp, fromPort: 22, toPort: 22, cidr: 0.0.0.0/0}\n"));
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of("spread-b"), to_a) == "closed"; }, 60, 500)) << dump();
+  EXPECT_EQ(LastProbe(logs_of("spread-a"), to_b), "open STRATUS-PEER spread-b") << dump();
+
+  // 4. Allowed again from the members of group clients (B, on the other host): open, live.
+  a = server.Ctl({"apply", "-f", "-"}, SecurityGroup("web", "    - {protocol: tcp, fromPort: 8080, toPort: 8080, securityGroup: clients}\n"));
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of("spread-b"), to_a) == "open STRATUS-PEER spread-a"; }, 60, 500))
+      << dump();
+
   auto d = server.Ctl({"delete", "instances", "--all", "--wait", "--timeout", "120s"});
   EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
 }

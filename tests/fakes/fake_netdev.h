@@ -47,6 +47,7 @@ class FakeNetDev : public host::NetDev {
   Status CreateBridge(const std::string& name, int mtu) override {
     if (links.count(name)) return Status(Code::kAlreadyExists, name);
     links[name] = {name, true, true, false, mtu ? mtu : 1500, "", {}};
+    links[name].kind = "bridge";
     return Status::Ok();
   }
   Status SetAlias(const std::string& name, const std::string& alias) override {
@@ -78,6 +79,7 @@ class FakeNetDev : public host::NetDev {
   }
   Status DeleteLink(const std::string& name) override {
     links.erase(name);
+    flood.erase(name);
     for (auto& [n, l] : links) {
       if (l.master == name) l.master = "";
     }
@@ -91,6 +93,36 @@ class FakeNetDev : public host::NetDev {
   }
   Status EnsureVlan(const std::string& name, const std::string& parent, int vlan) override {
     links[name] = {name, true, false, false, 1500, "", {}};
+    return Status::Ok();
+  }
+  std::map<std::string, std::vector<std::string>> flood;  // vxlan link -> remote VTEPs
+  Status CreateVxlan(const std::string& name, uint32_t vni, const std::string& local, const std::string& dev,
+                     int mtu) override {
+    if (links.count(name)) return Status(Code::kAlreadyExists, name);
+    if (!links.count(dev)) return NotFound("link " + dev + " does not exist");
+    host::LinkState l{name, true, false, false, mtu ? mtu : 1450, "", {}};
+    l.kind = "vxlan";
+    l.vxlan_id = vni;
+    l.vxlan_local = local;
+    links[name] = l;
+    flood[name].clear();
+    return Status::Ok();
+  }
+  StatusOr<std::vector<std::string>> FloodPeers(const std::string& vxlan) override {
+    if (!links.count(vxlan)) return NotFound(vxlan);
+    auto v = flood[vxlan];
+    std::sort(v.begin(), v.end());
+    return v;
+  }
+  Status AddFloodPeer(const std::string& vxlan, const std::string& remote) override {
+    if (!links.count(vxlan)) return NotFound(vxlan);
+    auto& v = flood[vxlan];
+    if (std::find(v.begin(), v.end(), remote) == v.end()) v.push_back(remote);
+    return Status::Ok();
+  }
+  Status DeleteFloodPeer(const std::string& vxlan, const std::string& remote) override {
+    auto& v = flood[vxlan];
+    v.erase(std::remove(v.begin(), v.end(), remote), v.end());
     return Status::Ok();
   }
   StatusOr<host::DnsmasqState> Dnsmasq(const host::DnsmasqFiles& f) override {

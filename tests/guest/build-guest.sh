@@ -198,11 +198,13 @@ case "$1" in
   bound|renew)
     ip -4 addr flush dev "$interface" 2>/dev/null
     ip addr add "$ip/${mask:-24}" dev "$interface"
+    # option 26: a network that spans hosts carries 50 bytes less than its underlay (VXLAN)
+    [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
     for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
     : >/etc/resolv.conf
     for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
     # udhcpc's own output goes to /dev/null in /init, so report on the console directly
-    echo "STRATUS-NET $interface ip=$ip/${mask:-24} router=${router:-none} dns=${dns:-none} mac=$(cat /sys/class/net/$interface/address)" >/dev/console
+    echo "STRATUS-NET $interface ip=$ip/${mask:-24} router=${router:-none} dns=${dns:-none} mac=$(cat /sys/class/net/$interface/address) mtu=$(cat /sys/class/net/$interface/mtu)" >/dev/console
     ;;
 esac
 exit 0
@@ -310,9 +312,9 @@ ip link set lo up
 for n in /sys/class/net/*; do
   n="${n##*/}"; [ "$n" = lo ] && continue
   ip link set "$n" up
-  if ! udhcpc -i "$n" -n -q -t 3 -T 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1; then
+  if ! udhcpc -O mtu -i "$n" -n -q -t 3 -T 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1; then
     echo "STRATUS-NET $n no-lease mac=$(cat /sys/class/net/$n/address)"
-    udhcpc -i "$n" -q -t 5 -T 1 -A 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 &
+    udhcpc -O mtu -i "$n" -q -t 5 -T 1 -A 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 &
   fi
 done
 
@@ -405,7 +407,7 @@ while :; do
     case "$NICS_SEEN" in *" $n "*) continue ;; esac
     echo "STRATUS-NIC-ADDED $n mac=$(cat /sys/class/net/$n/address)"
     ip link set "$n" up
-    udhcpc -i "$n" -q -t 5 -T 1 -A 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 &
+    udhcpc -O mtu -i "$n" -q -t 5 -T 1 -A 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 &
   done
   for n in $NICS_SEEN; do
     case "$NICS_NOW" in *" $n "*) ;; *) echo "STRATUS-NIC-REMOVED $n" ;; esac

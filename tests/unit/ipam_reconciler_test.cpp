@@ -49,6 +49,37 @@ TEST(IpamPlanTest, AllocatesStablyAndRefusesTakenRequests) {
   EXPECT_NE(PlanAllocations(net, {}, gw).refused["default/g"][0].find("gateway"), std::string::npos);
 }
 
+json NetWithVni(const std::string& uid, const std::string& created, json vni) {
+  json n = {{"metadata", {{"name", "n-" + uid}, {"namespace", "default"}, {"uid", uid}, {"creationTimestamp", created}}},
+            {"status", json::object()}};
+  if (!vni.is_null()) n["status"]["vni"] = vni;
+  return n;
+}
+
+TEST(IpamPlanTest, VnisAreUniqueAndStable) {
+  json a = NetWithVni("a", "2026-01-01T00:00:00Z", nullptr);
+  uint32_t va = ChooseVni(a, {a});
+  EXPECT_GE(va, 1u);
+  EXPECT_LE(va, 16777215u);
+  EXPECT_EQ(ChooseVni(a, {a}), va) << "the start follows the uid";
+  a["status"]["vni"] = va;
+  EXPECT_EQ(ChooseVni(a, {a}), va) << "a network keeps its VNI";
+  // Another network whose start lands on a taken VNI takes the next free one, and a VNI this process just gave
+  // (not in the cache yet) is taken too.
+  json b = NetWithVni("b", "2026-01-02T00:00:00Z", va);
+  uint32_t vb = ChooseVni(b, {a, b});
+  EXPECT_NE(vb, va) << "the younger of two networks with one VNI moves";
+  EXPECT_EQ(ChooseVni(a, {a, b}), va) << "the older keeps it";
+  json c = NetWithVni("c", "2026-01-03T00:00:00Z", nullptr);
+  uint32_t vc = ChooseVni(c, {a, c});
+  EXPECT_NE(ChooseVni(c, {a, c}, {vc}), vc);
+  // Junk in status is replaced.
+  json d = NetWithVni("d", "2026-01-04T00:00:00Z", "seven");
+  EXPECT_GE(ChooseVni(d, {d}), 1u);
+  json e = NetWithVni("e", "2026-01-04T00:00:00Z", 20000000);
+  EXPECT_LE(ChooseVni(e, {e}), 16777215u);
+}
+
 TEST(IpamPlanTest, ReleasedOnlyWhenTheInstanceIsGone) {
   auto net = Net();
   json a = Inst("a", "2026-01-01T00:00:00Z", json::array({{{"network", "default"}}}));

@@ -222,6 +222,37 @@ TEST(NftRulesTest, NetworkModes) {
   EXPECT_FALSE(Has(post, "10.45.0.0/24"));  // isolated: no masquerade
 }
 
+TEST(NftRulesTest, OverlayPortsCarryOnlyGuestFrames) {
+  NetworkFirewall spans = NatNet();
+  spans.overlay = "sx-aaaaaaaaaaaa";
+  NetworkFirewall local = NatNet();
+  local.key = "default/local";
+  local.bridge = "st-bbbbbbbbbbbb";
+  FirewallInput in;
+  in.networks = {spans, local};
+  auto text = RenderRuleset(in);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  // Each node is its own gateway and DHCP server: ARP for the gateway and DHCP never cross the port, nor does
+  // anything the host itself sends or would receive.
+  std::string fwd = Chain(*text, "overlay-forward");
+  EXPECT_TRUE(Has(fwd, "type filter hook forward priority filter; policy accept;")) << fwd;
+  for (const char* dir : {"oifname", "iifname"}) {
+    EXPECT_TRUE(Has(fwd, std::string(dir) + " \"sx-aaaaaaaaaaaa\" arp daddr ip 10.44.0.1 drop")) << fwd;
+    EXPECT_TRUE(Has(fwd, std::string(dir) + " \"sx-aaaaaaaaaaaa\" arp saddr ip 10.44.0.1 drop")) << fwd;
+    EXPECT_TRUE(Has(fwd, std::string(dir) + " \"sx-aaaaaaaaaaaa\" udp dport { 67, 68 } drop")) << fwd;
+  }
+  EXPECT_TRUE(Has(Chain(*text, "overlay-output"), "oifname { \"sx-aaaaaaaaaaaa\" } drop"));
+  EXPECT_TRUE(Has(Chain(*text, "overlay-input"), "iifname { \"sx-aaaaaaaaaaaa\" } drop"));
+  EXPECT_FALSE(Has(*text, "sx-bbbbbbbbbbbb"));  // a network of this host only has no port
+  // Networks without ports: no overlay chains at all.
+  in.networks = {local};
+  EXPECT_FALSE(Has(*RenderRuleset(in), "overlay-"));
+  // A bad port name renders nothing.
+  spans.overlay = "sx;drop";
+  in.networks = {spans};
+  EXPECT_FALSE(RenderRuleset(in).ok());
+}
+
 TEST(NftRulesTest, EmptyInputOnlyRemovesOurTables) {
   auto t = RenderRuleset({});
   ASSERT_TRUE(t.ok());

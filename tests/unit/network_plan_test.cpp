@@ -172,6 +172,115 @@ TEST(NetworkPlanTest, BridgedNetworkJoinsTheUplink) {
   EXPECT_EQ(k, (std::vector<StepKind>{StepKind::kCreateBridge, StepKind::kSetUp, StepKind::kAttach}));
 }
 
+DesiredNetwork WantOverlay(json extra, OverlayInput in) {
+  AllocationTable t;
+  t[*ParseIpv4("10.44.0.10")] = Allocation{"default/web-1", "u1", 0, "52:54:00:00:00:01"};
+  auto d = Desire(Net(extra), t, "/var/lib/stratus/net", {}, {}, &in);
+  EXPECT_TRUE(d.ok()) << d.status().ToString();
+  return *d;
+}
+
+OverlayInput Underlay(uint32_t vni = 4242) {
+  OverlayInput in;
+  in.dev = "ul";
+  in.local = "10.250.0.10";
+  in.dev_mtu = 1500;
+  in.vni = vni;
+  in.peers = {"10.250.0.12", "10.250.0.10", "10.250.0.11"};  // our own address is not a peer
+  return in;
+}
+
+TEST(NetworkPlanTest, OverlayJoinsTheSegmentWithTheRightMtu) {
+  DesiredNetwork want = WantOverlay(json::object(), Underlay());
+  ASSERT_TRUE(want.overlay);
+  EXPECT_EQ(want.vxlan.link, VxlanName(want.bridge));
+  EXPECT_EQ(want.vxlan.link.rfind("sx-", 0), 0u);
+  EXPECT_EQ(want.vxlan.link.substr(3), want.bridge.substr(3));
+  EXPECT_TRUE(host::ValidateIfName(want.vxlan.link).ok());
+  EXPECT_EQ(want.vxlan.peers, (std::vector<std::string>{"10.250.0.11", "10.250.0.12"}));
+  // Guests carry what fits in an underlay frame after the VXLAN header: bridge and DHCP option 26 say 1450.
+  EXPECT_EQ(want.vxlan.mtu, 1450);
+  EXPECT_EQ(want.config.mtu, 1450);
+  EXPECT_NE(want.conf.find("dhcp-option=option:mtu,1450"), std::string::npos) << want.conf;
+  auto steps = PlanNetwork(want, ObservedNetwork{}, true);
+  EXPECT_EQ(Kinds(steps), (std::vector<StepKind>{StepKind::kCreateBridge, StepKind::kSetUp, StepKind::kAddAddress,
+                                                 StepKind::kCreateVxlan, StepKind::kAttach, StepKind::kAddFloodPeer,
+                                                 StepKind::kAddFloodPeer, StepKind::kStartDnsmasq}));
+  EXPECT_EQ(steps[0].mtu, 1450);
+  EXPECT_EQ(steps[3].arg, "ul");
+  EXPECT_EQ(steps[3].mtu, 1450);
+  EXPECT_EQ(steps[4].arg, want.bridge);
+  EXPECT_EQ(steps[5].arg, "10.250.0.11");
+  EXPECT_EQ(steps[6].arg, "10.250.0.12");
+  // A smaller spec.mtu stays; a larger one is cut to what the underlay carries.
+  EXPECT_EQ(WantOverlay({{"mtu", 1400}}, Underlay()).config.mtu, 1400);
+  EXPECT_EQ(WantOverlay({{"mtu", 9000}}, Underlay()).config.mtu, 1450);
+  // Bridged networks join their host interface, never an overlay; no VNI yet: this node only.
+  EXPECT_FALSE(WantOverlay({{"mode", "bridged"}, {"hostInterface", "eth1"}}, Underlay()).overlay);
+  DesiredNetwork no_vni = WantOverlay(json::object(), Underlay(0));
+  EXPECT_FALSE(no_vni.overlay);
+  EXPECT_EQ(no_vni.config.mtu, 0);
+  // An underlay too small for VXLAN, or a bad address, is refused rather than half-built.
+  OverlayInput tiny = Underlay();
+  tiny.dev_mtu = 600;
+  AllocationTable t;
+  EXPECT_FALSE(Desire(Net(), t, "/x", {}, {}, &tiny).ok());
+  OverlayInput bad = Underlay();
+  bad.peers.push_back("10.250.0.300");
+  EXPECT_FALSE(Desire(Net(), t, "/x", {}, {}, &bad).ok());
+}
+
+ObservedNetwork ConvergedOverlay(const DesiredNetwork& want) {
+  ObservedNetwork o = Converged(want);
+  o.vxlan = {want.vxlan.link, true, false, true, want.vxlan.mtu, want.bridge, {}};
+  o.vxlan.kind = "vxlan";
+  o.vxlan.vxlan_id = want.vxlan.vni;
+  o.vxlan.vxlan_local = want.vxlan.local;
+  o.flood = want.vxlan.peers;
+  return o;
+}
+
+TEST(NetworkPlanTest, OverlayDriftAndPeersChanging) {
+  DesiredNetwork want = WantOverlay(json::object(), Underlay());
+  ObservedNetwork seen = ConvergedOverlay(want);
+  EXPECT_TRUE(PlanNetwork(want, seen).empty());
+  // A peer went and another came: exactly those two flood entries change.
+  seen.flood = {"10.250.0.11", "10.250.0.99"};
+  auto steps = PlanNetwork(want, seen);
+  ASSERT_EQ(Kinds(steps), (std::vector<StepKind>{StepKind::kDeleteFloodPeer, StepKind::kAddFloodPeer}));
+  EXPECT_EQ(steps[0].arg, "10.250.0.99");
+  EXPECT_EQ(steps[1].arg, "10.250.0.12");
+  // Detached from the bridge: attached again (a repair).
+  seen = ConvergedOverlay(want);
+  seen.vxlan.master = "";
+  steps = PlanNetwork(want, seen);
+  ASSERT_EQ(Kinds(steps), (std::vector<StepKind>{StepKind::kAttach}));
+  EXPECT_TRUE(steps[0].repair);
+  // The wrong VNI (or source address) on our name: deleted and made again, with the whole flood list.
+  seen = ConvergedOverlay(want);
+  seen.vxlan.vxlan_id = 7;
+  EXPECT_EQ(Kinds(PlanNetwork(want, seen)),
+            (std::vector<StepKind>{StepKind::kDeleteLink, StepKind::kCreateVxlan, StepKind::kAttach,
+                                   StepKind::kAddFloodPeer, StepKind::kAddFloodPeer}));
+  // A deleted vxlan link is made again.
+  seen = ConvergedOverlay(want);
+  seen.vxlan = {};
+  seen.flood.clear();
+  auto k = Kinds(PlanNetwork(want, seen));
+  EXPECT_EQ(k.front(), StepKind::kCreateVxlan);
+  // The node lost its underlay: the port goes, the bridge stays.
+  DesiredNetwork local = Want();
+  ObservedNetwork had = ConvergedOverlay(want);
+  had.dnsmasq.conf = local.conf;
+  had.bridge.mtu = 1500;
+  steps = PlanNetwork(local, had);
+  ASSERT_EQ(Kinds(steps), (std::vector<StepKind>{StepKind::kDeleteLink}));
+  EXPECT_EQ(steps[0].target, want.vxlan.link);
+  // Teardown removes the port with the bridge.
+  EXPECT_EQ(Kinds(PlanTeardown(want.bridge, "", ConvergedOverlay(want))),
+            (std::vector<StepKind>{StepKind::kStopDnsmasq, StepKind::kDeleteLink, StepKind::kDeleteLink}));
+}
+
 TEST(NetworkPlanTest, TeardownAndOrphans) {
   DesiredNetwork want = Want();
   auto steps = PlanTeardown(want.bridge, "", Converged(want));

@@ -241,6 +241,91 @@ TEST_F(NetworkReconcilerTest, OrphanBridgesAreRemoved) {
   EXPECT_TRUE(host_.links.count(bridge_));
 }
 
+// A node with an underlay: a network with a VNI joins its VXLAN segment, flooding to the underlay addresses the
+// other Nodes report; the peers follow the Nodes; no underlay address: the network is not brought up half-joined.
+TEST_F(NetworkReconcilerTest, OverlayFollowsTheVniAndThePeerNodes) {
+  runtime::InformerOptions no;
+  no.plural = "nodes";
+  auto nodes = std::make_unique<runtime::Informer>(client_.get(), no);
+  nodes->Start();
+  ASSERT_TRUE(nodes->WaitForSync(5s));
+  Options o;
+  o.node = "node-a";
+  o.state_dir = (dir_ / "net").string();
+  o.underlay_interface = "ul";
+  NetworkReconciler rec(client_.get(), networks_.get(), instances_.get(), groups_.get(), &host_, o, nullptr, nullptr,
+                        nodes.get());
+  auto node = [&](const std::string& name, const std::string& addr) {
+    json n = MustCreate({{"apiVersion", "stratus.io/v1"}, {"kind", "Node"}, {"metadata", {{"name", name}}},
+                         {"spec", json::object()}}, "nodes", "");
+    n["status"] = {{"underlay", {{"interface", "ul"}, {"address", addr}, {"mtu", 1500}}}};
+    auto u = client_->UpdateStatus("nodes", "", n);
+    EXPECT_TRUE(u.ok()) << u.status().ToString();
+    return *u;
+  };
+  json b = node("node-b", "10.250.0.11");
+  node("node-a", "10.250.0.10");
+  ASSERT_TRUE(Cached(nodes.get(), "node-b", [](const json& n) { return n.contains("status"); }));
+  json net = MustCreate(Network(), "networks");
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", net));
+  const std::string vx = VxlanName(bridge_);
+
+  // The underlay device is missing: nothing is built, the node's entry says why.
+  auto r = rec.Reconcile("default/default");
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(host_.links.count(bridge_));
+  EXPECT_EQ(Get("networks", "default")["status"]["nodes"]["node-a"].value("reason", ""), "UnderlayMissing");
+
+  host_.links["ul"] = {"ul", true, false, true, 1500, "", {"10.250.0.10/24"}};
+  // No VNI yet: a bridge of this node only.
+  ASSERT_TRUE(rec.Reconcile("default/default").ok());
+  EXPECT_TRUE(host_.links.count(bridge_));
+  EXPECT_FALSE(host_.links.count(vx));
+  // IPAM gives it VNI 4242: the port joins the bridge with MTU 1450 and floods to node-b (not to node-a itself).
+  json cur = Get("networks", "default");
+  cur["status"]["vni"] = 4242;
+  auto u = client_->UpdateStatus("networks", "default", cur);
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", *u));
+  ASSERT_TRUE(rec.Reconcile("default/default").ok());
+  ASSERT_TRUE(host_.links.count(vx)) << Get("networks", "default").dump(2);
+  EXPECT_EQ(host_.links[vx].vxlan_id, 4242u);
+  EXPECT_EQ(host_.links[vx].vxlan_local, "10.250.0.10");
+  EXPECT_EQ(host_.links[vx].master, bridge_);
+  EXPECT_EQ(host_.links[vx].mtu, 1450);
+  EXPECT_EQ(host_.links[bridge_].mtu, 1450);
+  EXPECT_EQ(host_.flood[vx], std::vector<std::string>{"10.250.0.11"});
+  json entry = Get("networks", "default")["status"]["nodes"]["node-a"];
+  EXPECT_EQ(entry["vxlan"].value("vni", 0), 4242) << entry.dump();
+  // The ruleset keeps the host's frames and DHCP off the port.
+  auto rules = rec.RenderNodeRuleset();
+  ASSERT_TRUE(rules.ok());
+  EXPECT_NE(rules->find("oifname { \"" + vx + "\" } drop"), std::string::npos) << *rules;
+  // Node-b's underlay moves: the flood list follows (its Node event wakes every network).
+  auto keys = rec.Watches();
+  b = *client_->Get("nodes", "", "node-b");
+  b["status"]["underlay"]["address"] = "10.250.0.21";
+  u = client_->UpdateStatus("nodes", "", b);
+  ASSERT_TRUE(u.ok());
+  ASSERT_TRUE(CachedRv(nodes.get(), "node-b", *u));
+  bool mapped = false;
+  for (auto& w : keys) {
+    if (w.informer == nodes.get()) mapped = w.map("node-b", *u) == std::vector<std::string>{"default/default"};
+  }
+  EXPECT_TRUE(mapped);
+  ASSERT_TRUE(rec.Reconcile("default/default").ok());
+  EXPECT_EQ(host_.flood[vx], std::vector<std::string>{"10.250.0.21"});
+  // Deleting the network removes the port with the bridge.
+  ASSERT_TRUE(client_->Delete("networks", "default", "default").ok());
+  ASSERT_TRUE(Cached(networks_.get(), "default/default", [](const json& n) {
+    return n.is_null() || !MetaString(n, "deletionTimestamp").empty();
+  }));
+  ASSERT_TRUE(rec.Reconcile("default/default").ok());
+  EXPECT_FALSE(host_.links.count(vx));
+  EXPECT_FALSE(host_.links.count(bridge_));
+  nodes->Stop();
+}
+
 // Owner marks: this agent marks the bridges it makes and the unmarked ones of its Networks; another Stratus'
 // marked bridge is never changed, torn down or swept, and the Network says why it is not up.
 TEST_F(NetworkReconcilerTest, BridgesCarryTheirOwnerAndAnotherOwnersAreLeftAlone) {

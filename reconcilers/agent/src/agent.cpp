@@ -122,7 +122,35 @@ struct NodeAgent::Impl {
     st["addresses"] = json::array({{{"type", "AgentURL"}, {"address", url}},
                                    {{"type", "Hostname"}, {"address", cap.hostname}}});
     st["nodeInfo"] = {{"hostname", cap.hostname}, {"arch", "x86_64"}, {"agentVersion", "v0.1.0"}};
+    if (netdev && !opts.underlay_interface.empty()) st["underlay"] = UnderlayStatus();
     return st;
+  }
+
+  // The underlay device as the node's network namespace shows it (read from a thread that enters it: the
+  // heartbeat's own thread talks to the API server from this process' namespace).
+  json UnderlayStatus() {
+    json out = {{"interface", opts.underlay_interface}};
+    std::thread t([&] {
+      if (!opts.netns.empty()) {
+        Status s = host::EnterNetns(opts.netns);
+        if (!s.ok()) {
+          out["error"] = s.message();
+          return;
+        }
+      }
+      auto l = netdev->Link(opts.underlay_interface);
+      if (!l.ok()) {
+        out["error"] = l.status().message();
+      } else if (!l->exists || l->ipv4.empty()) {
+        out["error"] = "underlay interface " + opts.underlay_interface +
+                       (l->exists ? " has no IPv4 address" : " does not exist");
+      } else {
+        out["address"] = l->ipv4.front().substr(0, l->ipv4.front().find('/'));
+        out["mtu"] = l->mtu;
+      }
+    });
+    t.join();
+    return out;
   }
 
   Status Register() {
@@ -456,6 +484,7 @@ Status NodeAgent::Start() {
     m.owned_pools.push_back(pc);
     if (p.name != "images") m.vopts.pools[p.name] = {p.name, pc.name, p.type};
   }
+  if (m.opts.networking && !m.netdev) m.netdev = host::NewLinuxNetDev();  // the underlay is in Node status
   Status rs = m.Register();
   if (!rs.ok()) return rs;
 
@@ -511,7 +540,6 @@ Status NodeAgent::Start() {
     m.networks = m.informers->For("networks");
     m.all_instances = m.informers->For("instances");
     m.groups = m.informers->For("securitygroups");
-    m.netdev = host::NewLinuxNetDev();
     network::Options nopt;
     nopt.node = m.opts.node;
     nopt.state_dir = (fs::path(m.opts.data_dir) / "networks").string();
@@ -519,9 +547,10 @@ Status NodeAgent::Start() {
     iopt.leases = m.leases.get();  // leases confirm instance addresses
     nopt.netns = m.opts.netns;
     nopt.owner_mark = OwnerMark(m.owner);
-    m.net_rec = std::make_unique<network::NetworkReconciler>(m.client, m.networks, m.all_instances, m.groups,
-                                                             m.netdev.get(), nopt, m.informers->For("addresses"),
-                                                             m.informers->For("addresspools"));
+    nopt.underlay_interface = m.opts.underlay_interface;
+    m.net_rec = std::make_unique<network::NetworkReconciler>(
+        m.client, m.networks, m.all_instances, m.groups, m.netdev.get(), nopt, m.informers->For("addresses"),
+        m.informers->For("addresspools"), m.opts.underlay_interface.empty() ? nullptr : m.informers->For("nodes"));
     m.net_ctl = std::make_unique<runtime::Controller>(m.net_rec.get(), 1);
   }
   m.inst_rec = std::make_unique<instance::InstanceReconciler>(m.client, m.instances, m.images, m.flavors, m.hv.get(),

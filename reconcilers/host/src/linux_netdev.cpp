@@ -11,6 +11,7 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/vlan.h>
+#include <netlink/route/link/vxlan.h>
 #include <nftables/libnftables.h>
 #include <sched.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -245,6 +247,20 @@ class LinuxNetDev : public NetDev {
     st.up = (rtnl_link_get_flags(link) & IFF_UP) != 0;
     st.mtu = static_cast<int>(rtnl_link_get_mtu(link));
     if (const char* alias = rtnl_link_get_ifalias(link)) st.alias = alias;
+    if (type) st.kind = type;
+    if (st.kind == "vxlan") {
+      uint32_t id = 0;
+      if (rtnl_link_vxlan_get_id(link, &id) == 0) st.vxlan_id = id;
+      nl_addr* local = nullptr;
+      if (rtnl_link_vxlan_get_local(link, &local) == 0 && local) {
+        NlAddrPtr owned(local);
+        char buf[64] = {};
+        if (nl_addr_get_family(local) == AF_INET && nl_addr_get_len(local) == 4 &&
+            inet_ntop(AF_INET, nl_addr_get_binary_addr(local), buf, sizeof(buf))) {
+          st.vxlan_local = buf;
+        }
+      }
+    }
     int master = rtnl_link_get_master(link);
     if (master > 0) {
       char buf[IF_NAMESIZE] = {};
@@ -391,6 +407,67 @@ class LinuxNetDev : public NetDev {
     return Status::Ok();
   }
 
+  Status CreateVxlan(const std::string& name, uint32_t vni, const std::string& local, const std::string& dev,
+                     int mtu) override {
+    Status v = ValidateIfName(name, "vxlan link");
+    if (!v.ok()) return v;
+    v = ValidateIfName(dev, "underlay device");
+    if (!v.ok()) return v;
+    if (vni < 1 || vni > 16777215) return InvalidError("vni " + std::to_string(vni) + " is out of range 1..16777215");
+    in_addr a{};
+    if (inet_pton(AF_INET, local.c_str(), &a) != 1) return InvalidError("vxlan local address '" + local + "' is not IPv4");
+    auto sk = Connect();
+    if (!sk.ok()) return sk.status();
+    auto parent = MustGetLink(sk->get(), dev);
+    if (!parent.ok()) return parent.status();
+    LinkPtr l(rtnl_link_vxlan_alloc());
+    if (!l) return Internal("netlink: cannot allocate a vxlan link");
+    rtnl_link_set_name(l.get(), name.c_str());
+    rtnl_link_set_link(l.get(), rtnl_link_get_ifindex(parent->get()));
+    if (mtu > 0) rtnl_link_set_mtu(l.get(), static_cast<unsigned>(mtu));
+    int err = rtnl_link_vxlan_set_id(l.get(), vni);
+    if (err < 0) return NlError("netlink: vxlan id", err);
+    NlAddrPtr addr(nl_addr_build(AF_INET, &a, sizeof(a)));
+    if (!addr) return Internal("netlink: cannot build an address");
+    err = rtnl_link_vxlan_set_local(l.get(), addr.get());
+    if (err < 0) return NlError("netlink: vxlan local", err);
+    err = rtnl_link_vxlan_set_port(l.get(), 4789);
+    if (err < 0) return NlError("netlink: vxlan port", err);
+    err = rtnl_link_vxlan_set_learning(l.get(), 1);
+    if (err < 0) return NlError("netlink: vxlan learning", err);
+    err = rtnl_link_add(sk->get(), l.get(), NLM_F_CREATE | NLM_F_EXCL);
+    if (err < 0) return NlError("netlink: create vxlan link " + name, err);
+    spdlog::info("network: created vxlan {} vni {} local {} dev {}", name, vni, local, dev);
+    return Status::Ok();
+  }
+
+  // The flood list through iproute2's `bridge` (argument vectors, JSON output): libnl has no helper for the
+  // AF_BRIDGE neighbour entries of a VXLAN device.
+  StatusOr<std::vector<std::string>> FloodPeers(const std::string& vxlan) override {
+    Status v = ValidateIfName(vxlan, "vxlan link");
+    if (!v.ok()) return v;
+    auto out = ExecChecked({"bridge", "-j", "fdb", "show", "dev", vxlan}, 30);
+    if (!out.ok()) return out.status();
+    std::vector<std::string> peers;
+    json entries = json::parse(*out, nullptr, false);
+    if (!entries.is_array()) return Internal("bridge fdb show dev " + vxlan + ": unexpected output");
+    for (const auto& e : entries) {
+      if (!e.is_object() || e.value("mac", "") != "00:00:00:00:00:00") continue;
+      std::string dst = e.value("dst", "");
+      if (!dst.empty()) peers.push_back(dst);
+    }
+    std::sort(peers.begin(), peers.end());
+    peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
+    return peers;
+  }
+
+  Status AddFloodPeer(const std::string& vxlan, const std::string& remote) override {
+    return FloodPeerChange("append", vxlan, remote);
+  }
+  Status DeleteFloodPeer(const std::string& vxlan, const std::string& remote) override {
+    return FloodPeerChange("del", vxlan, remote);
+  }
+
   StatusOr<DnsmasqState> Dnsmasq(const DnsmasqFiles& files) override {
     DnsmasqState st;
     st.pid = ReadPid(files.pid());
@@ -524,6 +601,19 @@ class LinuxNetDev : public NetDev {
   }
 
  private:
+  Status FloodPeerChange(const std::string& verb, const std::string& vxlan, const std::string& remote) {
+    Status v = ValidateIfName(vxlan, "vxlan link");
+    if (!v.ok()) return v;
+    in_addr a{};
+    if (inet_pton(AF_INET, remote.c_str(), &a) != 1) return InvalidError("flood peer '" + remote + "' is not IPv4");
+    auto have = FloodPeers(vxlan);
+    if (!have.ok()) return have.status();
+    bool present = std::find(have->begin(), have->end(), remote) != have->end();
+    if (present == (verb == "append")) return Status::Ok();
+    auto r = ExecChecked({"bridge", "fdb", verb, "00:00:00:00:00:00", "dev", vxlan, "dst", remote}, 30);
+    return r.ok() ? Status::Ok() : r.status();
+  }
+
   template <typename F>
   Status Change(const std::string& name, F set, const char* what) {
     Status v = ValidateIfName(name, "link");

@@ -113,6 +113,44 @@ Status IpamReconciler::ReportOnInstance(const std::string& key, const std::strin
   return Status(Code::kConflict, "instance " + key + " keeps changing; retrying");
 }
 
+namespace {
+
+uint32_t StoredVni(const json& net) {
+  if (!net.contains("status") || !net["status"].is_object()) return 0;
+  const json& v = net["status"].value("vni", json());
+  return v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= 16777215 ? v.get<uint32_t>() : 0;
+}
+
+// Older first: (creationTimestamp, uid).
+bool Older(const json& a, const json& b) {
+  return std::make_pair(MetaString(a, "creationTimestamp"), MetaString(a, "uid")) <
+         std::make_pair(MetaString(b, "creationTimestamp"), MetaString(b, "uid"));
+}
+
+}  // namespace
+
+uint32_t ChooseVni(const json& network, const std::vector<json>& networks, const std::set<uint32_t>& reserved) {
+  constexpr uint32_t kMax = 16777215;
+  const std::string uid = MetaString(network, "uid");
+  std::set<uint32_t> taken = reserved;
+  uint32_t mine = StoredVni(network);
+  bool contested = false;
+  for (const auto& n : networks) {
+    if (MetaString(n, "uid") == uid) continue;
+    uint32_t v = StoredVni(n);
+    if (!v) continue;
+    taken.insert(v);
+    if (v == mine && Older(n, network)) contested = true;
+  }
+  if (mine && !contested) return mine;
+  uint32_t start = 1 + static_cast<uint32_t>(network::StableHash("vni/" + uid) % kMax);
+  for (uint32_t i = 0; i < kMax; ++i) {
+    uint32_t v = 1 + (start - 1 + i) % kMax;
+    if (!taken.count(v)) return v;
+  }
+  return 0;  // sixteen million networks
+}
+
 StatusOr<runtime::Result> IpamReconciler::Reconcile(const std::string& key) {
   // Addresses are freed when their instance is absent from the cache: never plan from one that has not listed.
   if (!runtime::AllSynced(Reads())) return Status(Code::kUnavailable, "caches not synced yet");
@@ -144,11 +182,30 @@ StatusOr<runtime::Result> IpamReconciler::Reconcile(const std::string& key) {
   d["status"]["allocations"] = network::AllocationsToJson(plan.table);
   uint32_t used = static_cast<uint32_t>(plan.table.size());
   d["status"]["allocated"] = used;  // what `stratusctl get networks` shows
+  std::unique_lock vni_lock(vni_mu_);  // two workers must not both take one free VNI before the cache shows it
+  {
+    std::vector<json> all = networks_->List();
+    std::set<std::string> live;
+    for (const auto& n : all) live.insert(MetaString(n, "uid"));
+    std::set<uint32_t> reserved;
+    for (auto it = vni_given_.begin(); it != vni_given_.end();) {
+      if (!live.count(it->first)) {  // that network is gone: its VNI is free again
+        it = vni_given_.erase(it);
+        continue;
+      }
+      if (it->first != MetaString(net, "uid")) reserved.insert(it->second);
+      ++it;
+    }
+    uint32_t vni = ChooseVni(net, all, reserved);
+    if (vni) d["status"]["vni"] = vni;
+  }
   runtime::SetCondition(d, "AddressesAllocated", "True", "Allocated",
                         std::to_string(used) + " of " + std::to_string(cfg->HostCount() - 1) + " addresses in use");
   // Written before anyone is told their address: the table is the record (409 on a stale cache -> retry).
   auto u = runtime::UpdateStatusIfChanged(client_, "networks", net, d);
   if (!u.ok()) return u.status();
+  if (d["status"].contains("vni")) vni_given_[MetaString(net, "uid")] = d["status"]["vni"].get<uint32_t>();
+  vni_lock.unlock();
   for (const auto& [inst, refused] : plan.refused) {
     Status s = ReportOnInstance(inst, name, refused);
     if (!s.ok()) spdlog::debug("ipam: instance condition not written: instance={} error={}", inst, s.message());

@@ -166,6 +166,10 @@ StatusOr<std::string> RenderRuleset(const FirewallInput& in) {
   for (const auto& n : in.networks) {
     Status s = CheckIf(n.bridge, "bridge of network " + n.key);
     if (!s.ok()) return s;
+    if (!n.overlay.empty()) {
+      s = CheckIf(n.overlay, "vxlan port of network " + n.key);
+      if (!s.ok()) return s;
+    }
     if (n.mode != "nat" && n.mode != "isolated" && n.mode != "bridged") {
       return InvalidError("network " + n.key + ": unknown mode '" + n.mode + "'");
     }
@@ -229,6 +233,36 @@ StatusOr<std::string> RenderRuleset(const FirewallInput& in) {
       o << "    drop\n";
       o << "  }\n";
     }
+  }
+  std::vector<const NetworkFirewall*> overlays;
+  for (const auto& n : nets) {
+    if (!n.overlay.empty()) overlays.push_back(&n);
+  }
+  if (!overlays.empty()) {
+    std::string ports;
+    for (size_t i = 0; i < overlays.size(); ++i) ports += (i ? ", " : "") + Quote(overlays[i]->overlay);
+    // The host's own frames neither leave through nor arrive from a VXLAN port: every node is its network's
+    // gateway and DHCP server for the guests it runs.
+    o << "  chain overlay-output {\n";
+    o << "    type filter hook output priority filter; policy accept;\n";
+    o << "    oifname { " << ports << " } drop\n";
+    o << "  }\n";
+    o << "  chain overlay-input {\n";
+    o << "    type filter hook input priority filter; policy accept;\n";
+    o << "    iifname { " << ports << " } drop\n";
+    o << "  }\n";
+    o << "  chain overlay-forward {\n";
+    o << "    type filter hook forward priority filter; policy accept;\n";
+    for (const auto* n : overlays) {
+      std::string port = Quote(n->overlay), gw = FormatIpv4(n->gateway);
+      o << "    # network " << Comment(n->key) << ": gateway " << gw << " and DHCP are per node\n";
+      for (const char* dir : {"oifname", "iifname"}) {
+        o << "    " << dir << " " << port << " arp daddr ip " << gw << " drop\n";
+        o << "    " << dir << " " << port << " arp saddr ip " << gw << " drop\n";
+        o << "    " << dir << " " << port << " udp dport { 67, 68 } drop\n";
+      }
+    }
+    o << "  }\n";
   }
   o << "}\n";
 

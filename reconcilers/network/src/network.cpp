@@ -49,6 +49,13 @@ const json& StatusAllocations(const json& net) {
   return s.contains("allocations") ? s["allocations"] : kNull;
 }
 
+// IPAM's VNI for the network (status.vni), 0 before it has given one.
+uint32_t VniOf(const json& net) {
+  if (!net.contains("status") || !net["status"].is_object()) return 0;
+  const json& v = net["status"].value("vni", json());
+  return v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= 16777215 ? v.get<uint32_t>() : 0;
+}
+
 std::string Join(const std::vector<std::string>& v, const std::string& sep) {
   std::string out;
   for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
@@ -59,9 +66,10 @@ std::string Join(const std::vector<std::string>& v, const std::string& sep) {
 
 NetworkReconciler::NetworkReconciler(ApiClient* client, runtime::Informer* networks, runtime::Informer* instances,
                                      runtime::Informer* groups, host::NetDev* netdev, Options opts,
-                                     runtime::Informer* addresses, runtime::Informer* pools)
+                                     runtime::Informer* addresses, runtime::Informer* pools,
+                                     runtime::Informer* nodes)
     : client_(client), networks_(networks), instances_(instances), groups_(groups), addresses_(addresses),
-      pools_(pools), netdev_(netdev), opts_(std::move(opts)), events_(client, "network", opts_.node) {}
+      pools_(pools), nodes_(opts.underlay_interface.empty() ? nullptr : nodes), netdev_(netdev), opts_(std::move(opts)), events_(client, "network", opts_.node) {}
 
 std::vector<std::string> NetworkReconciler::NetworkKeys(const std::string& key, const json&) {
   return {key, kFirewallKey};
@@ -145,7 +153,39 @@ StatusOr<ObservedNetwork> NetworkReconciler::Observe(const DesiredNetwork& want)
   auto d = netdev_->Dnsmasq(want.files);
   if (!d.ok()) return d.status();
   o.dnsmasq = *d;
+  auto vx = netdev_->Link(want.vxlan_link);
+  if (!vx.ok()) return vx.status();
+  o.vxlan = *vx;
+  if (o.vxlan.exists && o.vxlan.kind == "vxlan") {
+    auto f = netdev_->FloodPeers(want.vxlan_link);
+    if (!f.ok()) return f.status();
+    o.flood = *f;
+  }
   return o;
+}
+
+StatusOr<std::optional<OverlayInput>> NetworkReconciler::Overlay(const json& network) {
+  if (opts_.underlay_interface.empty()) return std::optional<OverlayInput>();
+  OverlayInput in;
+  in.dev = opts_.underlay_interface;
+  auto link = netdev_->Link(in.dev);
+  if (!link.ok()) return link.status();
+  if (!link->exists || link->ipv4.empty()) {
+    return Status(Code::kUnavailable, "underlay interface " + in.dev + (link->exists ? " has no IPv4 address" : " does not exist"));
+  }
+  in.local = link->ipv4.front().substr(0, link->ipv4.front().find('/'));
+  in.dev_mtu = link->mtu > 0 ? link->mtu : 1500;
+  in.vni = VniOf(network);
+  if (nodes_) {
+    for (const auto& n : nodes_->List()) {
+      if (MetaString(n, "name") == opts_.node || !n.contains("status") || !n["status"].is_object()) continue;
+      const json& u = n["status"].value("underlay", json::object());
+      if (!u.is_object()) continue;
+      std::string addr = u.value("address", "");
+      if (ParseIpv4(addr).ok() && addr != in.local) in.peers.push_back(addr);
+    }
+  }
+  return std::optional<OverlayInput>(std::move(in));
 }
 
 Status NetworkReconciler::Execute(const DesiredNetwork& want, const std::vector<Step>& steps) {
@@ -174,6 +214,11 @@ Status NetworkReconciler::Execute(const DesiredNetwork& want, const std::vector<
         break;
       case StepKind::kReloadDnsmasq: st = netdev_->ReloadDnsmasq(want.files, want.hosts); break;
       case StepKind::kStopDnsmasq: st = netdev_->StopDnsmasq(want.files); break;
+      case StepKind::kCreateVxlan:
+        st = netdev_->CreateVxlan(s.target, want.vxlan.vni, want.vxlan.local, s.arg, s.mtu);
+        break;
+      case StepKind::kAddFloodPeer: st = netdev_->AddFloodPeer(s.target, s.arg); break;
+      case StepKind::kDeleteFloodPeer: st = netdev_->DeleteFloodPeer(s.target, s.arg); break;
     }
     if (!st.ok()) {
       return Status(st.code(), std::string(StepKindName(s.kind)) + " " + s.target + " (" + s.reason +
@@ -203,6 +248,10 @@ Status NetworkReconciler::Teardown(const std::string& bridge, const std::string&
   auto d = netdev_->Dnsmasq(files);
   if (!d.ok()) return d.status();
   seen.dnsmasq = *d;
+  auto vx = netdev_->Link(VxlanName(bridge));
+  if (!vx.ok()) return vx.status();
+  seen.vxlan = *vx;
+  if (Foreign(seen.vxlan)) seen.vxlan.exists = false;
   DesiredNetwork none;
   none.files = files;
   Status s = Execute(none, PlanTeardown(bridge, vlan_link, seen));
@@ -224,6 +273,10 @@ Status NetworkReconciler::WriteStatus(const json& obj, const std::string& phase,
   if (want) {
     entry["bridge"] = want->bridge;
     entry["gateway"] = FormatIpv4(want->config.gateway);
+    if (want->overlay) {
+      entry["vxlan"] = {{"link", want->vxlan.link}, {"vni", want->vxlan.vni}, {"local", want->vxlan.local},
+                        {"mtu", want->vxlan.mtu}, {"peers", want->vxlan.peers}};
+    }
   }
   return runtime::ReportNodeEntry(client_, "networks", obj, opts_.node, entry);
 }
@@ -287,7 +340,14 @@ StatusOr<runtime::Result> NetworkReconciler::ReconcileNetwork(const std::string&
     if (!s.ok()) return s;
     return runtime::Result::Done();
   }
-  auto want = Desire(*cfg, *table, opts_.state_dir, LocalTaps(ns, name), opts_.dnsmasq);
+  auto overlay = Overlay(obj);
+  if (!overlay.ok()) {
+    std::string msg = "node " + opts_.node + ": " + overlay.status().message();
+    runtime::WarnIfFailed(WriteStatus(obj, "Pending", "False", "UnderlayMissing", msg, nullptr), "status of network " + key);
+    return overlay.status();
+  }
+  auto want = Desire(*cfg, *table, opts_.state_dir, LocalTaps(ns, name), opts_.dnsmasq,
+                     overlay->has_value() ? &**overlay : nullptr);
   if (!want.ok()) {
     Status s = WriteStatus(obj, "Failed", "False", "RenderFailed", want.status().message(), nullptr);
     if (!s.ok()) return s;
@@ -325,6 +385,12 @@ StatusOr<runtime::Result> NetworkReconciler::ReconcileNetwork(const std::string&
   brought_up_.insert(key);
   std::string msg = "bridge " + want->bridge + (want->gateway_cidr.empty() ? "" : " with " + want->gateway_cidr) +
                     (want->dnsmasq ? ", dnsmasq serving " + std::to_string(table->size()) + " address(es)" : "");
+  if (want->overlay) {
+    msg += ", vxlan " + want->vxlan.link + " vni " + std::to_string(want->vxlan.vni) + " mtu " +
+           std::to_string(want->vxlan.mtu) + " to " + std::to_string(want->vxlan.peers.size()) + " peer(s)";
+  } else if (overlay->has_value() && cfg->mode != "bridged") {
+    msg += ", no VNI yet: this node only";
+  }
   s = WriteStatus(obj, "Ready", "True", "Up", msg, &*want);
   if (!s.ok()) return s;
   return runtime::Result::After(opts_.resync);
@@ -344,6 +410,9 @@ StatusOr<std::string> NetworkReconciler::RenderNodeRuleset() {
     nf.cidr = cfg->cidr;
     nf.gateway = cfg->gateway;
     nf.mode = cfg->mode;
+    if (!opts_.underlay_interface.empty() && cfg->mode != "bridged" && VniOf(obj) > 0) {
+      nf.overlay = VxlanName(nf.bridge);
+    }
     in.networks.push_back(nf);
     auto t = AllocationsFromJson(StatusAllocations(obj));
     if (t.ok()) tables[{cfg->ns, cfg->name}] = std::move(*t);
@@ -519,6 +588,16 @@ std::vector<runtime::WatchSpec> NetworkReconciler::Watches() {
   // Floating addresses live in the node's ruleset and on the pools' interfaces: any change wakes the ruleset.
   if (addresses_) w.push_back({addresses_, SecurityGroupKeys});
   if (pools_) w.push_back({pools_, SecurityGroupKeys});
+  // A node's underlay address appearing, changing or going changes every overlay's flood list.
+  if (nodes_) {
+    w.push_back({nodes_, [this](const std::string&, const json&) {
+                   std::vector<std::string> keys;
+                   for (const auto& n : networks_->List()) {
+                     keys.push_back(MetaString(n, "namespace") + "/" + MetaString(n, "name"));
+                   }
+                   return keys;
+                 }});
+  }
   return w;
 }
 

@@ -23,6 +23,10 @@ std::string BridgeName(const std::string& ns, const std::string& name) {
 std::string VlanLinkName(const std::string& ns, const std::string& name) {
   return kVlanPrefix + Hex12("vlan/" + ns + "/" + name);
 }
+std::string VxlanName(const std::string& bridge) {
+  std::string hash = bridge.rfind(kBridgePrefix, 0) == 0 ? bridge.substr(std::string(kBridgePrefix).size()) : bridge;
+  return (kVxlanPrefix + hash).substr(0, 15);
+}
 std::string TapName(const std::string& instance_uid, int nic) {
   return kTapPrefix + Hex12("tap/" + instance_uid + "/" + std::to_string(nic));
 }
@@ -42,16 +46,48 @@ const char* StepKindName(StepKind k) {
     case StepKind::kRestartDnsmasq: return "RestartDnsmasq";
     case StepKind::kReloadDnsmasq: return "ReloadDnsmasq";
     case StepKind::kStopDnsmasq: return "StopDnsmasq";
+    case StepKind::kCreateVxlan: return "CreateVxlan";
+    case StepKind::kAddFloodPeer: return "AddFloodPeer";
+    case StepKind::kDeleteFloodPeer: return "DeleteFloodPeer";
   }
   return "?";
 }
 
 StatusOr<DesiredNetwork> Desire(const NetworkConfig& net, const AllocationTable& table, const std::string& state_dir,
-                                std::vector<std::string> taps, const DnsmasqOptions& dnsmasq) {
+                                std::vector<std::string> taps, const DnsmasqOptions& dnsmasq,
+                                const OverlayInput* overlay) {
   DesiredNetwork d;
   d.config = net;
   d.bridge = BridgeName(net.ns, net.name);
+  d.vxlan_link = VxlanName(d.bridge);
   bool bridged = net.mode == "bridged";
+  if (overlay && !bridged && overlay->vni > 0) {
+    Status s = host::ValidateIfName(overlay->dev, "underlay device");
+    if (!s.ok()) return s;
+    auto local = ParseIpv4(overlay->local);
+    if (!local.ok()) return InvalidError("underlay address '" + overlay->local + "' is not IPv4");
+    if (overlay->vni > 16777215) return InvalidError("vni " + std::to_string(overlay->vni) + " is out of range");
+    int mtu = overlay->dev_mtu - kVxlanOverhead;
+    if (mtu < 576) {
+      return InvalidError("underlay device " + overlay->dev + " has mtu " + std::to_string(overlay->dev_mtu) +
+                          ": too small to carry VXLAN (576 + 50 at least)");
+    }
+    d.overlay = true;
+    d.vxlan.link = d.vxlan_link;
+    d.vxlan.vni = overlay->vni;
+    d.vxlan.local = overlay->local;
+    d.vxlan.dev = overlay->dev;
+    d.vxlan.mtu = mtu;
+    for (const auto& p : overlay->peers) {
+      auto ip = ParseIpv4(p);
+      if (!ip.ok()) return InvalidError("underlay peer '" + p + "' is not IPv4");
+      if (p != overlay->local) d.vxlan.peers.push_back(FormatIpv4(*ip));
+    }
+    std::sort(d.vxlan.peers.begin(), d.vxlan.peers.end());
+    d.vxlan.peers.erase(std::unique(d.vxlan.peers.begin(), d.vxlan.peers.end()), d.vxlan.peers.end());
+    // Guests and the bridge carry what fits in the underlay's frames after the VXLAN header.
+    d.config.mtu = net.mtu > 0 ? std::min(net.mtu, mtu) : mtu;
+  }
   if (!bridged) d.gateway_cidr = FormatIpv4(net.gateway) + "/" + std::to_string(net.cidr.prefix);
   if (bridged) {
     if (net.vlan > 0) {
@@ -64,10 +100,10 @@ StatusOr<DesiredNetwork> Desire(const NetworkConfig& net, const AllocationTable&
   d.dnsmasq = net.dhcp && !bridged;
   d.files.dir = state_dir + "/" + d.bridge;
   if (d.dnsmasq) {
-    auto conf = RenderDnsmasqConf(net, d.bridge, d.files, dnsmasq);
+    auto conf = RenderDnsmasqConf(d.config, d.bridge, d.files, dnsmasq);
     if (!conf.ok()) return conf.status();
     d.conf = std::move(*conf);
-    auto hosts = RenderDhcpHosts(net, HostsFromAllocations(table));
+    auto hosts = RenderDhcpHosts(d.config, HostsFromAllocations(table));
     if (!hosts.ok()) return hosts.status();
     d.hosts = std::move(*hosts);
   }
@@ -129,6 +165,44 @@ std::vector<Step> PlanNetwork(const DesiredNetwork& want, const ObservedNetwork&
                        repair && !recreated});
     }
   }
+  // The VXLAN port of a network that spans hosts: the right VNI and source address, on the bridge, flooding to
+  // every peer. A port that no longer should be (the node lost its underlay) is removed.
+  const host::LinkState& vx = seen.vxlan;
+  if (want.overlay) {
+    const DesiredOverlay& o = want.vxlan;
+    bool wrong = vx.exists && (vx.kind != "vxlan" || vx.vxlan_id != o.vni || vx.vxlan_local != o.local);
+    if (wrong) {
+      steps.push_back({StepKind::kDeleteLink, o.link, "", 0,
+                       "vxlan " + o.link + " is not vni " + std::to_string(o.vni) + " from " + o.local, false});
+    }
+    bool made = !vx.exists || wrong;
+    if (made) {
+      steps.push_back({StepKind::kCreateVxlan, o.link, o.dev, o.mtu,
+                       "vxlan " + o.link + " (vni " + std::to_string(o.vni) + ") is missing", repair && !wrong});
+    } else if (vx.mtu != o.mtu) {
+      steps.push_back({StepKind::kSetMtu, o.link, "", o.mtu, "vxlan " + o.link + " has mtu " + std::to_string(vx.mtu),
+                       false});
+    }
+    if (made || recreated || vx.master != br || !vx.up) {
+      steps.push_back({StepKind::kAttach, o.link, br, 0, "vxlan " + o.link + " is not a port of " + br,
+                       repair && !made && !recreated});
+    }
+    const std::vector<std::string> none;
+    const auto& have = made ? none : seen.flood;
+    for (const auto& p : have) {
+      if (!std::binary_search(o.peers.begin(), o.peers.end(), p)) {
+        steps.push_back({StepKind::kDeleteFloodPeer, o.link, p, 0, "node at " + p + " is no longer a peer", false});
+      }
+    }
+    for (const auto& p : o.peers) {
+      if (std::find(have.begin(), have.end(), p) == have.end()) {
+        steps.push_back({StepKind::kAddFloodPeer, o.link, p, 0, "peer node at " + p + " is not in the flood list", false});
+      }
+    }
+  } else if (vx.exists && !want.vxlan_link.empty()) {
+    steps.push_back({StepKind::kDeleteLink, want.vxlan_link, "", 0, "vxlan " + want.vxlan_link + " is not wanted here",
+                     false});
+  }
   // Instance taps that exist but lost their bridge (a recreated bridge has no ports).
   for (const auto& t : want.taps) {
     auto it = seen.taps.find(t);
@@ -158,6 +232,7 @@ std::vector<Step> PlanTeardown(const std::string& bridge, const std::string& vla
   std::vector<Step> steps;
   if (seen.dnsmasq.running) steps.push_back({StepKind::kStopDnsmasq, bridge, "", 0, "network deleted", false});
   if (seen.bridge.exists) steps.push_back({StepKind::kDeleteLink, bridge, "", 0, "network deleted", false});
+  if (seen.vxlan.exists) steps.push_back({StepKind::kDeleteLink, VxlanName(bridge), "", 0, "network deleted", false});
   if (!vlan_link.empty() && seen.vlan.exists) {
     steps.push_back({StepKind::kDeleteLink, vlan_link, "", 0, "network deleted", false});
   }

@@ -45,6 +45,9 @@ struct Options {
   // With networking: the network namespace (name under /run/netns) the network reconciler acts in — the one
   // libvirtd runs in, so that its taps meet our bridges there. "" = this process's namespace.
   std::string netns;
+  // With networking: the underlay device (in `netns`) whose IPv4 address is this node's VXLAN tunnel endpoint
+  // (reported as Node status.underlay); Networks then span every node that has one. "" = this host only.
+  std::string underlay_interface;
   // Give every instance a NoCloud seed (cloud-init's cidata cdrom: hostname, the KeyPair's key, user data,
   // network-config), written with Debian's xorriso. Off, or xorriso missing: instances boot without one.
   bool seed_disks = true;

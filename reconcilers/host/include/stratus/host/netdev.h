@@ -5,6 +5,7 @@
 // through a shell.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ struct LinkState {
   std::string master;            // name of the bridge this link is a port of, "" when none
   std::vector<std::string> ipv4; // addresses with prefix, "10.44.0.1/24"
   std::string alias;             // the link's ifalias: Stratus' owner mark on bridges it made
+  std::string kind;              // rtnetlink link kind: "bridge", "vxlan", "veth", "" for plain devices
+  uint32_t vxlan_id = 0;         // VXLAN links: the VNI
+  std::string vxlan_local;       // VXLAN links: the source (local) underlay address, "" when unset
 };
 
 // A dnsmasq instance serving one network: its files live in `dir` (conf, hosts, leases, pid, log).
@@ -86,6 +90,19 @@ class NetDev {
   virtual Status SetMaster(const std::string& port, const std::string& bridge) = 0;
   // Creates VLAN link `name` on `parent` with id `vlan` when missing.
   virtual Status EnsureVlan(const std::string& name, const std::string& parent, int vlan) = 0;
+
+  // ---- VXLAN (networks that span hosts) ----
+  // Creates VXLAN link `name`: VNI `vni` (1..16777215), source address `local` (IPv4) on underlay device `dev`,
+  // UDP port 4789 (IANA), MAC learning on (a guest that moved is found again by its next frame), mtu (0 = kernel
+  // default). kAlreadyExists when a link of that name exists.
+  virtual Status CreateVxlan(const std::string& name, uint32_t vni, const std::string& local, const std::string& dev,
+                             int mtu) = 0;
+  // The remote VTEPs of the link's flood list (its all-zeros FDB entries: broadcast, multicast and unknown
+  // unicast are sent to each of them; head-end replication, no multicast underlay needed), sorted.
+  virtual StatusOr<std::vector<std::string>> FloodPeers(const std::string& vxlan) = 0;
+  // Adds / removes `remote` (an IPv4 address) to / from the flood list; Ok when already present / absent.
+  virtual Status AddFloodPeer(const std::string& vxlan, const std::string& remote) = 0;
+  virtual Status DeleteFloodPeer(const std::string& vxlan, const std::string& remote) = 0;
 
   // ---- dnsmasq ----
   // Reads the files and checks the process (a pid whose /proc entry is a dnsmasq using our conf, not a zombie).

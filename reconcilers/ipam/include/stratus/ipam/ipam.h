@@ -7,6 +7,10 @@
 // writer of NetworkReady, repeats it there.
 #pragma once
 
+#include <map>
+#include <mutex>
+#include <set>
+
 #include "stratus/core/api_client.h"
 #include "stratus/network/ipam.h"
 #include "stratus/runtime/conditions.h"
@@ -31,6 +35,12 @@ struct Plan {
 // instance keep their address until the instance is gone.
 Plan PlanAllocations(const network::NetworkConfig& net, network::AllocationTable table, const std::vector<json>& instances);
 
+// The VXLAN network identifier of a Network (status.vni, 1..16777215), which IPAM also records: the one it has
+// when no older network holds it too, else the first free one from a start that follows the network's uid
+// (`networks`: every Network, each with metadata and status; `reserved`: VNIs this process handed out that the
+// cache may not show yet). Two networks never keep one VNI: the younger (creationTimestamp, then uid) moves.
+uint32_t ChooseVni(const json& network, const std::vector<json>& networks, const std::set<uint32_t>& reserved = {});
+
 class IpamReconciler : public runtime::Reconciler {
  public:
   IpamReconciler(ApiClient* client, runtime::Informer* networks, runtime::Informer* instances);
@@ -48,6 +58,8 @@ class IpamReconciler : public runtime::Reconciler {
   runtime::Informer* networks_;
   runtime::Informer* instances_;
   runtime::EventRecorder events_;
+  std::mutex vni_mu_;
+  std::map<std::string, uint32_t> vni_given_;  // network uid -> VNI this process wrote (the cache may lag)
 };
 
 }  // namespace stratus::ipam

@@ -3,7 +3,8 @@
 // ever touched):
 //
 //   table bridge stratus  — per-port anti-spoofing (a tap may only send its own MAC and IP, ARP for its IP,
-//                           DHCP requests), stateless, before the frame is bridged;
+//                           DHCP requests), stateless, before the frame is bridged; on networks that span hosts,
+//                           the VXLAN port carries guests' frames only (see NetworkFirewall::overlay);
 //   table inet stratus    — stateful security groups (conntrack; bridged IPv4 reaches these hooks through
 //                           br_netfilter, so `net.bridge.bridge-nf-call-iptables` must be 1), dispatched by
 //                           (bridge, instance ip) — unique because of the anti-spoofing above — to one chain per
@@ -61,6 +62,11 @@ struct NetworkFirewall {
   Ipv4Net cidr;
   uint32_t gateway = 0;
   std::string mode;      // nat | isolated | bridged
+  // The network's VXLAN port on this node ("" when it does not span hosts). Each node's bridge holds the same
+  // gateway address and runs its own dnsmasq for its own guests, so nothing of the host's crosses the port: ARP
+  // for the gateway, DHCP, and any frame the host itself sends or should receive stay on their node
+  // (distributed gateway); guest-to-guest frames cross freely.
+  std::string overlay;
 };
 
 // An instance NIC on this node.

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -38,6 +39,10 @@ struct Options {
   // A bridge that carries another mark is another Stratus': never changed, torn down or swept as an orphan. An
   // unmarked one of ours (made before marks) is marked. "" = no marks (tests of one owner).
   std::string owner_mark;
+  // The node's underlay device (e.g. "ul", in `netns`): with it, every nat or isolated Network joins a VXLAN
+  // segment over it (VNI: the Network's status.vni) flooding to the underlay addresses the other Nodes report in
+  // status.underlay, so one Network spans hosts. "" = single host: bridges only.
+  std::string underlay_interface;
 };
 
 class NetworkReconciler : public runtime::Reconciler {
@@ -51,12 +56,14 @@ class NetworkReconciler : public runtime::Reconciler {
   // spec.instance runs on this node, DNAT/SNAT in the ruleset and the /32 on its pool's interface.
   NetworkReconciler(ApiClient* client, runtime::Informer* networks, runtime::Informer* instances,
                     runtime::Informer* groups, host::NetDev* netdev, Options opts,
-                    runtime::Informer* addresses = nullptr, runtime::Informer* pools = nullptr);
+                    runtime::Informer* addresses = nullptr, runtime::Informer* pools = nullptr,
+                    runtime::Informer* nodes = nullptr);
   std::string Name() const override { return "network"; }
   std::vector<const runtime::Informer*> Reads() const override {
     std::vector<const runtime::Informer*> r = {networks_, instances_, groups_};
     if (addresses_) r.push_back(addresses_);
     if (pools_) r.push_back(pools_);
+    if (nodes_) r.push_back(nodes_);
     return r;
   }
   std::vector<runtime::WatchSpec> Watches() override;
@@ -67,6 +74,11 @@ class NetworkReconciler : public runtime::Reconciler {
   static std::vector<std::string> NetworkKeys(const std::string& key, const json& network);
   static std::vector<std::string> InstanceKeys(const std::string& key, const json& instance);
   static std::vector<std::string> SecurityGroupKeys(const std::string& key, const json& group);
+
+  // What this node brings to the overlay of `network` now (its underlay device, address and MTU, the network's
+  // VNI, the other nodes' underlay addresses); null when there is no underlay. kUnavailable when the underlay
+  // device is missing or has no IPv4 address (the network is then not brought up half-joined).
+  StatusOr<std::optional<OverlayInput>> Overlay(const json& network);
 
   // The ruleset this node should have now (exposed for tests and `describe`).
   StatusOr<std::string> RenderNodeRuleset();
@@ -102,6 +114,7 @@ class NetworkReconciler : public runtime::Reconciler {
   runtime::Informer* groups_;
   runtime::Informer* addresses_ = nullptr;
   runtime::Informer* pools_ = nullptr;
+  runtime::Informer* nodes_ = nullptr;  // peers' underlay addresses (with Options::underlay_interface)
   host::NetDev* netdev_;
   Options opts_;
   runtime::EventRecorder events_;

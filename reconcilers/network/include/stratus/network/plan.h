@@ -17,12 +17,36 @@ namespace stratus::network {
 inline constexpr const char* kBridgePrefix = "st-";   // bridges of Networks
 inline constexpr const char* kVlanPrefix = "sl-";     // VLAN links of bridged Networks
 inline constexpr const char* kTapPrefix = "stv";      // instance NIC taps
+inline constexpr const char* kVxlanPrefix = "sx-";    // VXLAN ports of Networks that span hosts
+inline constexpr int kVxlanOverhead = 50;             // outer IPv4 + UDP + VXLAN + inner Ethernet headers
 
 // Deterministic names (<= 15 characters, [a-z0-9-]): prefix + 12 hex digits of a stable hash.
 std::string BridgeName(const std::string& ns, const std::string& name);
 std::string VlanLinkName(const std::string& ns, const std::string& name);
+// The VXLAN port of the network whose bridge is `bridge` (the same hash: teardown and the orphan sweep, which know
+// only the bridge, find it).
+std::string VxlanName(const std::string& bridge);
 // The host-side tap of NIC `nic` of the instance with `uid` (set as <target dev=.../> in the domain XML).
 std::string TapName(const std::string& instance_uid, int nic);
+
+// What a node brings to networks that span hosts: its underlay (the device and address VXLAN packets leave
+// from), the network's VNI (IPAM's status.vni) and the other nodes' underlay addresses.
+struct OverlayInput {
+  std::string dev;                  // underlay device, e.g. "ul"
+  std::string local;                // this node's address on it
+  int dev_mtu = 1500;               // the device's MTU (guests get dev_mtu - 50)
+  uint32_t vni = 0;                 // 0: IPAM has not given the network one yet (no overlay for now)
+  std::vector<std::string> peers;   // other nodes' underlay addresses
+};
+
+// The VXLAN port of one network on this node.
+struct DesiredOverlay {
+  std::string link;                 // VxlanName(bridge)
+  uint32_t vni = 0;
+  std::string local, dev;
+  int mtu = 0;
+  std::vector<std::string> peers;   // sorted, without `local`
+};
 
 // Everything one network should be on this node.
 struct DesiredNetwork {
@@ -37,6 +61,9 @@ struct DesiredNetwork {
   std::string hosts;               // rendered hosts file
   std::vector<std::string> taps;   // instance taps on this node that belong to this bridge
   std::string owner_mark;          // the bridge's ifalias ("" = none wanted)
+  bool overlay = false;            // nat/isolated network on a node with an underlay and a VNI: joins the segment
+  DesiredOverlay vxlan;            // when overlay
+  std::string vxlan_link;          // VxlanName(bridge), wanted or not (a stale one is removed)
 };
 
 // What the host shows for it.
@@ -46,6 +73,8 @@ struct ObservedNetwork {
   host::LinkState vlan;                       // state of desired.vlan_link
   std::map<std::string, host::LinkState> taps;  // state of each desired tap (absent ones may be missing)
   host::DnsmasqState dnsmasq;
+  host::LinkState vxlan;                      // state of desired.vxlan_link
+  std::vector<std::string> flood;             // its flood list (remote VTEPs), when it exists
 };
 
 enum class StepKind {
@@ -62,6 +91,9 @@ enum class StepKind {
   kRestartDnsmasq,  // stop then start: the conf changed or the bridge was recreated
   kReloadDnsmasq,   // hosts changed: rewrite and SIGHUP
   kStopDnsmasq,
+  kCreateVxlan,     // target: vxlan link, arg: underlay device, mtu (vni and local from the desired overlay)
+  kAddFloodPeer,    // target: vxlan link, arg: remote underlay address
+  kDeleteFloodPeer, // target: vxlan link, arg: remote underlay address
 };
 
 struct Step {
@@ -77,16 +109,19 @@ struct Step {
 const char* StepKindName(StepKind k);
 
 // Builds the DesiredNetwork of `net` (names, gateway cidr, dnsmasq files under `state_dir`/<bridge>, rendered
-// conf and hosts from `table`), with `taps` the local instance taps on it. kInvalid when something does not render.
+// conf and hosts from `table`), with `taps` the local instance taps on it. With `overlay` (a node with an
+// underlay) a nat or isolated network with a VNI gets a VXLAN port flooding to the peers, and its MTU (bridge,
+// DHCP option 26) becomes min(spec.mtu, underlay MTU - 50). kInvalid when something does not render.
 StatusOr<DesiredNetwork> Desire(const NetworkConfig& net, const AllocationTable& table, const std::string& state_dir,
-                                std::vector<std::string> taps, const DnsmasqOptions& dnsmasq = {});
+                                std::vector<std::string> taps, const DnsmasqOptions& dnsmasq = {},
+                                const OverlayInput* overlay = nullptr);
 
 // The steps that make the host match `want`, in execution order; empty when nothing is to be done.
 // `first_time` says whether this process has brought the network up before (drift vs. initial creation, for the
 // `repair` flag only).
 std::vector<Step> PlanNetwork(const DesiredNetwork& want, const ObservedNetwork& seen, bool first_time = false);
 
-// The steps that remove the network from the host: stop dnsmasq, delete the bridge and VLAN link.
+// The steps that remove the network from the host: stop dnsmasq, delete the bridge, its VXLAN port and VLAN link.
 std::vector<Step> PlanTeardown(const std::string& bridge, const std::string& vlan_link, const ObservedNetwork& seen);
 
 // Floating addresses answered on the pools' interfaces: each associated address of an instance on this node is
