@@ -61,6 +61,7 @@ struct ServerFlags {
   bool agent = true;
   bool sync_full = true;
   int node_grace_seconds = 40;
+  int evacuation_grace_seconds = 60;
   double cpu_overcommit = 4.0;
   double memory_overcommit = 1.0;
   double disk_overcommit = 1.0;
@@ -209,7 +210,8 @@ struct ClusterControllers {
       specs.push_back({rec, 1});
     }
     lifecycle = std::make_unique<nodelifecycle::NodeLifecycleReconciler>(
-        client, nodes, std::chrono::seconds(f.node_grace_seconds), instances);
+        client, nodes, std::chrono::seconds(f.node_grace_seconds), instances,
+        std::chrono::seconds(f.evacuation_grace_seconds));
     specs.push_back({lifecycle.get(), 1});
     // GitOps: repositories cached under the data dir; its applies go through their own client, whose writes are
     // the stratus-gitops field manager's. Two workers: one slow repository does not hold up another.
@@ -725,6 +727,10 @@ int main(int argc, char** argv) {
   server->add_option("--fsync", f.sync_full, "fsync every commit (synchronous=FULL)")->capture_default_str();
   server->add_option("--node-grace-seconds", f.node_grace_seconds, "heartbeat age after which a node is NotReady")
       ->capture_default_str()->check(CLI::Range(1, 86400));
+  server->add_option("--evacuation-grace-seconds", f.evacuation_grace_seconds,
+                     "how long a node must have been NotReady before its instances with evacuationPolicy Evacuate "
+                     "are rebuilt on other nodes")
+      ->capture_default_str()->check(CLI::Range(0, 86400));
   server->add_option("--cpu-overcommit", f.cpu_overcommit, "vcpus placed per allocatable host cpu")->capture_default_str();
   server->add_option("--memory-overcommit", f.memory_overcommit, "memory placed per allocatable MiB")->capture_default_str();
   server->add_option("--disk-overcommit", f.disk_overcommit, "root-disk bytes placed per byte of pool capacity")

@@ -7,7 +7,7 @@
 # host side (private addresses only inside these namespaces).
 #   Usage: scripts/hosts-up.sh N [PREFIX]       (PREFIX default "sh"; hosts are PREFIX1..PREFIXN)
 #   Env:   STRATUS_HOSTS_DIR (default /run/stratus-hosts): DIR/PREFIXi holds each host's state and pid files.
-# Prints one line per host: "NAME URI NETNS UNDERLAY_ADDRESS". Stop them with scripts/hosts-down.sh PREFIX, which
+# Prints one line per host: "NAME URI NETNS UNDERLAY_ADDRESS". Run again, it restarts a host whose libvirtd died. Stop them with scripts/hosts-down.sh PREFIX, which
 # stops exactly the daemons recorded here (by pid) and deletes the namespaces made here.
 set -euo pipefail
 N="${1:?usage: hosts-up.sh N [PREFIX]}"
@@ -75,7 +75,10 @@ for i in $(seq 1 "$N"); do
       mount --bind "$d/log" /var/log/libvirt
       mount --bind "$d/cache" /var/cache/libvirt
       mkdir -p /var/lib/libvirt/qemu /run/libvirt/qemu
-      virtlogd -d -p "$d/virtlogd.pid"
+      # A host restarted after its libvirtd died may still have its virtlogd (which keeps its guests logs).
+      if ! { [ -f "$d/virtlogd.pid" ] && kill -0 "$(cat "$d/virtlogd.pid")" 2>/dev/null; }; then
+        virtlogd -d -p "$d/virtlogd.pid"
+      fi
       libvirtd -d --pid-file "$d/libvirtd.pid"
     ' hosts-up "$dir"
     ok=""

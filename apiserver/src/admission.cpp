@@ -186,6 +186,26 @@ Status AdmitCreate(const ResourceInfo& r, const json& obj, const Store& store) {
                       {{"spec.volume", msg, "FieldValueInvalid"}});
 }
 
+namespace {
+
+// True when `vol` is the root disk of `inst` on a node that is not Ready (lost) and the instance may be evacuated
+// (spec.evacuationPolicy: Evacuate): node lifecycle gives such a disk up before it rebuilds the instance elsewhere.
+bool GivenUpByEvacuation(const json& inst, const json& vol, const Store& store) {
+  const json ispec = inst.value("spec", json::object());
+  if (ispec.value("evacuationPolicy", json()) != json("Evacuate")) return false;
+  std::string node = vol.value("spec", json::object()).value("nodeName", "");
+  if (node.empty()) return false;
+  auto n = store.GetStored({"nodes", "", node});
+  if (!n.ok()) return true;  // the node is gone altogether
+  const json& st = n->object->value("status", json::object());
+  for (const auto& c : st.value("conditions", json::array())) {
+    if (c.value("type", "") == "Ready") return c.value("status", "") != "True";
+  }
+  return false;
+}
+
+}  // namespace
+
 Status AdmitDelete(const ResourceInfo& r, const json& obj, const Store& store) {
   if (r.kind == "AddressPool") return AdmitPoolDelete(obj, store);
   if (r.kind == "VolumeSnapshot") return AdmitSnapshotDelete(obj, store);
@@ -208,6 +228,8 @@ Status AdmitDelete(const ResourceInfo& r, const json& obj, const Store& store) {
         if (o.value("kind", "") == "Instance" && o.value("uid", "") == MetaString(*i, "uid")) {
           // A rebuild: its node deletes the root volume made from the old image (and makes a new one).
           if (RebuildReplaces(*i, obj)) continue;
+          // An evacuation: the root disk of an Evacuate instance on a node that is not Ready is given up.
+          if (GivenUpByEvacuation(*i, obj, store)) continue;
           return Status(Code::kConflict, "volume \"" + name + "\" is the root disk of instance \"" +
                                              MetaString(*i, "name") + "\"; delete the instance instead (the root "
                                              "volume goes with it unless rootDisk.deleteOnTermination is false)");

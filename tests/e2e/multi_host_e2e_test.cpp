@@ -3,7 +3,10 @@
 // server, networking in its host's namespace with the underlay device "ul": an anti-affinity InstanceGroup puts
 // its two TCG guests on different hosts (each host's libvirtd runs exactly its own one); they share one Network,
 // which spans both hosts as a VXLAN segment: each leases its address from its own host's dnsmasq, they reach each
-// other, and a security group between them closes and reopens a port live (group-to-group across hosts).
+// other, and a security group between them closes and reopens a port live (group-to-group across hosts). Then the
+// second host dies (agent, guests and libvirtd killed): it goes NotReady, its Evacuate guest is rebuilt on the
+// first host while its Manual one waits saying why, and when the host comes back its old domain of the evacuated
+// guest is fenced (removed, never started) and the Manual guest runs there again.
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -64,20 +67,24 @@ TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
   }
   ASSERT_EQ(hosts.size(), 2u) << r.out;
 
-  ServerProcess server(dir_.path() / "data");
+  // Quick heartbeats and a short grace, so that losing a host is noticed in seconds.
+  ServerProcess server(dir_.path() / "data", {"--node-grace-seconds", "10", "--evacuation-grace-seconds", "5"});
   ASSERT_TRUE(server.Start()) << server.log();
   std::vector<ReservedPort> ports;
   std::vector<pid_t> agents;
-  for (size_t i = 0; i < hosts.size(); ++i) {
-    ports.push_back(ReservePort());
+  std::vector<std::string> logs;
+  auto start_agent = [&](size_t i) {
     std::vector<std::string> a = {StratusdBin(), "agent", "--server", server.url(), "--data-dir",
                                   (dir_.path() / ("agent-" + hosts[i].name)).string(), "--bootstrap-token-file",
                                   server.bootstrap_token_file(), "--node", hosts[i].name, "--libvirt-uri", hosts[i].uri,
-                                  "--agent-listen", ports.back().hostport(), "--reserved-memory-mib", "0",
+                                  "--agent-listen", ports[i].hostport(), "--reserved-memory-mib", "0",
                                   "--virt-type", "qemu", "--networking", "true", "--netns", hosts[i].netns,
-                                  "--underlay-interface", "ul"};
-    agents.push_back(SpawnLogged(a, (dir_.path() / (hosts[i].name + ".log")).string()));
-  }
+                                  "--underlay-interface", "ul", "--heartbeat-seconds", "2"};
+    logs.push_back((dir_.path() / (hosts[i].name + "-" + std::to_string(logs.size()) + ".log")).string());
+    return SpawnLogged(a, logs.back());
+  };
+  for (size_t i = 0; i < hosts.size(); ++i) ports.push_back(ReservePort());
+  for (size_t i = 0; i < hosts.size(); ++i) agents.push_back(start_agent(i));
   struct Stop {
     std::vector<pid_t>* pids;
     ~Stop() {
@@ -89,14 +96,14 @@ TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
   } stop_agents{&agents};
   auto agent_logs = [&] {
     std::string all;
-    for (const auto& h : hosts) all += "--- " + h.name + "\n" + ReadFile((dir_.path() / (h.name + ".log")).string());
+    for (const auto& l : logs) all += "--- " + l + "\n" + ReadFile(l);
     return all;
   };
   ASSERT_TRUE(Eventually([&] {
     json nodes = server.Http("GET", "/apis/stratus.io/v1/nodes").Json();
     int ready = 0;
     for (const auto& n : nodes.value("items", json::array())) {
-      for (const auto& c : n["status"].value("conditions", json::array())) {
+      for (const auto& c : n.value("status", json::object()).value("conditions", json::array())) {
         ready += c.value("type", "") == "Ready" && c.value("status", "") == "True";
       }
     }
@@ -135,7 +142,7 @@ TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
     for (const char* n : {"spread-a", "spread-b"}) {
       json inst = server.Http("GET", std::string(kNs) + "/instances/" + n).Json();
       if (inst.value("status", json::object()).value("phase", "") != "Running") return false;
-      node_of[n] = inst["spec"].value("nodeName", "");
+      node_of[n] = inst.value("spec", json::object()).value("nodeName", "");
     }
     return true;
   }, 180)) << server.Ctl({"get", "instances", "-o", "wide"}).out << agent_logs();
@@ -192,6 +199,100 @@ TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
       << dump();
 
   auto d = server.Ctl({"delete", "instances", "--all", "--wait", "--timeout", "120s"});
+  ASSERT_EQ(d.exit_code, 0) << d.out << d.err;
+
+  // Host failure. Two guests on the second host (the first cordoned meanwhile): one Evacuate, one Manual.
+  const Host& keep = hosts[0];
+  const Host& lose = hosts[1];
+  ASSERT_EQ(server.Ctl({"cordon", keep.name}).exit_code, 0);
+  auto boot_only = [&](const std::string& name, const std::string& policy) {
+    return "apiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: " + name + "}\nspec:\n"
+           "  instanceType: m1.small\n  kernelImage: demo-kernel\n  ramdiskImage: demo-initrd\n"
+           "  kernelArgs: stratus.marker=" + name + "\n  evacuationPolicy: " + policy + "\n";
+  };
+  a = server.Ctl({"apply", "-f", "-"}, boot_only("evac-e", "Evacuate") + "---\n" + boot_only("evac-m", "Manual"));
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  auto inst_json = [&](const std::string& n) {
+    json i = server.Http("GET", std::string(kNs) + "/instances/" + n).Json();
+    return i.is_object() ? i : json::object();
+  };
+  auto say = [](const std::string& what) { std::cout << "[ e2e ] " << what << std::endl; };
+  auto running_on = [&](const std::string& n, const std::string& node) {
+    json i = inst_json(n);
+    return i.value("spec", json::object()).value("nodeName", "") == node &&
+           i.value("status", json::object()).value("phase", "") == "Running";
+  };
+  ASSERT_TRUE(Eventually([&] { return running_on("evac-e", lose.name) && running_on("evac-m", lose.name); }, 180))
+      << server.Ctl({"get", "instances", "-o", "wide"}).out << agent_logs();
+  ASSERT_EQ(server.Ctl({"uncordon", keep.name}).exit_code, 0);
+  say("evac-e and evac-m run on " + lose.name);
+
+  // The second host dies: its agent, its guests and its libvirtd are killed (as a power cut would).
+  ::kill(agents[1], SIGKILL);
+  ::waitpid(agents[1], nullptr, 0);
+  agents.erase(agents.begin() + 1);
+  const fs::path state = fs::path(std::getenv("STRATUS_HOSTS_DIR") ? std::getenv("STRATUS_HOSTS_DIR") : "/run/stratus-hosts") / lose.name;
+  std::vector<fs::path> pidfiles = {state / "libvirtd.pid"};
+  for (const auto& e : fs::directory_iterator(state / "run" / "qemu")) {
+    if (e.path().extension() == ".pid") pidfiles.push_back(e.path());
+  }
+  for (const auto& f : pidfiles) {
+    pid_t pid = static_cast<pid_t>(std::atol(ReadFile(f.string()).c_str()));
+    ASSERT_GT(pid, 1) << f;
+    ::kill(pid, SIGKILL);
+  }
+  say(lose.name + " killed");
+  // Lost: the node says so, the Manual guest waits saying why, the Evacuate one is rebuilt on the first host.
+  EXPECT_TRUE(Eventually([&] {
+    json n = server.Http("GET", "/apis/stratus.io/v1/nodes/" + lose.name).Json();
+    for (const auto& c : n.value("status", json::object()).value("conditions", json::array())) {
+      if (c.value("type", "") == "Ready") return c.value("status", "") == "Unknown";
+    }
+    return false;
+  }, 60)) << server.Http("GET", "/apis/stratus.io/v1/nodes/" + lose.name).body;
+  EXPECT_TRUE(Eventually([&] {
+    json i = inst_json("evac-m");
+    for (const auto& c : i.value("status", json::object()).value("conditions", json::array())) {
+      if (c.value("type", "") == "Ready") {
+        return c.value("status", "") == "Unknown" && c.value("reason", "") == "NodeNotReady" &&
+               c.value("message", "").find("evacuationPolicy is Manual") != std::string::npos;
+      }
+    }
+    return false;
+  }, 60)) << inst_json("evac-m").dump(2);
+  EXPECT_EQ(inst_json("evac-m").value("spec", json::object()).value("nodeName", ""), lose.name)
+      << "Manual: it stays where it was";
+  say("evac-m waits, saying why");
+  ASSERT_TRUE(Eventually([&] { return running_on("evac-e", keep.name); }, 180))
+      << inst_json("evac-e").dump(2) << agent_logs() << server.log();
+  EXPECT_TRUE(Eventually([&] {
+    return server.Ctl({"logs", "instance/evac-e"}).out.find("STRATUS-MARKER evac-e") != std::string::npos;
+  }, 120)) << server.Ctl({"logs", "instance/evac-e"}).out;
+  say("evac-e runs on " + keep.name);
+  json ee = inst_json("evac-e");
+  std::string evacuated;
+  if (ee.contains("status") && ee["status"].is_object() && ee["status"].contains("conditions")) {
+    for (const auto& c : ee["status"]["conditions"]) {
+      if (c.is_object() && c.value("type", "") == "Evacuated") evacuated = c.value("reason", "");
+    }
+  }
+  EXPECT_EQ(evacuated, "NodeLost") << ee.dump(2);
+
+  // The host comes back (libvirtd restarted, the agent too): its old evac-e domain is fenced (removed, never
+  // started), and the Manual guest runs there again.
+  r = stratus::testing::Run({"/bin/bash", up, "2", prefix}, "", {}, 120);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  agents.push_back(start_agent(1));
+  say(lose.name + " is back");
+  EXPECT_TRUE(Eventually([&] { return running_on("evac-m", lose.name); }, 180))
+      << inst_json("evac-m").dump(2) << agent_logs();
+  EXPECT_TRUE(Eventually([&] {
+    RunResult l = stratus::testing::Run({"/usr/bin/virsh", "-c", lose.uri, "list", "--all", "--name"}, "", {}, 30);
+    return l.exit_code == 0 && l.out.find("stratus_default_evac-e") == std::string::npos &&
+           l.out.find("stratus_default_evac-m") != std::string::npos;
+  }, 60)) << stratus::testing::Run({"/usr/bin/virsh", "-c", lose.uri, "list", "--all"}, "", {}, 30).out << agent_logs();
+  EXPECT_TRUE(running_on("evac-e", keep.name)) << "still on the first host only";
+  d = server.Ctl({"delete", "instances", "--all", "--wait", "--timeout", "120s"});
   EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
 }
 

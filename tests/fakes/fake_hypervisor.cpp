@@ -99,6 +99,7 @@ StatusOr<host::DomainInfo> FakeHypervisor::Lookup(const std::string& name) {
   if (it == domains_.end()) return i;  // kNotFound
   i.uuid = it->second.spec.uuid;
   i.instance_uid = it->second.instance_uid;
+  i.owner = it->second.spec.owner;
   i.state = it->second.state;
   i.persistent = true;
   i.managed_save = it->second.managed_save;

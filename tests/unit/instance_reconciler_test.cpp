@@ -48,9 +48,10 @@ class InstanceReconcilerTest : public testing_env::LocalApiTest {
     for (auto* inf : {&instances_, &images_, &flavors_}) (*inf)->Stop();
     LocalApiTest::TearDown();
   }
-  void Rebuild(std::chrono::seconds shutdown_timeout) {
+  void Rebuild(std::chrono::seconds shutdown_timeout, const std::string& owner = "") {
     Options o;
     o.node = "node-a";
+    o.owner = owner;
     o.data_dir = (dir_ / "agent").string();
     o.shutdown_timeout = shutdown_timeout;
     rec_ = std::make_unique<InstanceReconciler>(client_.get(), instances_.get(), images_.get(), flavors_.get(), &hv_,
@@ -212,6 +213,62 @@ TEST_F(InstanceReconcilerTest, AnotherObjectsDomainIsNeverTouched) {
   EXPECT_TRUE(hv_.TakeCalls().empty());
   EXPECT_EQ(hv_.Get(kDom).state, DomainState::kRunning);
   EXPECT_TRUE(Web().is_null());
+}
+
+// The fence: a node that comes back finds a domain it made for an instance that was moved away (evacuated) while it
+// was gone: the domain is destroyed and undefined, never started, and the instance hears of it. Domains of other
+// owners (another node on a shared libvirtd) and older ones without an owner are left alone.
+TEST_F(InstanceReconcilerTest, DomainsOfInstancesThatLeftTheNodeAreFenced) {
+  Rebuild(30s, "stratus:cluster-1/node-a");
+  json web = MustCreate(WebInstance(), "instances");
+  ASSERT_TRUE(Reconcile().ok());
+  ASSERT_EQ(hv_.Get(kDom).state, DomainState::kRunning);
+  EXPECT_EQ(hv_.Get(kDom).spec.owner, "stratus:cluster-1/node-a") << "the domain carries its maker";
+  fakes::FakeHypervisor::Domain theirs;
+  theirs.state = DomainState::kRunning;
+  theirs.instance_uid = "uid-elsewhere";
+  theirs.spec.owner = "stratus:cluster-1/node-b";
+  hv_.Put("stratus_default_theirs", theirs);
+  fakes::FakeHypervisor::Domain old;
+  old.state = DomainState::kRunning;
+  old.instance_uid = "uid-old";
+  hv_.Put("stratus_default_old", old);
+  // Nothing has left yet: the sweep touches nothing.
+  ASSERT_TRUE(rec_->Reconcile(InstanceReconciler::kSweepKey).ok());
+  EXPECT_TRUE(hv_.Has(kDom));
+  // Evacuated to node-b while this node was away.
+  auto moved = client_->Patch("instances", "default", "web-1", {{"spec", {{"nodeName", "node-b"}}}});
+  ASSERT_TRUE(moved.ok());
+  ASSERT_TRUE(Cached(instances_.get(), *moved));
+  hv_.TakeCalls();
+  ASSERT_TRUE(rec_->Reconcile("default/web-1").ok());
+  EXPECT_TRUE(hv_.TakeCalls().empty()) << "an instance of another node is not ours to start or stop";
+  ASSERT_TRUE(rec_->Reconcile(InstanceReconciler::kSweepKey).ok());
+  EXPECT_FALSE(hv_.Has(kDom)) << "fenced";
+  EXPECT_TRUE(hv_.Has("stratus_default_theirs"));
+  EXPECT_TRUE(hv_.Has("stratus_default_old"));
+  EXPECT_EQ(Events("Fenced"), 1);
+  // Without an owner mark there is no fence at all.
+  Rebuild(30s);
+  hv_.Put(kDom, old);
+  ASSERT_TRUE(rec_->Reconcile(InstanceReconciler::kSweepKey).ok());
+  EXPECT_TRUE(hv_.Has(kDom));
+}
+
+TEST(DomainsToFenceTest, OnlyOursWhoseInstanceLeft) {
+  auto dom = [](const std::string& name, const std::string& uid, const std::string& owner) {
+    host::DomainInfo d;
+    d.name = name;
+    d.instance_uid = uid;
+    d.owner = owner;
+    d.state = DomainState::kShutoff;
+    return d;
+  };
+  std::vector<host::DomainInfo> doms = {dom("stratus_a_here", "u1", "me"), dom("stratus_a_gone", "u2", "me"),
+                                        dom("stratus_a_other", "u3", "you"), dom("stratus_a_old", "u4", ""),
+                                        dom("plain", "", "me")};
+  EXPECT_EQ(DomainsToFence(doms, "me", {"u1"}), std::vector<std::string>{"stratus_a_gone"});
+  EXPECT_TRUE(DomainsToFence(doms, "", {}).empty());
 }
 
 }  // namespace

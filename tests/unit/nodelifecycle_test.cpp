@@ -1,5 +1,6 @@
 // Node lifecycle: a node that stopped heartbeating is marked Ready=Unknown and so are the instances bound to it
-// (once, not at every pass); instances elsewhere are left alone.
+// (once, not at every pass); instances elsewhere are left alone. Evacuation: which instances of a lost node are
+// rebuilt elsewhere, when, and what is given up; Manual ones wait and say why.
 #include <gtest/gtest.h>
 
 #include "runtime_test_env.h"
@@ -20,9 +21,54 @@ TEST(MarkInstanceUnknownTest, OnceWithTheReason) {
   json c = runtime::GetCondition(*m, "Ready");
   EXPECT_EQ(c["status"], "Unknown");
   EXPECT_EQ(c["reason"], "NodeNotReady");
-  EXPECT_EQ(c["message"], "node n1 stopped posting status (no heartbeat for 61 s): the instance's state is unknown");
+  EXPECT_EQ(c["message"], "node n1 stopped posting status (no heartbeat for 61 s): the instance's state is unknown; "
+                          "evacuationPolicy is Manual: it waits for node n1 to come back, or for the operator (set "
+                          "spec.evacuationPolicy: Evacuate to rebuild it on another node, or delete it)");
   EXPECT_FALSE(MarkInstanceUnknown(*m, "n1", 120).has_value()) << "said once";
   EXPECT_TRUE(MarkInstanceUnknown(json{{"metadata", {{"name", "new"}}}}, "n1", 61).has_value());
+}
+
+json Inst(json spec, json status = json::object()) {
+  spec["nodeName"] = "n1";
+  return {{"metadata", {{"name", "web"}, {"namespace", "default"}, {"uid", "u-1"}}}, {"spec", spec}, {"status", status}};
+}
+
+TEST(DecideEvacuationTest, WhoGoesWhenAndWhatIsGivenUp) {
+  using K = Evacuation::Kind;
+  const auto grace = 60s;
+  // Manual (the default) and explicit Manual stay; so do instances of other nodes and deleted ones.
+  EXPECT_EQ(DecideEvacuation(Inst({{"kernelImage", "k"}}), "n1", 999, grace).kind, K::kStay);
+  EXPECT_EQ(DecideEvacuation(Inst({{"kernelImage", "k"}, {"evacuationPolicy", "Manual"}}), "n1", 999, grace).kind, K::kStay);
+  json ev = Inst({{"kernelImage", "k"}, {"evacuationPolicy", "Evacuate"}});
+  EXPECT_EQ(DecideEvacuation(ev, "n2", 999, grace).kind, K::kStay);
+  json dying = ev;
+  dying["metadata"]["deletionTimestamp"] = "2026-12-04T00:00:00Z";
+  EXPECT_EQ(DecideEvacuation(dying, "n1", 999, grace).kind, K::kStay);
+  // Within the grace period: wait for the rest of it.
+  Evacuation w = DecideEvacuation(ev, "n1", 20, grace);
+  EXPECT_EQ(w.kind, K::kWait);
+  EXPECT_EQ(w.wait, 41s);
+  // After it: evacuated; boot images only, nothing is given up.
+  Evacuation e = DecideEvacuation(ev, "n1", 60, grace);
+  EXPECT_EQ(e.kind, K::kEvacuate);
+  EXPECT_EQ(e.reason, "NodeLost");
+  EXPECT_TRUE(e.root_volume.empty());
+  // A root volume from its image is given up (and named), the one status.rootVolume names first.
+  json img = Inst({{"image", "debian"}, {"evacuationPolicy", "Evacuate"}});
+  EXPECT_EQ(DecideEvacuation(img, "n1", 61, grace).root_volume, "web-root");
+  json named = Inst({{"image", "debian"}, {"evacuationPolicy", "Evacuate"}}, {{"rootVolume", "web-older-root"}});
+  Evacuation r = DecideEvacuation(named, "n1", 61, grace);
+  EXPECT_EQ(r.root_volume, "web-older-root");
+  EXPECT_NE(r.message.find("root volume web-older-root on n1 is lost"), std::string::npos) << r.message;
+  // Data volumes cannot be made again: blocked, naming them, at any age.
+  json data = Inst({{"kernelImage", "k"}, {"evacuationPolicy", "Evacuate"},
+                    {"volumes", {{{"volume", "db"}, {"device", "vdb"}}, {{"volume", "logs"}, {"device", "vdc"}}}}});
+  for (int64_t age : {0, 600}) {
+    Evacuation b = DecideEvacuation(data, "n1", age, grace);
+    EXPECT_EQ(b.kind, K::kBlocked);
+    EXPECT_EQ(b.reason, "VolumesOnLostNode");
+    EXPECT_NE(b.message.find("data volumes db, logs on node n1"), std::string::npos) << b.message;
+  }
 }
 
 class NodeLifecycleTest : public testing_env::LocalApiTest {};
@@ -61,6 +107,62 @@ TEST_F(NodeLifecycleTest, ALostNodesInstancesSayTheirStateIsUnknown) {
   uint64_t rv = ResourceVersionOf(a);
   ASSERT_TRUE(rec.Reconcile("lost").ok());
   EXPECT_EQ(ResourceVersionOf(*client_->Get("instances", "default", "a")), rv);
+  nodes.Stop();
+  instances.Stop();
+}
+
+// An Evacuate instance of a lost node: its root volume is declared lost (deleted although its finalizer's owner is
+// gone), then it is unbound with condition Evacuated; a Manual one stays bound and says why; a blocked one says why.
+TEST_F(NodeLifecycleTest, EvacuateUnbindsAndGivesUpTheRootVolume) {
+  runtime::InformerOptions no, io;
+  no.plural = "nodes";
+  io.plural = "instances";
+  runtime::Informer nodes(client_.get(), no), instances(client_.get(), io);
+  nodes.Start();
+  instances.Start();
+  ASSERT_TRUE(nodes.WaitForSync(5s) && instances.WaitForSync(5s));
+  json n = MustCreate({{"apiVersion", "stratus.io/v1"}, {"kind", "Node"}, {"metadata", {{"name", "lost"}}}}, "nodes", "");
+  n["status"] = {{"lastHeartbeatTime", FormatRfc3339(std::time(nullptr) - 300)}};
+  ASSERT_TRUE(client_->UpdateStatus("nodes", "", n).ok());
+  auto inst = [&](const std::string& name, json extra) {
+    json spec = {{"nodeName", "lost"}, {"resources", {{"vcpus", 1}, {"memoryMiB", 128}}}};
+    for (auto& [k, v] : extra.items()) spec[k] = v;
+    return MustCreate({{"apiVersion", "stratus.io/v1"}, {"kind", "Instance"},
+                       {"metadata", {{"name", name}, {"namespace", "default"}}}, {"spec", spec}}, "instances");
+  };
+  json e = inst("e", {{"image", "debian"}, {"evacuationPolicy", "Evacuate"}});
+  inst("m", {{"kernelImage", "k"}});
+  inst("b", {{"kernelImage", "k"}, {"evacuationPolicy", "Evacuate"}, {"volumes", {{{"volume", "db"}, {"device", "vdb"}}}}});
+  // e's root volume on the lost node, with the finalizer only that node's agent would remove.
+  MustCreate({{"apiVersion", "stratus.io/v1"}, {"kind", "Volume"},
+              {"metadata", {{"name", "e-root"}, {"namespace", "default"}, {"finalizers", {"stratus.io/volume-storage"}},
+                            {"ownerReferences", {{{"apiVersion", "stratus.io/v1"}, {"kind", "Instance"}, {"name", "e"},
+                                                  {"uid", MetaString(e, "uid")}, {"controller", true}}}}}},
+              {"spec", {{"size", "1Gi"}, {"nodeName", "lost"}}}});
+  ASSERT_TRUE(WaitFor([&] { return nodes.List().size() == 1 && instances.List().size() == 3; }));
+  // 300 s silent, 40 s grace: lost for 260 s, past a 30 s evacuation grace.
+  NodeLifecycleReconciler rec(client_.get(), &nodes, 40s, &instances, 30s);
+  auto r = rec.Reconcile("lost");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  json got = *client_->Get("instances", "default", "e");
+  EXPECT_FALSE(got["spec"].contains("nodeName")) << got.dump(2);
+  EXPECT_EQ(runtime::GetCondition(got, "Evacuated").value("reason", ""), "NodeLost");
+  EXPECT_EQ(runtime::GetCondition(got, "Ready").value("reason", ""), "Evacuating");
+  EXPECT_EQ(client_->Get("volumes", "default", "e-root").status().code(), Code::kNotFound) << "root volume given up";
+  json m = *client_->Get("instances", "default", "m");
+  EXPECT_EQ(m["spec"].value("nodeName", ""), "lost");
+  EXPECT_NE(runtime::GetCondition(m, "Ready").value("message", "").find("evacuationPolicy is Manual"), std::string::npos);
+  EXPECT_TRUE(runtime::GetCondition(m, "Evacuated").is_null());
+  json b = *client_->Get("instances", "default", "b");
+  EXPECT_EQ(b["spec"].value("nodeName", ""), "lost");
+  EXPECT_EQ(runtime::GetCondition(b, "Evacuated").value("reason", ""), "VolumesOnLostNode");
+  // The operator turns m to Evacuate: the next pass moves it too.
+  auto p = client_->Patch("instances", "default", "m", {{"spec", {{"evacuationPolicy", "Evacuate"}}}});
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(Cached(&instances, *p));
+  r = rec.Reconcile("lost");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(client_->Get("instances", "default", "m")->at("spec").contains("nodeName"));
   nodes.Stop();
   instances.Stop();
 }

@@ -65,7 +65,8 @@ TEST_F(WatchMappingsTest, InstanceReconcilerIsWokenByItsImagesVolumesAndNetworks
   auto obj = [](const std::string& name, const std::string& ns = "default") {
     return json{{"metadata", {{"name", name}, {"namespace", ns}}}};
   };
-  EXPECT_EQ(Keys(specs, instances_.get(), obj("x")), std::vector<std::string>{"default/x"});
+  // Its own instances, and the node's fence (an instance leaving the node may leave a domain to remove).
+  EXPECT_EQ(Keys(specs, instances_.get(), obj("x")), (std::vector<std::string>{"default/x", "~sweep"}));
   EXPECT_EQ(Keys(specs, images_.get(), obj("k")), std::vector<std::string>{"default/kernel-user"});
   EXPECT_EQ(Keys(specs, images_.get(), obj("r")), std::vector<std::string>{"default/kernel-user"});
   EXPECT_EQ(Keys(specs, images_.get(), obj("disk")), std::vector<std::string>{"default/disk-user"});

@@ -514,6 +514,7 @@ Status NodeAgent::Start() {
   iopt.virt_type = m.virt_type;
   iopt.shutdown_timeout = m.opts.shutdown_timeout;
   iopt.max_vcpus = m.cap.vcpus;  // vCPUs can be hot-added up to the node's CPUs
+  iopt.owner = OwnerMark(m.owner);  // its domains carry it: the fence removes ours whose instance left
   if (m.opts.seed_disks && !m.seeds) {
     if (ProgramInPath("xorriso")) {
       m.seeds = host::NewIsoSeedDisks();
@@ -568,6 +569,7 @@ Status NodeAgent::Start() {
   if (m.net_ctl) m.net_ctl->Start();
   m.image_ctl->Start();
   m.inst_ctl->Start();
+  m.inst_ctl->queue().Add(instance::InstanceReconciler::kSweepKey);  // a node back from the dead fences first
   m.vol_ctl->Start();
   m.snap_ctl->Start();
   Impl* impl = &m;

@@ -88,6 +88,7 @@ std::string RenderDomain(const DomainSpec& spec) {
     Attr(inst, "xmlns:stratus", kInstanceMetadataNs);
     TextElem(inst, "uid", spec.instance_uid);
     TextElem(inst, "ref", spec.instance_ref);
+    if (!spec.owner.empty()) TextElem(inst, "owner", spec.owner);
   }
   Attr(TextElem(dom, "memory", std::to_string(spec.memory_mib)), "unit", "MiB");
   // Up to max_vcpus possible, vcpus present: the rest can be hot-added while it runs (a live resize).
@@ -202,7 +203,7 @@ Status ValidateSpec(const DomainSpec& s) {
   }
   for (const auto& [f, v] :
        {std::pair<std::string, std::string>{"name", s.name}, {"uuid", s.uuid}, {"instance_uid", s.instance_uid},
-        {"instance_ref", s.instance_ref}, {"cmdline", s.cmdline}, {"arch", s.arch}, {"machine", s.machine}}) {
+        {"instance_ref", s.instance_ref}, {"owner", s.owner}, {"cmdline", s.cmdline}, {"arch", s.arch}, {"machine", s.machine}}) {
     Status st = CheckText(f, v);
     if (!st.ok()) return st;
   }
@@ -270,17 +271,25 @@ StatusOr<DomainPtr> FindDomainIfAny(virConnectPtr c, const std::string& name) {
 }
 
 // <uid> of Stratus' metadata element; "" when the domain has none.
-StatusOr<std::string> InstanceUid(virDomainPtr d, const std::string& name) {
+// The uid and owner in Stratus' <metadata> element ("" when the domain has none).
+StatusOr<std::pair<std::string, std::string>> InstanceMetadata(virDomainPtr d, const std::string& name) {
   char* md = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, kInstanceMetadataNs, 0);
   if (!md) {
     LibvirtError e = TakeLastError();
-    if (e.code == VIR_ERR_NO_DOMAIN_METADATA) return std::string();
+    if (e.code == VIR_ERR_NO_DOMAIN_METADATA) return std::pair<std::string, std::string>();
     return ToStatus("reading metadata of domain " + name, e);
   }
   std::string xml = TakeString(md);
   pugi::xml_document doc;
-  if (!doc.load_string(xml.c_str())) return std::string();  // not ours to interpret
-  return std::string(doc.document_element().child("uid").text().get());
+  if (!doc.load_string(xml.c_str())) return std::pair<std::string, std::string>();  // not ours to interpret
+  return std::make_pair(std::string(doc.document_element().child("uid").text().get()),
+                        std::string(doc.document_element().child("owner").text().get()));
+}
+
+StatusOr<std::string> InstanceUid(virDomainPtr d, const std::string& name) {
+  auto m = InstanceMetadata(d, name);
+  if (!m.ok()) return m.status();
+  return m->first;
 }
 
 StatusOr<DomainInfo> Describe(virDomainPtr d, const std::string& name) {
@@ -291,7 +300,7 @@ StatusOr<DomainInfo> Describe(virDomainPtr d, const std::string& name) {
   int state = 0, reason = 0;
   if (virDomainGetState(d, &state, &reason, 0) < 0) {
     LibvirtError e = TakeLastError();
-    if (IsNoDomain(e)) return DomainInfo{name, "", "", DomainState::kNotFound, false};
+    if (IsNoDomain(e)) return DomainInfo{name, "", "", "", DomainState::kNotFound, false};
     return ToStatus("reading state of domain " + name, e);
   }
   info.state = MapState(state);
@@ -307,12 +316,13 @@ StatusOr<DomainInfo> Describe(virDomainPtr d, const std::string& name) {
     info.max_vcpus = max > 0 ? max : info.vcpus;
   }
   TakeLastError();  // the extras above are best effort
-  auto uid = InstanceUid(d, name);
-  if (!uid.ok()) {
-    if (uid.status().code() == Code::kNotFound) return DomainInfo{name, "", "", DomainState::kNotFound, false};
-    return uid.status();
+  auto md = InstanceMetadata(d, name);
+  if (!md.ok()) {
+    if (md.status().code() == Code::kNotFound) return DomainInfo{name, "", "", "", DomainState::kNotFound, false};
+    return md.status();
   }
-  info.instance_uid = *uid;
+  info.instance_uid = md->first;
+  info.owner = md->second;
   return info;
 }
 
@@ -456,7 +466,7 @@ class LibvirtHypervisor final : public Hypervisor {
       virDomainPtr d = virDomainLookupByName(c, name.c_str());
       if (!d) {
         LibvirtError e = TakeLastError();
-        if (IsNoDomain(e)) return DomainInfo{name, "", "", DomainState::kNotFound, false};
+        if (IsNoDomain(e)) return DomainInfo{name, "", "", "", DomainState::kNotFound, false};
         return ToStatus("looking up domain " + name, e);
       }
       DomainPtr dom(d);

@@ -37,6 +37,7 @@ host::DomainSpec BuildDomainSpec(const json& inst, const Resolved& r, const Opti
   d.uuid = MetaString(inst, "uid");  // the domain UUID is the Instance uid: one domain per instance, ever
   d.instance_uid = d.uuid;
   d.instance_ref = ns + "/" + name;
+  d.owner = opts.owner;
   d.virt_type = opts.virt_type;
   d.vcpus = r.vcpus;
   d.max_vcpus = std::max(r.vcpus, opts.max_vcpus);
@@ -802,6 +803,18 @@ TeardownDecision DecideTeardown(const TeardownObserved& o) {
     }
   }
   return t;
+}
+
+std::vector<std::string> DomainsToFence(const std::vector<host::DomainInfo>& domains, const std::string& owner,
+                                        const std::set<std::string>& bound_uids) {
+  std::vector<std::string> out;
+  if (owner.empty()) return out;
+  for (const auto& d : domains) {
+    if (d.owner != owner || d.instance_uid.empty() || d.state == host::DomainState::kNotFound) continue;
+    if (!bound_uids.count(d.instance_uid)) out.push_back(d.name);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace stratus::instance

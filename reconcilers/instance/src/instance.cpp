@@ -311,7 +311,40 @@ StatusOr<Result> InstanceReconciler::Teardown(json inst, const std::string& key)
   return Result::Done();
 }
 
+StatusOr<Result> InstanceReconciler::Fence() {
+  if (opts_.owner.empty()) return Result::Done();
+  // Only from a full cache: a domain whose instance the cache has not listed yet is not an orphan.
+  if (!runtime::AllSynced({instances_})) return Result::After(std::chrono::seconds(1));
+  auto domains = hv_->List();
+  if (!domains.ok()) return domains.status();
+  std::set<std::string> bound;
+  for (const auto& i : instances_->List()) {
+    if (i["spec"].value("nodeName", "") == opts_.node) bound.insert(MetaString(i, "uid"));
+  }
+  for (const auto& name : DomainsToFence(*domains, opts_.owner, bound)) {
+    Status s = hv_->Destroy(name);
+    if (s.ok()) s = hv_->Undefine(name);
+    if (!s.ok()) {
+      spdlog::warn("instance fence: cannot remove domain {}: {}", name, s.message());
+      continue;
+    }
+    spdlog::warn("instance fence: domain {} removed: its instance is no longer bound to node {}", name, opts_.node);
+    // Say so on the instance where it lives now (if it still exists).
+    std::string ns = name.substr(name.find('_') + 1);
+    std::string inst_name = ns.substr(ns.find('_') + 1);
+    ns = ns.substr(0, ns.find('_'));
+    auto inst = client_->Get("instances", ns, inst_name);
+    if (inst.ok()) {
+      events_.Record(*inst, "Warning", "Fenced",
+                     "node " + opts_.node + " came back with domain " + name + " of this instance, which runs on " +
+                         (*inst)["spec"].value("nodeName", std::string("no node")) + " now: destroyed and undefined there");
+    }
+  }
+  return Result::After(kDriftCheck);
+}
+
 StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
+  if (key == kSweepKey) return Fence();
   json inst = instances_->Get(key);
   if (inst.is_null()) return Result::Done();  // our finalizer means deletions are handled while the object exists
   if (inst["spec"].value("nodeName", "") != opts_.node) return Result::Done();
@@ -338,8 +371,10 @@ std::vector<runtime::WatchSpec> InstanceReconciler::Watches() {
     return keys;
   };
   return {
-      // Its own objects, with a drift check of what is on the node.
-      {instances_, nullptr, kDriftCheck},
+      // Its own objects, with a drift check of what is on the node; any of them leaving (or coming) wakes the
+      // fence.
+      {instances_, [](const std::string& key, const json&) { return std::vector<std::string>{key, kSweepKey}; },
+       kDriftCheck},
       // An image becoming Ready wakes the instances that boot from it.
       {images_,
        [local](const std::string&, const json& img) {

@@ -18,6 +18,7 @@ struct DomainSpec {
   std::string uuid;             // libvirt UUID; empty = let libvirt choose
   std::string instance_uid;     // Stratus Instance metadata.uid, kept in <metadata>
   std::string instance_ref;     // "namespace/name", kept in <metadata>
+  std::string owner;            // the cluster and node whose agent made it (OwnerMark), kept in <metadata>
   std::string virt_type = "qemu";  // qemu (TCG) | kvm | test
   std::string arch = "x86_64";
   std::string machine = "pc";      // libvirt's test driver accepts these too
@@ -53,6 +54,7 @@ struct DomainInfo {
   std::string name;
   std::string uuid;
   std::string instance_uid;    // from <metadata>; empty when the domain is not Stratus'
+  std::string owner;           // from <metadata>: the agent (cluster and node) that made it; "" for older ones
   DomainState state = DomainState::kNotFound;
   bool persistent = false;
   bool managed_save = false;   // a managed save image exists: the next start restores it

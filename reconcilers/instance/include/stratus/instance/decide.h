@@ -4,6 +4,8 @@
 // Decide is pure: the unit tests drive it with tables of observed states.
 #pragma once
 
+#include <set>
+
 #include <chrono>
 #include <map>
 #include <optional>
@@ -130,5 +132,12 @@ struct TeardownDecision {
   json root_owner_refs;            // kKeep: the root Volume's ownerReferences without this instance
 };
 TeardownDecision DecideTeardown(const TeardownObserved& o);
+
+// The fence of a node that was lost and came back: the domains this agent made (`owner` in their metadata) for
+// instances no longer bound to this node (`bound_uids`: every Instance the node's cache holds) — moved elsewhere by
+// an evacuation, or deleted while the node was away — are destroyed and undefined, never started. Domains of
+// other agents (another node or cluster on a shared libvirtd) and of no owner are never touched.
+std::vector<std::string> DomainsToFence(const std::vector<host::DomainInfo>& domains, const std::string& owner,
+                                        const std::set<std::string>& bound_uids);
 
 }  // namespace stratus::instance

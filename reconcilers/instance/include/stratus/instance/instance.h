@@ -39,6 +39,9 @@ struct Options {
   // vCPUs a domain may grow to while it runs (the node's CPUs): a resize that only adds vCPUs is applied live up
   // to this; 0 = none (every resize waits for a restart).
   int max_vcpus = 0;
+  // This agent's owner mark (cluster and node), written into each domain's metadata; with it, domains of ours
+  // whose instance left this node are fenced (kSweepKey). "" = no marks, no fence (tests of one owner).
+  std::string owner;
 };
 
 // libvirt domain name of an Instance: "stratus_<namespace>_<name>" ('_' cannot occur in either part).
@@ -76,6 +79,9 @@ class InstanceReconciler : public runtime::Reconciler {
   std::vector<runtime::WatchSpec> Watches() override;
   // How often every instance on the node is looked at again even when nothing changed (domain drift).
   static constexpr std::chrono::milliseconds kDriftCheck{10000};
+  // The key of the node-wide fence (DomainsToFence); not a valid namespace/name. Queued at start and after every
+  // instance event, and again every kDriftCheck.
+  static constexpr const char* kSweepKey = "~sweep";
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:
@@ -86,6 +92,7 @@ class InstanceReconciler : public runtime::Reconciler {
   StatusOr<runtime::Result> Act(const json& inst, Decision d);
   StatusOr<runtime::Result> Teardown(json inst, const std::string& key);
   StatusOr<ObservedDomain> ObserveDomain(const std::string& dom, bool details);
+  StatusOr<runtime::Result> Fence();
 
   ApiClient* client_;
   runtime::Informer* instances_;
