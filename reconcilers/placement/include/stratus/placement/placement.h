@@ -96,6 +96,10 @@ const std::vector<Weigher>& Weighers();
 // rest; ties by name.
 Decision Choose(const Demand& demand, const json& node_selector, const std::vector<NodeView>& nodes,
                 const Options& opts);
+// The same over views held elsewhere (the capacity cache's), without copying them. `in_name_order`: the caller
+// vouches that `nodes` come sorted by name (the capacity cache's do), so ties need no name compared.
+Decision Choose(const Demand& demand, const json& node_selector, const std::vector<const NodeView*>& nodes,
+                const Options& opts, bool in_name_order = false);
 
 // Reads pool free space and the default pool from a Node's status.pools.
 void ReadPools(const json& node, NodeView* v);
