@@ -694,8 +694,12 @@ TEST_F(PlacementReconcilerTest, AnImagesRequiredTraitsChooseTheNodesThatHaveThem
               {"spec", {{"instanceType", "m1.small"}, {"kernelImage", "cuda"}}}},
              "instances");
   ASSERT_TRUE(WaitFor([&] {
-    return !images.Get("default/cuda").is_null() && !instances_->Get("default/trainer").is_null() &&
-           nodes_->Get("n2").value("spec", json::object()).contains("traits");
+    if (images.Get("default/cuda").is_null() || instances_->Get("default/trainer").is_null()) return false;
+    // The reconciler decides over the node views its cache keeps: wait for the node event to reach them too.
+    for (const auto& v : rec.cache().Views(std::time(nullptr), o)) {
+      if (v.name == "n2" && v.traits.count("CUSTOM_GPU")) return true;
+    }
+    return false;
   }));
   ASSERT_TRUE(rec.Reconcile("default/trainer").ok());
   json t = *client_->Get("instances", "default", "trainer");

@@ -504,22 +504,19 @@ PlacementReconciler::PlacementReconciler(ApiClient* client, runtime::Informer* i
                                          runtime::Informer* images, runtime::Informer* groups)
     : client_(client), instances_(instances), nodes_(nodes), flavors_(flavors), volumes_(volumes), images_(images),
       groups_(groups), opts_(opts), events_(client, "placement"), cache_(std::make_shared<CapacityCache>()) {
-  // Bound usage follows the instance cache event by event. Handlers run before the informer reports synced (and a
-  // late handler first gets every cached object), so the cache is complete before any decision.
+  // The cache follows the informers event by event: bound usage (instances), node views (nodes, re-parsed only
+  // when a Node's resourceVersion changes, so resyncs cost nothing), flavor sizes, and the pool space of volumes
+  // placed but not made. Handlers run before an informer reports synced (and a late handler first gets every
+  // cached object), so the cache is complete before any decision; and they run before the Controller's own
+  // handlers (added later), so a key a node or flavor event wakes is decided against the cache that shows it.
   std::shared_ptr<CapacityCache> cache = cache_;
   instances_->AddHandler([cache](const std::string&, const json& obj, bool deleted) { cache->Observe(obj, deleted); });
+  nodes_->AddHandler([cache](const std::string&, const json& obj, bool deleted) { cache->ObserveNode(obj, deleted); });
+  flavors_->AddHandler([cache](const std::string&, const json& obj, bool deleted) { cache->ObserveFlavor(obj, deleted); });
   if (volumes_ != nullptr) {
-    volume_space_ = std::make_shared<PoolSpaceCache>();
-    std::shared_ptr<PoolSpaceCache> space = volume_space_;
-    volumes_->AddHandler([space](const std::string&, const json& obj, bool deleted) { space->Observe(obj, deleted); });
+    // Volumes placed but not made take their space (no assumptions here: volume placement makes those).
+    volumes_->AddHandler([cache](const std::string&, const json& obj, bool deleted) { cache->ObserveVolume(obj, deleted); });
   }
-}
-
-std::vector<NodeView> PlacementReconciler::Nodes() {
-  std::vector<NodeView> views = ViewNodes(nodes_->List(), std::time(nullptr), opts_);
-  // Volumes placed but not created yet will take their space.
-  if (volume_space_) volume_space_->SubtractFrom(&views);
-  return views;
 }
 
 StatusOr<runtime::Result> PlacementReconciler::Reconcile(const std::string& key) {
@@ -538,8 +535,13 @@ StatusOr<runtime::Result> PlacementReconciler::Reconcile(const std::string& key)
   }
   // Decided and bound by an earlier run whose bind the cache does not show yet: its event will bring this key back.
   if (cache_->Assumed(uid)) return runtime::Result::Done();
+  // DemandOf looks up only the instance's own flavor: no copy of every InstanceType per decision.
   std::map<std::string, json> flavors;
-  for (const auto& f : flavors_->List()) flavors[MetaString(f, "name")] = f;
+  std::string flavor_name = inst["spec"].value("instanceType", "");
+  if (!flavor_name.empty()) {
+    json f = flavors_->Get(flavor_name);
+    if (!f.is_null()) flavors[flavor_name] = std::move(f);
+  }
   auto demand = DemandOf(inst, flavors);
   if (!demand.ok()) {
     if (runtime::SetCondition(desired, "Scheduled", "False", "InstanceTypeNotFound", demand.status().message())) {
@@ -608,13 +610,12 @@ StatusOr<runtime::Result> PlacementReconciler::Reconcile(const std::string& key)
       return runtime::Result::After(std::chrono::seconds(pin.ok() ? 2 : 10));
     }
   }
-  auto nodes = Nodes();
-  size_t total_nodes = nodes.size();
-  // Decide and assume under the cache's lock; the bind below runs outside it, beside other workers' binds.
+  // Decide and assume under the cache's lock, over the node views it keeps; the bind below runs outside it,
+  // beside other workers' binds.
   Decision d = cache_->ChooseAndAssume(uid, *demand, inst["spec"].value("nodeSelector", json::object()),
-                                       std::move(nodes), flavors, opts_);
+                                       std::time(nullptr), opts_);
   if (d.node.empty()) {
-    std::string msg = d.Message(total_nodes);
+    std::string msg = d.Message(d.reasons.size());  // nothing passed: every node has its reason
     desired["status"]["phase"] = "Pending";
     if (runtime::SetCondition(desired, "Scheduled", "False", "Unschedulable", msg)) {
       auto u = runtime::UpdateStatusIfChanged(client_, "instances", inst, desired);

@@ -296,7 +296,9 @@ std::string VolumeDecisionMessage(const Decision& d, size_t total_nodes);
 // Decides one instance at a time against the CapacityCache (decide + assume under its lock) and then writes the
 // bind outside it, so a Controller may run several workers: their bind writes overlap (and share the store's
 // group commit) while their decisions stay serial and consistent. A failed bind forgets its assumption and is
-// retried with backoff. Usage of bound instances is kept current by a handler on the instance informer.
+// retried with backoff. The cache follows the informers through handlers: instances (usage of bound ones),
+// nodes (views re-parsed only when a Node's resourceVersion changes), flavors, and volumes placed but not made,
+// so a decision neither re-reads every Node nor rebuilds every node's usage.
 class PlacementReconciler : public runtime::Reconciler {
  public:
   // `volumes`, `images` and `groups` (InstanceGroups) may be null (no such constraints then).
@@ -312,8 +314,6 @@ class PlacementReconciler : public runtime::Reconciler {
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:
-  std::vector<NodeView> Nodes();
-
   ApiClient* client_;
   runtime::Informer* instances_;
   runtime::Informer* nodes_;
@@ -325,8 +325,6 @@ class PlacementReconciler : public runtime::Reconciler {
   runtime::EventRecorder events_;
   // Shared with the instance informer's handler, which may outlive this reconciler.
   std::shared_ptr<CapacityCache> cache_;
-  // Volumes placed but not made (no assumptions here: volume placement makes those), from the volume informer.
-  std::shared_ptr<PoolSpaceCache> volume_space_;
 
  public:
   // For tests: the capacity cache this reconciler decides against.
