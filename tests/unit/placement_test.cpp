@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <ctime>
+#include <random>
 #include <thread>
 
 #include "runtime_test_env.h"
@@ -225,6 +226,295 @@ TEST(CapacityCacheTest, AssumedRootDiskLeavesItsPool) {
   EXPECT_EQ(cache.ChooseAndAssume("b", d, json::object(), {n}, kFlavors, o).node, "n1");
 }
 
+// ---- CapacityCache: the node views it keeps, brought up to date by events, not rebuilt per decision --------
+
+constexpr int64_t kNow = 1796428800;
+
+// A Node object as the node informer delivers it: Ready, heartbeated at kNow.
+json NodeObject(const std::string& name, int vcpus, int64_t mem, const std::string& rv = "1") {
+  return {{"metadata", {{"name", name}, {"resourceVersion", rv}, {"labels", {{"stratus.io/zone", "a"}}}}},
+          {"spec", json::object()},
+          {"status", {{"allocatable", {{"vcpus", vcpus}, {"memoryMiB", mem}}},
+                      {"lastHeartbeatTime", FormatRfc3339(kNow)},
+                      {"pools", {{{"name", "default"}, {"default", true}, {"availableBytes", int64_t{4} << 20},
+                                  {"capacityBytes", int64_t{4} << 20}}}},
+                      {"conditions", {{{"type", "Ready"}, {"status", "True"}, {"reason", "AgentReady"}}}}}}};
+}
+
+json Flavor(const std::string& name, int vcpus, int64_t mem) {
+  return {{"metadata", {{"name", name}}}, {"spec", {{"vcpus", vcpus}, {"memoryMiB", mem}}}};
+}
+
+Options NoOvercommit() {
+  Options o;
+  o.cpu_overcommit = 1;
+  return o;
+}
+
+// The kept view of `name` at kNow.
+NodeView Kept(const CapacityCache& c, const std::string& name) {
+  for (auto& v : c.Views(kNow, NoOvercommit())) {
+    if (v.name == name) return v;
+  }
+  return NodeView{};
+}
+
+// A cache that keeps n1 and n2 (4 vcpus / 1024 MiB each) and knows m1.small.
+std::unique_ptr<CapacityCache> KeptCache() {
+  auto c = std::make_unique<CapacityCache>();
+  c->ObserveNode(NodeObject("n1", 4, 1024), false);
+  c->ObserveNode(NodeObject("n2", 4, 1024), false);
+  c->ObserveFlavor(Flavor("m1.small", 1, 256), false);
+  return c;
+}
+
+TEST(KeptViewsTest, AnUnchangedNodeIsNotParsedAgainAndAChangedOneIs) {
+  auto c = KeptCache();
+  EXPECT_EQ(c->NodesParsed(), 2u);
+  // Resyncs deliver the same version again: nothing parsed, nothing rebuilt.
+  EXPECT_EQ(c->ChooseAndAssume("a", {1, 256}, json::object(), kNow, NoOvercommit()).node, "n1");
+  uint64_t rebuilt = c->ViewsRebuilt();
+  for (int i = 0; i < 3; ++i) c->ObserveNode(NodeObject("n1", 4, 1024), false);
+  EXPECT_EQ(c->NodesParsed(), 2u);
+  EXPECT_TRUE(c->Forget("a"));
+  EXPECT_EQ(c->ChooseAndAssume("b", {1, 256}, json::object(), kNow, NoOvercommit()).node, "n1");
+  EXPECT_EQ(c->ViewsRebuilt(), rebuilt + 1) << "only n1, whose assumption went and came, is rebuilt";
+  // n1's capacity grows (a new version): the next decision sees it, with what is counted there.
+  c->ObserveNode(NodeObject("n1", 16, 8192, "2"), false);
+  EXPECT_EQ(c->NodesParsed(), 3u);
+  NodeView n1 = Kept(*c, "n1");
+  EXPECT_EQ(n1.alloc_vcpus, 16);
+  EXPECT_EQ(n1.used_vcpus, 1);
+  Decision big = c->ChooseAndAssume("big", {8, 4096}, json::object(), kNow, NoOvercommit());
+  EXPECT_EQ(big.node, "n1");
+  // Shrunk below what it runs: refused, naming the new capacity.
+  c->ObserveNode(NodeObject("n1", 2, 8192, "3"), false);
+  Decision more = c->ChooseAndAssume("more", {5, 256}, json::object(), kNow, NoOvercommit());
+  EXPECT_EQ(more.node, "");
+  ASSERT_EQ(more.reasons.size(), 2u);
+  EXPECT_EQ(more.reasons[0], "n1: insufficient vcpus (need 5, free 0 of 2) [CoreFilter]");
+  EXPECT_EQ(more.reasons[1], "n2: insufficient vcpus (need 5, free 4 of 4) [CoreFilter]");
+  // Cordoned, then deleted: the decision follows.
+  json cordoned = NodeObject("n2", 4, 1024, "2");
+  cordoned["spec"]["unschedulable"] = true;
+  c->ObserveNode(cordoned, false);
+  Decision d = c->ChooseAndAssume("c", {1, 256}, json::object(), kNow, NoOvercommit());
+  EXPECT_EQ(d.node, "");
+  ASSERT_EQ(d.reasons.size(), 2u);
+  EXPECT_EQ(d.reasons[1], "n2: unschedulable (cordoned) [ComputeFilter]");
+  c->ObserveNode(cordoned, true);
+  EXPECT_EQ(c->NumNodes(), 1u);
+  Decision gone = c->ChooseAndAssume("d", {4, 256}, json::object(), kNow, NoOvercommit());
+  EXPECT_EQ(gone.reasons.size(), 1u);
+  EXPECT_EQ(gone.Message(gone.reasons.size()).rfind("0/1 nodes can run this instance: n1: ", 0), 0u);
+}
+
+TEST(KeptViewsTest, AMissedHeartbeatIsJudgedAtEachDecisionWithoutANewVersion) {
+  auto c = KeptCache();
+  Options o = NoOvercommit();
+  o.heartbeat_grace_seconds = 40;
+  EXPECT_EQ(c->ChooseAndAssume("a", {1, 256}, json::object(), kNow + 40, o).node, "n1");
+  Decision late = c->ChooseAndAssume("b", {1, 256}, json::object(), kNow + 41, o);
+  EXPECT_EQ(late.node, "");
+  ASSERT_EQ(late.reasons.size(), 2u);
+  EXPECT_EQ(late.reasons[0], "n1: not Ready (heartbeat missed) [ComputeFilter]");
+  // n2 heartbeats: Ready again; n1 still not.
+  json n2 = NodeObject("n2", 4, 1024, "2");
+  n2["status"]["lastHeartbeatTime"] = FormatRfc3339(kNow + 41);
+  c->ObserveNode(n2, false);
+  EXPECT_EQ(c->ChooseAndAssume("b", {1, 256}, json::object(), kNow + 41, o).node, "n2");
+  // A longer grace makes n1 Ready again at the same second.
+  o.heartbeat_grace_seconds = 100;
+  EXPECT_EQ(c->ChooseAndAssume("c", {1, 256}, json::object(), kNow + 41, o).node, "n1");
+  // A node that reports itself not Ready says its own reason.
+  json down = NodeObject("n1", 4, 1024, "2");
+  down["status"]["conditions"][0]["status"] = "False";
+  down["status"]["conditions"][0]["reason"] = "HypervisorDown";
+  c->ObserveNode(down, false);
+  Decision d = c->ChooseAndAssume("d", {4, 256}, json::object(), kNow + 41, o);
+  EXPECT_EQ(d.reasons[0], "n1: not Ready (HypervisorDown) [ComputeFilter]");
+}
+
+TEST(KeptViewsTest, InstancesBoundDeletedAndReboundMoveTheirUsage) {
+  auto c = KeptCache();
+  using U = std::pair<int, int64_t>;
+  auto used = [&](const std::string& n) { NodeView v = Kept(*c, n); return U{v.used_vcpus, v.used_memory_mib}; };
+  c->Observe(BoundInstance("a", "n1"), false);
+  c->Observe(BoundInstance("b", "n1"), false);
+  EXPECT_EQ(used("n1"), (U{2, 512}));
+  EXPECT_EQ(Kept(*c, "n1").instances, 2);
+  // Rebound elsewhere (an evacuation, a user's edit): moved, not counted twice.
+  c->Observe(BoundInstance("a", "n2"), false);
+  EXPECT_EQ(used("n1"), (U{1, 256}));
+  EXPECT_EQ(used("n2"), (U{1, 256}));
+  // Deleted: freed, and the next decision may use the space.
+  c->Observe(BoundInstance("b", "n1"), true);
+  EXPECT_EQ(used("n1"), (U{0, 0}));
+  Decision d = c->ChooseAndAssume("x", {4, 1024}, json::object(), kNow, NoOvercommit());
+  EXPECT_EQ(d.node, "n1");
+  // An instance bound to a node not kept (yet) is counted once that node appears.
+  c->Observe(BoundInstance("late", "n3"), false);
+  c->ObserveNode(NodeObject("n3", 4, 1024), false);
+  EXPECT_EQ(used("n3"), (U{1, 256}));
+}
+
+TEST(KeptViewsTest, AnAssumptionConfirmedByTheInformerIsCountedOnce) {
+  auto c = KeptCache();
+  using U = std::pair<int, int64_t>;
+  Demand d(1, 256);
+  d.root_bytes = 1 << 20;
+  d.group = "default/web";
+  Decision first = c->ChooseAndAssume("a", d, json::object(), kNow, NoOvercommit());
+  ASSERT_EQ(first.node, "n1");
+  NodeView assumed = Kept(*c, "n1");
+  EXPECT_EQ((U{assumed.used_vcpus, assumed.used_memory_mib}), (U{1, 256}));
+  EXPECT_EQ(assumed.pool_free.at("default"), 3 << 20);
+  EXPECT_EQ(assumed.group_members.at("default/web"), 1);
+  // The bind shows: counted once, as bound (its root disk is then the node's to report).
+  json bound = BoundInstance("a", "n1");
+  bound["spec"]["instanceGroup"] = "web";
+  for (int i = 0; i < 3; ++i) c->Observe(bound, false);  // the event, then resyncs
+  EXPECT_FALSE(c->Assumed("a"));
+  EXPECT_FALSE(c->Forget("a"));
+  NodeView seen = Kept(*c, "n1");
+  EXPECT_EQ((U{seen.used_vcpus, seen.used_memory_mib}), (U{1, 256}));
+  EXPECT_EQ(seen.instances, 1);
+  EXPECT_EQ(seen.group_members.at("default/web"), 1);
+  EXPECT_EQ(seen.pool_free.at("default"), 4 << 20);
+  // Decided on n2, but the informer shows it bound to n1 (someone else bound it): counted on n1 only.
+  Decision second = c->ChooseAndAssume("b", {1, 256}, json::object(), kNow, NoOvercommit());
+  ASSERT_EQ(second.node, "n2");
+  c->Observe(BoundInstance("b", "n1"), false);
+  EXPECT_EQ(Kept(*c, "n2").used_vcpus, 0);
+  EXPECT_EQ(Kept(*c, "n1").used_vcpus, 2);
+  // A failed bind releases what it held, at once.
+  Decision third = c->ChooseAndAssume("c", {2, 256}, json::object(), kNow, NoOvercommit());
+  ASSERT_EQ(third.node, "n2");
+  EXPECT_TRUE(c->Forget("c"));
+  EXPECT_EQ(Kept(*c, "n2").used_vcpus, 0);
+  EXPECT_EQ(Kept(*c, "n2").instances, 0);
+}
+
+TEST(KeptViewsTest, FlavorsAndPendingVolumesAreFollowed) {
+  auto c = KeptCache();
+  c->Observe(BoundInstance("a", "n1"), false);
+  c->Observe(BoundInstance("b", "n1"), false);
+  EXPECT_EQ(Kept(*c, "n1").used_memory_mib, 512);
+  c->ObserveFlavor(Flavor("m1.small", 2, 512), false);  // resized: its instances count the new size
+  EXPECT_EQ(Kept(*c, "n1").used_vcpus, 4);
+  EXPECT_EQ(Kept(*c, "n1").used_memory_mib, 1024);
+  EXPECT_EQ(c->ChooseAndAssume("x", {1, 256}, json::object(), kNow, NoOvercommit()).node, "n2");
+  c->ObserveFlavor(Flavor("m1.small", 2, 512), true);  // gone: counts nothing, as DemandOf fails for it
+  EXPECT_EQ(Kept(*c, "n1").used_vcpus, 0);
+  // A volume placed on n2, not made yet, takes its pool space; made (or deleted), it no longer does.
+  json vol = {{"metadata", {{"name", "data"}, {"namespace", "default"}, {"uid", "v1"}}},
+              {"spec", {{"nodeName", "n2"}, {"size", "3Mi"}}}};
+  c->ObserveVolume(vol, false);
+  EXPECT_EQ(Kept(*c, "n2").pool_free.at("default"), 1 << 20);
+  Demand disk(1, 64);
+  disk.root_bytes = 2 << 20;
+  disk.pinned_node = "n2";
+  disk.pinned_why = "volume data";
+  Decision d = c->ChooseAndAssume("y", disk, json::object(), kNow, NoOvercommit());
+  EXPECT_EQ(d.node, "");
+  EXPECT_NE(d.reasons[1].find("insufficient storage for the root disk in the default pool"), std::string::npos)
+      << d.reasons[1];
+  vol["status"]["path"] = "/var/lib/stratus/volumes/data";
+  c->ObserveVolume(vol, false);
+  EXPECT_EQ(Kept(*c, "n2").pool_free.at("default"), 4 << 20);
+  EXPECT_EQ(c->ChooseAndAssume("y", disk, json::object(), kNow, NoOvercommit()).node, "n2");
+}
+
+TEST(KeptViewsTest, KeptViewsDecideAsViewsRebuiltFromScratch) {
+  // Random events (nodes changing, instances bound, rebound and deleted, assumptions made, confirmed and
+  // forgotten, a flavor resized); after each, the kept views and the decision must be those of the from-scratch
+  // path the reconciler took before (ViewNodes + AddTo + Choose).
+  std::mt19937 rng(13);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  CapacityCache c;
+  std::map<std::string, json> nodes, flavors;
+  std::vector<std::string> assumed;
+  Options o;
+  o.heartbeat_grace_seconds = 40;
+  int rv = 1;
+  for (int step = 0; step < 600; ++step) {
+    std::string node = "n" + std::to_string(pick(6));
+    std::string uid = "u" + std::to_string(pick(40));
+    switch (pick(8)) {
+      case 0: {  // a node appears or changes
+        json n = NodeObject(node, 2 + pick(6), 512 * (1 + pick(4)), std::to_string(++rv));
+        if (pick(4) == 0) n["spec"]["unschedulable"] = true;
+        if (pick(4) == 0) n["status"]["lastHeartbeatTime"] = FormatRfc3339(kNow - 60);
+        if (pick(3) == 0) n["spec"]["cpuAllocationRatio"] = 2.0;
+        nodes[node] = n;
+        c.ObserveNode(n, false);
+        break;
+      }
+      case 1:  // a node goes
+        if (nodes.count(node)) {
+          c.ObserveNode(nodes[node], true);
+          nodes.erase(node);
+        }
+        break;
+      case 2:
+      case 3: {  // an instance is seen bound (maybe rebound), or unbound
+        json i = BoundInstance(uid, pick(5) == 0 ? "" : node, pick(6) == 0 ? "m9.gone" : "m1.small");
+        if (pick(2) == 0) i["spec"]["instanceGroup"] = "web";
+        c.Observe(i, false);
+        break;
+      }
+      case 4:  // an instance is deleted
+        c.Observe(BoundInstance(uid, node), true);
+        break;
+      case 5:  // the flavor is resized or deleted
+        if (pick(4) == 0) {
+          c.ObserveFlavor(Flavor("m1.small", 1, 256), true);
+          flavors.erase("m1.small");
+        } else {
+          json f = Flavor("m1.small", 1 + pick(2), 128 * (1 + pick(3)));
+          c.ObserveFlavor(f, false);
+          flavors["m1.small"] = f;
+        }
+        break;
+      case 6:  // a bind fails
+        if (!assumed.empty()) c.Forget(assumed[pick(static_cast<int>(assumed.size()))]);
+        break;
+      default:
+        break;
+    }
+    Demand d(1 + pick(2), 128 * (1 + pick(4)));
+    d.root_bytes = pick(2) ? (1 << 20) : 0;
+    if (pick(2) == 0) {
+      d.group = "default/web";
+      d.group_policy = std::vector<std::string>{"affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"}[pick(4)];
+    }
+    int64_t now = kNow + pick(2) * 30;  // sometimes late enough that a heartbeat is missed
+    std::vector<json> objs;
+    for (const auto& [n, obj] : nodes) objs.push_back(obj);
+    std::vector<NodeView> fresh = ViewNodes(objs, now, o);
+    c.AddTo(&fresh, flavors);
+    std::vector<NodeView> kept = c.Views(now, o);
+    ASSERT_EQ(kept.size(), fresh.size()) << "step " << step;
+    for (size_t k = 0; k < kept.size(); ++k) {
+      EXPECT_EQ(kept[k].name, fresh[k].name) << "step " << step;
+      EXPECT_EQ(kept[k].ready, fresh[k].ready) << "step " << step << " " << kept[k].name;
+      EXPECT_EQ(kept[k].used_vcpus, fresh[k].used_vcpus) << "step " << step << " " << kept[k].name;
+      EXPECT_EQ(kept[k].used_memory_mib, fresh[k].used_memory_mib) << "step " << step << " " << kept[k].name;
+      EXPECT_EQ(kept[k].instances, fresh[k].instances) << "step " << step << " " << kept[k].name;
+      EXPECT_EQ(kept[k].group_members, fresh[k].group_members) << "step " << step << " " << kept[k].name;
+      EXPECT_EQ(kept[k].pool_free, fresh[k].pool_free) << "step " << step << " " << kept[k].name;
+    }
+    Decision want = Choose(d, json::object(), fresh, o);
+    std::string new_uid = "new-" + std::to_string(step);
+    Decision got = c.ChooseAndAssume(new_uid, d, json::object(), now, o);
+    ASSERT_EQ(got.node, want.node) << "step " << step;
+    EXPECT_EQ(got.reasons, want.reasons) << "step " << step;
+    EXPECT_EQ(got.weights, want.weights) << "step " << step;
+    if (!got.node.empty()) assumed.push_back(new_uid);
+    if (HasFailure()) return;
+  }
+}
+
 // ---- The reconciler: a real in-process API, informers, a controller with several workers ------------------
 
 // Forwards to a real client; fails the first `fail_binds` spec patches of instances (placement's bind).
@@ -404,8 +694,12 @@ TEST_F(PlacementReconcilerTest, AnImagesRequiredTraitsChooseTheNodesThatHaveThem
               {"spec", {{"instanceType", "m1.small"}, {"kernelImage", "cuda"}}}},
              "instances");
   ASSERT_TRUE(WaitFor([&] {
-    return !images.Get("default/cuda").is_null() && !instances_->Get("default/trainer").is_null() &&
-           nodes_->Get("n2").value("spec", json::object()).contains("traits");
+    if (images.Get("default/cuda").is_null() || instances_->Get("default/trainer").is_null()) return false;
+    // The reconciler decides over the node views its cache keeps: wait for the node event to reach them too.
+    for (const auto& v : rec.cache().Views(std::time(nullptr), o)) {
+      if (v.name == "n2" && v.traits.count("CUSTOM_GPU")) return true;
+    }
+    return false;
   }));
   ASSERT_TRUE(rec.Reconcile("default/trainer").ok());
   json t = *client_->Get("instances", "default", "trainer");

@@ -20,9 +20,9 @@ int GroupHere(const Demand& d, const NodeView& n) {
   auto it = n.group_members.find(d.group);
   return it == n.group_members.end() ? 0 : it->second;
 }
-int GroupAnywhere(const Demand& d, const std::vector<NodeView>& nodes) {
+int GroupAnywhere(const Demand& d, const std::vector<const NodeView*>& nodes) {
   int total = 0;
-  for (const auto& n : nodes) total += GroupHere(d, n);
+  for (const auto* n : nodes) total += GroupHere(d, *n);
   return total;
 }
 
@@ -39,7 +39,7 @@ std::string ZoneFilter(const Demand& d, const json&, const NodeView& n, const Op
 }
 
 std::string SelectorFilter(const Demand&, const json& sel, const NodeView& n, const Options&) {
-  if (!sel.is_object()) return "";
+  if (!sel.is_object() || sel.empty()) return "";
   for (const auto& [k, v] : sel.items()) {
     auto it = n.labels.find(k);
     if (it == n.labels.end() || *it != v) {
@@ -85,16 +85,16 @@ std::string RamFilter(const Demand& d, const json&, const NodeView& n, const Opt
 std::string DiskFilter(const Demand& d, const json&, const NodeView& n, const Options& o) {
   if (d.root_bytes == 0) return "";
   int64_t free = PoolFree(n, d.root_pool);
-  std::string pool = d.root_pool.empty() ? "default pool" : "pool " + d.root_pool;
-  if (free < 0) return "no " + pool;
+  auto pool = [&d] { return d.root_pool.empty() ? std::string("default pool") : "pool " + d.root_pool; };
+  if (free < 0) return "no " + pool();
   // Overcommitted disk (thin qcow2 root disks): the ratio lends capacity beyond what is physically free.
   double ratio = Ratio(n.disk_ratio, o.disk_overcommit);
-  auto cap_it = n.pool_capacity.find(d.root_pool.empty() ? n.default_pool : d.root_pool);
-  if (ratio > 1 && cap_it != n.pool_capacity.end()) {
-    free += static_cast<int64_t>(static_cast<double>(cap_it->second) * (ratio - 1));
+  if (ratio > 1) {
+    auto cap_it = n.pool_capacity.find(d.root_pool.empty() ? n.default_pool : d.root_pool);
+    if (cap_it != n.pool_capacity.end()) free += static_cast<int64_t>(static_cast<double>(cap_it->second) * (ratio - 1));
   }
   if (static_cast<int64_t>(d.root_bytes) <= free) return "";
-  return "insufficient storage for the root disk in the " + pool + " (need " + FormatQuantityBytes(d.root_bytes) +
+  return "insufficient storage for the root disk in the " + pool() + " (need " + FormatQuantityBytes(d.root_bytes) +
          ", free " + std::to_string(free >> 20) + " MiB)";
 }
 
@@ -151,23 +151,37 @@ const std::vector<Weigher>& Weighers() {
 }
 
 Decision Choose(const Demand& d, const json& node_selector, const std::vector<NodeView>& nodes, const Options& o) {
+  std::vector<const NodeView*> views;
+  views.reserve(nodes.size());
+  for (const auto& n : nodes) views.push_back(&n);
+  return Choose(d, node_selector, views, o);
+}
+
+Decision Choose(const Demand& d, const json& node_selector, const std::vector<const NodeView*>& nodes,
+                const Options& o, bool in_name_order) {
   Decision out;
-  int members = d.group.empty() ? 0 : GroupAnywhere(d, nodes);
+  // Only the affinity filter asks where the group's members run at all.
+  int members = d.group.empty() || d.group_policy != "affinity" ? 0 : GroupAnywhere(d, nodes);
   std::vector<const NodeView*> passed;
-  for (const auto& n : nodes) {
+  passed.reserve(nodes.size());
+  const std::vector<Filter>& filters = Filters();
+  const bool affinity = d.group_policy == "affinity", anti_affinity = d.group_policy == "anti-affinity";
+  for (const auto* np : nodes) {
+    const NodeView& n = *np;
     std::string why, filter;
-    for (const auto& f : Filters()) {
+    for (const auto& f : filters) {
+      if (f.check == NoCheck) continue;  // the group filters, checked below
       why = f.check(d, node_selector, n, o);
       if (!why.empty()) {
         filter = f.name;
         break;
       }
     }
-    if (why.empty() && d.group_policy == "affinity" && members > 0 && GroupHere(d, n) == 0) {
+    if (why.empty() && affinity && members > 0 && GroupHere(d, n) == 0) {
       why = "not where the other members of InstanceGroup " + d.group + " run (affinity)";
       filter = "ServerGroupAffinityFilter";
     }
-    if (why.empty() && d.group_policy == "anti-affinity" && GroupHere(d, n) > 0) {
+    if (why.empty() && anti_affinity && GroupHere(d, n) > 0) {
       why = "already runs " + std::to_string(GroupHere(d, n)) + " member(s) of InstanceGroup " + d.group +
             " (anti-affinity)";
       filter = "ServerGroupAntiAffinityFilter";
@@ -184,15 +198,29 @@ Decision Choose(const Demand& d, const json& node_selector, const std::vector<No
     double mult = w.multiplier(d, o);
     if (mult == 0) continue;
     std::vector<double> v;
+    v.reserve(passed.size());
     for (const auto* n : passed) v.push_back(w.value(d, *n, o));
     auto [lo, hi] = std::minmax_element(v.begin(), v.end());
     double span = *hi - *lo;
     for (size_t i = 0; i < v.size(); ++i) total[i] += mult * (span > 0 ? (v[i] - *lo) / span : 0);
   }
-  for (size_t i = 0; i < passed.size(); ++i) out.weights.emplace_back(passed[i]->name, total[i]);
-  std::stable_sort(out.weights.begin(), out.weights.end(), [](const auto& a, const auto& b) {
-    return a.second != b.second ? a.second > b.second : a.first < b.first;
-  });
+  // Best first, ties by name (then as given). Sorted as indices: when the nodes come in name order (the capacity
+  // cache's do), equal weights keep the order given, so no name is compared.
+  std::vector<std::pair<double, uint32_t>> rank(passed.size());  // (-weight, index): ascending is best first
+  for (uint32_t i = 0; i < rank.size(); ++i) rank[i] = {-total[i], i};
+  bool by_name = true;  // checked unless vouched for
+  for (size_t i = 1; i < passed.size() && by_name && !in_name_order; ++i) by_name = !(passed[i]->name < passed[i - 1]->name);
+  if (by_name) {
+    std::sort(rank.begin(), rank.end());
+  } else {
+    std::sort(rank.begin(), rank.end(), [&](const auto& a, const auto& b) {
+      if (a.first != b.first) return a.first < b.first;
+      if (passed[a.second]->name != passed[b.second]->name) return passed[a.second]->name < passed[b.second]->name;
+      return a.second < b.second;
+    });
+  }
+  out.weights.reserve(passed.size());
+  for (const auto& r : rank) out.weights.emplace_back(passed[r.second]->name, total[r.second]);
   out.node = out.weights.front().first;
   return out;
 }

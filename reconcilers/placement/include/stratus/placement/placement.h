@@ -96,6 +96,10 @@ const std::vector<Weigher>& Weighers();
 // rest; ties by name.
 Decision Choose(const Demand& demand, const json& node_selector, const std::vector<NodeView>& nodes,
                 const Options& opts);
+// The same over views held elsewhere (the capacity cache's), without copying them. `in_name_order`: the caller
+// vouches that `nodes` come sorted by name (the capacity cache's do), so ties need no name compared.
+Decision Choose(const Demand& demand, const json& node_selector, const std::vector<const NodeView*>& nodes,
+                const Options& opts, bool in_name_order = false);
 
 // Reads pool free space and the default pool from a Node's status.pools.
 void ReadPools(const json& node, NodeView* v);
@@ -120,7 +124,14 @@ runtime::KeyMapper UnboundKeys(runtime::Informer* objects);
 // bound, plus *assumed* ones — decided, their bind write not seen in the cache yet. An assumption ends when the
 // cache shows the instance bound (Observe: it is then counted as bound, once), when the instance is deleted
 // (Observe), or when its bind fails (Forget). Thread-safe; ChooseAndAssume decides and assumes under one lock, so
-// several workers binding at once never overcommit a node. A decision costs O(nodes x flavors), not O(instances).
+// several workers binding at once never overcommit a node.
+//
+// It also keeps the nodes themselves, as kube-scheduler's cache snapshot does: ObserveNode (the node informer's
+// events) parses a Node into its view only when its resourceVersion changed, ObserveFlavor and ObserveVolume keep
+// the flavor sizes and the pool space of volumes placed but not made. Each node's view with its usage is kept
+// materialized; every change (a node, an instance bound, deleted or rebound, an assumption added, confirmed or
+// forgotten, a flavor resized) only marks the nodes it touches, which the next decision brings up to date. A
+// decision then costs O(nodes) filter and weigher calls over those views, without copying or rebuilding them.
 class CapacityCache {
  public:
   // An Instance as the instance cache shows it (every add, update, resync and deletion). Bound (spec.nodeName
@@ -136,13 +147,36 @@ class CapacityCache {
   // True while `uid` is assumed (its bind is in flight, or written and not yet seen in the cache).
   bool Assumed(const std::string& uid) const;
   size_t NumAssumed() const;
-  // Adds what is counted to `nodes`: used vcpus and memory; assumed root disks leave their pool's free bytes.
-  // `flavors`: name -> InstanceType.
+  // Adds what is counted to `nodes`: used vcpus and memory; assumed root disks (and volumes ObserveVolume shows
+  // placed, not made) leave their pool's free bytes. `flavors`: name -> InstanceType.
   void AddTo(std::vector<NodeView>* nodes, const std::map<std::string, json>& flavors) const;
-  // Under one lock: AddTo, Choose, and when a node is chosen, Assume `uid` on it.
+  // Under one lock: AddTo, Choose, and when a node is chosen, Assume `uid` on it. Decides over `nodes` (copied and
+  // counted per call), not over the nodes ObserveNode keeps.
   Decision ChooseAndAssume(const std::string& uid, const Demand& demand, const json& node_selector,
                            std::vector<NodeView> nodes, const std::map<std::string, json>& flavors,
                            const Options& opts);
+
+  // ---- The nodes kept here (the reconciler's path) ----
+  // A Node as the node informer shows it: parsed into its view (ViewNodes' fields but readiness by heartbeat,
+  // which is judged at each decision) unless its metadata.resourceVersion is the one already kept. Deleted: gone.
+  void ObserveNode(const json& node, bool deleted);
+  // An InstanceType (name -> vcpus, memoryMiB): the size bound instances of it count. Deleted: they count nothing.
+  void ObserveFlavor(const json& flavor, bool deleted);
+  // A Volume as the volume cache shows it: placed on a node (spec.nodeName) and not made yet (no status.path),
+  // its size leaves that node's pool (spec.pool, "" = default), as PoolSpaceCache counts it. Deleted: gone.
+  void ObserveVolume(const json& volume, bool deleted);
+  // Under one lock: brings the kept views up to date (what changed since the last decision, and readiness from
+  // heartbeats at `now`, seconds since the epoch), Choose over them in name order, and when a node is chosen,
+  // Assume `uid` on it.
+  Decision ChooseAndAssume(const std::string& uid, const Demand& demand, const json& node_selector, int64_t now,
+                           const Options& opts);
+  // Copies of the kept views, brought up to date at `now` as a decision would (tests, the bench's checks).
+  std::vector<NodeView> Views(int64_t now, const Options& opts) const;
+  size_t NumNodes() const;
+  // How many times a Node object was parsed into a view, and a view rebuilt from its node and usage (tests and
+  // the bench: an unchanged node is neither).
+  uint64_t NodesParsed() const;
+  uint64_t ViewsRebuilt() const;
 
  private:
   struct BoundEntry {
@@ -151,24 +185,65 @@ class CapacityCache {
     Demand resources;
     std::string group;   // "namespace/InstanceGroup" or ""
   };
+  // What is counted on one node, kept as instances and assumptions come and go.
   struct NodeSum {
-    int vcpus = 0;                          // explicit spec.resources
+    int vcpus = 0;                          // explicit spec.resources of bound instances, plus assumptions
     int64_t memory_mib = 0;
     std::map<std::string, int> flavors;     // instanceType -> bound instances of it
-    int instances = 0;                      // every bound instance (load)
-    std::map<std::string, int> groups;      // InstanceGroup -> bound members
+    int instances = 0;                      // every bound and assumed instance (load)
+    std::map<std::string, int> groups;      // InstanceGroup -> bound and assumed members
+    std::map<std::string, int64_t> pool_taken;  // pool ("" = default) -> assumed root disks, volumes not made
+    bool Empty() const;
   };
   struct Assumption {
     std::string node;
     Demand demand;
   };
+  struct PendingVolume {
+    std::string node;
+    std::string pool;
+    int64_t bytes = 0;
+  };
+  // A node kept here: its view as parsed (no usage, Ready as reported), and the view decisions read (with usage).
+  struct KeptNode {
+    std::string resource_version;
+    NodeView base;
+    int64_t heartbeat = -1;
+    NodeView view;
+    bool dirty = true;             // `view` is to be rebuilt from `base` and the node's sum
+    bool heartbeat_missed = false;  // `view` shows the heartbeat missed (ready false) though `base` is ready
+  };
   void AddToLocked(std::vector<NodeView>* nodes, const std::map<std::string, json>& flavors) const;
   void UnbindLocked(const std::string& uid);
+  void UnassumeLocked(const std::string& uid);
+  void AssumeLocked(const std::string& uid, const std::string& node, const Demand& demand);
+  void TouchLocked(const std::string& node);
+  // Brings every dirty view up to date and judges heartbeats at `now`; `order_` then lists the views by name.
+  // Logically const (the kept views are a cache of each node's base view and sum), hence the mutable members.
+  void RefreshLocked(int64_t now, const Options& opts) const;
+  void JudgeHeartbeatLocked(KeptNode* k, int64_t now, const Options& opts) const;
+  NodeSum& SumLocked(const std::string& node);
+  void DropSumIfEmptyLocked(const std::string& node);
   mutable std::mutex mu_;
   std::map<std::string, BoundEntry> bound_;    // uid -> seen bound in the instance cache
-  std::map<std::string, NodeSum> sums_;        // node -> sums of bound_
+  std::map<std::string, NodeSum> sums_;        // node -> what is counted there
   std::map<std::string, Assumption> assumed_;  // uid -> decided here, not seen bound yet
+  std::map<std::string, PendingVolume> volumes_;  // volume uid -> placed, not made
+  std::map<std::string, Demand> flavors_;      // InstanceType name -> its size (ObserveFlavor)
+  mutable std::map<std::string, KeptNode> nodes_;  // node name -> kept view (ObserveNode)
+  mutable std::vector<KeptNode*> dirty_;          // kept nodes whose view is to be rebuilt
+  mutable std::vector<KeptNode*> kept_;           // the kept nodes by name (std::map's nodes do not move)
+  mutable std::vector<const NodeView*> order_;    // their views, in the same order
+  mutable bool order_stale_ = true;
+  mutable int64_t judged_now_ = -1;               // the second (and grace) every heartbeat was last judged at
+  mutable int judged_grace_ = -1;
+  uint64_t nodes_parsed_ = 0;
+  mutable uint64_t views_rebuilt_ = 0;
 };
+
+// One Node's view at `now`, as ViewNodes makes it. `*heartbeat` (optional): its status.lastHeartbeatTime, -1
+// when absent or unreadable.
+NodeView ViewNode(const json& node, int64_t now, const Options& opts, int64_t* heartbeat = nullptr);
 
 // The NodeViews of the cached Node objects at `now` (seconds since the epoch): readiness (a heartbeat older than
 // opts.heartbeat_grace_seconds is not Ready), cordon, labels, allocatable, pools. No usage counted yet.
@@ -221,7 +296,9 @@ std::string VolumeDecisionMessage(const Decision& d, size_t total_nodes);
 // Decides one instance at a time against the CapacityCache (decide + assume under its lock) and then writes the
 // bind outside it, so a Controller may run several workers: their bind writes overlap (and share the store's
 // group commit) while their decisions stay serial and consistent. A failed bind forgets its assumption and is
-// retried with backoff. Usage of bound instances is kept current by a handler on the instance informer.
+// retried with backoff. The cache follows the informers through handlers: instances (usage of bound ones),
+// nodes (views re-parsed only when a Node's resourceVersion changes), flavors, and volumes placed but not made,
+// so a decision neither re-reads every Node nor rebuilds every node's usage.
 class PlacementReconciler : public runtime::Reconciler {
  public:
   // `volumes`, `images` and `groups` (InstanceGroups) may be null (no such constraints then).
@@ -237,8 +314,6 @@ class PlacementReconciler : public runtime::Reconciler {
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
 
  private:
-  std::vector<NodeView> Nodes();
-
   ApiClient* client_;
   runtime::Informer* instances_;
   runtime::Informer* nodes_;
@@ -250,8 +325,6 @@ class PlacementReconciler : public runtime::Reconciler {
   runtime::EventRecorder events_;
   // Shared with the instance informer's handler, which may outlive this reconciler.
   std::shared_ptr<CapacityCache> cache_;
-  // Volumes placed but not made (no assumptions here: volume placement makes those), from the volume informer.
-  std::shared_ptr<PoolSpaceCache> volume_space_;
 
  public:
   // For tests: the capacity cache this reconciler decides against.
