@@ -28,6 +28,7 @@
 #include "stratus/apiserver/registry.h"
 #include "stratus/host/netdev.h"
 #include "stratus/image/image.h"
+#include "stratus/migration/migration.h"
 #include "stratus/network/validation.h"
 #include "stratus/apiserver/server.h"
 #include "stratus/apiserver/sqlite_store.h"
@@ -213,6 +214,10 @@ struct ClusterControllers {
         client, nodes, std::chrono::seconds(f.node_grace_seconds), instances,
         std::chrono::seconds(f.evacuation_grace_seconds));
     specs.push_back({lifecycle.get(), 1});
+    // Migrations: the server's phases (target chosen, then the instance bound to it once its domain runs there).
+    migrations = std::make_unique<migration::MigrationReconciler>(client, informers->For("migrations"), instances,
+                                                                 nodes, flavors, po);
+    specs.push_back({migrations.get(), 2});
     // GitOps: repositories cached under the data dir; its applies go through their own client, whose writes are
     // the stratus-gitops field manager's. Two workers: one slow repository does not hold up another.
     fetcher = gitops::NewLibgit2Fetcher((std::filesystem::path(f.data_dir) / "gitops").string());
@@ -247,6 +252,7 @@ struct ClusterControllers {
   std::unique_ptr<stratus::placement::PlacementReconciler> placement;
   std::unique_ptr<stratus::placement::VolumePlacementReconciler> volume_placement;
   std::unique_ptr<stratus::nodelifecycle::NodeLifecycleReconciler> lifecycle;
+  std::unique_ptr<stratus::migration::MigrationReconciler> migrations;
   std::unique_ptr<stratus::summary::SummaryReconciler> image_summary, network_summary;
 };
 
@@ -803,6 +809,11 @@ int main(int argc, char** argv) {
                   "with --networking: the device (in --netns) that links the hosts; every nat or isolated Network "
                   "joins a VXLAN segment over it, so one Network spans hosts")
         ->check([](const std::string& v) { return stratus::host::ValidateIfName(v, "--underlay-interface").message(); });
+    a->add_option("--migration-uri", ao.migration_uri,
+                  "libvirt URI by which other hosts' libvirtd reach this host's, for live migration (default: "
+                  "--libvirt-uri)");
+    a->add_option("--migration-address", ao.migration_address,
+                  "address on this host where incoming migrations' QEMU listens (default: the underlay address)");
     a->add_flag("--debug-endpoints", ao.debug_endpoints, "serve fault-injection endpoints (tests only)");
     if (is_agent) a->add_option("--data-dir", ao.data_dir, "agent state: image pool, console logs");
     else a->add_option("--agent-data-dir", ao.data_dir, "embedded agent state (default DATA_DIR/agent)");

@@ -231,6 +231,21 @@ int Run(int argc, char** argv) {
   auto* uncordon_cmd = app.add_subcommand("uncordon", "Let placement use nodes again");
   uncordon_cmd->add_option("nodes", uncordon.nodes, "NODE...")->required();
 
+  MigrateOptions migrate;
+  std::string migrate_timeout = "10m";
+  auto* migrate_cmd = app.add_subcommand("migrate", "Move an instance to another node (live when it runs) and follow it");
+  migrate_cmd->add_option("target", migrate.target, "instance/NAME")->required();
+  migrate_cmd->add_option("--to", migrate.to, "target node (default: the scheduler chooses)");
+  migrate_cmd->add_option("--wait", migrate.wait, "follow it until it ends")->capture_default_str();
+  migrate_cmd->add_option("--timeout", migrate_timeout, "give up following after this long")->capture_default_str();
+  migrate_cmd->add_flag("-q,--quiet", migrate.quiet, "print only how it ended");
+  DrainOptions drain;
+  std::string drain_timeout = "30m";
+  auto* drain_cmd = app.add_subcommand("drain", "Cordon a node and move every instance off it");
+  drain_cmd->add_option("node", drain.node, "NODE")->required();
+  drain_cmd->add_option("--timeout", drain_timeout, "give up after this long")->capture_default_str();
+  drain_cmd->add_flag("-q,--quiet", drain.quiet, "print only how each move ended");
+
   UploadOptions upload;
   auto* upload_cmd = app.add_subcommand("upload", "Upload the data of an Image created without spec.source");
   upload_cmd->add_option("target", upload.target, "image/NAME")->required();
@@ -349,6 +364,14 @@ int Run(int argc, char** argv) {
     return RunPower(env, resize);
   }
   if (cordon_cmd->parsed()) return RunCordon(env, cordon);
+  if (migrate_cmd->parsed()) {
+    if (!Duration(migrate_timeout, migrate.timeout)) return 1;
+    return RunMigrate(env, migrate);
+  }
+  if (drain_cmd->parsed()) {
+    if (!Duration(drain_timeout, drain.timeout)) return 1;
+    return RunDrain(env, drain);
+  }
   if (uncordon_cmd->parsed()) return RunCordon(env, uncordon);
   if (upload_cmd->parsed()) return RunUpload(env, upload);
   if (create_ak_cmd->parsed()) return RunCreateAccessKey(env, create_ak);

@@ -48,6 +48,8 @@ Status AdmitUpdate(const ResourceInfo& r, const json& cur, const json& next) {
     if (node.is_string() && !node.get<std::string>().empty()) Immutable(cur, next, "nodeName", &causes);
   } else if (r.kind == "VolumeSnapshot") {
     Immutable(cur, next, "volume", &causes);  // a snapshot is of one volume at one time
+  } else if (r.kind == "Migration") {
+    for (const char* f : {"instance", "targetNode"}) Immutable(cur, next, f, &causes);  // a new move is a new object
   } else if (r.kind == "Token") {
     Immutable(cur, next, "user", &causes);
   } else if (r.kind == "RoleBinding" || r.kind == "ClusterRoleBinding") {

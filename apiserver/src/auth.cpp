@@ -29,7 +29,7 @@ bool IsRead(const std::string& verb) { return verb == "get" || verb == "list" ||
 const std::set<std::string>& CloudKinds() {
   static const std::set<std::string> k = {"Instance",      "Volume",  "VolumeSnapshot", "Network", "Image",
                                           "KeyPair",       "SecurityGroup", "Address", "ManifestSource", "Secret",
-                                          "InstanceGroup"};
+                                          "InstanceGroup", "Migration"};
   return k;
 }
 // Credentials: never readable by a viewer role, only by cluster-admin.
@@ -194,7 +194,7 @@ bool Authorizer::NodeAllows(const UserInfo& user, const RequestAttributes& a, co
   const std::string node = user.NodeName();
   static const std::set<std::string> kReads = {"Instance", "Volume", "VolumeSnapshot", "Network", "Image", "SecurityGroup",
                                                "Node",     "InstanceType", "Namespace", "Event", "Quota",
-                                               "Address",  "AddressPool"};
+                                               "Address",  "AddressPool", "Migration"};
   auto placed_here = [&](const json& o) {
     std::string n = Spec(o, "nodeName");
     if (n.empty() && o.contains("status") && o["status"].is_object()) n = o["status"].value("node", "");
@@ -253,6 +253,14 @@ bool Authorizer::NodeAllows(const UserInfo& user, const RequestAttributes& a, co
     return (a.subresource == "status" || finalizers_only()) && snapshot_here(a.ns, a.name);
   }
   if (kind == "Network") return a.subresource == "status" || finalizers_only();  // a network spans nodes
+  if (kind == "Migration") {
+    // Its source and target nodes write their phases of it.
+    if (a.subresource != "status") return false;
+    auto m = registry_->store()->GetStored({a.resource->plural, a.ns, a.name});
+    if (!m.ok()) return false;
+    const json st = m->object->value("status", json::object());
+    return st.value("sourceNode", "") == node || st.value("targetNode", "") == node;
+  }
   if (kind == "Image") {
     if (a.subresource == "status") return true;
     // The data of an Image captured from a volume, uploaded once by the node that holds that volume.

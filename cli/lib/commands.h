@@ -135,6 +135,26 @@ struct CordonOptions {
 // cordon/uncordon: Node spec.unschedulable (placement puts nothing new there; what runs stays).
 int RunCordon(Env& env, const CordonOptions& opts);
 
+struct MigrateOptions {
+  std::string target;   // instance/NAME or NAME
+  std::string to;       // target node ("" = the scheduler's choice)
+  bool wait = true;     // follow it until it ends
+  bool quiet = false;   // only the end
+  std::chrono::milliseconds timeout{std::chrono::minutes(10)};
+};
+// Creates a Migration of one instance (live when it runs, cold otherwise) and follows it with its progress;
+// exit 1 when it failed (the instance stays where it was; the reason is printed).
+int RunMigrate(Env& env, const MigrateOptions& opts);
+
+struct DrainOptions {
+  std::string node;     // NAME or node/NAME
+  bool quiet = false;
+  std::chrono::milliseconds timeout{std::chrono::minutes(30)};
+};
+// Cordons the node and moves every instance off it (a Migration each: live when running, cold otherwise), waiting
+// for all; exit 1 when any could not move (each says why).
+int RunDrain(Env& env, const DrainOptions& opts);
+
 struct UploadOptions {
   std::string target;  // image/NAME or NAME
   std::string file;

@@ -164,6 +164,15 @@ std::vector<Column> ColumnsFor(const ResourceInfo& r) {
                return std::string("<none>");
              }, true}};
   }
+  if (k == "Migration") {
+    return {{"INSTANCE", Path({"spec.instance"})},
+            {"SOURCE", Path({"status.sourceNode"})},
+            {"TARGET", Path({"status.targetNode", "spec.targetNode"})},
+            {"PHASE", [](const json& o, int64_t) { return Phase(o); }},
+            {"PROGRESS", Path({"status.progress.percent"}), false},
+            {"AGE", age},
+            {"MESSAGE", Path({"status.message"}), true}};
+  }
   if (k == "VolumeSnapshot") {
     return {{"VOLUME", Path({"spec.volume"})},
             {"SIZE", Path({"status.size"})},

@@ -30,6 +30,7 @@ const std::vector<ResourceInfo>& AllResources() {
       {"Secret", "secrets", "secret", true, {}, false, {}},
       {"InstanceGroup", "instancegroups", "instancegroup", true, {"ig", "servergroup"}, false, {}},
       {"Lease", "leases", "lease", false, {}, false, {}},
+      {"Migration", "migrations", "migration", true, {"mig", "vmim"}, true, {}},
   };
   return kAll;
 }

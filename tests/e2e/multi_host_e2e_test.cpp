@@ -9,7 +9,9 @@
 // guest is fenced (removed, never started) and the Manual guest runs there again.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <sstream>
+#include <thread>
 
 #include "e2e.h"
 
@@ -121,7 +123,7 @@ TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
   }, 60)) << server.Http("GET", "/apis/stratus.io/v1/nodes").body << agent_logs();
 
   // One network for both; A is in group web (8080 from the network), B in clients; each probes the other.
-  const std::string a_ip = "10.79.0.11", b_ip = "10.79.0.12";
+  const std::string a_ip = "10.79.0.11", b_ip = "10.79.0.12", m_ip = "10.79.0.13";
   std::string base = Manifests("x").substr(0, Manifests("x").find("---\napiVersion: stratus.io/v1\nkind: Instance\n"));
   std::string yaml = base +
                      "---\napiVersion: stratus.io/v1\nkind: Network\nmetadata: {name: span}\n"
@@ -129,10 +131,12 @@ TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
                      "apiVersion: stratus.io/v1\nkind: InstanceGroup\nmetadata: {name: spread}\nspec: {policy: anti-affinity}\n---\n" +
                      SecurityGroup("web", "    - {protocol: tcp, fromPort: 8080, toPort: 8080, cidr: 10.79.0.0/24}\n") + "---\n" +
                      SecurityGroup("clients", "    - {protocol: tcp, fromPort: 8080, toPort: 8080, cidr: 10.79.0.0/24}\n") + "---\n" +
-                     Guest("spread-a", a_ip, "web", b_ip + ":8080") + "---\n" + Guest("spread-b", b_ip, "clients", a_ip + ":8080");
+                     Guest("spread-a", a_ip, "web", b_ip + ":8080," + m_ip + ":8080") + "---\n" +
+                     Guest("spread-b", b_ip, "clients", a_ip + ":8080," + m_ip + ":8080");
   auto a = server.Ctl({"apply", "-f", "-"}, yaml);
   ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
   auto logs_of = [&](const std::string& inst) { return server.Ctl({"logs", "instance/" + inst}).out; };
+  auto say = [](const std::string& what) { std::cout << "[ e2e ] " << what << std::endl; };
   auto dump = [&] {
     return "\n--- spread-a:\n" + logs_of("spread-a") + "\n--- spread-b:\n" + logs_of("spread-b") + "\n--- network:\n" +
            server.Http("GET", std::string(kNs) + "/networks/span").body + "\n" + agent_logs();
@@ -198,7 +202,89 @@ TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
   EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of("spread-b"), to_a) == "open STRATUS-PEER spread-a"; }, 60, 500))
       << dump();
 
-  auto d = server.Ctl({"delete", "instances", "--all", "--wait", "--timeout", "120s"});
+  // 5. Live migration: guest "mig" (serving 8080, no groups) starts on spread-a's host, both spread guests probe it,
+  //    and it moves to the other host while they keep probing.
+  const std::string from = node_of["spread-a"], to = node_of["spread-b"];
+  ASSERT_EQ(server.Ctl({"cordon", to}).exit_code, 0);
+  a = server.Ctl({"apply", "-f", "-"},
+                 "apiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: mig}\nspec:\n"
+                 "  instanceType: m1.small\n  kernelImage: demo-kernel\n  ramdiskImage: demo-initrd\n"
+                 "  kernelArgs: \"stratus.hostname=mig stratus.listen=8080\"\n  networks: [{network: span, ip: " + m_ip + "}]\n");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  auto on = [&](const std::string& n) {
+    json i = server.Http("GET", std::string(kNs) + "/instances/" + n).Json();
+    if (!i.is_object() || i.value("status", json::object()).value("phase", "") != "Running") return std::string();
+    return i.value("spec", json::object()).value("nodeName", "");
+  };
+  ASSERT_TRUE(Eventually([&] { return on("mig") == from; }, 180)) << dump();
+  ASSERT_EQ(server.Ctl({"uncordon", to}).exit_code, 0);
+  const std::string to_m = m_ip + ":8080";
+  for (const char* g : {"spread-a", "spread-b"}) {
+    ASSERT_TRUE(Eventually([&] { return LastProbe(logs_of(g), to_m) == "open STRATUS-PEER mig"; }, 120, 500))
+        << g << " reaches mig" << dump();
+  }
+  // A target that does not exist: refused, and mig stays.
+  auto bad = server.Ctl({"migrate", "instance/mig", "--to", "no-such-node", "--timeout", "60s"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  EXPECT_NE(bad.out.find("Failed: spec.targetNode: no node named no-such-node"), std::string::npos) << bad.out;
+  // The move, watched from both peers: the longest time either saw mig unreachable.
+  RunResult moved;
+  std::atomic<bool> moving{true};
+  std::thread mover([&] {
+    moved = server.Ctl({"migrate", "instance/mig", "--to", to, "--timeout", "300s"});
+    moving = false;
+  });
+  std::map<std::string, std::chrono::steady_clock::time_point> down_since;
+  double longest = 0;
+  while (moving) {
+    auto now = std::chrono::steady_clock::now();
+    for (const char* g : {"spread-a", "spread-b"}) {
+      bool open = LastProbe(logs_of(g), to_m) == "open STRATUS-PEER mig";
+      if (!open && !down_since.count(g)) down_since[g] = now;
+      if (open && down_since.count(g)) {
+        longest = std::max(longest, std::chrono::duration<double>(now - down_since[g]).count());
+        down_since.erase(g);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  mover.join();
+  ASSERT_EQ(moved.exit_code, 0) << moved.out << moved.err << agent_logs();
+  EXPECT_NE(moved.out.find("Succeeded"), std::string::npos) << moved.out;
+  EXPECT_EQ(on("mig"), to) << "bound to the target";
+  for (const char* g : {"spread-a", "spread-b"}) {
+    EXPECT_TRUE(Eventually([&] {
+      bool open = LastProbe(logs_of(g), to_m) == "open STRATUS-PEER mig";
+      if (open && down_since.count(g)) {
+        longest = std::max(longest, std::chrono::duration<double>(std::chrono::steady_clock::now() - down_since[g]).count());
+        down_since.erase(g);
+      }
+      return open;
+    }, 60, 300)) << g << " still reaches mig after the move" << dump();
+  }
+  say("mig moved from " + from + " to " + to + "; its peers lost it for at most " + std::to_string(longest) + " s");
+  EXPECT_LE(longest, 10.0) << "a probe across the migration loses no more than a few seconds";
+  auto domains_on = [&](const std::string& node) {
+    for (const auto& h : hosts) {
+      if (h.name == node) return stratus::testing::Run({"/usr/bin/virsh", "-c", h.uri, "list", "--all", "--name"}, "", {}, 30).out;
+    }
+    return std::string();
+  };
+  EXPECT_EQ(domains_on(from).find("stratus_default_mig"), std::string::npos) << domains_on(from);
+  EXPECT_NE(domains_on(to).find("stratus_default_mig"), std::string::npos) << domains_on(to);
+
+  // 6. Drain: the spread guests go, and draining the host mig runs on moves it back, live; the host is empty.
+  auto d = server.Ctl({"delete", "instances", "spread-a", "spread-b", "--wait", "--timeout", "120s"});
+  ASSERT_EQ(d.exit_code, 0) << d.out << d.err;
+  auto dr = server.Ctl({"drain", to, "--timeout", "300s"});
+  EXPECT_EQ(dr.exit_code, 0) << dr.out << dr.err << agent_logs();
+  EXPECT_NE(dr.out.find("node/" + to + " drained"), std::string::npos) << dr.out;
+  EXPECT_EQ(on("mig"), from);
+  EXPECT_EQ(domains_on(to), "\n") << "drained: no domain left on " << to;
+  ASSERT_EQ(server.Ctl({"uncordon", to}).exit_code, 0);
+  say(to + " drained");
+
+  d = server.Ctl({"delete", "instances", "--all", "--wait", "--timeout", "120s"});
   ASSERT_EQ(d.exit_code, 0) << d.out << d.err;
 
   // Host failure. Two guests on the second host (the first cordoned meanwhile): one Evacuate, one Manual.
@@ -216,7 +302,6 @@ TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
     json i = server.Http("GET", std::string(kNs) + "/instances/" + n).Json();
     return i.is_object() ? i : json::object();
   };
-  auto say = [](const std::string& what) { std::cout << "[ e2e ] " << what << std::endl; };
   auto running_on = [&](const std::string& n, const std::string& node) {
     json i = inst_json(n);
     return i.value("spec", json::object()).value("nodeName", "") == node &&

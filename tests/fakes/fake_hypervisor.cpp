@@ -306,4 +306,19 @@ StatusOr<std::string> FakeHypervisor::DomainXml(const std::string& name, bool) {
   return RenderDomainXml(it->second.spec);
 }
 
+StatusOr<std::string> FakeHypervisor::MigratableXml(const std::string& name) { return DomainXml(name, false); }
+
+Status FakeHypervisor::Migrate(const std::string& name, const host::MigrateRequest& req) {
+  std::lock_guard l(mu_);
+  auto it = domains_.find(name);
+  if (it == domains_.end()) return NotFound("domain " + name);
+  if (!Running(it->second)) return Status(Code::kConflict, "domain " + name + " is not running");
+  if (Status s = Enter("Migrate", name); !s.ok()) return s;
+  migrations.push_back(req);
+  domains_.erase(it);
+  return Status::Ok();
+}
+
+StatusOr<host::MigrationProgress> FakeHypervisor::Migration(const std::string&) { return host::MigrationProgress{}; }
+
 }  // namespace stratus::fakes

@@ -66,6 +66,11 @@ class FakeHypervisor : public host::Hypervisor {
   StatusOr<std::vector<host::DomainSpec::Nic>> Nics(const std::string& name, bool persistent) override;
   StatusOr<std::vector<host::DomainSpec::Disk>> Disks(const std::string& name, bool persistent) override;
   StatusOr<std::string> DomainXml(const std::string& name, bool inactive) override;
+  StatusOr<std::string> MigratableXml(const std::string& name) override;
+  // Records the request; a success removes the domain here (it now runs on the destination).
+  Status Migrate(const std::string& name, const host::MigrateRequest& req) override;
+  StatusOr<host::MigrationProgress> Migration(const std::string& name) override;
+  std::vector<host::MigrateRequest> migrations;  // every Migrate that succeeded, in order
 
  private:
   // Fails when `op` has an injected failure (consumed) and records the call otherwise.

@@ -20,6 +20,7 @@
 #include "stratus/image/image.h"
 #include "stratus/host/netdev.h"
 #include "stratus/instance/instance.h"
+#include "stratus/migration/migration.h"
 #include "stratus/network/network.h"
 #include "stratus/runtime/conditions.h"
 #include "stratus/runtime/controller.h"
@@ -61,7 +62,9 @@ struct NodeAgent::Impl {
   std::unique_ptr<instance::InstanceReconciler> inst_rec;
   std::unique_ptr<volume::VolumeReconciler> vol_rec;
   std::unique_ptr<snapshot::SnapshotReconciler> snap_rec;
-  std::unique_ptr<runtime::Controller> image_ctl, inst_ctl, vol_ctl, snap_ctl;
+  std::unique_ptr<runtime::Controller> image_ctl, inst_ctl, vol_ctl, snap_ctl, mig_ctl;
+  std::unique_ptr<migration::MigrationAgentReconciler> mig_rec;
+  runtime::Informer* migrations = nullptr;
   volume::Options vopts;  // the node's volume pools
   std::unique_ptr<web::http::experimental::listener::http_listener> listener;
   std::thread heartbeat;
@@ -123,6 +126,11 @@ struct NodeAgent::Impl {
                                    {{"type", "Hostname"}, {"address", cap.hostname}}});
     st["nodeInfo"] = {{"hostname", cap.hostname}, {"arch", "x86_64"}, {"agentVersion", "v0.1.0"}};
     if (netdev && !opts.underlay_interface.empty()) st["underlay"] = UnderlayStatus();
+    json mig = {{"libvirtURI", opts.migration_uri.empty() ? opts.libvirt_uri : opts.migration_uri}};
+    std::string addr = opts.migration_address;
+    if (addr.empty() && st.contains("underlay")) addr = st["underlay"].value("address", "");
+    if (!addr.empty()) mig["address"] = addr;
+    st["migration"] = mig;
     return st;
   }
 
@@ -554,8 +562,15 @@ Status NodeAgent::Start() {
         m.informers->For("addresspools"), m.opts.underlay_interface.empty() ? nullptr : m.informers->For("nodes"));
     m.net_ctl = std::make_unique<runtime::Controller>(m.net_rec.get(), 1);
   }
+  m.migrations = m.informers->For("migrations");
   m.inst_rec = std::make_unique<instance::InstanceReconciler>(m.client, m.instances, m.images, m.flavors, m.hv.get(),
-                                                              m.storage.get(), iopt, m.volumes, m.networks);
+                                                              m.storage.get(), iopt, m.volumes, m.networks,
+                                                              m.migrations);
+  migration::AgentOptions mopt;
+  mopt.node = m.opts.node;
+  m.mig_rec = std::make_unique<migration::MigrationAgentReconciler>(m.client, m.migrations, m.informers->For("nodes"),
+                                                                    m.inst_rec.get(), m.hv.get(), mopt);
+  m.mig_ctl = std::make_unique<runtime::Controller>(m.mig_rec.get(), 2);
   m.vol_rec = std::make_unique<volume::VolumeReconciler>(m.client, m.volumes, m.instances, m.images, m.storage.get(),
                                                          m.hv.get(), m.vopts, m.snapshots);
   m.snap_rec = std::make_unique<snapshot::SnapshotReconciler>(m.client, m.snapshots, m.volumes, m.storage.get(),
@@ -569,6 +584,7 @@ Status NodeAgent::Start() {
   if (m.net_ctl) m.net_ctl->Start();
   m.image_ctl->Start();
   m.inst_ctl->Start();
+  m.mig_ctl->Start();
   m.inst_ctl->queue().Add(instance::InstanceReconciler::kSweepKey);  // a node back from the dead fences first
   m.vol_ctl->Start();
   m.snap_ctl->Start();
@@ -604,6 +620,7 @@ void NodeAgent::Stop() {
   if (m.net_ctl) m.net_ctl->Stop();
   if (m.vol_ctl) m.vol_ctl->Stop();
   if (m.snap_ctl) m.snap_ctl->Stop();
+  if (m.mig_ctl) m.mig_ctl->Stop();  // waits for a migration in flight (libvirt's own bounds apply)
   if (m.inst_ctl) m.inst_ctl->Stop();
   if (m.image_ctl) m.image_ctl->Stop();
   if (m.own_informers) m.own_informers->Stop();  // shared ones belong to whoever made the factory

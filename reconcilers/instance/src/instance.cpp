@@ -2,10 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <ctime>
 #include <filesystem>
 
 #include "stratus/core/object.h"
 #include "stratus/image/image.h"
+#include "stratus/instance/migration_phases.h"
 #include "stratus/network/plan.h"
 #include "stratus/volume/volume.h"
 
@@ -15,9 +17,10 @@ using runtime::Result;
 
 InstanceReconciler::InstanceReconciler(ApiClient* client, runtime::Informer* instances, runtime::Informer* images,
                                        runtime::Informer* flavors, host::Hypervisor* hv, host::StoragePools* storage,
-                                       Options opts, runtime::Informer* volumes, runtime::Informer* networks)
+                                       Options opts, runtime::Informer* volumes, runtime::Informer* networks,
+                                       runtime::Informer* migrations)
     : client_(client), instances_(instances), images_(images), flavors_(flavors), volumes_(volumes),
-      networks_(networks), hv_(hv),
+      networks_(networks), migrations_(migrations), hv_(hv),
       storage_(storage), opts_(std::move(opts)), events_(client, "instance-agent", opts_.node) {}
 
 StatusOr<ObservedDomain> InstanceReconciler::ObserveDomain(const std::string& dom, bool details) {
@@ -311,6 +314,32 @@ StatusOr<Result> InstanceReconciler::Teardown(json inst, const std::string& key)
   return Result::Done();
 }
 
+StatusOr<host::DomainSpec> InstanceReconciler::PrepareIncoming(const json& inst) {
+  auto o = Observe(inst);
+  if (!o.ok()) return o.status();
+  if (o->domain.info.state != host::DomainState::kNotFound) {
+    return Status(Code::kAlreadyExists, "node " + opts_.node + " has a domain named " + o->domain.info.name + " already");
+  }
+  Decision d = Decide(*o, opts_);
+  const host::DomainSpec* spec = nullptr;
+  for (const Action& a : d.actions) {
+    if (a.kind == Action::Kind::kWriteSeed && opts_.seeds != nullptr) {
+      Status s = opts_.seeds->Write(a.name, a.seed_files, a.seed_stamp);
+      if (!s.ok()) return s;
+    }
+    if (a.kind == Action::Kind::kDefine) spec = &a.domain;
+  }
+  if (spec == nullptr) {
+    json ready = runtime::GetCondition(d.status, "Ready");
+    return Status(Code::kUnavailable, "node " + opts_.node + " cannot take it yet: " +
+                                          (ready.is_object() ? ready.value("message", "") : std::string("not ready")));
+  }
+  std::error_code ec;
+  fs::create_directories(fs::path(spec->serial_log_path).parent_path(), ec);
+  if (ec) return Internal("cannot make the console directory of " + spec->name + ": " + ec.message());
+  return *spec;
+}
+
 StatusOr<Result> InstanceReconciler::Fence() {
   if (opts_.owner.empty()) return Result::Done();
   // Only from a full cache: a domain whose instance the cache has not listed yet is not an orphan.
@@ -320,6 +349,21 @@ StatusOr<Result> InstanceReconciler::Fence() {
   std::set<std::string> bound;
   for (const auto& i : instances_->List()) {
     if (i["spec"].value("nodeName", "") == opts_.node) bound.insert(MetaString(i, "uid"));
+  }
+  // A domain arriving by migration is not an orphan: its instance is bound here once it runs here.
+  if (migrations_ != nullptr) {
+    for (const auto& m : migrations_->List()) {
+      const json st = m.value("status", json::object());
+      if (st.value("targetNode", "") != opts_.node) continue;
+      const std::string phase = st.value("phase", "");
+      // Arriving, or arrived so recently that the binding may not have reached this node's cache yet.
+      bool arriving = phase == migration::kTargetReady || phase == migration::kRunning || phase == migration::kMigrated;
+      bool just_arrived = phase == migration::kSucceeded &&
+                          std::time(nullptr) - ParseRfc3339(st.value("completionTime", "")) < 120;
+      if (!arriving && !just_arrived) continue;
+      auto inst = client_->Get("instances", MetaString(m, "namespace"), m["spec"].value("instance", ""));
+      if (inst.ok()) bound.insert(MetaString(*inst, "uid"));
+    }
   }
   for (const auto& name : DomainsToFence(*domains, opts_.owner, bound)) {
     Status s = hv_->Destroy(name);
@@ -348,6 +392,19 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
   json inst = instances_->Get(key);
   if (inst.is_null()) return Result::Done();  // our finalizer means deletions are handled while the object exists
   if (inst["spec"].value("nodeName", "") != opts_.node) return Result::Done();
+  if (migrations_ != nullptr) {
+    // Its domain is on its way to another node (or there already): nothing here is to be made or repaired.
+    auto [ns, name] = runtime::SplitKey(key);
+    json m = migration::LatestMigration(migrations_->List(), ns, name);
+    const json st = m.is_object() ? m.value("status", json::object()) : json::object();
+    std::string phase = st.value("phase", "");
+    if (st.value("sourceNode", "") == opts_.node &&
+        (phase == migration::kTargetReady || phase == migration::kRunning || phase == migration::kMigrated ||
+         (phase == migration::kSucceeded &&  // the binding to the target has not reached this cache yet
+          std::time(nullptr) - ParseRfc3339(st.value("completionTime", "")) < 120))) {
+      return Result::After(std::chrono::seconds(2));
+    }
+  }
   if (!MetaString(inst, "deletionTimestamp").empty()) {
     if (!runtime::HasFinalizer(inst, kFinalizer)) return Result::Done();
     return Teardown(inst, key);

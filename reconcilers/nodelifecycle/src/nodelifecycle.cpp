@@ -93,20 +93,19 @@ Status NodeLifecycleReconciler::Evacuate(const json& inst, const std::string& no
                      "root volume " + e.root_volume + " on lost node " + node + " is given up; a new one is made from the image");
     }
   }
-  // 2. Unbound (with optimistic concurrency: a changed instance is looked at again), so placement binds it anew.
-  json next = inst;
-  next["spec"].erase("nodeName");
-  auto u = client_->Update("instances", ns, next);
-  if (!u.ok()) return u.status();
-  // 3. What happened, on the instance.
-  json desired = *u;
+  // 2. What happens, on the instance, while it is still bound here (placement, then its new node, write their own
+  //    conditions after this one and keep it).
+  json desired = inst;
   runtime::SetCondition(desired, "Evacuated", "True", e.reason, e.message);
   runtime::SetCondition(desired, "Ready", "False", "Evacuating", "rebuilding on another node: node " + node + " was lost");
   desired["status"]["phase"] = "Pending";
-  auto st = runtime::UpdateStatusIfChanged(client_, "instances", *u, desired);
-  if (!st.ok() && st.status().code() != Code::kNotFound) {
-    spdlog::warn("evacuation: status of {}/{} not written: {}", ns, name, st.status().message());
-  }
+  auto st = runtime::UpdateStatusIfChanged(client_, "instances", inst, desired);
+  if (!st.ok()) return st.status();  // a conflict: looked at again
+  // 3. Unbound (with optimistic concurrency: a changed instance is looked at again), so placement binds it anew.
+  json next = *st;
+  next["spec"].erase("nodeName");
+  auto u = client_->Update("instances", ns, next);
+  if (!u.ok()) return u.status();
   events_.Record(inst, "Warning", "Evacuated", e.message);
   spdlog::warn("evacuated: instance={}/{} from={}", ns, name, node);
   return Status::Ok();

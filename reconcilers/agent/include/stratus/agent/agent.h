@@ -48,6 +48,10 @@ struct Options {
   // With networking: the underlay device (in `netns`) whose IPv4 address is this node's VXLAN tunnel endpoint
   // (reported as Node status.underlay); Networks then span every node that has one. "" = this host only.
   std::string underlay_interface;
+  // Live migration: how other hosts' libvirtd reach this host's ("" = libvirt_uri) and the address incoming
+  // migrations' QEMU listens on ("" = the underlay address). Reported in Node status.migration.
+  std::string migration_uri;
+  std::string migration_address;
   // Give every instance a NoCloud seed (cloud-init's cidata cdrom: hostname, the KeyPair's key, user data,
   // network-config), written with Debian's xorriso. Off, or xorriso missing: instances boot without one.
   bool seed_disks = true;

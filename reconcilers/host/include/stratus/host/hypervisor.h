@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,6 +62,29 @@ struct DomainInfo {
   int vcpus = 0;               // while active: the running configuration's vCPUs and memory
   uint64_t memory_mib = 0;
   int max_vcpus = 0;           // while active: how many vCPUs it can run (SetVcpus' ceiling)
+};
+
+// A live migration of one domain to another host, peer to peer: this host's libvirtd connects to the destination's.
+struct MigrateRequest {
+  std::string dest_uri;        // the destination libvirtd, as this host's libvirtd reaches it
+  std::string migrate_uri;     // where the destination QEMU takes the memory stream ("tcp://10.250.0.12"); "" = default
+  std::string listen_address;  // the address the destination QEMU listens on; "" = libvirt's default
+  std::string dest_xml;        // the domain as the destination defines it (its own file paths); "" = unchanged
+  bool copy_storage = false;   // copy its writable local disks too (non-shared storage)
+};
+
+// Libvirt's statistics of the domain's migration job, while one runs.
+struct MigrationProgress {
+  bool active = false;           // a migration job is running
+  uint64_t data_total = 0;       // bytes (memory and disks) to send, as libvirt estimates it now
+  uint64_t data_processed = 0;
+  uint64_t data_remaining = 0;
+  uint64_t memory_dirty_rate = 0;  // pages/s dirtied by the guest
+  int64_t elapsed_ms = 0;
+  int percent() const {
+    if (data_total == 0) return 0;
+    return static_cast<int>(100 - (100 * std::min(data_remaining, data_total)) / data_total);
+  }
 };
 
 struct HostCapacity {
@@ -123,6 +147,14 @@ class Hypervisor {
   virtual StatusOr<std::vector<DomainSpec::Disk>> Disks(const std::string& name, bool persistent = false) = 0;
   // The domain XML as libvirt holds it (live, or the persistent definition when `inactive`).
   virtual StatusOr<std::string> DomainXml(const std::string& name, bool inactive = false) = 0;
+  // The running domain's XML in the form a migration destination takes (VIR_DOMAIN_XML_MIGRATABLE).
+  virtual StatusOr<std::string> MigratableXml(const std::string& name) = 0;
+  // Live-migrates running domain `name` (peer to peer, persistent on the destination, undefined here once it runs
+  // there); blocks until it ends. On failure the domain keeps running here (libvirt's guarantee) and the error says
+  // why. Not retried on a dead connection: a migration is not repeated behind the caller's back.
+  virtual Status Migrate(const std::string& name, const MigrateRequest& req) = 0;
+  // The running migration job of `name` (active=false when none).
+  virtual StatusOr<MigrationProgress> Migration(const std::string& name) = 0;
 };
 
 // Namespace URI of Stratus' element in a domain's <metadata> (<stratus:instance><uid/><ref/></stratus:instance>).

@@ -73,9 +73,12 @@ class InstanceReconciler : public runtime::Reconciler {
   // instance says so in condition NetworkReady.
   InstanceReconciler(ApiClient* client, runtime::Informer* instances, runtime::Informer* images,
                      runtime::Informer* flavors, host::Hypervisor* hv, host::StoragePools* storage, Options opts,
-                     runtime::Informer* volumes = nullptr, runtime::Informer* networks = nullptr);
+                     runtime::Informer* volumes = nullptr, runtime::Informer* networks = nullptr,
+                     runtime::Informer* migrations = nullptr);
   std::string Name() const override { return "instance"; }
-  std::vector<const runtime::Informer*> Reads() const override { return {instances_, images_, flavors_, volumes_, networks_}; }
+  std::vector<const runtime::Informer*> Reads() const override {
+    return {instances_, images_, flavors_, volumes_, networks_, migrations_};
+  }
   std::vector<runtime::WatchSpec> Watches() override;
   // How often every instance on the node is looked at again even when nothing changed (domain drift).
   static constexpr std::chrono::milliseconds kDriftCheck{10000};
@@ -83,6 +86,12 @@ class InstanceReconciler : public runtime::Reconciler {
   // instance event, and again every kDriftCheck.
   static constexpr const char* kSweepKey = "~sweep";
   StatusOr<runtime::Result> Reconcile(const std::string& key) override;
+
+  // A migration target's preparation: what `inst` (bound to another node, moving here) needs on this node before
+  // its domain arrives — its NoCloud seed written, its console log directory made — decided exactly as if it were
+  // placed here; returns the domain this node would define (its paths). kUnavailable saying why when this node
+  // cannot take it yet (an image not cached here, ...), kAlreadyExists when a domain of that name is here already.
+  StatusOr<host::DomainSpec> PrepareIncoming(const json& inst);
 
  private:
   // Everything Decide needs, read from the caches, the API (what the caches may not show yet), the hypervisor,
@@ -100,6 +109,7 @@ class InstanceReconciler : public runtime::Reconciler {
   runtime::Informer* flavors_;
   runtime::Informer* volumes_;
   runtime::Informer* networks_;
+  runtime::Informer* migrations_ = nullptr;  // a moving instance is left alone (source) and not fenced (target)
   host::Hypervisor* hv_;
   host::StoragePools* storage_;
   Options opts_;

@@ -1,0 +1,45 @@
+// The phases of a Migration and the newest migration of an instance: what the instance reconciler needs to leave a
+// moving instance alone (its domain is in flight) and to keep its fence off an arriving domain. The migration
+// reconcilers (reconcilers/migration) build on the same names.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "stratus/core/object.h"
+#include "stratus/core/status.h"
+
+namespace stratus::migration {
+
+inline constexpr const char* kPending = "Pending";
+inline constexpr const char* kScheduled = "Scheduled";
+inline constexpr const char* kTargetReady = "TargetReady";
+inline constexpr const char* kRunning = "Running";
+inline constexpr const char* kMigrated = "Migrated";
+inline constexpr const char* kSucceeded = "Succeeded";
+inline constexpr const char* kFailed = "Failed";
+
+inline std::string PhaseOf(const json& m) {
+  if (!m.is_object() || !m.contains("status") || !m["status"].is_object()) return kPending;
+  std::string p = m["status"].value("phase", "");
+  return p.empty() ? kPending : p;
+}
+
+inline bool Terminal(const std::string& phase) { return phase == kSucceeded || phase == kFailed; }
+
+// The newest Migration (by creationTimestamp, then name) of instance `ns/name` among `migrations`; null when none.
+inline json LatestMigration(const std::vector<json>& migrations, const std::string& ns, const std::string& name) {
+  json best;
+  for (const auto& m : migrations) {
+    if (MetaString(m, "namespace") != ns || !m.contains("spec") || !m["spec"].is_object() ||
+        m["spec"].value("instance", "") != name) {
+      continue;
+    }
+    auto k = std::make_pair(MetaString(m, "creationTimestamp"), MetaString(m, "name"));
+    if (best.is_null() || k > std::make_pair(MetaString(best, "creationTimestamp"), MetaString(best, "name"))) best = m;
+  }
+  return best;
+}
+
+}  // namespace stratus::migration

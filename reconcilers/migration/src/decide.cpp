@@ -1,0 +1,94 @@
+// The pure parts of migrations: phases, the latest migration of an instance, the XML the target gets, whether an
+// instance can move and where to.
+#include <pugixml.hpp>
+
+#include <algorithm>
+#include <sstream>
+
+#include "stratus/core/object.h"
+#include "stratus/migration/migration.h"
+#include "stratus/volume/volume.h"
+
+namespace stratus::migration {
+
+StatusOr<std::string> RewriteForTarget(const std::string& xml, const json& target) {
+  pugi::xml_document doc;
+  if (!doc.load_string(xml.c_str(), pugi::parse_default | pugi::parse_declaration)) {
+    return InvalidError("the domain XML does not parse");
+  }
+  pugi::xml_node dom = doc.child("domain");
+  if (!dom) return InvalidError("the domain XML has no <domain>");
+  auto path = [&](const char* key) { return target.is_object() ? target.value(key, "") : std::string(); };
+  for (const char* key : {"kernel", "initrd"}) {
+    std::string p = path(key);
+    pugi::xml_node n = dom.child("os").child(key);
+    if (!p.empty() && n) n.text().set(p.c_str());
+  }
+  std::string seed = path("seed");
+  for (pugi::xml_node disk : dom.child("devices").children("disk")) {
+    if (!seed.empty() && std::string(disk.child("target").attribute("dev").value()) == instance::kSeedTarget) {
+      pugi::xml_node src = disk.child("source");
+      if (!src) src = disk.append_child("source");
+      if (src.attribute("file")) src.attribute("file").set_value(seed.c_str());
+      else src.append_attribute("file") = seed.c_str();
+    }
+  }
+  std::string log = path("consoleLog");
+  for (const char* dev : {"serial", "console"}) {
+    for (pugi::xml_node d : dom.child("devices").children(dev)) {
+      pugi::xml_node l = d.child("log");
+      if (!log.empty() && l && l.attribute("file")) l.attribute("file").set_value(log.c_str());
+    }
+  }
+  std::ostringstream out;
+  doc.save(out, "  ", pugi::format_default | pugi::format_no_declaration);
+  return out.str();
+}
+
+std::string Unmovable(const json& inst) {
+  if (!inst.is_object() || !inst.contains("spec") || !inst["spec"].is_object()) return "the instance does not exist";
+  if (!MetaString(inst, "deletionTimestamp").empty()) return "the instance is being deleted";
+  if (inst["spec"].value("nodeName", "").empty()) return "the instance is not bound to a node yet";
+  std::vector<std::string> vols;
+  for (const auto& u : volume::VolumesOf(inst)) vols.push_back(u.volume + (u.root ? " (root)" : ""));
+  if (!vols.empty()) {
+    std::string names;
+    for (size_t i = 0; i < vols.size(); ++i) names += (i ? ", " : "") + vols[i];
+    return "its volumes (" + names + ") are node-local and do not move yet; instances that boot from images "
+           "(kernelImage/ramdiskImage, no spec.image or spec.volumes) can move";
+  }
+  return "";
+}
+
+StatusOr<std::string> ChooseTarget(const json& inst, const std::string& source, const std::string& wanted,
+                                   const std::vector<json>& nodes, const std::vector<json>& instances,
+                                   const std::map<std::string, json>& flavors, int64_t now,
+                                   const placement::Options& opts) {
+  auto demand = placement::DemandOf(inst, flavors);
+  if (!demand.ok()) return demand.status();
+  // The views with what is bound to each node (the moving instance counts on its source only, which is no choice).
+  placement::CapacityCache usage;
+  for (const auto& i : instances) usage.Observe(i, false);
+  std::vector<placement::NodeView> views = placement::ViewNodes(nodes, now, opts);
+  usage.AddTo(&views, flavors);
+  std::vector<placement::NodeView> candidates;
+  for (const auto& v : views) {
+    if (v.name == source) continue;
+    if (!wanted.empty() && v.name != wanted) continue;
+    candidates.push_back(v);
+  }
+  if (!wanted.empty() && candidates.empty()) {
+    return Status(Code::kInvalid,
+                  wanted == source ? "spec.targetNode: the instance runs on " + source + " already"
+                                   : "spec.targetNode: no node named " + wanted);
+  }
+  placement::Decision d = placement::Choose(*demand, inst["spec"].value("nodeSelector", json::object()), candidates, opts);
+  if (d.node.empty()) {
+    std::string why;
+    for (const auto& r : d.reasons) why += (why.empty() ? "" : "; ") + r;
+    return Status(Code::kInvalid, "no node can take it: " + (why.empty() ? "there is no other node" : why));
+  }
+  return d.node;
+}
+
+}  // namespace stratus::migration

@@ -1,0 +1,138 @@
+// The server's part of a migration: Pending -> Scheduled (or a cold move, or Failed), Migrated -> Succeeded.
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+
+#include "stratus/core/object.h"
+#include "stratus/migration/migration.h"
+
+namespace stratus::migration {
+
+MigrationReconciler::MigrationReconciler(ApiClient* client, runtime::Informer* migrations, runtime::Informer* instances,
+                                         runtime::Informer* nodes, runtime::Informer* flavors, placement::Options opts)
+    : client_(client), migrations_(migrations), instances_(instances), nodes_(nodes), flavors_(flavors),
+      opts_(std::move(opts)), events_(client, "migration", "") {}
+
+Status MigrationReconciler::Fail(const json& m, const std::string& reason, const std::string& message) {
+  json d = m;
+  d["status"]["phase"] = kFailed;
+  d["status"]["reason"] = reason;
+  d["status"]["message"] = message;
+  d["status"]["completionTime"] = NowRfc3339();
+  auto u = runtime::UpdateStatusIfChanged(client_, "migrations", m, d);
+  if (!u.ok()) return u.status();
+  events_.Record(m, "Warning", reason, message);
+  spdlog::warn("migration failed: migration={}/{} reason={} message={}", MetaString(m, "namespace"),
+               MetaString(m, "name"), reason, message);
+  return Status::Ok();
+}
+
+StatusOr<runtime::Result> MigrationReconciler::Schedule(const json& m) {
+  const std::string ns = MetaString(m, "namespace");
+  const json spec = m.value("spec", json::object());
+  const std::string name = spec.value("instance", "");
+  json inst = instances_->Get(ns + "/" + name);
+  if (inst.is_null()) {
+    Status s = Fail(m, "InstanceNotFound", "instance " + name + " does not exist");
+    if (!s.ok()) return s;
+    return runtime::Result::Done();
+  }
+  if (std::string why = Unmovable(inst); !why.empty()) {
+    Status s = Fail(m, "Unmovable", "instance " + name + " cannot move: " + why);
+    if (!s.ok()) return s;
+    return runtime::Result::Done();
+  }
+  // One move at a time: an older one still under way wins.
+  for (const auto& o : migrations_->List()) {
+    if (MetaString(o, "namespace") != ns || MetaString(o, "name") == MetaString(m, "name")) continue;
+    if (o.value("spec", json::object()).value("instance", "") != name || Terminal(PhaseOf(o)) || PhaseOf(o) == kPending) {
+      continue;
+    }
+    Status s = Fail(m, "AlreadyMigrating", "instance " + name + " is being moved by migration " + MetaString(o, "name"));
+    if (!s.ok()) return s;
+    return runtime::Result::Done();
+  }
+  const std::string source = inst["spec"].value("nodeName", "");
+  std::map<std::string, json> flavors;
+  for (const auto& f : flavors_->List()) flavors[MetaString(f, "name")] = f;
+  auto target = ChooseTarget(inst, source, spec.value("targetNode", ""), nodes_->List(), instances_->List(), flavors,
+                             std::time(nullptr), opts_);
+  if (!target.ok()) {
+    Status s = Fail(m, "NoTarget", target.status().message());
+    if (!s.ok()) return s;
+    return runtime::Result::Done();
+  }
+  const json ist = inst.value("status", json::object());
+  const std::string iphase = ist.value("phase", "");
+  bool live = iphase == "Running" || iphase == "Paused";
+  json d = m;
+  d["status"]["sourceNode"] = source;
+  d["status"]["targetNode"] = *target;
+  d["status"]["live"] = live;
+  if (live) {
+    d["status"]["phase"] = kScheduled;
+    d["status"]["reason"] = "TargetChosen";
+    d["status"]["message"] = "live migration of " + name + " from " + source + " to " + *target;
+    auto u = runtime::UpdateStatusIfChanged(client_, "migrations", m, d);
+    if (!u.ok()) return u.status();
+    events_.Record(m, "Normal", "Scheduled", d["status"]["message"].get<std::string>());
+    return runtime::Result::Done();
+  }
+  // Not running: nothing is in flight; binding it to the target moves it (the source's agent removes its old
+  // definition: the fence).
+  json moved = inst;
+  moved["spec"]["nodeName"] = *target;
+  auto b = client_->Update("instances", ns, moved);
+  if (!b.ok()) return b.status();  // changed meanwhile: looked at again
+  d["status"]["phase"] = kSucceeded;
+  d["status"]["reason"] = "MovedCold";
+  d["status"]["message"] = "instance " + name + " (" + (iphase.empty() ? "not running" : iphase) + ") moved from " +
+                           source + " to " + *target + " without live migration";
+  d["status"]["completionTime"] = NowRfc3339();
+  auto u = runtime::UpdateStatusIfChanged(client_, "migrations", m, d);
+  if (!u.ok()) return u.status();
+  events_.Record(m, "Normal", "MovedCold", d["status"]["message"].get<std::string>());
+  return runtime::Result::Done();
+}
+
+StatusOr<runtime::Result> MigrationReconciler::Complete(const json& m) {
+  const std::string ns = MetaString(m, "namespace");
+  const std::string name = m["spec"].value("instance", "");
+  const json st = m.value("status", json::object());
+  const std::string target = st.value("targetNode", "");
+  auto inst = client_->Get("instances", ns, name);
+  if (!inst.ok() && inst.status().code() != Code::kNotFound) return inst.status();
+  if (inst.ok() && (*inst)["spec"].value("nodeName", "") != target) {
+    // The domain runs on the target now: the instance is bound there (its agent takes it over as its own).
+    json moved = *inst;
+    moved["spec"]["nodeName"] = target;
+    auto u = client_->Update("instances", ns, moved);
+    if (!u.ok()) return u.status();
+  }
+  json d = m;
+  d["status"]["phase"] = kSucceeded;
+  d["status"]["reason"] = "Migrated";
+  d["status"]["message"] = "instance " + name + " runs on " + target + " (from " + st.value("sourceNode", "") + ")";
+  d["status"]["completionTime"] = NowRfc3339();
+  auto u = runtime::UpdateStatusIfChanged(client_, "migrations", m, d);
+  if (!u.ok()) return u.status();
+  events_.Record(m, "Normal", "Succeeded", d["status"]["message"].get<std::string>());
+  spdlog::info("migration succeeded: migration={}/{} instance={} node={}", ns, MetaString(m, "name"), name, target);
+  return runtime::Result::Done();
+}
+
+StatusOr<runtime::Result> MigrationReconciler::Reconcile(const std::string& key) {
+  if (!runtime::AllSynced(Reads())) return runtime::Result::After(std::chrono::milliseconds(500));
+  json m = migrations_->Get(key);
+  if (m.is_null() || !MetaString(m, "deletionTimestamp").empty()) return runtime::Result::Done();
+  std::string phase = PhaseOf(m);
+  if (phase == kPending) return Schedule(m);
+  if (phase == kMigrated) return Complete(m);
+  return runtime::Result::Done();  // the agents' phases, or over
+}
+
+std::vector<runtime::WatchSpec> MigrationReconciler::Watches() {
+  return {{migrations_, nullptr}};
+}
+
+}  // namespace stratus::migration
