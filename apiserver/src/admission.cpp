@@ -38,14 +38,31 @@ Status Refuse(const ResourceInfo& r, const json& next, std::vector<FieldCause> c
 
 }  // namespace
 
-Status AdmitUpdate(const ResourceInfo& r, const json& cur, const json& next) {
+// True when a Migration in phase Migrated moved `volume` (its status.volumes names it) to node `to`: the server
+// binds the volume there, where its storage now is.
+bool MovedByMigration(const json& volume, const std::string& to, const Store& store) {
+  StoreListOptions lo;
+  lo.plural = "migrations";
+  lo.ns = MetaString(volume, "namespace");
+  for (const auto& m : store.List(lo).items) {
+    const json st = m->value("status", json::object());
+    if (st.value("phase", "") != "Migrated" || st.value("targetNode", "") != to) continue;
+    for (const auto& v : st.value("volumes", json::array())) {
+      if (v.is_object() && v.value("name", "") == MetaString(volume, "name")) return true;
+    }
+  }
+  return false;
+}
+
+Status AdmitUpdate(const ResourceInfo& r, const json& cur, const json& next, const Store& store) {
   std::vector<FieldCause> causes;
   if (r.kind == "Volume") {
     GrowOnly("spec.size", SpecField(cur, "size").is_string() ? SpecField(cur, "size").get<std::string>() : "",
              SpecField(next, "size").is_string() ? SpecField(next, "size").get<std::string>() : "", &causes);
     for (const char* f : {"source", "format", "pool"}) Immutable(cur, next, f, &causes);
-    json node = SpecField(cur, "nodeName");
-    if (node.is_string() && !node.get<std::string>().empty()) Immutable(cur, next, "nodeName", &causes);
+    json node = SpecField(cur, "nodeName"), to = SpecField(next, "nodeName");
+    bool migrated = to.is_string() && MovedByMigration(cur, to.get<std::string>(), store);
+    if (node.is_string() && !node.get<std::string>().empty() && !migrated) Immutable(cur, next, "nodeName", &causes);
   } else if (r.kind == "VolumeSnapshot") {
     Immutable(cur, next, "volume", &causes);  // a snapshot is of one volume at one time
   } else if (r.kind == "Migration") {

@@ -369,7 +369,7 @@ StatusOr<json> Registry::PrepareUpdate(const ResourceInfo& r, const ObjectKey& k
   Status v = ValidateObject(r, next);
   if (!v.ok()) return v;
   if (!status_only) {
-    Status a = AdmitUpdate(r, cur, next);
+    Status a = AdmitUpdate(r, cur, next, *store_);
     if (!a.ok()) return a;
     if (next.value("spec", json()) != cur.value("spec", json())) {  // metadata-only writes pass as stored
       a = RunValidators(r, next);

@@ -205,11 +205,14 @@ TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
   // 5. Live migration: guest "mig" (serving 8080, no groups) starts on spread-a's host, both spread guests probe it,
   //    and it moves to the other host while they keep probing.
   const std::string from = node_of["spread-a"], to = node_of["spread-b"];
+  const std::string token = "mig" + std::to_string(::getpid());
   ASSERT_EQ(server.Ctl({"cordon", to}).exit_code, 0);
   a = server.Ctl({"apply", "-f", "-"},
+                 "apiVersion: stratus.io/v1\nkind: Volume\nmetadata: {name: migdata}\nspec: {size: 16Mi, format: qcow2}\n---\n"
                  "apiVersion: stratus.io/v1\nkind: Instance\nmetadata: {name: mig}\nspec:\n"
                  "  instanceType: m1.small\n  kernelImage: demo-kernel\n  ramdiskImage: demo-initrd\n"
-                 "  kernelArgs: \"stratus.hostname=mig stratus.listen=8080\"\n  networks: [{network: span, ip: " + m_ip + "}]\n");
+                 "  kernelArgs: \"stratus.hostname=mig stratus.listen=8080 stratus.volmarker=" + token + "\"\n"
+                 "  networks: [{network: span, ip: " + m_ip + "}]\n  volumes: [{volume: migdata, device: vdb}]\n");
   ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
   auto on = [&](const std::string& n) {
     json i = server.Http("GET", std::string(kNs) + "/instances/" + n).Json();
@@ -219,6 +222,9 @@ TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
   ASSERT_TRUE(Eventually([&] { return on("mig") == from; }, 180)) << dump();
   ASSERT_EQ(server.Ctl({"uncordon", to}).exit_code, 0);
   const std::string to_m = m_ip + ":8080";
+  // Its data volume (on this host's pool; the only disk, so the guest calls it vda) carries the marker it wrote at boot.
+  ASSERT_TRUE(Eventually([&] { return logs_of("mig").find("STRATUS-VOLUME-WROTE vda " + token) != std::string::npos; },
+                         60, 500)) << logs_of("mig");
   for (const char* g : {"spread-a", "spread-b"}) {
     ASSERT_TRUE(Eventually([&] { return LastProbe(logs_of(g), to_m) == "open STRATUS-PEER mig"; }, 120, 500))
         << g << " reaches mig" << dump();
@@ -272,6 +278,31 @@ TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
   };
   EXPECT_EQ(domains_on(from).find("stratus_default_mig"), std::string::npos) << domains_on(from);
   EXPECT_NE(domains_on(to).find("stratus_default_mig"), std::string::npos) << domains_on(to);
+  // Its volume moved with it: bound to the target, at a path in the target's pool; the source's copy goes.
+  json migs = server.Http("GET", std::string(kNs) + "/migrations").Json();
+  json moved_vol;
+  for (const auto& m : migs.value("items", json::array())) {
+    if (m.value("status", json::object()).value("phase", "") == "Succeeded") {
+      for (const auto& v : m["status"].value("volumes", json::array())) moved_vol = v;
+    }
+  }
+  ASSERT_TRUE(moved_vol.is_object()) << migs.dump(2);
+  EXPECT_TRUE(Eventually([&] {
+    json v = server.Http("GET", std::string(kNs) + "/volumes/migdata").Json();
+    return v.is_object() && v["spec"].value("nodeName", "") == to &&
+           v.value("status", json::object()).value("path", "") == moved_vol.value("targetPath", "") &&
+           v["status"].value("phase", "") == "InUse";
+  }, 60)) << server.Http("GET", std::string(kNs) + "/volumes/migdata").body;
+  EXPECT_TRUE(fs::exists(moved_vol.value("targetPath", "")));
+  EXPECT_TRUE(Eventually([&] { return !fs::exists(moved_vol.value("sourcePath", "")); }, 60))
+      << "the source's copy is removed: " << moved_vol.dump();
+  // Its data came along: restarted on the target, the guest finds the marker it wrote on the source.
+  ASSERT_EQ(server.Ctl({"restart", "instance/mig"}).exit_code, 0);
+  EXPECT_TRUE(Eventually([&] { return logs_of("mig").find("STRATUS-VOLUME-FOUND vda " + token) != std::string::npos; },
+                         180, 500)) << logs_of("mig");
+  for (const char* g : {"spread-a", "spread-b"}) {
+    EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of(g), to_m) == "open STRATUS-PEER mig"; }, 120, 500)) << g;
+  }
 
   // 6. Drain: the spread guests go, and draining the host mig runs on moves it back, live; the host is empty.
   auto d = server.Ctl({"delete", "instances", "spread-a", "spread-b", "--wait", "--timeout", "120s"});

@@ -10,6 +10,7 @@
 
 #include "stratus/agent/agent.h"
 #include "stratus/apiserver/admission.h"
+#include "stratus/apiserver/sqlite_store.h"
 #include "stratus/placement/placement.h"
 #include "stratus/volume/volume.h"
 #include "registry_env.h"
@@ -337,13 +338,33 @@ namespace {
 
 const ResourceInfo& R(const char* kind) { return *FindByKind(kind); }
 
+// An empty store (no Migration moves any volume), for the admission rules that look things up.
+const Store& NoObjects() {
+  struct Empty {
+    std::string path =
+        (std::filesystem::temp_directory_path() / ("stratus-admission-" + std::to_string(::getpid()) + ".db")).string();
+    std::unique_ptr<Store> store;
+    Empty() {
+      SqliteStoreOptions o;
+      o.path = path;
+      store = std::move(OpenSqliteStore(o)).value();
+    }
+    ~Empty() {
+      store.reset();
+      for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+    }
+  };
+  static Empty empty;
+  return *empty.store;
+}
+
 TEST(AdmissionTest, VolumesGrowOnlyAndKeepTheirIdentity) {
   json cur = {{"metadata", {{"name", "v"}}}, {"spec", {{"size", "2Gi"}, {"format", "qcow2"}, {"nodeName", "n1"}}}};
   json next = cur;
   next["spec"]["size"] = "4Gi";
-  EXPECT_TRUE(AdmitUpdate(R("Volume"), cur, next).ok());
+  EXPECT_TRUE(AdmitUpdate(R("Volume"), cur, next, NoObjects()).ok());
   next["spec"]["size"] = "1Gi";
-  Status s = AdmitUpdate(R("Volume"), cur, next);
+  Status s = AdmitUpdate(R("Volume"), cur, next, NoObjects());
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), Code::kInvalid);
   EXPECT_EQ(s.causes()[0].field, "spec.size");
@@ -352,35 +373,35 @@ TEST(AdmissionTest, VolumesGrowOnlyAndKeepTheirIdentity) {
            {"format", "raw"}, {"pool", "fast"}, {"nodeName", "n2"}, {"source", {{"image", "x"}}}}) {
     json n = cur;
     n["spec"][field] = value;
-    Status f = AdmitUpdate(R("Volume"), cur, n);
+    Status f = AdmitUpdate(R("Volume"), cur, n, NoObjects());
     ASSERT_FALSE(f.ok()) << field;
     EXPECT_EQ(f.causes()[0].field, "spec." + field);
   }
   // Placement may set nodeName once.
   json unplaced = cur;
   unplaced["spec"].erase("nodeName");
-  EXPECT_TRUE(AdmitUpdate(R("Volume"), unplaced, cur).ok());
+  EXPECT_TRUE(AdmitUpdate(R("Volume"), unplaced, cur, NoObjects()).ok());
 }
 
 TEST(AdmissionTest, InstanceImageAndRootDisk) {
   json cur = {{"metadata", {{"name", "i"}}}, {"spec", {{"image", "deb"}, {"rootDisk", {{"size", "2Gi"}}}}}};
   json next = cur;
   next["spec"]["rootDisk"]["size"] = "3Gi";
-  EXPECT_TRUE(AdmitUpdate(R("Instance"), cur, next).ok());
+  EXPECT_TRUE(AdmitUpdate(R("Instance"), cur, next, NoObjects()).ok());
   next["spec"]["rootDisk"]["size"] = "1Gi";
-  EXPECT_EQ(AdmitUpdate(R("Instance"), cur, next).causes()[0].field, "spec.rootDisk.size");
+  EXPECT_EQ(AdmitUpdate(R("Instance"), cur, next, NoObjects()).causes()[0].field, "spec.rootDisk.size");
   json other = cur;
   other["spec"]["image"] = "ubuntu";
-  Status s = AdmitUpdate(R("Instance"), cur, other);
+  Status s = AdmitUpdate(R("Instance"), cur, other, NoObjects());
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.causes()[0].field, "spec.image");
   EXPECT_NE(s.message().find("may only change with spec.rebuildPolicy: Recreate"), std::string::npos) << s.message();
   // A rebuild: another image with rebuildPolicy Recreate; never adding or removing the image.
   other["spec"]["rebuildPolicy"] = "Recreate";
-  EXPECT_TRUE(AdmitUpdate(R("Instance"), cur, other).ok());
+  EXPECT_TRUE(AdmitUpdate(R("Instance"), cur, other, NoObjects()).ok());
   json none = other;
   none["spec"].erase("image");
-  EXPECT_NE(AdmitUpdate(R("Instance"), cur, none).message().find("may not be added or removed"), std::string::npos);
+  EXPECT_NE(AdmitUpdate(R("Instance"), cur, none, NoObjects()).message().find("may not be added or removed"), std::string::npos);
 }
 
 using AdmissionStoreTest = RegistryEnv;

@@ -101,8 +101,13 @@ struct NodeAgent::Impl {
     auto add = [&](const std::string& name, const std::string& libvirt_name, bool is_default, bool images) {
       auto pool = storage->Pool(libvirt_name);
       if (!pool.ok()) return;
+      std::string path;  // where its volumes live: a migration maps this node's paths onto the target's
+      for (const auto& c : owned_pools) {
+        if (c.name == libvirt_name) path = c.path;
+      }
       pools.push_back({{"name", name},
                        {"libvirtName", libvirt_name},
+                       {"path", path},
                        {"type", pool->type},
                        {"default", is_default},
                        {"images", images},
@@ -569,7 +574,8 @@ Status NodeAgent::Start() {
   migration::AgentOptions mopt;
   mopt.node = m.opts.node;
   m.mig_rec = std::make_unique<migration::MigrationAgentReconciler>(m.client, m.migrations, m.informers->For("nodes"),
-                                                                    m.inst_rec.get(), m.hv.get(), mopt);
+                                                                    m.inst_rec.get(), m.hv.get(), mopt,
+                                                                    m.storage.get());
   m.mig_ctl = std::make_unique<runtime::Controller>(m.mig_rec.get(), 2);
   m.vol_rec = std::make_unique<volume::VolumeReconciler>(m.client, m.volumes, m.instances, m.images, m.storage.get(),
                                                          m.hv.get(), m.vopts, m.snapshots);

@@ -320,6 +320,10 @@ StatusOr<host::DomainSpec> InstanceReconciler::PrepareIncoming(const json& inst)
   if (o->domain.info.state != host::DomainState::kNotFound) {
     return Status(Code::kAlreadyExists, "node " + opts_.node + " has a domain named " + o->domain.info.name + " already");
   }
+  // Decided as if it ran here with its volumes already here: they arrive with the domain (the source rewrites
+  // their paths); only what this node makes for it (seed, console) and its boot images' paths matter.
+  for (auto& [vname, v] : o->volumes) v["spec"]["nodeName"] = opts_.node;
+  if (o->root_volume.is_object()) o->root_volume["spec"]["nodeName"] = opts_.node;
   Decision d = Decide(*o, opts_);
   const host::DomainSpec* spec = nullptr;
   for (const Action& a : d.actions) {

@@ -4,18 +4,22 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <ctime>
+#include <map>
 #include <thread>
 
 #include "stratus/core/object.h"
 #include "stratus/migration/migration.h"
+#include "stratus/volume/volume.h"
 
 namespace stratus::migration {
 
 MigrationAgentReconciler::MigrationAgentReconciler(ApiClient* client, runtime::Informer* migrations,
                                                    runtime::Informer* nodes, instance::InstanceReconciler* instances,
-                                                   host::Hypervisor* hv, AgentOptions opts)
+                                                   host::Hypervisor* hv, AgentOptions opts,
+                                                   host::StoragePools* storage)
     : client_(client), migrations_(migrations), nodes_(nodes), instances_(instances), hv_(hv), opts_(std::move(opts)),
-      events_(client, "migration-agent", opts_.node) {}
+      storage_(storage), events_(client, "migration-agent", opts_.node) {}
 
 StatusOr<json> MigrationAgentReconciler::WriteStatus(const json& m, const json& fields) {
   json d = m;
@@ -86,12 +90,37 @@ StatusOr<runtime::Result> MigrationAgentReconciler::Migrate(const json& m) {
   }
   auto xml = hv_->MigratableXml(dom);
   if (!xml.ok()) return fail(m, "SourceFailed", "domain " + dom + ": " + xml.status().message());
-  auto rewritten = RewriteForTarget(*xml, st.value("target", json::object()));
+  std::vector<MovedDisk> moved;
+  json self = nodes_->Get(opts_.node);
+  auto rewritten = RewriteForTarget(*xml, st.value("target", json::object()), PoolMoves(self, node), &moved);
   if (!rewritten.ok()) return fail(m, "SourceFailed", rewritten.status().message());
   req.dest_xml = *rewritten;
+  req.copy_storage = !moved.empty();
+  // The Volumes whose storage moves, so the server binds them to the target and this node removes its copies.
+  json volumes = json::array();
+  auto inst = client_->Get("instances", ns, name);
+  if (!inst.ok()) return inst.status();
+  std::map<std::string, std::string> libvirt_pools;  // pool name -> libvirt pool on this node
+  for (const auto& p : self.value("status", json::object()).value("pools", json::array())) {
+    libvirt_pools[p.value("name", "")] = p.value("libvirtName", "");
+  }
+  for (const auto& u : volume::VolumesOf(*inst)) {
+    auto vol = client_->Get("volumes", ns, u.volume);
+    if (!vol.ok()) continue;
+    std::string path = vol->value("status", json::object()).value("path", "");
+    for (const auto& d : moved) {
+      if (d.source_path != path) continue;
+      volumes.push_back({{"name", u.volume}, {"pool", d.pool}, {"sourcePool", libvirt_pools[d.pool]},
+                         {"sourcePath", d.source_path}, {"targetPath", d.target_path},
+                         {"storageName", d.source_path.substr(d.source_path.rfind('/') + 1)}});
+    }
+  }
   // Running, written before libvirt starts: an agent that dies meanwhile finds out what became of it (Recover).
   auto running = WriteStatus(m, {{"phase", kRunning}, {"reason", "Migrating"}, {"startTime", NowRfc3339()},
-                                 {"message", "libvirt is migrating " + dom + " to " + target_node}});
+                                 {"volumes", volumes},
+                                 {"message", "libvirt is migrating " + dom + " to " + target_node +
+                                                 (moved.empty() ? "" : " with " + std::to_string(moved.size()) +
+                                                                           " disk(s) copied")}});
   if (!running.ok()) return running.status();
   {
     std::lock_guard l(mu_);
@@ -164,6 +193,26 @@ StatusOr<runtime::Result> MigrationAgentReconciler::Recover(const json& m) {
   return runtime::Result::Done();
 }
 
+StatusOr<runtime::Result> MigrationAgentReconciler::CleanUp(const json& m) {
+  // The instance and its volumes are bound to the target now: this node's copies of the moved volumes go. A few
+  // seconds after the binding, so that this node's volume reconciler has seen its volumes leave.
+  const json st = m.value("status", json::object());
+  int64_t done_at = ParseRfc3339(st.value("completionTime", ""));
+  int64_t wait = done_at + 5 - std::time(nullptr);
+  if (wait > 0) return runtime::Result::After(std::chrono::seconds(wait));
+  for (const auto& v : st.value("volumes", json::array())) {
+    auto vol = client_->Get("volumes", MetaString(m, "namespace"), v.value("name", ""));
+    if (vol.ok() && (*vol)["spec"].value("nodeName", "") == opts_.node) continue;  // not moved after all: kept
+    Status s = storage_->DeleteVolume(v.value("sourcePool", ""), v.value("storageName", ""));
+    if (!s.ok()) return s;
+    spdlog::info("migration: removed the source copy of volume {} ({}) on node {}", v.value("name", ""),
+                 v.value("sourcePath", ""), opts_.node);
+  }
+  auto w = WriteStatus(m, {{"sourceCleanedUp", true}});
+  if (!w.ok()) return w.status();
+  return runtime::Result::Done();
+}
+
 StatusOr<runtime::Result> MigrationAgentReconciler::Reconcile(const std::string& key) {
   json m = migrations_->Get(key);
   if (m.is_null() || !MetaString(m, "deletionTimestamp").empty()) return runtime::Result::Done();
@@ -177,6 +226,10 @@ StatusOr<runtime::Result> MigrationAgentReconciler::Reconcile(const std::string&
     if (in_flight_.count(key)) return runtime::Result::Done();
   }
   if (phase == kRunning) return Recover(m);
+  if (phase == kSucceeded && storage_ != nullptr && !st.value("sourceCleanedUp", false) &&
+      !st.value("volumes", json::array()).empty()) {
+    return CleanUp(m);
+  }
   return runtime::Result::Done();
 }
 

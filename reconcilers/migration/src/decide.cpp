@@ -3,6 +3,7 @@
 #include <pugixml.hpp>
 
 #include <algorithm>
+#include <map>
 #include <sstream>
 
 #include "stratus/core/object.h"
@@ -11,7 +12,28 @@
 
 namespace stratus::migration {
 
-StatusOr<std::string> RewriteForTarget(const std::string& xml, const json& target) {
+std::vector<PoolMove> PoolMoves(const json& source, const json& target) {
+  auto pools = [](const json& node) {
+    std::map<std::string, std::string> out;
+    const json st = node.is_object() ? node.value("status", json::object()) : json::object();
+    for (const auto& p : st.value("pools", json::array())) {
+      if (!p.is_object() || p.value("images", false)) continue;  // the image cache is each node's own
+      std::string path = p.value("path", "");
+      if (!path.empty()) out[p.value("name", "")] = path;
+    }
+    return out;
+  };
+  std::vector<PoolMove> out;
+  auto there = pools(target);
+  for (const auto& [name, path] : pools(source)) {
+    auto t = there.find(name);
+    if (t != there.end()) out.push_back({name, path, t->second});
+  }
+  return out;
+}
+
+StatusOr<std::string> RewriteForTarget(const std::string& xml, const json& target, const std::vector<PoolMove>& pools,
+                                       std::vector<MovedDisk>* moved) {
   pugi::xml_document doc;
   if (!doc.load_string(xml.c_str(), pugi::parse_default | pugi::parse_declaration)) {
     return InvalidError("the domain XML does not parse");
@@ -26,12 +48,30 @@ StatusOr<std::string> RewriteForTarget(const std::string& xml, const json& targe
   }
   std::string seed = path("seed");
   for (pugi::xml_node disk : dom.child("devices").children("disk")) {
-    if (!seed.empty() && std::string(disk.child("target").attribute("dev").value()) == instance::kSeedTarget) {
-      pugi::xml_node src = disk.child("source");
+    pugi::xml_node src = disk.child("source");
+    if (std::string(disk.child("target").attribute("dev").value()) == instance::kSeedTarget) {
+      if (seed.empty()) continue;
       if (!src) src = disk.append_child("source");
       if (src.attribute("file")) src.attribute("file").set_value(seed.c_str());
       else src.append_attribute("file") = seed.c_str();
+      continue;
     }
+    if (disk.child("readonly") || std::string(disk.attribute("device").value()) == "cdrom") continue;
+    // A writable disk: copied into the same pool on the target, under the same file name.
+    pugi::xml_attribute file = src.attribute("file") ? src.attribute("file") : src.attribute("dev");
+    if (!file) continue;  // no local file (network disk): nothing to copy
+    std::string from = file.value();
+    const PoolMove* pm = nullptr;
+    for (const auto& p : pools) {
+      if (from.rfind(p.source_path + "/", 0) == 0) pm = &p;
+    }
+    if (pm == nullptr) {
+      return InvalidError("disk " + std::string(disk.child("target").attribute("dev").value()) + " (" + from +
+                          ") is in no storage pool the target node has");
+    }
+    std::string to = pm->target_path + from.substr(pm->source_path.size());
+    file.set_value(to.c_str());
+    if (moved) moved->push_back({pm->pool, from, to});
   }
   std::string log = path("consoleLog");
   for (const char* dev : {"serial", "console"}) {
@@ -45,17 +85,18 @@ StatusOr<std::string> RewriteForTarget(const std::string& xml, const json& targe
   return out.str();
 }
 
-std::string Unmovable(const json& inst) {
+std::string Unmovable(const json& inst, bool live) {
   if (!inst.is_object() || !inst.contains("spec") || !inst["spec"].is_object()) return "the instance does not exist";
   if (!MetaString(inst, "deletionTimestamp").empty()) return "the instance is being deleted";
   if (inst["spec"].value("nodeName", "").empty()) return "the instance is not bound to a node yet";
+  if (live) return "";
   std::vector<std::string> vols;
   for (const auto& u : volume::VolumesOf(inst)) vols.push_back(u.volume + (u.root ? " (root)" : ""));
   if (!vols.empty()) {
     std::string names;
     for (size_t i = 0; i < vols.size(); ++i) names += (i ? ", " : "") + vols[i];
-    return "its volumes (" + names + ") are node-local and do not move yet; instances that boot from images "
-           "(kernelImage/ramdiskImage, no spec.image or spec.volumes) can move";
+    return "it is not running, and its volumes (" + names + ") are node-local: they move only with a live "
+           "migration (start it, then migrate it)";
   }
   return "";
 }

@@ -37,7 +37,9 @@ StatusOr<runtime::Result> MigrationReconciler::Schedule(const json& m) {
     if (!s.ok()) return s;
     return runtime::Result::Done();
   }
-  if (std::string why = Unmovable(inst); !why.empty()) {
+  const std::string iphase = inst.value("status", json::object()).value("phase", "");
+  const bool live = iphase == "Running" || iphase == "Paused";
+  if (std::string why = Unmovable(inst, live); !why.empty()) {
     Status s = Fail(m, "Unmovable", "instance " + name + " cannot move: " + why);
     if (!s.ok()) return s;
     return runtime::Result::Done();
@@ -62,9 +64,6 @@ StatusOr<runtime::Result> MigrationReconciler::Schedule(const json& m) {
     if (!s.ok()) return s;
     return runtime::Result::Done();
   }
-  const json ist = inst.value("status", json::object());
-  const std::string iphase = ist.value("phase", "");
-  bool live = iphase == "Running" || iphase == "Paused";
   json d = m;
   d["status"]["sourceNode"] = source;
   d["status"]["targetNode"] = *target;
@@ -100,6 +99,27 @@ StatusOr<runtime::Result> MigrationReconciler::Complete(const json& m) {
   const std::string name = m["spec"].value("instance", "");
   const json st = m.value("status", json::object());
   const std::string target = st.value("targetNode", "");
+  // Its volumes first: their storage was copied to the target's pools (status.volumes, written by the source
+  // before libvirt started); they are bound there, at their new paths, before the instance is.
+  for (const auto& v : st.value("volumes", json::array())) {
+    auto vol = client_->Get("volumes", ns, v.value("name", ""));
+    if (!vol.ok()) {
+      if (vol.status().code() == Code::kNotFound) continue;
+      return vol.status();
+    }
+    if ((*vol)["spec"].value("nodeName", "") != target) {
+      json moved = *vol;
+      moved["spec"]["nodeName"] = target;
+      auto u = client_->Update("volumes", ns, moved);
+      if (!u.ok()) return u.status();
+      vol = u;
+    }
+    json desired = *vol;
+    desired["status"]["path"] = v.value("targetPath", "");
+    desired["status"]["node"] = target;
+    auto u = runtime::UpdateStatusIfChanged(client_, "volumes", *vol, desired);
+    if (!u.ok()) return u.status();
+  }
   auto inst = client_->Get("instances", ns, name);
   if (!inst.ok() && inst.status().code() != Code::kNotFound) return inst.status();
   if (inst.ok() && (*inst)["spec"].value("nodeName", "") != target) {

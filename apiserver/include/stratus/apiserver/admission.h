@@ -12,7 +12,7 @@ namespace stratus {
 // causes when a rule is broken: Volume spec.size never shrinks; Volume spec.source, format and pool, and a set
 // spec.nodeName never change; Instance spec.image, spec.rootDisk.pool never change and spec.rootDisk.size
 // never shrinks.
-Status AdmitUpdate(const ResourceInfo& r, const json& cur, const json& next);
+Status AdmitUpdate(const ResourceInfo& r, const json& cur, const json& next, const Store& store);
 
 // kInvalid naming spec.volume when a VolumeSnapshot names no existing volume, or a raw volume that a running
 // instance uses (a raw copy is the whole disk; the guest would be paused for all of it).

@@ -27,6 +27,7 @@
 
 #include "stratus/core/api_client.h"
 #include "stratus/host/hypervisor.h"
+#include "stratus/host/storage.h"
 #include "stratus/instance/instance.h"
 #include "stratus/instance/migration_phases.h"
 #include "stratus/placement/placement.h"
@@ -36,14 +37,32 @@
 
 namespace stratus::migration {
 
+// A storage pool's place on the source and on the target (the same pool name on both nodes).
+struct PoolMove {
+  std::string pool;         // its name (Volume spec.pool)
+  std::string source_path;  // its directory (or /dev/VG) on the source
+  std::string target_path;  // on the target
+};
+// A writable disk the migration copies (non-shared storage).
+struct MovedDisk {
+  std::string pool, source_path, target_path;
+};
+
 // The domain XML a migration hands the target: `xml` (the source's migratable XML) with the boot images, the
 // NoCloud seed (cdrom instance::kSeedTarget) and the serial console log at the target's paths (`target`:
-// {kernel, initrd, seed, consoleLog}; an absent key leaves that path alone). kInvalid when `xml` does not parse.
-StatusOr<std::string> RewriteForTarget(const std::string& xml, const json& target);
+// {kernel, initrd, seed, consoleLog}; an absent key leaves that path alone), and each writable disk in one of
+// `pools` moved to the same file name in that pool on the target (listed in `*moved`). kInvalid when `xml` does
+// not parse, or a writable disk is in no pool the target has (it could not be copied there).
+StatusOr<std::string> RewriteForTarget(const std::string& xml, const json& target, const std::vector<PoolMove>& pools = {},
+                                       std::vector<MovedDisk>* moved = nullptr);
 
-// Why `inst` cannot be moved at all ("" when it can): unbound, terminating, or with volumes (node-local volumes do
-// not move yet).
-std::string Unmovable(const json& inst);
+// The pools of `source` that `target` has too, from their Node status.pools (name, path).
+std::vector<PoolMove> PoolMoves(const json& source, const json& target);
+
+// Why `inst` cannot be moved ("" when it can): unbound, terminating; its node-local volumes move only with a
+// live migration (libvirt copies them while it runs), so a cold move (`live` false) of an instance with volumes
+// is refused.
+std::string Unmovable(const json& inst, bool live = false);
 
 // The server's choice of target node for `inst` (bound to `source`): `wanted` (spec.targetNode) when it is Ready,
 // uncordoned and the instance fits there, else the best of the other nodes by the scheduler's filters and weighers.
@@ -85,8 +104,10 @@ class MigrationAgentReconciler : public runtime::Reconciler {
  public:
   // `instances` prepares incoming domains (the node's instance reconciler); `nodes`: the target's migration
   // endpoint (Node status.migration: libvirtURI, address).
+  // `storage`: the node's pools, where a source removes its copies of volumes that moved (null: left in place).
   MigrationAgentReconciler(ApiClient* client, runtime::Informer* migrations, runtime::Informer* nodes,
-                           instance::InstanceReconciler* instances, host::Hypervisor* hv, AgentOptions opts);
+                           instance::InstanceReconciler* instances, host::Hypervisor* hv, AgentOptions opts,
+                           host::StoragePools* storage = nullptr);
   std::string Name() const override { return "migration-agent"; }
   std::vector<const runtime::Informer*> Reads() const override { return {migrations_, nodes_}; }
   std::vector<runtime::WatchSpec> Watches() override;
@@ -96,6 +117,7 @@ class MigrationAgentReconciler : public runtime::Reconciler {
   StatusOr<runtime::Result> Prepare(const json& m);
   StatusOr<runtime::Result> Migrate(const json& m);
   StatusOr<runtime::Result> Recover(const json& m);
+  StatusOr<runtime::Result> CleanUp(const json& m);
   // Writes `fields` into status (merged) with optimistic concurrency on `m`; returns the stored object.
   StatusOr<json> WriteStatus(const json& m, const json& fields);
 
@@ -105,6 +127,7 @@ class MigrationAgentReconciler : public runtime::Reconciler {
   instance::InstanceReconciler* instances_;
   host::Hypervisor* hv_;
   AgentOptions opts_;
+  host::StoragePools* storage_;
   runtime::EventRecorder events_;
   std::mutex mu_;
   std::set<std::string> in_flight_;  // migrations this process is running now
