@@ -4,7 +4,8 @@
 # namespace (its own /run/libvirt, /var/lib/libvirt, /etc/libvirt, /var/log/libvirt, /var/cache/libvirt, with a
 # host_uuid of its own), reached as qemu+unix:///system?socket=DIR/sock/libvirt-sock. The hosts' namespaces are
 # joined by an "underlay": a veth pair each to one bridge in a namespace of its own, with 10.250.0.(10+i)/24 on the
-# host side (private addresses only inside these namespaces).
+# host side and 10.250.0.1 on the bridge, the hosts' default route ("the outside"; private addresses only inside
+# these namespaces).
 #   Usage: scripts/hosts-up.sh N [PREFIX]       (PREFIX default "sh"; hosts are PREFIX1..PREFIXN)
 #   Env:   STRATUS_HOSTS_DIR (default /run/stratus-hosts): DIR/PREFIXi holds each host's state and pid files.
 # Prints one line per host: "NAME URI NETNS UNDERLAY_ADDRESS". Run again, it restarts a host whose libvirtd died. Stop them with scripts/hosts-down.sh PREFIX, which
@@ -32,6 +33,9 @@ fi
 ip -n "$UL" link add ul0 type bridge 2>/dev/null || true
 ip -n "$UL" link set ul0 up
 ip -n "$UL" link set lo up
+# The switch's own address stands for "the outside": each host routes there by default (nat networks leave
+# through their host's masquerade to reach it).
+ip -n "$UL" addr replace 10.250.0.1/24 dev ul0
 
 for i in $(seq 1 "$N"); do
   name="${PREFIX}${i}"
@@ -53,6 +57,7 @@ for i in $(seq 1 "$N"); do
     ip -n "$ns" addr add "10.250.0.$((10 + i))/24" dev ul
     ip -n "$ns" link set ul up
   fi
+  ip -n "$ns" route replace default via 10.250.0.1 dev ul
   # Private libvirt configuration: the sockets outside the bind-mounted directories, a host uuid of its own.
   if [ ! -f "$dir/etc/libvirtd.conf" ]; then
     cp -a /etc/libvirt/. "$dir/etc/"

@@ -122,6 +122,27 @@ TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
     return with == 2;
   }, 60)) << server.Http("GET", "/apis/stratus.io/v1/nodes").body << agent_logs();
 
+  // "The outside": a web server on the underlay switch (10.250.0.1, the hosts' default route).
+  const std::string outside = "10.250.0.1:8080";
+  const std::string server_py =
+      "import http.server\n"
+      "class H(http.server.BaseHTTPRequestHandler):\n"
+      "    def do_GET(self):\n"
+      "        b = b'STRATUS-PEER outside\\n'\n"
+      "        self.send_response(200); self.send_header('Content-Length', str(len(b))); self.end_headers()\n"
+      "        self.wfile.write(b)\n"
+      "    def log_message(self, *a): pass\n"
+      "http.server.ThreadingHTTPServer(('10.250.0.1', 8080), H).serve_forever()\n";
+  pid_t web = SpawnLogged({"/bin/ip", "netns", "exec", prefix + "-ul", "/usr/bin/python3", "-c", server_py},
+                          (dir_.path() / "outside.log").string());
+  struct StopWeb {
+    pid_t pid;
+    ~StopWeb() {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } stop_web{web};
+
   // One network for both; A is in group web (8080 from the network), B in clients; each probes the other.
   const std::string a_ip = "10.79.0.11", b_ip = "10.79.0.12", m_ip = "10.79.0.13";
   std::string base = Manifests("x").substr(0, Manifests("x").find("---\napiVersion: stratus.io/v1\nkind: Instance\n"));
@@ -131,8 +152,8 @@ TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
                      "apiVersion: stratus.io/v1\nkind: InstanceGroup\nmetadata: {name: spread}\nspec: {policy: anti-affinity}\n---\n" +
                      SecurityGroup("web", "    - {protocol: tcp, fromPort: 8080, toPort: 8080, cidr: 10.79.0.0/24}\n") + "---\n" +
                      SecurityGroup("clients", "    - {protocol: tcp, fromPort: 8080, toPort: 8080, cidr: 10.79.0.0/24}\n") + "---\n" +
-                     Guest("spread-a", a_ip, "web", b_ip + ":8080," + m_ip + ":8080") + "---\n" +
-                     Guest("spread-b", b_ip, "clients", a_ip + ":8080," + m_ip + ":8080");
+                     Guest("spread-a", a_ip, "web", b_ip + ":8080," + m_ip + ":8080," + outside) + "---\n" +
+                     Guest("spread-b", b_ip, "clients", a_ip + ":8080," + m_ip + ":8080," + outside);
   auto a = server.Ctl({"apply", "-f", "-"}, yaml);
   ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
   auto logs_of = [&](const std::string& inst) { return server.Ctl({"logs", "instance/" + inst}).out; };
@@ -188,6 +209,12 @@ TEST_F(MultiHostE2eTest, SpreadGuestsShareANetworkAcrossHosts) {
       << "B reaches A across the hosts" << dump();
   EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of("spread-a"), to_b) == "open STRATUS-PEER spread-b"; }, 90, 500))
       << "A reaches B across the hosts" << dump();
+
+  // ... and the outside, each through its own host's masquerade (a nat network leaves from every host).
+  for (const char* g : {"spread-a", "spread-b"}) {
+    EXPECT_TRUE(Eventually([&] { return LastProbe(logs_of(g), outside) == "open STRATUS-PEER outside"; }, 60, 500))
+        << g << " reaches the outside" << dump() << ReadFile((dir_.path() / "outside.log").string());
+  }
 
   // 3. Group web stops allowing 8080: B's connections to A (from the other host) are dropped on A's host; A still
   //    reaches B.
