@@ -71,16 +71,29 @@ TEST(DecideEvacuationTest, WhoGoesWhenAndWhatIsGivenUp) {
   }
 }
 
-class NodeLifecycleTest : public testing_env::LocalApiTest {};
+// A real in-process API with node and instance informers (the reconciler's caches).
+class NodeLifecycleTest : public testing_env::LocalApiTest {
+ protected:
+  void SetUp() override {
+    LocalApiTest::SetUp();
+    runtime::InformerOptions no, io;
+    no.plural = "nodes";
+    io.plural = "instances";
+    nodes_ = std::make_unique<runtime::Informer>(client_.get(), no);
+    instances_ = std::make_unique<runtime::Informer>(client_.get(), io);
+    nodes_->Start();
+    instances_->Start();
+    ASSERT_TRUE(nodes_->WaitForSync(5s) && instances_->WaitForSync(5s));
+  }
+  void TearDown() override {
+    nodes_->Stop();
+    instances_->Stop();
+    LocalApiTest::TearDown();
+  }
+  std::unique_ptr<runtime::Informer> nodes_, instances_;
+};
 
 TEST_F(NodeLifecycleTest, ALostNodesInstancesSayTheirStateIsUnknown) {
-  runtime::InformerOptions no, io;
-  no.plural = "nodes";
-  io.plural = "instances";
-  runtime::Informer nodes(client_.get(), no), instances(client_.get(), io);
-  nodes.Start();
-  instances.Start();
-  ASSERT_TRUE(nodes.WaitForSync(5s) && instances.WaitForSync(5s));
   for (const char* name : {"lost", "fine"}) {
     json n = MustCreate({{"apiVersion", "stratus.io/v1"}, {"kind", "Node"}, {"metadata", {{"name", name}}}}, "nodes", "");
     n["status"] = {{"lastHeartbeatTime", std::string(name) == "lost" ? FormatRfc3339(std::time(nullptr) - 300)
@@ -95,32 +108,23 @@ TEST_F(NodeLifecycleTest, ALostNodesInstancesSayTheirStateIsUnknown) {
                 {"spec", {{"nodeName", node}, {"resources", {{"vcpus", 1}, {"memoryMiB", 128}}}, {"kernelImage", "k"}}}},
                "instances");
   }
-  ASSERT_TRUE(WaitFor([&] { return nodes.List().size() == 2 && instances.List().size() == 2; }));
-  NodeLifecycleReconciler rec(client_.get(), &nodes, 40s, &instances);
+  ASSERT_TRUE(WaitFor([&] { return nodes_->List().size() == 2 && instances_->List().size() == 2; }));
+  NodeLifecycleReconciler rec(client_.get(), nodes_.get(), 40s, instances_.get());
   for (const char* n : {"lost", "fine"}) ASSERT_TRUE(rec.Reconcile(n).ok());
   EXPECT_EQ(runtime::GetCondition(*client_->Get("nodes", "", "lost"), "Ready").value("status", ""), "Unknown");
   json a = *client_->Get("instances", "default", "a");
   EXPECT_EQ(runtime::GetCondition(a, "Ready").value("reason", ""), "NodeNotReady");
   EXPECT_TRUE(runtime::GetCondition(*client_->Get("instances", "default", "b"), "Ready").is_null());
   // Said once: another pass writes nothing.
-  ASSERT_TRUE(Cached(&instances, a));
+  ASSERT_TRUE(Cached(instances_.get(), a));
   uint64_t rv = ResourceVersionOf(a);
   ASSERT_TRUE(rec.Reconcile("lost").ok());
   EXPECT_EQ(ResourceVersionOf(*client_->Get("instances", "default", "a")), rv);
-  nodes.Stop();
-  instances.Stop();
 }
 
 // An Evacuate instance of a lost node: its root volume is declared lost (deleted although its finalizer's owner is
 // gone), then it is unbound with condition Evacuated; a Manual one stays bound and says why; a blocked one says why.
 TEST_F(NodeLifecycleTest, EvacuateUnbindsAndGivesUpTheRootVolume) {
-  runtime::InformerOptions no, io;
-  no.plural = "nodes";
-  io.plural = "instances";
-  runtime::Informer nodes(client_.get(), no), instances(client_.get(), io);
-  nodes.Start();
-  instances.Start();
-  ASSERT_TRUE(nodes.WaitForSync(5s) && instances.WaitForSync(5s));
   json n = MustCreate({{"apiVersion", "stratus.io/v1"}, {"kind", "Node"}, {"metadata", {{"name", "lost"}}}}, "nodes", "");
   n["status"] = {{"lastHeartbeatTime", FormatRfc3339(std::time(nullptr) - 300)}};
   ASSERT_TRUE(client_->UpdateStatus("nodes", "", n).ok());
@@ -139,9 +143,9 @@ TEST_F(NodeLifecycleTest, EvacuateUnbindsAndGivesUpTheRootVolume) {
                             {"ownerReferences", {{{"apiVersion", "stratus.io/v1"}, {"kind", "Instance"}, {"name", "e"},
                                                   {"uid", MetaString(e, "uid")}, {"controller", true}}}}}},
               {"spec", {{"size", "1Gi"}, {"nodeName", "lost"}}}});
-  ASSERT_TRUE(WaitFor([&] { return nodes.List().size() == 1 && instances.List().size() == 3; }));
+  ASSERT_TRUE(WaitFor([&] { return nodes_->List().size() == 1 && instances_->List().size() == 3; }));
   // 300 s silent, 40 s grace: lost for 260 s, past a 30 s evacuation grace.
-  NodeLifecycleReconciler rec(client_.get(), &nodes, 40s, &instances, 30s);
+  NodeLifecycleReconciler rec(client_.get(), nodes_.get(), 40s, instances_.get(), 30s);
   auto r = rec.Reconcile("lost");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   json got = *client_->Get("instances", "default", "e");
@@ -159,12 +163,10 @@ TEST_F(NodeLifecycleTest, EvacuateUnbindsAndGivesUpTheRootVolume) {
   // The operator turns m to Evacuate: the next pass moves it too.
   auto p = client_->Patch("instances", "default", "m", {{"spec", {{"evacuationPolicy", "Evacuate"}}}});
   ASSERT_TRUE(p.ok());
-  ASSERT_TRUE(Cached(&instances, *p));
+  ASSERT_TRUE(Cached(instances_.get(), *p));
   r = rec.Reconcile("lost");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_FALSE(client_->Get("instances", "default", "m")->at("spec").contains("nodeName"));
-  nodes.Stop();
-  instances.Stop();
 }
 
 }  // namespace
