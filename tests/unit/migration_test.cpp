@@ -72,16 +72,25 @@ const json kTargetPaths = {{"kernel", "/b/images/img-k"},
                            {"seed", "/b/instances/default/web-1/seed.iso"},
                            {"consoleLog", "/b/instances/default/web-1/console.log"}};
 
+// The pool "default" is /a/pool on the source and /b/pool on the target.
+const std::vector<PoolMove> kPools = {{"default", "/a/pool", "/b/pool"}};
+
 TEST(MigrationRewriteTest, BootImagesSeedAndConsoleLogMoveToTheTargetsPaths) {
-  auto out = RewriteForTarget(kSourceXml, kTargetPaths);
+  std::vector<MovedDisk> moved;
+  auto out = RewriteForTarget(kSourceXml, kTargetPaths, kPools, &moved);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   EXPECT_EQ(At(*out, "/domain/os/kernel"), "/b/images/img-k");
   EXPECT_EQ(At(*out, "/domain/os/initrd"), "/b/images/img-r");
   EXPECT_EQ(At(*out, "/domain/devices/disk[target/@dev='hdc']/source/@file"), "/b/instances/default/web-1/seed.iso");
   EXPECT_EQ(At(*out, "/domain/devices/serial/log/@file"), "/b/instances/default/web-1/console.log");
   EXPECT_EQ(At(*out, "/domain/devices/console/log/@file"), "/b/instances/default/web-1/console.log");
-  // Everything else is the source's: other disks (a data disk, another cdrom), the command line, the metadata.
-  EXPECT_EQ(At(*out, "/domain/devices/disk[target/@dev='vdb']/source/@file"), "/a/pool/data.qcow2");
+  // A writable disk moves to the same file in the same pool on the target (libvirt copies it there).
+  EXPECT_EQ(At(*out, "/domain/devices/disk[target/@dev='vdb']/source/@file"), "/b/pool/data.qcow2");
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_EQ(moved[0].pool, "default");
+  EXPECT_EQ(moved[0].source_path, "/a/pool/data.qcow2");
+  EXPECT_EQ(moved[0].target_path, "/b/pool/data.qcow2");
+  // Everything else is the source's: a read-only cdrom, the command line, the metadata.
   EXPECT_EQ(At(*out, "/domain/devices/disk[target/@dev='hdd']/source/@file"), "/a/other.iso");
   EXPECT_EQ(At(*out, "/domain/os/cmdline"), "console=ttyS0");
   EXPECT_EQ(At(*out, "/domain/name"), kDom);
@@ -89,9 +98,28 @@ TEST(MigrationRewriteTest, BootImagesSeedAndConsoleLogMoveToTheTargetsPaths) {
   EXPECT_EQ(out->find("/a/instances"), std::string::npos) << "no source path of the instance's files is left:\n" << *out;
 }
 
+TEST(MigrationRewriteTest, AWritableDiskInNoPoolOfTheTargetIsRefused) {
+  // The target has no pool where the data disk lives: it could not be copied there.
+  auto out = RewriteForTarget(kSourceXml, kTargetPaths, {{"fast", "/a/fast", "/b/fast"}});
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), Code::kInvalid);
+  EXPECT_NE(out.status().message().find("disk vdb (/a/pool/data.qcow2) is in no storage pool the target node has"),
+            std::string::npos) << out.status().message();
+  // PoolMoves pairs the pools both nodes have, by name, leaving out each node's image cache.
+  json a = {{"status", {{"pools", {{{"name", "default"}, {"path", "/a/pool"}}, {{"name", "fast"}, {"path", "/a/fast"}},
+                                   {{"name", "images"}, {"path", "/a/images"}, {"images", true}}}}}}};
+  json b = {{"status", {{"pools", {{{"name", "default"}, {"path", "/b/pool"}},
+                                   {{"name", "images"}, {"path", "/b/images"}, {"images", true}}}}}}};
+  auto moves = PoolMoves(a, b);
+  ASSERT_EQ(moves.size(), 1u);
+  EXPECT_EQ(moves[0].pool, "default");
+  EXPECT_EQ(moves[0].source_path, "/a/pool");
+  EXPECT_EQ(moves[0].target_path, "/b/pool");
+}
+
 TEST(MigrationRewriteTest, AbsentKeysLeaveThosePathsAlone) {
   // Only the kernel moves; initrd, seed and console log keep the source's paths.
-  auto out = RewriteForTarget(kSourceXml, {{"kernel", "/b/images/img-k"}, {"initrd", ""}});
+  auto out = RewriteForTarget(kSourceXml, {{"kernel", "/b/images/img-k"}, {"initrd", ""}}, kPools);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   EXPECT_EQ(At(*out, "/domain/os/kernel"), "/b/images/img-k");
   EXPECT_EQ(At(*out, "/domain/os/initrd"), "/a/images/img-r") << "an empty path is no path";
@@ -99,7 +127,7 @@ TEST(MigrationRewriteTest, AbsentKeysLeaveThosePathsAlone) {
   EXPECT_EQ(At(*out, "/domain/devices/serial/log/@file"), "/a/instances/default/web-1/console.log");
   // No target at all (an object without keys, or none): the XML is the source's.
   for (const json& none : {json::object(), json()}) {
-    auto same = RewriteForTarget(kSourceXml, none);
+    auto same = RewriteForTarget(kSourceXml, none, kPools);
     ASSERT_TRUE(same.ok());
     EXPECT_EQ(At(*same, "/domain/os/kernel"), "/a/images/img-k");
     EXPECT_EQ(At(*same, "/domain/devices/disk[target/@dev='hdc']/source/@file"), "/a/instances/default/web-1/seed.iso");
@@ -173,7 +201,7 @@ json Inst(const std::string& node, json extra = json::object()) {
   return {{"metadata", {{"name", "web-1"}, {"namespace", "default"}, {"uid", "u-web-1"}}}, {"spec", spec}};
 }
 
-TEST(MigrationUnmovableTest, OnlyBoundLiveInstancesThatBootFromImagesMove) {
+TEST(MigrationUnmovableTest, BoundInstancesMoveAndVolumesOnlyLive) {
   EXPECT_EQ(Unmovable(Inst("node-a")), "");
   EXPECT_EQ(Unmovable(Inst("node-a", {{"ramdiskImage", "r"}})), "");
   EXPECT_NE(Unmovable(Inst("")).find("not bound"), std::string::npos) << Unmovable(Inst(""));
@@ -181,7 +209,8 @@ TEST(MigrationUnmovableTest, OnlyBoundLiveInstancesThatBootFromImagesMove) {
   dying["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z";
   EXPECT_NE(Unmovable(dying).find("being deleted"), std::string::npos) << Unmovable(dying);
   EXPECT_NE(Unmovable(json()).find("does not exist"), std::string::npos);
-  // Volumes are node-local: named, the root one as such.
+  // Volumes are node-local: a live migration copies them; a cold move cannot, and names them, the root one as such.
+  EXPECT_EQ(Unmovable(Inst("node-a", {{"image", "debian"}, {"volumes", {{{"volume", "db"}, {"device", "vdb"}}}}}), true), "");
   std::string root = Unmovable(Inst("node-a", {{"image", "debian"}}));
   EXPECT_NE(root.find("web-1-root (root)"), std::string::npos) << root;
   std::string data = Unmovable(
@@ -215,6 +244,9 @@ json NodeJson(const std::string& name, NodeOpts o = {}) {
                {{{"type", "Ready"}, {"status", o.ready ? "True" : "False"},
                  {"reason", o.ready ? "AgentReady" : o.not_ready_reason}}}}}}};
   if (o.cordoned) n["spec"]["unschedulable"] = true;
+  // Its volume pool "default" lives in /<last letter of its name>/pool (node-a: /a/pool).
+  n["status"]["pools"] = {{{"name", "default"}, {"libvirtName", "pool-" + name}, {"default", true},
+                           {"path", "/" + std::string(1, name.back()) + "/pool"}}};
   return n;
 }
 
@@ -500,15 +532,19 @@ TEST_F(MigrationServerTest, RefusalsFailWithTheirReasons) {
   EXPECT_EQ(MigStatus("nowhere").value("phase", ""), kFailed);
   EXPECT_EQ(MigStatus("nowhere").value("reason", ""), "NoTarget");
   EXPECT_NE(MigStatus("nowhere").value("message", "").find("there is no other node"), std::string::npos);
-  // Volumes do not move.
+  // Volumes move only live: a stopped instance with one is refused, naming it; a running one is scheduled.
   MakeNode("node-b");
-  MakeInstance("node-a", "Running", "db-1", {{"volumes", {{{"volume", "data"}, {"device", "vdb"}}}}});
+  MakeInstance("node-a", "Stopped", "db-1", {{"volumes", {{{"volume", "data"}, {"device", "vdb"}}}}});
   MakeMigration("with-volume", "db-1");
   Reconcile("with-volume");
   EXPECT_EQ(MigStatus("with-volume").value("phase", ""), kFailed);
   EXPECT_EQ(MigStatus("with-volume").value("reason", ""), "Unmovable");
   EXPECT_NE(MigStatus("with-volume").value("message", "").find("data"), std::string::npos);
   EXPECT_EQ(Instance("db-1")["spec"]["nodeName"], "node-a");
+  MakeInstance("node-a", "Running", "db-2", {{"volumes", {{{"volume", "data2"}, {"device", "vdb"}}}}});
+  MakeMigration("live-volume", "db-2");
+  Reconcile("live-volume");
+  EXPECT_EQ(MigStatus("live-volume").value("phase", ""), kScheduled) << MigStatus("live-volume").dump();
 }
 
 TEST_F(MigrationServerTest, ASecondMigrationOfAMovingInstanceFails) {
@@ -534,12 +570,9 @@ TEST_F(MigrationServerTest, ASecondMigrationOfAMovingInstanceFails) {
 }
 
 // Two workers (stratusd runs this reconciler with 2) scheduling two Pending migrations of one instance at once both
-// decide from a cache that shows the other still Pending, which the check skips; only each migration's own status
-// write is conditional. Frozen cache = both read before either wrote.
+// decide from a cache that shows the other still Pending: only one is Scheduled (the older; this process' own
+// decision counts ahead of the cache). Frozen cache = both read before either wrote.
 TEST_F(MigrationServerTest, TwoPendingMigrationsOfOneInstanceAreNotBothScheduled) {
-  GTEST_SKIP() << "BUG (reconcilers/migration/src/server.cpp Schedule, the AlreadyMigrating loop): it skips other "
-                  "migrations that are Pending and reads only the informer cache, so two migrations of one instance "
-                  "scheduled concurrently (2 workers) or against a lagging cache are both Scheduled";
   MakeNode("node-a");
   MakeNode("node-b");
   MakeNode("node-c");
@@ -701,7 +734,8 @@ TEST_F(MigrationAgentTest, TheSourceMigratesWithTheXmlRewrittenToTheTargetsPaths
   EXPECT_EQ(req.dest_uri, "qemu+tcp://10.250.0.12/system");
   EXPECT_EQ(req.migrate_uri, "tcp://10.250.0.12");
   EXPECT_EQ(req.listen_address, "10.250.0.12");
-  EXPECT_FALSE(req.copy_storage);
+  EXPECT_TRUE(req.copy_storage) << "its data disk is node-local: libvirt copies it";
+  EXPECT_EQ(At(req.dest_xml, "/domain/devices/disk[target/@dev='vdb']/source/@file"), "/b/pool/data.qcow2");
   EXPECT_EQ(At(req.dest_xml, "/domain/os/kernel"), "/b/images/img-k");
   EXPECT_EQ(At(req.dest_xml, "/domain/os/initrd"), "/b/images/img-r");
   EXPECT_EQ(At(req.dest_xml, "/domain/devices/disk[target/@dev='hdc']/source/@file"),
@@ -927,12 +961,8 @@ TEST_F(MigrationInstanceGuardTest, OnlyTheLatestMigrationFromThisNodeCounts) {
 }
 
 // A newer migration of the same instance that the server refused (AlreadyMigrating) or has not looked at yet
-// (Pending) becomes the instance's LatestMigration; the source's guard then no longer sees the one in flight.
+// (Pending) is the instance's LatestMigration; the source's guard still holds for the one in flight.
 TEST_F(MigrationInstanceGuardTest, ARefusedSecondMigrationDoesNotLiftTheGuardOfTheOneInFlight) {
-  GTEST_SKIP() << "BUG (reconcilers/instance/src/instance.cpp Reconcile, the guard on LatestMigration): a second "
-                  "migration created while one is Running is the latest; Failed AlreadyMigrating (no sourceNode) "
-                  "or Pending, it lifts the guard, and the source re-defines and starts the domain that is moving "
-                  "or has moved (two copies of the guest until the fence removes one)";
   MakeNode("node-a");
   MakeNode("node-b", {}, kEndpointB);
   MakeInstance("node-a", "Running");

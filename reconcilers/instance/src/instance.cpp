@@ -399,13 +399,7 @@ StatusOr<Result> InstanceReconciler::Reconcile(const std::string& key) {
   if (migrations_ != nullptr) {
     // Its domain is on its way to another node (or there already): nothing here is to be made or repaired.
     auto [ns, name] = runtime::SplitKey(key);
-    json m = migration::LatestMigration(migrations_->List(), ns, name);
-    const json st = m.is_object() ? m.value("status", json::object()) : json::object();
-    std::string phase = st.value("phase", "");
-    if (st.value("sourceNode", "") == opts_.node &&
-        (phase == migration::kTargetReady || phase == migration::kRunning || phase == migration::kMigrated ||
-         (phase == migration::kSucceeded &&  // the binding to the target has not reached this cache yet
-          std::time(nullptr) - ParseRfc3339(st.value("completionTime", "")) < 120))) {
+    if (migration::HeldBy(migrations_->List(), ns, name, opts_.node, std::time(nullptr))) {
       return Result::After(std::chrono::seconds(2));
     }
   }

@@ -44,13 +44,26 @@ StatusOr<runtime::Result> MigrationReconciler::Schedule(const json& m) {
     if (!s.ok()) return s;
     return runtime::Result::Done();
   }
-  // One move at a time: an older one still under way wins.
+  // One move at a time: one under way, or an older one still Pending, wins; this process' own recent decision
+  // counts even before the cache shows it.
+  std::lock_guard lock(schedule_mu_);
+  const std::string inst_key = ns + "/" + name, key = ns + "/" + MetaString(m, "name");
+  auto older = [](const json& a, const json& b) {
+    return std::make_pair(MetaString(a, "creationTimestamp"), MetaString(a, "name")) <
+           std::make_pair(MetaString(b, "creationTimestamp"), MetaString(b, "name"));
+  };
+  std::string busy;
   for (const auto& o : migrations_->List()) {
     if (MetaString(o, "namespace") != ns || MetaString(o, "name") == MetaString(m, "name")) continue;
-    if (o.value("spec", json::object()).value("instance", "") != name || Terminal(PhaseOf(o)) || PhaseOf(o) == kPending) {
-      continue;
-    }
-    Status s = Fail(m, "AlreadyMigrating", "instance " + name + " is being moved by migration " + MetaString(o, "name"));
+    if (o.value("spec", json::object()).value("instance", "") != name || Terminal(PhaseOf(o))) continue;
+    if (PhaseOf(o) != kPending || older(o, m)) busy = MetaString(o, "name");
+  }
+  if (auto it = scheduled_.find(inst_key); busy.empty() && it != scheduled_.end() && it->second != key) {
+    json o = migrations_->Get(it->second);
+    if (o.is_null() || !Terminal(PhaseOf(o))) busy = runtime::SplitKey(it->second).second;
+  }
+  if (!busy.empty()) {
+    Status s = Fail(m, "AlreadyMigrating", "instance " + name + " is being moved by migration " + busy);
     if (!s.ok()) return s;
     return runtime::Result::Done();
   }
@@ -74,6 +87,7 @@ StatusOr<runtime::Result> MigrationReconciler::Schedule(const json& m) {
     d["status"]["message"] = "live migration of " + name + " from " + source + " to " + *target;
     auto u = runtime::UpdateStatusIfChanged(client_, "migrations", m, d);
     if (!u.ok()) return u.status();
+    scheduled_[inst_key] = key;
     events_.Record(m, "Normal", "Scheduled", d["status"]["message"].get<std::string>());
     return runtime::Result::Done();
   }

@@ -93,6 +93,10 @@ class MigrationReconciler : public runtime::Reconciler {
   runtime::Informer* flavors_;
   placement::Options opts_;
   runtime::EventRecorder events_;
+  // One instance moves once at a time, even between this reconciler's workers and ahead of the cache: instance key
+  // -> the migration this process scheduled for it (dropped once the cache shows that one ended).
+  std::mutex schedule_mu_;
+  std::map<std::string, std::string> scheduled_;
 };
 
 struct AgentOptions {
