@@ -68,6 +68,7 @@ std::string At(const std::string& xml, const char* xpath) {
 }
 
 const json kTargetPaths = {{"kernel", "/b/images/img-k"},
+                           {"owner", "stratus:c1/node-b"},
                            {"initrd", "/b/images/img-r"},
                            {"seed", "/b/instances/default/web-1/seed.iso"},
                            {"consoleLog", "/b/instances/default/web-1/console.log"}};
@@ -84,6 +85,10 @@ TEST(MigrationRewriteTest, BootImagesSeedAndConsoleLogMoveToTheTargetsPaths) {
   EXPECT_EQ(At(*out, "/domain/devices/disk[target/@dev='hdc']/source/@file"), "/b/instances/default/web-1/seed.iso");
   EXPECT_EQ(At(*out, "/domain/devices/serial/log/@file"), "/b/instances/default/web-1/console.log");
   EXPECT_EQ(At(*out, "/domain/devices/console/log/@file"), "/b/instances/default/web-1/console.log");
+  // Once there it is the target agent's own (the fence there takes it for its own if that node is lost later).
+  EXPECT_NE(out->find("<owner>stratus:c1/node-b</owner>"), std::string::npos) << *out;
+  EXPECT_EQ(out->find("stratus:c1/node-a"), std::string::npos) << *out;
+  EXPECT_NE(out->find("<uid>u1</uid>"), std::string::npos) << *out;
   // A writable disk moves to the same file in the same pool on the target (libvirt copies it there).
   EXPECT_EQ(At(*out, "/domain/devices/disk[target/@dev='vdb']/source/@file"), "/b/pool/data.qcow2");
   ASSERT_EQ(moved.size(), 1u);

@@ -53,6 +53,7 @@ StatusOr<runtime::Result> MigrationAgentReconciler::Prepare(const json& m) {
     return runtime::Result::Done();
   }
   json target = {{"kernel", spec->kernel_path}, {"initrd", spec->initrd_path}, {"consoleLog", spec->serial_log_path}};
+  if (!spec->owner.empty()) target["owner"] = spec->owner;
   for (const auto& d : spec->disks) {
     if (d.target == instance::kSeedTarget) target["seed"] = d.path;
   }

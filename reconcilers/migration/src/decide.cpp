@@ -73,6 +73,19 @@ StatusOr<std::string> RewriteForTarget(const std::string& xml, const json& targe
     file.set_value(to.c_str());
     if (moved) moved->push_back({pm->pool, from, to});
   }
+  // The target's owner mark: once there, the domain is the target agent's (its fence, if it is lost later).
+  std::string owner = path("owner");
+  for (pugi::xml_node md : dom.child("metadata").children()) {
+    std::string n = md.name();
+    if (owner.empty() || (n != "instance" && (n.size() < 9 || n.compare(n.size() - 9, 9, ":instance") != 0))) continue;
+    pugi::xml_node o;
+    for (pugi::xml_node c : md.children()) {
+      std::string cn = c.name();
+      if (cn == "owner" || (cn.size() > 6 && cn.compare(cn.size() - 6, 6, ":owner") == 0)) o = c;
+    }
+    if (!o) o = md.append_child("owner");
+    o.text().set(owner.c_str());
+  }
   std::string log = path("consoleLog");
   for (const char* dev : {"serial", "console"}) {
     for (pugi::xml_node d : dom.child("devices").children(dev)) {

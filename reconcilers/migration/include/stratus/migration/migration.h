@@ -49,8 +49,9 @@ struct MovedDisk {
 };
 
 // The domain XML a migration hands the target: `xml` (the source's migratable XML) with the boot images, the
-// NoCloud seed (cdrom instance::kSeedTarget) and the serial console log at the target's paths (`target`:
-// {kernel, initrd, seed, consoleLog}; an absent key leaves that path alone), and each writable disk in one of
+// NoCloud seed (cdrom instance::kSeedTarget) and the serial console log at the target's paths, the target agent's
+// owner mark in Stratus' metadata (`target`: {kernel, initrd, seed, consoleLog, owner}; an absent key leaves that
+// alone), and each writable disk in one of
 // `pools` moved to the same file name in that pool on the target (listed in `*moved`). kInvalid when `xml` does
 // not parse, or a writable disk is in no pool the target has (it could not be copied there).
 StatusOr<std::string> RewriteForTarget(const std::string& xml, const json& target, const std::vector<PoolMove>& pools = {},
