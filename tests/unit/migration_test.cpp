@@ -20,7 +20,7 @@
 #include "stratus/core/object.h"
 #include "stratus/host/seed_disk.h"
 #include "stratus/instance/instance.h"
-#include "stratus/instance/migration_phases.h"
+#include "stratus/runtime/migration_phases.h"
 #include "stratus/migration/migration.h"
 #include "stratus/runtime/conditions.h"
 

@@ -241,6 +241,52 @@ TEST_F(NetworkReconcilerTest, OrphanBridgesAreRemoved) {
   EXPECT_TRUE(host_.links.count(bridge_));
 }
 
+// A guest arriving here by live migration is filtered here (its taps, its security groups) while it runs here and
+// before it is bound here; not before its migration targets this node, and not once that migration failed.
+TEST_F(NetworkReconcilerTest, AnArrivingGuestIsFilteredBeforeItIsBoundHere) {
+  runtime::InformerOptions mo;
+  mo.plural = "migrations";
+  auto migrations = std::make_unique<runtime::Informer>(client_.get(), mo);
+  migrations->Start();
+  ASSERT_TRUE(migrations->WaitForSync(5s));
+  Options o;
+  o.node = "node-a";
+  o.state_dir = (dir_ / "net").string();
+  NetworkReconciler rec(client_.get(), networks_.get(), instances_.get(), groups_.get(), &host_, o, nullptr, nullptr,
+                        nullptr, migrations.get());
+  json net = MustCreate(Network(), "networks");
+  ASSERT_TRUE(CachedRv(networks_.get(), "default/default", net));
+  json sg = MustCreate(Group("web", 22), "securitygroups");
+  ASSERT_TRUE(CachedRv(groups_.get(), "default/web", sg));
+  json inst = Instance("web-1", {"web"});
+  inst["spec"]["nodeName"] = "node-b";  // running on node-b, on its way here
+  inst = MustCreate(inst, "instances");
+  ASSERT_TRUE(CachedRv(instances_.get(), "default/web-1", inst));
+  Allocate(inst);
+  const std::string chain = "chain in-" + TapName(MetaString(inst, "uid"), 0);
+  auto ruleset = [&] {
+    auto r = rec.RenderNodeRuleset();
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : std::string();
+  };
+  EXPECT_EQ(ruleset().find(chain), std::string::npos) << "another node's guest";
+  json m = MustCreate({{"apiVersion", "stratus.io/v1"}, {"kind", "Migration"},
+                       {"metadata", {{"name", "m1"}, {"namespace", "default"}}}, {"spec", {{"instance", "web-1"}}}},
+                      "migrations");
+  m["status"] = {{"phase", "Running"}, {"sourceNode", "node-b"}, {"targetNode", "node-a"}};
+  auto u = client_->UpdateStatus("migrations", "default", m);
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  ASSERT_TRUE(CachedRv(migrations.get(), "default/m1", *u));
+  EXPECT_NE(ruleset().find(chain), std::string::npos) << "arriving here: filtered here";
+  json failed = *u;
+  failed["status"]["phase"] = "Failed";
+  u = client_->UpdateStatus("migrations", "default", failed);
+  ASSERT_TRUE(u.ok());
+  ASSERT_TRUE(CachedRv(migrations.get(), "default/m1", *u));
+  EXPECT_EQ(ruleset().find(chain), std::string::npos) << "it stayed on node-b";
+  migrations->Stop();
+}
+
 // A node with an underlay: a network with a VNI joins its VXLAN segment, flooding to the underlay addresses the
 // other Nodes report; the peers follow the Nodes; no underlay address: the network is not brought up half-joined.
 TEST_F(NetworkReconcilerTest, OverlayFollowsTheVniAndThePeerNodes) {

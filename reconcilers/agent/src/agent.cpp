@@ -564,7 +564,8 @@ Status NodeAgent::Start() {
     nopt.underlay_interface = m.opts.underlay_interface;
     m.net_rec = std::make_unique<network::NetworkReconciler>(
         m.client, m.networks, m.all_instances, m.groups, m.netdev.get(), nopt, m.informers->For("addresses"),
-        m.informers->For("addresspools"), m.opts.underlay_interface.empty() ? nullptr : m.informers->For("nodes"));
+        m.informers->For("addresspools"), m.opts.underlay_interface.empty() ? nullptr : m.informers->For("nodes"),
+        m.informers->For("migrations"));
     m.net_ctl = std::make_unique<runtime::Controller>(m.net_rec.get(), 1);
   }
   m.migrations = m.informers->For("migrations");

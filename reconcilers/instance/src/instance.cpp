@@ -7,7 +7,7 @@
 
 #include "stratus/core/object.h"
 #include "stratus/image/image.h"
-#include "stratus/instance/migration_phases.h"
+#include "stratus/runtime/migration_phases.h"
 #include "stratus/network/plan.h"
 #include "stratus/volume/volume.h"
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "stratus/core/object.h"
+#include "stratus/runtime/migration_phases.h"
 
 namespace stratus::network {
 
@@ -67,9 +68,10 @@ std::string Join(const std::vector<std::string>& v, const std::string& sep) {
 NetworkReconciler::NetworkReconciler(ApiClient* client, runtime::Informer* networks, runtime::Informer* instances,
                                      runtime::Informer* groups, host::NetDev* netdev, Options opts,
                                      runtime::Informer* addresses, runtime::Informer* pools,
-                                     runtime::Informer* nodes)
+                                     runtime::Informer* nodes, runtime::Informer* migrations)
     : client_(client), networks_(networks), instances_(instances), groups_(groups), addresses_(addresses),
-      pools_(pools), nodes_(opts.underlay_interface.empty() ? nullptr : nodes), netdev_(netdev), opts_(std::move(opts)), events_(client, "network", opts_.node) {}
+      pools_(pools), nodes_(opts.underlay_interface.empty() ? nullptr : nodes), migrations_(migrations),
+      netdev_(netdev), opts_(std::move(opts)), events_(client, "network", opts_.node) {}
 
 std::vector<std::string> NetworkReconciler::NetworkKeys(const std::string& key, const json&) {
   return {key, kFirewallKey};
@@ -103,10 +105,26 @@ StatusOr<runtime::Result> NetworkReconciler::Reconcile(const std::string& key) {
   return ReconcileNetwork(key);
 }
 
+bool NetworkReconciler::Local(const json& inst) {
+  if (NodeOf(inst) == opts_.node) return true;
+  if (migrations_ == nullptr) return false;
+  const std::string ns = MetaString(inst, "namespace"), name = MetaString(inst, "name");
+  for (const auto& m : migrations_->List()) {
+    if (MetaString(m, "namespace") != ns || !m.contains("spec") || m["spec"].value("instance", "") != name) continue;
+    const json st = m.value("status", json::object());
+    const std::string phase = st.is_object() ? st.value("phase", "") : "";
+    if (st.value("targetNode", "") == opts_.node &&
+        (phase == migration::kTargetReady || phase == migration::kRunning || phase == migration::kMigrated)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 std::vector<std::string> NetworkReconciler::LocalTaps(const std::string& ns, const std::string& name) {
   std::vector<std::string> taps;
   for (const auto& inst : instances_->List()) {
-    if (MetaString(inst, "namespace") != ns || NodeOf(inst) != opts_.node) continue;
+    if (MetaString(inst, "namespace") != ns || !Local(inst)) continue;
     std::string uid = MetaString(inst, "uid");
     for (const auto& [i, net] : NicsOf(inst)) {
       if (net == name && !uid.empty()) taps.push_back(TapName(uid, i));
@@ -436,7 +454,7 @@ StatusOr<std::string> NetworkReconciler::RenderNodeRuleset() {
     }
   }
   for (const auto& inst : instances) {
-    if (NodeOf(inst) != opts_.node) continue;
+    if (!Local(inst)) continue;  // bound here, or arriving by live migration
     std::string ns = MetaString(inst, "namespace");
     std::string uid = MetaString(inst, "uid");
     auto rules = ResolveNicRules(GroupsOf(inst), groups[ns], members[ns]);
@@ -588,6 +606,8 @@ std::vector<runtime::WatchSpec> NetworkReconciler::Watches() {
   // Floating addresses live in the node's ruleset and on the pools' interfaces: any change wakes the ruleset.
   if (addresses_) w.push_back({addresses_, SecurityGroupKeys});
   if (pools_) w.push_back({pools_, SecurityGroupKeys});
+  // A migration arriving here brings a NIC to filter before its instance is bound here.
+  if (migrations_) w.push_back({migrations_, SecurityGroupKeys});
   // A node's underlay address appearing, changing or going changes every overlay's flood list.
   if (nodes_) {
     w.push_back({nodes_, [this](const std::string&, const json&) {

@@ -29,7 +29,7 @@
 #include "stratus/host/hypervisor.h"
 #include "stratus/host/storage.h"
 #include "stratus/instance/instance.h"
-#include "stratus/instance/migration_phases.h"
+#include "stratus/runtime/migration_phases.h"
 #include "stratus/placement/placement.h"
 #include "stratus/runtime/conditions.h"
 #include "stratus/runtime/controller.h"

@@ -57,13 +57,14 @@ class NetworkReconciler : public runtime::Reconciler {
   NetworkReconciler(ApiClient* client, runtime::Informer* networks, runtime::Informer* instances,
                     runtime::Informer* groups, host::NetDev* netdev, Options opts,
                     runtime::Informer* addresses = nullptr, runtime::Informer* pools = nullptr,
-                    runtime::Informer* nodes = nullptr);
+                    runtime::Informer* nodes = nullptr, runtime::Informer* migrations = nullptr);
   std::string Name() const override { return "network"; }
   std::vector<const runtime::Informer*> Reads() const override {
     std::vector<const runtime::Informer*> r = {networks_, instances_, groups_};
     if (addresses_) r.push_back(addresses_);
     if (pools_) r.push_back(pools_);
     if (nodes_) r.push_back(nodes_);
+    if (migrations_) r.push_back(migrations_);
     return r;
   }
   std::vector<runtime::WatchSpec> Watches() override;
@@ -115,6 +116,10 @@ class NetworkReconciler : public runtime::Reconciler {
   runtime::Informer* addresses_ = nullptr;
   runtime::Informer* pools_ = nullptr;
   runtime::Informer* nodes_ = nullptr;  // peers' underlay addresses (with Options::underlay_interface)
+  // Migrations: an instance arriving here by live migration has its NICs here (taps, security groups) before it
+  // is bound here.
+  runtime::Informer* migrations_ = nullptr;
+  bool Local(const json& inst);
   host::NetDev* netdev_;
   Options opts_;
   runtime::EventRecorder events_;

@@ -1,6 +1,7 @@
-// The phases of a Migration and the newest migration of an instance: what the instance reconciler needs to leave a
-// moving instance alone (its domain is in flight) and to keep its fence off an arriving domain. The migration
-// reconcilers (reconcilers/migration) build on the same names.
+// The phases of a Migration and who holds a moving instance: what the node's reconcilers need while an instance
+// moves — the instance reconciler leaves it alone on its source (its domain is in flight) and keeps its fence off
+// an arriving domain, the network reconciler filters an arriving guest's NICs. The migration reconcilers
+// (reconcilers/migration) own the kind and build on the same names.
 #pragma once
 
 #include <string>
