@@ -965,6 +965,30 @@ TEST_F(MigrationInstanceGuardTest, OnlyTheLatestMigrationFromThisNodeCounts) {
   EXPECT_FALSE(hv_a_.Has(kDom));
 }
 
+// Moved away and straight back (a drain right after a migration): the newer move brought it home, so the older
+// one's recent success no longer holds it here (it had kept node-a from even deleting it for two minutes).
+TEST_F(MigrationInstanceGuardTest, AnInstanceMovedBackIsNotHeldByItsEarlierMove) {
+  MakeNode("node-a");
+  MakeNode("node-b", {}, kEndpointB);
+  MakeInstance("node-a", "Running");
+  Agent("node-a");
+  json away = SourceStatus(kSucceeded);
+  away["completionTime"] = NowRfc3339();
+  MakeMigration("m1", "web-1", "", away);
+  EXPECT_TRUE(HeldBy(migrations_->List(), "default", "web-1", "node-a", std::time(nullptr)));
+  json back = away;
+  back["sourceNode"] = "node-b";
+  back["targetNode"] = "node-a";
+  MakeMigration("m2", "web-1", "", back);  // same second: the name orders them
+  EXPECT_FALSE(HeldBy(migrations_->List(), "default", "web-1", "node-a", std::time(nullptr)));
+  EXPECT_TRUE(HeldBy(migrations_->List(), "default", "web-1", "node-b", std::time(nullptr)))
+      << "node-b, which it just left, still may not have seen it leave";
+  ASSERT_TRUE(inst_->Reconcile("default/web-1").ok());
+  EXPECT_EQ(hv_a_.TakeCalls(), (std::vector<std::string>{"Define " + std::string(kDom), "Start " + std::string(kDom)}));
+  // Long after: nothing holds it anywhere.
+  EXPECT_FALSE(HeldBy(migrations_->List(), "default", "web-1", "node-b", std::time(nullptr) + 600));
+}
+
 // A newer migration of the same instance that the server refused (AlreadyMigrating) or has not looked at yet
 // (Pending) is the instance's LatestMigration; the source's guard still holds for the one in flight.
 TEST_F(MigrationInstanceGuardTest, ARefusedSecondMigrationDoesNotLiftTheGuardOfTheOneInFlight) {

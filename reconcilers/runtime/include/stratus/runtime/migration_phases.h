@@ -43,24 +43,32 @@ inline json LatestMigration(const std::vector<json>& migrations, const std::stri
   return best;
 }
 
-// True when a migration of instance `ns/name` away from `node` holds its domain: in flight (TargetReady, Running,
-// Migrated) or so recently Succeeded (within `settle_seconds` of `now`) that the binding to the target may not have
-// reached that node's cache. Every migration of the instance counts, not only the newest (a second one, refused or
-// not looked at yet, must not lift the first one's hold).
+// True when a migration of instance `ns/name` away from `node` holds its domain: the newest of its migrations that
+// got under way (Pending and Failed ones do not count: a refused or not yet scheduled second one must not lift the
+// hold of the one in flight) moves it away from `node` and is in flight (TargetReady, Running, Migrated) or so
+// recently Succeeded (within `settle_seconds` of `now`) that the binding to the target may not have reached that
+// node's cache. A newer one that brought it back to `node` ends the hold.
 inline bool HeldBy(const std::vector<json>& migrations, const std::string& ns, const std::string& name,
                    const std::string& node, int64_t now, int64_t settle_seconds = 120) {
+  json newest;
   for (const auto& m : migrations) {
     if (MetaString(m, "namespace") != ns || !m.contains("spec") || !m["spec"].is_object() ||
         m["spec"].value("instance", "") != name) {
       continue;
     }
-    const json st = m.value("status", json::object());
-    if (!st.is_object() || st.value("sourceNode", "") != node) continue;
-    const std::string phase = st.value("phase", "");
-    if (phase == kTargetReady || phase == kRunning || phase == kMigrated) return true;
-    if (phase == kSucceeded && now - ParseRfc3339(st.value("completionTime", "")) < settle_seconds) return true;
+    const std::string phase = PhaseOf(m);
+    if (phase == kPending || phase == kFailed) continue;
+    auto k = std::make_pair(MetaString(m, "creationTimestamp"), MetaString(m, "name"));
+    if (newest.is_null() || k > std::make_pair(MetaString(newest, "creationTimestamp"), MetaString(newest, "name"))) {
+      newest = m;
+    }
   }
-  return false;
+  if (newest.is_null()) return false;
+  const json st = newest.value("status", json::object());
+  if (st.value("sourceNode", "") != node) return false;
+  const std::string phase = st.value("phase", "");
+  if (phase == kTargetReady || phase == kRunning || phase == kMigrated) return true;
+  return phase == kSucceeded && now - ParseRfc3339(st.value("completionTime", "")) < settle_seconds;
 }
 
 }  // namespace stratus::migration
