@@ -958,7 +958,7 @@ TEST_F(MigrationInstanceGuardTest, OnlyTheLatestMigrationFromThisNodeCounts) {
   EXPECT_EQ(hv_a_.TakeCalls(), (std::vector<std::string>{"Define " + std::string(kDom), "Start " + std::string(kDom)}));
   // A newer one from node-a is in flight: the latest is what counts (m1, from node-c, is older and listed first).
   hv_a_.Remove(kDom);
-  std::this_thread::sleep_for(1100ms);  // a later creationTimestamp
+  // m2 is newer: a later creationTimestamp, or within the same second a later name.
   MakeMigration("m2", "web-1", "", SourceStatus(kRunning));
   ASSERT_TRUE(inst_->Reconcile("default/web-1").ok());
   EXPECT_TRUE(hv_a_.TakeCalls().empty()) << "m2 from node-a is in flight";
@@ -997,7 +997,7 @@ TEST_F(MigrationInstanceGuardTest, ARefusedSecondMigrationDoesNotLiftTheGuardOfT
   MakeInstance("node-a", "Running");
   Agent("node-a");
   MakeMigration("m1", "web-1", "", SourceStatus(kMigrated));  // the domain runs on node-b now; not bound there yet
-  std::this_thread::sleep_for(1100ms);                        // a later creationTimestamp
+  // m2 is newer: a later creationTimestamp, or within the same second a later name.
   MakeMigration("m2");                                        // Pending
   ASSERT_EQ(MetaString(LatestMigration(migrations_->List(), "default", "web-1"), "name"), "m2");
   ASSERT_TRUE(inst_->Reconcile("default/web-1").ok());

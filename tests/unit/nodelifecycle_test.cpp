@@ -99,7 +99,9 @@ TEST_F(NodeLifecycleTest, ALostNodesInstancesSayTheirStateIsUnknown) {
     n["status"] = {{"lastHeartbeatTime", std::string(name) == "lost" ? FormatRfc3339(std::time(nullptr) - 300)
                                                                       : NowRfc3339()},
                    {"conditions", {{{"type", "Ready"}, {"status", "True"}, {"reason", "AgentReady"}}}}};
-    ASSERT_TRUE(client_->UpdateStatus("nodes", "", n).ok());
+    auto u = client_->UpdateStatus("nodes", "", n);
+    ASSERT_TRUE(u.ok()) << u.status().ToString();
+    ASSERT_TRUE(Cached(nodes_.get(), *u)) << "the reconciler decides from the cached heartbeat";
   }
   for (auto [name, node] : {std::pair{"a", "lost"}, {"b", "fine"}}) {
     MustCreate({{"apiVersion", "stratus.io/v1"},
@@ -127,7 +129,11 @@ TEST_F(NodeLifecycleTest, ALostNodesInstancesSayTheirStateIsUnknown) {
 TEST_F(NodeLifecycleTest, EvacuateUnbindsAndGivesUpTheRootVolume) {
   json n = MustCreate({{"apiVersion", "stratus.io/v1"}, {"kind", "Node"}, {"metadata", {{"name", "lost"}}}}, "nodes", "");
   n["status"] = {{"lastHeartbeatTime", FormatRfc3339(std::time(nullptr) - 300)}};
-  ASSERT_TRUE(client_->UpdateStatus("nodes", "", n).ok());
+  {
+    auto u = client_->UpdateStatus("nodes", "", n);
+    ASSERT_TRUE(u.ok()) << u.status().ToString();
+    ASSERT_TRUE(Cached(nodes_.get(), *u)) << "the reconciler decides from the cached heartbeat";
+  }
   auto inst = [&](const std::string& name, json extra) {
     json spec = {{"nodeName", "lost"}, {"resources", {{"vcpus", 1}, {"memoryMiB", 128}}}};
     for (auto& [k, v] : extra.items()) spec[k] = v;
