@@ -592,6 +592,34 @@ TEST_F(MigrationServerTest, TwoPendingMigrationsOfOneInstanceAreNotBothScheduled
       << "m1: " << MigStatus("m1").dump() << "\nm2: " << MigStatus("m2").dump();
 }
 
+// A node gone quiet does not leave a migration pending forever: not started within kStartTimeout of being scheduled,
+// it fails saying which node did not do its part; before that it is looked at again when the time is up.
+TEST_F(MigrationServerTest, AMigrationNotStartedInTimeFails) {
+  MakeNode("node-a");
+  MakeNode("node-b");
+  MakeInstance("node-a", "Running");
+  json recent = {{"phase", kScheduled}, {"sourceNode", "node-a"}, {"targetNode", "node-b"}, {"live", true},
+                 {"scheduledTime", NowRfc3339()}};
+  MakeMigration("fresh", "web-1", "", recent);
+  auto r = rec_->Reconcile("default/fresh");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(MigStatus("fresh").value("phase", ""), kScheduled);
+  EXPECT_GT(r->requeue_after.count(), 0) << "looked at again when its time is up";
+  json old = recent;
+  old["scheduledTime"] = FormatRfc3339(std::time(nullptr) - MigrationReconciler::kStartTimeout.count() - 5);
+  MakeMigration("stale", "web-1", "", old);
+  Reconcile("stale");
+  json st = MigStatus("stale");
+  EXPECT_EQ(st.value("phase", ""), kFailed);
+  EXPECT_EQ(st.value("reason", ""), "StartTimeout");
+  EXPECT_NE(st.value("message", "").find("node node-b did not prepare to take it"), std::string::npos) << st.dump();
+  old["phase"] = kTargetReady;
+  MakeMigration("stale2", "web-1", "", old);
+  Reconcile("stale2");
+  EXPECT_NE(MigStatus("stale2").value("message", "").find("node node-a did not begin to send it"), std::string::npos);
+  EXPECT_EQ(Instance()["spec"]["nodeName"], "node-a");
+}
+
 TEST_F(MigrationServerTest, MigratedBindsTheInstanceToTheTargetAndSucceeds) {
   MakeNode("node-a");
   MakeNode("node-b");

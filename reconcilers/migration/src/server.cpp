@@ -83,6 +83,7 @@ StatusOr<runtime::Result> MigrationReconciler::Schedule(const json& m) {
   d["status"]["live"] = live;
   if (live) {
     d["status"]["phase"] = kScheduled;
+    d["status"]["scheduledTime"] = NowRfc3339();
     d["status"]["reason"] = "TargetChosen";
     d["status"]["message"] = "live migration of " + name + " from " + source + " to " + *target;
     auto u = runtime::UpdateStatusIfChanged(client_, "migrations", m, d);
@@ -155,6 +156,22 @@ StatusOr<runtime::Result> MigrationReconciler::Complete(const json& m) {
   return runtime::Result::Done();
 }
 
+StatusOr<runtime::Result> MigrationReconciler::CheckStarted(const json& m) {
+  const json st = m.value("status", json::object());
+  int64_t since = ParseRfc3339(st.value("scheduledTime", ""));
+  if (since < 0) since = ParseRfc3339(MetaString(m, "creationTimestamp"));
+  int64_t left = since + kStartTimeout.count() - std::time(nullptr);
+  if (left > 0) return runtime::Result::After(std::chrono::seconds(left + 1));
+  const bool target_side = PhaseOf(m) == kScheduled;
+  Status s = Fail(m, "StartTimeout",
+                  "not started within " + std::to_string(kStartTimeout.count()) + " s: node " +
+                      st.value(target_side ? "targetNode" : "sourceNode", "") +
+                      (target_side ? " did not prepare to take it" : " did not begin to send it") +
+                      "; the instance stays where it was");
+  if (!s.ok()) return s;  // a node's write won the race: looked at again
+  return runtime::Result::Done();
+}
+
 StatusOr<runtime::Result> MigrationReconciler::Reconcile(const std::string& key) {
   if (!runtime::AllSynced(Reads())) return runtime::Result::After(std::chrono::milliseconds(500));
   json m = migrations_->Get(key);
@@ -162,6 +179,7 @@ StatusOr<runtime::Result> MigrationReconciler::Reconcile(const std::string& key)
   std::string phase = PhaseOf(m);
   if (phase == kPending) return Schedule(m);
   if (phase == kMigrated) return Complete(m);
+  if (phase == kScheduled || phase == kTargetReady) return CheckStarted(m);
   return runtime::Result::Done();  // the agents' phases, or over
 }
 

@@ -75,6 +75,10 @@ StatusOr<std::string> ChooseTarget(const json& inst, const std::string& source, 
 
 class MigrationReconciler : public runtime::Reconciler {
  public:
+  // A migration whose nodes have not started it (Scheduled: the target has not prepared; TargetReady: the source
+  // has not begun) this long after it was scheduled fails (reason StartTimeout): a node gone quiet must not leave
+  // it pending forever. Once libvirt runs it, libvirt and the source's agent bound it.
+  static constexpr std::chrono::seconds kStartTimeout{300};
   MigrationReconciler(ApiClient* client, runtime::Informer* migrations, runtime::Informer* instances,
                       runtime::Informer* nodes, runtime::Informer* flavors, placement::Options opts);
   std::string Name() const override { return "migration"; }
@@ -86,6 +90,7 @@ class MigrationReconciler : public runtime::Reconciler {
   Status Fail(const json& m, const std::string& reason, const std::string& message);
   StatusOr<runtime::Result> Schedule(const json& m);
   StatusOr<runtime::Result> Complete(const json& m);
+  StatusOr<runtime::Result> CheckStarted(const json& m);
 
   ApiClient* client_;
   runtime::Informer* migrations_;
