@@ -98,7 +98,6 @@ Status NodeLifecycleReconciler::Evacuate(const json& inst, const std::string& no
   json desired = inst;
   runtime::SetCondition(desired, "Evacuated", "True", e.reason, e.message);
   runtime::SetCondition(desired, "Ready", "False", "Evacuating", "rebuilding on another node: node " + node + " was lost");
-  desired["status"]["phase"] = "Pending";
   auto st = runtime::UpdateStatusIfChanged(client_, "instances", inst, desired);
   if (!st.ok()) return st.status();  // a conflict: looked at again
   // 3. Unbound (with optimistic concurrency: a changed instance is looked at again), so placement binds it anew.
