@@ -4,8 +4,12 @@
 //   server (MigrationReconciler, cluster-wide)  Pending -> Scheduled: checks the instance can move and chooses the
 //                                                 target (spec.targetNode, or the scheduler's filters and weighers
 //                                                 over the other nodes); a stopped instance is moved cold at once
-//                                                 (rebound, Succeeded). Migrated -> Succeeded: binds the instance to
-//                                                 the target (spec.nodeName).
+//                                                 (rebound, Succeeded). Migrated -> Succeeded: binds the moved
+//                                                 Volumes, then the instance, to the target (spec.nodeName). The one
+//                                                 write it makes into another's status is the handover of each moved
+//                                                 Volume's status.path and node (the target's volume reconciler writes
+//                                                 the same from then on): the target's instance reconciler must never
+//                                                 see the volume on the target with the source's path.
 //   target agent (MigrationAgentReconciler)       Scheduled -> TargetReady: prepares what the domain needs there (its
 //                                                 seed, console directory) and publishes the paths it will use.
 //   source agent (MigrationAgentReconciler)       TargetReady -> Running -> Migrated: libvirt live-migrates the domain
