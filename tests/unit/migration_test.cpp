@@ -741,6 +741,16 @@ class MigrationAgentTest : public MigrationEnv {
     hv_a_.TakeCalls();
   }
   StatusOr<runtime::Result> Reconcile(const std::string& name) { return agent_->Reconcile("default/" + name); }
+  // web-1 runs on node-a and migration m1 is Scheduled to node-b; node-b's agent takes its turn.
+  StatusOr<runtime::Result> ScheduledOnTargetNodeB() {
+    MakeNode("node-a");
+    MakeNode("node-b", {}, kEndpointB);
+    MakeInstance("node-a", "Running");
+    Agent("node-b");
+    MakeMigration("m1", "web-1", "",
+                  {{"phase", kScheduled}, {"sourceNode", "node-a"}, {"targetNode", "node-b"}, {"live", true}});
+    return Reconcile("m1");
+  }
   json SourceStatus(const std::string& phase) {
     return {{"phase", phase}, {"sourceNode", "node-a"}, {"targetNode", "node-b"}, {"live", true},
             {"target", kTargetPaths}};
@@ -865,13 +875,7 @@ TEST_F(MigrationAgentTest, AnAgentRestartedMidMigrationFindsOutHowItEnded) {
 }
 
 TEST_F(MigrationAgentTest, TheTargetPreparesAndPublishesItsPaths) {
-  MakeNode("node-a");
-  MakeNode("node-b", {}, kEndpointB);
-  MakeInstance("node-a", "Running");
-  Agent("node-b");
-  MakeMigration("m1", "web-1", "",
-                {{"phase", kScheduled}, {"sourceNode", "node-a"}, {"targetNode", "node-b"}, {"live", true}});
-  auto r = Reconcile("m1");
+  auto r = ScheduledOnTargetNodeB();
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   json st = MigStatus("m1");
   EXPECT_EQ(st.value("phase", ""), kTargetReady) << st.dump();
@@ -896,13 +900,7 @@ TEST_F(MigrationAgentTest, TheTargetPreparesAndPublishesItsPaths) {
 
 TEST_F(MigrationAgentTest, TheTargetWaitsForImagesNotCachedThere) {
   CacheImageOn({"node-a"});
-  MakeNode("node-a");
-  MakeNode("node-b", {}, kEndpointB);
-  MakeInstance("node-a", "Running");
-  Agent("node-b");
-  MakeMigration("m1", "web-1", "",
-                {{"phase", kScheduled}, {"sourceNode", "node-a"}, {"targetNode", "node-b"}, {"live", true}});
-  auto r = Reconcile("m1");
+  auto r = ScheduledOnTargetNodeB();
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_GT(r->requeue_after.count(), 0) << "looked at again";
   json st = MigStatus("m1");

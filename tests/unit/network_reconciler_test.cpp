@@ -58,6 +58,16 @@ class NetworkReconcilerTest : public testing_env::LocalApiTest {
             {"spec", {{"ingress", {{{"protocol", "tcp"}, {"fromPort", port}, {"cidr", "0.0.0.0/0"}}}}}}};
   }
 
+  // A started, synced informer over `plural` (every namespace), for the tests that give the reconciler more caches.
+  std::unique_ptr<runtime::Informer> Synced(const std::string& plural) {
+    runtime::InformerOptions o;
+    o.plural = plural;
+    auto inf = std::make_unique<runtime::Informer>(client_.get(), o);
+    inf->Start();
+    EXPECT_TRUE(inf->WaitForSync(5s));
+    return inf;
+  }
+
   // Waits until the informer `inf` shows `pred` for `key`.
   bool Cached(runtime::Informer* inf, const std::string& key, const std::function<bool(const json&)>& pred) {
     return WaitFor([&] { return pred(inf->Get(key)); });
@@ -244,11 +254,7 @@ TEST_F(NetworkReconcilerTest, OrphanBridgesAreRemoved) {
 // A guest arriving here by live migration is filtered here (its taps, its security groups) while it runs here and
 // before it is bound here; not before its migration targets this node, and not once that migration failed.
 TEST_F(NetworkReconcilerTest, AnArrivingGuestIsFilteredBeforeItIsBoundHere) {
-  runtime::InformerOptions mo;
-  mo.plural = "migrations";
-  auto migrations = std::make_unique<runtime::Informer>(client_.get(), mo);
-  migrations->Start();
-  ASSERT_TRUE(migrations->WaitForSync(5s));
+  auto migrations = Synced("migrations");
   Options o;
   o.node = "node-a";
   o.state_dir = (dir_ / "net").string();
@@ -290,11 +296,7 @@ TEST_F(NetworkReconcilerTest, AnArrivingGuestIsFilteredBeforeItIsBoundHere) {
 // A node with an underlay: a network with a VNI joins its VXLAN segment, flooding to the underlay addresses the
 // other Nodes report; the peers follow the Nodes; no underlay address: the network is not brought up half-joined.
 TEST_F(NetworkReconcilerTest, OverlayFollowsTheVniAndThePeerNodes) {
-  runtime::InformerOptions no;
-  no.plural = "nodes";
-  auto nodes = std::make_unique<runtime::Informer>(client_.get(), no);
-  nodes->Start();
-  ASSERT_TRUE(nodes->WaitForSync(5s));
+  auto nodes = Synced("nodes");
   Options o;
   o.node = "node-a";
   o.state_dir = (dir_ / "net").string();
