@@ -355,21 +355,15 @@ StatusOr<Result> InstanceReconciler::Fence() {
     if (i["spec"].value("nodeName", "") == opts_.node) bound.insert(MetaString(i, "uid"));
   }
   // A domain arriving by migration is not an orphan: its instance is bound here once it runs here.
+  std::set<std::string> arriving;
   if (migrations_ != nullptr) {
-    for (const auto& m : migrations_->List()) {
-      const json st = m.value("status", json::object());
-      if (st.value("targetNode", "") != opts_.node) continue;
-      const std::string phase = st.value("phase", "");
-      // Arriving, or arrived so recently that the binding may not have reached this node's cache yet.
-      bool arriving = phase == migration::kTargetReady || phase == migration::kRunning || phase == migration::kMigrated;
-      bool just_arrived = phase == migration::kSucceeded &&
-                          std::time(nullptr) - ParseRfc3339(st.value("completionTime", "")) < 120;
-      if (!arriving && !just_arrived) continue;
-      auto inst = client_->Get("instances", MetaString(m, "namespace"), m["spec"].value("instance", ""));
-      if (inst.ok()) bound.insert(MetaString(*inst, "uid"));
+    for (const auto& key : migration::ArrivingAt(migrations_->List(), opts_.node, std::time(nullptr))) {
+      auto [ns, name] = runtime::SplitKey(key);
+      arriving.insert(DomainName(ns, name));
     }
   }
   for (const auto& name : DomainsToFence(*domains, opts_.owner, bound)) {
+    if (arriving.count(name)) continue;
     Status s = hv_->Destroy(name);
     if (s.ok()) s = hv_->Undefine(name);
     if (!s.ok()) {

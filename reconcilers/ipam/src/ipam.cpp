@@ -115,12 +115,6 @@ Status IpamReconciler::ReportOnInstance(const std::string& key, const std::strin
 
 namespace {
 
-uint32_t StoredVni(const json& net) {
-  if (!net.contains("status") || !net["status"].is_object()) return 0;
-  const json& v = net["status"].value("vni", json());
-  return v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= 16777215 ? v.get<uint32_t>() : 0;
-}
-
 // Older first: (creationTimestamp, uid).
 bool Older(const json& a, const json& b) {
   return std::make_pair(MetaString(a, "creationTimestamp"), MetaString(a, "uid")) <
@@ -133,11 +127,11 @@ uint32_t ChooseVni(const json& network, const std::vector<json>& networks, const
   constexpr uint32_t kMax = 16777215;
   const std::string uid = MetaString(network, "uid");
   std::set<uint32_t> taken = reserved;
-  uint32_t mine = StoredVni(network);
+  uint32_t mine = network::VniOf(network);
   bool contested = false;
   for (const auto& n : networks) {
     if (MetaString(n, "uid") == uid) continue;
-    uint32_t v = StoredVni(n);
+    uint32_t v = network::VniOf(n);
     if (!v) continue;
     taken.insert(v);
     if (v == mine && Older(n, network)) contested = true;

@@ -27,15 +27,21 @@ StatusOr<json> MigrationAgentReconciler::WriteStatus(const json& m, const json& 
   return runtime::UpdateStatusIfChanged(client_, "migrations", m, d);
 }
 
+StatusOr<runtime::Result> MigrationAgentReconciler::Fail(const json& m, const std::string& reason,
+                                                         const std::string& message) {
+  auto w = WriteStatus(m, Failure(reason, message));
+  if (!w.ok()) return w.status();
+  events_.Record(m, "Warning", reason, message);
+  spdlog::warn("migration failed: migration={} reason={} message={}", runtime::KeyFor(m), reason, message);
+  return runtime::Result::Done();
+}
+
 StatusOr<runtime::Result> MigrationAgentReconciler::Prepare(const json& m) {
   const std::string ns = MetaString(m, "namespace"), name = m["spec"].value("instance", "");
   auto inst = client_->Get("instances", ns, name);  // bound elsewhere: not in this node's cache
   if (!inst.ok()) {
     if (inst.status().code() != Code::kNotFound) return inst.status();
-    auto w = WriteStatus(m, {{"phase", kFailed}, {"reason", "InstanceNotFound"},
-                             {"message", "instance " + name + " is gone"}, {"completionTime", NowRfc3339()}});
-    if (!w.ok()) return w.status();
-    return runtime::Result::Done();
+    return Fail(m, "InstanceNotFound", "instance " + name + " is gone");
   }
   auto spec = instances_->PrepareIncoming(*inst);
   if (!spec.ok()) {
@@ -45,12 +51,7 @@ StatusOr<runtime::Result> MigrationAgentReconciler::Prepare(const json& m) {
       if (!w.ok()) return w.status();
       return runtime::Result::After(std::chrono::seconds(2));
     }
-    auto w = WriteStatus(m, {{"phase", kFailed}, {"reason", "TargetFailed"},
-                             {"message", "node " + opts_.node + ": " + spec.status().message()},
-                             {"completionTime", NowRfc3339()}});
-    if (!w.ok()) return w.status();
-    events_.Record(m, "Warning", "TargetFailed", spec.status().message());
-    return runtime::Result::Done();
+    return Fail(m, "TargetFailed", "node " + opts_.node + ": " + spec.status().message());
   }
   json target = {{"kernel", spec->kernel_path}, {"initrd", spec->initrd_path}, {"consoleLog", spec->serial_log_path}};
   if (!spec->owner.empty()) target["owner"] = spec->owner;
@@ -69,13 +70,6 @@ StatusOr<runtime::Result> MigrationAgentReconciler::Migrate(const json& m) {
   const json st = m.value("status", json::object());
   const std::string target_node = st.value("targetNode", "");
   const std::string dom = instance::DomainName(ns, name);
-  auto fail = [&](const json& cur, const std::string& reason, const std::string& msg) -> StatusOr<runtime::Result> {
-    auto w = WriteStatus(cur, {{"phase", kFailed}, {"reason", reason}, {"message", msg}, {"completionTime", NowRfc3339()}});
-    if (!w.ok()) return w.status();
-    events_.Record(cur, "Warning", reason, msg);
-    spdlog::warn("migration failed: migration={} reason={} message={}", key, reason, msg);
-    return runtime::Result::Done();
-  };
   json node = nodes_->Get(target_node);
   const json endpoint = node.is_object() ? node.value("status", json::object()).value("migration", json::object())
                                          : json::object();
@@ -83,18 +77,18 @@ StatusOr<runtime::Result> MigrationAgentReconciler::Migrate(const json& m) {
   req.dest_uri = endpoint.value("libvirtURI", "");
   std::string addr = endpoint.value("address", "");
   if (req.dest_uri.empty()) {
-    return fail(m, "NoTargetEndpoint", "node " + target_node + " reports no migration endpoint (status.migration)");
+    return Fail(m, "NoTargetEndpoint", "node " + target_node + " reports no migration endpoint (status.migration)");
   }
   if (!addr.empty()) {
     req.migrate_uri = "tcp://" + addr;
     req.listen_address = addr;
   }
   auto xml = hv_->MigratableXml(dom);
-  if (!xml.ok()) return fail(m, "SourceFailed", "domain " + dom + ": " + xml.status().message());
+  if (!xml.ok()) return Fail(m, "SourceFailed", "domain " + dom + ": " + xml.status().message());
   std::vector<MovedDisk> moved;
   json self = nodes_->Get(opts_.node);
   auto rewritten = RewriteForTarget(*xml, st.value("target", json::object()), PoolMoves(self, node), &moved);
-  if (!rewritten.ok()) return fail(m, "SourceFailed", rewritten.status().message());
+  if (!rewritten.ok()) return Fail(m, "SourceFailed", rewritten.status().message());
   req.dest_xml = *rewritten;
   req.copy_storage = !moved.empty();
   // The Volumes whose storage moves, so the server binds them to the target and this node removes its copies.
@@ -163,7 +157,7 @@ StatusOr<runtime::Result> MigrationAgentReconciler::Migrate(const json& m) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began).count();
   auto cur = client_->Get("migrations", ns, MetaString(m, "name"));
   if (!cur.ok()) return cur.status();
-  if (!s.ok()) return fail(*cur, "MigrationFailed", s.message() + "; " + name + " keeps running on " + opts_.node);
+  if (!s.ok()) return Fail(*cur, "MigrationFailed", s.message() + "; " + name + " keeps running on " + opts_.node);
   json prog = cur->value("status", json::object()).value("progress", json::object());
   prog["percent"] = 100;
   prog["elapsedMillis"] = ms;
@@ -183,13 +177,12 @@ StatusOr<runtime::Result> MigrationAgentReconciler::Recover(const json& m) {
   bool here = info->state == host::DomainState::kRunning || info->state == host::DomainState::kPaused;
   auto progress = hv_->Migration(dom);
   if (here && progress.ok() && progress->active) return runtime::Result::After(std::chrono::seconds(1));
-  json fields = here ? json{{"phase", kFailed}, {"reason", "Interrupted"},
-                            {"message", "the migration was interrupted (node " + opts_.node +
-                                            "'s agent restarted); the instance keeps running here"},
-                            {"completionTime", NowRfc3339()}}
-                     : json{{"phase", kMigrated}, {"reason", "Migrated"},
-                            {"message", "the domain left node " + opts_.node + " while its agent restarted"}};
-  auto w = WriteStatus(m, fields);
+  if (here) {
+    return Fail(m, "Interrupted", "the migration was interrupted (node " + opts_.node +
+                                      "'s agent restarted); the instance keeps running here");
+  }
+  auto w = WriteStatus(m, {{"phase", kMigrated}, {"reason", "Migrated"},
+                           {"message", "the domain left node " + opts_.node + " while its agent restarted"}});
   if (!w.ok()) return w.status();
   return runtime::Result::Done();
 }

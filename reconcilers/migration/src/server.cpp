@@ -15,10 +15,8 @@ MigrationReconciler::MigrationReconciler(ApiClient* client, runtime::Informer* m
 
 Status MigrationReconciler::Fail(const json& m, const std::string& reason, const std::string& message) {
   json d = m;
-  d["status"]["phase"] = kFailed;
-  d["status"]["reason"] = reason;
-  d["status"]["message"] = message;
-  d["status"]["completionTime"] = NowRfc3339();
+  const json failure = Failure(reason, message);
+  for (auto it = failure.begin(); it != failure.end(); ++it) d["status"][it.key()] = it.value();
   auto u = runtime::UpdateStatusIfChanged(client_, "migrations", m, d);
   if (!u.ok()) return u.status();
   events_.Record(m, "Warning", reason, message);
@@ -48,15 +46,11 @@ StatusOr<runtime::Result> MigrationReconciler::Schedule(const json& m) {
   // counts even before the cache shows it.
   std::lock_guard lock(schedule_mu_);
   const std::string inst_key = ns + "/" + name, key = ns + "/" + MetaString(m, "name");
-  auto older = [](const json& a, const json& b) {
-    return std::make_pair(MetaString(a, "creationTimestamp"), MetaString(a, "name")) <
-           std::make_pair(MetaString(b, "creationTimestamp"), MetaString(b, "name"));
-  };
   std::string busy;
   for (const auto& o : migrations_->List()) {
     if (MetaString(o, "namespace") != ns || MetaString(o, "name") == MetaString(m, "name")) continue;
     if (o.value("spec", json::object()).value("instance", "") != name || Terminal(PhaseOf(o))) continue;
-    if (PhaseOf(o) != kPending || older(o, m)) busy = MetaString(o, "name");
+    if (PhaseOf(o) != kPending || Newer(m, o)) busy = MetaString(o, "name");
   }
   if (auto it = scheduled_.find(inst_key); busy.empty() && it != scheduled_.end() && it->second != key) {
     json o = migrations_->Get(it->second);

@@ -54,6 +54,12 @@ uint32_t NetworkConfig::HostCount() const {
   return LastHost(cidr) - FirstHost(cidr) + 1;
 }
 
+uint32_t VniOf(const json& network) {
+  if (!network.is_object() || !network.contains("status") || !network["status"].is_object()) return 0;
+  const json& v = network["status"].value("vni", json());
+  return v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= 16777215 ? v.get<uint32_t>() : 0;
+}
+
 StatusOr<NetworkConfig> ParseNetwork(const json& network) {
   if (!network.is_object() || !network.contains("metadata") || !network["metadata"].is_object()) {
     return InvalidError("not a Network object");

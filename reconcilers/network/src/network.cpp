@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <ctime>
 #include <filesystem>
 
 #include "stratus/core/object.h"
@@ -48,13 +49,6 @@ const json& StatusAllocations(const json& net) {
   if (!net.contains("status") || !net["status"].is_object()) return kNull;
   const json& s = net["status"];
   return s.contains("allocations") ? s["allocations"] : kNull;
-}
-
-// IPAM's VNI for the network (status.vni), 0 before it has given one.
-uint32_t VniOf(const json& net) {
-  if (!net.contains("status") || !net["status"].is_object()) return 0;
-  const json& v = net["status"].value("vni", json());
-  return v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= 16777215 ? v.get<uint32_t>() : 0;
 }
 
 std::string Join(const std::vector<std::string>& v, const std::string& sep) {
@@ -105,26 +99,20 @@ StatusOr<runtime::Result> NetworkReconciler::Reconcile(const std::string& key) {
   return ReconcileNetwork(key);
 }
 
-bool NetworkReconciler::Local(const json& inst) {
-  if (NodeOf(inst) == opts_.node) return true;
-  if (migrations_ == nullptr) return false;
-  const std::string ns = MetaString(inst, "namespace"), name = MetaString(inst, "name");
-  for (const auto& m : migrations_->List()) {
-    if (MetaString(m, "namespace") != ns || !m.contains("spec") || m["spec"].value("instance", "") != name) continue;
-    const json st = m.value("status", json::object());
-    const std::string phase = st.is_object() ? st.value("phase", "") : "";
-    if (st.value("targetNode", "") == opts_.node &&
-        (phase == migration::kTargetReady || phase == migration::kRunning || phase == migration::kMigrated)) {
-      return true;
-    }
-  }
-  return false;
+std::set<std::string> NetworkReconciler::Arriving() {
+  if (migrations_ == nullptr) return {};
+  return migration::ArrivingAt(migrations_->List(), opts_.node, std::time(nullptr));
+}
+
+bool NetworkReconciler::Local(const json& inst, const std::set<std::string>& arriving) const {
+  return NodeOf(inst) == opts_.node || arriving.count(runtime::KeyFor(inst)) > 0;
 }
 
 std::vector<std::string> NetworkReconciler::LocalTaps(const std::string& ns, const std::string& name) {
   std::vector<std::string> taps;
+  const std::set<std::string> arriving = Arriving();
   for (const auto& inst : instances_->List()) {
-    if (MetaString(inst, "namespace") != ns || !Local(inst)) continue;
+    if (MetaString(inst, "namespace") != ns || !Local(inst, arriving)) continue;
     std::string uid = MetaString(inst, "uid");
     for (const auto& [i, net] : NicsOf(inst)) {
       if (net == name && !uid.empty()) taps.push_back(TapName(uid, i));
@@ -428,7 +416,7 @@ StatusOr<std::string> NetworkReconciler::RenderNodeRuleset() {
     nf.cidr = cfg->cidr;
     nf.gateway = cfg->gateway;
     nf.mode = cfg->mode;
-    if (!opts_.underlay_interface.empty() && cfg->mode != "bridged" && VniOf(obj) > 0) {
+    if (!opts_.underlay_interface.empty() && JoinsOverlay(*cfg, VniOf(obj))) {
       nf.overlay = VxlanName(nf.bridge);
     }
     in.networks.push_back(nf);
@@ -453,8 +441,9 @@ StatusOr<std::string> NetworkReconciler::RenderNodeRuleset() {
       }
     }
   }
+  const std::set<std::string> arriving = Arriving();
   for (const auto& inst : instances) {
-    if (!Local(inst)) continue;  // bound here, or arriving by live migration
+    if (!Local(inst, arriving)) continue;  // bound here, or arriving by live migration
     std::string ns = MetaString(inst, "namespace");
     std::string uid = MetaString(inst, "uid");
     auto rules = ResolveNicRules(GroupsOf(inst), groups[ns], members[ns]);

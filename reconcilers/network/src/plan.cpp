@@ -61,7 +61,7 @@ StatusOr<DesiredNetwork> Desire(const NetworkConfig& net, const AllocationTable&
   d.bridge = BridgeName(net.ns, net.name);
   d.vxlan_link = VxlanName(d.bridge);
   bool bridged = net.mode == "bridged";
-  if (overlay && !bridged && overlay->vni > 0) {
+  if (overlay && JoinsOverlay(net, overlay->vni)) {
     Status s = host::ValidateIfName(overlay->dev, "underlay device");
     if (!s.ok()) return s;
     auto local = ParseIpv4(overlay->local);

@@ -41,6 +41,11 @@
 
 namespace stratus::migration {
 
+// The status fields of a migration that ended in failure (phase Failed, why, when), whoever writes it.
+inline json Failure(const std::string& reason, const std::string& message) {
+  return {{"phase", kFailed}, {"reason", reason}, {"message", message}, {"completionTime", NowRfc3339()}};
+}
+
 // A storage pool's place on the source and on the target (the same pool name on both nodes).
 struct PoolMove {
   std::string pool;         // its name (Volume spec.pool)
@@ -132,6 +137,8 @@ class MigrationAgentReconciler : public runtime::Reconciler {
   StatusOr<runtime::Result> Migrate(const json& m);
   StatusOr<runtime::Result> Recover(const json& m);
   StatusOr<runtime::Result> CleanUp(const json& m);
+  // Writes Failure(reason, message) over `m`, with a Warning event.
+  StatusOr<runtime::Result> Fail(const json& m, const std::string& reason, const std::string& message);
   // Writes `fields` into status (merged) with optimistic concurrency on `m`; returns the stored object.
   StatusOr<json> WriteStatus(const json& m, const json& fields);
 

@@ -48,6 +48,10 @@ struct NetworkConfig {
 // server, mtu or interface name.
 StatusOr<NetworkConfig> ParseNetwork(const json& network);
 
+// The VXLAN network identifier IPAM gave `network` (status.vni, 1..16777215); 0 before it has one (or when what is
+// there is not one).
+uint32_t VniOf(const json& network);
+
 // ---- Allocation table ------------------------------------------------------------------------------------------
 
 // Who holds an address: one NIC of one instance.

@@ -119,7 +119,8 @@ class NetworkReconciler : public runtime::Reconciler {
   // Migrations: an instance arriving here by live migration has its NICs here (taps, security groups) before it
   // is bound here.
   runtime::Informer* migrations_ = nullptr;
-  bool Local(const json& inst);
+  std::set<std::string> Arriving();  // "ns/name" of instances migrating here now
+  bool Local(const json& inst, const std::set<std::string>& arriving) const;
   host::NetDev* netdev_;
   Options opts_;
   runtime::EventRecorder events_;

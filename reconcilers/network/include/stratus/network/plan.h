@@ -39,6 +39,10 @@ struct OverlayInput {
   std::vector<std::string> peers;   // other nodes' underlay addresses
 };
 
+// Whether `net` joins a VXLAN segment on a node with an underlay: nat and isolated networks once IPAM gave them a
+// VNI (bridged ones join their host interface instead). Desire and the node's ruleset decide by this one rule.
+inline bool JoinsOverlay(const NetworkConfig& net, uint32_t vni) { return net.mode != "bridged" && vni > 0; }
+
 // The VXLAN port of one network on this node.
 struct DesiredOverlay {
   std::string link;                 // VxlanName(bridge)

@@ -4,6 +4,7 @@
 // (reconcilers/migration) own the kind and build on the same names.
 #pragma once
 
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,46 +30,58 @@ inline std::string PhaseOf(const json& m) {
 
 inline bool Terminal(const std::string& phase) { return phase == kSucceeded || phase == kFailed; }
 
-// The newest Migration (by creationTimestamp, then name) of instance `ns/name` among `migrations`; null when none.
-inline json LatestMigration(const std::vector<json>& migrations, const std::string& ns, const std::string& name) {
+// Migrations in the order they were made: by creationTimestamp, then (within a second) by name.
+inline bool Newer(const json& a, const json& b) {
+  return std::make_pair(MetaString(a, "creationTimestamp"), MetaString(a, "name")) >
+         std::make_pair(MetaString(b, "creationTimestamp"), MetaString(b, "name"));
+}
+
+inline bool Of(const json& m, const std::string& ns, const std::string& name) {
+  return MetaString(m, "namespace") == ns && m.contains("spec") && m["spec"].is_object() &&
+         m["spec"].value("instance", "") == name;
+}
+
+// The newest Migration of instance `ns/name` among `migrations` that `counts` (null: every one); null when none.
+inline json LatestMigration(const std::vector<json>& migrations, const std::string& ns, const std::string& name,
+                            bool (*counts)(const json&) = nullptr) {
   json best;
   for (const auto& m : migrations) {
-    if (MetaString(m, "namespace") != ns || !m.contains("spec") || !m["spec"].is_object() ||
-        m["spec"].value("instance", "") != name) {
-      continue;
-    }
-    auto k = std::make_pair(MetaString(m, "creationTimestamp"), MetaString(m, "name"));
-    if (best.is_null() || k > std::make_pair(MetaString(best, "creationTimestamp"), MetaString(best, "name"))) best = m;
+    if (!Of(m, ns, name) || (counts != nullptr && !counts(m))) continue;
+    if (best.is_null() || Newer(m, best)) best = m;
   }
   return best;
 }
 
+// True while migration `m` holds its instance's domain: in flight (TargetReady, Running, Migrated) or so recently
+// Succeeded (within `settle_seconds` of `now`) that the binding to the target may not have reached every node's
+// cache.
+inline bool Holds(const json& m, int64_t now, int64_t settle_seconds = 120) {
+  const std::string phase = PhaseOf(m);
+  if (phase == kTargetReady || phase == kRunning || phase == kMigrated) return true;
+  return phase == kSucceeded && now - ParseRfc3339(m["status"].value("completionTime", "")) < settle_seconds;
+}
+
 // True when a migration of instance `ns/name` away from `node` holds its domain: the newest of its migrations that
 // got under way (Pending and Failed ones do not count: a refused or not yet scheduled second one must not lift the
-// hold of the one in flight) moves it away from `node` and is in flight (TargetReady, Running, Migrated) or so
-// recently Succeeded (within `settle_seconds` of `now`) that the binding to the target may not have reached that
-// node's cache. A newer one that brought it back to `node` ends the hold.
+// hold of the one in flight) moves it away from `node` and Holds. A newer one that brought it back to `node` ends
+// the hold.
 inline bool HeldBy(const std::vector<json>& migrations, const std::string& ns, const std::string& name,
                    const std::string& node, int64_t now, int64_t settle_seconds = 120) {
-  json newest;
+  json newest = LatestMigration(migrations, ns, name, [](const json& m) {
+    return PhaseOf(m) != kPending && PhaseOf(m) != kFailed;
+  });
+  return !newest.is_null() && newest["status"].value("sourceNode", "") == node && Holds(newest, now, settle_seconds);
+}
+
+// The instances ("namespace/name") arriving at `node` by migration: their domain is (or is about to be) here before
+// they are bound here.
+inline std::set<std::string> ArrivingAt(const std::vector<json>& migrations, const std::string& node, int64_t now) {
+  std::set<std::string> out;
   for (const auto& m : migrations) {
-    if (MetaString(m, "namespace") != ns || !m.contains("spec") || !m["spec"].is_object() ||
-        m["spec"].value("instance", "") != name) {
-      continue;
-    }
-    const std::string phase = PhaseOf(m);
-    if (phase == kPending || phase == kFailed) continue;
-    auto k = std::make_pair(MetaString(m, "creationTimestamp"), MetaString(m, "name"));
-    if (newest.is_null() || k > std::make_pair(MetaString(newest, "creationTimestamp"), MetaString(newest, "name"))) {
-      newest = m;
-    }
+    if (PhaseOf(m) == kPending || m["status"].value("targetNode", "") != node || !Holds(m, now)) continue;
+    out.insert(MetaString(m, "namespace") + "/" + m.value("spec", json::object()).value("instance", ""));
   }
-  if (newest.is_null()) return false;
-  const json st = newest.value("status", json::object());
-  if (st.value("sourceNode", "") != node) return false;
-  const std::string phase = st.value("phase", "");
-  if (phase == kTargetReady || phase == kRunning || phase == kMigrated) return true;
-  return phase == kSucceeded && now - ParseRfc3339(st.value("completionTime", "")) < settle_seconds;
+  return out;
 }
 
 }  // namespace stratus::migration
